@@ -1,0 +1,34 @@
+# `make demo`: set up .venv if needed and run the main job.
+# `make test`: set up .venv if needed and run the test suite.
+# `make bench`: the speed benchmarks (ratios against references in the same run).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.rnnkit-installed
+# The real station files used for tests and the demo, when the shared folder is there.
+DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
+export KERAS_BACKEND := torch
+ifneq ($(DATA_DIR),)
+export RNNKIT_DATA_DIR ?= $(DATA_DIR)
+endif
+
+.PHONY: demo test bench setup clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/rnnkit demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_layers.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

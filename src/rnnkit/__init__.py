@@ -1,0 +1,9 @@
+"""rnnkit: recurrent neural networks for sequence modelling, with Keras semantics on PyTorch."""
+
+from rnnkit import data, datasets, layers
+from rnnkit.layers import regularizers
+from rnnkit.models import Sequential
+
+__version__ = "0.1.0"
+
+__all__ = ["Sequential", "data", "datasets", "layers", "regularizers", "__version__"]

@@ -1,0 +1,63 @@
+"""The protocol that every rnnkit layer follows.
+
+A layer is a ``torch.nn.Module`` on ``(batch, time, features)`` (or ``(batch, features)``)
+that may be built lazily: when ``input_size`` is left out, the weights are created at the
+first call (or by ``Sequential`` from ``input_shape``), like Keras's ``build``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+
+class Layer(nn.Module):
+    """Base class: lazy build, parameter count, Keras weights, regularisation, config."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.built = False
+
+    # --- building -----------------------------------------------------------------------
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        """Create the weights for inputs of ``input_shape`` (leading batch axis left out)."""
+        self.built = True
+
+    def maybe_build(self, x: torch.Tensor) -> None:
+        if not self.built:
+            self.build(tuple(x.shape[1:]))
+            self.to(device=x.device)
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> Any:
+        """Output shape (without the batch axis) for an input of ``input_shape``."""
+        return input_shape
+
+    # --- counting and describing ----------------------------------------------------------
+    def count_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def param_formula(self) -> str:
+        """The parameter count as a formula with the numbers filled in, e.g. ``16·14 + 16·16 + 16``."""
+        return str(self.count_params())
+
+    def get_config(self) -> dict[str, Any]:
+        """Constructor arguments, JSON-serialisable, so that ``type(self)(**config)`` rebuilds the layer."""
+        return {}
+
+    # --- weights in Keras's layout ---------------------------------------------------------
+    def get_weights(self) -> list[np.ndarray]:
+        return []
+
+    def set_weights(self, weights: list[np.ndarray]) -> None:
+        if weights:
+            raise ValueError(f"{type(self).__name__} has no weights, got {len(weights)} arrays")
+
+    # --- regularisation and state ----------------------------------------------------------
+    def regularization_loss(self) -> torch.Tensor:
+        return torch.zeros(())
+
+    def reset_states(self) -> None:
+        """Clear carried state (stateful recurrent layers); a no-op elsewhere."""
