@@ -1,0 +1,455 @@
+"""Recurrent layers with Keras semantics: ``SimpleRNN``, ``LSTM``, ``GRU``.
+
+One base class, ``RNN``, owns the time loop, ``stateful``, ``go_backwards``, dropout and
+the choice between PyTorch's fused kernels (``torch.rnn_tanh``/``rnn_relu``/``lstm``/``gru``,
+cuDNN on a GPU) and the step loop over a cell (``rnnkit.layers.cells``). The three
+public layers only say which cell they use, which fused operator fits, and how they count.
+
+Fused path: standard activations (tanh, and sigmoid for the gates; SimpleRNN also relu),
+GRU ``reset_after=True``, and no per-sample recurrent dropout. Input dropout is one mask
+per sequence, so it is applied to x before the kernel; ``recurrent_dropout_mode="batch"``
+draws one recurrent mask m for the whole batch and runs the kernel on U·diag(m).
+The step loop is the reference; tests hold the two to the same numbers.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from rnnkit.layers import activations, regularizers
+from rnnkit.layers.base import Layer
+from rnnkit.layers.cells import GRUCell, LSTMCell, RecurrentCell, SimpleRNNCell, State, _check_units
+
+RECURRENT_DROPOUT_MODES = ("sample", "batch")
+
+
+def _check_rate(value: object, argument: str) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, np.floating, np.integer))
+        or not math.isfinite(value)
+        or not 0.0 <= value < 1.0
+    ):
+        raise ValueError(f"{argument} must be in [0, 1), got {value!r}")
+    return float(value)
+
+
+def _dropout_mask(shape: tuple[int, ...], rate: float, like: torch.Tensor) -> torch.Tensor:
+    """Keep with probability 1 − rate, scaled by 1 / (1 − rate) (inverted dropout)."""
+    return like.new_empty(shape).bernoulli_(1.0 - rate).div_(1.0 - rate)
+
+
+class RNN(Layer):
+    """Base recurrent layer on (batch, time, features); see ``SimpleRNN``, ``LSTM``, ``GRU``.
+
+    Subclasses set ``cell_class``, and implement ``_cell_options``, ``_fused_ok``, ``_fused``
+    and ``param_formula``.
+    """
+
+    cell_class: type[RecurrentCell] = RecurrentCell
+    fused_activations: tuple[str, ...] = ("tanh",)
+
+    def __init__(
+        self,
+        units: int,
+        activation: str = "tanh",
+        use_bias: bool = True,
+        return_sequences: bool = False,
+        return_state: bool = False,
+        go_backwards: bool = False,
+        stateful: bool = False,
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        recurrent_dropout_mode: str = "sample",
+        kernel_regularizer: Any = None,
+        recurrent_regularizer: Any = None,
+        bias_regularizer: Any = None,
+        input_size: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.units = _check_units(units)
+        activations.get(activation, "activation")  # validate the name now, not at build
+        self.activation = activation
+        self.use_bias = bool(use_bias)
+        self.return_sequences = bool(return_sequences)
+        self.return_state = bool(return_state)
+        self.go_backwards = bool(go_backwards)
+        self.stateful = bool(stateful)
+        self.dropout = _check_rate(dropout, "dropout")
+        self.recurrent_dropout = _check_rate(recurrent_dropout, "recurrent_dropout")
+        if recurrent_dropout_mode not in RECURRENT_DROPOUT_MODES:
+            raise ValueError(
+                f"recurrent_dropout_mode must be one of {list(RECURRENT_DROPOUT_MODES)}, got {recurrent_dropout_mode!r}"
+            )
+        if recurrent_dropout_mode == "batch" and self.recurrent_dropout == 0.0:
+            warnings.warn(
+                "recurrent_dropout_mode='batch' does nothing when recurrent_dropout=0",
+                UserWarning,
+                stacklevel=2,
+            )
+        self.recurrent_dropout_mode = recurrent_dropout_mode
+        self.kernel_regularizer = regularizers.get(kernel_regularizer, "kernel_regularizer")
+        self.recurrent_regularizer = regularizers.get(recurrent_regularizer, "recurrent_regularizer")
+        self.bias_regularizer = regularizers.get(bias_regularizer, "bias_regularizer")
+        self.input_size = None if input_size is None else _check_units(input_size, "input_size")
+        self.cell: RecurrentCell | None = None
+        self._states: State | None = None
+        # Set True to run the step loop even where a fused kernel applies (tests, benchmarks).
+        self._force_loop = False
+        # The dropout masks drawn by the last training call (None when not drawn).
+        self.last_dropout_mask: torch.Tensor | None = None
+        self.last_recurrent_dropout_mask: torch.Tensor | None = None
+        if self.input_size is not None:
+            self.build((None, self.input_size))
+
+    # --- building -----------------------------------------------------------------------------
+    def _cell_options(self) -> dict[str, Any]:
+        return {"activation": self.activation, "use_bias": self.use_bias}
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        features = input_shape[-1]
+        if self.input_size is not None and features != self.input_size:
+            raise ValueError(f"input features must equal input_size={self.input_size}, got {features}")
+        self.input_size = _check_units(features, "input_size")
+        self.cell = self.cell_class(self.input_size, self.units, **self._cell_options())
+        self.built = True
+
+    @property
+    def state_count(self) -> int:
+        return self.cell_class.state_count
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> Any:
+        """(time, units) with return_sequences else (units,); with return_state a list [output, (units,)...]."""
+        output = (input_shape[0], self.units) if self.return_sequences else (self.units,)
+        if self.return_state:
+            return [output] + [(self.units,)] * self.state_count
+        return output
+
+    # --- counting, config, weights ------------------------------------------------------------
+    def _require_input_size(self) -> int:
+        if self.input_size is None:
+            raise ValueError(f"{type(self).__name__} is not built: pass input_size or call it on an input first")
+        return self.input_size
+
+    def count_params(self) -> int:
+        self._require_input_size()
+        return sum(p.numel() for p in self.parameters())
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "units": self.units,
+            "activation": self.activation,
+            "use_bias": self.use_bias,
+            "return_sequences": self.return_sequences,
+            "return_state": self.return_state,
+            "go_backwards": self.go_backwards,
+            "stateful": self.stateful,
+            "dropout": self.dropout,
+            "recurrent_dropout": self.recurrent_dropout,
+            "recurrent_dropout_mode": self.recurrent_dropout_mode,
+            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+            "recurrent_regularizer": regularizers.serialize(self.recurrent_regularizer),
+            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+            "input_size": self.input_size,
+        }
+
+    def get_weights(self) -> list[np.ndarray]:
+        """Keras's arrays: kernel (m, G·n), recurrent_kernel (n, G·n), bias; [] before build."""
+        return self.cell.keras_weights() if self.built else []
+
+    def set_weights(self, weights: list[np.ndarray]) -> None:
+        """Load Keras's arrays (e.g. ``keras_layer.get_weights()``); builds the layer if needed."""
+        if not self.built:
+            if not weights:
+                raise ValueError(f"weights must hold a kernel of shape (features, units·gates), got {len(weights)} arrays")
+            self.build((None, int(np.shape(weights[0])[0])))
+        self.cell.set_keras_weights(weights)
+
+    def regularization_loss(self) -> torch.Tensor:
+        """kernel_regularizer(kernel) + recurrent_regularizer(recurrent kernel) + bias_regularizer(bias)."""
+        total = torch.zeros(())
+        if not self.built:
+            return total
+        cell = self.cell
+        pairs = [(self.kernel_regularizer, [cell.weight_ih]), (self.recurrent_regularizer, [cell.weight_hh])]
+        pairs.append((self.bias_regularizer, cell.bias_parameters()))
+        for reg, weights in pairs:
+            if reg is not None:
+                for w in weights:
+                    total = total + reg(w)
+        return total
+
+    def reset_states(self) -> None:
+        """Forget the carried state: the next call of a stateful layer starts from zeros."""
+        self._states = None
+
+    # --- running ------------------------------------------------------------------------------
+    @property
+    def use_fused(self) -> bool:
+        """Whether calls without per-sample recurrent dropout go to PyTorch's fused kernel."""
+        return self.built and not self._force_loop and self._fused_ok()
+
+    def _fused_ok(self) -> bool:
+        return self.activation in self.fused_activations
+
+    def _fused(self, x: torch.Tensor, state: State, weight_hh: torch.Tensor) -> tuple[torch.Tensor, State]:
+        """Run the fused operator on x (batch, time, m); returns (outputs (batch, time, n), state)."""
+        raise NotImplementedError
+
+    def _draw_masks(self, batch: int, like: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """(input mask (batch, m) or None, recurrent mask (batch, n) "sample" / (n,) "batch" or None)."""
+        input_mask = recurrent_mask = None
+        if self.dropout > 0:
+            input_mask = _dropout_mask((batch, self.input_size), self.dropout, like)
+        if self.recurrent_dropout > 0:
+            shape = (self.units,) if self.recurrent_dropout_mode == "batch" else (batch, self.units)
+            recurrent_mask = _dropout_mask(shape, self.recurrent_dropout, like)
+        return input_mask, recurrent_mask
+
+    def _initial_state(self, x: torch.Tensor, initial_state: Any) -> State:
+        batch = x.shape[0]
+        if initial_state is not None:
+            states = (initial_state,) if isinstance(initial_state, torch.Tensor) else tuple(initial_state)
+            if len(states) != self.state_count:
+                raise ValueError(f"initial_state must hold {self.state_count} tensors, got {len(states)}")
+            for s in states:
+                if tuple(s.shape) != (batch, self.units):
+                    raise ValueError(f"initial_state tensors must have shape {(batch, self.units)}, got {tuple(s.shape)}")
+            return tuple(s.to(dtype=x.dtype) for s in states)
+        if self.stateful and self._states is not None:
+            held = self._states[0].shape[0]
+            if held != batch:
+                raise ValueError(
+                    f"stateful layer holds states for batch size {held}, got a batch of {batch}; "
+                    "keep the batch size or call reset_states() first"
+                )
+            return self._states
+        return self.cell.zero_state(batch, x)
+
+    def _loop(
+        self, x: torch.Tensor, state: State, weight_hh: torch.Tensor, recurrent_mask: torch.Tensor | None
+    ) -> tuple[list[torch.Tensor], State]:
+        """The reference step loop; returns (h_t for every step, final state)."""
+        cell = self.cell
+        # One matmul for every step's input, laid out time-major: (time, batch, G·n)
+        xp = cell.input_projection(x.transpose(0, 1))
+        recurrent_kernel = weight_hh.t()  # (n, G·n), transposed once
+        outputs = []
+        for xp_t in xp.unbind(0):
+            h, state = cell.step(xp_t, state, recurrent_kernel, recurrent_mask)
+            outputs.append(h)
+        return outputs, state
+
+    def forward(self, x: torch.Tensor, initial_state: Any = None) -> Any:
+        """Run over x (batch, time, features).
+
+        Returns the output ((batch, time, units) with return_sequences, else (batch, units));
+        with return_state a tuple (output, h) (LSTM: (output, h, c)). ``initial_state``: a
+        tensor (batch, units) or a tuple of them (LSTM: (h, c)); by default zeros, or the
+        carried state of a stateful layer.
+        """
+        if x.dim() != 3:
+            raise ValueError(f"input must be 3-D (batch, time, features), got shape {tuple(x.shape)}")
+        self.maybe_build(x)
+        if x.shape[-1] != self.input_size:
+            raise ValueError(f"input features must equal input_size={self.input_size}, got {x.shape[-1]}")
+        state = self._initial_state(x, initial_state)
+        if self.go_backwards:
+            x = x.flip(1)
+
+        input_mask = recurrent_mask = None
+        if self.training:
+            input_mask, recurrent_mask = self._draw_masks(x.shape[0], x)
+        self.last_dropout_mask, self.last_recurrent_dropout_mask = input_mask, recurrent_mask
+        if input_mask is not None:
+            x = x * input_mask.unsqueeze(1)  # the same mask at every step
+        weight_hh = self.cell.weight_hh
+        if recurrent_mask is not None and recurrent_mask.dim() == 1:
+            # (h ⊙ m) Uᵀ == h (U diag(m))ᵀ: scale the columns of weight_hh (G·n, n)
+            weight_hh = weight_hh * recurrent_mask
+            recurrent_mask = None
+
+        if recurrent_mask is None and self.use_fused:
+            sequence, state = self._fused(x, state, weight_hh)  # (batch, time, units)
+        else:
+            steps, state = self._loop(x, state, weight_hh, recurrent_mask)
+            sequence = torch.stack(steps, 1) if self.return_sequences else None
+
+        if self.stateful:
+            self._states = tuple(s.detach() for s in state)
+        output = sequence if self.return_sequences else state[0]
+        if self.return_state:
+            return (output, *state)
+        return output
+
+    def extra_repr(self) -> str:
+        return f"units={self.units}, input_size={self.input_size}"
+
+
+def _zeros_like_bias(cell: RecurrentCell) -> torch.Tensor:
+    # PyTorch's kernels want a second bias; Keras has one: pass zeros (no gradient).
+    return torch.zeros_like(cell.bias, requires_grad=False)
+
+
+class SimpleRNN(RNN):
+    """Fully connected recurrent layer, as Keras's ``SimpleRNN``: h_t = act(W x_t + U h_{t-1} + b).
+
+    Args:
+        units: n, positive.
+        activation: default ``"tanh"`` (fused kernel for tanh and relu).
+        use_bias: default True.
+        return_sequences: default False: return h for every step (batch, time, n), else the last (batch, n).
+        return_state: default False: also return the final state h.
+        go_backwards: default False: process the reversed input; sequences come back in processing order.
+        stateful: default False: start each call from the previous call's final state (detached).
+        dropout: default 0: input dropout, one mask (batch, features) per sequence.
+        recurrent_dropout: default 0: dropout on h_{t-1} before U, one mask per sequence.
+        recurrent_dropout_mode: ``"sample"`` (default, a mask per sample, step loop) or ``"batch"``
+            (one mask for the batch, fused kernel).
+        kernel_regularizer, recurrent_regularizer, bias_regularizer: default None.
+        input_size: default None (inferred at the first call).
+
+    Parameters: n·m + n·n + n (Keras's count; no second bias).
+
+    Example::
+
+        layer = SimpleRNN(16, input_size=14)
+        layer.count_params()                  # 496
+        y = layer(torch.randn(32, 120, 14))   # (32, 16)
+    """
+
+    cell_class = SimpleRNNCell
+    fused_activations = ("tanh", "relu")
+
+    def count_params(self) -> int:
+        n, m = self.units, self._require_input_size()
+        return n * m + n * n + (n if self.use_bias else 0)
+
+    def param_formula(self) -> str:
+        n, m = self.units, self._require_input_size()
+        return f"{n}·{m} + {n}·{n}" + (f" + {n}" if self.use_bias else "")
+
+    def _fused(self, x, state, weight_hh):
+        cell = self.cell
+        op = torch.rnn_tanh if self.activation == "tanh" else torch.rnn_relu
+        params = [cell.weight_ih, weight_hh] + ([cell.bias, _zeros_like_bias(cell)] if self.use_bias else [])
+        out, h = op(x, state[0].unsqueeze(0), params, self.use_bias, 1, 0.0, self.training, False, True)
+        return out, (h[0],)
+
+
+class LSTM(RNN):
+    """Long short-term memory layer, as Keras's ``LSTM`` (gates i, f, c, o; one bias).
+
+    Args: as ``SimpleRNN``, plus
+        recurrent_activation: default ``"sigmoid"``.
+        unit_forget_bias: default True (forget-gate bias initialised to 1).
+
+    States: (h, c), each (batch, n). Parameters: 4(n·m + n·n + n).
+
+    Example::
+
+        layer = LSTM(32, input_size=7)
+        layer.count_params()                          # 5120
+        y, h, c = LSTM(32, return_state=True)(torch.randn(8, 20, 7))
+    """
+
+    cell_class = LSTMCell
+
+    def __init__(self, units: int, recurrent_activation: str = "sigmoid", unit_forget_bias: bool = True, **kwargs: Any):
+        activations.get(recurrent_activation, "recurrent_activation")
+        self.recurrent_activation = recurrent_activation
+        self.unit_forget_bias = bool(unit_forget_bias)
+        super().__init__(units, **kwargs)
+
+    def _cell_options(self):
+        return {
+            **super()._cell_options(),
+            "recurrent_activation": self.recurrent_activation,
+            "unit_forget_bias": self.unit_forget_bias,
+        }
+
+    def _fused_ok(self):
+        return self.activation == "tanh" and self.recurrent_activation == "sigmoid"
+
+    def get_config(self):
+        return {**super().get_config(), "recurrent_activation": self.recurrent_activation, "unit_forget_bias": self.unit_forget_bias}
+
+    def count_params(self) -> int:
+        n, m = self.units, self._require_input_size()
+        return 4 * (n * m + n * n + (n if self.use_bias else 0))
+
+    def param_formula(self) -> str:
+        n, m = self.units, self._require_input_size()
+        return f"4·({n}·{m} + {n}·{n}" + (f" + {n})" if self.use_bias else ")")
+
+    def _fused(self, x, state, weight_hh):
+        cell = self.cell
+        params = [cell.weight_ih, weight_hh] + ([cell.bias, _zeros_like_bias(cell)] if self.use_bias else [])
+        h0, c0 = (s.unsqueeze(0) for s in state)
+        out, h, c = torch.lstm(x, (h0, c0), params, self.use_bias, 1, 0.0, self.training, False, True)
+        return out, (h[0], c[0])
+
+
+class GRU(RNN):
+    """Gated recurrent unit layer, as Keras's ``GRU`` (gates z, r; candidate h̃).
+
+    Args: as ``SimpleRNN``, plus
+        recurrent_activation: default ``"sigmoid"``.
+        reset_after: default True: h̃ = tanh(W_h x + b_h + r ⊙ (U_h h + b'_h)) with two biases
+            (PyTorch's and cuDNN's form, fused kernel); False: h̃ = tanh(W_h x + U_h (r ⊙ h) + b),
+            one bias, step loop.
+
+    Parameters: 3(n·m + n·n + 2n) with reset_after, else 3(n·m + n·n + n).
+
+    Example::
+
+        layer = GRU(32, input_size=7)
+        layer.count_params()                  # 3936
+        y = layer(torch.randn(8, 20, 7))      # (8, 32)
+    """
+
+    cell_class = GRUCell
+
+    def __init__(self, units: int, recurrent_activation: str = "sigmoid", reset_after: bool = True, **kwargs: Any):
+        activations.get(recurrent_activation, "recurrent_activation")
+        self.recurrent_activation = recurrent_activation
+        self.reset_after = bool(reset_after)
+        super().__init__(units, **kwargs)
+
+    def _cell_options(self):
+        return {
+            **super()._cell_options(),
+            "recurrent_activation": self.recurrent_activation,
+            "reset_after": self.reset_after,
+        }
+
+    def _fused_ok(self):
+        return self.reset_after and self.activation == "tanh" and self.recurrent_activation == "sigmoid"
+
+    def get_config(self):
+        return {**super().get_config(), "recurrent_activation": self.recurrent_activation, "reset_after": self.reset_after}
+
+    def _bias_count(self) -> int:
+        if not self.use_bias:
+            return 0
+        return 2 * self.units if self.reset_after else self.units
+
+    def count_params(self) -> int:
+        n, m = self.units, self._require_input_size()
+        return 3 * (n * m + n * n + self._bias_count())
+
+    def param_formula(self) -> str:
+        n, m = self.units, self._require_input_size()
+        bias = {0: "", n: f" + {n}", 2 * n: f" + 2·{n}"}[self._bias_count()]
+        return f"3·({n}·{m} + {n}·{n}{bias})"
+
+    def _fused(self, x, state, weight_hh):
+        cell = self.cell
+        params = [cell.weight_ih, weight_hh] + ([cell.bias_ih, cell.bias_hh] if self.use_bias else [])
+        out, h = torch.gru(x, state[0].unsqueeze(0), params, self.use_bias, 1, 0.0, self.training, False, True)
+        return out, (h[0],)
