@@ -2,7 +2,8 @@
 
 from rnnkit import data, datasets, layers
 from rnnkit.layers import regularizers
+from rnnkit.models import Sequential
 
 __version__ = "0.1.0"
 
-__all__ = ["data", "datasets", "layers", "regularizers", "__version__"]
+__all__ = ["data", "datasets", "layers", "regularizers", "Sequential", "__version__"]

@@ -1,0 +1,5 @@
+"""Models built from rnnkit layers."""
+
+from rnnkit.models.sequential import Sequential
+
+__all__ = ["Sequential"]
