@@ -1,0 +1,9 @@
+"""Sequence data: windows, chronological splits, scaling and stateful stream batches (no file I/O)."""
+
+from rnnkit.data._series import segments
+from rnnkit.data.scaling import Standardizer
+from rnnkit.data.splits import split
+from rnnkit.data.streams import StreamBatches, stream_batches
+from rnnkit.data.windows import Windows, make_windows
+
+__all__ = ["Standardizer", "StreamBatches", "Windows", "make_windows", "segments", "split", "stream_batches"]

@@ -1,0 +1,75 @@
+"""Chronological splits: the past trains, the future validates and tests."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import torch
+
+
+def split(data, fractions=(0.7, 0.2, 0.1), *, dates=None) -> tuple:
+    """Split a series in time order into consecutive parts (train, validation, test, ...).
+
+    Make windows within each part (``make_windows(part, ...)``) so that no input or target of a
+    training window lies in a later part. Part sizes are ``int(fraction * rows)`` for all parts
+    but the last, which takes the rest (Chollet's convention).
+
+    Args:
+        data: numpy array, torch tensor or DataFrame, rows in time order.
+        fractions: positive fractions summing to 1, at least two. Default ``(0.7, 0.2, 0.1)``.
+        dates: instead of fractions, increasing boundaries for a DataFrame with a DatetimeIndex;
+            part k holds the rows with ``dates[k-1] <= time < dates[k]``.
+
+    Returns:
+        A tuple of parts of the input's type (slices: views for arrays and tensors).
+
+    Example:
+        >>> train, val, test = split(np.arange(10), (0.7, 0.2, 0.1))
+        >>> train, val, test
+        (array([0, 1, 2, 3, 4, 5, 6]), array([7, 8]), array([9]))
+    """
+    if not isinstance(data, np.ndarray | torch.Tensor | pd.DataFrame | pd.Series):
+        raise ValueError(f"data must be a numpy array, torch tensor or DataFrame, got {type(data).__name__}")
+    n = len(data)
+    if dates is not None:
+        bounds = _date_bounds(data, dates)
+    else:
+        bounds = _fraction_bounds(n, fractions)
+    parts = []
+    for k, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+        if b <= a:
+            raise ValueError(f"split part {k} is empty (rows {a}..{b} of {n}); use fewer parts or other boundaries")
+        parts.append(data.iloc[a:b] if isinstance(data, pd.DataFrame | pd.Series) else data[a:b])
+    return tuple(parts)
+
+
+def _fraction_bounds(n: int, fractions) -> list[int]:
+    try:
+        fr = [float(f) for f in fractions]
+    except (TypeError, ValueError):
+        raise ValueError(f"fractions must be a sequence of numbers, got {fractions!r}") from None
+    if len(fr) < 2:
+        raise ValueError(f"fractions must have at least two parts, got {fractions!r}")
+    if any(not math.isfinite(f) or f <= 0 for f in fr):
+        raise ValueError(f"fractions must all be positive, got {fractions!r}")
+    if abs(sum(fr) - 1.0) > 1e-6:
+        raise ValueError(f"fractions must sum to 1, got {fractions!r} (sum {sum(fr):.6g})")
+    # Small epsilon so that 0.29 * 100 counts 29 rows, not 28.
+    sizes = [int(f * n + 1e-9) for f in fr[:-1]]
+    return [0, *np.cumsum(sizes).tolist(), n]
+
+
+def _date_bounds(data, dates) -> list[int]:
+    if not isinstance(data, pd.DataFrame | pd.Series) or not isinstance(data.index, pd.DatetimeIndex):
+        raise ValueError("dates needs a DataFrame with a DatetimeIndex; give fractions for arrays and tensors")
+    stamps = pd.DatetimeIndex(pd.to_datetime(list(dates)))
+    if len(stamps) < 1:
+        raise ValueError(f"dates must hold at least one boundary, got {dates!r}")
+    if not stamps.is_monotonic_increasing or stamps.has_duplicates:
+        raise ValueError(f"dates must increase strictly, got {list(dates)!r}")
+    if data.index.tz is not None and stamps.tz is None:
+        stamps = stamps.tz_localize(data.index.tz)
+    cuts = data.index.searchsorted(stamps, side="left").tolist()
+    return [0, *cuts, len(data)]

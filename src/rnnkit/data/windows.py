@@ -1,0 +1,233 @@
+"""Windows: from a series to (examples, sequence_length, features), as views on one tensor."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from rnnkit.data._series import Series, as_series, check_positive_int, column_indices
+
+
+class Windows:
+    """Training examples cut from one series, held as index arithmetic on one float32 tensor.
+
+    Built by :func:`make_windows`. Memory stays O(rows): ``x`` and ``y`` are strided views on
+    the data tensor whenever the window starts form one arithmetic progression (one segment)
+    and the target columns are contiguous; otherwise they are gathered on access. The trainer
+    uses :meth:`batch`, which gathers only the windows asked for.
+
+    Attributes:
+        x: ``(examples, sequence_length, features)``.
+        y: ``(examples, n_targets)``; ``(examples, target_length, n_targets)`` when
+            ``target_length > 1``; ``(examples, sequence_length, n_targets)`` with
+            ``return_sequences=True``.
+        start_rows: ``(examples,)`` int64, the first input row of each window.
+        last_rows: ``(examples,)`` int64, the final input row of each window.
+        target_rows: the target rows, with the leading shape of ``y`` (``(examples,)`` for one target step).
+        feature_names, target_names: column names (``"0"``, ``"1"``, ... for arrays).
+        target_index: positions of the target columns among the features (for persistence baselines).
+    """
+
+    def __init__(
+        self,
+        series: Series,
+        start_rows: torch.Tensor,
+        *,
+        sequence_length: int,
+        shift: int,
+        sampling_rate: int,
+        horizon: int,
+        target_length: int,
+        target_index: list[int],
+        return_sequences: bool,
+    ) -> None:
+        self.data = series.values
+        self.feature_names = list(series.names)
+        self.target_index = list(target_index)
+        self.target_names = [series.names[i] for i in target_index]
+        self.segments = list(series.segments)
+        self.start_rows = start_rows
+        self.sequence_length = sequence_length
+        self.shift = shift
+        self.sampling_rate = sampling_rate
+        self.horizon = horizon
+        self.target_length = target_length
+        self.return_sequences = return_sequences
+        r = sampling_rate
+        self._input_offsets = torch.arange(sequence_length) * r
+        if return_sequences:
+            self._target_offsets = self._input_offsets + horizon
+        else:
+            self._target_offsets = (sequence_length - 1) * r + horizon + torch.arange(target_length) * r
+        # One arithmetic progression of starts lets x and y be as_strided views.
+        n = len(start_rows)
+        steps = torch.diff(start_rows)
+        if n <= 1 or bool((steps == steps[0]).all()):
+            self._progression = (int(start_rows[0]) if n else 0, int(steps[0]) if n > 1 else 0)
+        else:
+            self._progression = None
+
+    def __len__(self) -> int:
+        return len(self.start_rows)
+
+    @property
+    def last_rows(self) -> torch.Tensor:
+        return self.start_rows + (self.sequence_length - 1) * self.sampling_rate
+
+    @property
+    def target_rows(self) -> torch.Tensor:
+        rows = self.start_rows[:, None] + self._target_offsets[None, :]
+        return rows[:, 0] if self._one_target_step else rows
+
+    @property
+    def _one_target_step(self) -> bool:
+        return not self.return_sequences and self.target_length == 1
+
+    def _take(self, offsets: torch.Tensor, cols: list[int]) -> torch.Tensor:
+        """``(examples, len(offsets), len(cols))``: a strided view when possible, else a gather."""
+        n_feat = self.data.shape[1]
+        k = len(offsets)
+        step_in = int(offsets[1] - offsets[0]) if k > 1 else 0
+        contiguous_cols = cols == list(range(cols[0], cols[0] + len(cols)))
+        if self._progression is not None and contiguous_cols:
+            first, step = self._progression
+            return self.data.as_strided(
+                (len(self), k, len(cols)),
+                (step * n_feat, step_in * n_feat, 1),
+                self.data.storage_offset() + (first + int(offsets[0])) * n_feat + cols[0],
+            )
+        rows = self.start_rows[:, None] + offsets[None, :]
+        return self.data[rows][:, :, cols]
+
+    @property
+    def x(self) -> torch.Tensor:
+        return self._take(self._input_offsets, list(range(self.data.shape[1])))
+
+    @property
+    def y(self) -> torch.Tensor:
+        y = self._take(self._target_offsets, self.target_index)
+        return y[:, 0] if self._one_target_step else y
+
+    def batch(self, indices) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gather the windows ``indices`` (ints, array, tensor or slice) as new ``(x, y)`` tensors.
+
+        Shapes: ``x`` is ``(batch, sequence_length, features)``; ``y`` as :attr:`y` with ``batch`` first.
+        """
+        starts = self.start_rows[indices] if isinstance(indices, slice) else self.start_rows[torch.as_tensor(indices)]
+        starts = starts.reshape(-1)
+        x = self.data[starts[:, None] + self._input_offsets[None, :]]
+        y = self.data[starts[:, None] + self._target_offsets[None, :]][:, :, self.target_index]
+        return x, (y[:, 0] if self._one_target_step else y)
+
+    def rows(self, i: int) -> tuple[list[int], list[int]]:
+        """The input rows and target rows of window ``i`` (for inspection and plots)."""
+        if not -len(self) <= i < len(self):
+            raise ValueError(f"window index must be in [{-len(self)}, {len(self)}), got {i}")
+        s = int(self.start_rows[i])
+        return (s + self._input_offsets).tolist(), (s + self._target_offsets).tolist()
+
+    def __repr__(self) -> str:
+        lines = [
+            f"Windows({len(self)} examples, sequence_length={self.sequence_length}, shift={self.shift}, "
+            f"sampling_rate={self.sampling_rate}, horizon={self.horizon}, target_length={self.target_length}, "
+            f"return_sequences={self.return_sequences}, features={len(self.feature_names)}, "
+            f"targets={self.target_names})"
+        ]
+        picks = sorted({0, 1, len(self) - 1} & set(range(len(self))))
+        for i in picks:
+            inputs, targets = self.rows(i)
+            shown = _span(inputs, self.sampling_rate)
+            lines.append(f"  window {i}: inputs rows {shown}, target rows {_span(targets, self.sampling_rate)}")
+        return "\n".join(lines)
+
+
+def _span(rows: list[int], step: int) -> str:
+    if len(rows) == 1:
+        return str(rows[0])
+    suffix = "" if step == 1 else f" every {step}"
+    return f"{rows[0]}-{rows[-1]}{suffix}"
+
+
+def make_windows(
+    data,
+    sequence_length: int,
+    *,
+    shift: int = 1,
+    sampling_rate: int = 1,
+    horizon: int = 1,
+    target_length: int = 1,
+    targets=None,
+    return_sequences: bool = False,
+) -> Windows:
+    """Cut a series into windows of ``sequence_length`` input rows and their targets.
+
+    Window i starts at row ``i * shift``; its inputs are rows ``start + j * sampling_rate``,
+    j = 0 … sequence_length − 1; ``last`` is its final input row. Its target is row
+    ``last + horizon`` (then ``target_length`` rows from there, every ``sampling_rate`` rows).
+    With ``return_sequences=True`` every input row t has the target row ``t + horizon``.
+    ``shift = sequence_length`` is the course's reshape approach (non-overlapping windows);
+    the course's "target shift" k is ``horizon = k + 1``; Chollet's Jena setup is
+    ``sampling_rate=6, sequence_length=120, horizon=144``. As many windows as fit are made,
+    and no window spans a gap in a DataFrame's timestamps or the boundary between segments.
+
+    Args:
+        data: ``(rows, features)`` or ``(rows,)`` numpy array or torch tensor, a pandas
+            DataFrame (a DatetimeIndex with gaps gives several segments), or a list of those
+            (each one a segment). Stored once as a float32 tensor.
+        sequence_length: input rows per window (>= 1).
+        shift: rows between the starts of consecutive windows (>= 1). Default 1.
+        sampling_rate: rows between consecutive inputs of a window (>= 1). Default 1.
+        horizon: rows from the last input to the target (>= 0; 0 tags the last input itself). Default 1.
+        target_length: target steps per window (>= 1). Default 1.
+        targets: target columns: None (every column), a name or index, or a list of them.
+        return_sequences: a target for every input step (many-to-many). Default False.
+
+    Returns:
+        :class:`Windows` with ``x`` ``(examples, sequence_length, features)`` and ``y``.
+
+    Example (the course slide: 14 rows, sequence length 7, shift 2, target shift 1)::
+
+        >>> w = make_windows(np.arange(14.0), 7, shift=2, horizon=2)
+        >>> w
+        Windows(3 examples, sequence_length=7, shift=2, ...)
+          window 0: inputs rows 0-6, target rows 8
+          window 1: inputs rows 2-8, target rows 10
+          window 2: inputs rows 4-10, target rows 12
+    """
+    sequence_length = check_positive_int("sequence_length", sequence_length, 1)
+    shift = check_positive_int("shift", shift, 1)
+    sampling_rate = check_positive_int("sampling_rate", sampling_rate, 1)
+    horizon = check_positive_int("horizon", horizon, 0)
+    target_length = check_positive_int("target_length", target_length, 1)
+    if not isinstance(return_sequences, bool):
+        raise ValueError(f"return_sequences must be True or False, got {return_sequences!r}")
+    if return_sequences and target_length != 1:
+        raise ValueError(
+            f"target_length must be 1 with return_sequences=True (one target per input step), got {target_length}"
+        )
+    series = as_series(data)
+    target_index = column_indices(series, targets)
+
+    last_offset = (sequence_length - 1) * sampling_rate
+    # Rows a window needs from its start to its final target row, inclusive.
+    span = last_offset + horizon + (0 if return_sequences else (target_length - 1) * sampling_rate) + 1
+    starts = [np.arange(a, b - span + 1, shift) for a, b in series.segments if b - a >= span]
+    if not starts:
+        longest = max(b - a for a, b in series.segments)
+        raise ValueError(
+            f"sequence_length {sequence_length} is too long for the data: with sampling_rate {sampling_rate}, "
+            f"horizon {horizon} and target_length {target_length} a window needs {span} rows, "
+            f"but the longest contiguous segment has {longest} rows"
+        )
+    start_rows = torch.from_numpy(np.concatenate(starts).astype(np.int64))
+    return Windows(
+        series,
+        start_rows,
+        sequence_length=sequence_length,
+        shift=shift,
+        sampling_rate=sampling_rate,
+        horizon=horizon,
+        target_length=target_length,
+        target_index=target_index,
+        return_sequences=return_sequences,
+    )
