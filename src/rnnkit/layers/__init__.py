@@ -12,8 +12,11 @@ from typing import Any
 from rnnkit.layers import activations, regularizers
 from rnnkit.layers.base import Layer
 from rnnkit.layers.core import Dense, Dropout, Embedding, Flatten
+from rnnkit.layers.recurrent import GRU, LSTM, SimpleRNN
 
-LAYER_CLASSES: dict[str, type[Layer]] = {cls.__name__: cls for cls in (Dense, Dropout, Embedding, Flatten)}
+LAYER_CLASSES: dict[str, type[Layer]] = {
+    cls.__name__: cls for cls in (Dense, Dropout, Embedding, Flatten, SimpleRNN, LSTM, GRU)
+}
 
 
 def serialize(layer: Layer) -> dict[str, Any]:
@@ -44,6 +47,9 @@ __all__ = [
     "Dropout",
     "Embedding",
     "Flatten",
+    "SimpleRNN",
+    "LSTM",
+    "GRU",
     "Layer",
     "activations",
     "regularizers",
