@@ -1,0 +1,27 @@
+"""Training: a model-agnostic Trainer, losses, metrics in data units, callbacks, checkpoints."""
+
+from rnnkit.training.callbacks import BestTracker, EarlyStopping, ReduceLROnPlateau
+from rnnkit.training.inference import predict
+from rnnkit.training.losses import LOSSES, get_loss
+from rnnkit.training.metrics import accuracy, confusion_matrix, mae, regression_metrics, rmse, score, skill, to_units
+from rnnkit.training.trainer import OPTIMIZERS, History, Trainer
+
+__all__ = [
+    "LOSSES",
+    "OPTIMIZERS",
+    "BestTracker",
+    "EarlyStopping",
+    "History",
+    "ReduceLROnPlateau",
+    "Trainer",
+    "accuracy",
+    "confusion_matrix",
+    "get_loss",
+    "mae",
+    "predict",
+    "regression_metrics",
+    "rmse",
+    "score",
+    "skill",
+    "to_units",
+]

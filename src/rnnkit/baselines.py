@@ -1,0 +1,280 @@
+"""Baselines are models: ``nn.Module`` s from windows to predictions, scored like any model.
+
+Every baseline takes the window ``x`` of shape ``(batch, time, features)`` in scaled units
+and returns ``(batch, outputs)`` in the units of the trained models' targets, so that the
+same metric code (:func:`rnnkit.training.metrics.score`) scores all of them. The
+persistence baselines assume, like the residual target, that the target column is scaled
+with the same statistics as the input feature it is read from (the target *is* that
+feature, later in time).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from rnnkit.errors import RnnkitError
+from rnnkit.training.batches import as_data, iter_batches
+
+
+def _target_indices(target_index: int | Sequence[int]) -> list[int]:
+    indices = [target_index] if isinstance(target_index, int) and not isinstance(target_index, bool) else target_index
+    if not isinstance(indices, (list, tuple)) or not indices or not all(
+        isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in indices
+    ):
+        raise ValueError(f"target_index must be an integer >= 0 or a non-empty list of them, got {target_index!r}")
+    return list(indices)
+
+
+def _check_window(x: torch.Tensor, indices: list[int], name: str) -> None:
+    if x.dim() != 3:
+        raise RnnkitError(f"{name} needs windows (batch, time, features), got shape {tuple(x.shape)}")
+    if max(indices) >= x.shape[-1]:
+        raise RnnkitError(f"{name} target_index {max(indices)} is out of range for {x.shape[-1]} features")
+
+
+class Persistence(nn.Module):
+    """Predict the last input value of the target column: ``ŷ = x[:, T − 1, target_index]``.
+
+    Args:
+        target_index: the column (or columns) of the window holding the target variable.
+
+    Shapes: ``x (batch, T, features)`` → ``(batch, len(target_index))``.
+
+    Example:
+        >>> Persistence(0)(torch.tensor([[[1.0], [2.0], [3.0]]]))
+        tensor([[3.]])
+    """
+
+    def __init__(self, target_index: int | Sequence[int]) -> None:
+        super().__init__()
+        self.target_index = _target_indices(target_index)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_window(x, self.target_index, "Persistence")
+        return x[:, -1, self.target_index]
+
+    def get_config(self) -> dict[str, Any]:
+        return {"target_index": self.target_index}
+
+
+class SeasonalPersistence(nn.Module):
+    """Predict the target's value one season (``period`` rows) before the target time.
+
+    Counted in the window's rows (data rows divided by the sampling rate): the target lies
+    ``horizon`` rows after the last input row ``T − 1``, i.e. at row ``T − 1 + horizon``;
+    one period earlier is row ``T − 1 + horizon − period``, so
+
+        ŷ = x[:, T − 1 − (period − horizon), target_index]
+
+    which needs ``period >= horizon`` (the row is not after the window) and
+    ``period − horizon <= T − 1`` (the row is inside the window). Example, hourly rows and
+    "same time the day before": ``period=24``; with ``horizon=1`` the prediction is row
+    ``T − 24``; with ``horizon=24`` it is row ``T − 1``, plain persistence.
+
+    Args:
+        target_index: the target column (or columns) of the window.
+        period: rows per season at the window's sampling (>= 1).
+        horizon: rows from the last input row to the target (>= 1, <= period).
+
+    Shapes: ``x (batch, T, features)`` → ``(batch, len(target_index))``.
+
+    Example:
+        >>> x = torch.arange(6.0).reshape(1, 6, 1)  # rows 0..5
+        >>> SeasonalPersistence(0, period=4, horizon=1)(x)  # row 5 − 3 = 2
+        tensor([[2.]])
+    """
+
+    def __init__(self, target_index: int | Sequence[int], period: int, horizon: int = 1) -> None:
+        super().__init__()
+        self.target_index = _target_indices(target_index)
+        if not isinstance(period, int) or isinstance(period, bool) or period < 1:
+            raise ValueError(f"period must be a positive integer, got {period!r}")
+        if not isinstance(horizon, int) or isinstance(horizon, bool) or horizon < 1:
+            raise ValueError(f"horizon must be a positive integer, got {horizon!r}")
+        if period < horizon:
+            raise ValueError(
+                f"period must be >= horizon (the row one period before the target must not lie after the window), "
+                f"got period={period}, horizon={horizon}"
+            )
+        self.period, self.horizon = period, horizon
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_window(x, self.target_index, "SeasonalPersistence")
+        back = self.period - self.horizon  # rows before the last input row
+        if back > x.shape[1] - 1:
+            raise RnnkitError(
+                f"SeasonalPersistence needs windows of at least {back + 1} rows "
+                f"(period {self.period}, horizon {self.horizon}), got {x.shape[1]}"
+            )
+        return x[:, x.shape[1] - 1 - back, self.target_index]
+
+    def get_config(self) -> dict[str, Any]:
+        return {"target_index": self.target_index, "period": self.period, "horizon": self.horizon}
+
+
+class MeanBaseline(nn.Module):
+    """Predict a constant, the training targets' mean: ``ŷ = value`` for every window.
+
+    Args:
+        value: a number or a 1-D tensor (one value per output).
+
+    Example:
+        >>> MeanBaseline.fit(torch.tensor([[1.0], [3.0]]))(torch.zeros(2, 5, 3))
+        tensor([[2.],
+                [2.]])
+    """
+
+    def __init__(self, value: float | torch.Tensor) -> None:
+        super().__init__()
+        v = torch.as_tensor(value, dtype=torch.float32).reshape(-1)
+        if v.numel() == 0 or not torch.isfinite(v).all():
+            raise ValueError(f"value must be finite numbers, got {value!r}")
+        self.register_buffer("value", v)
+
+    @classmethod
+    def fit(cls, y: Any) -> MeanBaseline:
+        """The mean of training targets ``y`` (a tensor ``(n, outputs)`` or ``(n,)``, or any data form)."""
+        if not isinstance(y, torch.Tensor):
+            y = torch.cat([t for _, t in iter_batches(as_data(y), 4096)])
+        if y.numel() == 0:
+            raise RnnkitError("MeanBaseline.fit needs at least one target, got none")
+        return cls(y.reshape(y.shape[0], -1).double().mean(0).float())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.value.to(x.dtype).expand(x.shape[0], -1)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"value": self.value.tolist()}
+
+
+class LinearBaseline(nn.Module):
+    """Linear regression on the flattened window, fit in closed form (least squares or ridge).
+
+    ``ŷ = W · flatten(x) + b``, with ``W`` and ``b`` from the normal equations
+    ``(XᵀX + ridge·I) w = Xᵀy`` (the bias is not penalised), accumulated batch by batch in
+    float64 so that memory stays O(features²) however many windows there are.
+
+    Args:
+        sequence_length: rows per window, T.
+        features: columns per row.
+        outputs: values per target (default 1).
+        ridge: the L2 penalty, >= 0 (default 0: ordinary least squares).
+
+    Shapes: ``x (batch, T, features)`` → ``(batch, outputs)``.
+
+    Example:
+        >>> lin = LinearBaseline(24, 14).fit((x_train, y_train))  # doctest: +SKIP
+    """
+
+    def __init__(self, sequence_length: int, features: int, outputs: int = 1, ridge: float = 0.0) -> None:
+        super().__init__()
+        for name, value in (("sequence_length", sequence_length), ("features", features), ("outputs", outputs)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not isinstance(ridge, (int, float)) or isinstance(ridge, bool) or not ridge >= 0:
+            raise ValueError(f"ridge must be a number >= 0, got {ridge!r}")
+        self.sequence_length, self.features, self.outputs, self.ridge = sequence_length, features, outputs, float(ridge)
+        self.linear = nn.Linear(sequence_length * features, outputs)
+
+    def fit(self, data: Any, batch_size: int = 4096) -> LinearBaseline:
+        """Fit on ``(x, y)`` tensors, indexable data or batches; returns ``self``."""
+        d = self.sequence_length * self.features
+        gram = torch.zeros(d + 1, d + 1, dtype=torch.float64)
+        xty = torch.zeros(d + 1, self.outputs, dtype=torch.float64)
+        n = 0
+        for x, y in iter_batches(as_data(data), batch_size):
+            if tuple(x.shape[1:]) != (self.sequence_length, self.features):
+                raise RnnkitError(
+                    f"LinearBaseline expects windows (batch, {self.sequence_length}, {self.features}), got {tuple(x.shape)}"
+                )
+            # (batch, T·F + 1): the flattened window and a constant column for the bias.
+            a = torch.cat([x.reshape(x.shape[0], d).double(), torch.ones(x.shape[0], 1, dtype=torch.float64)], 1)
+            gram += a.T @ a
+            xty += a.T @ y.reshape(y.shape[0], -1).double()
+            n += x.shape[0]
+        if n == 0:
+            raise RnnkitError("LinearBaseline.fit needs at least one window, got none")
+        penalty = torch.full((d + 1,), self.ridge, dtype=torch.float64)
+        penalty[-1] = 0.0
+        # lstsq instead of solve: with fewer windows than weights (or constant columns) XᵀX is singular.
+        w = torch.linalg.lstsq(gram + torch.diag(penalty), xty, driver="gelsd").solution  # (T·F + 1, outputs)
+        with torch.no_grad():
+            self.linear.weight.copy_(w[:-1].T.float())
+            self.linear.bias.copy_(w[-1].float())
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x.reshape(x.shape[0], -1))
+
+    def get_config(self) -> dict[str, Any]:
+        return {"sequence_length": self.sequence_length, "features": self.features, "outputs": self.outputs, "ridge": self.ridge}
+
+
+def naive_dense(sequence_length: int, features: int, units: int = 12, outputs: int = 1) -> nn.Sequential:
+    """The course's "naive" fully connected network: flatten → Dense(units, relu) → Dense(outputs).
+
+    Parameters: ``(T·F)·units + units + units·outputs + outputs``; for the course's
+    240 × 14 windows and 12 units, 40,345.
+
+    Example:
+        >>> sum(p.numel() for p in naive_dense(240, 14).parameters())
+        40345
+    """
+    for name, value in (("sequence_length", sequence_length), ("features", features), ("units", units), ("outputs", outputs)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(sequence_length * features, units),
+        nn.ReLU(),
+        nn.Linear(units, outputs),
+    )
+
+
+class ResidualTarget(nn.Module):
+    """Predict the change from the last input value: ``ŷ = model(x) + x[:, T − 1, target_index]``.
+
+    The wrapped model learns the change over the horizon; the wrapper adds the last value
+    back, so the output is in the target's units and the loss and metrics are unchanged.
+    Assumption: the target is scaled with the same statistics (mean and standard deviation)
+    as the input column ``target_index`` — true when the target is that feature later in
+    time and one standardizer scales both. With an untrained (near-zero) model the
+    wrapper starts at persistence.
+
+    Args:
+        model: any ``nn.Module`` from windows to ``(batch, len(target_index))``.
+        target_index: the input column holding the target variable.
+
+    Example:
+        >>> m = ResidualTarget(naive_dense(24, 14), target_index=1)  # doctest: +SKIP
+    """
+
+    def __init__(self, model: nn.Module, target_index: int | Sequence[int]) -> None:
+        super().__init__()
+        self.model = model
+        self.target_index = _target_indices(target_index)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_window(x, self.target_index, "ResidualTarget")
+        change = self.model(x)
+        last = x[:, -1, self.target_index]  # (batch, targets)
+        if change.shape != last.shape:
+            raise RnnkitError(f"ResidualTarget: model output {tuple(change.shape)} does not fit the target {tuple(last.shape)}")
+        return change + last
+
+    def regularization_loss(self) -> torch.Tensor:
+        fn = getattr(self.model, "regularization_loss", None)
+        return fn() if callable(fn) else torch.zeros(())
+
+    def reset_states(self) -> None:
+        fn = getattr(self.model, "reset_states", None)
+        if callable(fn):
+            fn()
+
+    def get_config(self) -> dict[str, Any]:
+        inner = self.model.get_config() if callable(getattr(self.model, "get_config", None)) else None
+        return {"target_index": self.target_index, "model": inner}

@@ -1,0 +1,135 @@
+"""Figures, drawn with matplotlib's Agg backend (no display needed) and saved atomically as PNG.
+
+This is the only module that imports matplotlib.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: never open a window, work on machines without a display
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from rnnkit.io import write_bytes_atomic  # noqa: E402
+
+
+def _save(fig: Any, path: str | os.PathLike[str], dpi: int = 110) -> Path:
+    # Render to memory first, then one atomic write: a reader never sees half a PNG.
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return write_bytes_atomic(path, buffer.getvalue())
+
+
+def _history_columns(history: Any) -> dict[str, list[float]]:
+    # History, list of per-epoch dicts, or a DataFrame: all become {column: values}.
+    if hasattr(history, "epochs") and isinstance(history.epochs, list):
+        records = history.epochs
+    elif hasattr(history, "to_dict") and hasattr(history, "columns"):
+        records = history.to_dict("records")
+    elif isinstance(history, Sequence):
+        records = list(history)
+    else:
+        raise ValueError(f"history must be a History, a list of per-epoch dicts or a DataFrame, got {type(history).__name__}")
+    if not records:
+        raise ValueError("history must hold at least one epoch, got none")
+    keys = [k for k in ("loss", "val_loss") if any(r.get(k) is not None for r in records)]
+    if "loss" not in keys:
+        raise ValueError("history must have a 'loss' column")
+    epochs = [r.get("epoch", i + 1) for i, r in enumerate(records)]
+    return {"epoch": epochs, **{k: [np.nan if r.get(k) is None else r[k] for r in records] for k in keys}}
+
+
+def plot_history(history: Any, path: str | os.PathLike[str], *, title: str = "Learning curves", loss_name: str = "loss") -> Path:
+    """Learning curves: training and validation loss per epoch, for one model or several.
+
+    Args:
+        history: a :class:`rnnkit.training.History`, a list of per-epoch dicts, a DataFrame
+            with ``epoch``/``loss``/``val_loss``, or a dict ``{model name: history}``.
+        path: the PNG to write (atomically).
+        title: the figure title.
+        loss_name: the y-axis label (e.g. ``"MSE (scaled)"``).
+
+    Returns:
+        The path written.
+
+    Example:
+        >>> plot_history(trainer.fit(model, train, val), "run/learning_curves.png")  # doctest: +SKIP
+    """
+    histories = dict(history) if isinstance(history, Mapping) else {"": history}
+    if not histories:
+        raise ValueError("history must hold at least one model, got an empty dict")
+    fig, ax = plt.subplots(figsize=(7, 4))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (name, h) in enumerate(histories.items()):
+        cols = _history_columns(h)
+        color = colors[i % len(colors)]
+        prefix = f"{name}: " if name else ""
+        ax.plot(cols["epoch"], cols["loss"], "-o", color=color, markersize=3, label=f"{prefix}training")
+        if "val_loss" in cols:
+            ax.plot(cols["epoch"], cols["val_loss"], "--s", color=color, markersize=3, label=f"{prefix}validation")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(loss_name)
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+    return _save(fig, path)
+
+
+def plot_predictions(
+    times: Any,
+    truth: Any,
+    predictions: Mapping[str, Any],
+    path: str | os.PathLike[str],
+    *,
+    persistence: Any = None,
+    title: str = "Predictions against the truth",
+    units: str = "",
+) -> Path:
+    """The truth and each model's predictions over a test period, with persistence drawn too.
+
+    Args:
+        times: x positions, one per target (timestamps or numbers), length n.
+        truth: the true values, length n (data units).
+        predictions: ``{model name: values of length n}``.
+        path: the PNG to write (atomically).
+        persistence: persistence's predictions, length n, drawn dotted (default ``None``).
+        title: the figure title.
+        units: the y-axis label, e.g. ``"T (degC)"``.
+
+    Returns:
+        The path written.
+
+    Example:
+        >>> plot_predictions(t, y, {"GRU": y_gru}, "run/predictions.png", persistence=y_pers, units="T (degC)")  # doctest: +SKIP
+    """
+    x = np.asarray(times)
+    y = np.asarray(truth, dtype=float).reshape(-1)
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(f"times and truth must have the same length, got {x.shape[0]} and {y.shape[0]}")
+    series = dict(predictions)
+    checked = {**series, **({"persistence": persistence} if persistence is not None else {})}
+    for name, values in checked.items():
+        n = np.asarray(values).reshape(-1).shape[0]
+        if n != y.shape[0]:
+            raise ValueError(f"predictions[{name!r}] must have {y.shape[0]} values like truth, got {n}")
+    fig, ax = plt.subplots(figsize=(10, 4))
+    ax.plot(x, y, color="black", linewidth=1.6, label="truth")
+    if persistence is not None:
+        ax.plot(x, np.asarray(persistence, dtype=float).reshape(-1), ":", color="gray", linewidth=1.2, label="persistence")
+    for name, values in series.items():
+        ax.plot(x, np.asarray(values, dtype=float).reshape(-1), linewidth=1.0, label=name)
+    ax.set_title(title)
+    ax.set_ylabel(units)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small", ncol=2)
+    fig.autofmt_xdate()
+    return _save(fig, path)

@@ -1,0 +1,128 @@
+"""Batches for training and evaluation, gathered by index from whole tensors (DESIGN §7).
+
+Three kinds of data are accepted everywhere a trainer, a metric or a baseline takes data:
+
+- a pair of tensors ``(x, y)`` with the examples on the first axis;
+- an *indexable* object with ``__len__`` and ``batch(indices) -> (x, y)`` (e.g. the
+  windows of :func:`rnnkit.data.make_windows`, which gather windows from one series
+  tensor without copying every window); ``indices`` is a 1-D ``torch.long`` tensor;
+- an ordered, re-iterable *sequence of batches* ``[(x0, y0), (x1, y1), ...]`` (a list, or
+  an object whose ``__iter__`` starts over each time, such as stateful stream batches):
+  used as given, in order, never shuffled; ``batch_size`` does not apply.
+
+There is no per-sample ``Dataset``/``DataLoader``: one index tensor per batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import torch
+
+from rnnkit.errors import RnnkitError
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+class TensorPair:
+    """Indexable view of ``(x, y)`` tensors: ``batch(idx)`` returns ``(x[idx], y[idx])``."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, name: str = "data") -> None:
+        if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
+            raise ValueError(f"{name} must be a pair of tensors (x, y), got ({type(x).__name__}, {type(y).__name__})")
+        if x.shape[0] != y.shape[0]:
+            raise ValueError(f"{name} x and y must have the same number of examples, got {x.shape[0]} and {y.shape[0]}")
+        self.x, self.y = x, y
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    def batch(self, indices: torch.Tensor) -> Batch:
+        return self.x[indices], self.y[indices]
+
+
+class BatchSequence:
+    """An ordered, re-iterable sequence of ``(x, y)`` batches, used as given."""
+
+    def __init__(self, batches: Iterable[Any], name: str = "data") -> None:
+        self.batches = batches
+        self.name = name
+
+    def __iter__(self) -> Iterator[Batch]:
+        for i, item in enumerate(self.batches):
+            if not (isinstance(item, (tuple, list)) and len(item) == 2 and all(isinstance(t, torch.Tensor) for t in item)):
+                raise ValueError(f"{self.name} batch {i} must be a pair of tensors (x, y), got {type(item).__name__}")
+            yield item[0], item[1]
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self.batches) if not hasattr(self.batches, "__len__") else len(self.batches)  # type: ignore[arg-type]
+
+    def num_examples(self) -> int:
+        return sum(int(x.shape[0]) for x, _ in self)
+
+
+def as_data(data: Any, name: str = "data") -> TensorPair | BatchSequence | Any:
+    """Classify ``data`` as tensors, an indexable object or a batch sequence (see the module docstring)."""
+    if isinstance(data, tuple) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
+        return TensorPair(data[0], data[1], name)
+    if callable(getattr(data, "batch", None)) and hasattr(data, "__len__"):
+        return data
+    if isinstance(data, (list, tuple)) or (hasattr(data, "__iter__") and iter(data) is not data):
+        return BatchSequence(data, name)
+    if hasattr(data, "__iter__"):
+        raise ValueError(
+            f"{name} must be re-iterable (every epoch starts over), got a one-shot iterator {type(data).__name__}; pass a list"
+        )
+    raise ValueError(
+        f"{name} must be a pair of tensors (x, y), an object with __len__ and batch(indices), "
+        f"or a sequence of (x, y) batches, got {type(data).__name__}"
+    )
+
+
+def iter_batches(
+    data: Any,
+    batch_size: int,
+    *,
+    shuffle: bool = False,
+    generator: torch.Generator | None = None,
+    drop_last: bool = False,
+) -> Iterator[Batch]:
+    """Yield ``(x, y)`` batches from data classified by :func:`as_data`.
+
+    Args:
+        data: tensors, an indexable object or a batch sequence.
+        batch_size: examples per batch (ignored for a batch sequence).
+        shuffle: draw a permutation with ``generator`` (indexable data only).
+        generator: the ``torch.Generator`` that makes shuffling repeatable.
+        drop_last: leave out a last, smaller batch (stateful training needs a constant batch size).
+
+    Example:
+        >>> xs, ys = torch.arange(5.0)[:, None], torch.arange(5.0)
+        >>> [b[1].tolist() for b in iter_batches((xs, ys), 2)]
+        [[0.0, 1.0], [2.0, 3.0], [4.0]]
+    """
+    data = as_data(data)
+    if isinstance(data, BatchSequence):
+        if shuffle:
+            raise ValueError("shuffle must be False for a sequence of batches (their order is given), got True")
+        yield from data
+        return
+    n = len(data)
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    stop = n - n % batch_size if drop_last else n
+    for start in range(0, stop, batch_size):
+        yield data.batch(order[start : start + batch_size])
+
+
+def count_examples(data: Any) -> int:
+    """Number of examples in data classified by :func:`as_data`."""
+    data = as_data(data)
+    if isinstance(data, BatchSequence):
+        return data.num_examples()
+    return len(data)
+
+
+def check_not_empty(data: Any, name: str) -> None:
+    if count_examples(data) == 0:
+        raise RnnkitError(f"{name} holds no examples")

@@ -1,0 +1,472 @@
+"""A trainer that knows nothing about the model: any ``nn.Module`` from ``x`` batches to predictions.
+
+What it uses of the model, when present: ``regularization_loss()`` (added to the loss of
+every batch) and ``reset_states()`` (called at the start of every epoch and before
+evaluation when training is stateful). Everything else is plain PyTorch: an optimizer,
+a loss by name, batches gathered by index (see :mod:`rnnkit.training.batches`).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+from typing import IO, Any
+
+import torch
+from torch import nn
+
+from rnnkit.errors import RnnkitError
+from rnnkit.training import checkpoint as ckpt
+from rnnkit.training.batches import BatchSequence, as_data, count_examples, iter_batches
+from rnnkit.training.callbacks import BestTracker, EarlyStopping, ReduceLROnPlateau
+from rnnkit.training.inference import model_device, predict, reset_states
+from rnnkit.training.losses import canonical_loss_name, get_loss, match_target
+
+OPTIMIZERS = ("adam", "rmsprop", "sgd")
+
+
+class History:
+    """Per-epoch records of a fit: ``epoch`` (1-based), ``loss``, ``val_loss``, ``lr``, ``seconds``.
+
+    ``loss`` is the training objective averaged over the epoch's batches (data loss plus the
+    model's regularisation terms, as Keras reports it); ``val_loss`` is the data loss on the
+    validation data (no regularisation); ``lr`` the learning rate used during the epoch.
+
+    Example:
+        >>> h = History([{"epoch": 1, "loss": 0.5}, {"epoch": 2, "loss": 0.4}])
+        >>> h["loss"]
+        [0.5, 0.4]
+    """
+
+    def __init__(self, epochs: list[dict[str, Any]] | None = None) -> None:
+        self.epochs: list[dict[str, Any]] = list(epochs or [])
+        self.best_epoch: int | None = None  # 1-based epoch whose weights the model holds after restore
+        self.stopped_early = False
+
+    def append(self, record: dict[str, Any]) -> None:
+        self.epochs.append(record)
+
+    def __len__(self) -> int:
+        return len(self.epochs)
+
+    def __getitem__(self, key: str) -> list[Any]:
+        return [e.get(key) for e in self.epochs]
+
+    def to_frame(self):  # -> pandas.DataFrame (imported lazily: pandas is slow to import)
+        """The history as a ``pandas.DataFrame`` with one row per epoch."""
+        import pandas as pd
+
+        return pd.DataFrame(self.epochs)
+
+    def to_csv(self) -> str:
+        """The history as CSV text (for ``history.csv``)."""
+        return self.to_frame().to_csv(index=False)
+
+
+def _positive_int(name: str, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _default_stream() -> IO[str]:
+    return sys.stderr
+
+
+class Trainer:
+    """Fit, evaluate and predict with any ``nn.Module`` (models and baselines alike).
+
+    Args:
+        optimizer: ``"adam"``, ``"rmsprop"`` or ``"sgd"`` (Keras's epsilons: Adam eps=1e-7;
+            RMSprop rho=0.9, eps=1e-7; SGD without momentum).
+        learning_rate: > 0 (default 1e-3).
+        weight_decay: decoupled weight decay as in Keras, ``w -= learning_rate · weight_decay · w``
+            before each step, for every optimizer (default 0).
+        loss: ``"mse"``, ``"mae"``, ``"huber"`` or ``"cross_entropy"`` (default ``"mse"``).
+        batch_size: examples per batch (default 32; ignored for data given as a batch sequence).
+        epochs: number of epochs (default 10).
+        shuffle: shuffle the examples each epoch; ``None`` (default) means "yes, unless stateful".
+        clip_grad_norm: clip the global gradient norm to this value (default ``None``: no clipping).
+        early_stopping_patience: stop after this many epochs without improvement of the
+            monitored loss (``val_loss`` when there is validation data, else ``loss``).
+        restore_best: at the end of ``fit``, put back the weights of the epoch with the best
+            monitored loss, whenever it is monitored (validation data or early stopping) (default True).
+        lr_plateau_patience: multiply the learning rate by ``lr_factor`` after this many epochs
+            without improvement (default ``None``: constant learning rate).
+        lr_factor: in (0, 1) (default 0.5).
+        seed: seeds the global torch generator (weights drawn later, dropout) and the shuffling
+            generator at the start of ``fit``; a CPU run repeats bit for bit (default 0).
+        progress: ``True`` / ``False`` force the progress bar on or off; ``None`` (default) shows
+            it only when ``progress_stream`` is a terminal.
+        stateful: no shuffling, batches in order and of constant size (a last smaller batch is
+            dropped), ``model.reset_states()`` at each epoch start and before evaluation.
+        checkpoint_dir: write ``checkpoint.safetensors`` there after every epoch; ``fit(...,
+            resume=True)`` continues from it.
+        progress_stream: where the progress bar goes (default ``sys.stderr``).
+
+    Example:
+        >>> trainer = Trainer(epochs=5, early_stopping_patience=2)
+        >>> history = trainer.fit(model, train=(x, y), val=(x_val, y_val))  # doctest: +SKIP
+        >>> trainer.evaluate(model, (x_test, y_test))["mae"]  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        optimizer: str = "adam",
+        learning_rate: float = 1e-3,
+        weight_decay: float = 0.0,
+        loss: str = "mse",
+        batch_size: int = 32,
+        epochs: int = 10,
+        shuffle: bool | None = None,
+        clip_grad_norm: float | None = None,
+        early_stopping_patience: int | None = None,
+        restore_best: bool = True,
+        lr_plateau_patience: int | None = None,
+        lr_factor: float = 0.5,
+        seed: int = 0,
+        progress: bool | None = None,
+        stateful: bool = False,
+        checkpoint_dir: str | Path | None = None,
+        progress_stream: IO[str] | None = None,
+    ) -> None:
+        if not isinstance(optimizer, str) or optimizer.lower() not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
+        if not isinstance(learning_rate, (int, float)) or isinstance(learning_rate, bool) or not learning_rate > 0 or not math.isfinite(learning_rate):
+            raise ValueError(f"learning_rate must be a finite number > 0, got {learning_rate!r}")
+        if not isinstance(weight_decay, (int, float)) or isinstance(weight_decay, bool) or not 0 <= weight_decay < math.inf:
+            raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay!r}")
+        _positive_int("batch_size", batch_size)
+        _positive_int("epochs", epochs)
+        if shuffle is not None and not isinstance(shuffle, bool):
+            raise ValueError(f"shuffle must be True, False or None, got {shuffle!r}")
+        if not isinstance(stateful, bool):
+            raise ValueError(f"stateful must be True or False, got {stateful!r}")
+        if stateful and shuffle:
+            raise ValueError("shuffle must be False or None when stateful=True (states carry across batches in order), got True")
+        if clip_grad_norm is not None and (
+            not isinstance(clip_grad_norm, (int, float)) or isinstance(clip_grad_norm, bool) or not 0 < clip_grad_norm < math.inf
+        ):
+            raise ValueError(f"clip_grad_norm must be None or a finite number > 0, got {clip_grad_norm!r}")
+        for name, value in (("early_stopping_patience", early_stopping_patience), ("lr_plateau_patience", lr_plateau_patience)):
+            if value is not None:
+                _positive_int(name, value)
+        if not isinstance(lr_factor, (int, float)) or isinstance(lr_factor, bool) or not 0 < lr_factor < 1:
+            raise ValueError(f"lr_factor must be in (0, 1), got {lr_factor!r}")
+        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+            raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+        if progress is not None and not isinstance(progress, bool):
+            raise ValueError(f"progress must be True, False or None (auto), got {progress!r}")
+        if not isinstance(restore_best, bool):
+            raise ValueError(f"restore_best must be True or False, got {restore_best!r}")
+        self.optimizer = optimizer.lower()
+        self.learning_rate = float(learning_rate)
+        self.weight_decay = float(weight_decay)
+        self.loss = canonical_loss_name(loss)
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.shuffle = (not stateful) if shuffle is None else shuffle
+        self.clip_grad_norm = None if clip_grad_norm is None else float(clip_grad_norm)
+        self.early_stopping_patience = early_stopping_patience
+        self.restore_best = restore_best
+        self.lr_plateau_patience = lr_plateau_patience
+        self.lr_factor = float(lr_factor)
+        self.seed = seed
+        self.progress = progress
+        self.stateful = stateful
+        self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
+        self.progress_stream = progress_stream
+        self._loss_fn = get_loss(self.loss)
+
+    # --- settings that a resumed run must share with the run it continues ---------------------
+    def settings(self) -> dict[str, Any]:
+        """The trainer's settings as JSON-serialisable values."""
+        return {
+            "optimizer": self.optimizer,
+            "learning_rate": self.learning_rate,
+            "weight_decay": self.weight_decay,
+            "loss": self.loss,
+            "batch_size": self.batch_size,
+            "epochs": self.epochs,
+            "shuffle": self.shuffle,
+            "clip_grad_norm": self.clip_grad_norm,
+            "early_stopping_patience": self.early_stopping_patience,
+            "restore_best": self.restore_best,
+            "lr_plateau_patience": self.lr_plateau_patience,
+            "lr_factor": self.lr_factor,
+            "seed": self.seed,
+            "stateful": self.stateful,
+        }
+
+    def _make_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+        params = [p for p in model.parameters() if p.requires_grad]
+        if not params:
+            raise RnnkitError(f"{type(model).__name__} has no trainable parameters to fit")
+        # weight_decay=0 here: decay is applied decoupled, Keras-style, in _step.
+        if self.optimizer == "adam":
+            return torch.optim.Adam(params, lr=self.learning_rate, eps=1e-7)
+        if self.optimizer == "rmsprop":
+            return torch.optim.RMSprop(params, lr=self.learning_rate, alpha=0.9, eps=1e-7)
+        return torch.optim.SGD(params, lr=self.learning_rate)
+
+    def _show_progress(self) -> bool:
+        if self.progress is not None:
+            return self.progress
+        stream = self.progress_stream or _default_stream()
+        isatty = getattr(stream, "isatty", None)
+        return bool(isatty()) if callable(isatty) else False
+
+    # --- the loss of one batch ------------------------------------------------------------------
+    def _batch_loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self._loss_fn(model(x), y)
+
+    @staticmethod
+    def _regularization(model: nn.Module) -> torch.Tensor | None:
+        fn = getattr(model, "regularization_loss", None)
+        return fn() if callable(fn) else None
+
+    # --- fit ------------------------------------------------------------------------------------
+    def fit(self, model: nn.Module, train: Any, val: Any = None, *, resume: bool = False) -> History:
+        """Train ``model`` on ``train``; returns the :class:`History`.
+
+        Args:
+            model: any ``nn.Module`` mapping ``x`` batches to predictions shaped like ``y``
+                (regression) or to logits ``(batch, classes)`` (``cross_entropy``).
+            train: ``(x, y)`` tensors (examples first), an object with ``__len__`` and
+                ``batch(indices) -> (x, y)``, or an ordered re-iterable sequence of ``(x, y)`` batches.
+            val: validation data in the same forms, or ``None``.
+            resume: continue from ``checkpoint_dir/checkpoint.safetensors`` (weights, optimizer,
+                schedules, random states, history); the run ends as an uninterrupted one would.
+
+        Example:
+            >>> history = Trainer(epochs=3).fit(torch.nn.Linear(4, 1), (torch.randn(64, 4), torch.randn(64, 1)))
+            >>> len(history)
+            3
+        """
+        train = as_data(train, "train")
+        val = as_data(val, "val") if val is not None else None
+        if resume and self.checkpoint_dir is None:
+            raise ValueError("resume=True needs checkpoint_dir, got checkpoint_dir=None")
+        if self.shuffle and isinstance(train, BatchSequence):
+            raise ValueError("shuffle must be False for train given as a sequence of batches (their order is given), got True")
+        n_train = count_examples(train)
+        if n_train == 0:
+            raise RnnkitError("train holds no examples")
+        if self.stateful and not isinstance(train, BatchSequence) and n_train < self.batch_size:
+            raise RnnkitError(f"stateful training needs at least batch_size={self.batch_size} examples, got {n_train}")
+        if val is not None and count_examples(val) == 0:
+            raise RnnkitError("val holds no examples")
+
+        device = model_device(model)
+        torch.manual_seed(self.seed)
+        shuffler = torch.Generator().manual_seed(self.seed)
+        optimizer = self._make_optimizer(model)
+        plateau = ReduceLROnPlateau(optimizer, self.lr_plateau_patience, self.lr_factor) if self.lr_plateau_patience else None
+        stopper = EarlyStopping(self.early_stopping_patience) if self.early_stopping_patience else None
+        monitored = val is not None or stopper is not None
+        best = BestTracker(keep_weights=self.restore_best and monitored)
+        history = History()
+        start = 0
+        if resume:
+            start = self._resume(model, optimizer, best, stopper, plateau, shuffler, history)
+
+        show = self._show_progress()
+        stream = self.progress_stream or _default_stream()
+        for epoch in range(start, self.epochs):
+            if stopper is not None and stopper.stopped:
+                break
+            t0 = time.perf_counter()
+            lr = optimizer.param_groups[0]["lr"]
+            loss = self._train_epoch(model, train, optimizer, shuffler, device, epoch, show, stream)
+            record: dict[str, Any] = {"epoch": epoch + 1, "loss": loss}
+            if val is not None:
+                record["val_loss"] = self.evaluate(model, val)["loss"]
+            record["lr"] = lr
+            record["seconds"] = time.perf_counter() - t0
+            history.append(record)
+            if show:
+                extra = f", val_loss {record['val_loss']:.4g}" if val is not None else ""
+                stream.write(f"epoch {epoch + 1}/{self.epochs}: loss {loss:.4g}{extra}\n")
+                stream.flush()
+            value = record["val_loss"] if val is not None else loss
+            if monitored:
+                best.update(value, epoch + 1, model)
+            if stopper is not None:
+                stopper.update(value)
+            if plateau is not None:
+                plateau.step(value)
+            if self.checkpoint_dir is not None:
+                self._save_checkpoint(model, optimizer, best, stopper, plateau, shuffler, history, epoch + 1)
+        history.stopped_early = bool(stopper is not None and stopper.stopped)
+        if self.restore_best and best.restore(model):
+            history.best_epoch = best.epoch
+        else:
+            history.best_epoch = history.epochs[-1]["epoch"] if history.epochs else None
+        return history
+
+    def _train_epoch(
+        self,
+        model: nn.Module,
+        train: Any,
+        optimizer: torch.optim.Optimizer,
+        shuffler: torch.Generator,
+        device: torch.device,
+        epoch: int,
+        show: bool,
+        stream: IO[str],
+    ) -> float:
+        model.train()
+        if self.stateful:
+            reset_states(model)
+        params = [p for g in optimizer.param_groups for p in g["params"]]
+        batches = iter_batches(train, self.batch_size, shuffle=self.shuffle, generator=shuffler, drop_last=self.stateful)
+        if show:
+            from tqdm.auto import tqdm
+
+            batches = tqdm(batches, total=self._n_batches(train), desc=f"epoch {epoch + 1}/{self.epochs}", file=stream, leave=False)
+        # Sums stay on the device: no host synchronisation per batch.
+        total = torch.zeros((), dtype=torch.float64, device=device)
+        count = 0
+        for x, y in batches:
+            x, y = x.to(device), y.to(device)
+            optimizer.zero_grad(set_to_none=True)
+            loss = self._batch_loss(model, x, y)
+            reg = self._regularization(model)
+            if reg is not None:
+                loss = loss + reg.to(loss.device)
+            loss.backward()
+            if self.clip_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(params, self.clip_grad_norm)
+            if self.weight_decay:
+                with torch.no_grad():
+                    for group in optimizer.param_groups:
+                        for p in group["params"]:
+                            p.mul_(1.0 - group["lr"] * self.weight_decay)
+            optimizer.step()
+            total += loss.detach().double() * x.shape[0]
+            count += x.shape[0]
+        if count == 0:
+            raise RnnkitError(f"epoch {epoch + 1} had no batches (batch_size={self.batch_size} with {count_examples(train)} examples)")
+        mean = float(total) / count
+        if not math.isfinite(mean):
+            raise RnnkitError(
+                f"the training loss became {mean} in epoch {epoch + 1}: lower learning_rate or set clip_grad_norm"
+            )
+        return mean
+
+    def _n_batches(self, data: Any) -> int | None:
+        if isinstance(data, BatchSequence):
+            return len(data) if hasattr(data.batches, "__len__") else None
+        n = len(data)
+        return n // self.batch_size if self.stateful else math.ceil(n / self.batch_size)
+
+    # --- checkpoints ------------------------------------------------------------------------------
+    def _save_checkpoint(self, model, optimizer, best, stopper, plateau, shuffler, history, epoch) -> None:
+        opt_tensors, opt_meta = ckpt.flatten_optimizer(optimizer)
+        tensors = {**ckpt.with_prefix(model.state_dict(), "model."), **opt_tensors}
+        if best.weights is not None:
+            tensors.update(ckpt.with_prefix(best.weights, "best."))
+        tensors["rng.torch"] = torch.get_rng_state()
+        tensors["rng.shuffle"] = shuffler.get_state()
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            for i, state in enumerate(torch.cuda.get_rng_state_all()):
+                tensors[f"rng.cuda.{i}"] = state
+        meta = {
+            "epoch": epoch,
+            "history": history.epochs,
+            "optimizer": opt_meta,
+            "best": best.state(),
+            "early_stopping": stopper.state() if stopper is not None else None,
+            "plateau": plateau.state() if plateau is not None else None,
+            "settings": self.settings(),
+        }
+        ckpt.save_checkpoint(self.checkpoint_dir, tensors, meta)
+
+    def _resume(self, model, optimizer, best, stopper, plateau, shuffler, history) -> int:
+        from rnnkit.io import load_state_into
+
+        tensors, meta = ckpt.load_checkpoint(self.checkpoint_dir)
+        saved = meta["settings"]
+        # The epoch count may grow on resume; the rest must match or the run would not be the same run.
+        differ = [f"{k}: checkpoint {saved.get(k)!r}, now {v!r}" for k, v in self.settings().items() if k != "epochs" and saved.get(k) != v]
+        if differ:
+            raise RnnkitError("cannot resume with other trainer settings (" + "; ".join(differ) + ")")
+        load_state_into(model, ckpt.strip_prefix(tensors, "model."), source=f"checkpoint in {self.checkpoint_dir}")
+        ckpt.unflatten_optimizer(optimizer, {k: v for k, v in tensors.items() if k.startswith("optim.")}, meta["optimizer"])
+        best_weights = ckpt.strip_prefix(tensors, "best.") or None
+        best.load_state(meta["best"], best_weights if best.keep_weights else None)
+        if stopper is not None and meta["early_stopping"] is not None:
+            stopper.load_state(meta["early_stopping"])
+        if plateau is not None and meta["plateau"] is not None:
+            plateau.load_state(meta["plateau"])
+        torch.set_rng_state(tensors["rng.torch"])
+        shuffler.set_state(tensors["rng.shuffle"])
+        cuda = sorted((k for k in tensors if k.startswith("rng.cuda.")), key=lambda k: int(k.rsplit(".", 1)[1]))
+        if cuda and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([tensors[k] for k in cuda])
+        for record in meta["history"]:
+            history.append(record)
+        return int(meta["epoch"])
+
+    # --- evaluate and predict ---------------------------------------------------------------------
+    def evaluate(self, model: nn.Module, data: Any) -> dict[str, float]:
+        """The data loss (no regularisation) on ``data``, plus ``mae``/``rmse`` (model units) or ``accuracy``.
+
+        Args:
+            model: any ``nn.Module``.
+            data: ``(x, y)`` tensors, an indexable object or a batch sequence.
+
+        Returns:
+            ``{"loss", "mae", "rmse"}`` for regression losses, ``{"loss", "accuracy"}`` for ``cross_entropy``.
+
+        Example:
+            >>> Trainer(loss="mae").evaluate(torch.nn.Identity(), (torch.zeros(4, 1), torch.ones(4, 1)))["loss"]
+            1.0
+        """
+        data = as_data(data, "data")
+        device = model_device(model)
+        was_training = model.training
+        model.eval()
+        if self.stateful:
+            reset_states(model)
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        abs_sum = torch.zeros_like(loss_sum)
+        sq_sum = torch.zeros_like(loss_sum)
+        correct = torch.zeros_like(loss_sum)
+        n, n_values = 0, 0
+        try:
+            with torch.no_grad():
+                for x, y in iter_batches(data, self.batch_size, drop_last=self.stateful):
+                    x, y = x.to(device), y.to(device)
+                    out = model(x)
+                    loss_sum += self._loss_fn(out, y).double() * x.shape[0]
+                    n += x.shape[0]
+                    if self.loss == "cross_entropy":
+                        correct += (out.argmax(-1) == y.reshape(out.shape[:-1]).long()).double().sum()
+                        n_values += out.shape[:-1].numel()
+                    else:
+                        err = (out - match_target(out, y)).double()
+                        abs_sum += err.abs().sum()
+                        sq_sum += (err**2).sum()
+                        n_values += err.numel()
+        finally:
+            model.train(was_training)
+        if n == 0:
+            raise RnnkitError(f"no batch to evaluate (batch_size={self.batch_size}, stateful={self.stateful})")
+        result = {"loss": float(loss_sum) / n}
+        if self.loss == "cross_entropy":
+            result["accuracy"] = float(correct) / n_values
+        else:
+            result["mae"] = float(abs_sum) / n_values
+            result["rmse"] = math.sqrt(float(sq_sum) / n_values)
+        return result
+
+    def predict(self, model: nn.Module, x: Any, batch_size: int | None = None) -> torch.Tensor:
+        """Predictions of ``model`` for ``x`` (a tensor, ``(x, y)``, indexable data or batches), on the CPU.
+
+        Example:
+            >>> Trainer().predict(torch.nn.Linear(2, 1), torch.zeros(5, 2)).shape
+            torch.Size([5, 1])
+        """
+        return predict(model, x, batch_size or self.batch_size, stateful=self.stateful)
