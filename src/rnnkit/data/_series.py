@@ -45,9 +45,17 @@ def segments(data: pd.DataFrame | pd.DatetimeIndex) -> list[tuple[int, int]]:
     if not isinstance(index, pd.DatetimeIndex) or n < 3:
         return [(0, n)] if n else []
     check_time_order(index)
-    steps = np.diff(index.asi8)
+    steps = np.diff(index.as_unit("ns").asi8)
     values, counts = np.unique(steps, return_counts=True)
     modal = values[np.argmax(counts)]
+    day_ns = 86_400 * 10**9
+    if 28 * day_ns <= modal <= 31 * day_ns:
+        # Monthly data: calendar months differ in length, so count the step in months.
+        months = np.asarray(index.year * 12 + index.month)
+        same_day = (np.asarray(index.day)[1:] == np.asarray(index.day)[:-1]) & (
+            np.asarray(index.time)[1:] == np.asarray(index.time)[:-1])
+        steps = np.where(same_day, np.diff(months), 0)
+        modal = 1
     # A row starts a new segment when the step into it is not the modal step (a gap or a jitter).
     breaks = (np.flatnonzero(steps != modal) + 1).tolist()
     bounds = [0, *breaks, n]
@@ -56,7 +64,7 @@ def segments(data: pd.DataFrame | pd.DatetimeIndex) -> list[tuple[int, int]]:
 
 def check_time_order(index: pd.DatetimeIndex) -> None:
     """Raise ValueError when timestamps repeat or go backwards, naming the first offending row."""
-    steps = np.diff(index.asi8)
+    steps = np.diff(index.as_unit("ns").asi8)
     bad = np.flatnonzero(steps <= 0)
     if bad.size:
         i = int(bad[0]) + 1

@@ -1,0 +1,9 @@
+"""Datasets: the Jena climate weather data and SILSO's sunspots (the only modules that read files or download)."""
+
+from rnnkit.data._series import segments
+from rnnkit.datasets.describe import DataReport, describe, load
+from rnnkit.datasets.jena import jena_climate, read_jena_file
+from rnnkit.datasets.sunspots import read_silso_file, sunspots
+
+__all__ = ["DataReport", "describe", "jena_climate", "load", "read_jena_file", "read_silso_file", "segments",
+           "sunspots"]

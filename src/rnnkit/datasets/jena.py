@@ -1,0 +1,278 @@
+"""The Jena climate data (MPI-BGC roof weather station): benchmark file and station exports."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from rnnkit.data._series import segments
+from rnnkit.datasets import _files
+from rnnkit.errors import RnnkitError
+
+JENA_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/jena_climate_2009_2016.csv.zip"
+JENA_FILE = "jena_climate_2009_2016.csv"
+JENA_ROWS = 420_551
+STATION_PATTERN = "mpi_roof*.csv*"
+TIME_COLUMN = "Date Time"
+TIME_FORMAT = "%d.%m.%Y %H:%M:%S"
+# The 14 weather columns of the benchmark file, in its order.
+BENCHMARK_COLUMNS = [
+    "p (mbar)", "T (degC)", "Tpot (K)", "Tdew (degC)", "rh (%)", "VPmax (mbar)", "VPact (mbar)",
+    "VPdef (mbar)", "sh (g/kg)", "H2OC (mmol/mol)", "rho (g/m**3)", "wv (m/s)", "max. wv (m/s)", "wd (deg)",
+]
+WIND_SPEEDS = ["wv (m/s)", "max. wv (m/s)"]
+WIND_DIRECTION = "wd (deg)"
+ERROR_CODE = -9999.0
+DERIVED = ("wind", "time")
+DAY_S = 24 * 60 * 60
+YEAR_S = 365.2425 * DAY_S
+
+
+def read_jena_file(path: str | Path) -> pd.DataFrame:
+    """Read one Jena file as it is (benchmark ``.csv``/``.zip`` or station export ``.csv``/``.gz``).
+
+    Returns every column, numeric, indexed by the parsed ``Date Time``, rows in file order.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        df = pd.read_csv(path, encoding="latin-1", skipinitialspace=True)
+    except (OSError, EOFError, UnicodeDecodeError, zipfile.BadZipFile, pd.errors.ParserError,
+            pd.errors.EmptyDataError) as e:
+        raise RnnkitError(f"{path}: cannot read it as a Jena climate CSV ({e})") from None
+    except ValueError as e:  # pandas: a zip holding several files
+        raise RnnkitError(f"{path}: cannot read it as a Jena climate CSV ({e})") from None
+    df.columns = [str(c).strip() for c in df.columns]
+    if TIME_COLUMN not in df.columns:
+        raise RnnkitError(f"{path}: no {TIME_COLUMN!r} column; found {list(df.columns)[:6]}")
+    try:
+        index = pd.to_datetime(df.pop(TIME_COLUMN).astype(str).str.strip(), format=TIME_FORMAT)
+    except ValueError as e:
+        raise RnnkitError(f"{path}: {TIME_COLUMN!r} is not dd.mm.yyyy HH:MM:SS ({e})") from None
+    for col in df.columns:
+        if not pd.api.types.is_numeric_dtype(df[col]):
+            bad = pd.to_numeric(df[col], errors="coerce").isna() & df[col].notna()
+            row = int(np.flatnonzero(bad.to_numpy())[0]) if bad.any() else 0
+            raise RnnkitError(f"{path}: column {col!r} is not numeric (row {row}: {df[col].iloc[row]!r})")
+    df.index = pd.DatetimeIndex(index, name=TIME_COLUMN)
+    return df.astype(np.float64)
+
+
+def jena_climate(
+    path_or_paths=None,
+    *,
+    columns="benchmark",
+    clean: bool = True,
+    derived=False,
+    step: int = 1,
+    how: str = "every",
+) -> pd.DataFrame:
+    """Load the Jena climate weather data as a DataFrame indexed by ``Date Time``.
+
+    Files: the benchmark ``jena_climate_2009_2016.csv`` (or ``.zip``), or the station's
+    half-year exports ``mpi_roof*.csv`` (``.gz`` too; latin-1 header, quoted names,
+    space-padded numbers, 22 columns). Several files are joined, sorted by time and
+    de-duplicated (first occurrence kept); gaps split the series into segments.
+    With no path: in ``RNNKIT_DATA_DIR``, then ``~/.cache/rnnkit``, the benchmark file if
+    present, else every ``mpi_roof*.csv*`` there; else the benchmark zip is downloaded from
+    the Keras address (checked: one CSV, 15 columns, 420,551 rows).
+
+    Cleaning policy (``clean=True``): the station's error code -9999 in the wind speeds
+    (``wv``, ``max. wv``) becomes 0.0, as in the TensorFlow tutorial (calm, the commonest
+    reading); -9999 in any other column, and empty fields, become NaN and are then
+    interpolated linearly in time. Counts per column go to ``df.attrs["report"]``. No -9999
+    survives. ``clean=False`` keeps the raw values (for inspection only).
+
+    Args:
+        path_or_paths: a file, a folder, a list of files, or None (see above).
+        columns: ``"benchmark"`` (the 14 benchmark columns the files have, default),
+            ``"all"`` (every column), or a list of names.
+        clean: apply the -9999/NaN policy. Default True.
+        derived: False, True (all), or a list of ``"wind"`` (wv, max. wv, wd replaced by
+            ``Wx``, ``Wy``, ``max Wx``, ``max Wy``) and ``"time"`` (``Day sin``, ``Day cos``,
+            ``Year sin``, ``Year cos``).
+        step: keep one row per ``step`` rows within each segment (>= 1). Default 1.
+        how: ``"every"`` (every step-th row, as the course and Chollet subsample) or ``"mean"``
+            (the mean of each block of ``step`` rows, stamped with the block's last time;
+            a direction column is averaged as a vector).
+
+    Returns:
+        DataFrame with a DatetimeIndex named ``"Date Time"``; ``attrs["segments"]`` lists
+        ``(first, last, rows)`` of each contiguous segment, ``attrs["gaps"]`` the gaps and
+        ``attrs["report"]`` what loading found and changed.
+
+    Example:
+        >>> df = jena_climate(derived=["wind", "time"], step=6)   # hourly, 19 columns on the benchmark
+        >>> df.attrs["segments"]
+    """
+    if isinstance(step, bool) or not isinstance(step, int | np.integer) or step < 1:
+        raise ValueError(f"step must be a positive integer, got {step!r}")
+    if how not in ("every", "mean"):
+        raise ValueError(f"how must be 'every' or 'mean', got {how!r}")
+    wanted = _derived_set(derived)
+    paths = _jena_paths(path_or_paths)
+
+    frames = [read_jena_file(p) for p in paths]
+    common = [c for c in frames[0].columns if all(c in f.columns for f in frames[1:])]
+    report: dict = {
+        "files": [str(p) for p in paths],
+        "rows_read": int(sum(len(f) for f in frames)),
+        "columns_not_in_every_file": sorted({c for f in frames for c in f.columns} - set(common)),
+    }
+    df = pd.concat([f[common] for f in frames]) if len(frames) > 1 else frames[0]
+    df = df[_select_columns(df, columns)]
+    df = _sort_dedup(df, report)
+    report["error_codes"] = {c: int(n) for c, n in (df == ERROR_CODE).sum().items() if n}
+    report["missing"] = {c: int(n) for c, n in df.isna().sum().items() if n}
+    if clean:
+        df = _clean(df, report)
+    if "wind" in wanted:
+        df = _wind_vectors(df)
+    if step > 1:
+        df = _resample(df, step, how)
+    if "time" in wanted:
+        df = _time_signals(df)
+    df.index.name = TIME_COLUMN
+    _annotate(df, report)
+    return df
+
+
+def _derived_set(derived) -> set[str]:
+    if derived is False or derived is None:
+        return set()
+    if derived is True:
+        return set(DERIVED)
+    items = [derived] if isinstance(derived, str) else list(derived)
+    unknown = [d for d in items if d not in DERIVED]
+    if unknown:
+        raise ValueError(f"derived must be True, False or a list from {list(DERIVED)}, got {derived!r}")
+    return set(items)
+
+
+def _jena_paths(path_or_paths) -> list[Path]:
+    if path_or_paths is None:
+        return _files.resolve(JENA_FILE, JENA_URL, _verify_benchmark_zip, alternatives=[JENA_FILE + ".zip"],
+                              patterns=[STATION_PATTERN])
+    items = [path_or_paths] if isinstance(path_or_paths, str | Path) else list(path_or_paths)
+    if not items:
+        raise ValueError("path_or_paths must name at least one file, got an empty list")
+    paths: list[Path] = []
+    for item in map(Path, items):
+        if item.is_dir():
+            found = _files.find_in(item, [JENA_FILE, JENA_FILE + ".zip"], [STATION_PATTERN])
+            if not found:
+                raise FileNotFoundError(f"{item}: no {JENA_FILE}(.zip) or {STATION_PATTERN} file in this folder")
+            paths += found
+        elif item.is_file():
+            paths.append(item)
+        else:
+            raise FileNotFoundError(f"{item}: no such file or folder")
+    return paths
+
+
+def _verify_benchmark_zip(path: Path) -> None:
+    """A downloaded benchmark zip must hold one CSV with the 15 benchmark columns and 420,551 rows."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = [n for n in z.namelist() if n.endswith(".csv") and "__MACOSX" not in n]
+            if len(names) != 1:
+                raise RnnkitError(f"downloaded {JENA_FILE}.zip holds {names}, expected one CSV")
+            with z.open(names[0]) as f:
+                header = f.readline().decode("latin-1").strip().replace('"', "").split(",")
+                rows = sum(1 for line in f if line.strip())
+    except zipfile.BadZipFile as e:
+        raise RnnkitError(f"downloaded {JENA_FILE}.zip is not a zip file ({e})") from None
+    if header != [TIME_COLUMN, *BENCHMARK_COLUMNS] or rows != JENA_ROWS:
+        raise RnnkitError(f"downloaded {JENA_FILE}.zip has {len(header)} columns and {rows} rows, "
+                          f"expected 15 and {JENA_ROWS}")
+
+
+def _select_columns(df: pd.DataFrame, columns) -> list[str]:
+    if columns == "benchmark":
+        return [c for c in BENCHMARK_COLUMNS if c in df.columns]
+    if columns == "all":
+        return list(df.columns)
+    if isinstance(columns, str) or not all(isinstance(c, str) for c in columns):
+        raise ValueError(f"columns must be 'benchmark', 'all' or a list of column names, got {columns!r}")
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ValueError(f"columns {missing} are not in the data; it has {list(df.columns)}")
+    return list(columns)
+
+
+def _sort_dedup(df: pd.DataFrame, report: dict) -> pd.DataFrame:
+    report["rows_out_of_order"] = int((np.diff(df.index.as_unit("ns").asi8) < 0).sum())
+    if report["rows_out_of_order"]:
+        df = df.sort_index(kind="stable")
+    dup = df.index.duplicated(keep="first")
+    report["duplicates_removed"] = int(dup.sum())
+    return df[~dup] if dup.any() else df
+
+
+def _clean(df: pd.DataFrame, report: dict) -> pd.DataFrame:
+    df = df.copy()
+    for col in df.columns:
+        codes = df[col] == ERROR_CODE
+        if codes.any():
+            df.loc[codes, col] = 0.0 if col in WIND_SPEEDS else np.nan
+    nan_counts = df.isna().sum()
+    if nan_counts.any():
+        df = df.interpolate(method="time", limit_direction="both")
+        still = [c for c in df.columns if df[c].isna().any()]
+        if still:
+            raise RnnkitError(f"columns {still} hold no valid value at all; cannot interpolate them")
+    report["interpolated"] = {c: int(n) for c, n in nan_counts.items() if n}
+    report["wind_error_codes_set_to_0"] = {c: n for c, n in report["error_codes"].items() if c in WIND_SPEEDS}
+    return df
+
+
+def _wind_vectors(df: pd.DataFrame) -> pd.DataFrame:
+    need = [*WIND_SPEEDS, WIND_DIRECTION]
+    missing = [c for c in need if c not in df.columns]
+    if missing:
+        raise RnnkitError(f"derived 'wind' needs columns {missing}, which the data does not have")
+    rad = np.deg2rad(df[WIND_DIRECTION])
+    out = df.drop(columns=need)
+    out["Wx"], out["Wy"] = df["wv (m/s)"] * np.cos(rad), df["wv (m/s)"] * np.sin(rad)
+    out["max Wx"], out["max Wy"] = df["max. wv (m/s)"] * np.cos(rad), df["max. wv (m/s)"] * np.sin(rad)
+    return out
+
+
+def _time_signals(df: pd.DataFrame) -> pd.DataFrame:
+    seconds = df.index.as_unit("ns").asi8 / 1e9
+    df = df.copy()
+    df["Day sin"], df["Day cos"] = np.sin(2 * np.pi * seconds / DAY_S), np.cos(2 * np.pi * seconds / DAY_S)
+    df["Year sin"], df["Year cos"] = np.sin(2 * np.pi * seconds / YEAR_S), np.cos(2 * np.pi * seconds / YEAR_S)
+    return df
+
+
+def _resample(df: pd.DataFrame, step: int, how: str) -> pd.DataFrame:
+    parts = []
+    for a, b in segments(df):
+        seg = df.iloc[a:b]
+        if how == "every":
+            parts.append(seg.iloc[::step])
+            continue
+        m = len(seg) // step
+        if m == 0:
+            continue
+        block = seg.to_numpy()[: m * step].reshape(m, step, -1)
+        mean = pd.DataFrame(block.mean(axis=1), columns=seg.columns, index=seg.index[step - 1 : m * step : step])
+        if WIND_DIRECTION in seg.columns:
+            rad = np.deg2rad(block[:, :, list(seg.columns).index(WIND_DIRECTION)])
+            mean[WIND_DIRECTION] = np.rad2deg(np.arctan2(np.sin(rad).mean(1), np.cos(rad).mean(1))) % 360
+        parts.append(mean)
+    if not parts:
+        raise RnnkitError(f"step {step} is longer than every contiguous segment of the data")
+    return pd.concat(parts)
+
+
+def _annotate(df: pd.DataFrame, report: dict) -> None:
+    segs = segments(df)
+    df.attrs["segments"] = [(str(df.index[a]), str(df.index[b - 1]), b - a) for a, b in segs]
+    df.attrs["gaps"] = [(str(df.index[b - 1]), str(df.index[b])) for (_, b) in segs[:-1]]
+    df.attrs["report"] = report
