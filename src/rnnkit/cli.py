@@ -22,6 +22,23 @@ def app() -> None:
     """rnnkit: recurrent neural networks for sequence modelling (Keras semantics, PyTorch kernels)."""
 
 
+@app.command("data")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=str), default=None,
+              help="Also draw the series to this PNG.")
+@click.option("--column", "columns", multiple=True, help="Column to plot (repeatable; default T (degC)).")
+def data_command(paths: tuple[str, ...], plot_path: str | None, columns: tuple[str, ...]) -> None:
+    """What data file(s) hold: rows, period, step, columns with units, gaps, -9999 codes."""
+    from rnnkit.datasets import describe, load
+
+    click.echo(str(describe(list(paths))))
+    if plot_path is not None:
+        from rnnkit.plots import plot_series
+
+        written = plot_series(load(list(paths)), list(columns) or None, plot_path)  # cleaned: no -9999 spikes
+        click.echo(f"plot: {written}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     try:

@@ -133,3 +133,38 @@ def plot_predictions(
     ax.legend(fontsize="small", ncol=2)
     fig.autofmt_xdate()
     return _save(fig, path)
+
+
+def plot_series(df: Any, columns: Sequence[str] | None, path: str | os.PathLike[str], *, title: str = "") -> Path:
+    """A time series, one panel per column, with no line drawn across a gap in the timestamps.
+
+    Args:
+        df: a DataFrame with a DatetimeIndex (e.g. from :func:`rnnkit.datasets.jena_climate`).
+        columns: the columns to draw; None draws ``"T (degC)"`` if present, else the first column.
+        path: the PNG to write (atomically).
+        title: the figure title (default: none).
+
+    Returns:
+        The path written.
+
+    Example:
+        >>> plot_series(jena_climate(), ["T (degC)", "p (mbar)"], "series.png")  # doctest: +SKIP
+    """
+    from rnnkit.data import segments  # local import: plots stays importable on its own
+
+    if columns is None:
+        columns = ["T (degC)"] if "T (degC)" in df.columns else [df.columns[0]]
+    columns = list(columns)
+    missing = [c for c in columns if c not in df.columns]
+    if not columns or missing:
+        raise ValueError(f"columns must name columns of the data {list(df.columns)}, got {columns}")
+    fig, axes = plt.subplots(len(columns), 1, figsize=(10, 2.4 * len(columns)), sharex=True, squeeze=False)
+    for ax, col in zip(axes[:, 0], columns, strict=True):
+        for a, b in segments(df):
+            ax.plot(df.index[a:b], df[col].to_numpy()[a:b], linewidth=0.6, color="C0")
+        ax.set_ylabel(col)
+        ax.grid(True, alpha=0.3)
+    if title:
+        axes[0, 0].set_title(title)
+    fig.autofmt_xdate()
+    return _save(fig, path)
