@@ -11,11 +11,12 @@ from typing import Any
 
 from rnnkit.layers import activations, regularizers
 from rnnkit.layers.base import Layer
+from rnnkit.layers.bidirectional import Bidirectional
 from rnnkit.layers.core import Dense, Dropout, Embedding, Flatten
 from rnnkit.layers.recurrent import GRU, LSTM, SimpleRNN
 
 LAYER_CLASSES: dict[str, type[Layer]] = {
-    cls.__name__: cls for cls in (Dense, Dropout, Embedding, Flatten, SimpleRNN, LSTM, GRU)
+    cls.__name__: cls for cls in (Dense, Dropout, Embedding, Flatten, SimpleRNN, LSTM, GRU, Bidirectional)
 }
 
 
@@ -50,6 +51,7 @@ __all__ = [
     "SimpleRNN",
     "LSTM",
     "GRU",
+    "Bidirectional",
     "Layer",
     "activations",
     "regularizers",

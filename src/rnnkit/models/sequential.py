@@ -186,10 +186,16 @@ class Sequential(nn.Module):
 
         Example (SimpleRNN(16) → Dense(1) on (120, 14))::
 
-            Layer (type)            Output Shape   Param #  Formula
-            simple_rnn (SimpleRNN)  (None, 16)         480  16·14 + 16·16 + 16
-            dense (Dense)           (None, 1)           17  16·1 + 1
+            Input shape: (None, 120, 14)
+            =================================================================
+            Layer (type)            Output Shape  Param #  Formula
+            =================================================================
+            simple_rnn (SimpleRNN)  (None, 16)        496  16·14 + 16·16 + 16
+            dense (Dense)           (None, 1)          17  16·1 + 1
+            =================================================================
             Total params: 513
+            Trainable params: 513
+            Non-trainable params: 0
         """
         self._require_built("summary")
         header = ("Layer (type)", "Output Shape", "Param #", "Formula")
