@@ -384,3 +384,22 @@ def test_batch_mode_without_recurrent_dropout_warns():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         GRU(4, recurrent_dropout=0.1, recurrent_dropout_mode="batch")
+
+
+@pytest.mark.parametrize("return_sequences", [True, False])
+def test_gru_sample_mode_fast_loop_equals_reference_loop(seed, return_sequences):
+    layer = GRU(6, recurrent_dropout=0.3, return_sequences=return_sequences, input_size=3).train()
+    mask = (torch.rand(5, 6) > 0.3).float() / 0.7
+    layer._draw_masks = lambda batch, like: (None, mask)
+    x = torch.randn(5, 7, 3)
+
+    def run():
+        layer.zero_grad()
+        y = layer(x)
+        y.square().sum().backward()
+        return [y.detach()] + [p.grad.clone() for p in layer.parameters()]
+
+    fast = run()
+    layer._force_loop = True
+    for a, b in zip(fast, run()):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)

@@ -334,3 +334,69 @@ class GRUCell(RecurrentCell):
             self.bias_hh.copy_(torch.as_tensor(self._from_keras_gates(bias[1])))
         else:
             super()._set_keras_bias(bias)
+
+
+class GRUSequenceWithRecurrentMask(torch.autograd.Function):
+    """The whole GRU (reset_after, tanh/sigmoid) loop with a per-sample recurrent mask, hand-differentiated.
+
+    The step loop over ``GRUCell.step`` is the reference; this runs the same maths with no
+    autograd graph per step (about eight tensor operations a step each way, buffers written
+    in place), so that Keras's per-sample ``recurrent_dropout`` stays close to the fused
+    kernel's speed. The weight gradient is one matmul over all steps after the loop.
+
+    ``apply(xp, h0, recurrent_kernel, bias_hh, mask)``: xp (time, batch, 3n) projected inputs
+    in gate order r, z, n; h0 (batch, n); recurrent_kernel (n, 3n); bias_hh (3n,); mask
+    (batch, n). Returns h for every step, (time, batch, n).
+    """
+
+    @staticmethod
+    def forward(ctx, xp, h0, recurrent_kernel, bias_hh, mask):
+        steps, batch, three_n = xp.shape
+        n = three_n // 3
+        H = xp.new_empty(steps, batch, n)
+        HM = xp.new_empty(steps, batch, n)  # h_{t-1} ⊙ m, the recurrent kernel's input
+        GH = xp.new_empty(steps, batch, three_n)  # U (h ⊙ m) + b'
+        RZ = xp.new_empty(steps, batch, 2 * n)
+        C = xp.new_empty(steps, batch, n)  # candidate h̃
+        h = h0
+        for t in range(steps):
+            hm = torch.mul(h, mask, out=HM[t])
+            if bias_hh is None:
+                gh = torch.mm(hm, recurrent_kernel, out=GH[t])
+            else:
+                gh = torch.addmm(bias_hh, hm, recurrent_kernel, out=GH[t])
+            rz = torch.add(xp[t, :, : 2 * n], gh[:, : 2 * n], out=RZ[t]).sigmoid_()
+            cand = torch.addcmul(xp[t, :, 2 * n :], rz[:, :n], gh[:, 2 * n :], out=C[t]).tanh_()
+            h = torch.lerp(cand, h, rz[:, n:], out=H[t])  # z ⊙ h + (1 − z) ⊙ h̃
+        ctx.save_for_backward(h0, recurrent_kernel, mask, H, HM, GH, RZ, C)
+        ctx.has_bias = bias_hh is not None
+        return H
+
+    @staticmethod
+    def backward(ctx, dH):
+        h0, recurrent_kernel, mask, H, HM, GH, RZ, C = ctx.saved_tensors
+        steps, batch, n = H.shape
+        R, Z = RZ[..., :n], RZ[..., n:]
+        h_prev = torch.cat([h0.unsqueeze(0), H[:-1]], 0)
+        # Everything that does not depend on the incoming gradient, for all steps at once: (time, batch, n)
+        k_n = (1 - Z) * (1 - C * C)  # d(pre-tanh) / dh_t
+        k_z = (h_prev - C) * Z * (1 - Z)  # d(pre-sigmoid z) / dh_t
+        k_r = GH[..., 2 * n :] * R * (1 - R)  # d(pre-sigmoid r) / d(pre-tanh)
+        DGH = H.new_empty(steps, batch, 3 * n)  # gradient of U (h ⊙ m) + b'
+        DA = H.new_empty(steps, batch, n)  # gradient of the pre-tanh sum
+        u_t = recurrent_kernel.t()
+        dh = torch.zeros_like(h0)
+        for t in range(steps - 1, -1, -1):
+            dh = dh + dH[t]
+            g = DGH[t]
+            da = torch.mul(dh, k_n[t], out=DA[t])
+            torch.mul(da, k_r[t], out=g[:, :n])
+            torch.mul(dh, k_z[t], out=g[:, n : 2 * n])
+            torch.mul(da, R[t], out=g[:, 2 * n :])
+            dh = torch.addcmul(dh * Z[t], torch.mm(g, u_t), mask)
+        dxp = DGH.clone()
+        dxp[..., 2 * n :] = DA
+        flat = DGH.reshape(steps * batch, 3 * n)
+        d_kernel = HM.reshape(steps * batch, n).t().mm(flat)
+        d_bias = flat.sum(0) if ctx.has_bias else None
+        return dxp, dh, d_kernel, d_bias, None

@@ -23,7 +23,7 @@ import torch
 
 from rnnkit.layers import activations, regularizers
 from rnnkit.layers.base import Layer
-from rnnkit.layers.cells import GRUCell, LSTMCell, RecurrentCell, SimpleRNNCell, State, _check_units
+from rnnkit.layers.cells import GRUCell, GRUSequenceWithRecurrentMask, LSTMCell, RecurrentCell, SimpleRNNCell, State, _check_units
 
 RECURRENT_DROPOUT_MODES = ("sample", "batch")
 
@@ -233,8 +233,8 @@ class RNN(Layer):
 
     def _loop(
         self, x: torch.Tensor, state: State, weight_hh: torch.Tensor, recurrent_mask: torch.Tensor | None
-    ) -> tuple[list[torch.Tensor], State]:
-        """The reference step loop; returns (h_t for every step, final state)."""
+    ) -> tuple[torch.Tensor | None, State]:
+        """The reference step loop; returns ((batch, time, n) if return_sequences else None, final state)."""
         cell = self.cell
         # One matmul for every step's input, laid out time-major: (time, batch, G·n)
         xp = cell.input_projection(x.transpose(0, 1))
@@ -243,7 +243,7 @@ class RNN(Layer):
         for xp_t in xp.unbind(0):
             h, state = cell.step(xp_t, state, recurrent_kernel, recurrent_mask)
             outputs.append(h)
-        return outputs, state
+        return (torch.stack(outputs, 1) if self.return_sequences else None), state
 
     def forward(self, x: torch.Tensor, initial_state: Any = None) -> Any:
         """Run over x (batch, time, features).
@@ -277,8 +277,7 @@ class RNN(Layer):
         if recurrent_mask is None and self.use_fused:
             sequence, state = self._fused(x, state, weight_hh)  # (batch, time, units)
         else:
-            steps, state = self._loop(x, state, weight_hh, recurrent_mask)
-            sequence = torch.stack(steps, 1) if self.return_sequences else None
+            sequence, state = self._loop(x, state, weight_hh, recurrent_mask)
 
         if self.stateful:
             self._states = tuple(s.detach() for s in state)
@@ -447,6 +446,16 @@ class GRU(RNN):
         n, m = self.units, self._require_input_size()
         bias = {0: "", n: f" + {n}", 2 * n: f" + 2·{n}"}[self._bias_count()]
         return f"3·({n}·{m} + {n}·{n}{bias})"
+
+    def _loop(self, x, state, weight_hh, recurrent_mask):
+        if recurrent_mask is None or self._force_loop or not self._fused_ok():
+            return super()._loop(x, state, weight_hh, recurrent_mask)
+        # per-sample recurrent dropout with standard activations: the hand-differentiated loop
+        cell = self.cell
+        xp = cell.input_projection(x.transpose(0, 1))  # (time, batch, 3n)
+        bias_hh = cell.bias_hh if self.use_bias else None
+        hs = GRUSequenceWithRecurrentMask.apply(xp, state[0], weight_hh.t(), bias_hh, recurrent_mask)
+        return (hs.transpose(0, 1) if self.return_sequences else None), (hs[-1],)
 
     def _fused(self, x, state, weight_hh):
         cell = self.cell
