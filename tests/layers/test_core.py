@@ -307,3 +307,21 @@ def test_deserialize_bad_config_key():
 def test_deserialize_needs_class_name_and_config():
     with pytest.raises(ValueError, match=r"deserialize: spec must be a dict with keys 'class_name' and 'config', got \{'class_name': 'Dense'\}"):
         deserialize({"class_name": "Dense"})
+
+
+def test_serialize_unregistered_layer():
+    from rnnkit.layers.base import Layer
+
+    class Custom(Layer):
+        pass
+
+    with pytest.raises(ValueError, match=r"serialize: layer must be one of \[.*'GRU'.*\], got Custom"):
+        serialize(Custom())
+
+
+@pytest.mark.parametrize("layer", [Dense(3, input_size=2), Dropout(0.1), Embedding(4, 2), Flatten()])
+def test_serialize_round_trip_every_core_layer(layer):
+    spec = serialize(layer)
+    assert json.loads(json.dumps(spec)) == spec
+    copy = deserialize(spec)
+    assert type(copy) is type(layer) and copy.get_config() == layer.get_config()

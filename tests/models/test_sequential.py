@@ -389,3 +389,13 @@ def test_from_config_rejects_unknown_keys():
 def test_from_config_needs_layers():
     with pytest.raises(ValueError, match=r"Sequential config must be a dict with 'layers'"):
         Sequential.from_config({"input_shape": [3, 2]})
+
+
+def test_layers_are_separate_arguments_not_a_list():
+    with pytest.raises(ValueError, match=r"Sequential takes the layers as separate arguments, Sequential\(layer1, layer2, \.\.\.\), got a list"):
+        rk.Sequential([SimpleRNN(4), Dense(1)])
+
+
+def test_dense_after_flatten_needs_a_known_sequence_length():
+    with pytest.raises(ValueError, match=r"Dense needs a known number of input features on the last axis, got input shape \(None,\)"):
+        rk.Sequential(Flatten(), Dense(1), input_shape=(None, 14))

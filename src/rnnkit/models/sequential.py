@@ -91,6 +91,10 @@ class Sequential(nn.Module):
     # --- building -------------------------------------------------------------------------
     @staticmethod
     def _check_layer(layer: Any) -> None:
+        if isinstance(layer, (list, tuple)):
+            raise ValueError(
+                f"Sequential takes the layers as separate arguments, Sequential(layer1, layer2, ...), got a {type(layer).__name__}"
+            )
         if not isinstance(layer, Layer):
             raise ValueError(f"Sequential layers must be rnnkit layers (rk.layers.*), got {layer!r}")
 
