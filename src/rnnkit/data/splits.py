@@ -64,7 +64,10 @@ def _fraction_bounds(n: int, fractions) -> list[int]:
 def _date_bounds(data, dates) -> list[int]:
     if not isinstance(data, pd.DataFrame | pd.Series) or not isinstance(data.index, pd.DatetimeIndex):
         raise ValueError("dates needs a DataFrame with a DatetimeIndex; give fractions for arrays and tensors")
-    stamps = pd.DatetimeIndex(pd.to_datetime(list(dates)))
+    try:
+        stamps = pd.DatetimeIndex([pd.Timestamp(d) for d in dates])
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"dates must be timestamps, got {dates!r} ({e})") from None
     if len(stamps) < 1:
         raise ValueError(f"dates must hold at least one boundary, got {dates!r}")
     if not stamps.is_monotonic_increasing or stamps.has_duplicates:

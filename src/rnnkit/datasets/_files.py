@@ -88,33 +88,32 @@ def download(url: str, dest: Path, verify: Callable[[Path], None]) -> Path:
 
 
 def resolve(
-    file_name: str,
+    names: list[str],
     url: str,
     verify: Callable[[Path], None],
     *,
-    alternatives: list[str] = (),
+    download_as: str,
     patterns: list[str] = (),
 ) -> list[Path]:
     """Find a data file: ``RNNKIT_DATA_DIR``, then the cache, then download ``url`` into the cache.
 
-    ``alternatives`` are other accepted names, ``patterns`` globs used when no name is present
-    (e.g. the station's ``mpi_roof*.csv*`` exports). Offline with no file: one RnnkitError
-    naming ``RNNKIT_DATA_DIR``, the file and the official address.
+    ``names`` are the accepted file names in order of preference, ``patterns`` globs used when
+    no name is present (e.g. the station's ``mpi_roof*.csv*`` exports), ``download_as`` the
+    cache file a download becomes. Offline with no file: one RnnkitError naming
+    ``RNNKIT_DATA_DIR``, the file and the official address.
     """
-    names = [file_name, *alternatives]
     env = data_dir()
     for folder in [f for f in (env, cache_dir()) if f is not None]:
-        found = find_in(folder, names, list(patterns))
+        found = find_in(folder, list(names), list(patterns))
         if found:
             for p in found:
                 check_sidecar(p)
             return found
-    dest = cache_dir() / file_name
     try:
-        return [download(url, dest, verify)]
+        return [download(url, cache_dir() / download_as, verify)]
     except OSError as e:  # URLError, timeouts, refused connections, unwritable cache
-        where = f"{ENV_VAR}={env}" if env is not None else f"{ENV_VAR} is not set"
+        where = f"now {env}" if env is not None else "not set"
         raise RnnkitError(
-            f"{file_name} not found and the download from {url} failed ({getattr(e, 'reason', e)}); "
+            f"{download_as} not found and the download from {url} failed ({getattr(e, 'reason', e)}); "
             f"put the file in the folder named by {ENV_VAR} ({where}) or in {cache_dir()}, or pass its path"
         ) from None

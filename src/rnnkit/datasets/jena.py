@@ -155,8 +155,8 @@ def _derived_set(derived) -> set[str]:
 
 def _jena_paths(path_or_paths) -> list[Path]:
     if path_or_paths is None:
-        return _files.resolve(JENA_FILE, JENA_URL, _verify_benchmark_zip, alternatives=[JENA_FILE + ".zip"],
-                              patterns=[STATION_PATTERN])
+        return _files.resolve([JENA_FILE, JENA_FILE + ".zip"], JENA_URL, _verify_benchmark_zip,
+                              download_as=JENA_FILE + ".zip", patterns=[STATION_PATTERN])
     items = [path_or_paths] if isinstance(path_or_paths, str | Path) else list(path_or_paths)
     if not items:
         raise ValueError("path_or_paths must name at least one file, got an empty list")

@@ -68,7 +68,7 @@ def sunspots(path: str | Path | None = None) -> pd.DataFrame:
         96.7
     """
     if path is None:
-        path = _files.resolve(SILSO_FILE, SILSO_URL, _verify)[0]
+        path = _files.resolve([SILSO_FILE], SILSO_URL, _verify, download_as=SILSO_FILE)[0]
     df = read_silso_file(path)[["sunspots"]]
     steps = np.diff(df.index.year * 12 + df.index.month)
     if (steps <= 0).any():
