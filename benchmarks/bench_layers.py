@@ -5,7 +5,7 @@ Each case runs forward + backward + Adam step with an MSE loss on a linear head,
 measured alternately within every repeat, so slow phases of a shared machine hit both.
 Printed: median examples/s, the ratio to the reference, and the min–max spread.
 
-    python benchmarks/bench_layers.py [--repeats 5] [--steps 5] [--quick]
+    python benchmarks/bench_layers.py [--repeats 5] [--steps 5] [--quick] [--flush-denormal]
 
 References: ``nn.GRU``/``nn.LSTM``/``nn.RNN`` (batch_first) + ``nn.Linear`` for the layers
 without dropout; rnnkit's GRU without dropout for the two recurrent-dropout modes.
@@ -96,14 +96,24 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="measurements per model (default 5)")
     parser.add_argument("--steps", type=int, default=5, help="training steps per measurement (default 5)")
     parser.add_argument("--quick", action="store_true", help="3 repeats of 2 steps")
+    parser.add_argument(
+        "--flush-denormal",
+        action="store_true",
+        help="flush denormal floats to zero: with dropout, vanishing gradients turn denormal and x86 slows down",
+    )
     args = parser.parse_args()
+    if args.flush_denormal:
+        torch.set_flush_denormal(True)
     repeats, steps = (3, 2) if args.quick else (args.repeats, args.steps)
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
     x = torch.randn(BATCH, TIME, FEATURES)
     y = torch.randn(BATCH, 1)
-    print(f"input {tuple(x.shape)} float32, 1 thread, torch {torch.__version__}, {repeats} repeats × {steps} steps")
+    print(
+        f"input {tuple(x.shape)} float32, 1 thread, torch {torch.__version__}, {repeats} repeats × {steps} steps, "
+        f"flush denormals {'on' if args.flush_denormal else 'off'}"
+    )
 
     cases = [
         ("rnnkit GRU(32)", RnnkitModel(GRU(32, input_size=FEATURES), 32),
