@@ -16,6 +16,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only: never open a window, work on machines without a display
 
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 
 from rnnkit.io import write_bytes_atomic  # noqa: E402
@@ -77,6 +78,7 @@ def plot_history(history: Any, path: str | os.PathLike[str], *, title: str = "Le
         if "val_loss" in cols:
             ax.plot(cols["epoch"], cols["val_loss"], "--s", color=color, markersize=3, label=f"{prefix}validation")
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     ax.set_ylabel(loss_name)
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
