@@ -20,7 +20,6 @@ from typing import Any
 
 import torch
 
-from rnnkit.errors import RnnkitError
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -56,7 +55,9 @@ class BatchSequence:
             yield item[0], item[1]
 
     def __len__(self) -> int:
-        return sum(1 for _ in self.batches) if not hasattr(self.batches, "__len__") else len(self.batches)  # type: ignore[arg-type]
+        if hasattr(self.batches, "__len__"):
+            return len(self.batches)  # type: ignore[arg-type]
+        return sum(1 for _ in self.batches)
 
     def num_examples(self) -> int:
         return sum(int(x.shape[0]) for x, _ in self)
@@ -121,8 +122,3 @@ def count_examples(data: Any) -> int:
     if isinstance(data, BatchSequence):
         return data.num_examples()
     return len(data)
-
-
-def check_not_empty(data: Any, name: str) -> None:
-    if count_examples(data) == 0:
-        raise RnnkitError(f"{name} holds no examples")

@@ -144,7 +144,7 @@ def regression_metrics(
 
     Example:
         >>> regression_metrics([0.0, 1.0], [0.5, 1.0], persistence=[1.0, 0.0], scale=2.0)
-        {'mae': 0.5, 'rmse': 0.7071067811865476, 'skill': 0.75}
+        {'mae': 0.5, 'rmse': 0.7071067811865475, 'skill': 0.75}
     """
     units = {"inverse": inverse, "scale": scale, "offset": offset}
     t, p = to_units(y_true, **units), to_units(y_pred, **units)

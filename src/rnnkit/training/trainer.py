@@ -322,7 +322,7 @@ class Trainer:
         params = [p for g in optimizer.param_groups for p in g["params"]]
         batches = iter_batches(train, self.batch_size, shuffle=self.shuffle, generator=shuffler, drop_last=self.stateful)
         if show:
-            from tqdm.auto import tqdm
+            from tqdm import tqdm
 
             batches = tqdm(batches, total=self._n_batches(train), desc=f"epoch {epoch + 1}/{self.epochs}", file=stream, leave=False)
         # Sums stay on the device: no host synchronisation per batch.
