@@ -7,6 +7,8 @@ turns bad input into one line on stderr with exit code 2 (never a traceback).
 from __future__ import annotations
 
 import sys
+import time
+from pathlib import Path
 
 import click
 
@@ -37,6 +39,119 @@ def data_command(paths: tuple[str, ...], plot_path: str | None, columns: tuple[s
 
         written = plot_series(load(list(paths)), list(columns) or None, plot_path)  # cleaned: no -9999 spikes
         click.echo(f"plot: {written}")
+
+
+def _default_output(name: str) -> Path:
+    return Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _progress(quiet: bool) -> bool | None:
+    return False if quiet else None  # None: a bar only on a terminal
+
+
+def _train_and_report(config, output: Path, data: tuple[str, ...], epochs: int | None, resume: bool, quiet: bool) -> None:
+    from rnnkit.experiment import metrics_table, run_experiment
+
+    click.echo(f"run folder: {output}")
+    metrics = run_experiment(config, output, data_paths=list(data) or None, epochs=epochs, resume=resume,
+                             progress=_progress(quiet), log=click.echo)
+    click.echo("")
+    click.echo(metrics_table(metrics))
+    if metrics.get("best"):
+        best = metrics["models"][metrics["best"]]
+        click.echo(f"\nbest by validation MAE: {metrics['best']} (test skill {100 * best['skill_test']:+.1f}% "
+                   f"against persistence)")
+    click.echo(f"written: {output}/metrics.json, history.csv, learning_curves.png, predictions.png, models/")
+
+
+@app.command("demo")
+@click.option("--output", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Run folder (default runs/demo-TIMESTAMP).")
+@click.option("--data", multiple=True, type=click.Path(path_type=str),
+              help="Jena file(s) to use instead of RNNKIT_DATA_DIR / the cache / the download.")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override the number of epochs.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def demo_command(output: Path | None, data: tuple[str, ...], epochs: int | None, quiet: bool) -> None:
+    """The main job: Jena temperature 24 h ahead, RNNs against honest baselines."""
+    from rnnkit.demo import demo_config
+
+    config = demo_config()
+    _train_and_report(config, output or _default_output("demo"), data, epochs, False, quiet)
+
+
+@app.command("train")
+@click.argument("config_path", required=False, type=click.Path(path_type=str))
+@click.option("--output", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Run folder (default runs/NAME-TIMESTAMP).")
+@click.option("--data", multiple=True, type=click.Path(path_type=str), help="Data file(s) instead of the config's.")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override the number of epochs.")
+@click.option("--resume", "resume_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Continue the interrupted run in this folder from its last checkpoint.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def train_command(config_path: str | None, output: Path | None, data: tuple[str, ...], epochs: int | None,
+                  resume_dir: Path | None, quiet: bool) -> None:
+    """Train and compare the models of a TOML config; write a run folder."""
+    from rnnkit.config import load_config
+    from rnnkit.experiment import load_run
+
+    if resume_dir is not None:
+        config, _, _ = load_run(resume_dir)  # the run's own resolved config
+        _train_and_report(config, resume_dir, data, epochs, True, quiet)
+        return
+    if config_path is None:
+        raise click.UsageError("give a CONFIG file, or --resume RUN")
+    config = load_config(config_path)
+    _train_and_report(config, output or _default_output(config.name), data, epochs, False, quiet)
+
+
+@app.command("evaluate")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+def evaluate_command(run_dir: Path) -> None:
+    """Score every model of a run again on its validation and test data and print the table."""
+    from rnnkit.experiment import evaluate_run, metrics_table
+
+    click.echo(metrics_table(evaluate_run(run_dir)))
+
+
+@app.command("predict")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--data", multiple=True, required=True, type=click.Path(path_type=str), help="Data file(s) to predict on.")
+@click.option("--model", "model_name", default=None, help="Model of the run (default: the best by validation MAE).")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write the predictions to this CSV.")
+def predict_command(run_dir: Path, data: tuple[str, ...], model_name: str | None, output: Path | None) -> None:
+    """Predict with a trained model of a run on new data."""
+    from rnnkit.experiment import predict_file
+    from rnnkit.io import write_text_atomic
+
+    table = predict_file(run_dir, list(data), model_name)
+    if output is None:
+        click.echo(table.to_string(index=False, max_rows=20, float_format=lambda v: f"{v:.2f}"))
+    else:
+        write_text_atomic(output, table.to_csv(index=False))
+        click.echo(f"{len(table)} predictions written to {output}")
+
+
+@app.command("summary")
+@click.argument("config_path", type=click.Path(path_type=str))
+@click.option("--features", type=click.IntRange(min=1), default=None,
+              help="Input features (default: read the data to find out; 14 when no data is found).")
+def summary_command(config_path: str, features: int | None) -> None:
+    """Print each model of a config: layers, output shapes, parameters and their formulas."""
+    from rnnkit.config import load_config
+    from rnnkit.experiment import model_summaries
+
+    click.echo(model_summaries(load_config(config_path), features))
+
+
+@app.command("windows")
+@click.argument("config_path", type=click.Path(path_type=str))
+@click.option("--data", multiple=True, type=click.Path(path_type=str), help="Data file(s) instead of the config's.")
+def windows_command(config_path: str, data: tuple[str, ...]) -> None:
+    """Show what the windowing of a config produces: parts, windows, and their rows and times."""
+    from rnnkit.config import load_config
+    from rnnkit.experiment import describe_windows
+
+    click.echo(describe_windows(load_config(config_path), list(data) or None))
 
 
 def main(argv: list[str] | None = None) -> int:

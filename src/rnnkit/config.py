@@ -1,0 +1,322 @@
+"""Typed experiment configs: one pydantic model per component, composed for a run.
+
+A config is a TOML file::
+
+    name = "demo"
+
+    [data]
+    target = "T (degC)"
+    step = 6                    # keep every 6th 10-minute row: hourly
+    split = [0.6, 0.2, 0.2]     # train / validation / test, in time order
+
+    [windows]
+    sequence_length = 120
+    horizon = 24
+    residual = true             # learn the change from the last input
+
+    [training]
+    epochs = 20
+
+    [[models]]
+    name = "GRU"
+    layers = [{type = "GRU", units = 32}, {type = "Dense", units = 1}]
+
+Unknown keys are rejected with the closest valid key; wrong types name the key and the
+expected type. The resolved config (every default filled in) is saved with the run.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import json
+import sys
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
+
+from rnnkit.errors import RnnkitError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class DataConfig(_Strict):
+    """Which series, which columns, how it is resampled and split."""
+
+    dataset: Literal["jena", "sunspots"] = "jena"
+    paths: list[str] = Field(default_factory=list)  # explicit files; empty: RNNKIT_DATA_DIR, cache, download
+    target: str = "T (degC)"
+    features: list[str] | None = None  # None: every column of the file
+    derived: bool | list[Literal["wind", "time"]] = False  # wind vector; sin/cos of the day and the year
+    step: int = Field(1, ge=1)  # keep one row in `step` (or their mean): 6 makes 10-minute rows hourly
+    how: Literal["every", "mean"] = "every"  # every step-th row (the course, Chollet) or the block's mean
+    split: list[float] = Field(default_factory=lambda: [0.7, 0.15, 0.15])
+    split_per_segment: bool = True  # split each contiguous segment in time, so every part sees every season
+
+    @field_validator("split")
+    @classmethod
+    def _fractions(cls, v: list[float]) -> list[float]:
+        if len(v) != 3 or any(f < 0 for f in v) or v[0] <= 0 or abs(sum(v) - 1.0) > 1e-6:
+            raise ValueError(f"must be three fractions (train, validation, test) >= 0 that sum to 1, got {v}")
+        return v
+
+
+class WindowConfig(_Strict):
+    """How the series is cut into (examples, sequence_length, features): see rk.data.make_windows."""
+
+    sequence_length: int = Field(ge=1)
+    shift: int = Field(1, ge=1)
+    sampling_rate: int = Field(1, ge=1)
+    horizon: int = Field(1, ge=0)
+    residual: bool = False  # predict the change from the last input: prediction = last value + output
+
+
+class TrainingConfig(_Strict):
+    """Trainer settings (rk.training.Trainer)."""
+
+    optimizer: Literal["adam", "rmsprop", "sgd"] = "adam"
+    learning_rate: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    loss: Literal["mse", "mae", "huber"] = "mae"
+    batch_size: int = Field(32, ge=1)
+    epochs: int = Field(20, ge=1)
+    shuffle: bool = True
+    clip_grad_norm: float | None = Field(None, gt=0)
+    early_stopping_patience: int | None = Field(None, ge=1)
+    restore_best: bool = True
+    lr_plateau_patience: int | None = Field(None, ge=1)
+    stateful: bool = False  # contiguous streams, no shuffling, states carried across batches
+    seed: int = 0
+
+
+TrainingOverrides = create_model(
+    "TrainingOverrides",
+    __base__=_Strict,
+    **{name: (field.annotation | None, None) for name, field in TrainingConfig.model_fields.items()},
+)
+TrainingOverrides.__doc__ = "Any [training] key, set for one model only."
+
+
+class ModelConfig(_Strict):
+    """One model: a name and its layers, each ``{type = "GRU", units = 32, ...}`` with Keras argument names."""
+
+    name: str = Field(min_length=1)
+    layers: list[dict[str, Any]] = Field(min_length=1)
+    residual: bool | None = None  # None: the [windows] setting
+    training: TrainingOverrides = Field(default_factory=lambda: TrainingOverrides())  # this model's own settings
+
+
+BASELINES = ("persistence", "seasonal_persistence", "mean", "linear", "naive_dense")
+
+
+class ExperimentConfig(_Strict):
+    """A whole run: data, windows, training, baselines and the models to compare."""
+
+    name: str = "experiment"
+    description: str = ""
+    data: DataConfig = Field(default_factory=DataConfig)
+    windows: WindowConfig
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    baselines: list[Literal["persistence", "seasonal_persistence", "mean", "linear", "naive_dense"]] = Field(
+        default_factory=lambda: ["persistence", "seasonal_persistence", "mean"]
+    )
+    models: list[ModelConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> ExperimentConfig:
+        names = [m.name for m in self.models]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"model names must be unique, got {dup} more than once")
+        return self
+
+    def training_for(self, model: ModelConfig) -> TrainingConfig:
+        """[training] with the model's own overrides applied."""
+        overrides = model.training.model_dump(exclude_none=True)
+        return TrainingConfig.model_validate({**self.training.model_dump(), **overrides})
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+# --- loading and error messages ----------------------------------------------------------------
+
+def _type_name(annotation: Any) -> str:
+    origin = typing.get_origin(annotation)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(annotation))
+    if origin in (typing.Union, types.UnionType):  # Optional: TOML has no null, so name the real type
+        return " or ".join(_type_name(a) for a in typing.get_args(annotation) if a is not type(None))
+    if origin is list:
+        (item,) = typing.get_args(annotation) or (Any,)
+        plural = {str: "strings", int: "integers", float: "numbers", bool: "booleans"}.get(item)
+        return f"a list of {plural}" if plural else f"a list, each item {_type_name(item)}"
+    if origin is dict:
+        return "a table"
+    if annotation is type(None):
+        return "nothing"
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return "a table"
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
+        annotation, getattr(annotation, "__name__", str(annotation))
+    )
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic class inside an annotation such as ``Sub``, ``Sub | None`` or ``list[Sub]``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return next((m for m in map(_model_in, typing.get_args(annotation)) if m is not None), None)
+
+
+def _field_at(root: type[BaseModel], loc: tuple[Any, ...]) -> tuple[type[BaseModel] | None, Any]:
+    """The class holding the last string key of ``loc``, and that key's annotation (None when unknown)."""
+    holder: type[BaseModel] | None = root
+    annotation: Any = None
+    for key in loc:
+        if isinstance(key, int):  # a list index: stay on the list's item class
+            continue
+        if holder is None or key not in holder.model_fields:
+            return holder, None
+        annotation = holder.model_fields[key].annotation
+        if key is not loc[-1]:
+            holder = _model_in(annotation)
+    if loc and isinstance(loc[-1], int) and typing.get_origin(annotation) is list:
+        annotation = typing.get_args(annotation)[0]  # an item of the list was wrong
+    return holder, annotation
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for key in loc:
+        out += f"[{key}]" if isinstance(key, int) else (f".{key}" if out else str(key))
+    return out
+
+
+def closest(name: str, candidates: typing.Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest candidate, or an empty string."""
+    match = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.5)
+    return f" (did you mean '{match[0]}'?)" if match else ""
+
+
+def describe_validation_error(err: ValidationError, root: type[BaseModel], source: str) -> str:
+    """One line naming the first problem of a pydantic error: the key, the rule, the value."""
+    # An unknown key explains a "missing" one next to it (a typo), so report it first.
+    first = sorted(err.errors(), key=lambda e: e["type"] != "extra_forbidden")[0]
+    loc = tuple(first["loc"])
+    key = _dotted(loc)
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        holder, _ = _field_at(root, loc)
+        names = holder.model_fields if holder is not None else []
+        return f"{source}: unknown key '{key}'{closest(str(loc[-1]), names)}"
+    if kind == "missing":
+        return f"{source}: missing key '{key}'"
+    value = first.get("input")
+    _, annotation = _field_at(root, loc)
+    if annotation is not None and (kind.endswith("_type") or kind.endswith("_parsing") or kind == "literal_error"):
+        return f"{source}: '{key}' must be {_type_name(annotation)}, got {value!r}"
+    message = first["msg"].removeprefix("Value error, ")
+    return f"{source}: '{key}': {message}" + ("" if "got" in message else f", got {value!r}")
+
+
+def parse_config(raw: dict[str, Any], source: str = "config") -> ExperimentConfig:
+    """Validate a config dict; a problem is a RnnkitError naming the key."""
+    try:
+        config = ExperimentConfig.model_validate(raw)
+    except ValidationError as err:
+        raise RnnkitError(describe_validation_error(err, ExperimentConfig, source)) from None
+    for i, model in enumerate(config.models):
+        for j, spec in enumerate(model.layers):
+            check_layer_spec(spec, f"{source}: models[{i}].layers[{j}]")
+    return config
+
+
+def load_config(path: str | Path) -> ExperimentConfig:
+    """Read and validate a TOML experiment file."""
+    path = Path(path)
+    if not path.is_file():
+        raise RnnkitError(f"config file not found: {path}")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise RnnkitError(f"{path}: not valid TOML: {e}") from None
+    except UnicodeDecodeError:
+        raise RnnkitError(f"{path}: not a UTF-8 text file") from None
+    return parse_config(raw, source=str(path))
+
+
+def save_resolved(config: ExperimentConfig, path: Path) -> None:
+    from rnnkit.io import write_text_atomic
+
+    write_text_atomic(path, json.dumps(config.to_dict(), indent=2) + "\n")
+
+
+# --- layer specs -------------------------------------------------------------------------------
+
+def layer_classes() -> dict[str, type]:
+    from rnnkit import layers
+
+    names = ("SimpleRNN", "LSTM", "GRU", "Bidirectional", "Dense", "Dropout", "Embedding", "Flatten")
+    return {n: getattr(layers, n) for n in names if hasattr(layers, n)}
+
+
+def constructor_arguments(cls: type) -> list[str]:
+    """The keyword arguments a class accepts, following ``**kwargs`` up to its base classes."""
+    names: list[str] = []
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        params = inspect.signature(vars(klass)["__init__"]).parameters.values()
+        names += [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+                  and p.name != "self" and p.name not in names]
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            break
+    return names
+
+
+def check_layer_spec(spec: dict[str, Any], where: str) -> None:
+    """Reject an unknown layer type or argument before anything is built."""
+    classes = layer_classes()
+    kind = spec.get("type")
+    if not isinstance(kind, str):
+        raise RnnkitError(f"{where}: missing 'type' (one of {', '.join(classes)})")
+    if kind not in classes:
+        raise RnnkitError(f"{where}: unknown layer type '{kind}'{closest(kind, classes)}")
+    accepted = constructor_arguments(classes[kind])
+    for key, value in spec.items():
+        if key == "type":
+            continue
+        if key not in accepted:
+            raise RnnkitError(f"{where}: unknown argument '{key}' for {kind}{closest(key, accepted)}")
+        if key == "layer":
+            if not isinstance(value, dict):
+                raise RnnkitError(f"{where}.layer must be a table such as {{type = \"GRU\", units = 16}}")
+            check_layer_spec(value, f"{where}.layer")
+
+
+def build_layer(spec: dict[str, Any]):
+    """A layer from its spec ``{type = "GRU", units = 32, ...}``; constructor errors name the argument."""
+    from rnnkit.layers import regularizers
+
+    classes = layer_classes()
+    kwargs = {k: v for k, v in spec.items() if k != "type"}
+    for key in ("kernel_regularizer", "recurrent_regularizer", "bias_regularizer"):
+        if key in kwargs:
+            kwargs[key] = regularizers.get(kwargs[key], key)
+    if "layer" in kwargs:
+        kwargs["layer"] = build_layer(kwargs["layer"])
+    try:
+        return classes[spec["type"]](**kwargs)
+    except TypeError as e:
+        raise RnnkitError(f"layer {spec['type']}: {e}") from None

@@ -1,0 +1,574 @@
+"""Experiments: a config becomes data, models, training, scores and a run folder.
+
+This module wires the pieces together (datasets → split → scaling → windows → models →
+Trainer → metrics → files); each piece lives in its own module and knows nothing of the others.
+
+A run folder holds::
+
+    config.json         the resolved config (every default filled in)
+    scaler.json         the Standardizer fit on the training part
+    metrics.json        {"models": {name: {params, mae_val, mae_test, rmse_test, skill_test, train_seconds}}, ...}
+    history.csv         loss per epoch of every trained model
+    learning_curves.png, predictions.png
+    models/<slug>/      model.safetensors + model.json, history.csv, result.json, checkpoint/
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from rnnkit import baselines as bl
+from rnnkit import datasets
+from rnnkit.config import ExperimentConfig, ModelConfig, build_layer, parse_config
+from rnnkit.data import Standardizer, Windows, make_windows, segments, split, stream_batches
+from rnnkit.errors import RnnkitError
+from rnnkit.io import load_weights, read_model_json, save_model, write_json_atomic, write_text_atomic
+from rnnkit.models import Sequential
+from rnnkit.training import Trainer, predict, score
+from rnnkit.training.trainer import History
+
+PARTS = ("train", "val", "test")
+# The course's "naive" fully connected network on the flattened window (a baseline that trains).
+NAIVE_DENSE = ModelConfig(name="naive_dense", layers=[
+    {"type": "Flatten"}, {"type": "Dense", "units": 12, "activation": "relu"}, {"type": "Dense", "units": 1}])
+PART_NAMES = {"train": "training", "val": "validation", "test": "test"}
+Log = Callable[[str], None]
+
+
+# --- data ----------------------------------------------------------------------------------------
+
+def load_frame(config: ExperimentConfig, paths: list[str] | None = None) -> pd.DataFrame:
+    """The series of ``config.data`` as a DataFrame (data units), with only the wanted columns."""
+    data = config.data
+    chosen = list(paths) if paths else list(data.paths)
+    if data.dataset == "jena":
+        frame = datasets.jena_climate(chosen or None, derived=data.derived, step=data.step, how=data.how)
+    else:
+        if len(chosen) > 1:
+            raise RnnkitError(f"the sunspots dataset reads one file, got {len(chosen)}")
+        frame = datasets.sunspots(chosen[0] if chosen else None)
+        if data.step > 1:
+            frame = frame.iloc[data.step - 1 :: data.step] if data.how == "every" else _block_mean(frame, data.step)
+    return select_columns(frame, data.features, data.target)
+
+
+def _block_mean(frame: pd.DataFrame, step: int) -> pd.DataFrame:
+    n = len(frame) // step * step
+    blocks = frame.iloc[:n].to_numpy().reshape(-1, step, frame.shape[1]).mean(axis=1)
+    return pd.DataFrame(blocks, index=frame.index[step - 1 : n : step], columns=frame.columns)
+
+
+def select_columns(frame: pd.DataFrame, features: list[str] | None, target: str) -> pd.DataFrame:
+    """Keep ``features`` (all columns when None) with the target among them (persistence needs it)."""
+    columns = [str(c) for c in frame.columns]
+    if target not in columns:
+        raise RnnkitError(f"target column {target!r} is not in the data; its columns are {columns}")
+    wanted = list(features) if features is not None else columns
+    missing = [c for c in wanted if c not in columns]
+    if missing:
+        raise RnnkitError(f"data.features names columns the data does not have: {missing}; it has {columns}")
+    if target not in wanted:
+        wanted.append(target)
+    out = frame[wanted]
+    bad = out.columns[out.isna().any()].tolist()
+    if bad:
+        raise RnnkitError(f"the data holds NaN in columns {bad} after cleaning")
+    return out
+
+
+def units_of(column: str) -> str:
+    """``"degC"`` for ``"T (degC)"``: the text in the column name's last parentheses."""
+    match = re.search(r"\(([^()]*)\)\s*$", column)
+    return match.group(1) if match else ""
+
+
+@dataclass
+class Prepared:
+    """The data of an experiment, scaled and windowed per part (train, val, test)."""
+
+    config: ExperimentConfig
+    frame: pd.DataFrame
+    scaler: Standardizer
+    parts: dict[str, list[pd.DataFrame]]  # scaled, one frame per contiguous piece
+    windows: dict[str, Windows]
+    target_index: int
+
+    @property
+    def target(self) -> str:
+        return self.config.data.target
+
+    @property
+    def features(self) -> list[str]:
+        return [str(c) for c in self.frame.columns]
+
+    @property
+    def input_shape(self) -> tuple[int, int]:
+        return (self.config.windows.sequence_length, len(self.features))
+
+    @property
+    def scale(self) -> float:
+        return float(self.scaler.std[self.target_index])
+
+    @property
+    def offset(self) -> float:
+        return float(self.scaler.mean[self.target_index])
+
+    def to_units(self, values: torch.Tensor) -> np.ndarray:
+        return values.detach().cpu().numpy().reshape(-1) * self.scale + self.offset
+
+    def target_times(self, part: str) -> pd.DatetimeIndex:
+        """The timestamp of each target of ``part``'s windows."""
+        index = pd.Index(np.concatenate([p.index.to_numpy() for p in self.parts[part]]))
+        return pd.DatetimeIndex(index[self.windows[part].target_rows.numpy()])
+
+    def streams(self, part: str, batch_size: int):
+        """Stateful batches of ``part``: contiguous streams, so row b of batch k+1 continues row b of batch k."""
+        pieces = self.parts[part]
+        piece = max(pieces, key=len)  # streams need one contiguous series: the longest piece
+        w = self.config.windows
+        try:
+            return stream_batches(piece, batch_size, w.sequence_length, horizon=w.horizon, targets=self.target)
+        except ValueError as e:
+            raise RnnkitError(f"{PART_NAMES[part]} part: {e}") from None
+
+
+def prepare(config: ExperimentConfig, frame: pd.DataFrame) -> Prepared:
+    """Split in time, fit the scaler on the training part only, and cut each part into windows."""
+    fractions = tuple(config.data.split)
+    pieces: dict[str, list[pd.DataFrame]] = {p: [] for p in PARTS}
+    chunks = [frame.iloc[a:b] for a, b in segments(frame)] if config.data.split_per_segment else [frame]
+    for chunk in chunks:
+        try:
+            train, val, test = split(chunk, fractions)
+        except ValueError as e:
+            raise RnnkitError(f"cannot split {len(chunk)} rows by {list(fractions)}: {e}") from None
+        pieces["train"].append(train)
+        pieces["val"].append(val)
+        pieces["test"].append(test)
+    scaler = Standardizer().fit(pd.concat(pieces["train"]))
+    scaled = {p: [scaler.transform(piece) for piece in pieces[p]] for p in PARTS}
+    w = config.windows
+    windows: dict[str, Windows] = {}
+    for part in PARTS:
+        # A DataFrame keeps its own gaps; a list of pieces makes each piece a segment.
+        data = scaled[part] if len(scaled[part]) > 1 else scaled[part][0]
+        try:
+            windows[part] = make_windows(
+                data, w.sequence_length, shift=w.shift, sampling_rate=w.sampling_rate,
+                horizon=w.horizon, targets=config.data.target,
+            )
+        except ValueError as e:
+            rows = sum(len(p) for p in pieces[part])
+            raise RnnkitError(
+                f"the {PART_NAMES[part]} part ({rows} rows of {len(frame)}) yields no window: {e}. "
+                f"The config '{config.name}' needs a longer series"
+                + (" (the 2009-2016 benchmark file jena_climate_2009_2016.csv in RNNKIT_DATA_DIR)"
+                   if config.data.dataset == "jena" else "")
+            ) from None
+    target_index = scaler.column_index(config.data.target)
+    return Prepared(config, frame, scaler, scaled, windows, target_index)
+
+
+# --- models --------------------------------------------------------------------------------------
+
+def build_model(spec: ModelConfig, prepared: Prepared) -> nn.Module:
+    """The model of ``spec`` for the prepared data (wrapped to learn the change when residual)."""
+    try:
+        net = Sequential(*[build_layer(s) for s in spec.layers], input_shape=prepared.input_shape)
+    except ValueError as e:
+        raise RnnkitError(f"model '{spec.name}': {e}") from None
+    out = net.output_shapes[-1]
+    if tuple(out) != (1,):
+        raise RnnkitError(f"model '{spec.name}' outputs shape {tuple(out)} per example; the target needs (1,): end with Dense(1)")
+    residual = prepared.config.windows.residual if spec.residual is None else spec.residual
+    return bl.ResidualTarget(net, prepared.target_index) if residual else net
+
+
+def rebuild_model(description: dict[str, Any]) -> nn.Module:
+    """A model from the ``model.json`` that :func:`save_model` wrote (architecture only)."""
+    config = description.get("config")
+    cls = str(description.get("class", ""))
+    if not isinstance(config, dict):
+        raise RnnkitError(f"model description has no architecture (class {cls})")
+    if cls.endswith(".ResidualTarget"):
+        return bl.ResidualTarget(Sequential.from_config(config["model"]), config["target_index"])
+    if cls.endswith(".Sequential"):
+        return Sequential.from_config(config)
+    raise RnnkitError(f"cannot rebuild a model of class {cls}")
+
+
+def count_values(model: nn.Module) -> int:
+    """Learned or fitted numbers of a model: its parameters and fitted buffers (0 for persistence)."""
+    return int(sum(t.numel() for t in model.state_dict().values()))
+
+
+def slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_").lower() or "model"
+
+
+def make_baselines(config: ExperimentConfig, prepared: Prepared) -> dict[str, nn.Module]:
+    """The fitted baselines of ``config.baselines`` (persistence is always scored: skill needs it)."""
+    ti = prepared.target_index
+    L, F = prepared.input_shape
+    out: dict[str, nn.Module] = {"persistence": bl.Persistence(ti)}
+    for name in config.baselines:
+        if name == "seasonal_persistence":
+            out[name] = seasonal_persistence(prepared)
+        elif name == "mean":
+            out[name] = bl.MeanBaseline.fit(prepared.windows["train"].y)
+        elif name == "linear":
+            out[name] = bl.LinearBaseline(L, F, ridge=1e-3).fit(prepared.windows["train"])
+    return out
+
+
+def seasonal_persistence(prepared: Prepared) -> nn.Module:
+    """Same time of day, on the latest day that the window holds before the target."""
+    w = prepared.config.windows
+    step = pd.Series(prepared.frame.index).diff().median()
+    rows_per_day = pd.Timedelta("1D") / (step * w.sampling_rate)
+    if not float(rows_per_day).is_integer() or w.horizon % w.sampling_rate:
+        raise RnnkitError(
+            f"seasonal_persistence needs a whole number of window rows per day and a horizon that is a multiple "
+            f"of sampling_rate; got {rows_per_day:g} rows per day, horizon {w.horizon}, sampling_rate {w.sampling_rate}"
+        )
+    period, horizon = int(rows_per_day), w.horizon // w.sampling_rate
+    days_back = max(1, math.ceil(horizon / period))
+    return bl.SeasonalPersistence(prepared.target_index, period=days_back * period, horizon=max(horizon, 1))
+
+
+# --- running -------------------------------------------------------------------------------------
+
+def _trainer(config: ExperimentConfig, spec: ModelConfig, checkpoint_dir: Path | None, epochs: int | None,
+             progress: bool | None) -> Trainer:
+    settings = config.training_for(spec).model_dump()
+    if epochs is not None:
+        settings["epochs"] = epochs
+    if settings["stateful"]:
+        settings["shuffle"] = False
+    return Trainer(**settings, progress=progress, checkpoint_dir=checkpoint_dir)
+
+
+def _scores(model: nn.Module, prepared: Prepared, persistence: nn.Module, stateful: bool, batch_size: int) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for part in ("val", "test"):
+        data = prepared.streams(part, batch_size) if stateful else prepared.windows[part]
+        s = score(model, data, persistence=persistence, scale=prepared.scale, offset=prepared.offset,
+                  stateful=stateful, batch_size=batch_size if stateful else 1024)
+        out[f"mae_{part}"] = s["mae"]
+        out[f"rmse_{part}"] = s["rmse"]
+        out[f"skill_{part}"] = s["skill"]
+    return out
+
+
+def run_experiment(
+    config: ExperimentConfig,
+    output: str | Path,
+    *,
+    data_paths: list[str] | None = None,
+    epochs: int | None = None,
+    resume: bool = False,
+    progress: bool | None = None,
+    log: Log = print,
+) -> dict[str, Any]:
+    """Train and score every model and baseline of ``config``; write the run folder ``output``.
+
+    With ``resume=True`` the models that finished are read back and the one that was
+    interrupted continues from its last checkpoint.
+
+    Returns:
+        The content of ``metrics.json``.
+    """
+    out = Path(output)
+    if data_paths:  # the resolved config names the files the run used
+        resolved = [str(Path(p).resolve()) for p in data_paths]
+        config = config.model_copy(update={"data": config.data.model_copy(update={"paths": resolved})})
+    frame = load_frame(config)
+    out.mkdir(parents=True, exist_ok=True)
+    prepared = prepare(config, frame)
+    write_json_atomic(out / "config.json", config.to_dict())
+    write_json_atomic(out / "scaler.json", prepared.scaler.to_dict())
+    units = units_of(config.data.target)
+    log(describe_prepared(prepared))
+
+    results: dict[str, dict[str, Any]] = {}
+    base = make_baselines(config, prepared)
+    persistence = base["persistence"]
+    test_preds: dict[str, np.ndarray] = {}
+    for name, model in base.items():
+        results[name] = {"params": count_values(model), **_scores(model, prepared, persistence, False, 1024),
+                         "train_seconds": 0.0, "kind": "baseline"}
+        test_preds[name] = prepared.to_units(predict(model, prepared.windows["test"], 1024))
+
+    specs = list(config.models)
+    if "naive_dense" in config.baselines:
+        specs.insert(0, NAIVE_DENSE)
+    histories: dict[str, History] = {}
+    for spec in specs:
+        model_dir = out / "models" / slug(spec.name)
+        model = build_model(spec, prepared)
+        trainer = _trainer(config, spec, model_dir / "checkpoint", epochs, progress)
+        result_file = model_dir / "result.json"
+        if resume and result_file.is_file():
+            result = json.loads(result_file.read_text(encoding="utf-8"))
+            load_weights(model_dir / "model.safetensors", model)
+            histories[spec.name] = History(result.pop("history"))
+            log(f"{spec.name}: finished in the earlier run, read back")
+        else:
+            log(f"training {spec.name} ({count_values(model):,} parameters, {trainer.epochs} epochs)")
+            train = prepared.streams("train", trainer.batch_size) if trainer.stateful else prepared.windows["train"]
+            val = prepared.streams("val", trainer.batch_size) if trainer.stateful else prepared.windows["val"]
+            resume_this = resume and (model_dir / "checkpoint").is_dir() and any((model_dir / "checkpoint").iterdir())
+            started = time.perf_counter()
+            history = trainer.fit(model, train=train, val=val, resume=resume_this)
+            seconds = time.perf_counter() - started
+            scores = _scores(model, prepared, persistence, trainer.stateful, trainer.batch_size)
+            result = {"params": count_values(model), **scores, "train_seconds": seconds, "kind": "model",
+                      "epochs_run": len(history)}
+            save_model(model, model_dir / "model", metadata=_model_metadata(prepared, spec))
+            write_text_atomic(model_dir / "history.csv", history.to_csv())
+            write_json_atomic(result_file, {**result, "history": history.epochs})
+            histories[spec.name] = history
+            log(f"  {spec.name}: MAE val {scores['mae_val']:.3f}, test {scores['mae_test']:.3f} {units} "
+                f"({seconds:.1f} s)")
+        results[spec.name] = result
+        if not trainer.stateful:
+            test_preds[spec.name] = prepared.to_units(predict(model, prepared.windows["test"], 1024))
+
+    metrics = _metrics_document(config, prepared, results)
+    write_json_atomic(out / "metrics.json", metrics)
+    write_text_atomic(out / "history.csv", _histories_csv(histories))
+    _plots(out, prepared, histories, test_preds, metrics, config)
+    return metrics
+
+
+def _model_metadata(prepared: Prepared, spec: ModelConfig) -> dict[str, Any]:
+    return {"name": spec.name, "features": prepared.features, "target": prepared.target,
+            "input_shape": list(prepared.input_shape), "windows": prepared.config.windows.model_dump()}
+
+
+def _metrics_document(config: ExperimentConfig, prepared: Prepared, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    models = {
+        name: {
+            "params": r["params"], "mae_val": r["mae_val"], "mae_test": r["mae_test"], "rmse_test": r["rmse_test"],
+            "skill_test": r["skill_test"], "train_seconds": r["train_seconds"], "kind": r["kind"],
+        }
+        for name, r in results.items()
+    }
+    trained = {n: m for n, m in models.items() if m["kind"] == "model"}
+    best = min(trained, key=lambda n: trained[n]["mae_val"]) if trained else None
+    return {
+        "models": models,
+        "target": config.data.target,
+        "units": units_of(config.data.target),
+        "best": best,
+        "config": config.name,
+        "windows": {part: len(prepared.windows[part]) for part in PARTS},
+        "rows": len(prepared.frame),
+    }
+
+
+def _histories_csv(histories: dict[str, History]) -> str:
+    frames = [h.to_frame().assign(model=name) for name, h in histories.items() if len(h)]
+    if not frames:
+        return "model,epoch\n"
+    table = pd.concat(frames, ignore_index=True)
+    return table[["model", *[c for c in table.columns if c != "model"]]].to_csv(index=False)
+
+
+def _plots(out: Path, prepared: Prepared, histories: dict[str, History], test_preds: dict[str, np.ndarray],
+           metrics: dict[str, Any], config: ExperimentConfig) -> None:
+    from rnnkit import plots
+
+    if histories:
+        plots.plot_history(histories, out / "learning_curves.png", loss_name=f"{config.training.loss} (scaled units)")
+    times = prepared.target_times("test")
+    truth = prepared.to_units(prepared.windows["test"].y)
+    shown = slice(0, min(len(times), 14 * _rows_per_day(prepared)))  # two weeks
+    best = metrics["best"]
+    chosen = {n: v[shown] for n, v in test_preds.items() if n == best}
+    plots.plot_predictions(times[shown], truth[shown], chosen, out / "predictions.png",
+                           persistence=test_preds["persistence"][shown],
+                           title=f"{config.target_label if hasattr(config, 'target_label') else config.data.target}: "
+                                 f"test period, {config.windows.horizon} rows ahead",
+                           units=config.data.target)
+
+
+def _rows_per_day(prepared: Prepared) -> int:
+    step = pd.Series(prepared.frame.index).diff().median()
+    return max(1, int(pd.Timedelta("1D") / step)) if pd.notna(step) and step > pd.Timedelta(0) else 100
+
+
+# --- describing ----------------------------------------------------------------------------------
+
+def describe_prepared(prepared: Prepared) -> str:
+    """What the windowing produced: rows, windows and periods of each part."""
+    w = prepared.config.windows
+    lines = [
+        f"data: {len(prepared.frame):,} rows x {len(prepared.features)} features, "
+        f"{prepared.frame.index[0]} to {prepared.frame.index[-1]}; target {prepared.target!r}",
+        f"windows: sequence_length {w.sequence_length}, shift {w.shift}, sampling_rate {w.sampling_rate}, "
+        f"horizon {w.horizon}" + (", residual target (change from the last input)" if w.residual else ""),
+    ]
+    for part in PARTS:
+        pieces = prepared.parts[part]
+        rows = sum(len(p) for p in pieces)
+        span = ", ".join(f"{p.index[0]:%Y-%m-%d} to {p.index[-1]:%Y-%m-%d}" for p in pieces)
+        lines.append(f"  {PART_NAMES[part]:<10} {rows:>7,} rows, {len(prepared.windows[part]):>6,} windows ({span})")
+    return "\n".join(lines)
+
+
+def metrics_table(metrics: dict[str, Any]) -> str:
+    """The comparison table: model, parameters, MAE val/test, skill, seconds."""
+    units = metrics.get("units") or "units"
+    rows = [
+        {
+            "model": name,
+            "params": m["params"],
+            f"MAE val ({units})": m["mae_val"],
+            f"MAE test ({units})": m["mae_test"],
+            "skill test": f"{100 * m['skill_test']:+.1f}%",
+            "seconds": m["train_seconds"],
+        }
+        for name, m in metrics["models"].items()
+    ]
+    table = pd.DataFrame(rows)
+    return table.to_string(index=False, float_format=lambda v: f"{v:.3f}" if abs(v) < 100 else f"{v:.0f}")
+
+
+def load_run(run: str | Path) -> tuple[ExperimentConfig, Standardizer, dict[str, Any]]:
+    """The config, scaler and metrics of a run folder."""
+    folder = Path(run)
+    if not folder.is_dir():
+        raise RnnkitError(f"run folder not found: {folder}")
+    try:
+        raw = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        scaler = Standardizer.from_dict(json.loads((folder / "scaler.json").read_text(encoding="utf-8")))
+    except FileNotFoundError as e:
+        raise RnnkitError(f"{folder} is not an rnnkit run folder: {Path(e.filename).name} is missing") from None
+    except json.JSONDecodeError as e:
+        raise RnnkitError(f"{folder}: a run file is not valid JSON: {e}") from None
+    config = parse_config(raw, source=str(folder / "config.json"))
+    metrics_file = folder / "metrics.json"
+    metrics = json.loads(metrics_file.read_text(encoding="utf-8")) if metrics_file.is_file() else {}
+    return config, scaler, metrics
+
+
+def load_trained(run: str | Path, name: str | None = None) -> tuple[str, nn.Module, dict[str, Any]]:
+    """A trained model of a run (the best by validation MAE when ``name`` is None)."""
+    config, _, metrics = load_run(run)
+    names = [m.name for m in config.models]
+    if "naive_dense" in config.baselines:
+        names.insert(0, "naive_dense")
+    if name is None:
+        name = metrics.get("best") or (names[0] if names else None)
+    if name not in names:
+        raise RnnkitError(f"model {name!r} is not in the run; its models are {names}")
+    stem = Path(run) / "models" / slug(name) / "model"
+    description = read_model_json(stem)
+    model = rebuild_model(description)
+    load_weights(stem.with_suffix(".safetensors"), model)
+    model.eval()
+    return name, model, description
+
+
+def predict_file(run: str | Path, data_paths: list[str], name: str | None = None) -> pd.DataFrame:
+    """Predictions of a run's model on new data: one row per window (input end, target time, prediction)."""
+    config, scaler, _ = load_run(run)
+    name, model, description = load_trained(run, name)
+    meta = description.get("metadata", {})
+    features = list(meta.get("features", scaler.columns))
+    frame = load_frame(config, data_paths)
+    missing = [c for c in features if c not in frame.columns]
+    if missing:
+        raise RnnkitError(f"the data does not fit the model {name!r}: it lacks the columns {missing}")
+    frame = frame[features]
+    w = config.windows
+    windows = make_windows(scaler.transform(frame), w.sequence_length, shift=1, sampling_rate=w.sampling_rate,
+                           horizon=0, targets=config.data.target)
+    ti = scaler.column_index(config.data.target)
+    values = predict(model, windows.x, 1024).detach().numpy().reshape(-1) * scaler.std[ti] + scaler.mean[ti]
+    last = frame.index[windows.last_rows.numpy()]
+    step = pd.Series(frame.index).diff().median()
+    return pd.DataFrame({
+        "last_input_time": last,
+        "target_time": last + w.horizon * step,
+        f"predicted {config.data.target}": values,
+    })
+
+
+def trained_model_names(config: ExperimentConfig) -> list[str]:
+    """Names of the models a run trains, in order (the naive dense baseline first when asked for)."""
+    return (["naive_dense"] if "naive_dense" in config.baselines else []) + [m.name for m in config.models]
+
+
+def evaluate_run(run: str | Path) -> dict[str, Any]:
+    """Score the baselines and every saved model of a run again, on the run's own data and scaler."""
+    config, scaler, stored = load_run(run)
+    prepared = prepare(config, load_frame(config))
+    if not np.allclose(prepared.scaler.mean, scaler.mean) or not np.allclose(prepared.scaler.std, scaler.std):
+        raise RnnkitError(f"the data found now differ from the data of the run {run} (other training statistics)")
+    base = make_baselines(config, prepared)
+    results: dict[str, dict[str, Any]] = {}
+    for name, model in base.items():
+        results[name] = {"params": count_values(model), **_scores(model, prepared, base["persistence"], False, 1024),
+                         "train_seconds": 0.0, "kind": "baseline"}
+    specs = {"naive_dense": None, **{m.name: m for m in config.models}}
+    for name in trained_model_names(config):
+        _, model, _ = load_trained(run, name)
+        training = config.training_for(specs[name]) if specs[name] is not None else config.training
+        seconds = stored.get("models", {}).get(name, {}).get("train_seconds", float("nan"))
+        results[name] = {"params": count_values(model),
+                         **_scores(model, prepared, base["persistence"], training.stateful, training.batch_size),
+                         "train_seconds": seconds, "kind": "model"}
+    return _metrics_document(config, prepared, results)
+
+
+def model_summaries(config: ExperimentConfig, features: int | None = None) -> str:
+    """The summary table of every model of a config, for inputs of (sequence_length, features)."""
+    note = ""
+    if features is None:
+        try:
+            features = load_frame(config).shape[1]
+            note = "(features counted in the data found)"
+        except (RnnkitError, ValueError, FileNotFoundError):
+            features, note = 14, "(no data found: 14 features assumed, as in the benchmark file)"
+    shape = (config.windows.sequence_length, features)
+    blocks = [f"{config.name}: input_shape {shape} {note}".rstrip()]
+    specs = ([NAIVE_DENSE] if "naive_dense" in config.baselines else []) + list(config.models)
+    for spec in specs:
+        try:
+            net = Sequential(*[build_layer(s) for s in spec.layers], input_shape=shape)
+        except ValueError as e:
+            raise RnnkitError(f"model '{spec.name}': {e}") from None
+        residual = config.windows.residual if spec.residual is None else spec.residual
+        blocks.append(f"\n{spec.name}" + (" (predicts the change from the last input)" if residual else ""))
+        blocks.append(net.summary())
+    return "\n".join(blocks)
+
+
+def describe_windows(config: ExperimentConfig, data_paths: list[str] | None = None) -> str:
+    """What the windowing of a config produces, with the rows and times of some windows."""
+    prepared = prepare(config, load_frame(config, data_paths))
+    lines = [describe_prepared(prepared)]
+    for part in PARTS:
+        w = prepared.windows[part]
+        index = pd.Index(np.concatenate([p.index.to_numpy() for p in prepared.parts[part]]))
+        lines.append(f"\n{PART_NAMES[part]}: {len(w):,} windows, x {tuple(w.x.shape)}, y {tuple(w.y.shape)}")
+        for i in sorted({0, 1, len(w) - 1} & set(range(len(w)))):
+            inputs, targets = w.rows(i)
+            lines.append(f"  window {i}: inputs {pd.Timestamp(index[inputs[0]]):%Y-%m-%d %H:%M} to "
+                         f"{pd.Timestamp(index[inputs[-1]]):%Y-%m-%d %H:%M} ({len(inputs)} rows), "
+                         f"target {pd.Timestamp(index[targets[0]]):%Y-%m-%d %H:%M}")
+    return "\n".join(lines)
