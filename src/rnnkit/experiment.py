@@ -54,7 +54,8 @@ def load_frame(config: ExperimentConfig, paths: list[str] | None = None) -> pd.D
     data = config.data
     chosen = list(paths) if paths else list(data.paths)
     if data.dataset == "jena":
-        frame = datasets.jena_climate(chosen or None, derived=data.derived, step=data.step, how=data.how)
+        frame = datasets.jena_climate(chosen or None, columns=data.columns, derived=data.derived, step=data.step,
+                                      how=data.how)
     else:
         if len(chosen) > 1:
             raise RnnkitError(f"the sunspots dataset reads one file, got {len(chosen)}")
@@ -317,8 +318,9 @@ def run_experiment(
     histories: dict[str, History] = {}
     for spec in specs:
         model_dir = out / "models" / slug(spec.name)
-        model = build_model(spec, prepared)
         trainer = _trainer(config, spec, model_dir / "checkpoint", epochs, progress)
+        torch.manual_seed(trainer.seed)  # the initial weights repeat too, not only the training
+        model = build_model(spec, prepared)
         result_file = model_dir / "result.json"
         if resume and result_file.is_file():
             result = json.loads(result_file.read_text(encoding="utf-8"))
