@@ -1,0 +1,145 @@
+"""The command line: commands work, and bad input is one line on stderr with exit code 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+from helpers import tiny_config, write_jena_csv
+from rnnkit.cli import main
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def toml_of(config: dict) -> str:
+    """A small TOML writer for the test configs (tables, arrays of tables, inline layer tables)."""
+
+    def value(v):
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, str):
+            return json.dumps(v)
+        if isinstance(v, dict):
+            return "{" + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + "}"
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        return repr(v)
+
+    lines = [f"{k} = {value(v)}" for k, v in config.items() if not isinstance(v, dict) and k != "models"]
+    for k, v in config.items():
+        if isinstance(v, dict):
+            lines += [f"[{k}]", *[f"{kk} = {value(vv)}" for kk, vv in v.items()]]
+    for model in config.get("models", []):
+        lines += ["[[models]]", *[f"{k} = {value(v)}" for k, v in model.items()]]
+    text = "\n".join(lines) + "\n"
+    assert tomllib.loads(text) == config
+    return text
+
+
+@pytest.fixture
+def setup(tmp_path):
+    csv = write_jena_csv(tmp_path / "hourly.csv")
+    config = tmp_path / "tiny.toml"
+    config.write_text(toml_of(tiny_config(csv)))
+    return tmp_path, csv, config
+
+
+def one_line_error(capsys, argv, *fragments):
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    for fragment in fragments:
+        assert fragment in err, err
+    return err
+
+
+def test_train_evaluate_predict(setup, capsys):
+    tmp, csv, config = setup
+    run = tmp / "run"
+    assert main(["train", str(config), "--output", str(run), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "persistence" in out and "GRU(4)" in out and "MAE test (degC)" in out
+    stored = json.loads((run / "metrics.json").read_text())
+    assert main(["evaluate", str(run)]) == 0
+    table = capsys.readouterr().out
+    assert f"{stored['models']['GRU(4)']['mae_test']:.3f}" in table
+    new = write_jena_csv(tmp / "new.csv", days=3, seed=3)
+    assert main(["predict", str(run), "--data", str(new), "--output", str(tmp / "p.csv")]) == 0
+    assert "49 predictions written" in capsys.readouterr().out
+    assert (tmp / "p.csv").read_text().splitlines()[0] == "last_input_time,target_time,predicted T (degC)"
+
+
+def test_train_with_epochs_override_and_resume_of_a_finished_run(setup, capsys):
+    tmp, _, config = setup
+    run = tmp / "run"
+    assert main(["train", str(config), "--output", str(run), "--epochs", "1", "--quiet"]) == 0
+    assert json.loads((run / "models" / "gru_4" / "result.json").read_text())["epochs_run"] == 1
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--epochs", "1", "--quiet"]) == 0
+    assert "GRU(4): finished in the earlier run, read back" in capsys.readouterr().out
+
+
+def test_summary_and_windows(setup, capsys):
+    tmp, _, config = setup
+    assert main(["summary", str(CONFIGS / "course_05a.toml"), "--features", "14"]) == 0
+    assert "Total params: 513" in capsys.readouterr().out
+    assert main(["windows", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "window 0: inputs 2020-01-01 01:00 to 2020-01-02 00:00 (24 rows), target 2020-01-02 06:00" in out
+
+
+def test_missing_config(capsys, tmp_path):
+    one_line_error(capsys, ["train", str(tmp_path / "nope.toml")], "config file not found")
+
+
+def test_unknown_key(setup, capsys):
+    tmp, _, config = setup
+    config.write_text(config.read_text().replace("[windows]", "[windows]\nhorizn = 3"))
+    one_line_error(capsys, ["train", str(config)], "unknown key 'windows.horizn' (did you mean 'horizon'?)")
+
+
+def test_wrong_type(setup, capsys):
+    tmp, _, config = setup
+    config.write_text(config.read_text().replace("epochs = 2", 'epochs = "two"'))
+    one_line_error(capsys, ["train", str(config)], "'training.epochs' must be an integer, got 'two'")
+
+
+def test_data_path_that_does_not_exist(setup, capsys):
+    tmp, _, config = setup
+    one_line_error(capsys, ["train", str(config), "--data", str(tmp / "missing.csv")], "missing.csv: no such file")
+
+
+def test_predict_with_data_that_does_not_fit(setup, capsys):
+    tmp, _, config = setup
+    run = tmp / "run"
+    assert main(["train", str(config), "--output", str(run), "--quiet"]) == 0
+    other = write_jena_csv(tmp / "other.csv", days=3, columns=("T (degC)",))
+    one_line_error(capsys, ["predict", str(run), "--data", str(other)], "it lacks the columns ['p (mbar)']")
+
+
+def test_evaluate_something_that_is_not_a_run(capsys, tmp_path):
+    one_line_error(capsys, ["evaluate", str(tmp_path)], "is not an rnnkit run folder: config.json is missing")
+
+
+def test_unknown_command_and_missing_argument(capsys):
+    one_line_error(capsys, ["trian"], "No such command 'trian'")
+    one_line_error(capsys, ["train"], "give a CONFIG file, or --resume RUN")
+
+
+def test_the_console_script_prints_no_traceback(tmp_path):
+    env = {**os.environ, "KERAS_BACKEND": "torch"}
+    result = subprocess.run([sys.executable, "-m", "rnnkit.cli", "train", str(tmp_path / "x.toml")],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"rnnkit: error: config file not found: {tmp_path / 'x.toml'}"
