@@ -249,9 +249,9 @@ def test_embedding_regularization_loss():
 
 
 def test_embedding_config_round_trip():
-    emb = Embedding(7, 3)
+    emb = Embedding(7, 3, mask_zero=True)
     copy = deserialize(json.loads(json.dumps(serialize(emb))))
-    assert copy.get_config() == {"input_dim": 7, "output_dim": 3, "embeddings_regularizer": None}
+    assert copy.get_config() == {"input_dim": 7, "output_dim": 3, "embeddings_regularizer": None, "mask_zero": True}
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [

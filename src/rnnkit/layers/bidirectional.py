@@ -42,6 +42,12 @@ class Bidirectional(Layer):
     ``return_state``: the output(s), then the forward states, then the backward states.
     ``initial_state``: forward states followed by backward states.
 
+    ``mask`` (batch, time) bool, True for real steps: both directions skip the padded steps,
+    so the backward direction starts at each row's last real step (it sees the padding of a
+    right-padded row first and carries its state through it unchanged). With
+    ``return_sequences`` the outputs at padded steps are zeros, as Keras forces
+    ``zero_output_for_mask`` on the wrapped layers.
+
     Parameters: 2 × the layer's; ``get_weights()`` gives the forward weights, then the backward.
 
     Example::
@@ -131,7 +137,11 @@ class Bidirectional(Layer):
         self.forward_layer.reset_states()
         self.backward_layer.reset_states()
 
-    def forward(self, x: torch.Tensor, initial_state: Any = None) -> Any:
+    def compute_mask(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor | None:
+        """The mask for the next layer: the input's mask with return_sequences, else None (Keras)."""
+        return mask if self.return_sequences else None
+
+    def forward(self, x: torch.Tensor, initial_state: Any = None, mask: torch.Tensor | None = None) -> Any:
         """Run both directions over x (batch, time, features) and merge; see the class docstring."""
         if x.dim() != 3:
             raise ValueError(f"input must be 3-D (batch, time, features), got shape {tuple(x.shape)}")
@@ -140,8 +150,8 @@ class Bidirectional(Layer):
             initial_state = list(initial_state)
             half = len(initial_state) // 2
             forward_state, backward_state = initial_state[:half], initial_state[half:]
-        y = self.forward_layer(x, initial_state=forward_state)
-        y_rev = self.backward_layer(x, initial_state=backward_state)
+        y = self.forward_layer(x, initial_state=forward_state, mask=mask)
+        y_rev = self.backward_layer(x, initial_state=backward_state, mask=mask)
         self.built = True
         states: tuple[torch.Tensor, ...] = ()
         if self.return_state:
@@ -149,6 +159,9 @@ class Bidirectional(Layer):
             y, y_rev = y[0], y_rev[0]
         if self.return_sequences:
             y_rev = y_rev.flip(1)  # back into time order
+            if mask is not None:
+                real = mask.to(y.device).unsqueeze(-1)  # (batch, time, 1)
+                y, y_rev = torch.where(real, y, torch.zeros_like(y)), torch.where(real, y_rev, torch.zeros_like(y_rev))
         if self.merge_mode == "concat":
             output: Any = (torch.cat([y, y_rev], dim=-1),)
         elif self.merge_mode == "sum":

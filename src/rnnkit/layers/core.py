@@ -218,6 +218,9 @@ class Embedding(Layer):
         input_dim: vocabulary size; ids must lie in [0, input_dim).
         output_dim: vector width.
         embeddings_regularizer: penalty on the table (default None).
+        mask_zero: default False; True: id 0 is padding, and ``compute_mask(x)`` gives the
+            mask ``x != 0`` (batch, time) that ``Sequential`` passes to the following
+            recurrent layers, so padded steps change nothing (Keras's ``mask_zero``).
 
     Shapes: input ``(batch, time)`` integer ids, output ``(batch, time, output_dim)``;
     weight ``embeddings (input_dim, output_dim)``, initialised U(-0.05, 0.05) like Keras.
@@ -228,8 +231,13 @@ class Embedding(Layer):
         v = emb(torch.tensor([[3, 14, 15]]))   # (1, 3, 16)
     """
 
-    def __init__(self, input_dim: int, output_dim: int, embeddings_regularizer: Any = None) -> None:
+    def __init__(
+        self, input_dim: int, output_dim: int, embeddings_regularizer: Any = None, mask_zero: bool = False
+    ) -> None:
         super().__init__()
+        if not isinstance(mask_zero, bool):
+            raise ValueError(f"mask_zero must be True or False, got {mask_zero!r}")
+        self.mask_zero = mask_zero
         self.input_dim = _check_positive_int(input_dim, "input_dim")
         self.output_dim = _check_positive_int(output_dim, "output_dim")
         self.embeddings_regularizer = regularizers.get(embeddings_regularizer, "embeddings_regularizer")
@@ -252,6 +260,10 @@ class Embedding(Layer):
                 )
         return F.embedding(x, self.embeddings)
 
+    def compute_mask(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor | None:
+        """``x != 0`` (batch, time) bool with mask_zero, else None."""
+        return (x != 0) if self.mask_zero else None
+
     def param_formula(self) -> str:
         return f"{self.input_dim}·{self.output_dim}"
 
@@ -260,6 +272,7 @@ class Embedding(Layer):
             "input_dim": self.input_dim,
             "output_dim": self.output_dim,
             "embeddings_regularizer": regularizers.serialize(self.embeddings_regularizer),
+            "mask_zero": self.mask_zero,
         }
 
     def get_weights(self) -> list[np.ndarray]:

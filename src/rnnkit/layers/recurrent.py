@@ -10,6 +10,14 @@ GRU ``reset_after=True``, and no per-sample recurrent dropout. Input dropout is 
 per sequence, so it is applied to x before the kernel; ``recurrent_dropout_mode="batch"``
 draws one recurrent mask m for the whole batch and runs the kernel on U·diag(m).
 The step loop is the reference; tests hold the two to the same numbers.
+
+Masks (variable-length sequences), as Keras: ``layer(x, mask=m)`` with m (batch, time) bool,
+True for a real step. At a masked step the state is carried over unchanged and the step's
+output repeats the previous output (zeros before the first real step), so the final state
+is the state after each row's last real step. Where every row's real steps form one
+contiguous run (right padding, left padding, and right padding seen by ``go_backwards``),
+each run is moved to the front of its row and the fused kernel runs on a
+``torch.nn.utils.rnn.PackedSequence``; other masks (holes, empty rows) take the step loop.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from rnnkit.layers import activations, regularizers
 from rnnkit.layers.base import Layer
@@ -42,6 +51,29 @@ def _check_rate(value: object, argument: str) -> float:
 def _dropout_mask(shape: tuple[int, ...], rate: float, like: torch.Tensor) -> torch.Tensor:
     """Keep with probability 1 − rate, scaled by 1 / (1 − rate) (inverted dropout)."""
     return like.new_empty(shape).bernoulli_(1.0 - rate).div_(1.0 - rate)
+
+
+def _check_mask(mask: Any, x: torch.Tensor) -> torch.Tensor | None:
+    """Validate a (batch, time) bool mask for x (batch, time, features); None when all steps are real."""
+    if mask is None:
+        return None
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+        raise ValueError(f"mask must be a bool tensor (batch, time), True for real steps, got {mask!r:.80}")
+    if tuple(mask.shape) != tuple(x.shape[:2]):
+        raise ValueError(f"mask must have the input's (batch, time) shape {tuple(x.shape[:2])}, got {tuple(mask.shape)}")
+    mask = mask.to(x.device)
+    return None if bool(mask.all()) else mask
+
+
+def _contiguous_runs(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(start, length), each (batch,), when every row's True steps form one non-empty run; else None."""
+    lengths = mask.sum(1)
+    if bool((lengths == 0).any()):
+        return None
+    start = mask.int().argmax(1)  # the first True step of each row
+    steps = torch.arange(mask.shape[1], device=mask.device)
+    runs = (steps >= start[:, None]) & (steps < (start + lengths)[:, None])
+    return (start, lengths) if torch.equal(runs, mask) else None
 
 
 class RNN(Layer):
@@ -130,6 +162,10 @@ class RNN(Layer):
             return [output] + [(self.units,)] * self.state_count
         return output
 
+    def compute_mask(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor | None:
+        """The mask for the next layer: the input's mask with return_sequences, else None (Keras)."""
+        return mask if self.return_sequences else None
+
     # --- counting, config, weights ------------------------------------------------------------
     def _require_input_size(self) -> int:
         if self.input_size is None:
@@ -197,9 +233,50 @@ class RNN(Layer):
     def _fused_ok(self) -> bool:
         return self.activation in self.fused_activations
 
-    def _fused(self, x: torch.Tensor, state: State, weight_hh: torch.Tensor) -> tuple[torch.Tensor, State]:
-        """Run the fused operator on x (batch, time, m); returns (outputs (batch, time, n), state)."""
+    def _fused(
+        self, x: torch.Tensor, state: State, weight_hh: torch.Tensor, batch_sizes: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, State]:
+        """Run the fused operator on x (batch, time, m); returns (outputs (batch, time, n), state).
+
+        With ``batch_sizes``, x is a ``PackedSequence``'s data (steps · rows, m) and the outputs
+        come back packed the same way.
+        """
         raise NotImplementedError
+
+    def _run_op(self, op: Any, x: torch.Tensor, hx: Any, params: list[torch.Tensor], batch_sizes: torch.Tensor | None) -> Any:
+        """Call a fused operator (``torch.gru``, ...) on a padded batch or on packed data."""
+        if batch_sizes is None:
+            return op(x, hx, params, self.use_bias, 1, 0.0, self.training, False, True)
+        return op(x, batch_sizes, hx, params, self.use_bias, 1, 0.0, self.training, False)
+
+    def _fused_runs(
+        self, x: torch.Tensor, state: State, weight_hh: torch.Tensor, start: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor | None, State]:
+        """The fused kernel on rows whose real steps are x[b, start_b : start_b + lengths_b].
+
+        Each run is moved to the front of its row and packed; the outputs are laid back out
+        with Keras's masked semantics: zeros before the run, the run's outputs, then its last
+        output repeated. Returns ((batch, time, n) if return_sequences else None, final state).
+        """
+        batch, time, features = x.shape
+        steps = torch.arange(time, device=x.device)
+        read = (start[:, None] + steps).clamp(max=time - 1)  # (batch, time): row b reads step start_b + t
+        x_front = x.gather(1, read.unsqueeze(-1).expand(-1, -1, features))
+        packed = pack_padded_sequence(x_front, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        hx = tuple(s.index_select(0, packed.sorted_indices) for s in state)
+        data, final = self._fused(packed.data, hx, weight_hh, packed.batch_sizes)
+        final = tuple(s.index_select(0, packed.unsorted_indices) for s in final)
+        if not self.return_sequences:
+            return None, final
+        out_front, _ = pad_packed_sequence(
+            PackedSequence(data, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices),
+            batch_first=True,
+            total_length=time,
+        )  # (batch, time, n), the run first
+        source = (steps - start[:, None]).clamp(min=0).minimum((lengths - 1)[:, None])
+        out = out_front.gather(1, source.unsqueeze(-1).expand(-1, -1, self.units))
+        started = (steps >= start[:, None]).unsqueeze(-1)
+        return torch.where(started, out, torch.zeros_like(out)), final
 
     def _draw_masks(self, batch: int, like: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """(input mask (batch, m) or None, recurrent mask (batch, n) "sample" / (n,) "batch" or None)."""
@@ -232,26 +309,50 @@ class RNN(Layer):
         return self.cell.zero_state(batch, x)
 
     def _loop(
-        self, x: torch.Tensor, state: State, weight_hh: torch.Tensor, recurrent_mask: torch.Tensor | None
+        self,
+        x: torch.Tensor,
+        state: State,
+        weight_hh: torch.Tensor,
+        recurrent_mask: torch.Tensor | None,
+        mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor | None, State]:
-        """The reference step loop; returns ((batch, time, n) if return_sequences else None, final state)."""
+        """The reference step loop; returns ((batch, time, n) if return_sequences else None, final state).
+
+        ``mask`` (batch, time) bool, in processing order: at a False step the state is kept and
+        the output repeats the previous one (zeros before the first real step).
+        """
         cell = self.cell
         # One matmul for every step's input, laid out time-major: (time, batch, G·n)
         xp = cell.input_projection(x.transpose(0, 1))
         recurrent_kernel = weight_hh.t()  # (n, G·n), transposed once
         outputs = []
-        for xp_t in xp.unbind(0):
-            h, state = cell.step(xp_t, state, recurrent_kernel, recurrent_mask)
-            outputs.append(h)
+        if mask is None:
+            for xp_t in xp.unbind(0):
+                h, state = cell.step(xp_t, state, recurrent_kernel, recurrent_mask)
+                outputs.append(h)
+        else:
+            out = state[0].new_zeros(state[0].shape)
+            for xp_t, m_t in zip(xp.unbind(0), mask.t().unsqueeze(-1).unbind(0)):  # m_t (batch, 1)
+                h, new_state = cell.step(xp_t, state, recurrent_kernel, recurrent_mask)
+                state = tuple(torch.where(m_t, new, old) for new, old in zip(new_state, state))
+                out = torch.where(m_t, h, out)
+                outputs.append(out)
         return (torch.stack(outputs, 1) if self.return_sequences else None), state
 
-    def forward(self, x: torch.Tensor, initial_state: Any = None) -> Any:
+    def forward(self, x: torch.Tensor, initial_state: Any = None, mask: torch.Tensor | None = None) -> Any:
         """Run over x (batch, time, features).
 
         Returns the output ((batch, time, units) with return_sequences, else (batch, units));
         with return_state a tuple (output, h) (LSTM: (output, h, c)). ``initial_state``: a
         tensor (batch, units) or a tuple of them (LSTM: (h, c)); by default zeros, or the
-        carried state of a stateful layer.
+        carried state of a stateful layer. ``mask``: (batch, time) bool, True for real steps
+        (default None: all real); padded steps change nothing (see the module docstring), and
+        the output without return_sequences is the output of each row's last real step.
+
+        Example::
+
+            x = torch.randn(2, 4, 3); mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]]).bool()
+            y = GRU(5)(x, mask=mask)    # y[1] == GRU on x[1:2, :2] alone (same weights)
         """
         if x.dim() != 3:
             raise ValueError(f"input must be 3-D (batch, time, features), got shape {tuple(x.shape)}")
@@ -259,8 +360,10 @@ class RNN(Layer):
         if x.shape[-1] != self.input_size:
             raise ValueError(f"input features must equal input_size={self.input_size}, got {x.shape[-1]}")
         state = self._initial_state(x, initial_state)
+        mask = _check_mask(mask, x)
         if self.go_backwards:
             x = x.flip(1)
+            mask = None if mask is None else mask.flip(1)
 
         input_mask = recurrent_mask = None
         if self.training:
@@ -274,14 +377,23 @@ class RNN(Layer):
             weight_hh = weight_hh * recurrent_mask
             recurrent_mask = None
 
-        if recurrent_mask is None and self.use_fused:
+        runs = None if mask is None else _contiguous_runs(mask)
+        if recurrent_mask is None and self.use_fused and mask is None:
             sequence, state = self._fused(x, state, weight_hh)  # (batch, time, units)
+        elif recurrent_mask is None and self.use_fused and runs is not None:
+            sequence, state = self._fused_runs(x, state, weight_hh, *runs)
         else:
-            sequence, state = self._loop(x, state, weight_hh, recurrent_mask)
+            sequence, state = self._loop(x, state, weight_hh, recurrent_mask, mask)
 
         if self.stateful:
             self._states = tuple(s.detach() for s in state)
-        output = sequence if self.return_sequences else state[0]
+        if self.return_sequences:
+            output = sequence
+        elif mask is None:
+            output = state[0]
+        else:
+            # Keras: a row without a real step outputs zeros (its state stays the initial one)
+            output = torch.where(mask.any(1, keepdim=True), state[0], torch.zeros_like(state[0]))
         if self.return_state:
             return (output, *state)
         return output
@@ -333,11 +445,11 @@ class SimpleRNN(RNN):
         n, m = self.units, self._require_input_size()
         return f"{n}·{m} + {n}·{n}" + (f" + {n}" if self.use_bias else "")
 
-    def _fused(self, x, state, weight_hh):
+    def _fused(self, x, state, weight_hh, batch_sizes=None):
         cell = self.cell
         op = torch.rnn_tanh if self.activation == "tanh" else torch.rnn_relu
         params = [cell.weight_ih, weight_hh] + ([cell.bias, _zeros_like_bias(cell)] if self.use_bias else [])
-        out, h = op(x, state[0].unsqueeze(0), params, self.use_bias, 1, 0.0, self.training, False, True)
+        out, h = self._run_op(op, x, state[0].unsqueeze(0), params, batch_sizes)
         return out, (h[0],)
 
 
@@ -386,11 +498,11 @@ class LSTM(RNN):
         n, m = self.units, self._require_input_size()
         return f"4·({n}·{m} + {n}·{n}" + (f" + {n})" if self.use_bias else ")")
 
-    def _fused(self, x, state, weight_hh):
+    def _fused(self, x, state, weight_hh, batch_sizes=None):
         cell = self.cell
         params = [cell.weight_ih, weight_hh] + ([cell.bias, _zeros_like_bias(cell)] if self.use_bias else [])
         h0, c0 = (s.unsqueeze(0) for s in state)
-        out, h, c = torch.lstm(x, (h0, c0), params, self.use_bias, 1, 0.0, self.training, False, True)
+        out, h, c = self._run_op(torch.lstm, x, (h0, c0), params, batch_sizes)
         return out, (h[0], c[0])
 
 
@@ -447,9 +559,9 @@ class GRU(RNN):
         bias = {0: "", n: f" + {n}", 2 * n: f" + 2·{n}"}[self._bias_count()]
         return f"3·({n}·{m} + {n}·{n}{bias})"
 
-    def _loop(self, x, state, weight_hh, recurrent_mask):
-        if recurrent_mask is None or self._force_loop or not self._fused_ok():
-            return super()._loop(x, state, weight_hh, recurrent_mask)
+    def _loop(self, x, state, weight_hh, recurrent_mask, mask=None):
+        if recurrent_mask is None or mask is not None or self._force_loop or not self._fused_ok():
+            return super()._loop(x, state, weight_hh, recurrent_mask, mask)
         # per-sample recurrent dropout with standard activations: the hand-differentiated loop
         cell = self.cell
         xp = cell.input_projection(x.transpose(0, 1))  # (time, batch, 3n)
@@ -457,8 +569,8 @@ class GRU(RNN):
         hs = GRUSequenceWithRecurrentMask.apply(xp, state[0], weight_hh.t(), bias_hh, recurrent_mask)
         return (hs.transpose(0, 1) if self.return_sequences else None), (hs[-1],)
 
-    def _fused(self, x, state, weight_hh):
+    def _fused(self, x, state, weight_hh, batch_sizes=None):
         cell = self.cell
         params = [cell.weight_ih, weight_hh] + ([cell.bias_ih, cell.bias_hh] if self.use_bias else [])
-        out, h = torch.gru(x, state[0].unsqueeze(0), params, self.use_bias, 1, 0.0, self.training, False, True)
+        out, h = self._run_op(torch.gru, x, state[0].unsqueeze(0), params, batch_sizes)
         return out, (h[0],)

@@ -8,6 +8,7 @@ follow Keras.
 
 from __future__ import annotations
 
+import inspect
 import re
 from typing import Any, Sequence
 
@@ -52,6 +53,20 @@ def _format_shape(shape: Any) -> str:
     return "(" + ", ".join(str(d) for d in (None, *shape)) + ")"
 
 
+def _takes_mask(layer: nn.Module) -> bool:
+    return "mask" in inspect.signature(layer.forward).parameters
+
+
+def _next_mask(layer: nn.Module, x: torch.Tensor, output: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor | None:
+    """The mask after ``layer``: its ``compute_mask(x, mask)`` when it has one; otherwise the
+    mask goes on while the output keeps the (batch, time) axes (Dense, Dropout per step)."""
+    if hasattr(layer, "compute_mask"):
+        return layer.compute_mask(x, mask)
+    if mask is not None and output.dim() >= 3 and output.shape[:2] == mask.shape:
+        return mask
+    return None
+
+
 def _is_single_shape(shape: Any) -> bool:
     return isinstance(shape, tuple) and all(d is None or isinstance(d, int) for d in shape)
 
@@ -67,6 +82,11 @@ class Sequential(nn.Module):
             suits a network of Dense layers, ``(sequence_length,)`` token ids for Embedding.
 
     Shapes: input ``(batch, *input_shape)``; output that of the last layer.
+
+    Masks: a layer with ``compute_mask(x, mask)`` (``Embedding(..., mask_zero=True)``, the
+    recurrent layers) sets the mask that the following layers whose ``forward`` takes
+    ``mask`` receive; layers without it pass the mask on while their output keeps the
+    (batch, time) axes. A recurrent layer without return_sequences ends the mask.
 
     Example::
 
@@ -158,8 +178,11 @@ class Sequential(nn.Module):
         if not self.built:
             self.build(tuple(x.shape[1:]))
             self.to(device=x.device)
+        mask = None
         for layer in self.layers:
-            x = layer(x)
+            output = layer(x, mask=mask) if mask is not None and _takes_mask(layer) else layer(x)
+            mask = _next_mask(layer, x, output, mask)
+            x = output
         return x
 
     def _require_built(self, what: str) -> None:
