@@ -1,0 +1,421 @@
+"""Multi-step forecasting: the next ``steps`` rows from one window ("the daily weather for next week").
+
+Three ways to forecast K steps from a window ``x`` ``(batch, sequence_length, features)``,
+all returning ``(batch, K, outputs)`` so that one metric code scores them all
+(:func:`forecast_scores`), and all trained by the plain :class:`rnnkit.training.Trainer` on
+windows made with ``make_windows(..., target_length=K)``:
+
+- :class:`DirectForecaster`: a recurrent encoder and ``Dense(K · outputs)``: every step at once.
+- :class:`AutoregressiveForecaster`: one recurrent layer reads the window, predicts the next
+  row, and reads its own prediction as the next input row, K times.
+- :class:`Seq2SeqForecaster`: an encoder reads the window; a separate decoder starts from the
+  encoder's final state and unrolls K steps, fed its own previous prediction.
+
+Known future inputs: a feedback loop must build a whole input row for a step that has not
+been observed. The time-of-day / time-of-year signals (``Day sin``/``Day cos`` ... of
+:func:`rnnkit.datasets.jena_climate` with ``derived=["time"]``) are known in advance: a
+:class:`Clock` names their columns and period, and advances them exactly by rotating the
+last row's (sin, cos) pair. Those columns must stay in their own units (not standardised).
+
+Baselines are models too: :class:`RepeatLastPeriod` ("repeat the last day": the last 24
+hourly values as the next 24; with ``period=1`` it repeats the last value).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from rnnkit.layers import GRU, LSTM, Dense, SimpleRNN
+from rnnkit.training.metrics import mae, rmse, to_units
+
+RECURRENT_LAYERS = {"SimpleRNN": SimpleRNN, "LSTM": LSTM, "GRU": GRU}
+State = tuple[torch.Tensor, ...]
+
+
+# --- small pieces --------------------------------------------------------------------------------
+
+def check_positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def recurrent_layer(cell: str, units: int, input_size: int, **options: Any) -> nn.Module:
+    """``SimpleRNN``/``LSTM``/``GRU`` by name, built for ``input_size`` features, returning its state."""
+    if cell not in RECURRENT_LAYERS:
+        raise ValueError(f"cell must be one of {list(RECURRENT_LAYERS)}, got {cell!r}")
+    return RECURRENT_LAYERS[cell](units, return_state=True, input_size=input_size, **options)
+
+
+def run_recurrent(layer: nn.Module, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+    """Run a ``return_state`` layer over x ``(batch, time, features)``: (output, state tuple)."""
+    output, *rest = layer(x, initial_state=state)
+    return output, tuple(rest)
+
+
+def _column_list(name: str, value: int | Sequence[int], features: int) -> list[int]:
+    items = [value] if isinstance(value, (int, np.integer)) and not isinstance(value, bool) else list(value)
+    if not items or any(isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not 0 <= i < features for i in items):
+        raise ValueError(f"{name} must be column positions in [0, {features}), got {value!r}")
+    if len(set(items)) != len(items):
+        raise ValueError(f"{name} must not repeat a column, got {value!r}")
+    return [int(i) for i in items]
+
+
+class Clock:
+    """Known future inputs: (sin, cos) column pairs of a period, advanced by rotation.
+
+    A pair ``(sin_index, cos_index, period)`` holds sin(2π t / period) and cos(2π t / period)
+    with t counted in rows; row t + k holds the pair rotated by the angle 2π k / period:
+    ``sin' = s·cos θ + c·sin θ``, ``cos' = c·cos θ − s·sin θ``. Exact for regular rows.
+
+    Args:
+        pairs: ``[(sin_index, cos_index, period_in_rows), ...]``, positions among the features.
+
+    Example (hourly rows, ``Day sin``/``Day cos`` in columns 5 and 6)::
+
+        clock = Clock([(5, 6, 24)])
+        clock.future(x[:, -1], 3)     # (batch, 3, 2): the pair at the next three rows
+    """
+
+    def __init__(self, pairs: Sequence[tuple[int, int, float]]) -> None:
+        pairs = list(pairs)
+        if not pairs:
+            raise ValueError("pairs must hold at least one (sin_index, cos_index, period), got []")
+        for p in pairs:
+            ok = (isinstance(p, (tuple, list)) and len(p) == 3 and all(isinstance(i, (int, np.integer)) and not isinstance(i, bool)
+                                                                       and i >= 0 for i in p[:2]))
+            if not ok or not isinstance(p[2], (int, float, np.integer, np.floating)) or not p[2] > 0:
+                raise ValueError(f"pairs must be (sin_index >= 0, cos_index >= 0, period > 0) triples, got {p!r}")
+        self.pairs = [(int(s), int(c), float(t)) for s, c, t in pairs]
+        self.indices = [i for s, c, _ in self.pairs for i in (s, c)]
+        if len(set(self.indices)) != len(self.indices):
+            raise ValueError(f"pairs must not share a column, got {pairs!r}")
+
+    def future(self, row: torch.Tensor, steps: int) -> torch.Tensor:
+        """The clock columns of the ``steps`` rows after ``row`` ``(batch, features)``: ``(batch, steps, 2·pairs)``."""
+        return self._rotate(row, torch.arange(1, steps + 1, dtype=row.dtype, device=row.device))
+
+    def at(self, row: torch.Tensor, k: int) -> torch.Tensor:
+        """The clock columns ``k`` rows after ``row`` ``(batch, features)`` (k = 0: its own): ``(batch, 2·pairs)``."""
+        return self._rotate(row, torch.tensor([float(k)], dtype=row.dtype, device=row.device))[:, 0]
+
+    def _rotate(self, row: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        out = []
+        for s_i, c_i, period in self.pairs:
+            theta = 2 * math.pi * k / period  # (steps,)
+            s, c = row[:, s_i, None], row[:, c_i, None]  # (batch, 1)
+            out += [s * theta.cos() + c * theta.sin(), c * theta.cos() - s * theta.sin()]
+        return torch.stack(out, -1)
+
+    def __repr__(self) -> str:
+        return f"Clock({self.pairs})"
+
+
+def _check_clock(clock: Clock | None, features: int) -> list[int]:
+    if clock is None:
+        return []
+    if not isinstance(clock, Clock):
+        raise ValueError(f"clock must be a Clock or None, got {type(clock).__name__}")
+    if max(clock.indices) >= features:
+        raise ValueError(f"clock columns must be < features={features}, got {clock.indices}")
+    return clock.indices
+
+
+# --- forecasters ---------------------------------------------------------------------------------
+
+class DirectForecaster(nn.Module):
+    """Every step at once: a recurrent encoder, then ``Dense(steps · outputs)``.
+
+    Args:
+        features: input features per row.
+        steps: forecast steps K (>= 1).
+        outputs: values per step (default 1: one target column).
+        units: recurrent units (default 32).
+        cell: ``"GRU"`` (default), ``"LSTM"`` or ``"SimpleRNN"``.
+
+    Shapes: x ``(batch, sequence_length, features)`` → ``(batch, steps, outputs)``.
+
+    Example::
+
+        model = DirectForecaster(7, steps=24)
+        Trainer(epochs=10).fit(model, make_windows(z, 120, target_length=24, targets="T (degC)"))
+    """
+
+    def __init__(self, features: int, steps: int, outputs: int = 1, units: int = 32, cell: str = "GRU") -> None:
+        super().__init__()
+        self.features = check_positive_int("features", features)
+        self.steps = check_positive_int("steps", steps)
+        self.outputs = check_positive_int("outputs", outputs)
+        self.encoder = recurrent_layer(cell, check_positive_int("units", units), self.features)
+        self.head = Dense(self.steps * self.outputs, input_size=units)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        summary, _ = run_recurrent(self.encoder, x)  # (batch, units)
+        return self.head(summary).view(x.shape[0], self.steps, self.outputs)
+
+
+class AutoregressiveForecaster(nn.Module):
+    """One recurrent layer whose own one-step predictions are fed back as its next input rows.
+
+    Which input features are fed back: every column that is not a :class:`Clock` column.
+    The model predicts all of them for the next row (so a full input row exists for the
+    next step), and the clock columns of that row come from ``clock`` (known in advance).
+    Without a clock every feature is predicted. It returns the predictions of the fed-back
+    columns, in input order, so train it on windows whose ``targets`` are exactly those
+    columns and score the target column from the output (``output[..., j]``).
+
+    Each step predicts the change from the row it read (``residual=True``, default): the
+    next row is ``row + Dense(h)``. It is trained free-running, through its own feedback
+    (back-propagation through all ``steps``), so training sees what inference sees.
+
+    Args:
+        features: input features per row (fed-back columns plus clock columns).
+        steps: forecast steps K (>= 1).
+        units: recurrent units (default 32).
+        cell: ``"GRU"`` (default), ``"LSTM"`` or ``"SimpleRNN"``.
+        clock: a :class:`Clock` for the known time columns, or None (default).
+        residual: predict the change from the last row instead of the value (default True).
+
+    Shapes: x ``(batch, sequence_length, features)`` → ``(batch, steps, features − clock columns)``.
+
+    Example::
+
+        model = AutoregressiveForecaster(7, steps=24, clock=Clock([(5, 6, 24)]))
+        y = model(x)                   # (batch, 24, 5): columns 0-4 of the next 24 rows
+    """
+
+    def __init__(
+        self, features: int, steps: int, units: int = 32, cell: str = "GRU", clock: Clock | None = None, residual: bool = True
+    ) -> None:
+        super().__init__()
+        self.features = check_positive_int("features", features)
+        self.steps = check_positive_int("steps", steps)
+        clock_columns = _check_clock(clock, self.features)
+        self.clock = clock
+        self.fed_back = [i for i in range(self.features) if i not in clock_columns]
+        if not self.fed_back:
+            raise ValueError(f"at least one column must be fed back (not a clock column), got clock columns {clock_columns}")
+        # cat([fed-back values, clock values])[:, order] puts every column back in its place.
+        self._column_order = torch.argsort(torch.tensor(self.fed_back + clock_columns)).tolist()
+        self.residual = bool(residual)
+        self.rnn = recurrent_layer(cell, check_positive_int("units", units), self.features)
+        self.head = Dense(len(self.fed_back), input_size=units)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Warm up on all but the last row; the loop reads the last row first.
+        state = run_recurrent(self.rnn, x[:, :-1])[1] if x.shape[1] > 1 else None
+        row = x[:, -1]  # (batch, features)
+        clock_rows = self.clock.future(row, self.steps) if self.clock is not None else None
+        predictions = []
+        for k in range(self.steps):
+            h, state = run_recurrent(self.rnn, row[:, None], state)
+            values = self.head(h)  # (batch, fed-back columns)
+            if self.residual:
+                values = values + row[:, self.fed_back]
+            predictions.append(values)
+            # The next input row: predictions in the fed-back columns, the clock in its own.
+            row = values if clock_rows is None else torch.cat([values, clock_rows[:, k]], -1)[:, self._column_order]
+        return torch.stack(predictions, 1)
+
+
+class Seq2SeqForecaster(nn.Module):
+    """Encoder–decoder: an encoder summarises the window, a decoder unrolls ``steps`` steps.
+
+    The encoder reads every feature of the window; its final state is the decoder's initial
+    state. Decoder input at step k: its own previous prediction of the targets (at k = 0 the
+    last observed target values) and, with a ``clock``, the clock columns of the row being
+    predicted (known in advance). Output: ``Dense(outputs)`` of the decoder state, added to
+    the previous prediction when ``residual`` (default). No teacher forcing: it is trained
+    free-running, like it runs at inference, so the plain Trainer fits it on ``(x, y)``.
+
+    Args:
+        features: input features per row.
+        steps: forecast steps K (>= 1).
+        target_index: position(s) of the target column(s) among the features.
+        units: recurrent units of encoder and decoder (default 32).
+        cell: ``"GRU"`` (default), ``"LSTM"`` or ``"SimpleRNN"`` (both parts).
+        clock: a :class:`Clock` for the known time columns, or None (default).
+        residual: predict the change from the previous prediction (default True).
+
+    Shapes: x ``(batch, sequence_length, features)`` → ``(batch, steps, len(target_index))``.
+
+    Example::
+
+        model = Seq2SeqForecaster(7, steps=24, target_index=0, clock=Clock([(5, 6, 24)]))
+    """
+
+    def __init__(
+        self,
+        features: int,
+        steps: int,
+        target_index: int | Sequence[int],
+        units: int = 32,
+        cell: str = "GRU",
+        clock: Clock | None = None,
+        residual: bool = True,
+    ) -> None:
+        super().__init__()
+        self.features = check_positive_int("features", features)
+        self.steps = check_positive_int("steps", steps)
+        self.target_index = _column_list("target_index", target_index, self.features)
+        _check_clock(clock, self.features)
+        self.clock = clock
+        self.residual = bool(residual)
+        units = check_positive_int("units", units)
+        decoder_inputs = len(self.target_index) + (len(clock.indices) if clock is not None else 0)
+        self.encoder = recurrent_layer(cell, units, self.features)
+        self.decoder = recurrent_layer(cell, units, decoder_inputs)
+        self.head = Dense(len(self.target_index), input_size=units)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _, state = run_recurrent(self.encoder, x)
+        previous = x[:, -1, self.target_index]  # (batch, targets)
+        clock_rows = self.clock.future(x[:, -1], self.steps) if self.clock is not None else None
+        predictions = []
+        for k in range(self.steps):
+            step_input = previous if clock_rows is None else torch.cat([previous, clock_rows[:, k]], -1)
+            h, state = run_recurrent(self.decoder, step_input[:, None], state)
+            previous = self.head(h) + (previous if self.residual else 0.0)
+            predictions.append(previous)
+        return torch.stack(predictions, 1)
+
+
+class RepeatLastPeriod(nn.Module):
+    """Baseline "repeat the last day": step k predicts the value ``period`` rows before it.
+
+    For windows whose targets are the ``steps`` rows right after the last input
+    (``horizon=1``), step k (0-based) is predicted by input row ``T − period + (k mod period)``
+    of the target column(s). ``period=24`` on hourly rows repeats the last day; ``period=1``
+    repeats the last value (persistence). No parameters.
+
+    Args:
+        target_index: position(s) of the target column(s) among the features.
+        period: rows per period (>= 1), at most the sequence length.
+        steps: forecast steps K (>= 1).
+
+    Shapes: x ``(batch, T, features)`` → ``(batch, steps, len(target_index))``.
+
+    Example:
+        >>> RepeatLastPeriod(0, period=2, steps=3)(torch.arange(4.0).view(1, 4, 1)).flatten().tolist()
+        [2.0, 3.0, 2.0]
+    """
+
+    def __init__(self, target_index: int | Sequence[int], period: int, steps: int) -> None:
+        super().__init__()
+        items = [target_index] if isinstance(target_index, (int, np.integer)) and not isinstance(target_index, bool) else list(target_index)
+        if not items or any(isinstance(i, bool) or not isinstance(i, (int, np.integer)) or i < 0 for i in items):
+            raise ValueError(f"target_index must be column positions >= 0, got {target_index!r}")
+        self.target_index = [int(i) for i in items]
+        self.period = check_positive_int("period", period)
+        self.steps = check_positive_int("steps", steps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        length = x.shape[1]
+        if length < self.period:
+            raise ValueError(f"windows must hold at least period={self.period} rows, got {length}")
+        rows = length - self.period + torch.arange(self.steps, device=x.device) % self.period
+        return x[:, rows][:, :, self.target_index]
+
+
+class MeanDailyCurve(nn.Module):
+    """Baseline "the mean daily curve": the training mean of the target at each phase of a clock.
+
+    The phase of a row comes from its (sin, cos) clock columns: bin
+    ``floor(period · atan2(sin, cos) / 2π + 0.25) mod period`` (whole hours of the day for
+    ``period=24`` on a day clock; the 0.25 keeps rows at whole bins clear of rounding noise).
+    Step k after the last input row is predicted by the mean of bin ``last + 1 + k``; with
+    ``anchored=True`` by the last value plus the mean change between the two bins,
+    ``value_last + mean[last + 1 + k] − mean[last]``.
+
+    Args:
+        target_index: position of the target column among the features.
+        sin_index, cos_index: positions of the clock columns (unscaled sin/cos).
+        steps: forecast steps K (>= 1).
+        period: bins per clock cycle (default 24).
+        anchored: shift the curve to start at the last value (default False).
+
+    Shapes: x ``(batch, T, features)`` → ``(batch, steps, 1)``. Call :meth:`fit` first.
+
+    Example::
+
+        curve = MeanDailyCurve(0, 5, 6, steps=24).fit(train_rows)   # (rows, features)
+    """
+
+    def __init__(
+        self, target_index: int, sin_index: int, cos_index: int, steps: int, period: int = 24, anchored: bool = False
+    ) -> None:
+        super().__init__()
+        for name, value in (("target_index", target_index), ("sin_index", sin_index), ("cos_index", cos_index)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+                raise ValueError(f"{name} must be a column position >= 0, got {value!r}")
+        self.target_index, self.sin_index, self.cos_index = int(target_index), int(sin_index), int(cos_index)
+        self.steps = check_positive_int("steps", steps)
+        self.period = check_positive_int("period", period)
+        self.anchored = bool(anchored)
+        self.register_buffer("curve", torch.full((self.period,), float("nan")))
+
+    def phase_bin(self, rows: torch.Tensor) -> torch.Tensor:
+        """The bin (int64) of each row ``(..., features)``."""
+        angle = torch.atan2(rows[..., self.sin_index], rows[..., self.cos_index]) % (2 * math.pi)
+        return torch.floor(angle / (2 * math.pi) * self.period + 0.25).long() % self.period
+
+    def fit(self, rows: Any) -> MeanDailyCurve:
+        """Mean target per bin from ``rows`` ``(rows, features)`` (the training part); returns self."""
+        rows = torch.as_tensor(np.asarray(rows), dtype=torch.float64)
+        bins = self.phase_bin(rows)
+        counts = torch.bincount(bins, minlength=self.period)
+        if bool((counts == 0).any()):
+            raise ValueError(f"rows must fill every one of the {self.period} bins, got empty bins {torch.nonzero(counts == 0).flatten().tolist()}")
+        sums = torch.zeros(self.period, dtype=torch.float64).index_add_(0, bins, rows[:, self.target_index])
+        self.curve = (sums / counts).to(self.curve.dtype)
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if bool(self.curve.isnan().any()):
+            raise ValueError("MeanDailyCurve must be fitted before use: call fit(rows)")
+        now = self.phase_bin(x[:, -1])  # (batch,)
+        ahead = (now[:, None] + 1 + torch.arange(self.steps, device=x.device)) % self.period  # (batch, steps)
+        curve = self.curve.to(x.dtype)
+        out = curve[ahead]
+        if self.anchored:
+            out = out - curve[now][:, None] + x[:, -1, self.target_index, None]
+        return out[..., None]
+
+
+# --- scores --------------------------------------------------------------------------------------
+
+def forecast_scores(y_true: Any, y_pred: Any, *, scale: Any = None, offset: Any = 0.0) -> dict[str, Any]:
+    """MAE and RMSE in data units, overall and per forecast step.
+
+    Args:
+        y_true, y_pred: ``(examples, steps)`` or ``(examples, steps, 1)``, in scaled units.
+        scale, offset: data units are ``value · scale + offset`` (default: leave as given).
+
+    Returns:
+        ``{"mae": float, "rmse": float, "mae_per_step": [steps floats], "rmse_per_step": [...]}``.
+
+    Example:
+        >>> forecast_scores(torch.zeros(2, 2), torch.tensor([[1.0, 2.0], [1.0, 4.0]]))["mae_per_step"]
+        [1.0, 3.0]
+    """
+    t = to_units(y_true, scale=scale, offset=offset)
+    p = to_units(y_pred, scale=scale, offset=offset)
+    if t.numel() != p.numel() or t.shape[:2] != p.shape[:2] or t.dim() < 2:
+        raise ValueError(f"y_true and y_pred must both be (examples, steps[, 1]), got {tuple(t.shape)} and {tuple(p.shape)}")
+    t, p = t.reshape(t.shape[0], t.shape[1], -1), p.reshape(p.shape[0], p.shape[1], -1)
+    steps = range(t.shape[1])
+    return {
+        "mae": mae(t, p),
+        "rmse": rmse(t, p),
+        "mae_per_step": [mae(t[:, k], p[:, k]) for k in steps],
+        "rmse_per_step": [rmse(t[:, k], p[:, k]) for k in steps],
+    }
