@@ -291,6 +291,13 @@ def run_experiment(
     Returns:
         The content of ``metrics.json``.
     """
+    if config.task == "classification":  # labels, logits head, class weights: rnnkit.classification
+        from rnnkit.classification import run_classification
+
+        return run_classification(config, output, data_paths=data_paths, epochs=epochs, resume=resume,
+                                  progress=progress, log=log)
+    if config.task != "regression":
+        raise RnnkitError(f"task = {config.task!r} has no experiment path yet; use 'regression' or 'classification'")
     out = Path(output)
     if data_paths:  # the resolved config names the files the run used
         resolved = [str(Path(p).resolve()) for p in data_paths]
@@ -399,12 +406,22 @@ def _plots(out: Path, prepared: Prepared, histories: dict[str, History], test_pr
     truth = prepared.to_units(prepared.windows["test"].y)
     shown = slice(0, min(len(times), 14 * _rows_per_day(prepared)))  # two weeks
     best = metrics["best"]
-    chosen = {n: v[shown] for n, v in test_preds.items() if n == best}
+    chosen = {n: v[shown] for n, v in test_preds.items() if n == best}  # one model: the plot stays readable
     plots.plot_predictions(times[shown], truth[shown], chosen, out / "predictions.png",
                            persistence=test_preds["persistence"][shown],
-                           title=f"{config.target_label if hasattr(config, 'target_label') else config.data.target}: "
-                                 f"test period, {config.windows.horizon} rows ahead",
+                           title=f"{config.data.target}, {_ahead(prepared)} ahead: the first test weeks"
+                                 + (f" (best model by validation MAE: {best})" if best else ""),
                            units=config.data.target)
+
+
+def _ahead(prepared: Prepared) -> str:
+    """The horizon as a duration, e.g. ``"24 h"`` (or in rows when the step is not regular)."""
+    step = pd.Series(prepared.frame.index).diff().median()
+    horizon = prepared.config.windows.horizon
+    if pd.isna(step):
+        return f"{horizon} rows"
+    ahead = horizon * step
+    return f"{ahead / pd.Timedelta(hours=1):g} h" if ahead < pd.Timedelta(days=14) else f"{ahead.days} days"
 
 
 def _rows_per_day(prepared: Prepared) -> int:
@@ -432,7 +449,9 @@ def describe_prepared(prepared: Prepared) -> str:
 
 
 def metrics_table(metrics: dict[str, Any]) -> str:
-    """The comparison table: model, parameters, MAE val/test, skill, seconds."""
+    """The comparison table: model, parameters, MAE val/test, skill, seconds (classification: its own table)."""
+    if metrics.get("task") == "classification":
+        return classification_table(metrics)
     units = metrics.get("units") or "units"
     rows = [
         {
@@ -447,6 +466,13 @@ def metrics_table(metrics: dict[str, Any]) -> str:
     ]
     table = pd.DataFrame(rows)
     return table.to_string(index=False, float_format=lambda v: f"{v:.3f}" if abs(v) < 100 else f"{v:.0f}")
+
+
+def classification_table(metrics: dict[str, Any]) -> str:
+    """The table of a classification run: accuracy, balanced accuracy, F1, confusion matrix (test)."""
+    from rnnkit import classification
+
+    return classification.classification_table(metrics)
 
 
 def load_run(run: str | Path) -> tuple[ExperimentConfig, Standardizer, dict[str, Any]]:
@@ -521,6 +547,10 @@ def evaluate_run(run: str | Path) -> dict[str, Any]:
     prepared = prepare(config, load_frame(config))
     if not np.allclose(prepared.scaler.mean, scaler.mean) or not np.allclose(prepared.scaler.std, scaler.std):
         raise RnnkitError(f"the data found now differ from the data of the run {run} (other training statistics)")
+    if config.task == "classification":
+        from rnnkit.classification import evaluate_classification
+
+        return evaluate_classification(config, run, stored)
     base = make_baselines(config, prepared)
     results: dict[str, dict[str, Any]] = {}
     for name, model in base.items():

@@ -68,7 +68,8 @@ def plot_history(history: Any, path: str | os.PathLike[str], *, title: str = "Le
     histories = dict(history) if isinstance(history, Mapping) else {"": history}
     if not histories:
         raise ValueError("history must hold at least one model, got an empty dict")
-    fig, ax = plt.subplots(figsize=(7, 4))
+    # Several models: a wider figure with the legend beside the axes, so it hides no curve.
+    fig, ax = plt.subplots(figsize=(7, 4) if len(histories) == 1 else (11, 4.5))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, (name, h) in enumerate(histories.items()):
         cols = _history_columns(h)
@@ -82,7 +83,11 @@ def plot_history(history: Any, path: str | os.PathLike[str], *, title: str = "Le
     ax.set_ylabel(loss_name)
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="small")
+    if len(histories) == 1:
+        ax.legend(fontsize="small")
+    else:
+        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+        fig.tight_layout()
     return _save(fig, path)
 
 
