@@ -1,0 +1,150 @@
+"""Many-to-many tagging: one label per token (horizon 0), as in named-entity recognition.
+
+A tagger is ``Embedding(mask_zero=True)`` → a recurrent layer with ``return_sequences`` (or
+its ``Bidirectional`` wrapper) → ``Dense(tags)`` applied per step, trained with the
+``Trainer``'s ``cross_entropy`` on logits (batch, time, tags). Padded steps carry the tag
+``IGNORE_INDEX`` (−100), which the unweighted ``cross_entropy`` leaves out of the loss
+(PyTorch's ``ignore_index`` default), and the mask from the embedding keeps the padding
+out of the recurrent states, so a sentence's tags do not depend on how much it was padded.
+
+Example::
+
+    from rnnkit.corpora import teddy
+    data = tagging_dataset(teddy.sentences(400), tag_names=teddy.TAGS)
+    model = tagging_model(len(data.vocab), len(data.tag_names), units=16)
+    Trainer(loss="cross_entropy", epochs=15).fit(model, (data.ids, data.tags))
+    tag_accuracy(model, data, tokens=teddy.AMBIGUOUS)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from rnnkit.layers.bidirectional import Bidirectional
+from rnnkit.layers.core import Dense, Embedding
+from rnnkit.layers.recurrent import GRU, LSTM, SimpleRNN
+from rnnkit.models.sequential import Sequential
+from rnnkit.text import Vocabulary, pad_sequences
+
+IGNORE_INDEX = -100
+CELLS = {"SimpleRNN": SimpleRNN, "LSTM": LSTM, "GRU": GRU}
+
+
+class TaggingData(NamedTuple):
+    """Padded token ids and tags of tagged sentences.
+
+    Fields: ``ids`` (batch, time) int64, 0 at padding; ``tags`` (batch, time) int64, indices
+    into ``tag_names``, ``IGNORE_INDEX`` at padding; ``mask`` (batch, time) bool, True for
+    real tokens; ``vocab`` the ``Vocabulary``; ``tag_names`` the tags in index order.
+    """
+
+    ids: torch.Tensor
+    tags: torch.Tensor
+    mask: torch.Tensor
+    vocab: Vocabulary
+    tag_names: tuple[str, ...]
+
+
+def tagging_dataset(
+    sentences: Sequence[Sequence[tuple[str, str]]],
+    vocab: Vocabulary | None = None,
+    tag_names: Sequence[str] | None = None,
+) -> TaggingData:
+    """Tagged sentences (lists of ``(token, tag)``) -> right-padded ids, tags and mask.
+
+    Args:
+        sentences: non-empty lists of ``(token, tag)`` pairs.
+        vocab: default None: built from these sentences (pass the training set's to encode
+            held-out sentences; unseen words become ``<unk>``).
+        tag_names: default None: the tags seen, sorted.
+
+    Example::
+
+        data = tagging_dataset([[("teddy", "PERSON"), ("roosevelt", "PERSON")], [("bears", "O")]])
+        data.ids    # [[4, 3], [2, 0]]   (ids by count, then alphabetically)
+        data.tags   # [[1, 1], [0, -100]]   with tag_names ("O", "PERSON")
+    """
+    if not sentences or any(len(s) == 0 for s in sentences):
+        raise ValueError("sentences must be a non-empty list of non-empty (token, tag) lists")
+    tokens = [[t for t, _ in s] for s in sentences]
+    labels = [[g for _, g in s] for s in sentences]
+    if vocab is None:
+        vocab = Vocabulary(tokens)
+    names = tuple(sorted({g for row in labels for g in row})) if tag_names is None else tuple(tag_names)
+    index = {g: i for i, g in enumerate(names)}
+    unknown = sorted({g for row in labels for g in row} - set(index))
+    if unknown:
+        raise ValueError(f"tags must be among tag_names {list(names)}, got {unknown}")
+    ids = pad_sequences([vocab.encode(t) for t in tokens])
+    mask = ids != 0
+    tags = torch.full(ids.shape, IGNORE_INDEX, dtype=torch.long)
+    for row, labs in enumerate(labels):
+        tags[row, : len(labs)] = torch.tensor([index[g] for g in labs])
+    return TaggingData(ids, tags, mask, vocab, names)
+
+
+def tagging_model(
+    vocab_size: int,
+    num_tags: int,
+    *,
+    embedding_dim: int = 16,
+    units: int = 16,
+    cell: str = "GRU",
+    bidirectional: bool = True,
+) -> Sequential:
+    """``Embedding(mask_zero=True)`` → [Bidirectional] recurrent layer per step → ``Dense(num_tags)`` logits.
+
+    Args:
+        vocab_size: ``len(vocab)``.
+        num_tags: number of tags.
+        embedding_dim: default 16. units: default 16. cell: ``"SimpleRNN"``, ``"LSTM"`` or
+            ``"GRU"`` (default). bidirectional: default True; False runs the same layer forwards only.
+
+    Shapes: ids (batch, time) -> logits (batch, time, num_tags).
+
+    Example::
+
+        model = tagging_model(100, 2, bidirectional=False)
+        model(torch.tensor([[5, 6, 0]])).shape   # (1, 3, 2)
+    """
+    if cell not in CELLS:
+        raise ValueError(f"cell must be one of {list(CELLS)}, got {cell!r}")
+    # every layer built now (input_size given), so an optimizer made before the first call sees all weights
+    recurrent = CELLS[cell](units, return_sequences=True, input_size=embedding_dim)
+    return Sequential(
+        Embedding(vocab_size, embedding_dim, mask_zero=True),
+        Bidirectional(recurrent) if bidirectional else recurrent,
+        Dense(num_tags, input_size=2 * units if bidirectional else units),
+    )
+
+
+def predict_tags(model: nn.Module, ids: torch.Tensor) -> torch.Tensor:
+    """The most likely tag index for every step: (batch, time) int64 (padding included; ignore it)."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            return model(ids).argmax(-1)
+    finally:
+        model.train(was_training)
+
+
+def tag_accuracy(model: nn.Module, data: TaggingData, tokens: Iterable[str] | None = None) -> float:
+    """Share of real tokens whose predicted tag is right; with ``tokens``, only at those words.
+
+    Example::
+
+        tag_accuracy(model, test, tokens=teddy.AMBIGUOUS)   # accuracy on the ambiguous first names
+    """
+    chosen = data.mask.clone()
+    if tokens is not None:
+        ids = torch.tensor([data.vocab.index(t) for t in tokens if t in data.vocab], dtype=torch.long)
+        chosen &= torch.isin(data.ids, ids)
+    if not bool(chosen.any()):
+        raise ValueError("tag_accuracy has no token to score: tokens matched no real step")
+    predicted = predict_tags(model, data.ids)
+    return float((predicted[chosen] == data.tags[chosen]).double().mean())
