@@ -278,3 +278,90 @@ class ResidualTarget(nn.Module):
     def get_config(self) -> dict[str, Any]:
         inner = self.model.get_config() if callable(getattr(self.model, "get_config", None)) else None
         return {"target_index": self.target_index, "model": inner}
+
+
+# --- classification baselines: they output one score per class (1 for the chosen class, else 0) ---
+
+def _one_hot(labels: torch.Tensor, classes: int, dtype: torch.dtype) -> torch.Tensor:
+    return torch.nn.functional.one_hot(labels.long(), classes).to(dtype)  # (batch, classes)
+
+
+class SameAsNow(nn.Module):
+    """Classify a window by the label of its last input row ("is it raining now?": then it will).
+
+    With ``threshold`` the label is ``x[:, T − 1, target_index] > threshold`` (threshold in the
+    same scaled units as ``x``: map it with the scaler's own formula, so that a value equal
+    to the threshold in data units stays equal after scaling); without, the target column
+    holds integer labels and the label is ``round(x · scale + offset)``, clamped to the classes.
+    The output is ``(batch, classes)`` scores, 1 for the chosen class and 0 for the others,
+    so that the metric code scores it like a model's logits (argmax).
+
+    Args:
+        target_index: the column of the target among the features.
+        classes: number of classes (default 2).
+        threshold: the threshold in scaled units (default None: integer labels).
+        scale, offset: data units = scaled · scale + offset (integer labels only; default 1, 0).
+
+    Example:
+        >>> SameAsNow(0, threshold=0.5)(torch.tensor([[[0.0], [0.9]], [[1.0], [0.2]]]))
+        tensor([[0., 1.],
+                [1., 0.]])
+    """
+
+    def __init__(self, target_index: int, classes: int = 2, threshold: float | None = None,
+                 scale: float = 1.0, offset: float = 0.0) -> None:
+        super().__init__()
+        self.target_index = _target_indices(target_index)
+        if not isinstance(classes, int) or isinstance(classes, bool) or classes < 2:
+            raise ValueError(f"classes must be an integer >= 2, got {classes!r}")
+        if threshold is not None and classes != 2:
+            raise ValueError(f"classes must be 2 with a threshold, got {classes}")
+        self.classes, self.threshold, self.scale, self.offset = classes, threshold, float(scale), float(offset)
+
+    def labels(self, x: torch.Tensor) -> torch.Tensor:
+        """The label of each window's last input row, ``(batch,)`` int64."""
+        _check_window(x, self.target_index, "SameAsNow")
+        last = x[:, -1, self.target_index[0]]
+        if self.threshold is not None:
+            return (last > torch.tensor(self.threshold, dtype=last.dtype)).long()
+        return (last.double() * self.scale + self.offset).round().clamp(0, self.classes - 1).long()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _one_hot(self.labels(x), self.classes, x.dtype)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"target_index": self.target_index[0], "classes": self.classes, "threshold": self.threshold,
+                "scale": self.scale, "offset": self.offset}
+
+
+class MajorityClass(nn.Module):
+    """Always the same class, the commonest among the training labels ("it never rains").
+
+    Example:
+        >>> MajorityClass.fit(torch.tensor([0, 0, 1]), classes=2)(torch.zeros(2, 4, 3))
+        tensor([[1., 0.],
+                [1., 0.]])
+    """
+
+    def __init__(self, label: int, classes: int = 2) -> None:
+        super().__init__()
+        if not isinstance(classes, int) or isinstance(classes, bool) or classes < 2:
+            raise ValueError(f"classes must be an integer >= 2, got {classes!r}")
+        if not isinstance(label, int) or isinstance(label, bool) or not 0 <= label < classes:
+            raise ValueError(f"label must be an integer in [0, {classes}), got {label!r}")
+        self.classes = classes
+        self.register_buffer("label", torch.tensor(label))
+
+    @classmethod
+    def fit(cls, labels: Any, classes: int = 2) -> MajorityClass:
+        """The commonest of ``labels`` (ties: the smaller label)."""
+        y = torch.as_tensor(labels).reshape(-1).long()
+        if y.numel() == 0:
+            raise RnnkitError("MajorityClass.fit needs at least one label, got none")
+        return cls(int(torch.bincount(y, minlength=classes).argmax()), classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _one_hot(self.label.expand(x.shape[0]), self.classes, x.dtype)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"label": int(self.label), "classes": self.classes}

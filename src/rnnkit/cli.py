@@ -56,6 +56,16 @@ def _train_and_report(config, output: Path, data: tuple[str, ...], epochs: int |
     metrics = run_experiment(config, output, data_paths=list(data) or None, epochs=epochs, resume=resume,
                              progress=_progress(quiet), log=click.echo)
     click.echo("")
+    if metrics.get("task") == "classification":
+        from rnnkit.experiment import classification_table
+
+        click.echo(classification_table(metrics))
+        if metrics.get("best"):
+            best = metrics["models"][metrics["best"]]
+            click.echo(f"\nbest by validation balanced accuracy: {metrics['best']} (test: balanced accuracy "
+                       f"{best['balanced_accuracy_test']:.3f}, F1 {best['f1_test']:.3f})")
+        click.echo(f"written: {output}/metrics.json, history.csv, learning_curves.png, models/")
+        return
     click.echo(metrics_table(metrics))
     if metrics.get("best"):
         best = metrics["models"][metrics["best"]]

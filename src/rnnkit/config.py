@@ -55,6 +55,8 @@ class DataConfig(_Strict):
 
     dataset: Literal["jena", "sunspots"] = "jena"
     paths: list[str] = Field(default_factory=list)  # explicit files; empty: RNNKIT_DATA_DIR, cache, download
+    # Columns read from a Jena file: the 14 benchmark ones, every one (rain (mm), raining (s), SWDR, ...), or a list.
+    columns: str | list[str] = "benchmark"
     target: str = "T (degC)"
     features: list[str] | None = None  # None: every column of the file
     derived: bool | list[Literal["wind", "time"]] = False  # wind vector; sin/cos of the day and the year
@@ -62,6 +64,13 @@ class DataConfig(_Strict):
     how: Literal["every", "mean"] = "every"  # every step-th row (the course, Chollet) or the block's mean
     split: list[float] = Field(default_factory=lambda: [0.7, 0.15, 0.15])
     split_per_segment: bool = True  # split each contiguous segment in time, so every part sees every season
+
+    @field_validator("columns", mode="before")
+    @classmethod
+    def _columns(cls, v: Any) -> Any:
+        if v in ("benchmark", "all") or (isinstance(v, list) and v and all(isinstance(c, str) for c in v)):
+            return v
+        raise ValueError(f"must be 'benchmark', 'all' or a non-empty list of column names, got {v!r}")
 
     @field_validator("split")
     @classmethod
@@ -87,7 +96,7 @@ class TrainingConfig(_Strict):
     optimizer: Literal["adam", "rmsprop", "sgd"] = "adam"
     learning_rate: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
-    loss: Literal["mse", "mae", "huber"] = "mae"
+    loss: Literal["mse", "mae", "huber", "cross_entropy"] = "mae"  # cross_entropy: task = "classification" only
     batch_size: int = Field(32, ge=1)
     epochs: int = Field(20, ge=1)
     shuffle: bool = True
@@ -116,7 +125,27 @@ class ModelConfig(_Strict):
     training: TrainingOverrides = Field(default_factory=lambda: TrainingOverrides())  # this model's own settings
 
 
+class ClassificationConfig(_Strict):
+    """How the target column becomes class labels (``task = "classification"``).
+
+    With a ``threshold`` the label is 1 where the target, in data units, is > threshold, else 0
+    (``threshold = 0.0`` on ``raining (s)``: "it rains"). With no threshold the target column
+    already holds the labels 0 … classes − 1.
+    """
+
+    threshold: float | None = None
+    classes: int | None = Field(None, ge=2)  # None: 2 with a threshold, else the largest training label + 1
+    class_weight: Literal["balanced", "none"] = "balanced"  # balanced: n / (classes · n_c), in the training loss
+
+    @model_validator(mode="after")
+    def _two_classes_with_threshold(self) -> ClassificationConfig:
+        if self.threshold is not None and self.classes not in (None, 2):
+            raise ValueError(f"classes must be 2 (or left out) when a threshold makes the labels, got {self.classes}")
+        return self
+
+
 BASELINES = ("persistence", "seasonal_persistence", "mean", "linear", "naive_dense")
+CLASSIFICATION_BASELINES = ("same_as_now", "majority")  # the label of the last input row; the training majority
 
 
 class ExperimentConfig(_Strict):
@@ -124,12 +153,15 @@ class ExperimentConfig(_Strict):
 
     name: str = "experiment"
     description: str = ""
+    task: Literal["regression", "classification", "tagging"] = "regression"
     data: DataConfig = Field(default_factory=DataConfig)
     windows: WindowConfig
     training: TrainingConfig = Field(default_factory=TrainingConfig)
-    baselines: list[Literal["persistence", "seasonal_persistence", "mean", "linear", "naive_dense"]] = Field(
+    baselines: list[Literal["persistence", "seasonal_persistence", "mean", "linear", "naive_dense",
+                            "same_as_now", "majority"]] = Field(
         default_factory=lambda: ["persistence", "seasonal_persistence", "mean"]
     )
+    classification: ClassificationConfig | None = None  # task = "classification": its defaults when left out
     models: list[ModelConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -138,6 +170,39 @@ class ExperimentConfig(_Strict):
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(f"model names must be unique, got {dup} more than once")
+        return self
+
+    @model_validator(mode="after")
+    def _task_settings(self) -> ExperimentConfig:
+        # Every error names the key (dotted) first: parse_config turns it into "'key': message".
+        classify = self.task == "classification"
+        if not classify and self.classification is not None:
+            raise ValueError(f"classification: settings need task = 'classification', got task = {self.task!r}")
+        if classify:
+            if self.classification is None:
+                self.classification = ClassificationConfig()
+            if "loss" not in self.training.model_fields_set:
+                self.training = self.training.model_copy(update={"loss": "cross_entropy"})
+            if "baselines" not in self.model_fields_set:
+                self.baselines = list(CLASSIFICATION_BASELINES)
+        losses = [("training.loss", self.training.loss)]
+        losses += [(f"models[{i}].training.loss", m.training.loss) for i, m in enumerate(self.models)
+                   if m.training.loss is not None]
+        for key, loss in losses:
+            if classify and loss != "cross_entropy":
+                raise ValueError(f"{key} must be 'cross_entropy' when task = 'classification', got {loss!r}")
+            if not classify and loss == "cross_entropy":
+                raise ValueError(f"{key} 'cross_entropy' needs task = 'classification', got task = {self.task!r}")
+        allowed = CLASSIFICATION_BASELINES if classify else BASELINES
+        wrong = [b for b in self.baselines if b not in allowed]
+        if wrong:
+            raise ValueError(f"baselines for task = {self.task!r} must be among {list(allowed)}, got {wrong}")
+        if classify:
+            if self.windows.residual or any(m.residual for m in self.models):
+                raise ValueError("residual: a residual target (change from the last input) needs task = 'regression', "
+                                 "got residual = true with task = 'classification'")
+            if self.training.stateful or any(m.training.stateful for m in self.models):
+                raise ValueError("training.stateful: stateful training has no classification path yet, got true")
         return self
 
     def training_for(self, model: ModelConfig) -> TrainingConfig:
@@ -227,6 +292,8 @@ def describe_validation_error(err: ValidationError, root: type[BaseModel], sourc
     if annotation is not None and (kind.endswith("_type") or kind.endswith("_parsing") or kind == "literal_error"):
         return f"{source}: '{key}' must be {_type_name(annotation)}, got {value!r}"
     message = first["msg"].removeprefix("Value error, ")
+    if not key:  # a check across keys: its message names them
+        return f"{source}: {message}"
     return f"{source}: '{key}': {message}" + ("" if "got" in message else f", got {value!r}")
 
 

@@ -3,7 +3,7 @@
 from rnnkit.training.callbacks import BestTracker, EarlyStopping, ReduceLROnPlateau
 from rnnkit.training.inference import predict
 from rnnkit.training.losses import LOSSES, get_loss
-from rnnkit.training.metrics import accuracy, confusion_matrix, mae, regression_metrics, rmse, score, skill, to_units
+from rnnkit.training.metrics import accuracy, classification_metrics, confusion_matrix, mae, regression_metrics, rmse, score, skill, to_units
 from rnnkit.training.trainer import OPTIMIZERS, History, Trainer
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "ReduceLROnPlateau",
     "Trainer",
     "accuracy",
+    "classification_metrics",
     "confusion_matrix",
     "get_loss",
     "mae",

@@ -11,7 +11,7 @@ shape ``(batch,)`` is laid out like a ``(batch, 1)`` prediction (never broadcast
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -63,12 +63,21 @@ def huber(prediction: torch.Tensor, target: torch.Tensor, delta: float = 1.0) ->
     return F.huber_loss(prediction, target, delta=delta)
 
 
-def cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def cross_entropy(logits: torch.Tensor, target: torch.Tensor, class_weight: Sequence[float] | torch.Tensor | None = None) -> torch.Tensor:
     """Sparse categorical cross-entropy from logits.
 
     Shapes: logits ``(batch, classes)`` with target ``(batch,)``; or logits
     ``(batch, time, classes)`` with target ``(batch, time)``. A trailing target axis of size
     1 is dropped. Targets are class indices in ``[0, classes)``.
+
+    ``class_weight`` (``classes`` numbers, default None) weighs each example's loss by the
+    weight of its true class, then takes the plain mean over examples, as Keras's
+    ``class_weight`` does: ``mean_i(w[y_i] · (−log softmax(z_i)[y_i]))``. (PyTorch's own
+    ``weight=`` divides by ``Σ w[y_i]`` instead.)
+
+    Example:
+        >>> cross_entropy(torch.zeros(2, 2), torch.tensor([0, 1]), class_weight=[1.0, 3.0])  # (1 + 3) / 2 · log 2
+        tensor(1.3863)
     """
     if target.dim() == logits.dim() and target.shape[-1] == 1:
         target = target.squeeze(-1)
@@ -83,7 +92,50 @@ def cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     # cross_entropy wants the class axis second: (batch, classes, time) for sequences.
     if logits.dim() > 2:
         logits = logits.movedim(-1, 1)
-    return F.cross_entropy(logits, target.long())
+    if class_weight is None:
+        return F.cross_entropy(logits, target.long())
+    weight = check_class_weight(class_weight, logits.shape[1]).to(device=logits.device, dtype=logits.dtype)
+    per_example = F.cross_entropy(logits, target.long(), reduction="none")
+    return (per_example * weight[target.long()]).mean()
+
+
+def check_class_weight(class_weight: Sequence[float] | torch.Tensor, classes: int | None = None) -> torch.Tensor:
+    """``class_weight`` as a float64 tensor ``(classes,)``, checked: finite, >= 0, not all 0.
+
+    Raises:
+        ValueError: naming ``class_weight``, the rule and the value received.
+    """
+    try:
+        weight = torch.as_tensor(class_weight, dtype=torch.float64).detach().cpu()
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"class_weight must be a list of numbers, one per class, got {class_weight!r}") from None
+    if weight.dim() != 1 or weight.numel() < 2:
+        raise ValueError(f"class_weight must be a list of at least 2 numbers, one per class, got {class_weight!r}")
+    if not bool(torch.isfinite(weight).all()) or bool((weight < 0).any()) or not bool((weight > 0).any()):
+        raise ValueError(f"class_weight must hold finite numbers >= 0, not all 0, got {weight.tolist()}")
+    if classes is not None and weight.numel() != classes:
+        raise ValueError(f"class_weight must hold one number per class ({classes} classes), got {weight.numel()}")
+    return weight
+
+
+def balanced_class_weight(labels: Sequence[int] | torch.Tensor, classes: int) -> torch.Tensor:
+    """Weights ``n / (classes · n_c)`` per class c (float64, ``(classes,)``): every class weighs as much in total.
+
+    A class absent from ``labels`` gets weight 0 (there is nothing to weigh).
+
+    Example:
+        >>> balanced_class_weight([0, 0, 0, 1], 2)
+        tensor([0.6667, 2.0000], dtype=torch.float64)
+    """
+    if not isinstance(classes, int) or isinstance(classes, bool) or classes < 2:
+        raise ValueError(f"classes must be an integer >= 2, got {classes!r}")
+    y = torch.as_tensor(labels).reshape(-1).long()
+    if y.numel() == 0:
+        raise ValueError("labels must hold at least one label, got none")
+    if int(y.min()) < 0 or int(y.max()) >= classes:
+        raise ValueError(f"labels must be in [0, {classes}), got values from {int(y.min())} to {int(y.max())}")
+    counts = torch.bincount(y, minlength=classes).double()
+    return torch.where(counts > 0, y.numel() / (classes * counts.clamp(min=1)), torch.zeros_like(counts))
 
 
 _BY_NAME: dict[str, LossFn] = {"mse": mse, "mae": mae, "huber": huber, "cross_entropy": cross_entropy}

@@ -123,6 +123,53 @@ def confusion_matrix(y_true: Any, y_pred: Any, num_classes: int | None = None) -
     return torch.bincount(true * num_classes + pred, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
 
 
+def classification_metrics(y_true: Any, y_pred: Any, num_classes: int | None = None, positive: int | None = 1) -> dict[str, Any]:
+    """Accuracy, balanced accuracy, precision/recall/F1 and the confusion matrix of class predictions.
+
+    Args:
+        y_true: true labels ``(n,)``.
+        y_pred: predicted labels ``(n,)`` or logits/scores ``(n, classes)`` (argmax taken).
+        num_classes: number of classes (default: the largest label seen + 1).
+        positive: the class whose precision, recall and F1 are reported (default 1, "it rains");
+            ``None``: their macro averages over the classes.
+
+    Returns:
+        ``accuracy``; ``balanced_accuracy`` (the mean recall over the classes present in
+        ``y_true``); ``precision``, ``recall``, ``f1`` (0 where undefined: nothing predicted
+        or nothing present); ``confusion_matrix`` as a list of lists (row = true class,
+        column = predicted class); ``support`` (true examples per class).
+
+    Example:
+        >>> m = classification_metrics([0, 0, 0, 1, 1], [0, 0, 1, 1, 0])
+        >>> m["accuracy"], m["balanced_accuracy"], m["precision"], m["recall"], m["f1"]
+        (0.6, 0.5833333333333333, 0.5, 0.5, 0.5)
+    """
+    cm = confusion_matrix(y_true, y_pred, num_classes).double()
+    k = cm.shape[0]
+    if positive is not None and not (isinstance(positive, int) and 0 <= positive < k):
+        raise ValueError(f"positive must be a class in [0, {k}) or None, got {positive!r}")
+    n = float(cm.sum())
+    if n == 0:
+        raise ValueError("classification_metrics needs at least one label, got none")
+    tp = cm.diagonal()
+    support, predicted = cm.sum(1), cm.sum(0)
+    # Undefined ratios (0 / 0) count as 0, as scikit-learn's zero_division=0 does.
+    recall = torch.where(support > 0, tp / support.clamp(min=1), torch.zeros_like(tp))
+    precision = torch.where(predicted > 0, tp / predicted.clamp(min=1), torch.zeros_like(tp))
+    pr = precision + recall
+    f1 = torch.where(pr > 0, 2 * precision * recall / pr.clamp(min=1e-300), torch.zeros_like(tp))
+    pick = (lambda t: float(t[positive])) if positive is not None else (lambda t: float(t.mean()))
+    return {
+        "accuracy": float(tp.sum()) / n,
+        "balanced_accuracy": float(recall[support > 0].mean()),
+        "precision": pick(precision),
+        "recall": pick(recall),
+        "f1": pick(f1),
+        "confusion_matrix": cm.long().tolist(),
+        "support": support.long().tolist(),
+    }
+
+
 def regression_metrics(
     y_true: Any,
     y_pred: Any,

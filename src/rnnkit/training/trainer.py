@@ -8,8 +8,10 @@ a loss by name, batches gathered by index (see :mod:`rnnkit.training.batches`).
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
+from collections.abc import Sequence
 import time
 from pathlib import Path
 from typing import IO, Any
@@ -22,7 +24,7 @@ from rnnkit.training import checkpoint as ckpt
 from rnnkit.training.batches import BatchSequence, as_data, count_examples, iter_batches
 from rnnkit.training.callbacks import BestTracker, EarlyStopping, ReduceLROnPlateau
 from rnnkit.training.inference import model_device, predict, reset_states
-from rnnkit.training.losses import canonical_loss_name, get_loss, match_target
+from rnnkit.training.losses import canonical_loss_name, check_class_weight, cross_entropy, get_loss, match_target
 
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 
@@ -104,6 +106,10 @@ class Trainer:
         checkpoint_dir: write ``checkpoint.safetensors`` there after every epoch; ``fit(...,
             resume=True)`` continues from it.
         progress_stream: where the progress bar goes (default ``sys.stderr``).
+        class_weight: with ``loss="cross_entropy"``, one weight per class: each example's loss is
+            multiplied by its true class's weight (Keras's ``class_weight``; see
+            :func:`rnnkit.training.losses.balanced_class_weight`), in training and in ``val_loss``,
+            so early stopping and ``restore_best`` watch the objective that is trained (default ``None``).
 
     Example:
         >>> trainer = Trainer(epochs=5, early_stopping_patience=2)
@@ -130,6 +136,7 @@ class Trainer:
         stateful: bool = False,
         checkpoint_dir: str | Path | None = None,
         progress_stream: IO[str] | None = None,
+        class_weight: Sequence[float] | torch.Tensor | None = None,
     ) -> None:
         if not isinstance(optimizer, str) or optimizer.lower() not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
@@ -178,6 +185,13 @@ class Trainer:
         self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
         self.progress_stream = progress_stream
         self._loss_fn = get_loss(self.loss)
+        self.class_weight: list[float] | None = None
+        if class_weight is not None:
+            if self.loss != "cross_entropy":
+                raise ValueError(f"class_weight needs loss='cross_entropy', got loss={self.loss!r}")
+            weight = check_class_weight(class_weight)
+            self.class_weight = weight.tolist()
+            self._loss_fn = functools.partial(cross_entropy, class_weight=weight)
 
     # --- settings that a resumed run must share with the run it continues ---------------------
     def settings(self) -> dict[str, Any]:
@@ -197,6 +211,7 @@ class Trainer:
             "lr_factor": self.lr_factor,
             "seed": self.seed,
             "stateful": self.stateful,
+            "class_weight": self.class_weight,
         }
 
     def _make_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:

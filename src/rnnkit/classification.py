@@ -1,0 +1,353 @@
+"""Many-to-one sequence classification: a config with ``task = "classification"`` becomes a run.
+
+The data path is the regression one (split in time, scale on the training part, cut into
+windows); what changes is the target. Each window gets a class label read from the
+*unscaled* target at its target row: with ``[classification] threshold = t`` the label is
+``target > t`` (data units), else the target column holds integer labels. The models end
+in ``Dense(classes)`` (logits), train with cross-entropy, weighted per class when
+``class_weight = "balanced"`` (weight ``n / (classes · n_c)`` from the training labels, so
+that a rare class weighs as much in total as a common one), and are scored with accuracy,
+balanced accuracy, precision / recall / F1 of class 1 and the confusion matrix, next to two
+baselines scored by the same code: ``same_as_now`` (the label of the last input row) and
+``majority`` (always the commonest training class; for rain: "never").
+
+``metrics.json`` of a classification run::
+
+    {"task": "classification", "models": {name: {params, kind, train_seconds,
+      accuracy_val, balanced_accuracy_val, precision_val, recall_val, f1_val, confusion_matrix_val,
+      ... the same with _test}}, "classes", "label", "class_balance", "class_weight", "best", ...}
+
+``best`` is the trained model with the highest validation balanced accuracy.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from rnnkit import baselines as bl
+from rnnkit.config import ExperimentConfig, ModelConfig, build_layer
+from rnnkit.data import Windows
+from rnnkit.errors import RnnkitError
+from rnnkit.experiment import (
+    PART_NAMES,
+    PARTS,
+    Log,
+    Prepared,
+    _histories_csv,
+    count_values,
+    describe_prepared,
+    load_frame,
+    prepare,
+    slug,
+)
+from rnnkit.io import load_weights, save_model, write_json_atomic, write_text_atomic
+from rnnkit.models import Sequential
+from rnnkit.training import Trainer, classification_metrics, predict
+from rnnkit.training.losses import balanced_class_weight
+from rnnkit.training.trainer import History
+
+SCORED = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "confusion_matrix")
+
+
+class LabelledWindows:
+    """Windows with a class label each: ``batch(indices)`` gives ``(x, labels)`` for the Trainer.
+
+    Args:
+        windows: the :class:`rnnkit.data.Windows` of one part (inputs are gathered from them).
+        labels: ``(len(windows),)`` int64 class labels.
+
+    Example:
+        >>> data = LabelledWindows(windows, torch.tensor([0, 1, 0]))  # doctest: +SKIP
+        >>> Trainer(loss="cross_entropy").fit(model, data)  # doctest: +SKIP
+    """
+
+    def __init__(self, windows: Windows, labels: torch.Tensor) -> None:
+        if labels.shape != (len(windows),):
+            raise ValueError(f"labels must have shape ({len(windows)},), one per window, got {tuple(labels.shape)}")
+        self.windows = windows
+        self.labels = labels.long()
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def batch(self, indices) -> tuple[torch.Tensor, torch.Tensor]:
+        x, _ = self.windows.batch(indices)
+        return x, self.labels[torch.as_tensor(indices)].reshape(-1)
+
+
+# --- labels --------------------------------------------------------------------------------------
+
+def target_values(prepared: Prepared, part: str) -> np.ndarray:
+    """The target column of ``part`` in data units (unscaled), row for row as its windows index it."""
+    column = prepared.frame[prepared.target]
+    return np.concatenate([column.reindex(piece.index).to_numpy(np.float64) for piece in prepared.parts[part]])
+
+
+def values_to_labels(values: np.ndarray, threshold: float | None, where: str) -> np.ndarray:
+    """``values > threshold`` as 0/1, or the values themselves when they are integer labels >= 0."""
+    if threshold is not None:
+        return (values > threshold).astype(np.int64)
+    bad = values[(values != np.round(values)) | (values < 0)]
+    if bad.size:
+        raise RnnkitError(
+            f"{where}: the target holds {bad[0]!r}, not an integer label >= 0; "
+            f"set classification.threshold to make labels from a measured value"
+        )
+    return values.astype(np.int64)
+
+
+def window_labels(prepared: Prepared) -> tuple[dict[str, torch.Tensor], int]:
+    """The class label of every window of each part, from the unscaled target; and the number of classes."""
+    settings = prepared.config.classification
+    assert settings is not None  # the config fills it in for task = "classification"
+    labels = {}
+    for part in PARTS:
+        values = target_values(prepared, part)[prepared.windows[part].target_rows.numpy()]
+        labels[part] = torch.from_numpy(values_to_labels(values, settings.threshold, f"{PART_NAMES[part]} part"))
+    classes = settings.classes or (2 if settings.threshold is not None else max(2, int(labels["train"].max()) + 1))
+    for part in PARTS:
+        if len(labels[part]) and int(labels[part].max()) >= classes:
+            raise RnnkitError(f"the {PART_NAMES[part]} part holds label {int(labels[part].max())}, but "
+                              f"classification.classes is {classes} (labels 0 to {classes - 1})")
+    return labels, classes
+
+
+def label_text(config: ExperimentConfig) -> str:
+    """What class 1 means, e.g. ``"raining (s) > 0 at the target row"``."""
+    settings = config.classification
+    if settings is not None and settings.threshold is not None:
+        return f"{config.data.target} > {settings.threshold:g} at the target row ({config.windows.horizon} rows ahead)"
+    return f"the integer label in {config.data.target} at the target row ({config.windows.horizon} rows ahead)"
+
+
+# --- models and baselines -------------------------------------------------------------------------
+
+def build_classifier(spec: ModelConfig, prepared: Prepared, classes: int) -> nn.Module:
+    """The model of ``spec``; its last layer must give ``classes`` logits per window."""
+    try:
+        net = Sequential(*[build_layer(s) for s in spec.layers], input_shape=prepared.input_shape)
+    except ValueError as e:
+        raise RnnkitError(f"model '{spec.name}': {e}") from None
+    out = tuple(net.output_shapes[-1])
+    if out != (classes,):
+        raise RnnkitError(f"model '{spec.name}' outputs shape {out} per example; {classes} classes need "
+                          f"({classes},) logits: end with Dense({classes}) and no activation")
+    return net
+
+
+def classification_baselines(prepared: Prepared, labels: dict[str, torch.Tensor], classes: int) -> dict[str, nn.Module]:
+    """The baselines of the config: ``same_as_now`` and ``majority``, as models."""
+    config = prepared.config
+    settings = config.classification
+    assert settings is not None
+    out: dict[str, nn.Module] = {}
+    for name in config.baselines:
+        if name == "same_as_now":
+            if settings.threshold is not None:
+                # The threshold goes through the scaler's own formula (float64, then float32 like
+                # the windows), so a value equal to it in data units stays equal after scaling.
+                scaled = float(np.float32(prepared.scaler.transform_column(np.float64(settings.threshold),
+                                                                           prepared.target)))
+                out[name] = bl.SameAsNow(prepared.target_index, classes, threshold=scaled)
+            else:
+                out[name] = bl.SameAsNow(prepared.target_index, classes, scale=prepared.scale, offset=prepared.offset)
+        elif name == "majority":
+            out[name] = bl.MajorityClass.fit(labels["train"], classes)
+    return out
+
+
+def score_classifier(model: nn.Module, data: LabelledWindows, classes: int) -> dict[str, Any]:
+    """:func:`rnnkit.training.classification_metrics` of a model (or baseline) on labelled windows."""
+    logits = predict(model, data, 1024)
+    return classification_metrics(data.labels, logits, classes, positive=1 if classes == 2 else None)
+
+
+def _scores(model: nn.Module, data: dict[str, LabelledWindows], classes: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for part in ("val", "test"):
+        m = score_classifier(model, data[part], classes)
+        out.update({f"{key}_{part}": m[key] for key in SCORED})
+    return out
+
+
+# --- running -------------------------------------------------------------------------------------
+
+def run_classification(
+    config: ExperimentConfig,
+    output: str | Path,
+    *,
+    data_paths: list[str] | None = None,
+    epochs: int | None = None,
+    resume: bool = False,
+    progress: bool | None = None,
+    log: Log = print,
+) -> dict[str, Any]:
+    """Train and score the classifiers and baselines of a ``task = "classification"`` config.
+
+    Called by :func:`rnnkit.experiment.run_experiment` (same arguments, same run folder layout,
+    no predictions plot). Returns the content of ``metrics.json`` (see the module docstring).
+    """
+    if config.task != "classification":
+        raise RnnkitError(f"run_classification needs task = 'classification', got {config.task!r}")
+    out = Path(output)
+    if data_paths:
+        resolved = [str(Path(p).resolve()) for p in data_paths]
+        config = config.model_copy(update={"data": config.data.model_copy(update={"paths": resolved})})
+    prepared = prepare(config, load_frame(config))
+    labels, classes = window_labels(prepared)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / "config.json", config.to_dict())
+    write_json_atomic(out / "scaler.json", prepared.scaler.to_dict())
+    data = {part: LabelledWindows(prepared.windows[part], labels[part]) for part in PARTS}
+    weight = class_weight_of(config, labels["train"], classes)
+    log(describe_prepared(prepared))
+    log(describe_balance(config, labels, classes, weight))
+
+    results: dict[str, dict[str, Any]] = {}
+    for name, model in classification_baselines(prepared, labels, classes).items():
+        results[name] = {"params": count_values(model), **_scores(model, data, classes),
+                         "train_seconds": 0.0, "kind": "baseline"}
+
+    histories: dict[str, History] = {}
+    for spec in config.models:
+        model_dir = out / "models" / slug(spec.name)
+        settings = config.training_for(spec).model_dump()
+        if epochs is not None:
+            settings["epochs"] = epochs
+        trainer = Trainer(**settings, class_weight=weight, progress=progress, checkpoint_dir=model_dir / "checkpoint")
+        torch.manual_seed(trainer.seed)  # the initial weights repeat too
+        model = build_classifier(spec, prepared, classes)
+        result_file = model_dir / "result.json"
+        if resume and result_file.is_file():
+            result = json.loads(result_file.read_text(encoding="utf-8"))
+            load_weights(model_dir / "model.safetensors", model)
+            histories[spec.name] = History(result.pop("history"))
+            log(f"{spec.name}: finished in the earlier run, read back")
+        else:
+            log(f"training {spec.name} ({count_values(model):,} parameters, {trainer.epochs} epochs)")
+            resume_this = resume and (model_dir / "checkpoint").is_dir() and any((model_dir / "checkpoint").iterdir())
+            started = time.perf_counter()
+            history = trainer.fit(model, train=data["train"], val=data["val"], resume=resume_this)
+            seconds = time.perf_counter() - started
+            result = {"params": count_values(model), **_scores(model, data, classes), "train_seconds": seconds,
+                      "kind": "model", "epochs_run": len(history)}
+            save_model(model, model_dir / "model", metadata={
+                "name": spec.name, "task": "classification", "classes": classes, "label": label_text(config),
+                "features": prepared.features, "target": prepared.target, "input_shape": list(prepared.input_shape),
+                "windows": config.windows.model_dump()})
+            write_text_atomic(model_dir / "history.csv", history.to_csv())
+            write_json_atomic(result_file, {**result, "history": history.epochs})
+            histories[spec.name] = history
+            log(f"  {spec.name}: balanced accuracy val {result['balanced_accuracy_val']:.3f}, "
+                f"test {result['balanced_accuracy_test']:.3f}; F1 test {result['f1_test']:.3f} ({seconds:.1f} s)")
+        results[spec.name] = result
+
+    metrics = classification_document(config, prepared, labels, classes, weight, results)
+    write_json_atomic(out / "metrics.json", metrics)
+    write_text_atomic(out / "history.csv", _histories_csv(histories))
+    if histories:
+        from rnnkit import plots
+
+        weighted = " (class-weighted)" if weight is not None else ""
+        plots.plot_history(histories, out / "learning_curves.png", loss_name=f"cross-entropy{weighted}")
+    return metrics
+
+
+def class_weight_of(config: ExperimentConfig, train_labels: torch.Tensor, classes: int) -> list[float] | None:
+    """The per-class loss weights of the config (``None`` for ``class_weight = "none"``)."""
+    settings = config.classification
+    if settings is None or settings.class_weight == "none":
+        return None
+    if len(torch.unique(train_labels)) < 2:
+        raise RnnkitError(f"the training part holds only class {int(train_labels[0])}: nothing to classify")
+    return balanced_class_weight(train_labels, classes).tolist()
+
+
+def describe_balance(config: ExperimentConfig, labels: dict[str, torch.Tensor], classes: int,
+                     weight: list[float] | None) -> str:
+    """One line per part: how many windows fall in each class."""
+    lines = [f"classes: {classes}; class 1 = {label_text(config)}"]
+    for part in PARTS:
+        counts = torch.bincount(labels[part], minlength=classes).tolist()
+        n = max(1, sum(counts))
+        shares = ", ".join(f"class {c}: {k:,} ({100 * k / n:.1f}%)" for c, k in enumerate(counts))
+        lines.append(f"  {PART_NAMES[part]:<10} {shares}")
+    if weight is not None:
+        lines.append("  loss weights (balanced): " + ", ".join(f"class {c}: {w:.3f}" for c, w in enumerate(weight)))
+    return "\n".join(lines)
+
+
+def classification_document(config: ExperimentConfig, prepared: Prepared, labels: dict[str, torch.Tensor],
+                            classes: int, weight: list[float] | None, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The content of ``metrics.json`` for a classification run."""
+    models = {name: {k: v for k, v in r.items() if k != "epochs_run"} for name, r in results.items()}
+    trained = {n: m for n, m in models.items() if m["kind"] == "model"}
+    best = max(trained, key=lambda n: trained[n]["balanced_accuracy_val"]) if trained else None
+    return {
+        "task": "classification",
+        "models": models,
+        "target": config.data.target,
+        "label": label_text(config),
+        "classes": classes,
+        "class_balance": {part: torch.bincount(labels[part], minlength=classes).tolist() for part in PARTS},
+        "class_weight": weight,
+        "best": best,
+        "config": config.name,
+        "windows": {part: len(prepared.windows[part]) for part in PARTS},
+        "rows": len(prepared.frame),
+    }
+
+
+def evaluate_classification(config: ExperimentConfig, run: str | Path, stored: dict[str, Any]) -> dict[str, Any]:
+    """Score the baselines and saved models of a classification run again on its own data."""
+    from rnnkit.experiment import load_trained
+
+    prepared = prepare(config, load_frame(config))
+    labels, classes = window_labels(prepared)
+    data = {part: LabelledWindows(prepared.windows[part], labels[part]) for part in PARTS}
+    results: dict[str, dict[str, Any]] = {}
+    for name, model in classification_baselines(prepared, labels, classes).items():
+        results[name] = {"params": count_values(model), **_scores(model, data, classes),
+                         "train_seconds": 0.0, "kind": "baseline"}
+    for spec in config.models:
+        _, model, _ = load_trained(run, spec.name)
+        seconds = stored.get("models", {}).get(spec.name, {}).get("train_seconds", float("nan"))
+        results[spec.name] = {"params": count_values(model), **_scores(model, data, classes),
+                              "train_seconds": seconds, "kind": "model"}
+    weight = class_weight_of(config, labels["train"], classes)
+    return classification_document(config, prepared, labels, classes, weight, results)
+
+
+# --- describing ----------------------------------------------------------------------------------
+
+def classification_table(metrics: dict[str, Any]) -> str:
+    """The comparison table of a classification run: accuracy, balanced accuracy, F1, confusion matrix (test)."""
+    rows = []
+    for name, m in metrics["models"].items():
+        cm = m["confusion_matrix_test"]
+        rows.append({
+            "model": name,
+            "params": m["params"],
+            "bal. acc. val": m["balanced_accuracy_val"],
+            "accuracy test": m["accuracy_test"],
+            "bal. acc. test": m["balanced_accuracy_test"],
+            "precision test": m["precision_test"],
+            "recall test": m["recall_test"],
+            "F1 test": m["f1_test"],
+            "confusion test [[tn fp] [fn tp]]" if len(cm) == 2 else "confusion test (rows: true)": str(cm),
+            "seconds": m["train_seconds"],
+        })
+    table = pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.3f}" if abs(v) < 100 else f"{v:.0f}")
+    balance = metrics.get("class_balance", {}).get("test")
+    note = f"class 1 = {metrics.get('label', '?')}"
+    if balance:
+        note += f"; test windows per class {balance} ({100 * balance[-1] / max(1, sum(balance)):.1f}% class {len(balance) - 1})"
+    return f"{table}\n{note}"
