@@ -18,18 +18,18 @@ been observed. The time-of-day / time-of-year signals (``Day sin``/``Day cos`` .
 last row's (sin, cos) pair. Those columns must stay in their own units (not standardised).
 
 Baselines are models too: :class:`RepeatLastPeriod` ("repeat the last day": the last 24
-hourly values as the next 24; with ``period=1`` it repeats the last value).
+hourly values as the next 24; with ``period=1`` it repeats the last value) and
+:class:`MeanDailyCurve` (the training mean at each hour of the day, optionally anchored at
+the last value).
 """
 
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 
