@@ -119,10 +119,11 @@ def test_invalid_activation():
         SimpleRNNCell(3, 4, activation="nope")
 
 
+@pytest.mark.parametrize("steps", [1, 4])
 @pytest.mark.parametrize("use_bias", [True, False])
-def test_gru_masked_sequence_matches_cell_loop_and_gradcheck(seed, use_bias):
+def test_gru_masked_sequence_matches_cell_loop_and_gradcheck(seed, use_bias, steps):
     cell = GRUCell(2, 3, use_bias=use_bias).double()
-    xp = torch.randn(4, 2, 9, dtype=torch.float64, requires_grad=True)
+    xp = torch.randn(steps, 2, 9, dtype=torch.float64, requires_grad=True)
     h0 = torch.randn(2, 3, dtype=torch.float64, requires_grad=True)
     kernel = torch.randn(3, 9, dtype=torch.float64, requires_grad=True)
     bias = torch.randn(9, dtype=torch.float64, requires_grad=True) if use_bias else None
@@ -130,7 +131,7 @@ def test_gru_masked_sequence_matches_cell_loop_and_gradcheck(seed, use_bias):
     if use_bias:
         cell.bias_hh.data = bias.detach().clone()
     state, outputs = (h0,), []
-    for t in range(4):
+    for t in range(steps):
         h, state = cell.step(xp[t], state, kernel, mask)
         outputs.append(h)
     hs = GRUSequenceWithRecurrentMask.apply(xp, h0, kernel, bias, mask)
