@@ -1,19 +1,40 @@
 """Training-step throughput of rnnkit's recurrent layers against hand-written PyTorch models.
 
 Each case runs forward + backward + Adam step with an MSE loss on a linear head, on input
-(256, 120, 14) float32, one thread (DESIGN §7). The rnnkit model and its reference are
-measured alternately within every repeat, so slow phases of a shared machine hit both.
-Printed: median examples/s, the ratio to the reference, and the min–max spread.
+(256, 120, 14) float32, one thread (DESIGN §7). A candidate and its reference are measured
+alternately within every repeat, so slow phases of a shared machine hit both.
 
-    python benchmarks/bench_layers.py [--repeats 5] [--steps 5] [--quick] [--flush-denormal]
+Printed per case: median examples/s of candidate and reference with their min–max spread
+over the repeats, the median ratio (with its spread), and the share of the machine's matmul
+rate that the candidate reaches. That rate is measured in the same run: a 2048 × 2048 float32
+matmul on one thread. A model's work per training step is counted as its matmuls only:
+
+    FLOPs per step ≈ 6 · B · T · G · n · (m + n)
+
+(forward 2·B·T·G·n·(m + n) for the input and recurrent kernels, backward about twice that;
+B batch, T steps, G gates (SimpleRNN 1, GRU 3, LSTM 4), n units, m features; gate
+arithmetic, the head and the optimizer are left out). GRU(32) on (256, 120, 14): 814 MFLOP.
+
+Denormal floats: gradients that fade through 120 steps turn denormal, and x86 CPUs slow down
+2–3× on them. The Trainer flushes them during ``fit`` (``Trainer(flush_denormal=True)``), so
+the benchmark does too by default; ``--no-flush-denormal`` measures both sides without it.
+
+    python benchmarks/bench_layers.py [--repeats 5] [--steps 4] [--quick] [--no-flush-denormal] [--clock cpu|wall] [--keras]
+
+Times are the process's CPU time by default (``--clock cpu``): with one thread that equals
+elapsed time on an idle machine, and on a shared one it leaves out the time other processes
+hold the core (not their effect on caches, so a ratio still varies from run to run).
 
 References: ``nn.GRU``/``nn.LSTM``/``nn.RNN`` (batch_first) + ``nn.Linear`` for the layers
-without dropout; rnnkit's GRU without dropout for the two recurrent-dropout modes.
+without dropout; rnnkit's layer without dropout for the two recurrent-dropout modes;
+with ``--keras``, Keras 3 (torch backend) ``GRU(32)`` + ``Dense(1)`` (``train_on_batch``)
+against ``nn.GRU``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 import warnings
@@ -23,8 +44,10 @@ import torch
 from torch import nn
 
 from rnnkit.layers.recurrent import GRU, LSTM, SimpleRNN
+from rnnkit.training.trainer import denormals_flushed
 
 BATCH, TIME, FEATURES = 256, 120, 14
+GATES = {"SimpleRNN": 1, "GRU": 3, "LSTM": 4}
 
 
 class TorchReference(nn.Module):
@@ -52,6 +75,23 @@ class RnnkitModel(nn.Module):
         return self.head(self.layer(x))
 
 
+def step_flops(kind: str, units: int, features: int = FEATURES) -> float:
+    """Matmul FLOPs of one training step: 6 · B · T · G · n · (m + n) (see the module docstring)."""
+    return 6.0 * BATCH * TIME * GATES[kind] * units * (features + units)
+
+
+def matmul_rate(size: int = 2048, repeats: int = 3) -> float:
+    """The best float32 GFLOP/s of a (size × size) @ (size × size) matmul on this thread."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    best = 0.0
+    for _ in range(repeats):
+        start = clock()
+        a @ b
+        best = max(best, 2.0 * size**3 / (clock() - start) / 1e9)
+    return best
+
+
 def make_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Callable[[], None]:
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = nn.MSELoss()
@@ -66,74 +106,127 @@ def make_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Callable[[]
     return step
 
 
+def make_keras_step(x: torch.Tensor, y: torch.Tensor) -> Callable[[], None] | None:
+    """Keras 3 GRU(32) + Dense(1) on the torch backend, one ``train_on_batch`` per step; None if absent."""
+    if os.environ.get("KERAS_BACKEND", "torch") != "torch":
+        return None
+    os.environ["KERAS_BACKEND"] = "torch"
+    try:
+        import keras
+    except ImportError:
+        return None
+    if keras.backend.backend() != "torch":
+        return None
+    model = keras.Sequential([keras.Input((TIME, FEATURES)), keras.layers.GRU(32), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+    xs, ys = x.numpy(), y.numpy()
+
+    def step() -> None:
+        model.train_on_batch(xs, ys)
+
+    return step
+
+
+CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
+clock = CLOCKS["cpu"]
+
+
 def throughput(step: Callable[[], None], steps: int) -> float:
-    """Examples per second over ``steps`` training steps (after one warm-up step)."""
-    step()
-    start = time.perf_counter()
+    """Examples per second of ``clock`` over ``steps`` training steps."""
+    start = clock()
     for _ in range(steps):
         step()
-    return steps * BATCH / (time.perf_counter() - start)
+    return steps * BATCH / (clock() - start)
 
 
-def compare(name: str, candidate: nn.Module, reference: nn.Module, ref_name: str, x, y, repeats: int, steps: int) -> float:
-    cand_step, ref_step = make_step(candidate, x, y), make_step(reference, x, y)
+def compare(
+    name: str,
+    cand_step: Callable[[], None],
+    ref_step: Callable[[], None],
+    ref_name: str,
+    repeats: int,
+    steps: int,
+    flops: float,
+    rate: float,
+) -> dict[str, float]:
+    """Alternate candidate and reference ``repeats`` times; print and return the medians and the ratio."""
+    for _ in range(2):  # warm-up: first calls allocate, and the first Adam steps fill its state
+        cand_step()
+        ref_step()
     cand, ref = [], []
-    for _ in range(repeats):
-        cand.append(throughput(cand_step, steps))
-        ref.append(throughput(ref_step, steps))
+    for i in range(repeats):
+        # alternate who goes first, so that a slow phase does not always hit the same side
+        order = ((cand, cand_step), (ref, ref_step)) if i % 2 == 0 else ((ref, ref_step), (cand, cand_step))
+        for results, step in order:
+            results.append(throughput(step, steps))
     ratios = [c / r for c, r in zip(cand, ref)]
-    c_med, r_med = statistics.median(cand), statistics.median(ref)
+    c_med, r_med, ratio = statistics.median(cand), statistics.median(ref), statistics.median(ratios)
+    share = c_med / BATCH * flops / (rate * 1e9)
     print(
-        f"{name:<34} {c_med:>9,.0f} ex/s  [{min(cand):,.0f}–{max(cand):,.0f}]   "
-        f"{ref_name:<22} {r_med:>9,.0f} ex/s  [{min(ref):,.0f}–{max(ref):,.0f}]   "
-        f"ratio {statistics.median(ratios):.2f} [{min(ratios):.2f}–{max(ratios):.2f}]"
+        f"{name:<30} {c_med:>8,.0f} [{min(cand):>6,.0f}–{max(cand):>6,.0f}]  "
+        f"{ref_name:<15} {r_med:>8,.0f} [{min(ref):>6,.0f}–{max(ref):>6,.0f}]  "
+        f"{ratio:>5.2f} [{min(ratios):.2f}–{max(ratios):.2f}]  {100 * share:>5.1f}%"
     )
-    return statistics.median(ratios)
+    return {"candidate": c_med, "reference": r_med, "ratio": ratio, "share": share}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5, help="measurements per model (default 5)")
-    parser.add_argument("--steps", type=int, default=5, help="training steps per measurement (default 5)")
+    parser.add_argument("--steps", type=int, default=4, help="training steps per measurement (default 4)")
     parser.add_argument("--quick", action="store_true", help="3 repeats of 2 steps")
     parser.add_argument(
-        "--flush-denormal",
-        action="store_true",
-        help="flush denormal floats to zero: with dropout, vanishing gradients turn denormal and x86 slows down",
+        "--no-flush-denormal",
+        dest="flush_denormal",
+        action="store_false",
+        help="keep denormal floats (the Trainer flushes them by default; so does this benchmark)",
     )
+    parser.add_argument(
+        "--clock",
+        choices=sorted(CLOCKS),
+        default="cpu",
+        help="cpu (default): this process's CPU time, so that other people's work on a shared machine "
+        "counts less; wall: elapsed time",
+    )
+    parser.add_argument("--keras", action="store_true", help="also Keras 3 GRU(32) (torch backend) against nn.GRU")
     args = parser.parse_args()
-    if args.flush_denormal:
-        torch.set_flush_denormal(True)
     repeats, steps = (3, 2) if args.quick else (args.repeats, args.steps)
+    global clock
+    clock = CLOCKS[args.clock]
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
     x = torch.randn(BATCH, TIME, FEATURES)
     y = torch.randn(BATCH, 1)
-    print(
-        f"input {tuple(x.shape)} float32, 1 thread, torch {torch.__version__}, {repeats} repeats × {steps} steps, "
-        f"flush denormals {'on' if args.flush_denormal else 'off'}"
-    )
-
-    cases = [
-        ("rnnkit GRU(32)", RnnkitModel(GRU(32, input_size=FEATURES), 32),
-         TorchReference(nn.GRU(FEATURES, 32, batch_first=True), 32), "nn.GRU(32)"),
-        ("rnnkit LSTM(32)", RnnkitModel(LSTM(32, input_size=FEATURES), 32),
-         TorchReference(nn.LSTM(FEATURES, 32, batch_first=True), 32), "nn.LSTM(32)"),
-        ("rnnkit SimpleRNN(16)", RnnkitModel(SimpleRNN(16, input_size=FEATURES), 16),
-         TorchReference(nn.RNN(FEATURES, 16, batch_first=True), 16), "nn.RNN(16)"),
-    ]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for mode in ("batch", "sample"):
-            cases.append((
-                f"rnnkit GRU(32) rec.dropout {mode}",
-                RnnkitModel(GRU(32, recurrent_dropout=0.25, recurrent_dropout_mode=mode, input_size=FEATURES), 32),
-                RnnkitModel(GRU(32, input_size=FEATURES), 32),
-                "rnnkit GRU(32)",
-            ))
-    for name, candidate, reference, ref_name in cases:
-        compare(name, candidate, reference, ref_name, x, y, repeats, steps)
+    with denormals_flushed(args.flush_denormal):
+        rate = matmul_rate()
+        print(
+            f"input {tuple(x.shape)} float32, 1 thread, torch {torch.__version__}, {repeats} repeats × {steps} steps, "
+            f"denormals {'flushed (as Trainer(flush_denormal=True))' if args.flush_denormal else 'kept'}; "
+            f"{args.clock} clock; matmul {rate:.0f} GFLOP/s"
+        )
+        print(
+            f"{'candidate':<30} {'ex/s':>8} {'[min–max]':>15}  {'reference':<15} {'ex/s':>8} {'[min–max]':>15}  "
+            f"{'ratio':>5} {'[min–max]':>11}  {'of matmul':>6}"
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "batch" mode warns for layers without recurrent dropout
+            for kind, cls, ref_cls, units in (("GRU", GRU, nn.GRU, 32), ("LSTM", LSTM, nn.LSTM, 32), ("SimpleRNN", SimpleRNN, nn.RNN, 16)):
+                flops = step_flops(kind, units)
+                plain = make_step(RnnkitModel(cls(units, input_size=FEATURES), units), x, y)
+                reference = make_step(TorchReference(ref_cls(FEATURES, units, batch_first=True), units), x, y)
+                compare(f"rnnkit {kind}({units})", plain, reference, f"nn.{ref_cls.__name__}({units})", repeats, steps, flops, rate)
+                for mode in ("batch", "sample"):
+                    layer = cls(units, recurrent_dropout=0.25, recurrent_dropout_mode=mode, input_size=FEATURES)
+                    dropped = make_step(RnnkitModel(layer, units), x, y)
+                    compare(f"  rec. dropout {mode}", dropped, plain, f"rnnkit {kind}", repeats, steps, flops, rate)
+            if args.keras:
+                keras_step = make_keras_step(x, y)
+                if keras_step is None:
+                    print("Keras 3 with the torch backend is not importable: skipped")
+                else:
+                    reference = make_step(TorchReference(nn.GRU(FEATURES, 32, batch_first=True), 32), x, y)
+                    compare("Keras GRU(32)", keras_step, reference, "nn.GRU(32)", repeats, max(1, steps // 2), step_flops("GRU", 32), rate)
 
 
 if __name__ == "__main__":
