@@ -9,7 +9,7 @@ import torch
 
 from rnnkit.layers.bidirectional import Bidirectional
 from rnnkit.layers.core import Dense, Embedding
-from rnnkit.layers.recurrent import GRU, LSTM, SimpleRNN
+from rnnkit.layers.recurrent import GRU, LSTM, RNN, SimpleRNN
 from rnnkit.models.sequential import Sequential
 
 keras = pytest.importorskip("keras")
@@ -182,22 +182,42 @@ def test_stateful_state_is_the_last_real_steps(seed, name, cls, kw):
 @pytest.mark.parametrize("name,cls,kw", KINDS[:4], ids=IDS[:4])
 @pytest.mark.parametrize("mask_name", ["right_padded", "left_padded"])
 @pytest.mark.parametrize("go_backwards", [False, True], ids=["forwards", "backwards"])
-def test_fused_runs_equal_loop_values_and_gradients(seed, name, cls, kw, mask_name, go_backwards):
+@pytest.mark.parametrize("return_state", [False, True], ids=["h_only", "states"])
+@pytest.mark.parametrize("pack", [None, True], ids=["auto", "packed"])
+def test_fused_runs_equal_loop_values_and_gradients(seed, monkeypatch, name, cls, kw, mask_name, go_backwards, return_state, pack):
     x = torch.from_numpy(seed.normal(size=(4, 6, 3)).astype(np.float32))
     mask = _mask(mask_name)
-    fused = cls(5, return_sequences=True, return_state=True, go_backwards=go_backwards, input_size=3, **kw)
-    loop = cls(5, return_sequences=True, return_state=True, go_backwards=go_backwards, **kw)
+    options = {"return_sequences": True, "return_state": return_state, "go_backwards": go_backwards}
+    fused = cls(5, input_size=3, **options, **kw)
+    loop = cls(5, **options, **kw)
     loop.set_weights(fused.get_weights())
     loop._force_loop = True
+    fused._pack_runs = pack
     assert fused.use_fused and not loop.use_fused
+    calls = []
+    original = RNN._fused_runs
+    monkeypatch.setattr(RNN, "_fused_runs", lambda self, *a: calls.append(1) or original(self, *a))
     h0 = torch.from_numpy(seed.normal(size=(4, 5)).astype(np.float32))
     initial = (h0, h0 * 0.5) if name == "LSTM" else h0
     a, b = fused(x, initial, mask=mask), loop(x, initial, mask=mask)
+    # on a CPU an LSTM whose c is asked for takes the step loop unless packing is forced
+    assert len(calls) == (0 if name == "LSTM" and return_state and pack is None else 1)
     _assert_close(a, b, atol=1e-6)
-    sum(t.square().sum() for t in a).backward()
-    sum(t.square().sum() for t in b).backward()
+    sum(t.square().sum() for t in _as_list(a)).backward()
+    sum(t.square().sum() for t in _as_list(b)).backward()
     for p, q in zip(fused.parameters(), loop.parameters()):
         np.testing.assert_allclose(_np(p.grad), _np(q.grad), atol=1e-5)
+
+
+def test_fused_runs_ignore_non_finite_padding(seed):
+    x = torch.from_numpy(seed.normal(size=(4, 6, 3)).astype(np.float32))
+    mask = _mask("right_padded")
+    x_nan = x.masked_fill(~mask.unsqueeze(-1), float("nan"))
+    layer = GRU(5, return_sequences=True, input_size=3)
+    y = layer(x_nan, mask=mask)
+    y.sum().backward()
+    assert torch.isfinite(y).all() and all(torch.isfinite(p.grad).all() for p in layer.parameters())
+    _assert_close(y, layer(x, mask=mask), atol=0)
 
 
 def test_fused_runs_with_batch_recurrent_dropout_equal_loop(seed):
