@@ -8,13 +8,14 @@ a loss by name, batches gathered by index (see :mod:`rnnkit.training.batches`).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import sys
 from collections.abc import Sequence
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Iterator
 
 import torch
 from torch import nn
@@ -76,6 +77,34 @@ def _default_stream() -> IO[str]:
     return sys.stderr
 
 
+def flushing_denormals() -> bool:
+    """Whether this thread's CPU flushes denormal floats to zero (PyTorch has no getter: probe it)."""
+    tiny = torch.tensor([1e-310], dtype=torch.float64)  # a float64 denormal
+    return bool((tiny * 1.0).item() == 0.0)
+
+
+@contextlib.contextmanager
+def denormals_flushed(enabled: bool = True) -> Iterator[None]:
+    """Run a block with ``torch.set_flush_denormal(enabled)`` and put the previous setting back.
+
+    Denormal floats (below 1.2e-38 in float32) arise when gradients fade over many time
+    steps; x86 CPUs handle them up to a hundred times slower than normal numbers, and a
+    recurrent training step with dropout can run 2–3× slower. Flushing them to zero changes
+    no value by more than float32's resolution of any number that is not itself tiny.
+
+    Example:
+        >>> with denormals_flushed():
+        ...     flushing_denormals()
+        True
+    """
+    previous = flushing_denormals()
+    torch.set_flush_denormal(enabled)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(previous)
+
+
 class Trainer:
     """Fit, evaluate and predict with any ``nn.Module`` (models and baselines alike).
 
@@ -110,6 +139,11 @@ class Trainer:
             multiplied by its true class's weight (Keras's ``class_weight``; see
             :func:`rnnkit.training.losses.balanced_class_weight`), in training and in ``val_loss``,
             so early stopping and ``restore_best`` watch the objective that is trained (default ``None``).
+        flush_denormal: during ``fit``, flush denormal floats (< 1.2e-38 in float32) to zero on the
+            CPU (``torch.set_flush_denormal``), and put the caller's setting back at the end (default
+            True). Gradients that fade through time turn denormal, and x86 CPUs slow down 2–3× on
+            them; flushing changes results by less than float32's resolution. ``False`` runs ``fit``
+            with flushing off. A resumed run must use the same setting.
 
     Example:
         >>> trainer = Trainer(epochs=5, early_stopping_patience=2)
@@ -137,6 +171,7 @@ class Trainer:
         checkpoint_dir: str | Path | None = None,
         progress_stream: IO[str] | None = None,
         class_weight: Sequence[float] | torch.Tensor | None = None,
+        flush_denormal: bool = True,
     ) -> None:
         if not isinstance(optimizer, str) or optimizer.lower() not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
@@ -185,6 +220,9 @@ class Trainer:
         self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
         self.progress_stream = progress_stream
         self._loss_fn = get_loss(self.loss)
+        if not isinstance(flush_denormal, bool):
+            raise ValueError(f"flush_denormal must be True or False, got {flush_denormal!r}")
+        self.flush_denormal = flush_denormal
         self.class_weight: list[float] | None = None
         if class_weight is not None:
             if self.loss != "cross_entropy":
@@ -212,6 +250,7 @@ class Trainer:
             "seed": self.seed,
             "stateful": self.stateful,
             "class_weight": self.class_weight,
+            "flush_denormal": self.flush_denormal,
         }
 
     def _make_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
@@ -259,6 +298,10 @@ class Trainer:
             >>> len(history)
             3
         """
+        with denormals_flushed(self.flush_denormal):
+            return self._fit(model, train, val, resume)
+
+    def _fit(self, model: nn.Module, train: Any, val: Any, resume: bool) -> History:
         train = as_data(train, "train")
         val = as_data(val, "val") if val is not None else None
         if resume and self.checkpoint_dir is None:
