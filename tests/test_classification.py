@@ -315,3 +315,17 @@ def test_rain_labels_from_scaled_windows_equal_the_unscaled_data(monkeypatch):
     share = float(labels["train"].double().mean())
     assert 0.08 < share < 0.15
     assert score_classifier(same, LabelledWindows(prepared.windows["test"], labels["test"]), 2)["f1"] > 0.5
+
+
+def test_predict_gives_class_probabilities(rain_run):
+    from rnnkit.experiment import predict_file
+
+    csv, _, out, _ = rain_run
+    table = predict_file(out, [str(csv)])
+    probabilities = table[["P(class 0)", "P(class 1)"]].to_numpy()
+    assert np.allclose(probabilities.sum(1), 1.0)
+    assert (table["predicted class"].to_numpy() == probabilities.argmax(1)).all()
+    # The pressure rule: rain next hour exactly when the last input hour's pressure is below 995 mbar.
+    frame = pd.read_csv(csv)
+    below = frame["p (mbar)"].to_numpy()[5:] < 995  # last input rows of windows of 6 rows
+    assert (table["predicted class"].to_numpy() == below).mean() > 0.9

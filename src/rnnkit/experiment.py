@@ -526,9 +526,16 @@ def predict_file(run: str | Path, data_paths: list[str], name: str | None = None
     windows = make_windows(scaler.transform(frame), w.sequence_length, shift=1, sampling_rate=w.sampling_rate,
                            horizon=0, targets=config.data.target)
     ti = scaler.column_index(config.data.target)
-    values = predict(model, windows.x, 1024).detach().numpy().reshape(-1) * scaler.std[ti] + scaler.mean[ti]
     last = frame.index[windows.last_rows.numpy()]
     step = pd.Series(frame.index).diff().median()
+    if config.task == "classification":  # logits (windows, classes): the probability of each class
+        probabilities = torch.softmax(predict(model, windows.x, 1024).double(), dim=-1).numpy()
+        table = pd.DataFrame({"last_input_time": last, "target_time": last + w.horizon * step,
+                              "predicted class": probabilities.argmax(1)})
+        for c in range(probabilities.shape[1]):
+            table[f"P(class {c})"] = probabilities[:, c]
+        return table
+    values = predict(model, windows.x, 1024).detach().numpy().reshape(-1) * scaler.std[ti] + scaler.mean[ti]
     return pd.DataFrame({
         "last_input_time": last,
         "target_time": last + w.horizon * step,
