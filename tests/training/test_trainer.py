@@ -427,3 +427,32 @@ def test_invalid_train_data_is_named():
 def test_model_without_parameters_cannot_be_fit():
     with pytest.raises(RnnkitError, match="Identity has no trainable parameters to fit"):
         Trainer().fit(nn.Identity(), (torch.zeros(4, 1), torch.zeros(4, 1)))
+
+
+def test_a_lazily_built_model_is_built_before_the_optimizer_sees_it():
+    import rnnkit as rk
+
+    model = rk.Sequential(rk.layers.GRU(4), rk.layers.Dense(1))  # no input_shape: no weights yet
+    torch.manual_seed(0)  # the trainer seeds with 0, then builds: the same initial weights as here
+    initial = rk.Sequential(rk.layers.GRU(4), rk.layers.Dense(1), input_shape=(5, 3))
+    x, y = torch.randn(32, 5, 3), torch.randn(32, 1)
+    Trainer(epochs=1, batch_size=8, learning_rate=0.1, seed=0).fit(model, (x, y))
+    assert model.built
+    # Every weight was trained, the recurrent ones included (not only those the first call would make).
+    for (name, start), trained in zip(initial.named_parameters(), model.parameters()):
+        assert start.shape == trained.shape and not torch.equal(start, trained), name
+
+
+def test_a_model_that_cannot_build_itself_is_refused():
+    import rnnkit as rk
+
+    class Wrapper(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = rk.layers.GRU(4)
+
+        def forward(self, x):
+            return self.inner(x)[:, :1]
+
+    with pytest.raises(RnnkitError, match=r"layers without weights yet \(GRU\)"):
+        Trainer(epochs=1).fit(Wrapper(), (torch.randn(8, 5, 3), torch.randn(8, 1)))

@@ -105,6 +105,30 @@ def denormals_flushed(enabled: bool = True) -> Iterator[None]:
         torch.set_flush_denormal(previous)
 
 
+def _unbuilt(model: nn.Module) -> list[str]:
+    return [type(m).__name__ for m in model.modules() if getattr(m, "built", True) is False]
+
+
+def _build_before_training(model: nn.Module, train: Any) -> None:
+    """Build a lazily built model (e.g. ``Sequential`` without ``input_shape``) from the first batch.
+
+    An optimizer made from ``model.parameters()`` before the first call would silently leave
+    out the weights that the first call creates.
+    """
+    if not _unbuilt(model):
+        return
+    build = getattr(model, "build", None)
+    if callable(build):
+        x, _ = next(iter(iter_batches(train, 1)))
+        build(tuple(x.shape[1:]))
+    missing = _unbuilt(model)
+    if missing:
+        raise RnnkitError(
+            f"the model has layers without weights yet ({', '.join(missing)}): give the model input_shape "
+            "(or the first layer input_size) so that every weight exists before training"
+        )
+
+
 class Trainer:
     """Fit, evaluate and predict with any ``nn.Module`` (models and baselines alike).
 
@@ -316,8 +340,9 @@ class Trainer:
         if val is not None and count_examples(val) == 0:
             raise RnnkitError("val holds no examples")
 
-        device = model_device(model)
         torch.manual_seed(self.seed)
+        _build_before_training(model, train)  # the optimizer must see every parameter
+        device = model_device(model)
         shuffler = torch.Generator().manual_seed(self.seed)
         optimizer = self._make_optimizer(model)
         plateau = ReduceLROnPlateau(optimizer, self.lr_plateau_patience, self.lr_factor) if self.lr_plateau_patience else None
