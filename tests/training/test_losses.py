@@ -60,3 +60,14 @@ def test_keras_long_names(alias, name):
 def test_unknown_loss_is_named():
     with pytest.raises(ValueError, match="loss must be one of mse, mae, huber, cross_entropy, got 'hinge'"):
         get_loss("hinge")
+
+
+def test_cross_entropy_ignores_padded_steps_with_and_without_class_weights():
+    from rnnkit.training.losses import IGNORE_INDEX, cross_entropy
+
+    logits = torch.tensor([[[2.0, 0.0], [0.0, 1.0], [5.0, -5.0]]])  # (1, 3 steps, 2 classes)
+    target = torch.tensor([[0, 1, IGNORE_INDEX]])
+    by_hand = [math.log(1 + math.exp(-2.0)), math.log(1 + math.exp(-1.0))]  # -log softmax of the true class
+    assert cross_entropy(logits, target).item() == pytest.approx(sum(by_hand) / 2, rel=1e-6)
+    weighted = cross_entropy(logits, target, class_weight=[1.0, 3.0]).item()
+    assert weighted == pytest.approx((1.0 * by_hand[0] + 3.0 * by_hand[1]) / 2, rel=1e-6)

@@ -63,12 +63,16 @@ def huber(prediction: torch.Tensor, target: torch.Tensor, delta: float = 1.0) ->
     return F.huber_loss(prediction, target, delta=delta)
 
 
+IGNORE_INDEX = -100
+
+
 def cross_entropy(logits: torch.Tensor, target: torch.Tensor, class_weight: Sequence[float] | torch.Tensor | None = None) -> torch.Tensor:
     """Sparse categorical cross-entropy from logits.
 
     Shapes: logits ``(batch, classes)`` with target ``(batch,)``; or logits
     ``(batch, time, classes)`` with target ``(batch, time)``. A trailing target axis of size
-    1 is dropped. Targets are class indices in ``[0, classes)``.
+    1 is dropped. Targets are class indices in ``[0, classes)``; ``IGNORE_INDEX`` (-100, PyTorch's
+    convention) marks padded steps, which carry no loss and do not count in the mean.
 
     ``class_weight`` (``classes`` numbers, default None) weighs each example's loss by the
     weight of its true class, then takes the plain mean over examples, as Keras's
@@ -95,8 +99,10 @@ def cross_entropy(logits: torch.Tensor, target: torch.Tensor, class_weight: Sequ
     if class_weight is None:
         return F.cross_entropy(logits, target.long())
     weight = check_class_weight(class_weight, logits.shape[1]).to(device=logits.device, dtype=logits.dtype)
-    per_example = F.cross_entropy(logits, target.long(), reduction="none")
-    return (per_example * weight[target.long()]).mean()
+    target = target.long()
+    real = target != IGNORE_INDEX  # padded steps of a tagged sequence carry no loss
+    per_example = F.cross_entropy(logits, target, reduction="none")  # 0 at ignored steps
+    return (per_example * weight[target.clamp(min=0)] * real).sum() / real.sum().clamp(min=1)
 
 
 def check_class_weight(class_weight: Sequence[float] | torch.Tensor, classes: int | None = None) -> torch.Tensor:
