@@ -164,6 +164,41 @@ def windows_command(config_path: str, data: tuple[str, ...]) -> None:
     click.echo(describe_windows(load_config(config_path), list(data) or None))
 
 
+@app.command("gradients")
+@click.argument("config_path", required=False, type=click.Path(path_type=str))
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("gradients.png"),
+              show_default=True, help="The PNG to write.")
+@click.option("--steps", type=click.IntRange(min=2), default=None,
+              help="Sequence length (default 100 for the synthetic task, the config's sequence_length with CONFIG).")
+@click.option("--units", type=click.IntRange(min=1), default=32, show_default=True, help="Units of each recurrent layer.")
+@click.option("--train-epochs", type=click.IntRange(min=0), default=20, show_default=True,
+              help="Epochs of training before measuring (0: at initialisation).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of data, weights and training.")
+@click.option("--data", multiple=True, type=click.Path(path_type=str), help="Data file(s) instead of the config's.")
+def gradients_command(config_path: str | None, output: Path, steps: int | None, units: int, train_epochs: int,
+                      seed: int, data: tuple[str, ...]) -> None:
+    """The vanishing-gradient picture: ‖∂L/∂x_t‖ per step for SimpleRNN, LSTM and GRU on the same data."""
+    from rnnkit.diagnostics import config_windows, gradient_picture
+    from rnnkit.plots import plot_gradient_flow
+
+    if config_path is None:
+        picture = gradient_picture(steps=steps or 100, units=units, train_epochs=train_epochs, seed=seed)
+        about = f"long-dependency task, {picture.steps} steps"
+    else:
+        from rnnkit.config import load_config
+
+        config = load_config(config_path)
+        if steps is not None:
+            config = config.model_copy(update={"windows": config.windows.model_copy(update={"sequence_length": steps})})
+        x, y = config_windows(config, list(data) or None)
+        picture = gradient_picture(x, y, units=units, train_epochs=train_epochs, seed=seed)
+        about = f"{config.name}, {picture.steps} steps"
+    click.echo(picture.reading)
+    trained = f"after {picture.train_epochs} epochs" if picture.train_epochs else "at initialisation"
+    written = plot_gradient_flow(picture.relative(), output, title=f"Gradient reaching each input step ({about}, {trained})")
+    click.echo(f"plot: {written}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     try:

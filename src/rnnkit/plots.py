@@ -175,3 +175,41 @@ def plot_series(df: Any, columns: Sequence[str] | None, path: str | os.PathLike[
         axes[0, 0].set_title(title)
     fig.autofmt_xdate()
     return _save(fig, path)
+
+
+def plot_gradient_flow(curves: Mapping[str, Any], path: str | os.PathLike[str], *,
+                       title: str = "Gradient reaching each input step",
+                       ylabel: str = "‖∂L/∂x_t‖ / ‖∂L/∂x_T‖") -> Path:
+    """The vanishing-gradient picture: one curve per model of ‖∂L/∂x_t‖ against the step t, log scale.
+
+    Args:
+        curves: ``{model name: values (time,)}``, e.g. :meth:`rnnkit.diagnostics.GradientPicture.relative`.
+        path: the PNG to write (atomically).
+        title: the figure title.
+        ylabel: the y-axis label.
+
+    Returns:
+        The path written.
+
+    Example:
+        >>> plot_gradient_flow({"SimpleRNN": g_rnn, "LSTM": g_lstm}, "gradients.png")  # doctest: +SKIP
+    """
+    series = {name: np.asarray(values, dtype=float).reshape(-1) for name, values in dict(curves).items()}
+    if not series:
+        raise ValueError("curves must hold at least one model, got an empty dict")
+    for name, values in series.items():
+        if values.size == 0 or not np.isfinite(values).all() or (values < 0).any():
+            raise ValueError(f"curves[{name!r}] must hold finite values >= 0, got {values.size} values")
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for name, values in series.items():
+        # Exact zeros have no place on a log axis: draw them at the smallest positive value.
+        floor = values[values > 0].min() if (values > 0).any() else 1e-300
+        ax.plot(np.arange(1, values.size + 1), np.maximum(values, floor), linewidth=1.6, label=name)
+    ax.set_yscale("log")
+    ax.set_xlabel("input step t (the model's output follows step T)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize="small")
+    return _save(fig, path)
