@@ -282,10 +282,10 @@ def test_invalid_classification_settings(extra, message):
     assert "\n" not in str(info.value)
 
 
-def test_tagging_has_no_experiment_path_yet(tmp_path):
-    config = parse_config({"task": "tagging", "windows": {"sequence_length": 4}})
-    with pytest.raises(RnnkitError, match="task = 'tagging' has no experiment path yet"):
-        run_experiment(config, tmp_path / "run", **quiet)
+def test_tagging_takes_no_windows():
+    # task = "tagging" has its own path (rnnkit.tagging.run_tagging, tests/test_tagging_config.py)
+    with pytest.raises(RnnkitError, match=r"config: windows: task = 'tagging' tags every token"):
+        parse_config({"task": "tagging", "data": {"dataset": "teddy"}, "windows": {"sequence_length": 4}})
 
 
 # --- the real station data -------------------------------------------------------------------------------

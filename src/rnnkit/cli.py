@@ -66,6 +66,14 @@ def _train_and_report(config, output: Path, data: tuple[str, ...], epochs: int |
                        f"{best['balanced_accuracy_test']:.3f}, F1 {best['f1_test']:.3f})")
         click.echo(f"written: {output}/metrics.json, history.csv, learning_curves.png, models/")
         return
+    if metrics.get("task") == "tagging":
+        click.echo(metrics_table(metrics))
+        if metrics.get("best"):
+            best = metrics["models"][metrics["best"]]
+            click.echo(f"\nbest by validation token accuracy: {metrics['best']} (test: token accuracy "
+                       f"{best['token_accuracy_test']:.3f}, ambiguous words {best['ambiguous_accuracy_test']:.3f})")
+        click.echo(f"written: {output}/metrics.json, history.csv, learning_curves.png, models/")
+        return
     click.echo(metrics_table(metrics))
     if metrics.get("best"):
         best = metrics["models"][metrics["best"]]

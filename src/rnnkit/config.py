@@ -53,7 +53,8 @@ class _Strict(BaseModel):
 class DataConfig(_Strict):
     """Which series, which columns, how it is resampled and split."""
 
-    dataset: Literal["jena", "sunspots"] = "jena"
+    # teddy: the tagged "Teddy Roosevelt" / "Teddy bears" sentences (rnnkit.corpora.teddy), task = "tagging" only
+    dataset: Literal["jena", "sunspots", "teddy"] = "jena"
     paths: list[str] = Field(default_factory=list)  # explicit files; empty: RNNKIT_DATA_DIR, cache, download
     # Columns read from a Jena file: the 14 benchmark ones, every one (rain (mm), raining (s), SWDR, ...), or a list.
     columns: str | list[str] = "benchmark"
@@ -88,6 +89,9 @@ class WindowConfig(_Strict):
     sampling_rate: int = Field(1, ge=1)
     horizon: int = Field(1, ge=0)
     residual: bool = False  # predict the change from the last input: prediction = last value + output
+    # Many-to-many: a target for every input step t (row t + horizon); the model keeps the time axis
+    # (last recurrent layer return_sequences = true, then Dense(1) per step). Residual: change from x_t.
+    return_sequences: bool = False
 
 
 class TrainingConfig(_Strict):
@@ -144,8 +148,25 @@ class ClassificationConfig(_Strict):
         return self
 
 
+class TaggingConfig(_Strict):
+    """The tagged corpus of ``task = "tagging"`` (``data.dataset = "teddy"``): one tag per token, horizon 0.
+
+    ``sentences`` are drawn with ``seed`` (rnnkit.corpora.teddy.sentences) and split in order by
+    ``data.split`` into training, validation and test sentences; the vocabulary is that of the
+    training sentences (other words become ``<unk>``).
+    """
+
+    sentences: int = Field(400, ge=3)
+    seed: int = 0
+
+
 BASELINES = ("persistence", "seasonal_persistence", "mean", "linear", "naive_dense")
 CLASSIFICATION_BASELINES = ("same_as_now", "majority")  # the label of the last input row; the training majority
+TAGGING_BASELINES = ("majority_per_word",)  # each word's commonest training tag: the best without context
+# Per-step regression (windows.return_sequences): baselines that have a per-step version.
+PER_STEP_BASELINES = ("persistence", "mean")
+# Placeholders in layer specs, filled in once the corpus is loaded (task = "tagging").
+PLACEHOLDERS = {("Embedding", "input_dim"): "vocabulary", ("Dense", "units"): "tags"}
 
 
 class ExperimentConfig(_Strict):
@@ -155,13 +176,14 @@ class ExperimentConfig(_Strict):
     description: str = ""
     task: Literal["regression", "classification", "tagging"] = "regression"
     data: DataConfig = Field(default_factory=DataConfig)
-    windows: WindowConfig
+    windows: WindowConfig | None = None  # needed by every task but "tagging" (whole sentences)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     baselines: list[Literal["persistence", "seasonal_persistence", "mean", "linear", "naive_dense",
-                            "same_as_now", "majority"]] = Field(
+                            "same_as_now", "majority", "majority_per_word"]] = Field(
         default_factory=lambda: ["persistence", "seasonal_persistence", "mean"]
     )
     classification: ClassificationConfig | None = None  # task = "classification": its defaults when left out
+    tagging: TaggingConfig | None = None  # task = "tagging": its defaults when left out
     models: list[ModelConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -176,33 +198,65 @@ class ExperimentConfig(_Strict):
     def _task_settings(self) -> ExperimentConfig:
         # Every error names the key (dotted) first: parse_config turns it into "'key': message".
         classify = self.task == "classification"
+        tagging = self.task == "tagging"
         if not classify and self.classification is not None:
             raise ValueError(f"classification: settings need task = 'classification', got task = {self.task!r}")
+        if not tagging and self.tagging is not None:
+            raise ValueError(f"tagging: settings need task = 'tagging', got task = {self.task!r}")
+        if tagging and self.data.dataset != "teddy":
+            raise ValueError(f"data.dataset must be 'teddy' (a tagged corpus) when task = 'tagging', "
+                             f"got {self.data.dataset!r}")
+        if not tagging and self.data.dataset == "teddy":
+            raise ValueError(f"data.dataset 'teddy' is a tagged corpus: it needs task = 'tagging', got task = {self.task!r}")
+        if tagging and self.windows is not None:
+            raise ValueError("windows: task = 'tagging' tags every token of whole sentences (horizon 0) and takes "
+                             "no [windows] table, got one")
+        if not tagging and self.windows is None:
+            raise ValueError(f"missing key 'windows' (the [windows] table with sequence_length) for task = {self.task!r}")
         if classify:
             if self.classification is None:
                 self.classification = ClassificationConfig()
+        if tagging and self.tagging is None:
+            self.tagging = TaggingConfig()
+        logits = classify or tagging  # cross-entropy on logits
+        if logits:
             if "loss" not in self.training.model_fields_set:
                 self.training = self.training.model_copy(update={"loss": "cross_entropy"})
             if "baselines" not in self.model_fields_set:
-                self.baselines = list(CLASSIFICATION_BASELINES)
+                self.baselines = list(CLASSIFICATION_BASELINES if classify else TAGGING_BASELINES)
+        per_step = self.windows is not None and self.windows.return_sequences
+        if per_step and classify:
+            raise ValueError("windows.return_sequences: a label per step is task = 'tagging'; task = 'classification' "
+                             "labels whole windows, got return_sequences = true")
+        if per_step and "baselines" not in self.model_fields_set:
+            self.baselines = [b for b in self.baselines if b in PER_STEP_BASELINES]
         losses = [("training.loss", self.training.loss)]
         losses += [(f"models[{i}].training.loss", m.training.loss) for i, m in enumerate(self.models)
                    if m.training.loss is not None]
         for key, loss in losses:
-            if classify and loss != "cross_entropy":
-                raise ValueError(f"{key} must be 'cross_entropy' when task = 'classification', got {loss!r}")
-            if not classify and loss == "cross_entropy":
+            if logits and loss != "cross_entropy":
+                raise ValueError(f"{key} must be 'cross_entropy' when task = {self.task!r}, got {loss!r}")
+            if not logits and loss == "cross_entropy":
                 raise ValueError(f"{key} 'cross_entropy' needs task = 'classification', got task = {self.task!r}")
-        allowed = CLASSIFICATION_BASELINES if classify else BASELINES
+        allowed = CLASSIFICATION_BASELINES if classify else TAGGING_BASELINES if tagging else BASELINES
         wrong = [b for b in self.baselines if b not in allowed]
         if wrong:
             raise ValueError(f"baselines for task = {self.task!r} must be among {list(allowed)}, got {wrong}")
-        if classify:
-            if self.windows.residual or any(m.residual for m in self.models):
-                raise ValueError("residual: a residual target (change from the last input) needs task = 'regression', "
-                                 "got residual = true with task = 'classification'")
+        if per_step:
+            wrong = [b for b in self.baselines if b not in PER_STEP_BASELINES]
+            if wrong:
+                raise ValueError(f"baselines with windows.return_sequences = true (a target per step) must be among "
+                                 f"{list(PER_STEP_BASELINES)} (they have a per-step version), got {wrong}")
+        if logits:
+            residual = (self.windows is not None and self.windows.residual) or any(m.residual for m in self.models)
+            if residual:
+                raise ValueError(f"residual: a residual target (change from the last input) needs task = 'regression', "
+                                 f"got residual = true with task = {self.task!r}")
             if self.training.stateful or any(m.training.stateful for m in self.models):
-                raise ValueError("training.stateful: stateful training has no classification path yet, got true")
+                raise ValueError(f"training.stateful: stateful training has no {self.task} path yet, got true")
+        if per_step and (self.training.stateful or any(m.training.stateful for m in self.models)):
+            raise ValueError("training.stateful: stateful training has no per-step (windows.return_sequences) path yet, "
+                             "got true")
         return self
 
     def training_for(self, model: ModelConfig) -> TrainingConfig:
@@ -306,6 +360,7 @@ def parse_config(raw: dict[str, Any], source: str = "config") -> ExperimentConfi
     for i, model in enumerate(config.models):
         for j, spec in enumerate(model.layers):
             check_layer_spec(spec, f"{source}: models[{i}].layers[{j}]")
+            check_placeholders(spec, f"{source}: models[{i}].layers[{j}]", config.task)
     return config
 
 
@@ -370,6 +425,37 @@ def check_layer_spec(spec: dict[str, Any], where: str) -> None:
             if not isinstance(value, dict):
                 raise RnnkitError(f"{where}.layer must be a table such as {{type = \"GRU\", units = 16}}")
             check_layer_spec(value, f"{where}.layer")
+
+
+def check_placeholders(spec: dict[str, Any], where: str, task: str) -> None:
+    """Allow ``input_dim = "vocabulary"`` (Embedding) and ``units = "tags"`` (Dense) only where they mean something.
+
+    With ``task = "tagging"`` the vocabulary size and the number of tags are known only once
+    the corpus is read; these words stand for them and are filled in before the model is built.
+    """
+    kind = spec.get("type")
+    for (layer, key), word in PLACEHOLDERS.items():
+        value = spec.get(key)
+        if kind != layer or not isinstance(value, str):
+            continue
+        if value != word:
+            raise RnnkitError(f"{where}.{key} must be an integer or \"{word}\", got {value!r}")
+        if task != "tagging":
+            raise RnnkitError(f"{where}.{key} = \"{word}\" is filled in from a tagged corpus: it needs "
+                              f"task = 'tagging', got task = {task!r}")
+    if isinstance(spec.get("layer"), dict):
+        check_placeholders(spec["layer"], f"{where}.layer", task)
+
+
+def fill_placeholders(spec: dict[str, Any], values: dict[str, int]) -> dict[str, Any]:
+    """A copy of a layer spec with ``"vocabulary"`` / ``"tags"`` replaced by ``values[word]``."""
+    out = dict(spec)
+    for (layer, key), word in PLACEHOLDERS.items():
+        if out.get("type") == layer and out.get(key) == word:
+            out[key] = values[word]
+    if isinstance(out.get("layer"), dict):
+        out["layer"] = fill_placeholders(out["layer"], values)
+    return out
 
 
 def build_layer(spec: dict[str, Any]):

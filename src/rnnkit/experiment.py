@@ -36,6 +36,7 @@ from rnnkit.data import Standardizer, Windows, make_windows, segments, split, st
 from rnnkit.errors import RnnkitError
 from rnnkit.io import load_weights, read_model_json, save_model, write_json_atomic, write_text_atomic
 from rnnkit.models import Sequential
+from rnnkit.sequence_tasks import StepMean, StepPersistence, StepResidualTarget, check_causal, last_step_scores
 from rnnkit.training import Trainer, predict, score
 from rnnkit.training.trainer import History
 
@@ -126,13 +127,24 @@ class Prepared:
     def offset(self) -> float:
         return float(self.scaler.mean[self.target_index])
 
+    @property
+    def per_step(self) -> bool:
+        """A target for every input step (windows.return_sequences): outputs (batch, T, 1)."""
+        return self.config.windows.return_sequences
+
     def to_units(self, values: torch.Tensor) -> np.ndarray:
         return values.detach().cpu().numpy().reshape(-1) * self.scale + self.offset
+
+    def last_step(self, values: torch.Tensor) -> torch.Tensor:
+        """Per-step values (batch, T, 1) -> those of the last step (batch, 1); others unchanged."""
+        return values[:, -1] if self.per_step and values.dim() == 3 else values
 
     def target_times(self, part: str) -> pd.DatetimeIndex:
         """The timestamp of each target of ``part``'s windows."""
         index = pd.Index(np.concatenate([p.index.to_numpy() for p in self.parts[part]]))
-        return pd.DatetimeIndex(index[self.windows[part].target_rows.numpy()])
+        rows = self.windows[part].target_rows
+        rows = rows[:, -1] if rows.dim() == 2 else rows  # per-step targets: the last step's
+        return pd.DatetimeIndex(index[rows.numpy()])
 
     def streams(self, part: str, batch_size: int):
         """Stateful batches of ``part``: contiguous streams, so row b of batch k+1 continues row b of batch k."""
@@ -168,7 +180,7 @@ def prepare(config: ExperimentConfig, frame: pd.DataFrame) -> Prepared:
         try:
             windows[part] = make_windows(
                 data, w.sequence_length, shift=w.shift, sampling_rate=w.sampling_rate,
-                horizon=w.horizon, targets=config.data.target,
+                horizon=w.horizon, targets=config.data.target, return_sequences=w.return_sequences,
             )
         except ValueError as e:
             rows = sum(len(p) for p in pieces[part])
@@ -190,10 +202,18 @@ def build_model(spec: ModelConfig, prepared: Prepared) -> nn.Module:
         net = Sequential(*[build_layer(s) for s in spec.layers], input_shape=prepared.input_shape)
     except ValueError as e:
         raise RnnkitError(f"model '{spec.name}': {e}") from None
-    out = net.output_shapes[-1]
-    if tuple(out) != (1,):
-        raise RnnkitError(f"model '{spec.name}' outputs shape {tuple(out)} per example; the target needs (1,): end with Dense(1)")
+    out = tuple(net.output_shapes[-1])
     residual = prepared.config.windows.residual if spec.residual is None else spec.residual
+    if prepared.per_step:
+        steps = prepared.config.windows.sequence_length
+        if out != (steps, 1):
+            raise RnnkitError(
+                f"model '{spec.name}' outputs shape {out} per example; windows.return_sequences = true needs a value "
+                f"per step, ({steps}, 1): give its last recurrent layer return_sequences = true and end with Dense(1)")
+        check_causal(spec.layers, f"model '{spec.name}'")
+        return StepResidualTarget(net, prepared.target_index) if residual else net
+    if out != (1,):
+        raise RnnkitError(f"model '{spec.name}' outputs shape {out} per example; the target needs (1,): end with Dense(1)")
     return bl.ResidualTarget(net, prepared.target_index) if residual else net
 
 
@@ -205,6 +225,8 @@ def rebuild_model(description: dict[str, Any]) -> nn.Module:
         raise RnnkitError(f"model description has no architecture (class {cls})")
     if cls.endswith(".ResidualTarget"):
         return bl.ResidualTarget(Sequential.from_config(config["model"]), config["target_index"])
+    if cls.endswith(".StepResidualTarget"):
+        return StepResidualTarget(Sequential.from_config(config["model"]), config["target_index"])
     if cls.endswith(".Sequential"):
         return Sequential.from_config(config)
     raise RnnkitError(f"cannot rebuild a model of class {cls}")
@@ -223,6 +245,11 @@ def make_baselines(config: ExperimentConfig, prepared: Prepared) -> dict[str, nn
     """The fitted baselines of ``config.baselines`` (persistence is always scored: skill needs it)."""
     ti = prepared.target_index
     L, F = prepared.input_shape
+    if prepared.per_step:  # the config allows only the baselines with a per-step version
+        steps: dict[str, nn.Module] = {"persistence": StepPersistence(ti)}
+        if "mean" in config.baselines:
+            steps["mean"] = StepMean.fit(prepared.windows["train"].y)
+        return steps
     out: dict[str, nn.Module] = {"persistence": bl.Persistence(ti)}
     for name in config.baselines:
         if name == "seasonal_persistence":
@@ -270,6 +297,9 @@ def _scores(model: nn.Module, prepared: Prepared, persistence: nn.Module, statef
         out[f"mae_{part}"] = s["mae"]
         out[f"rmse_{part}"] = s["rmse"]
         out[f"skill_{part}"] = s["skill"]
+        if prepared.per_step:  # over every step above; here the last step alone, as many-to-one would predict
+            out[f"mae_last_{part}"] = last_step_scores(model, prepared.windows[part], scale=prepared.scale,
+                                                       offset=prepared.offset)["mae"]
     return out
 
 
@@ -296,8 +326,10 @@ def run_experiment(
 
         return run_classification(config, output, data_paths=data_paths, epochs=epochs, resume=resume,
                                   progress=progress, log=log)
-    if config.task != "regression":
-        raise RnnkitError(f"task = {config.task!r} has no experiment path yet; use 'regression' or 'classification'")
+    if config.task == "tagging":  # a tag per token of tagged sentences: rnnkit.tagging
+        from rnnkit.tagging import run_tagging
+
+        return run_tagging(config, output, epochs=epochs, resume=resume, progress=progress, log=log)
     out = Path(output)
     if data_paths:  # the resolved config names the files the run used
         resolved = [str(Path(p).resolve()) for p in data_paths]
@@ -317,7 +349,7 @@ def run_experiment(
     for name, model in base.items():
         results[name] = {"params": count_values(model), **_scores(model, prepared, persistence, False, 1024),
                          "train_seconds": 0.0, "kind": "baseline"}
-        test_preds[name] = prepared.to_units(predict(model, prepared.windows["test"], 1024))
+        test_preds[name] = prepared.to_units(prepared.last_step(predict(model, prepared.windows["test"], 1024)))
 
     specs = list(config.models)
     if "naive_dense" in config.baselines:
@@ -353,7 +385,7 @@ def run_experiment(
                 f"({seconds:.1f} s)")
         results[spec.name] = result
         if not trainer.stateful:
-            test_preds[spec.name] = prepared.to_units(predict(model, prepared.windows["test"], 1024))
+            test_preds[spec.name] = prepared.to_units(prepared.last_step(predict(model, prepared.windows["test"], 1024)))
 
     metrics = _metrics_document(config, prepared, results)
     write_json_atomic(out / "metrics.json", metrics)
@@ -372,6 +404,7 @@ def _metrics_document(config: ExperimentConfig, prepared: Prepared, results: dic
         name: {
             "params": r["params"], "mae_val": r["mae_val"], "mae_test": r["mae_test"], "rmse_test": r["rmse_test"],
             "skill_test": r["skill_test"], "train_seconds": r["train_seconds"], "kind": r["kind"],
+            **({"mae_last_val": r["mae_last_val"], "mae_last_test": r["mae_last_test"]} if "mae_last_test" in r else {}),
         }
         for name, r in results.items()
     }
@@ -385,6 +418,8 @@ def _metrics_document(config: ExperimentConfig, prepared: Prepared, results: dic
         "config": config.name,
         "windows": {part: len(prepared.windows[part]) for part in PARTS},
         "rows": len(prepared.frame),
+        # per-step: mae/rmse/skill are over every step of every window; mae_last_* over the last step only
+        "return_sequences": config.windows.return_sequences,
     }
 
 
@@ -403,7 +438,7 @@ def _plots(out: Path, prepared: Prepared, histories: dict[str, History], test_pr
     if histories:
         plots.plot_history(histories, out / "learning_curves.png", loss_name=f"{config.training.loss} (scaled units)")
     times = prepared.target_times("test")
-    truth = prepared.to_units(prepared.windows["test"].y)
+    truth = prepared.to_units(prepared.last_step(prepared.windows["test"].y))
     shown = slice(0, min(len(times), 14 * _rows_per_day(prepared)))  # two weeks
     best = metrics["best"]
     chosen = {n: v[shown] for n, v in test_preds.items() if n == best}  # one model: the plot stays readable
@@ -438,7 +473,9 @@ def describe_prepared(prepared: Prepared) -> str:
         f"data: {len(prepared.frame):,} rows x {len(prepared.features)} features, "
         f"{prepared.frame.index[0]} to {prepared.frame.index[-1]}; target {prepared.target!r}",
         f"windows: sequence_length {w.sequence_length}, shift {w.shift}, sampling_rate {w.sampling_rate}, "
-        f"horizon {w.horizon}" + (", residual target (change from the last input)" if w.residual else ""),
+        f"horizon {w.horizon}" + (", a target for every input step (return_sequences)" if w.return_sequences else "")
+        + ((", residual target (change from the input at each step)" if w.return_sequences
+            else ", residual target (change from the last input)") if w.residual else ""),
     ]
     for part in PARTS:
         pieces = prepared.parts[part]
@@ -452,6 +489,10 @@ def metrics_table(metrics: dict[str, Any]) -> str:
     """The comparison table: model, parameters, MAE val/test, skill, seconds (classification: its own table)."""
     if metrics.get("task") == "classification":
         return classification_table(metrics)
+    if metrics.get("task") == "tagging":
+        from rnnkit.tagging import tagging_table
+
+        return tagging_table(metrics)
     units = metrics.get("units") or "units"
     rows = [
         {
@@ -459,6 +500,7 @@ def metrics_table(metrics: dict[str, Any]) -> str:
             "params": m["params"],
             f"MAE val ({units})": m["mae_val"],
             f"MAE test ({units})": m["mae_test"],
+            **({f"MAE last step test ({units})": m["mae_last_test"]} if "mae_last_test" in m else {}),
             "skill test": f"{100 * m['skill_test']:+.1f}%",
             "seconds": m["train_seconds"],
         }
@@ -475,14 +517,16 @@ def classification_table(metrics: dict[str, Any]) -> str:
     return classification.classification_table(metrics)
 
 
-def load_run(run: str | Path) -> tuple[ExperimentConfig, Standardizer, dict[str, Any]]:
-    """The config, scaler and metrics of a run folder."""
+def load_run(run: str | Path) -> tuple[ExperimentConfig, Standardizer | None, dict[str, Any]]:
+    """The config, scaler and metrics of a run folder (no scaler for a tagging run: tokens are not scaled)."""
     folder = Path(run)
     if not folder.is_dir():
         raise RnnkitError(f"run folder not found: {folder}")
     try:
         raw = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-        scaler = Standardizer.from_dict(json.loads((folder / "scaler.json").read_text(encoding="utf-8")))
+        tagging = isinstance(raw, dict) and raw.get("task") == "tagging"
+        scaler = None if tagging else Standardizer.from_dict(
+            json.loads((folder / "scaler.json").read_text(encoding="utf-8")))
     except FileNotFoundError as e:
         raise RnnkitError(f"{folder} is not an rnnkit run folder: {Path(e.filename).name} is missing") from None
     except json.JSONDecodeError as e:
@@ -514,6 +558,9 @@ def load_trained(run: str | Path, name: str | None = None) -> tuple[str, nn.Modu
 def predict_file(run: str | Path, data_paths: list[str], name: str | None = None) -> pd.DataFrame:
     """Predictions of a run's model on new data: one row per window (input end, target time, prediction)."""
     config, scaler, _ = load_run(run)
+    if scaler is None:
+        raise RnnkitError(f"{run} is a tagging run: its models tag sentences, not a series file "
+                          f"(use rnnkit.tagging.predict_tags on token ids)")
     name, model, description = load_trained(run, name)
     meta = description.get("metadata", {})
     features = list(meta.get("features", scaler.columns))
@@ -535,7 +582,10 @@ def predict_file(run: str | Path, data_paths: list[str], name: str | None = None
         for c in range(probabilities.shape[1]):
             table[f"P(class {c})"] = probabilities[:, c]
         return table
-    values = predict(model, windows.x, 1024).detach().numpy().reshape(-1) * scaler.std[ti] + scaler.mean[ti]
+    output = predict(model, windows.x, 1024)
+    if w.return_sequences:  # per-step outputs: the last step's is the forecast horizon rows after the last input
+        output = output[:, -1]
+    values = output.detach().numpy().reshape(-1) * scaler.std[ti] + scaler.mean[ti]
     return pd.DataFrame({
         "last_input_time": last,
         "target_time": last + w.horizon * step,
@@ -551,6 +601,10 @@ def trained_model_names(config: ExperimentConfig) -> list[str]:
 def evaluate_run(run: str | Path) -> dict[str, Any]:
     """Score the baselines and every saved model of a run again, on the run's own data and scaler."""
     config, scaler, stored = load_run(run)
+    if scaler is None:  # task = "tagging"
+        from rnnkit.tagging import evaluate_tagging
+
+        return evaluate_tagging(config, run, stored)
     prepared = prepare(config, load_frame(config))
     if not np.allclose(prepared.scaler.mean, scaler.mean) or not np.allclose(prepared.scaler.std, scaler.std):
         raise RnnkitError(f"the data found now differ from the data of the run {run} (other training statistics)")
@@ -576,6 +630,10 @@ def evaluate_run(run: str | Path) -> dict[str, Any]:
 
 def model_summaries(config: ExperimentConfig, features: int | None = None) -> str:
     """The summary table of every model of a config, for inputs of (sequence_length, features)."""
+    if config.task == "tagging":  # token ids in, the corpus decides the sizes
+        from rnnkit.tagging import tagging_summaries
+
+        return tagging_summaries(config)
     note = ""
     if features is None:
         try:
@@ -599,6 +657,8 @@ def model_summaries(config: ExperimentConfig, features: int | None = None) -> st
 
 def describe_windows(config: ExperimentConfig, data_paths: list[str] | None = None) -> str:
     """What the windowing of a config produces, with the rows and times of some windows."""
+    if config.windows is None:
+        raise RnnkitError(f"task = {config.task!r} has no windows: it tags every token of whole sentences")
     prepared = prepare(config, load_frame(config, data_paths))
     lines = [describe_prepared(prepared)]
     for part in PARTS:

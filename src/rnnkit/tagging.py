@@ -148,3 +148,291 @@ def tag_accuracy(model: nn.Module, data: TaggingData, tokens: Iterable[str] | No
         raise ValueError("tag_accuracy has no token to score: tokens matched no real step")
     predicted = predict_tags(model, data.ids)
     return float((predicted[chosen] == data.tags[chosen]).double().mean())
+
+
+# --- the "majority tag per word" baseline -----------------------------------------------------------
+
+class MajorityTagPerWord(nn.Module):
+    """Each word's commonest training tag, whatever its context: the best a context-free tagger can do.
+
+    A lookup table fit on training data: for every vocabulary id the tag it carried most often
+    (ties: the smaller tag index); words never seen in training (and ``<unk>``) get the
+    commonest tag overall. Like every baseline it is a model: ids (batch, time) -> scores
+    (batch, time, num_tags), 1 for the chosen tag and 0 for the others, so that
+    :func:`tag_accuracy` scores it like a tagger's logits.
+
+    Args:
+        table: (vocab_size,) int64, the tag index of each id.
+        num_tags: number of tags.
+
+    Example::
+
+        train = tagging_dataset([[("teddy", "PERSON")], [("teddy", "O")], [("teddy", "PERSON")]])
+        MajorityTagPerWord.fit(train)(train.ids).argmax(-1)   # [[1], [1], [1]]: teddy is PERSON 2 of 3 times
+    """
+
+    def __init__(self, table: torch.Tensor, num_tags: int) -> None:
+        super().__init__()
+        if isinstance(num_tags, bool) or not isinstance(num_tags, int) or num_tags < 1:
+            raise ValueError(f"num_tags must be a positive integer, got {num_tags!r}")
+        table = torch.as_tensor(table).long().reshape(-1)
+        if table.numel() and (int(table.min()) < 0 or int(table.max()) >= num_tags):
+            raise ValueError(f"table must hold tag indices in [0, {num_tags}), got values outside it")
+        self.num_tags = num_tags
+        self.register_buffer("table", table)
+
+    @classmethod
+    def fit(cls, data: TaggingData) -> MajorityTagPerWord:
+        """Count (word, tag) pairs over the real tokens of ``data`` (padding left out)."""
+        num_tags = len(data.tag_names)
+        counts = torch.zeros(len(data.vocab), num_tags, dtype=torch.long)  # (vocab, tags)
+        ones = torch.ones(int(data.mask.sum()), dtype=torch.long)
+        counts.index_put_((data.ids[data.mask], data.tags[data.mask]), ones, accumulate=True)
+        overall = int(counts.sum(0).argmax())  # argmax: the first (smallest) index among ties
+        table = torch.where(counts.sum(1) > 0, counts.argmax(1), torch.full((len(data.vocab),), overall))
+        return cls(table, num_tags)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        tags = self.table[ids.long().clamp(0, len(self.table) - 1)]  # ids beyond the table: never produced
+        return torch.nn.functional.one_hot(tags, self.num_tags).float()  # (batch, time, tags)
+
+    def get_config(self) -> dict:
+        return {"table": self.table.tolist(), "num_tags": self.num_tags}
+
+
+# --- task = "tagging" through the config ---------------------------------------------------------
+# A config with task = "tagging" names the corpus ([data] dataset = "teddy", [tagging] sentences,
+# seed; data.split) and models as layers. In the layer specs, input_dim = "vocabulary" (Embedding)
+# and units = "tags" (Dense) stand for the sizes known once the corpus is read:
+#
+#     [[models]]
+#     name = "Bidirectional GRU"
+#     layers = [{type = "Embedding", input_dim = "vocabulary", output_dim = 16, mask_zero = true},
+#               {type = "Bidirectional", layer = {type = "GRU", units = 16, return_sequences = true}},
+#               {type = "Dense", units = "tags"}]
+#
+# metrics.json: {"task": "tagging", "models": {name: {params, kind, train_seconds, epochs_run,
+#   token_accuracy_val, ambiguous_accuracy_val, token_accuracy_test, ambiguous_accuracy_test}},
+#   "tags", "vocabulary", "sentences", "tokens", "ambiguous", "best", "config"}; token accuracy
+# counts real tokens only, ambiguous accuracy only the corpus's ambiguous words ("teddy", ...).
+# "best" is the trained model with the highest validation token accuracy.
+
+TAGGING_PARTS = ("train", "val", "test")
+
+
+class TaggingCorpus(NamedTuple):
+    """The parts of a tagging config's corpus, encoded with the training vocabulary."""
+
+    parts: dict[str, TaggingData]
+    ambiguous: tuple[str, ...]  # the words whose tag only the context decides
+
+
+def tagging_corpus(config) -> TaggingCorpus:
+    """Draw ``config.tagging.sentences`` sentences and split them in order by ``config.data.split``."""
+    from rnnkit.corpora import teddy
+    from rnnkit.errors import RnnkitError
+
+    settings = config.tagging
+    sentences = teddy.sentences(settings.sentences, seed=settings.seed)
+    n = len(sentences)
+    n_train = round(config.data.split[0] * n)
+    n_val = round(config.data.split[1] * n)
+    bounds = {"train": (0, n_train), "val": (n_train, n_train + n_val), "test": (n_train + n_val, n)}
+    empty = [p for p, (a, b) in bounds.items() if b <= a]
+    if empty:
+        raise RnnkitError(f"tagging.sentences: {n} sentences split by data.split {config.data.split} leave the "
+                          f"{', '.join(empty)} part empty; give more sentences")
+    train = tagging_dataset(sentences[:n_train], tag_names=teddy.TAGS)
+    parts = {"train": train}
+    for part in ("val", "test"):
+        a, b = bounds[part]
+        parts[part] = tagging_dataset(sentences[a:b], vocab=train.vocab, tag_names=teddy.TAGS)
+    return TaggingCorpus(parts, teddy.AMBIGUOUS)
+
+
+def build_tagger(spec, corpus: TaggingCorpus) -> Sequential:
+    """The model of a config's layer specs, with ``"vocabulary"`` and ``"tags"`` filled in and checked."""
+    from rnnkit.config import build_layer, fill_placeholders
+    from rnnkit.errors import RnnkitError
+
+    train = corpus.parts["train"]
+    sizes = {"vocabulary": len(train.vocab), "tags": len(train.tag_names)}
+    specs = [fill_placeholders(s, sizes) for s in spec.layers]
+    if specs[0].get("type") != "Embedding":
+        raise RnnkitError(f"model '{spec.name}': task = 'tagging' reads token ids, so its first layer must be "
+                          f"Embedding (input_dim = \"vocabulary\", mask_zero = true), got {specs[0].get('type')}")
+    input_dim = specs[0].get("input_dim")
+    if isinstance(input_dim, int) and input_dim < sizes["vocabulary"]:
+        raise RnnkitError(f"model '{spec.name}': Embedding input_dim must be >= the vocabulary size "
+                          f"{sizes['vocabulary']}, got {input_dim} (or write input_dim = \"vocabulary\")")
+    steps = train.ids.shape[1]
+    try:
+        net = Sequential(*[build_layer(s) for s in specs], input_shape=(steps,))
+    except ValueError as e:
+        raise RnnkitError(f"model '{spec.name}': {e}") from None
+    out = tuple(net.output_shapes[-1])
+    if out != (steps, sizes["tags"]):
+        raise RnnkitError(f"model '{spec.name}' outputs shape {out} per sentence of {steps} tokens; a tag per token "
+                          f"needs ({steps}, {sizes['tags']}) logits: give the last recurrent layer return_sequences "
+                          f"= true and end with Dense(units = \"tags\")")
+    return net
+
+
+def tagging_scores(model: nn.Module, corpus: TaggingCorpus) -> dict[str, float]:
+    """Token accuracy (real tokens) and accuracy on the ambiguous words, on the validation and test parts."""
+    out = {}
+    for part in ("val", "test"):
+        data = corpus.parts[part]
+        out[f"token_accuracy_{part}"] = tag_accuracy(model, data)
+        out[f"ambiguous_accuracy_{part}"] = tag_accuracy(model, data, tokens=corpus.ambiguous)
+    return out
+
+
+def run_tagging(config, output, *, epochs: int | None = None, resume: bool = False, progress: bool | None = None,
+                log=print) -> dict:
+    """Train and score the taggers and the majority-per-word baseline of a ``task = "tagging"`` config.
+
+    Called by :func:`rnnkit.experiment.run_experiment`; writes the run folder (config.json,
+    metrics.json, history.csv, learning_curves.png, models/<slug>/) and returns the content
+    of ``metrics.json`` (see the comment above :class:`TaggingCorpus`).
+    """
+    import json
+    import time
+    from pathlib import Path
+
+    from rnnkit.errors import RnnkitError
+    from rnnkit.experiment import _histories_csv, count_values, slug
+    from rnnkit.io import load_weights, save_model, write_json_atomic, write_text_atomic
+    from rnnkit.training import Trainer
+    from rnnkit.training.trainer import History
+
+    if config.task != "tagging":
+        raise RnnkitError(f"run_tagging needs task = 'tagging', got {config.task!r}")
+    out = Path(output)
+    corpus = tagging_corpus(config)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / "config.json", config.to_dict())
+    log(describe_corpus(corpus))
+    results: dict[str, dict] = {}
+    if "majority_per_word" in config.baselines:
+        base = MajorityTagPerWord.fit(corpus.parts["train"])
+        results["majority_per_word"] = {"params": int(base.table.numel()), **tagging_scores(base, corpus),
+                                        "train_seconds": 0.0, "kind": "baseline"}
+    train, val = corpus.parts["train"], corpus.parts["val"]
+    histories: dict[str, History] = {}
+    for spec in config.models:
+        model_dir = out / "models" / slug(spec.name)
+        settings = config.training_for(spec).model_dump()
+        if epochs is not None:
+            settings["epochs"] = epochs
+        trainer = Trainer(**settings, progress=progress, checkpoint_dir=model_dir / "checkpoint")
+        torch.manual_seed(trainer.seed)  # the initial weights repeat too
+        model = build_tagger(spec, corpus)
+        result_file = model_dir / "result.json"
+        if resume and result_file.is_file():
+            result = json.loads(result_file.read_text(encoding="utf-8"))
+            load_weights(model_dir / "model.safetensors", model)
+            histories[spec.name] = History(result.pop("history"))
+            log(f"{spec.name}: finished in the earlier run, read back")
+        else:
+            log(f"training {spec.name} ({count_values(model):,} parameters, {trainer.epochs} epochs)")
+            resume_this = resume and (model_dir / "checkpoint").is_dir() and any((model_dir / "checkpoint").iterdir())
+            started = time.perf_counter()
+            history = trainer.fit(model, train=(train.ids, train.tags), val=(val.ids, val.tags), resume=resume_this)
+            seconds = time.perf_counter() - started
+            result = {"params": count_values(model), **tagging_scores(model, corpus), "train_seconds": seconds,
+                      "kind": "model", "epochs_run": len(history)}
+            save_model(model, model_dir / "model", metadata={
+                "name": spec.name, "task": "tagging", "vocabulary": train.vocab.tokens, "tags": list(train.tag_names)})
+            write_text_atomic(model_dir / "history.csv", history.to_csv())
+            write_json_atomic(result_file, {**result, "history": history.epochs})
+            histories[spec.name] = history
+            log(f"  {spec.name}: token accuracy val {result['token_accuracy_val']:.3f}, ambiguous words val "
+                f"{result['ambiguous_accuracy_val']:.3f} ({seconds:.1f} s)")
+        results[spec.name] = result
+    metrics = tagging_document(config, corpus, results)
+    write_json_atomic(out / "metrics.json", metrics)
+    write_text_atomic(out / "history.csv", _histories_csv(histories))
+    if histories:
+        from rnnkit import plots
+
+        plots.plot_history(histories, out / "learning_curves.png", loss_name="cross-entropy per token")
+    return metrics
+
+
+def tagging_document(config, corpus: TaggingCorpus, results: dict[str, dict]) -> dict:
+    """The content of ``metrics.json`` for a tagging run."""
+    trained = {n: r for n, r in results.items() if r["kind"] == "model"}
+    train = corpus.parts["train"]
+    return {
+        "task": "tagging",
+        "models": results,
+        "tags": list(train.tag_names),
+        "vocabulary": len(train.vocab),
+        "sentences": {p: int(corpus.parts[p].ids.shape[0]) for p in TAGGING_PARTS},
+        "tokens": {p: int(corpus.parts[p].mask.sum()) for p in TAGGING_PARTS},
+        "ambiguous": list(corpus.ambiguous),
+        "best": max(trained, key=lambda n: trained[n]["token_accuracy_val"]) if trained else None,
+        "config": config.name,
+    }
+
+
+def evaluate_tagging(config, run, stored: dict) -> dict:
+    """Score the baseline and the saved taggers of a tagging run again (the corpus is drawn again from its seed)."""
+    from rnnkit.experiment import count_values, load_trained
+
+    corpus = tagging_corpus(config)
+    results: dict[str, dict] = {}
+    if "majority_per_word" in config.baselines:
+        base = MajorityTagPerWord.fit(corpus.parts["train"])
+        results["majority_per_word"] = {"params": int(base.table.numel()), **tagging_scores(base, corpus),
+                                        "train_seconds": 0.0, "kind": "baseline"}
+    for spec in config.models:
+        _, model, _ = load_trained(run, spec.name)
+        seconds = stored.get("models", {}).get(spec.name, {}).get("train_seconds", float("nan"))
+        results[spec.name] = {"params": count_values(model), **tagging_scores(model, corpus),
+                              "train_seconds": seconds, "kind": "model"}
+    return tagging_document(config, corpus, results)
+
+
+def describe_corpus(corpus: TaggingCorpus) -> str:
+    """Sentences, tokens and ambiguous words of each part, and the tags."""
+    train = corpus.parts["train"]
+    names = {"train": "training", "val": "validation", "test": "test"}
+    lines = [f"corpus: {len(train.vocab)} words in the training vocabulary; tags {list(train.tag_names)}; "
+             f"a tag per token (horizon 0)"]
+    for part in TAGGING_PARTS:
+        data = corpus.parts[part]
+        ids = torch.tensor([data.vocab.index(t) for t in corpus.ambiguous], dtype=torch.long)
+        ambiguous = int((torch.isin(data.ids, ids) & data.mask).sum())
+        lines.append(f"  {names[part]:<10} {data.ids.shape[0]:>5,} sentences, {int(data.mask.sum()):>6,} tokens, "
+                     f"{ambiguous:,} ambiguous")
+    return "\n".join(lines)
+
+
+def tagging_table(metrics: dict) -> str:
+    """The comparison table of a tagging run: token accuracy and accuracy on the ambiguous words."""
+    import pandas as pd
+
+    rows = [{
+        "model": name,
+        "params": m["params"],
+        "token acc. val": m["token_accuracy_val"],
+        "ambiguous acc. val": m["ambiguous_accuracy_val"],
+        "token acc. test": m["token_accuracy_test"],
+        "ambiguous acc. test": m["ambiguous_accuracy_test"],
+        "seconds": m["train_seconds"],
+    } for name, m in metrics["models"].items()]
+    table = pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.3f}" if abs(v) < 100 else f"{v:.0f}")
+    return f"{table}\nambiguous words (the next word decides their tag): {', '.join(metrics.get('ambiguous', []))}"
+
+
+def tagging_summaries(config) -> str:
+    """The summary table of every model of a tagging config, with the corpus's sizes filled in."""
+    corpus = tagging_corpus(config)
+    train = corpus.parts["train"]
+    blocks = [f"{config.name}: token ids, vocabulary {len(train.vocab)}, {len(train.tag_names)} tags, "
+              f"longest training sentence {train.ids.shape[1]} tokens"]
+    for spec in config.models:
+        blocks += [f"\n{spec.name}", build_tagger(spec, corpus).summary()]
+    return "\n".join(blocks)
