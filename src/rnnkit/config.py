@@ -21,6 +21,11 @@ A config is a TOML file::
     name = "GRU"
     layers = [{type = "GRU", units = 32}, {type = "Dense", units = 1}]
 
+``[windows] return_sequences = true`` trains a target for every input step (many-to-many;
+rnnkit.sequence_tasks). ``task = "tagging"`` with ``[data] dataset = "teddy"`` and a ``[tagging]``
+table tags every token of whole sentences (no ``[windows]``); its layer specs may say
+``input_dim = "vocabulary"`` (Embedding) and ``units = "tags"`` (Dense), filled in from the corpus.
+
 Unknown keys are rejected with the closest valid key; wrong types name the key and the
 expected type. The resolved config (every default filled in) is saved with the run.
 """

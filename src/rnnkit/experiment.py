@@ -8,6 +8,7 @@ A run folder holds::
     config.json         the resolved config (every default filled in)
     scaler.json         the Standardizer fit on the training part
     metrics.json        {"models": {name: {params, mae_val, mae_test, rmse_test, skill_test, train_seconds}}, ...}
+                        (windows.return_sequences: over every step, plus mae_last_val/test of the last step)
     history.csv         loss per epoch of every trained model
     learning_curves.png, predictions.png
     models/<slug>/      model.safetensors + model.json, history.csv, result.json, checkpoint/

@@ -14,12 +14,17 @@ Example::
     model = tagging_model(len(data.vocab), len(data.tag_names), units=16)
     Trainer(loss="cross_entropy", epochs=15).fit(model, (data.ids, data.tags))
     tag_accuracy(model, data, tokens=teddy.AMBIGUOUS)
+
+Through a config (``task = "tagging"``, ``[data] dataset = "teddy"``, see
+``configs/teddy_tagging.toml``), :func:`run_tagging` trains the models given as layers, with
+``input_dim = "vocabulary"`` and ``units = "tags"`` filled in from the corpus, and scores them
+next to :class:`MajorityTagPerWord` (each word's commonest training tag).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 from torch import nn
@@ -29,6 +34,9 @@ from rnnkit.layers.core import Dense, Embedding
 from rnnkit.layers.recurrent import GRU, LSTM, SimpleRNN
 from rnnkit.models.sequential import Sequential
 from rnnkit.text import Vocabulary, pad_sequences
+
+if TYPE_CHECKING:  # the run path imports the experiment machinery only when it runs
+    from rnnkit.config import ExperimentConfig, ModelConfig
 
 IGNORE_INDEX = -100
 CELLS = {"SimpleRNN": SimpleRNN, "LSTM": LSTM, "GRU": GRU}
@@ -227,7 +235,7 @@ class TaggingCorpus(NamedTuple):
     ambiguous: tuple[str, ...]  # the words whose tag only the context decides
 
 
-def tagging_corpus(config) -> TaggingCorpus:
+def tagging_corpus(config: ExperimentConfig) -> TaggingCorpus:
     """Draw ``config.tagging.sentences`` sentences and split them in order by ``config.data.split``."""
     from rnnkit.corpora import teddy
     from rnnkit.errors import RnnkitError
@@ -250,7 +258,7 @@ def tagging_corpus(config) -> TaggingCorpus:
     return TaggingCorpus(parts, teddy.AMBIGUOUS)
 
 
-def build_tagger(spec, corpus: TaggingCorpus) -> Sequential:
+def build_tagger(spec: ModelConfig, corpus: TaggingCorpus) -> Sequential:
     """The model of a config's layer specs, with ``"vocabulary"`` and ``"tags"`` filled in and checked."""
     from rnnkit.config import build_layer, fill_placeholders
     from rnnkit.errors import RnnkitError
@@ -288,8 +296,8 @@ def tagging_scores(model: nn.Module, corpus: TaggingCorpus) -> dict[str, float]:
     return out
 
 
-def run_tagging(config, output, *, epochs: int | None = None, resume: bool = False, progress: bool | None = None,
-                log=print) -> dict:
+def run_tagging(config: ExperimentConfig, output: Any, *, epochs: int | None = None, resume: bool = False,
+                progress: bool | None = None, log: Any = print) -> dict[str, Any]:
     """Train and score the taggers and the majority-per-word baseline of a ``task = "tagging"`` config.
 
     Called by :func:`rnnkit.experiment.run_experiment`; writes the run folder (config.json,
@@ -360,7 +368,7 @@ def run_tagging(config, output, *, epochs: int | None = None, resume: bool = Fal
     return metrics
 
 
-def tagging_document(config, corpus: TaggingCorpus, results: dict[str, dict]) -> dict:
+def tagging_document(config: ExperimentConfig, corpus: TaggingCorpus, results: dict[str, dict]) -> dict[str, Any]:
     """The content of ``metrics.json`` for a tagging run."""
     trained = {n: r for n, r in results.items() if r["kind"] == "model"}
     train = corpus.parts["train"]
@@ -377,7 +385,7 @@ def tagging_document(config, corpus: TaggingCorpus, results: dict[str, dict]) ->
     }
 
 
-def evaluate_tagging(config, run, stored: dict) -> dict:
+def evaluate_tagging(config: ExperimentConfig, run: Any, stored: dict[str, Any]) -> dict[str, Any]:
     """Score the baseline and the saved taggers of a tagging run again (the corpus is drawn again from its seed)."""
     from rnnkit.experiment import count_values, load_trained
 
@@ -410,7 +418,7 @@ def describe_corpus(corpus: TaggingCorpus) -> str:
     return "\n".join(lines)
 
 
-def tagging_table(metrics: dict) -> str:
+def tagging_table(metrics: dict[str, Any]) -> str:
     """The comparison table of a tagging run: token accuracy and accuracy on the ambiguous words."""
     import pandas as pd
 
@@ -427,7 +435,7 @@ def tagging_table(metrics: dict) -> str:
     return f"{table}\nambiguous words (the next word decides their tag): {', '.join(metrics.get('ambiguous', []))}"
 
 
-def tagging_summaries(config) -> str:
+def tagging_summaries(config: ExperimentConfig) -> str:
     """The summary table of every model of a tagging config, with the corpus's sizes filled in."""
     corpus = tagging_corpus(config)
     train = corpus.parts["train"]
