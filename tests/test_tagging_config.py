@@ -170,3 +170,10 @@ def test_models_that_do_not_fit_the_corpus(tmp_path, layers, message):
         run_experiment(config, tmp_path / "run", **quiet)
     assert str(info.value).startswith(message)
     assert "\n" not in str(info.value)
+
+
+def test_the_teddy_corpus_is_no_series(tmp_path, capsys):
+    # commands that read a series (e.g. rnnkit gradients CONFIG) get one line, not the sunspots file
+    assert main(["gradients", str(CONFIG), "--train-epochs", "0", "--output", str(tmp_path / "g.png")]) == 2
+    assert capsys.readouterr().err == ("rnnkit: error: data.dataset 'teddy' is a corpus of tagged sentences, not a "
+                                       "series: it has no rows or windows (task = 'tagging' reads it through rnnkit.tagging)\n")

@@ -55,6 +55,9 @@ def load_frame(config: ExperimentConfig, paths: list[str] | None = None) -> pd.D
     """The series of ``config.data`` as a DataFrame (data units), with only the wanted columns."""
     data = config.data
     chosen = list(paths) if paths else list(data.paths)
+    if data.dataset == "teddy":
+        raise RnnkitError("data.dataset 'teddy' is a corpus of tagged sentences, not a series: it has no rows "
+                          "or windows (task = 'tagging' reads it through rnnkit.tagging)")
     if data.dataset == "jena":
         frame = datasets.jena_climate(chosen or None, columns=data.columns, derived=data.derived, step=data.step,
                                       how=data.how)
