@@ -22,13 +22,10 @@ baselines scored by the same code: ``same_as_now`` (the label of the last input 
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 
@@ -37,22 +34,14 @@ from rnnkit.config import ExperimentConfig, ModelConfig, build_layer
 from rnnkit.data import Windows
 from rnnkit.errors import RnnkitError
 from rnnkit.experiment import (
-    PART_NAMES,
-    PARTS,
-    Log,
-    Prepared,
-    _histories_csv,
-    count_values,
-    describe_prepared,
-    load_frame,
-    prepare,
-    slug,
+    PART_NAMES, PARTS, Prepared, data_counts, describe_prepared, load_frame, prepare, with_data_paths,
 )
-from rnnkit.io import load_weights, save_model, write_json_atomic, write_text_atomic
 from rnnkit.models import Sequential
-from rnnkit.training import Trainer, classification_metrics, predict
+from rnnkit.runs import (
+    Log, baseline_results, best_model, finish_run, format_table, saved_model_results, start_run, train_models,
+)
+from rnnkit.training import classification_metrics, predict
 from rnnkit.training.losses import balanced_class_weight
-from rnnkit.training.trainer import History
 
 SCORED = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "confusion_matrix")
 
@@ -197,67 +186,29 @@ def run_classification(
     """
     if config.task != "classification":
         raise RnnkitError(f"run_classification needs task = 'classification', got {config.task!r}")
-    out = Path(output)
-    if data_paths:
-        resolved = [str(Path(p).resolve()) for p in data_paths]
-        config = config.model_copy(update={"data": config.data.model_copy(update={"paths": resolved})})
+    config = with_data_paths(config, data_paths)
     prepared = prepare(config, load_frame(config))
     labels, classes = window_labels(prepared)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / "config.json", config.to_dict())
-    write_json_atomic(out / "scaler.json", prepared.scaler.to_dict())
+    out = start_run(output, config, prepared.scaler)
     data = {part: LabelledWindows(prepared.windows[part], labels[part]) for part in PARTS}
     weight = class_weight_of(config, labels["train"], classes)
     log(describe_prepared(prepared))
     log(describe_balance(config, labels, classes, weight))
-
-    results: dict[str, dict[str, Any]] = {}
-    for name, model in classification_baselines(prepared, labels, classes).items():
-        results[name] = {"params": count_values(model), **_scores(model, data, classes),
-                         "train_seconds": 0.0, "kind": "baseline"}
-
-    histories: dict[str, History] = {}
-    for spec in config.models:
-        model_dir = out / "models" / slug(spec.name)
-        settings = config.training_for(spec).model_dump()
-        if epochs is not None:
-            settings["epochs"] = epochs
-        trainer = Trainer(**settings, class_weight=weight, progress=progress, checkpoint_dir=model_dir / "checkpoint")
-        torch.manual_seed(trainer.seed)  # the initial weights repeat too
-        model = build_classifier(spec, prepared, classes)
-        result_file = model_dir / "result.json"
-        if resume and result_file.is_file():
-            result = json.loads(result_file.read_text(encoding="utf-8"))
-            load_weights(model_dir / "model.safetensors", model)
-            histories[spec.name] = History(result.pop("history"))
-            log(f"{spec.name}: finished in the earlier run, read back")
-        else:
-            log(f"training {spec.name} ({count_values(model):,} parameters, {trainer.epochs} epochs)")
-            resume_this = resume and (model_dir / "checkpoint").is_dir() and any((model_dir / "checkpoint").iterdir())
-            started = time.perf_counter()
-            history = trainer.fit(model, train=data["train"], val=data["val"], resume=resume_this)
-            seconds = time.perf_counter() - started
-            result = {"params": count_values(model), **_scores(model, data, classes), "train_seconds": seconds,
-                      "kind": "model", "epochs_run": len(history)}
-            save_model(model, model_dir / "model", metadata={
-                "name": spec.name, "task": "classification", "classes": classes, "label": label_text(config),
+    results = baseline_results(classification_baselines(prepared, labels, classes),
+                               lambda model: _scores(model, data, classes))
+    metadata = {"task": "classification", "classes": classes, "label": label_text(config),
                 "features": prepared.features, "target": prepared.target, "input_shape": list(prepared.input_shape),
-                "windows": config.windows.model_dump()})
-            write_text_atomic(model_dir / "history.csv", history.to_csv())
-            write_json_atomic(result_file, {**result, "history": history.epochs})
-            histories[spec.name] = history
-            log(f"  {spec.name}: balanced accuracy val {result['balanced_accuracy_val']:.3f}, "
-                f"test {result['balanced_accuracy_test']:.3f}; F1 test {result['f1_test']:.3f} ({seconds:.1f} s)")
-        results[spec.name] = result
-
-    metrics = classification_document(config, prepared, labels, classes, weight, results)
-    write_json_atomic(out / "metrics.json", metrics)
-    write_text_atomic(out / "history.csv", _histories_csv(histories))
-    if histories:
-        from rnnkit import plots
-
-        weighted = " (class-weighted)" if weight is not None else ""
-        plots.plot_history(histories, out / "learning_curves.png", loss_name=f"cross-entropy{weighted}")
+                "windows": config.windows.model_dump()}
+    trained = train_models(
+        config, config.models, out, build=lambda spec: build_classifier(spec, prepared, classes),
+        data=lambda training: (data["train"], data["val"]), score=lambda model, training: _scores(model, data, classes),
+        metadata=lambda spec: {"name": spec.name, **metadata},
+        summary=lambda r: (f"balanced accuracy val {r['balanced_accuracy_val']:.3f}, "
+                           f"test {r['balanced_accuracy_test']:.3f}; F1 test {r['f1_test']:.3f}"),
+        trainer_options={"class_weight": weight}, epochs=epochs, resume=resume, progress=progress, log=log)
+    metrics = classification_document(config, prepared, labels, classes, weight, {**results, **trained.results})
+    weighted = " (class-weighted)" if weight is not None else ""
+    finish_run(out, metrics, trained.histories, loss_name=f"cross-entropy{weighted}")
     return metrics
 
 
@@ -289,8 +240,6 @@ def classification_document(config: ExperimentConfig, prepared: Prepared, labels
                             classes: int, weight: list[float] | None, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The content of ``metrics.json`` for a classification run."""
     models = {name: {k: v for k, v in r.items() if k != "epochs_run"} for name, r in results.items()}
-    trained = {n: m for n, m in models.items() if m["kind"] == "model"}
-    best = max(trained, key=lambda n: trained[n]["balanced_accuracy_val"]) if trained else None
     return {
         "task": "classification",
         "models": models,
@@ -299,29 +248,25 @@ def classification_document(config: ExperimentConfig, prepared: Prepared, labels
         "classes": classes,
         "class_balance": {part: torch.bincount(labels[part], minlength=classes).tolist() for part in PARTS},
         "class_weight": weight,
-        "best": best,
+        "best": best_model(models, "balanced_accuracy_val"),
         "config": config.name,
-        "windows": {part: len(prepared.windows[part]) for part in PARTS},
-        "rows": len(prepared.frame),
+        **data_counts(prepared),
     }
 
 
-def evaluate_classification(config: ExperimentConfig, run: str | Path, stored: dict[str, Any]) -> dict[str, Any]:
-    """Score the baselines and saved models of a classification run again on its own data."""
-    from rnnkit.experiment import load_trained
+def evaluate_classification(config: ExperimentConfig, run: str | Path, stored: dict[str, Any],
+                            prepared: Prepared | None = None) -> dict[str, Any]:
+    """Score the baselines and saved models of a classification run again on its own data.
 
-    prepared = prepare(config, load_frame(config))
+    ``prepared``: default None: the config's data, prepared again.
+    """
+    prepared = prepared if prepared is not None else prepare(config, load_frame(config))
     labels, classes = window_labels(prepared)
     data = {part: LabelledWindows(prepared.windows[part], labels[part]) for part in PARTS}
-    results: dict[str, dict[str, Any]] = {}
-    for name, model in classification_baselines(prepared, labels, classes).items():
-        results[name] = {"params": count_values(model), **_scores(model, data, classes),
-                         "train_seconds": 0.0, "kind": "baseline"}
-    for spec in config.models:
-        _, model, _ = load_trained(run, spec.name)
-        seconds = stored.get("models", {}).get(spec.name, {}).get("train_seconds", float("nan"))
-        results[spec.name] = {"params": count_values(model), **_scores(model, data, classes),
-                              "train_seconds": seconds, "kind": "model"}
+    results = baseline_results(classification_baselines(prepared, labels, classes),
+                               lambda model: _scores(model, data, classes))
+    results.update(saved_model_results(config, run, config.models, stored,
+                                       lambda model, training: _scores(model, data, classes)))
     weight = class_weight_of(config, labels["train"], classes)
     return classification_document(config, prepared, labels, classes, weight, results)
 
@@ -345,7 +290,7 @@ def classification_table(metrics: dict[str, Any]) -> str:
             "confusion test [[tn fp] [fn tp]]" if len(cm) == 2 else "confusion test (rows: true)": str(cm),
             "seconds": m["train_seconds"],
         })
-    table = pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.3f}" if abs(v) < 100 else f"{v:.0f}")
+    table = format_table(rows)
     balance = metrics.get("class_balance", {}).get("test")
     note = f"class 1 = {metrics.get('label', '?')}"
     if balance:

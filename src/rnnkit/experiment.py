@@ -19,8 +19,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,21 +30,23 @@ from torch import nn
 
 from rnnkit import baselines as bl
 from rnnkit import datasets
-from rnnkit.config import ExperimentConfig, ModelConfig, build_layer, parse_config
+from rnnkit.config import ExperimentConfig, ModelConfig, TrainingConfig, build_layer, parse_config
 from rnnkit.data import Standardizer, Windows, make_windows, segments, split, stream_batches
 from rnnkit.errors import RnnkitError
-from rnnkit.io import load_weights, read_model_json, save_model, write_json_atomic, write_text_atomic
+from rnnkit.io import load_weights, read_model_json
 from rnnkit.models import Sequential
+from rnnkit.runs import (
+    Log, baseline_results, best_model, finish_run, format_table, saved_model_results, slug,
+    start_run, train_models,
+)
 from rnnkit.sequence_tasks import StepMean, StepPersistence, StepResidualTarget, check_causal, last_step_scores
-from rnnkit.training import Trainer, predict, score
-from rnnkit.training.trainer import History
+from rnnkit.training import predict, score
 
 PARTS = ("train", "val", "test")
 # The course's "naive" fully connected network on the flattened window (a baseline that trains).
 NAIVE_DENSE = ModelConfig(name="naive_dense", layers=[
     {"type": "Flatten"}, {"type": "Dense", "units": 12, "activation": "relu"}, {"type": "Dense", "units": 1}])
 PART_NAMES = {"train": "training", "val": "validation", "test": "test"}
-Log = Callable[[str], None]
 
 
 # --- data ----------------------------------------------------------------------------------------
@@ -236,15 +236,6 @@ def rebuild_model(description: dict[str, Any]) -> nn.Module:
     raise RnnkitError(f"cannot rebuild a model of class {cls}")
 
 
-def count_values(model: nn.Module) -> int:
-    """Learned or fitted numbers of a model: its parameters and fitted buffers (0 for persistence)."""
-    return int(sum(t.numel() for t in model.state_dict().values()))
-
-
-def slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_").lower() or "model"
-
-
 def make_baselines(config: ExperimentConfig, prepared: Prepared) -> dict[str, nn.Module]:
     """The fitted baselines of ``config.baselines`` (persistence is always scored: skill needs it)."""
     ti = prepared.target_index
@@ -282,22 +273,16 @@ def seasonal_persistence(prepared: Prepared) -> nn.Module:
 
 # --- running -------------------------------------------------------------------------------------
 
-def _trainer(config: ExperimentConfig, spec: ModelConfig, checkpoint_dir: Path | None, epochs: int | None,
-             progress: bool | None) -> Trainer:
-    settings = config.training_for(spec).model_dump()
-    if epochs is not None:
-        settings["epochs"] = epochs
-    if settings["stateful"]:
-        settings["shuffle"] = False
-    return Trainer(**settings, progress=progress, checkpoint_dir=checkpoint_dir)
-
-
-def _scores(model: nn.Module, prepared: Prepared, persistence: nn.Module, stateful: bool, batch_size: int) -> dict[str, float]:
+def _scores(model: nn.Module, prepared: Prepared, persistence: nn.Module,
+            training: TrainingConfig | None = None) -> dict[str, float]:
+    """MAE, RMSE and skill on val and test; a stateful model (its ``training``) is scored on streams."""
+    stateful = training is not None and training.stateful
+    batch_size = training.batch_size if stateful else 1024
     out: dict[str, float] = {}
     for part in ("val", "test"):
         data = prepared.streams(part, batch_size) if stateful else prepared.windows[part]
         s = score(model, data, persistence=persistence, scale=prepared.scale, offset=prepared.offset,
-                  stateful=stateful, batch_size=batch_size if stateful else 1024)
+                  stateful=stateful, batch_size=batch_size)
         out[f"mae_{part}"] = s["mae"]
         out[f"rmse_{part}"] = s["rmse"]
         out[f"skill_{part}"] = s["skill"]
@@ -305,6 +290,19 @@ def _scores(model: nn.Module, prepared: Prepared, persistence: nn.Module, statef
             out[f"mae_last_{part}"] = last_step_scores(model, prepared.windows[part], scale=prepared.scale,
                                                        offset=prepared.offset)["mae"]
     return out
+
+
+def with_data_paths(config: ExperimentConfig, data_paths: list[str] | None) -> ExperimentConfig:
+    """``config`` reading ``data_paths`` instead (resolved, so the saved config names the files the run used)."""
+    if not data_paths:
+        return config
+    resolved = [str(Path(p).resolve()) for p in data_paths]
+    return config.model_copy(update={"data": config.data.model_copy(update={"paths": resolved})})
+
+
+def trained_specs(config: ExperimentConfig) -> list[ModelConfig]:
+    """The models a run trains, in order (the naive dense baseline first when asked for)."""
+    return ([NAIVE_DENSE] if "naive_dense" in config.baselines else []) + list(config.models)
 
 
 def run_experiment(
@@ -334,67 +332,33 @@ def run_experiment(
         from rnnkit.tagging import run_tagging
 
         return run_tagging(config, output, epochs=epochs, resume=resume, progress=progress, log=log)
-    out = Path(output)
-    if data_paths:  # the resolved config names the files the run used
-        resolved = [str(Path(p).resolve()) for p in data_paths]
-        config = config.model_copy(update={"data": config.data.model_copy(update={"paths": resolved})})
-    frame = load_frame(config)
-    out.mkdir(parents=True, exist_ok=True)
-    prepared = prepare(config, frame)
-    write_json_atomic(out / "config.json", config.to_dict())
-    write_json_atomic(out / "scaler.json", prepared.scaler.to_dict())
+    config = with_data_paths(config, data_paths)
+    prepared = prepare(config, load_frame(config))
+    out = start_run(output, config, prepared.scaler)
     units = units_of(config.data.target)
     log(describe_prepared(prepared))
-
-    results: dict[str, dict[str, Any]] = {}
     base = make_baselines(config, prepared)
-    persistence = base["persistence"]
-    test_preds: dict[str, np.ndarray] = {}
-    for name, model in base.items():
-        results[name] = {"params": count_values(model), **_scores(model, prepared, persistence, False, 1024),
-                         "train_seconds": 0.0, "kind": "baseline"}
-        test_preds[name] = prepared.to_units(prepared.last_step(predict(model, prepared.windows["test"], 1024)))
+    results = baseline_results(base, lambda model: _scores(model, prepared, base["persistence"]))
 
-    specs = list(config.models)
-    if "naive_dense" in config.baselines:
-        specs.insert(0, NAIVE_DENSE)
-    histories: dict[str, History] = {}
-    for spec in specs:
-        model_dir = out / "models" / slug(spec.name)
-        trainer = _trainer(config, spec, model_dir / "checkpoint", epochs, progress)
-        torch.manual_seed(trainer.seed)  # the initial weights repeat too, not only the training
-        model = build_model(spec, prepared)
-        result_file = model_dir / "result.json"
-        if resume and result_file.is_file():
-            result = json.loads(result_file.read_text(encoding="utf-8"))
-            load_weights(model_dir / "model.safetensors", model)
-            histories[spec.name] = History(result.pop("history"))
-            log(f"{spec.name}: finished in the earlier run, read back")
-        else:
-            log(f"training {spec.name} ({count_values(model):,} parameters, {trainer.epochs} epochs)")
-            train = prepared.streams("train", trainer.batch_size) if trainer.stateful else prepared.windows["train"]
-            val = prepared.streams("val", trainer.batch_size) if trainer.stateful else prepared.windows["val"]
-            resume_this = resume and (model_dir / "checkpoint").is_dir() and any((model_dir / "checkpoint").iterdir())
-            started = time.perf_counter()
-            history = trainer.fit(model, train=train, val=val, resume=resume_this)
-            seconds = time.perf_counter() - started
-            scores = _scores(model, prepared, persistence, trainer.stateful, trainer.batch_size)
-            result = {"params": count_values(model), **scores, "train_seconds": seconds, "kind": "model",
-                      "epochs_run": len(history)}
-            save_model(model, model_dir / "model", metadata=_model_metadata(prepared, spec))
-            write_text_atomic(model_dir / "history.csv", history.to_csv())
-            write_json_atomic(result_file, {**result, "history": history.epochs})
-            histories[spec.name] = history
-            log(f"  {spec.name}: MAE val {scores['mae_val']:.3f}, test {scores['mae_test']:.3f} {units} "
-                f"({seconds:.1f} s)")
-        results[spec.name] = result
-        if not trainer.stateful:
-            test_preds[spec.name] = prepared.to_units(prepared.last_step(predict(model, prepared.windows["test"], 1024)))
+    def data(training: TrainingConfig) -> tuple[Any, Any]:
+        if training.stateful:
+            return prepared.streams("train", training.batch_size), prepared.streams("val", training.batch_size)
+        return prepared.windows["train"], prepared.windows["val"]
+
+    trained = train_models(
+        config, trained_specs(config), out, build=lambda spec: build_model(spec, prepared), data=data,
+        score=lambda model, training: _scores(model, prepared, base["persistence"], training),
+        metadata=lambda spec: _model_metadata(prepared, spec),
+        summary=lambda r: f"MAE val {r['mae_val']:.3f}, test {r['mae_test']:.3f} {units}",
+        epochs=epochs, resume=resume, progress=progress, log=log)
+    results.update(trained.results)
+    chosen = {**base, **{n: m for n, m in trained.models.items() if not trained.training[n].stateful}}
+    test_preds = {n: prepared.to_units(prepared.last_step(predict(m, prepared.windows["test"], 1024)))
+                  for n, m in chosen.items()}
 
     metrics = _metrics_document(config, prepared, results)
-    write_json_atomic(out / "metrics.json", metrics)
-    write_text_atomic(out / "history.csv", _histories_csv(histories))
-    _plots(out, prepared, histories, test_preds, metrics, config)
+    finish_run(out, metrics, trained.histories, loss_name=f"{config.training.loss} (scaled units)")
+    _plot_predictions(out, prepared, test_preds, metrics, config)
     return metrics
 
 
@@ -412,35 +376,27 @@ def _metrics_document(config: ExperimentConfig, prepared: Prepared, results: dic
         }
         for name, r in results.items()
     }
-    trained = {n: m for n, m in models.items() if m["kind"] == "model"}
-    best = min(trained, key=lambda n: trained[n]["mae_val"]) if trained else None
     return {
         "models": models,
         "target": config.data.target,
         "units": units_of(config.data.target),
-        "best": best,
+        "best": best_model(models, "mae_val", lowest=True),
         "config": config.name,
-        "windows": {part: len(prepared.windows[part]) for part in PARTS},
-        "rows": len(prepared.frame),
+        **data_counts(prepared),
         # per-step: mae/rmse/skill are over every step of every window; mae_last_* over the last step only
         "return_sequences": config.windows.return_sequences,
     }
 
 
-def _histories_csv(histories: dict[str, History]) -> str:
-    frames = [h.to_frame().assign(model=name) for name, h in histories.items() if len(h)]
-    if not frames:
-        return "model,epoch\n"
-    table = pd.concat(frames, ignore_index=True)
-    return table[["model", *[c for c in table.columns if c != "model"]]].to_csv(index=False)
+def data_counts(prepared: Prepared) -> dict[str, Any]:
+    """``windows`` per part and ``rows`` of the series, as the metrics documents record them."""
+    return {"windows": {part: len(prepared.windows[part]) for part in PARTS}, "rows": len(prepared.frame)}
 
 
-def _plots(out: Path, prepared: Prepared, histories: dict[str, History], test_preds: dict[str, np.ndarray],
-           metrics: dict[str, Any], config: ExperimentConfig) -> None:
+def _plot_predictions(out: Path, prepared: Prepared, test_preds: dict[str, np.ndarray], metrics: dict[str, Any],
+                      config: ExperimentConfig) -> None:
     from rnnkit import plots
 
-    if histories:
-        plots.plot_history(histories, out / "learning_curves.png", loss_name=f"{config.training.loss} (scaled units)")
     times = prepared.target_times("test")
     truth = prepared.to_units(prepared.last_step(prepared.windows["test"].y))
     shown = slice(0, min(len(times), 14 * _rows_per_day(prepared)))  # two weeks
@@ -510,8 +466,7 @@ def metrics_table(metrics: dict[str, Any]) -> str:
         }
         for name, m in metrics["models"].items()
     ]
-    table = pd.DataFrame(rows)
-    return table.to_string(index=False, float_format=lambda v: f"{v:.3f}" if abs(v) < 100 else f"{v:.0f}")
+    return format_table(rows)
 
 
 def classification_table(metrics: dict[str, Any]) -> str:
@@ -544,9 +499,7 @@ def load_run(run: str | Path) -> tuple[ExperimentConfig, Standardizer | None, di
 def load_trained(run: str | Path, name: str | None = None) -> tuple[str, nn.Module, dict[str, Any]]:
     """A trained model of a run (the best by validation MAE when ``name`` is None)."""
     config, _, metrics = load_run(run)
-    names = [m.name for m in config.models]
-    if "naive_dense" in config.baselines:
-        names.insert(0, "naive_dense")
+    names = trained_model_names(config)
     if name is None:
         name = metrics.get("best") or (names[0] if names else None)
     if name not in names:
@@ -599,7 +552,7 @@ def predict_file(run: str | Path, data_paths: list[str], name: str | None = None
 
 def trained_model_names(config: ExperimentConfig) -> list[str]:
     """Names of the models a run trains, in order (the naive dense baseline first when asked for)."""
-    return (["naive_dense"] if "naive_dense" in config.baselines else []) + [m.name for m in config.models]
+    return [spec.name for spec in trained_specs(config)]
 
 
 def evaluate_run(run: str | Path) -> dict[str, Any]:
@@ -615,20 +568,11 @@ def evaluate_run(run: str | Path) -> dict[str, Any]:
     if config.task == "classification":
         from rnnkit.classification import evaluate_classification
 
-        return evaluate_classification(config, run, stored)
+        return evaluate_classification(config, run, stored, prepared)
     base = make_baselines(config, prepared)
-    results: dict[str, dict[str, Any]] = {}
-    for name, model in base.items():
-        results[name] = {"params": count_values(model), **_scores(model, prepared, base["persistence"], False, 1024),
-                         "train_seconds": 0.0, "kind": "baseline"}
-    specs = {"naive_dense": None, **{m.name: m for m in config.models}}
-    for name in trained_model_names(config):
-        _, model, _ = load_trained(run, name)
-        training = config.training_for(specs[name]) if specs[name] is not None else config.training
-        seconds = stored.get("models", {}).get(name, {}).get("train_seconds", float("nan"))
-        results[name] = {"params": count_values(model),
-                         **_scores(model, prepared, base["persistence"], training.stateful, training.batch_size),
-                         "train_seconds": seconds, "kind": "model"}
+    results = baseline_results(base, lambda model: _scores(model, prepared, base["persistence"]))
+    results.update(saved_model_results(config, run, trained_specs(config), stored,
+                                       lambda model, training: _scores(model, prepared, base["persistence"], training)))
     return _metrics_document(config, prepared, results)
 
 
@@ -647,8 +591,7 @@ def model_summaries(config: ExperimentConfig, features: int | None = None) -> st
             features, note = 14, "(no data found: 14 features assumed, as in the benchmark file)"
     shape = (config.windows.sequence_length, features)
     blocks = [f"{config.name}: input_shape {shape} {note}".rstrip()]
-    specs = ([NAIVE_DENSE] if "naive_dense" in config.baselines else []) + list(config.models)
-    for spec in specs:
+    for spec in trained_specs(config):
         try:
             net = Sequential(*[build_layer(s) for s in spec.layers], input_shape=shape)
         except ValueError as e:

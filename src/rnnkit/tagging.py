@@ -33,9 +33,12 @@ from rnnkit.layers.bidirectional import Bidirectional
 from rnnkit.layers.core import Dense, Embedding
 from rnnkit.layers.recurrent import GRU, LSTM, SimpleRNN
 from rnnkit.models.sequential import Sequential
+from rnnkit.runs import (
+    baseline_results, best_model, finish_run, format_table, saved_model_results, start_run, train_models,
+)
 from rnnkit.text import Vocabulary, pad_sequences
 
-if TYPE_CHECKING:  # the run path imports the experiment machinery only when it runs
+if TYPE_CHECKING:
     from rnnkit.config import ExperimentConfig, ModelConfig
 
 IGNORE_INDEX = -100
@@ -304,73 +307,39 @@ def run_tagging(config: ExperimentConfig, output: Any, *, epochs: int | None = N
     metrics.json, history.csv, learning_curves.png, models/<slug>/) and returns the content
     of ``metrics.json`` (see the comment above :class:`TaggingCorpus`).
     """
-    import json
-    import time
-    from pathlib import Path
-
     from rnnkit.errors import RnnkitError
-    from rnnkit.experiment import _histories_csv, count_values, slug
-    from rnnkit.io import load_weights, save_model, write_json_atomic, write_text_atomic
-    from rnnkit.training import Trainer
-    from rnnkit.training.trainer import History
 
     if config.task != "tagging":
         raise RnnkitError(f"run_tagging needs task = 'tagging', got {config.task!r}")
-    out = Path(output)
     corpus = tagging_corpus(config)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / "config.json", config.to_dict())
+    out = start_run(output, config)
     log(describe_corpus(corpus))
-    results: dict[str, dict] = {}
-    if "majority_per_word" in config.baselines:
-        base = MajorityTagPerWord.fit(corpus.parts["train"])
-        results["majority_per_word"] = {"params": int(base.table.numel()), **tagging_scores(base, corpus),
-                                        "train_seconds": 0.0, "kind": "baseline"}
+    results = _baseline_results(config, corpus)
     train, val = corpus.parts["train"], corpus.parts["val"]
-    histories: dict[str, History] = {}
-    for spec in config.models:
-        model_dir = out / "models" / slug(spec.name)
-        settings = config.training_for(spec).model_dump()
-        if epochs is not None:
-            settings["epochs"] = epochs
-        trainer = Trainer(**settings, progress=progress, checkpoint_dir=model_dir / "checkpoint")
-        torch.manual_seed(trainer.seed)  # the initial weights repeat too
-        model = build_tagger(spec, corpus)
-        result_file = model_dir / "result.json"
-        if resume and result_file.is_file():
-            result = json.loads(result_file.read_text(encoding="utf-8"))
-            load_weights(model_dir / "model.safetensors", model)
-            histories[spec.name] = History(result.pop("history"))
-            log(f"{spec.name}: finished in the earlier run, read back")
-        else:
-            log(f"training {spec.name} ({count_values(model):,} parameters, {trainer.epochs} epochs)")
-            resume_this = resume and (model_dir / "checkpoint").is_dir() and any((model_dir / "checkpoint").iterdir())
-            started = time.perf_counter()
-            history = trainer.fit(model, train=(train.ids, train.tags), val=(val.ids, val.tags), resume=resume_this)
-            seconds = time.perf_counter() - started
-            result = {"params": count_values(model), **tagging_scores(model, corpus), "train_seconds": seconds,
-                      "kind": "model", "epochs_run": len(history)}
-            save_model(model, model_dir / "model", metadata={
-                "name": spec.name, "task": "tagging", "vocabulary": train.vocab.tokens, "tags": list(train.tag_names)})
-            write_text_atomic(model_dir / "history.csv", history.to_csv())
-            write_json_atomic(result_file, {**result, "history": history.epochs})
-            histories[spec.name] = history
-            log(f"  {spec.name}: token accuracy val {result['token_accuracy_val']:.3f}, ambiguous words val "
-                f"{result['ambiguous_accuracy_val']:.3f} ({seconds:.1f} s)")
-        results[spec.name] = result
-    metrics = tagging_document(config, corpus, results)
-    write_json_atomic(out / "metrics.json", metrics)
-    write_text_atomic(out / "history.csv", _histories_csv(histories))
-    if histories:
-        from rnnkit import plots
-
-        plots.plot_history(histories, out / "learning_curves.png", loss_name="cross-entropy per token")
+    trained = train_models(
+        config, config.models, out, build=lambda spec: build_tagger(spec, corpus),
+        data=lambda training: ((train.ids, train.tags), (val.ids, val.tags)),
+        score=lambda model, training: tagging_scores(model, corpus),
+        metadata=lambda spec: {"name": spec.name, "task": "tagging", "vocabulary": train.vocab.tokens,
+                               "tags": list(train.tag_names)},
+        summary=lambda r: (f"token accuracy val {r['token_accuracy_val']:.3f}, ambiguous words val "
+                           f"{r['ambiguous_accuracy_val']:.3f}"),
+        epochs=epochs, resume=resume, progress=progress, log=log)
+    metrics = tagging_document(config, corpus, {**results, **trained.results})
+    finish_run(out, metrics, trained.histories, loss_name="cross-entropy per token")
     return metrics
+
+
+def _baseline_results(config: ExperimentConfig, corpus: TaggingCorpus) -> dict[str, dict]:
+    """The majority-per-word baseline's result, when the config asks for it."""
+    chosen = {}
+    if "majority_per_word" in config.baselines:
+        chosen["majority_per_word"] = MajorityTagPerWord.fit(corpus.parts["train"])
+    return baseline_results(chosen, lambda model: tagging_scores(model, corpus))
 
 
 def tagging_document(config: ExperimentConfig, corpus: TaggingCorpus, results: dict[str, dict]) -> dict[str, Any]:
     """The content of ``metrics.json`` for a tagging run."""
-    trained = {n: r for n, r in results.items() if r["kind"] == "model"}
     train = corpus.parts["train"]
     return {
         "task": "tagging",
@@ -380,26 +349,17 @@ def tagging_document(config: ExperimentConfig, corpus: TaggingCorpus, results: d
         "sentences": {p: int(corpus.parts[p].ids.shape[0]) for p in TAGGING_PARTS},
         "tokens": {p: int(corpus.parts[p].mask.sum()) for p in TAGGING_PARTS},
         "ambiguous": list(corpus.ambiguous),
-        "best": max(trained, key=lambda n: trained[n]["token_accuracy_val"]) if trained else None,
+        "best": best_model(results, "token_accuracy_val"),
         "config": config.name,
     }
 
 
 def evaluate_tagging(config: ExperimentConfig, run: Any, stored: dict[str, Any]) -> dict[str, Any]:
     """Score the baseline and the saved taggers of a tagging run again (the corpus is drawn again from its seed)."""
-    from rnnkit.experiment import count_values, load_trained
-
     corpus = tagging_corpus(config)
-    results: dict[str, dict] = {}
-    if "majority_per_word" in config.baselines:
-        base = MajorityTagPerWord.fit(corpus.parts["train"])
-        results["majority_per_word"] = {"params": int(base.table.numel()), **tagging_scores(base, corpus),
-                                        "train_seconds": 0.0, "kind": "baseline"}
-    for spec in config.models:
-        _, model, _ = load_trained(run, spec.name)
-        seconds = stored.get("models", {}).get(spec.name, {}).get("train_seconds", float("nan"))
-        results[spec.name] = {"params": count_values(model), **tagging_scores(model, corpus),
-                              "train_seconds": seconds, "kind": "model"}
+    results = _baseline_results(config, corpus)
+    results.update(saved_model_results(config, run, config.models, stored,
+                                       lambda model, training: tagging_scores(model, corpus)))
     return tagging_document(config, corpus, results)
 
 
@@ -420,8 +380,6 @@ def describe_corpus(corpus: TaggingCorpus) -> str:
 
 def tagging_table(metrics: dict[str, Any]) -> str:
     """The comparison table of a tagging run: token accuracy and accuracy on the ambiguous words."""
-    import pandas as pd
-
     rows = [{
         "model": name,
         "params": m["params"],
@@ -431,8 +389,7 @@ def tagging_table(metrics: dict[str, Any]) -> str:
         "ambiguous acc. test": m["ambiguous_accuracy_test"],
         "seconds": m["train_seconds"],
     } for name, m in metrics["models"].items()]
-    table = pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.3f}" if abs(v) < 100 else f"{v:.0f}")
-    return f"{table}\nambiguous words (the next word decides their tag): {', '.join(metrics.get('ambiguous', []))}"
+    return f"{format_table(rows)}\nambiguous words (the next word decides their tag): {', '.join(metrics.get('ambiguous', []))}"
 
 
 def tagging_summaries(config: ExperimentConfig) -> str:

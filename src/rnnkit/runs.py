@@ -1,0 +1,194 @@
+"""The run folder and the per-model loop that every task (regression, classification, tagging) shares.
+
+A task says what differs: how to build a model from its spec, which data it trains on, how
+a model is scored and what a trained model's file records. This module does the rest, the
+same way for every task::
+
+    out = start_run(output, config, scaler)                    # config.json (+ scaler.json)
+    results = baseline_results(baselines, score_baseline)      # kind "baseline", 0 s
+    trained = train_models(config, specs, out, build=..., data=..., score=..., metadata=..., summary=...)
+    finish_run(out, document(results | trained.results), trained.histories, loss_name)
+
+Per model, under ``models/<slug>/``: ``checkpoint/`` (the Trainer's), ``model.safetensors`` +
+``model.json``, ``history.csv`` and ``result.json`` (the scores, ``epochs_run`` and the
+history, so that ``resume`` reads a finished model back instead of training it again).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import nn
+
+from rnnkit.config import ExperimentConfig, ModelConfig, TrainingConfig
+from rnnkit.io import load_weights, save_model, write_json_atomic, write_text_atomic
+from rnnkit.training import Trainer
+from rnnkit.training.trainer import History
+
+Log = Callable[[str], None]
+# A model's scores, given its resolved [training] (the regression path scores stateful models on streams).
+Score = Callable[[nn.Module, TrainingConfig], dict[str, Any]]
+
+
+def count_values(model: nn.Module) -> int:
+    """Learned or fitted numbers of a model: its parameters and fitted buffers (0 for persistence)."""
+    return int(sum(t.numel() for t in model.state_dict().values()))
+
+
+def slug(name: str) -> str:
+    """The folder name of a model: ``"GRU per step"`` -> ``"gru_per_step"``."""
+    return re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_").lower() or "model"
+
+
+def start_run(output: str | Path, config: ExperimentConfig, scaler: Any = None) -> Path:
+    """Make the run folder and write the resolved ``config.json`` (and ``scaler.json`` when given)."""
+    out = Path(output)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / "config.json", config.to_dict())
+    if scaler is not None:
+        write_json_atomic(out / "scaler.json", scaler.to_dict())
+    return out
+
+
+def baseline_results(baselines: dict[str, nn.Module],
+                     score: Callable[[nn.Module], dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The result of each fitted baseline: ``{params, **score(model), train_seconds: 0.0, kind: "baseline"}``."""
+    return {name: {"params": count_values(model), **score(model), "train_seconds": 0.0, "kind": "baseline"}
+            for name, model in baselines.items()}
+
+
+@dataclass
+class Trained:
+    """What :func:`train_models` gives back, per model name in spec order."""
+
+    results: dict[str, dict[str, Any]]  # params, scores, train_seconds, kind "model", epochs_run
+    histories: dict[str, History]
+    models: dict[str, nn.Module]  # trained or read back, in training mode
+    training: dict[str, TrainingConfig]  # the resolved [training] of each
+
+
+def train_models(
+    config: ExperimentConfig,
+    specs: Iterable[ModelConfig],
+    out: Path,
+    *,
+    build: Callable[[ModelConfig], nn.Module],
+    data: Callable[[TrainingConfig], tuple[Any, Any]],
+    score: Score,
+    metadata: Callable[[ModelConfig], dict[str, Any]],
+    summary: Callable[[dict[str, Any]], str],
+    trainer_options: dict[str, Any] | None = None,
+    epochs: int | None = None,
+    resume: bool = False,
+    progress: bool | None = None,
+    log: Log = print,
+) -> Trained:
+    """Seed, build, train (or read back), score and save every model of ``specs`` under ``out/models/``.
+
+    Args:
+        config: the run's config (``training_for(spec)`` gives each model's settings).
+        specs: the models to train, in order.
+        out: the run folder.
+        build: spec -> an untrained model (called right after seeding, so initial weights repeat).
+        data: resolved [training] -> ``(train, val)`` for :meth:`Trainer.fit`.
+        score: ``(model, training)`` -> the model's scores (merged into its result).
+        metadata: spec -> what ``model.json`` records besides the architecture.
+        summary: result -> the log line after training, e.g. ``"MAE val 2.370, test 2.657 degC"``.
+        trainer_options: default None: more keyword arguments of :class:`Trainer` (``class_weight``).
+        epochs: default None: the config's; else every model trains this many epochs.
+        resume: default False: read back the models with a ``result.json``; continue the one
+            with a checkpoint; train the others.
+        progress, log: the Trainer's progress bar (None: on a terminal only) and the line logger.
+    """
+    trained = Trained({}, {}, {}, {})
+    for spec in specs:
+        model_dir = out / "models" / slug(spec.name)
+        training = config.training_for(spec)
+        settings = training.model_dump()
+        if epochs is not None:
+            settings["epochs"] = epochs
+        if settings["stateful"]:  # row b of batch k+1 continues row b of batch k: the order is the data
+            settings["shuffle"] = False
+        trainer = Trainer(**settings, **(trainer_options or {}), progress=progress,
+                          checkpoint_dir=model_dir / "checkpoint")
+        torch.manual_seed(trainer.seed)  # the initial weights repeat too, not only the training
+        model = build(spec)
+        result_file = model_dir / "result.json"
+        if resume and result_file.is_file():
+            result = json.loads(result_file.read_text(encoding="utf-8"))
+            load_weights(model_dir / "model.safetensors", model)
+            trained.histories[spec.name] = History(result.pop("history"))
+            log(f"{spec.name}: finished in the earlier run, read back")
+        else:
+            log(f"training {spec.name} ({count_values(model):,} parameters, {trainer.epochs} epochs)")
+            train, val = data(training)
+            checkpoint = model_dir / "checkpoint"
+            resume_this = resume and checkpoint.is_dir() and any(checkpoint.iterdir())
+            started = time.perf_counter()
+            history = trainer.fit(model, train=train, val=val, resume=resume_this)
+            seconds = time.perf_counter() - started
+            result = {"params": count_values(model), **score(model, training), "train_seconds": seconds,
+                      "kind": "model", "epochs_run": len(history)}
+            save_model(model, model_dir / "model", metadata=metadata(spec))
+            write_text_atomic(model_dir / "history.csv", history.to_csv())
+            write_json_atomic(result_file, {**result, "history": history.epochs})
+            trained.histories[spec.name] = history
+            log(f"  {spec.name}: {summary(result)} ({seconds:.1f} s)")
+        trained.results[spec.name] = result
+        trained.models[spec.name] = model
+        trained.training[spec.name] = training
+    return trained
+
+
+def saved_model_results(config: ExperimentConfig, run: str | Path, specs: Iterable[ModelConfig],
+                        stored: dict[str, Any], score: Score) -> dict[str, dict[str, Any]]:
+    """Score the saved models of a run again; ``train_seconds`` comes from the run's ``metrics.json``."""
+    from rnnkit.experiment import load_trained
+
+    results: dict[str, dict[str, Any]] = {}
+    for spec in specs:
+        _, model, _ = load_trained(run, spec.name)
+        seconds = stored.get("models", {}).get(spec.name, {}).get("train_seconds", float("nan"))
+        results[spec.name] = {"params": count_values(model), **score(model, config.training_for(spec)),
+                              "train_seconds": seconds, "kind": "model"}
+    return results
+
+
+def best_model(models: dict[str, dict[str, Any]], key: str, *, lowest: bool = False) -> str | None:
+    """The trained model (kind ``"model"``) with the highest (or ``lowest``) ``key``; None without one."""
+    trained = [n for n, m in models.items() if m["kind"] == "model"]
+    if not trained:
+        return None
+    return (min if lowest else max)(trained, key=lambda n: models[n][key])
+
+
+def histories_csv(histories: dict[str, History]) -> str:
+    """One table of the loss per epoch of every model: a ``model`` column, then the history's columns."""
+    frames = [h.to_frame().assign(model=name) for name, h in histories.items() if len(h)]
+    if not frames:
+        return "model,epoch\n"
+    table = pd.concat(frames, ignore_index=True)
+    return table[["model", *[c for c in table.columns if c != "model"]]].to_csv(index=False)
+
+
+def finish_run(out: Path, metrics: dict[str, Any], histories: dict[str, History], loss_name: str) -> None:
+    """Write ``metrics.json``, ``history.csv`` and (when a model trained) ``learning_curves.png``."""
+    write_json_atomic(out / "metrics.json", metrics)
+    write_text_atomic(out / "history.csv", histories_csv(histories))
+    if histories:
+        from rnnkit import plots
+
+        plots.plot_history(histories, out / "learning_curves.png", loss_name=loss_name)
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """Rows of a comparison table as text: 3 decimals, whole numbers from 100 on."""
+    return pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.3f}" if abs(v) < 100 else f"{v:.0f}")
