@@ -243,7 +243,8 @@ class ResidualTarget(nn.Module):
     Assumption: the target is scaled with the same statistics (mean and standard deviation)
     as the input column ``target_index`` — true when the target is that feature later in
     time and one standardizer scales both. With an untrained (near-zero) model the
-    wrapper starts at persistence.
+    wrapper starts at persistence. :class:`rnnkit.sequence_tasks.StepResidualTarget` is the
+    per-step version: it adds the input value of every step instead of the last one.
 
     Args:
         model: any ``nn.Module`` from windows to ``(batch, len(target_index))``.
@@ -253,18 +254,26 @@ class ResidualTarget(nn.Module):
         >>> m = ResidualTarget(naive_dense(24, 14), target_index=1)  # doctest: +SKIP
     """
 
+    fits = "target"  # what the model's output must match, for the error message
+
     def __init__(self, model: nn.Module, target_index: int | Sequence[int]) -> None:
         super().__init__()
         self.model = model
         self.target_index = _target_indices(target_index)
 
+    def added(self, x: torch.Tensor) -> torch.Tensor:
+        """The input values added to the model's change: the last step's, (batch, targets)."""
+        return x[:, -1, self.target_index]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_window(x, self.target_index, "ResidualTarget")
+        name = type(self).__name__
+        _check_window(x, self.target_index, name)
         change = self.model(x)
-        last = x[:, -1, self.target_index]  # (batch, targets)
-        if change.shape != last.shape:
-            raise RnnkitError(f"ResidualTarget: model output {tuple(change.shape)} does not fit the target {tuple(last.shape)}")
-        return change + last
+        now = self.added(x)
+        if change.shape != now.shape:
+            raise RnnkitError(f"{name}: model output {tuple(change.shape)} does not fit the {self.fits} "
+                              f"{tuple(now.shape)}")
+        return change + now
 
     def regularization_loss(self) -> torch.Tensor:
         fn = getattr(self.model, "regularization_loss", None)

@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from rnnkit.baselines import _check_window, _target_indices
+from rnnkit.baselines import ResidualTarget, _check_window, _target_indices
 from rnnkit.errors import RnnkitError
 from rnnkit.training import predict
 from rnnkit.training.metrics import regression_metrics
@@ -101,12 +101,12 @@ class StepMean(nn.Module):
         return {"value": self.value.tolist()}
 
 
-class StepResidualTarget(nn.Module):
+class StepResidualTarget(ResidualTarget):
     """Learn the change at every step: ``ŷ[:, t] = model(x)[:, t] + x[:, t, target_index]``.
 
     The per-step version of :class:`rnnkit.baselines.ResidualTarget` (same assumption: the
-    target is scaled like the input column it is read from). An untrained, near-zero model
-    starts at :class:`StepPersistence`.
+    target is scaled like the input column it is read from); only the values added back
+    differ. An untrained, near-zero model starts at :class:`StepPersistence`.
 
     Args:
         model: a module from ``(batch, T, features)`` to ``(batch, T, len(target_index))``.
@@ -116,32 +116,11 @@ class StepResidualTarget(nn.Module):
         >>> m = StepResidualTarget(Sequential(GRU(8, return_sequences=True), Dense(1), input_shape=(48, 3)), 1)  # doctest: +SKIP
     """
 
-    def __init__(self, model: nn.Module, target_index: int | Sequence[int]) -> None:
-        super().__init__()
-        self.model = model
-        self.target_index = _target_indices(target_index)
+    fits = "per-step target"
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_window(x, self.target_index, "StepResidualTarget")
-        change = self.model(x)
-        now = x[:, :, self.target_index]  # (batch, T, targets)
-        if change.shape != now.shape:
-            raise RnnkitError(f"StepResidualTarget: model output {tuple(change.shape)} does not fit the "
-                              f"per-step target {tuple(now.shape)}")
-        return change + now
-
-    def regularization_loss(self) -> torch.Tensor:
-        fn = getattr(self.model, "regularization_loss", None)
-        return fn() if callable(fn) else torch.zeros(())
-
-    def reset_states(self) -> None:
-        fn = getattr(self.model, "reset_states", None)
-        if callable(fn):
-            fn()
-
-    def get_config(self) -> dict[str, Any]:
-        inner = self.model.get_config() if callable(getattr(self.model, "get_config", None)) else None
-        return {"target_index": self.target_index, "model": inner}
+    def added(self, x: torch.Tensor) -> torch.Tensor:
+        """The input values added to the model's change: every step's, (batch, T, targets)."""
+        return x[:, :, self.target_index]
 
 
 def check_causal(layers: Sequence[dict[str, Any]], where: str) -> None:
