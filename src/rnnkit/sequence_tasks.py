@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from rnnkit.baselines import ResidualTarget, _check_window, _target_indices
+from rnnkit.baselines import MeanBaseline, ResidualTarget, _check_window, _target_indices
 from rnnkit.errors import RnnkitError
 from rnnkit.training import predict
 from rnnkit.training.metrics import regression_metrics
@@ -67,8 +67,10 @@ class StepPersistence(nn.Module):
         return {"target_index": self.target_index}
 
 
-class StepMean(nn.Module):
+class StepMean(MeanBaseline):
     """The training targets' mean (over windows and steps) at every step.
+
+    The per-step version of :class:`rnnkit.baselines.MeanBaseline` (same ``value`` and checks).
 
     Args:
         value: a number or a 1-D tensor (one value per target column).
@@ -80,13 +82,6 @@ class StepMean(nn.Module):
         [2.0, 2.0, 2.0]
     """
 
-    def __init__(self, value: float | torch.Tensor) -> None:
-        super().__init__()
-        v = torch.as_tensor(value, dtype=torch.float32).reshape(-1)
-        if v.numel() == 0 or not torch.isfinite(v).all():
-            raise ValueError(f"value must be finite numbers, got {value!r}")
-        self.register_buffer("value", v)
-
     @classmethod
     def fit(cls, y: torch.Tensor) -> StepMean:
         """The mean of per-step training targets ``y (windows, T, targets)``."""
@@ -96,9 +91,6 @@ class StepMean(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.value.to(x.dtype).expand(x.shape[0], x.shape[1], -1)
-
-    def get_config(self) -> dict[str, Any]:
-        return {"value": self.value.tolist()}
 
 
 class StepResidualTarget(ResidualTarget):
