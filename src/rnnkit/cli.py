@@ -50,36 +50,13 @@ def _progress(quiet: bool) -> bool | None:
 
 
 def _train_and_report(config, output: Path, data: tuple[str, ...], epochs: int | None, resume: bool, quiet: bool) -> None:
-    from rnnkit.experiment import metrics_table, run_experiment
+    from rnnkit.experiment import run_report, run_experiment
 
     click.echo(f"run folder: {output}")
     metrics = run_experiment(config, output, data_paths=list(data) or None, epochs=epochs, resume=resume,
                              progress=_progress(quiet), log=click.echo)
     click.echo("")
-    if metrics.get("task") == "classification":
-        from rnnkit.experiment import classification_table
-
-        click.echo(classification_table(metrics))
-        if metrics.get("best"):
-            best = metrics["models"][metrics["best"]]
-            click.echo(f"\nbest by validation balanced accuracy: {metrics['best']} (test: balanced accuracy "
-                       f"{best['balanced_accuracy_test']:.3f}, F1 {best['f1_test']:.3f})")
-        click.echo(f"written: {output}/metrics.json, history.csv, learning_curves.png, models/")
-        return
-    if metrics.get("task") == "tagging":
-        click.echo(metrics_table(metrics))
-        if metrics.get("best"):
-            best = metrics["models"][metrics["best"]]
-            click.echo(f"\nbest by validation token accuracy: {metrics['best']} (test: token accuracy "
-                       f"{best['token_accuracy_test']:.3f}, ambiguous words {best['ambiguous_accuracy_test']:.3f})")
-        click.echo(f"written: {output}/metrics.json, history.csv, learning_curves.png, models/")
-        return
-    click.echo(metrics_table(metrics))
-    if metrics.get("best"):
-        best = metrics["models"][metrics["best"]]
-        click.echo(f"\nbest by validation MAE: {metrics['best']} (test skill {100 * best['skill_test']:+.1f}% "
-                   f"against persistence)")
-    click.echo(f"written: {output}/metrics.json, history.csv, learning_curves.png, predictions.png, models/")
+    click.echo(run_report(metrics, output))
 
 
 @app.command("demo")

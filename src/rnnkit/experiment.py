@@ -469,6 +469,29 @@ def metrics_table(metrics: dict[str, Any]) -> str:
     return format_table(rows)
 
 
+def run_report(metrics: dict[str, Any], output: str | Path) -> str:
+    """What a finished run prints: its table, the model chosen by validation, and the files written."""
+    best = metrics["models"].get(metrics.get("best")) if metrics.get("best") else None
+    task = metrics.get("task")
+    files = f"written: {output}/metrics.json, history.csv, learning_curves.png, "
+    if task == "classification":
+        lines = [classification_table(metrics)]
+        if best:
+            lines.append(f"\nbest by validation balanced accuracy: {metrics['best']} (test: balanced accuracy "
+                         f"{best['balanced_accuracy_test']:.3f}, F1 {best['f1_test']:.3f})")
+        return "\n".join([*lines, files + "models/"])
+    lines = [metrics_table(metrics)]
+    if task == "tagging":
+        if best:
+            lines.append(f"\nbest by validation token accuracy: {metrics['best']} (test: token accuracy "
+                         f"{best['token_accuracy_test']:.3f}, ambiguous words {best['ambiguous_accuracy_test']:.3f})")
+        return "\n".join([*lines, files + "models/"])
+    if best:
+        lines.append(f"\nbest by validation MAE: {metrics['best']} (test skill {100 * best['skill_test']:+.1f}% "
+                     f"against persistence)")
+    return "\n".join([*lines, files + "predictions.png, models/"])
+
+
 def classification_table(metrics: dict[str, Any]) -> str:
     """The table of a classification run: accuracy, balanced accuracy, F1, confusion matrix (test)."""
     from rnnkit import classification
