@@ -22,7 +22,8 @@ A config is a TOML file::
     layers = [{type = "GRU", units = 32}, {type = "Dense", units = 1}]
 
 ``[windows] return_sequences = true`` trains a target for every input step (many-to-many;
-rnnkit.sequence_tasks). ``task = "tagging"`` with ``[data] dataset = "teddy"`` and a ``[tagging]``
+rnnkit.sequence_tasks). ``[windows] target_length = K`` forecasts the next K rows from one window
+(multi-step; models end with ``Dense(K)``; rnnkit.multistep). ``task = "tagging"`` with ``[data] dataset = "teddy"`` and a ``[tagging]``
 table tags every token of whole sentences (no ``[windows]``); its layer specs may say
 ``input_dim = "vocabulary"`` (Embedding) and ``units = "tags"`` (Dense), filled in from the corpus.
 
@@ -97,6 +98,9 @@ class WindowConfig(_Strict):
     # Many-to-many: a target for every input step t (row t + horizon); the model keeps the time axis
     # (last recurrent layer return_sequences = true, then Dense(1) per step). Residual: change from x_t.
     return_sequences: bool = False
+    # Multi-step: the next target_length rows (horizon, horizon + sampling_rate, ...) from one window;
+    # y (examples, K, 1), models end with Dense(K) (the direct forecaster). rnnkit.multistep.
+    target_length: int = Field(1, ge=1)
 
 
 class TrainingConfig(_Strict):
@@ -165,11 +169,14 @@ class TaggingConfig(_Strict):
     seed: int = 0
 
 
-BASELINES = ("persistence", "seasonal_persistence", "mean", "linear", "naive_dense")
+BASELINES = ("persistence", "seasonal_persistence", "mean", "linear", "naive_dense", "repeat_last_day")
 CLASSIFICATION_BASELINES = ("same_as_now", "majority")  # the label of the last input row; the training majority
 TAGGING_BASELINES = ("majority_per_word",)  # each word's commonest training tag: the best without context
 # Per-step regression (windows.return_sequences): baselines that have a per-step version.
 PER_STEP_BASELINES = ("persistence", "mean")
+# Multi-step regression (windows.target_length > 1): baselines that forecast K steps (persistence repeats
+# the last value K times; repeat_last_day the last day's values; mean and linear have one output per step).
+MULTISTEP_BASELINES = ("persistence", "repeat_last_day", "mean", "linear")
 # Placeholders in layer specs, filled in once the corpus is loaded (task = "tagging").
 PLACEHOLDERS = {("Embedding", "input_dim"): "vocabulary", ("Dense", "units"): "tags"}
 
@@ -184,7 +191,7 @@ class ExperimentConfig(_Strict):
     windows: WindowConfig | None = None  # needed by every task but "tagging" (whole sentences)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     baselines: list[Literal["persistence", "seasonal_persistence", "mean", "linear", "naive_dense",
-                            "same_as_now", "majority", "majority_per_word"]] = Field(
+                            "repeat_last_day", "same_as_now", "majority", "majority_per_word"]] = Field(
         default_factory=lambda: ["persistence", "seasonal_persistence", "mean"]
     )
     classification: ClassificationConfig | None = None  # task = "classification": its defaults when left out
@@ -235,6 +242,16 @@ class ExperimentConfig(_Strict):
                              "labels whole windows, got return_sequences = true")
         if per_step and "baselines" not in self.model_fields_set:
             self.baselines = [b for b in self.baselines if b in PER_STEP_BASELINES]
+        steps = self.windows.target_length if self.windows is not None else 1
+        if steps > 1:
+            if self.task != "regression":
+                raise ValueError(f"windows.target_length: a forecast of several steps needs task = 'regression', "
+                                 f"got target_length = {steps} with task = {self.task!r}")
+            if per_step:
+                raise ValueError(f"windows.target_length must be 1 with windows.return_sequences = true (one target "
+                                 f"per input step), got {steps}")
+            if "baselines" not in self.model_fields_set:
+                self.baselines = [b for b in self.baselines if b in MULTISTEP_BASELINES]
         losses = [("training.loss", self.training.loss)]
         losses += [(f"models[{i}].training.loss", m.training.loss) for i, m in enumerate(self.models)
                    if m.training.loss is not None]
@@ -252,6 +269,17 @@ class ExperimentConfig(_Strict):
             if wrong:
                 raise ValueError(f"baselines with windows.return_sequences = true (a target per step) must be among "
                                  f"{list(PER_STEP_BASELINES)} (they have a per-step version), got {wrong}")
+        if steps > 1:
+            wrong = [b for b in self.baselines if b not in MULTISTEP_BASELINES]
+            if wrong:
+                raise ValueError(f"baselines with windows.target_length > 1 (a forecast of {steps} steps) must be among "
+                                 f"{list(MULTISTEP_BASELINES)} (they forecast every step), got {wrong}")
+            if self.training.stateful or any(m.training.stateful for m in self.models):
+                raise ValueError("training.stateful: stateful training has no multi-step (windows.target_length > 1) "
+                                 "path yet, got true")
+        elif "repeat_last_day" in self.baselines:
+            raise ValueError("baselines: 'repeat_last_day' forecasts several steps: it needs windows.target_length > 1 "
+                             "(one step: 'seasonal_persistence'), got target_length = 1")
         if logits:
             residual = (self.windows is not None and self.windows.residual) or any(m.residual for m in self.models)
             if residual:

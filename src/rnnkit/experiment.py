@@ -8,7 +8,8 @@ A run folder holds::
     config.json         the resolved config (every default filled in)
     scaler.json         the Standardizer fit on the training part
     metrics.json        {"models": {name: {params, mae_val, mae_test, rmse_test, skill_test, train_seconds}}, ...}
-                        (windows.return_sequences: over every step, plus mae_last_val/test of the last step)
+                        (windows.return_sequences: over every step, plus mae_last_val/test of the last step;
+                        windows.target_length > 1: over every forecast step, plus mae_val/test_by_step)
     history.csv         loss per epoch of every trained model
     learning_curves.png, predictions.png
     models/<slug>/      model.safetensors + model.json, history.csv, result.json, checkpoint/
@@ -35,6 +36,7 @@ from rnnkit.data import Standardizer, Windows, make_windows, segments, split, st
 from rnnkit.errors import RnnkitError
 from rnnkit.io import load_weights, read_model_json
 from rnnkit.models import Sequential
+from rnnkit import multistep
 from rnnkit.runs import (
     Log, baseline_results, best_model, finish_run, format_table, saved_model_results, slug,
     start_run, train_models,
@@ -136,18 +138,25 @@ class Prepared:
         """A target for every input step (windows.return_sequences): outputs (batch, T, 1)."""
         return self.config.windows.return_sequences
 
+    @property
+    def steps(self) -> int:
+        """Forecast steps K per window (windows.target_length): outputs (batch, K) or (batch, K, 1)."""
+        return self.config.windows.target_length
+
     def to_units(self, values: torch.Tensor) -> np.ndarray:
         return values.detach().cpu().numpy().reshape(-1) * self.scale + self.offset
 
     def last_step(self, values: torch.Tensor) -> torch.Tensor:
-        """Per-step values (batch, T, 1) -> those of the last step (batch, 1); others unchanged."""
+        """Per-step values (batch, T, 1) or K forecast steps -> those of the last step; others unchanged."""
+        if self.steps > 1:
+            return values[:, -1]
         return values[:, -1] if self.per_step and values.dim() == 3 else values
 
     def target_times(self, part: str) -> pd.DatetimeIndex:
         """The timestamp of each target of ``part``'s windows."""
         index = pd.Index(np.concatenate([p.index.to_numpy() for p in self.parts[part]]))
         rows = self.windows[part].target_rows
-        rows = rows[:, -1] if rows.dim() == 2 else rows  # per-step targets: the last step's
+        rows = rows[:, -1] if rows.dim() == 2 else rows  # per-step or multi-step targets: the last step's
         return pd.DatetimeIndex(index[rows.numpy()])
 
     def streams(self, part: str, batch_size: int):
@@ -185,6 +194,7 @@ def prepare(config: ExperimentConfig, frame: pd.DataFrame) -> Prepared:
             windows[part] = make_windows(
                 data, w.sequence_length, shift=w.shift, sampling_rate=w.sampling_rate,
                 horizon=w.horizon, targets=config.data.target, return_sequences=w.return_sequences,
+                target_length=w.target_length,
             )
         except ValueError as e:
             rows = sum(len(p) for p in pieces[part])
@@ -216,6 +226,9 @@ def build_model(spec: ModelConfig, prepared: Prepared) -> nn.Module:
                 f"per step, ({steps}, 1): give its last recurrent layer return_sequences = true and end with Dense(1)")
         check_causal(spec.layers, f"model '{spec.name}'")
         return StepResidualTarget(net, prepared.target_index) if residual else net
+    if prepared.steps > 1:  # the direct forecaster: every step at once
+        shape = multistep.check_output(out, prepared.steps, f"model '{spec.name}'")
+        return multistep.MultiStepResidualTarget(net, prepared.target_index, shape) if residual else net
     if out != (1,):
         raise RnnkitError(f"model '{spec.name}' outputs shape {out} per example; the target needs (1,): end with Dense(1)")
     return bl.ResidualTarget(net, prepared.target_index) if residual else net
@@ -231,6 +244,9 @@ def rebuild_model(description: dict[str, Any]) -> nn.Module:
         return bl.ResidualTarget(Sequential.from_config(config["model"]), config["target_index"])
     if cls.endswith(".StepResidualTarget"):
         return StepResidualTarget(Sequential.from_config(config["model"]), config["target_index"])
+    if cls.endswith(".MultiStepResidualTarget"):
+        return multistep.MultiStepResidualTarget(Sequential.from_config(config["model"]), config["target_index"],
+                                                 tuple(config["output_shape"]))
     if cls.endswith(".Sequential"):
         return Sequential.from_config(config)
     raise RnnkitError(f"cannot rebuild a model of class {cls}")
@@ -245,6 +261,17 @@ def make_baselines(config: ExperimentConfig, prepared: Prepared) -> dict[str, nn
         if "mean" in config.baselines:
             steps["mean"] = StepMean.fit(prepared.windows["train"].y)
         return steps
+    if prepared.steps > 1:  # K forecast steps: the baselines that forecast every step
+        K = prepared.steps
+        ahead: dict[str, nn.Module] = {"persistence": multistep.persistence(ti, K)}
+        for name in config.baselines:
+            if name == "repeat_last_day":
+                ahead[name] = repeat_last_day(prepared)
+            elif name == "mean":  # the training mean of each step
+                ahead[name] = bl.MeanBaseline.fit(prepared.windows["train"].y)
+            elif name == "linear":
+                ahead[name] = bl.LinearBaseline(L, F, outputs=K, ridge=1e-3).fit(prepared.windows["train"])
+        return ahead
     out: dict[str, nn.Module] = {"persistence": bl.Persistence(ti)}
     for name in config.baselines:
         if name == "seasonal_persistence":
@@ -271,6 +298,23 @@ def seasonal_persistence(prepared: Prepared) -> nn.Module:
     return bl.SeasonalPersistence(prepared.target_index, period=days_back * period, horizon=max(horizon, 1))
 
 
+def repeat_last_day(prepared: Prepared) -> nn.Module:
+    """Each forecast step's value at the same time of day on the latest day of the window."""
+    w = prepared.config.windows
+    step = pd.Series(prepared.frame.index).diff().median()
+    rows_per_day = pd.Timedelta("1D") / (step * w.sampling_rate) if pd.notna(step) else float("nan")
+    if not float(rows_per_day).is_integer() or w.horizon % w.sampling_rate or w.horizon < 1:
+        raise RnnkitError(
+            f"baselines 'repeat_last_day' needs a whole number of window rows per day and a windows.horizon >= 1 "
+            f"that is a multiple of sampling_rate; got {rows_per_day:g} rows per day, horizon {w.horizon}, "
+            f"sampling_rate {w.sampling_rate}")
+    period = int(rows_per_day)
+    if w.sequence_length < period:
+        raise RnnkitError(f"baselines 'repeat_last_day' needs windows.sequence_length >= {period} (one day of window "
+                          f"rows at this data's step), got {w.sequence_length}")
+    return multistep.RepeatLastDay(prepared.target_index, period, w.target_length, horizon=w.horizon // w.sampling_rate)
+
+
 # --- running -------------------------------------------------------------------------------------
 
 def _scores(model: nn.Module, prepared: Prepared, persistence: nn.Module,
@@ -289,6 +333,9 @@ def _scores(model: nn.Module, prepared: Prepared, persistence: nn.Module,
         if prepared.per_step:  # over every step above; here the last step alone, as many-to-one would predict
             out[f"mae_last_{part}"] = last_step_scores(model, prepared.windows[part], scale=prepared.scale,
                                                        offset=prepared.offset)["mae"]
+        if prepared.steps > 1:  # over every forecast step above; here step by step
+            out[f"mae_{part}_by_step"] = multistep.multistep_scores(
+                model, prepared.windows[part], scale=prepared.scale, offset=prepared.offset)["mae_by_step"]
     return out
 
 
@@ -373,6 +420,8 @@ def _metrics_document(config: ExperimentConfig, prepared: Prepared, results: dic
             "params": r["params"], "mae_val": r["mae_val"], "mae_test": r["mae_test"], "rmse_test": r["rmse_test"],
             "skill_test": r["skill_test"], "train_seconds": r["train_seconds"], "kind": r["kind"],
             **({"mae_last_val": r["mae_last_val"], "mae_last_test": r["mae_last_test"]} if "mae_last_test" in r else {}),
+            **({"mae_val_by_step": r["mae_val_by_step"], "mae_test_by_step": r["mae_test_by_step"]}
+               if "mae_test_by_step" in r else {}),
         }
         for name, r in results.items()
     }
@@ -385,6 +434,8 @@ def _metrics_document(config: ExperimentConfig, prepared: Prepared, results: dic
         **data_counts(prepared),
         # per-step: mae/rmse/skill are over every step of every window; mae_last_* over the last step only
         "return_sequences": config.windows.return_sequences,
+        # multi-step: mae/rmse/skill are over all target_length steps; mae_*_by_step step by step (step 1 first)
+        "target_length": config.windows.target_length,
     }
 
 
@@ -412,7 +463,8 @@ def _plot_predictions(out: Path, prepared: Prepared, test_preds: dict[str, np.nd
 def _ahead(prepared: Prepared) -> str:
     """The horizon as a duration, e.g. ``"24 h"`` (or in rows when the step is not regular)."""
     step = pd.Series(prepared.frame.index).diff().median()
-    horizon = prepared.config.windows.horizon
+    w = prepared.config.windows
+    horizon = w.horizon + (w.target_length - 1) * w.sampling_rate  # the last forecast step's
     if pd.isna(step):
         return f"{horizon} rows"
     ahead = horizon * step
@@ -434,6 +486,8 @@ def describe_prepared(prepared: Prepared) -> str:
         f"{prepared.frame.index[0]} to {prepared.frame.index[-1]}; target {prepared.target!r}",
         f"windows: sequence_length {w.sequence_length}, shift {w.shift}, sampling_rate {w.sampling_rate}, "
         f"horizon {w.horizon}" + (", a target for every input step (return_sequences)" if w.return_sequences else "")
+        + (f", target_length {w.target_length} (the next {w.target_length} rows, every sampling_rate)"
+           if w.target_length > 1 else "")
         + ((", residual target (change from the input at each step)" if w.return_sequences
             else ", residual target (change from the last input)") if w.residual else ""),
     ]
@@ -461,6 +515,9 @@ def metrics_table(metrics: dict[str, Any]) -> str:
             f"MAE val ({units})": m["mae_val"],
             f"MAE test ({units})": m["mae_test"],
             **({f"MAE last step test ({units})": m["mae_last_test"]} if "mae_last_test" in m else {}),
+            **({f"MAE step 1 test ({units})": m["mae_test_by_step"][0],
+                f"MAE step {len(m['mae_test_by_step'])} test ({units})": m["mae_test_by_step"][-1]}
+               if "mae_test_by_step" in m else {}),
             "skill test": f"{100 * m['skill_test']:+.1f}%",
             "seconds": m["train_seconds"],
         }
@@ -536,7 +593,11 @@ def load_trained(run: str | Path, name: str | None = None) -> tuple[str, nn.Modu
 
 
 def predict_file(run: str | Path, data_paths: list[str], name: str | None = None) -> pd.DataFrame:
-    """Predictions of a run's model on new data: one row per window (input end, target time, prediction)."""
+    """Predictions of a run's model on new data: one row per window (input end, target time, prediction).
+
+    A multi-step run (``windows.target_length = K``) gives one prediction column per step;
+    ``target_time`` is then the first step's time.
+    """
     config, scaler, _ = load_run(run)
     if scaler is None:
         raise RnnkitError(f"{run} is a tagging run: its models tag sentences, not a series file "
@@ -563,6 +624,12 @@ def predict_file(run: str | Path, data_paths: list[str], name: str | None = None
             table[f"P(class {c})"] = probabilities[:, c]
         return table
     output = predict(model, windows.x, 1024)
+    if w.target_length > 1:  # K forecast steps: one column per step, target_time is the first step's
+        values = output.detach().numpy().reshape(len(windows), w.target_length) * scaler.std[ti] + scaler.mean[ti]
+        table = pd.DataFrame({"last_input_time": last, "target_time": last + w.horizon * step})
+        for k in range(w.target_length):
+            table[f"predicted {config.data.target} step {k + 1}"] = values[:, k]
+        return table
     if w.return_sequences:  # per-step outputs: the last step's is the forecast horizon rows after the last input
         output = output[:, -1]
     values = output.detach().numpy().reshape(-1) * scaler.std[ti] + scaler.mean[ti]
