@@ -284,3 +284,14 @@ def test_shipped_config_direct_gru_beats_repeat_last_day_on_the_station(tmp_path
     assert models["direct GRU"]["skill_test"] >= 0.30
     # 24 h ahead, the value a day before the target is the last input itself: step 24 equals persistence's
     assert models["repeat_last_day"]["mae_test_by_step"][-1] == pytest.approx(models["persistence"]["mae_test_by_step"][-1])
+
+
+def test_describe_windows_names_the_first_and_last_target_step(tmp_path):
+    from rnnkit.experiment import describe_windows
+
+    csv = write_jena_csv(tmp_path / "station.csv", days=20)  # hourly rows from 2020-01-01 01:00
+    raw = tiny_config(csv, windows={"sequence_length": 24, "horizon": 2, "target_length": 3})
+    text = describe_windows(parse_config({**raw, "baselines": ["persistence"]}))
+    # window 0: inputs rows 0..23 (01:00 to 00:00 next day); targets rows 25, 26, 27
+    assert ("window 0: inputs 2020-01-01 01:00 to 2020-01-02 00:00 (24 rows), "
+            "target 2020-01-02 02:00 to 2020-01-02 04:00 (3 steps)") in text

@@ -706,5 +706,7 @@ def describe_windows(config: ExperimentConfig, data_paths: list[str] | None = No
             inputs, targets = w.rows(i)
             lines.append(f"  window {i}: inputs {pd.Timestamp(index[inputs[0]]):%Y-%m-%d %H:%M} to "
                          f"{pd.Timestamp(index[inputs[-1]]):%Y-%m-%d %H:%M} ({len(inputs)} rows), "
-                         f"target {pd.Timestamp(index[targets[0]]):%Y-%m-%d %H:%M}")
+                         f"target {pd.Timestamp(index[targets[0]]):%Y-%m-%d %H:%M}"
+                         + (f" to {pd.Timestamp(index[targets[-1]]):%Y-%m-%d %H:%M} ({len(targets)} steps)"
+                            if w.target_length > 1 else ""))
     return "\n".join(lines)
