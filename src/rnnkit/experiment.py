@@ -32,7 +32,7 @@ from torch import nn
 from rnnkit import baselines as bl
 from rnnkit import datasets
 from rnnkit.config import ExperimentConfig, ModelConfig, TrainingConfig, build_layer, parse_config
-from rnnkit.data import Standardizer, Windows, make_windows, segments, split, stream_batches
+from rnnkit.data import Standardizer, Windows, make_windows, split, split_per_segment, stream_batches
 from rnnkit.errors import RnnkitError
 from rnnkit.io import load_weights, read_model_json
 from rnnkit.models import Sequential
@@ -173,16 +173,14 @@ class Prepared:
 def prepare(config: ExperimentConfig, frame: pd.DataFrame) -> Prepared:
     """Split in time, fit the scaler on the training part only, and cut each part into windows."""
     fractions = tuple(config.data.split)
-    pieces: dict[str, list[pd.DataFrame]] = {p: [] for p in PARTS}
-    chunks = [frame.iloc[a:b] for a, b in segments(frame)] if config.data.split_per_segment else [frame]
-    for chunk in chunks:
-        try:
-            train, val, test = split(chunk, fractions)
-        except ValueError as e:
-            raise RnnkitError(f"cannot split {len(chunk)} rows by {list(fractions)}: {e}") from None
-        pieces["train"].append(train)
-        pieces["val"].append(val)
-        pieces["test"].append(test)
+    try:
+        if config.data.split_per_segment:
+            split_parts = split_per_segment(frame, fractions)
+        else:
+            split_parts = tuple([piece] for piece in split(frame, fractions))
+    except ValueError as e:
+        raise RnnkitError(f"cannot split {len(frame)} rows by {list(fractions)}: {e}") from None
+    pieces = dict(zip(PARTS, split_parts))
     scaler = Standardizer().fit(pd.concat(pieces["train"]))
     scaled = {p: [scaler.transform(piece) for piece in pieces[p]] for p in PARTS}
     w = config.windows

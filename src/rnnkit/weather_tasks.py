@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from rnnkit import datasets
-from rnnkit.data import Standardizer, Windows, make_windows, segments, split
+from rnnkit.data import Standardizer, Windows, make_windows, split_per_segment
 from rnnkit.forecasting import (
     AutoregressiveForecaster,
     Clock,
@@ -79,10 +79,7 @@ def weather_parts(frame: pd.DataFrame | None = None, fractions=(0.6, 0.2, 0.2)) 
     if frame is None:
         frame = datasets.jena_climate(derived=["wind", "time"], step=6)
     frame = frame[MEASURED + CLOCK_COLUMNS]
-    pieces: dict[str, list[pd.DataFrame]] = {p: [] for p in PARTS}
-    for a, b in segments(frame):
-        for part, piece in zip(PARTS, split(frame.iloc[a:b], fractions)):
-            pieces[part].append(piece)
+    pieces = dict(zip(PARTS, split_per_segment(frame, fractions)))
     scaler = Standardizer().fit(pd.concat(pieces["train"])[MEASURED])
     scaled = {
         part: [pd.concat([scaler.transform(p[MEASURED]), p[CLOCK_COLUMNS]], axis=1) for p in pieces[part]]

@@ -11,7 +11,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rnnkit.data import make_windows, split
+from rnnkit.data import make_windows, split, split_per_segment
 
 
 def test_fraction_sizes_follow_chollets_convention():
@@ -95,3 +95,21 @@ def test_property_no_leak_and_target_is_last_plus_horizon(n, train_frac, val_sha
         if k == 0:
             assert hi < train_end  # no training input or target lies in validation or test
         offset += len(part)
+
+
+def test_split_per_segment_gives_each_part_a_piece_of_every_segment():
+    summer = pd.date_range("2024-06-01", periods=10, freq="h")
+    winter = pd.date_range("2025-01-01", periods=20, freq="h")
+    frame = pd.DataFrame({"T": np.arange(30.0)}, index=summer.append(winter))
+    train, val, test = split_per_segment(frame, (0.6, 0.2, 0.2))
+    assert [p["T"].tolist() for p in train] == [list(range(0, 6)), list(range(10, 22))]
+    assert [p["T"].tolist() for p in val] == [[6.0, 7.0], list(range(22, 26))]
+    assert [p["T"].tolist() for p in test] == [[8.0, 9.0], list(range(26, 30))]
+
+
+def test_split_per_segment_names_a_segment_too_short_to_split():
+    frame = pd.DataFrame({"T": np.arange(12.0)},
+                         index=pd.date_range("2024-06-01", periods=10, freq="h").append(
+                             pd.date_range("2025-01-01", periods=2, freq="h")))
+    with pytest.raises(ValueError, match=r"cannot split the segment 2025-01-01 00:00:00 to 2025-01-01 01:00:00 \(2 rows\)"):
+        split_per_segment(frame, (0.6, 0.2, 0.2))

@@ -2,8 +2,8 @@
 
 from rnnkit.data._series import segments
 from rnnkit.data.scaling import Standardizer
-from rnnkit.data.splits import split
+from rnnkit.data.splits import split, split_per_segment
 from rnnkit.data.streams import StreamBatches, stream_batches
 from rnnkit.data.windows import Windows, make_windows
 
-__all__ = ["Standardizer", "StreamBatches", "Windows", "make_windows", "segments", "split", "stream_batches"]
+__all__ = ["Standardizer", "StreamBatches", "Windows", "make_windows", "segments", "split", "split_per_segment", "stream_batches"]

@@ -76,3 +76,36 @@ def _date_bounds(data, dates) -> list[int]:
         stamps = stamps.tz_localize(data.index.tz)
     cuts = data.index.searchsorted(stamps, side="left").tolist()
     return [0, *cuts, len(data)]
+
+
+def split_per_segment(frame: pd.DataFrame, fractions=(0.7, 0.2, 0.1)) -> tuple[list[pd.DataFrame], ...]:
+    """Split every contiguous segment of a DataFrame in time, so each part sees every segment.
+
+    A series with gaps (say a summer export and a winter export) split as a whole would train
+    on one season and test on another; split per segment, each part holds a piece of each.
+
+    Args:
+        frame: a DataFrame with a DatetimeIndex (its gaps define the segments, see ``segments``).
+        fractions: as for :func:`split`, applied to each segment.
+
+    Returns:
+        One list of frames per part, each list holding that part's piece of every segment in
+        time order (pass a list to ``make_windows``: each piece is a segment of its own).
+
+    Example:
+        >>> train, val, test = split_per_segment(df, (0.6, 0.2, 0.2))  # doctest: +SKIP
+        >>> [len(p) for p in train]                                    # one piece per segment
+    """
+    from rnnkit.data._series import segments
+
+    parts: list[list[pd.DataFrame]] = [[] for _ in fractions]
+    for a, b in segments(frame):
+        chunk = frame.iloc[a:b]
+        try:
+            pieces = split(chunk, fractions)
+        except ValueError as e:
+            raise ValueError(f"cannot split the segment {chunk.index[0]} to {chunk.index[-1]} "
+                             f"({len(chunk)} rows) by {list(fractions)}: {e}") from None
+        for part, piece in zip(parts, pieces):
+            part.append(piece)
+    return tuple(parts)
