@@ -11,26 +11,11 @@ import torch
 from rnnkit.layers import regularizers
 from rnnkit.layers.bidirectional import Bidirectional
 from rnnkit.layers.recurrent import GRU, LSTM, SimpleRNN
+from keras_reference import as_numpy, assert_close
 
 keras = pytest.importorskip("keras")
 
 LAYERS = {"SimpleRNN": SimpleRNN, "LSTM": LSTM, "GRU": GRU}
-
-
-def _np(t):
-    # Keras's torch backend returns torch tensors; its own numpy conversion warns under numpy 2
-    return t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
-
-
-def _as_list(y):
-    return list(y) if isinstance(y, (list, tuple)) else [y]
-
-
-def _assert_close(ours, theirs, atol=1e-5):
-    ours, theirs = _as_list(ours), _as_list(theirs)
-    assert len(ours) == len(theirs)
-    for a, b in zip(ours, theirs):
-        np.testing.assert_allclose(_np(a), _np(b), atol=atol, rtol=0)
 
 
 def _keras_bidirectional(name, merge_mode, **options):
@@ -47,8 +32,8 @@ def test_keras_parity(seed, merge_mode, name, options):
     k = _keras_bidirectional(name, merge_mode, **options)
     expected = k(x)
     ours = Bidirectional(LAYERS[name](4, **options), merge_mode=merge_mode)
-    ours.set_weights([_np(v.value) for v in k.weights])
-    _assert_close(ours(torch.from_numpy(x)), expected)
+    ours.set_weights([as_numpy(v.value) for v in k.weights])
+    assert_close(ours(torch.from_numpy(x)), expected)
 
 
 def test_keras_parity_go_backwards_forward_layer(seed):
@@ -62,8 +47,8 @@ def test_keras_parity_go_backwards_forward_layer(seed):
     expected = k(x)
     ours = Bidirectional(GRU(4, return_sequences=True, go_backwards=True))
     assert not ours.backward_layer.go_backwards
-    ours.set_weights([_np(v.value) for v in k.weights])
-    _assert_close(ours(torch.from_numpy(x)), expected)
+    ours.set_weights([as_numpy(v.value) for v in k.weights])
+    assert_close(ours(torch.from_numpy(x)), expected)
 
 
 def test_keras_parity_initial_state(seed):
@@ -72,8 +57,8 @@ def test_keras_parity_initial_state(seed):
     k = _keras_bidirectional("LSTM", "sum", return_state=True)
     expected = k(x, initial_state=states)
     ours = Bidirectional(LSTM(4, return_state=True), merge_mode="sum")
-    ours.set_weights([_np(v.value) for v in k.weights])
-    _assert_close(ours(torch.from_numpy(x), initial_state=[torch.from_numpy(s) for s in states]), expected)
+    ours.set_weights([as_numpy(v.value) for v in k.weights])
+    assert_close(ours(torch.from_numpy(x), initial_state=[torch.from_numpy(s) for s in states]), expected)
 
 
 def test_backward_layer_is_an_independent_copy(seed):

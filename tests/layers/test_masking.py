@@ -11,17 +11,11 @@ from rnnkit.layers.bidirectional import Bidirectional
 from rnnkit.layers.core import Dense, Embedding
 from rnnkit.layers.recurrent import GRU, LSTM, RNN, SimpleRNN
 from rnnkit.models.sequential import Sequential
+from keras_reference import IDS, KINDS, as_list, as_numpy, assert_close, keras_weights
 
 keras = pytest.importorskip("keras")
 
-KINDS = [
-    ("SimpleRNN", SimpleRNN, {}),
-    ("SimpleRNN", SimpleRNN, {"activation": "relu"}),
-    ("LSTM", LSTM, {}),
-    ("GRU", GRU, {}),
-    ("GRU", GRU, {"reset_after": False}),
-]
-IDS = ["simple_tanh", "simple_relu", "lstm", "gru", "gru_reset_before"]
+
 LAYERS = {"SimpleRNN": SimpleRNN, "LSTM": LSTM, "GRU": GRU}
 
 # (batch 4, time 6) masks in time order
@@ -38,25 +32,6 @@ def _mask(name):
     return torch.tensor(MASKS[name], dtype=torch.bool)
 
 
-def _np(t):
-    return t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
-
-
-def _as_list(y):
-    return list(y) if isinstance(y, (list, tuple)) else [y]
-
-
-def _assert_close(ours, theirs, atol=1e-5):
-    ours, theirs = _as_list(ours), _as_list(theirs)
-    assert len(ours) == len(theirs)
-    for a, b in zip(ours, theirs):
-        np.testing.assert_allclose(_np(a), _np(b), atol=atol, rtol=0)
-
-
-def _keras_weights(layer):
-    return [_np(v.value) for v in layer.weights]
-
-
 # --- Keras parity -------------------------------------------------------------------------------
 @pytest.mark.parametrize("name,cls,kw", KINDS, ids=IDS)
 @pytest.mark.parametrize("mask_name", list(MASKS))
@@ -71,8 +46,8 @@ def test_keras_parity_with_mask(seed, name, cls, kw, mask_name, options):
     k = getattr(keras.layers, name)(5, **kw, **options)
     expected = k(x, mask=mask)
     ours = cls(5, **kw, **options)
-    ours.set_weights(_keras_weights(k))
-    _assert_close(ours(torch.from_numpy(x), mask=mask), expected)
+    ours.set_weights(keras_weights(k))
+    assert_close(ours(torch.from_numpy(x), mask=mask), expected)
 
 
 @pytest.mark.parametrize("merge_mode", ["concat", "sum", "mul", "ave", None])
@@ -85,8 +60,8 @@ def test_keras_parity_bidirectional_with_mask(seed, merge_mode, name, mask_name,
     k = keras.layers.Bidirectional(getattr(keras.layers, name)(4, **options), merge_mode=merge_mode)
     expected = k(x, mask=mask)
     ours = Bidirectional(LAYERS[name](4, **options), merge_mode=merge_mode)
-    ours.set_weights(_keras_weights(k))
-    _assert_close(ours(torch.from_numpy(x), mask=mask), expected)
+    ours.set_weights(keras_weights(k))
+    assert_close(ours(torch.from_numpy(x), mask=mask), expected)
 
 
 def test_keras_parity_sequential_embedding_mask_zero(seed):
@@ -107,11 +82,11 @@ def test_keras_parity_sequential_embedding_mask_zero(seed):
         Dense(2),
         input_shape=(6,),
     )
-    ours.set_weights([_np(v.value) for v in k.weights])
+    ours.set_weights([as_numpy(v.value) for v in k.weights])
     got = ours(torch.from_numpy(ids))
-    _assert_close(got, expected)
+    assert_close(got, expected)
     # the GRU repeats its last real output over the padding, so Dense does too
-    np.testing.assert_array_equal(_np(got[1, 2:]), np.broadcast_to(_np(got[1, 1]), (4, 2)))
+    np.testing.assert_array_equal(as_numpy(got[1, 2:]), np.broadcast_to(as_numpy(got[1, 1]), (4, 2)))
 
 
 # --- padded == unpadded -------------------------------------------------------------------------
@@ -131,11 +106,11 @@ def test_padded_equals_unpadded(seed, name, cls, kw, go_backwards):
         alone = layer(x[b : b + 1, :length])
         # go_backwards returns steps in processing order: the padding comes first
         real = slice(6 - length, 6) if go_backwards else slice(0, length)
-        _assert_close(padded[0][b : b + 1, real], alone[0], atol=1e-6)
-        _assert_close([s[b : b + 1] for s in padded[1:]], list(alone[1:]), atol=1e-6)
+        assert_close(padded[0][b : b + 1, real], alone[0], atol=1e-6)
+        assert_close([s[b : b + 1] for s in padded[1:]], list(alone[1:]), atol=1e-6)
         last = cls(5, go_backwards=go_backwards, **kw)
         last.set_weights(layer.get_weights())
-        _assert_close(last(x, mask=mask)[b : b + 1], alone[1], atol=1e-6)
+        assert_close(last(x, mask=mask)[b : b + 1], alone[1], atol=1e-6)
 
 
 @pytest.mark.parametrize("merge_mode", ["concat", "sum", "mul", "ave", None])
@@ -143,12 +118,12 @@ def test_padded_equals_unpadded(seed, name, cls, kw, go_backwards):
 def test_bidirectional_padded_equals_unpadded(seed, merge_mode, name):
     x, mask = _padded_batch(seed)
     layer = Bidirectional(LAYERS[name](4, return_sequences=True), merge_mode=merge_mode)
-    padded = _as_list(layer(x, mask=mask))
+    padded = as_list(layer(x, mask=mask))
     for b, length in enumerate(LENGTHS):
         # the backward direction must start at the row's last real step, not at the padding
-        alone = _as_list(layer(x[b : b + 1, :length]))
+        alone = as_list(layer(x[b : b + 1, :length]))
         for p, a in zip(padded, alone):
-            _assert_close(p[b : b + 1, :length], a, atol=1e-6)
+            assert_close(p[b : b + 1, :length], a, atol=1e-6)
             assert torch.count_nonzero(p[b, length:]) == 0  # Keras: zeros at padded steps
 
 
@@ -158,7 +133,7 @@ def test_bidirectional_last_output_padded_equals_unpadded(seed):
     padded = layer(x, mask=mask)
     for b, length in enumerate(LENGTHS):
         alone = layer(x[b : b + 1, :length])
-        _assert_close([t[b : b + 1] for t in padded], list(alone), atol=1e-6)
+        assert_close([t[b : b + 1] for t in padded], list(alone), atol=1e-6)
 
 
 @pytest.mark.parametrize("name,cls,kw", KINDS, ids=IDS)
@@ -174,8 +149,8 @@ def test_stateful_state_is_the_last_real_steps(seed, name, cls, kw):
         row.set_weights(layer.get_weights())
         for (x, _), m, out in zip(xs, masks, outputs):
             length = int(m[b].sum())
-            _assert_close(out[b : b + 1, :length], row(x[b : b + 1, :length]), atol=1e-6)
-        _assert_close([s[b : b + 1] for s in held], list(row._states), atol=1e-6)
+            assert_close(out[b : b + 1, :length], row(x[b : b + 1, :length]), atol=1e-6)
+        assert_close([s[b : b + 1] for s in held], list(row._states), atol=1e-6)
 
 
 # --- the fused path on packed runs == the step loop -------------------------------------------------
@@ -202,11 +177,11 @@ def test_fused_runs_equal_loop_values_and_gradients(seed, monkeypatch, name, cls
     a, b = fused(x, initial, mask=mask), loop(x, initial, mask=mask)
     # on a CPU an LSTM whose c is asked for takes the step loop unless packing is forced
     assert len(calls) == (0 if name == "LSTM" and return_state and pack is None else 1)
-    _assert_close(a, b, atol=1e-6)
-    sum(t.square().sum() for t in _as_list(a)).backward()
-    sum(t.square().sum() for t in _as_list(b)).backward()
+    assert_close(a, b, atol=1e-6)
+    sum(t.square().sum() for t in as_list(a)).backward()
+    sum(t.square().sum() for t in as_list(b)).backward()
     for p, q in zip(fused.parameters(), loop.parameters()):
-        np.testing.assert_allclose(_np(p.grad), _np(q.grad), atol=1e-5)
+        np.testing.assert_allclose(as_numpy(p.grad), as_numpy(q.grad), atol=1e-5)
 
 
 def test_fused_runs_ignore_non_finite_padding(seed):
@@ -217,7 +192,7 @@ def test_fused_runs_ignore_non_finite_padding(seed):
     y = layer(x_nan, mask=mask)
     y.sum().backward()
     assert torch.isfinite(y).all() and all(torch.isfinite(p.grad).all() for p in layer.parameters())
-    _assert_close(y, layer(x, mask=mask), atol=0)
+    assert_close(y, layer(x, mask=mask), atol=0)
 
 
 def test_fused_runs_with_batch_recurrent_dropout_equal_loop(seed):
@@ -232,7 +207,7 @@ def test_fused_runs_with_batch_recurrent_dropout_equal_loop(seed):
     a = fused(x, mask=mask)
     torch.manual_seed(3)
     b = loop(x, mask=mask)
-    _assert_close(a, b, atol=1e-6)
+    assert_close(a, b, atol=1e-6)
 
 
 def test_all_true_mask_is_no_mask(seed):
@@ -249,7 +224,7 @@ def test_masked_golden_values():
     mask = torch.tensor([[True, False, True]])
     h1 = np.tanh(1.0)
     h3 = np.tanh(2.0 + 0.5 * h1)  # step 2 skipped: its 9.0 never enters
-    _assert_close(layer(x, mask=mask), np.array([[[h1], [h1], [h3]]]), atol=1e-6)
+    assert_close(layer(x, mask=mask), np.array([[[h1], [h1], [h3]]]), atol=1e-6)
 
 
 # --- Sequential carries the mask --------------------------------------------------------------------
@@ -263,8 +238,8 @@ def test_sequential_embedding_mask_zero_padded_equals_unpadded(seed):
     )
     ids = torch.tensor([[4, 5, 6, 0, 0], [7, 8, 9, 1, 2]])
     padded = model(ids)
-    _assert_close(padded[0:1], model(ids[0:1, :3]), atol=1e-6)
-    _assert_close(padded[1:2], model(ids[1:2]), atol=1e-6)
+    assert_close(padded[0:1], model(ids[0:1, :3]), atol=1e-6)
+    assert_close(padded[1:2], model(ids[1:2]), atol=1e-6)
     assert not torch.allclose(padded[0:1], Sequential(*model.layers[1:])(model.layers[0](ids[0:1])))
 
 

@@ -10,38 +10,9 @@ import torch
 
 from rnnkit.layers import regularizers
 from rnnkit.layers.recurrent import GRU, LSTM, SimpleRNN
+from keras_reference import IDS, KINDS, assert_close, keras_weights
 
 keras = pytest.importorskip("keras")
-
-KINDS = [
-    ("SimpleRNN", SimpleRNN, {}),
-    ("SimpleRNN", SimpleRNN, {"activation": "relu"}),
-    ("LSTM", LSTM, {}),
-    ("GRU", GRU, {}),
-    ("GRU", GRU, {"reset_after": False}),
-]
-IDS = ["simple_tanh", "simple_relu", "lstm", "gru", "gru_reset_before"]
-
-
-def _as_list(y):
-    return list(y) if isinstance(y, (list, tuple)) else [y]
-
-
-def _np(t):
-    # Keras's torch backend returns torch tensors; its own numpy conversion warns under numpy 2
-    return t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
-
-
-def keras_weights(layer):
-    """``layer.get_weights()`` without Keras's numpy-2 DeprecationWarning (warnings are errors here)."""
-    return [_np(v.value) for v in layer.weights]
-
-
-def _assert_close(ours, theirs, atol=1e-5):
-    ours, theirs = _as_list(ours), _as_list(theirs)
-    assert len(ours) == len(theirs)
-    for a, b in zip(ours, theirs):
-        np.testing.assert_allclose(_np(a), _np(b), atol=atol, rtol=0)
 
 
 # --- parameter counts -------------------------------------------------------------------------
@@ -81,7 +52,7 @@ def test_keras_parity(seed, name, cls, kw, options):
     expected = k(x)
     ours = cls(5, **kw, **options)
     ours.set_weights(keras_weights(k))
-    _assert_close(ours(torch.from_numpy(x)), expected)
+    assert_close(ours(torch.from_numpy(x)), expected)
     for got, want in zip(ours.get_weights(), keras_weights(k)):
         np.testing.assert_array_equal(got, want)
 
@@ -95,7 +66,7 @@ def test_keras_parity_stateful_three_batches(seed, name, cls, kw):
     k.reset_state()
     ours.set_weights(keras_weights(k))
     for x in batches:
-        _assert_close(ours(torch.from_numpy(x)), k(x))
+        assert_close(ours(torch.from_numpy(x)), k(x))
 
 
 def test_keras_parity_stacked(seed):
@@ -106,7 +77,7 @@ def test_keras_parity_stacked(seed):
     r1.set_weights(keras_weights(k1))
     r2.set_weights(keras_weights(k2))
     assert r2.input_size == 4  # each layer's input width is the previous layer's output width
-    _assert_close(r2(r1(torch.from_numpy(x))), expected)
+    assert_close(r2(r1(torch.from_numpy(x))), expected)
 
 
 def test_explicit_initial_state_matches_keras(seed):
@@ -116,7 +87,7 @@ def test_explicit_initial_state_matches_keras(seed):
     expected = k(x, initial_state=[h0, c0])
     ours = LSTM(5, return_state=True)
     ours.set_weights(keras_weights(k))
-    _assert_close(ours(torch.from_numpy(x), initial_state=(torch.from_numpy(h0), torch.from_numpy(c0))), expected)
+    assert_close(ours(torch.from_numpy(x), initial_state=(torch.from_numpy(h0), torch.from_numpy(c0))), expected)
 
 
 # --- fused path == step loop, gradients ----------------------------------------------------------
@@ -128,7 +99,7 @@ def test_fused_equals_loop(seed, name, cls, kw):
     assert layer.use_fused == (kw.get("reset_after", True))
     layer._force_loop = True
     assert not layer.use_fused
-    _assert_close(fused, layer(x), atol=1e-5)
+    assert_close(fused, layer(x), atol=1e-5)
 
 
 @pytest.mark.parametrize("name,cls,kw", KINDS, ids=IDS)

@@ -12,13 +12,9 @@ import torch
 import rnnkit as rk
 from rnnkit.layers import GRU, LSTM, Bidirectional, Dense, Dropout, Embedding, Flatten, SimpleRNN, regularizers
 from rnnkit.models import Sequential
+from keras_reference import keras_weights
 
 keras = pytest.importorskip("keras")
-
-
-def keras_weights(model) -> list[np.ndarray]:
-    # keras's get_weights() goes through np.array(tensor), which warns under numpy 2
-    return [v.value.detach().cpu().numpy() for v in model.weights]
 
 
 def keras_call(model, x: np.ndarray) -> np.ndarray:
