@@ -126,6 +126,24 @@ def predict_command(run_dir: Path, data: tuple[str, ...], model_name: str | None
         click.echo(f"{len(table)} predictions written to {output}")
 
 
+@app.command("export")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--onnx", "as_onnx", is_flag=True, help="Write an ONNX file (dynamic batch and sequence length).")
+@click.option("--model", "model_name", default=None, help="Model of the run (default: the best by validation MAE).")
+@click.option("--output", type=click.Path(path_type=Path), default=None,
+              help="The file to write (default RUN/models/MODEL/model.onnx).")
+def export_command(run_dir: Path, as_onnx: bool, model_name: str | None, output: Path | None) -> None:
+    """Export a trained model of a run for other tools (ONNX)."""
+    from rnnkit.export import export_run
+
+    if not as_onnx:
+        raise click.UsageError("choose a format: --onnx")
+    name, path, difference = export_run(run_dir, model_name, output)
+    click.echo(f"{name}: {path}")
+    if difference is not None:
+        click.echo(f"max |onnxruntime - rnnkit| on 64 random windows: {difference:.2e}")
+
+
 @app.command("summary")
 @click.argument("config_path", type=click.Path(path_type=str))
 @click.option("--features", type=click.IntRange(min=1), default=None,
