@@ -61,7 +61,10 @@ class DataConfig(_Strict):
 
     # teddy: the tagged "Teddy Roosevelt" / "Teddy bears" sentences (rnnkit.corpora.teddy), task = "tagging" only
     dataset: Literal["jena", "sunspots", "teddy"] = "jena"
-    paths: list[str] = Field(default_factory=list)  # explicit files; empty: RNNKIT_DATA_DIR, cache, download
+    paths: list[str] = Field(default_factory=list)  # explicit files; empty: RNNKIT_DATA_DIR, cache, embedded record
+    # Jena with no paths: "auto" reads any Jena file found (10-minute benchmark, else the station exports);
+    # "record" only the 2009-2016 record: the 10-minute file where present, else the one embedded (hourly).
+    source: Literal["auto", "record"] = "auto"
     # Columns read from a Jena file: the 14 benchmark ones, every one (rain (mm), raining (s), SWDR, ...), or a list.
     columns: str | list[str] = "benchmark"
     target: str = "T (degC)"
@@ -69,6 +72,10 @@ class DataConfig(_Strict):
     derived: bool | list[Literal["wind", "time"]] = False  # wind vector; sin/cos of the day and the year
     step: int = Field(1, ge=1)  # keep one row in `step` (or their mean): 6 makes 10-minute rows hourly
     how: Literal["every", "mean"] = "every"  # every step-th row (the course, Chollet) or the block's mean
+    # "respect": a gap or jitter in the timestamps starts a new segment (no window spans it; "every" restarts
+    # there). "ignore": rows by position, as the course's helper and Chollet's generator take them (every
+    # step-th row of the whole file; windows may span the record's few gaps).
+    gaps: Literal["respect", "ignore"] = "respect"
     split: list[float] = Field(default_factory=lambda: [0.7, 0.15, 0.15])
     split_per_segment: bool = True  # split each contiguous segment in time, so every part sees every season
 

@@ -31,6 +31,7 @@ from torch import nn
 
 from rnnkit import baselines as bl
 from rnnkit import datasets
+from rnnkit.datasets.jena import describe_source
 from rnnkit.config import ExperimentConfig, ModelConfig, TrainingConfig, build_layer, parse_config
 from rnnkit.data import Standardizer, Windows, make_windows, split, split_per_segment, stream_batches
 from rnnkit.errors import RnnkitError
@@ -62,7 +63,8 @@ def load_frame(config: ExperimentConfig, paths: list[str] | None = None) -> pd.D
                           "or windows (task = 'tagging' reads it through rnnkit.tagging)")
     if data.dataset == "jena":
         frame = datasets.jena_climate(chosen or None, columns=data.columns, derived=data.derived, step=data.step,
-                                      how=data.how)
+                                      how="position" if data.gaps == "ignore" and data.how == "every" else data.how,
+                                      source=data.source)
     else:
         if len(chosen) > 1:
             raise RnnkitError(f"the sunspots dataset reads one file, got {len(chosen)}")
@@ -188,6 +190,9 @@ def prepare(config: ExperimentConfig, frame: pd.DataFrame) -> Prepared:
     for part in PARTS:
         # A DataFrame keeps its own gaps; a list of pieces makes each piece a segment.
         data = scaled[part] if len(scaled[part]) > 1 else scaled[part][0]
+        if config.data.gaps == "ignore":  # rows by position: no timestamps, one segment per piece
+            data = ([p.reset_index(drop=True) for p in data] if isinstance(data, list)
+                    else data.reset_index(drop=True))
         try:
             windows[part] = make_windows(
                 data, w.sequence_length, shift=w.shift, sampling_rate=w.sampling_rate,
@@ -379,7 +384,7 @@ def run_experiment(
         return run_tagging(config, output, epochs=epochs, resume=resume, progress=progress, log=log)
     config = with_data_paths(config, data_paths)
     prepared = prepare(config, load_frame(config))
-    out = start_run(output, config, prepared.scaler)
+    out = start_run(output, config, prepared.scaler, data_used(prepared.frame))
     units = units_of(config.data.target)
     log(describe_prepared(prepared))
     base = make_baselines(config, prepared)
@@ -430,11 +435,20 @@ def _metrics_document(config: ExperimentConfig, prepared: Prepared, results: dic
         "best": best_model(models, "mae_val", lowest=True),
         "config": config.name,
         **data_counts(prepared),
+        **({"data_used": data_used(prepared.frame)} if data_used(prepared.frame) else {}),
         # per-step: mae/rmse/skill are over every step of every window; mae_last_* over the last step only
         "return_sequences": config.windows.return_sequences,
         # multi-step: mae/rmse/skill are over all target_length steps; mae_*_by_step step by step (step 1 first)
         "target_length": config.windows.target_length,
     }
+
+
+def data_used(frame: pd.DataFrame) -> dict[str, Any] | None:
+    """The files a frame was read from and its resolution (config.json's and metrics.json's ``data_used``)."""
+    if not frame.attrs.get("files"):
+        return None
+    return {"files": list(frame.attrs["files"]), "embedded_record": bool(frame.attrs.get("embedded")),
+            "file_resolution": frame.attrs.get("file_resolution"), "resolution": frame.attrs.get("resolution")}
 
 
 def data_counts(prepared: Prepared) -> dict[str, Any]:
@@ -480,6 +494,7 @@ def describe_prepared(prepared: Prepared) -> str:
     """What the windowing produced: rows, windows and periods of each part."""
     w = prepared.config.windows
     lines = [
+        *([describe_source(prepared.frame)] if prepared.frame.attrs.get("files") else []),
         f"data: {len(prepared.frame):,} rows x {len(prepared.features)} features, "
         f"{prepared.frame.index[0]} to {prepared.frame.index[-1]}; target {prepared.target!r}",
         f"windows: sequence_length {w.sequence_length}, shift {w.shift}, sampling_rate {w.sampling_rate}, "
@@ -561,6 +576,8 @@ def load_run(run: str | Path) -> tuple[ExperimentConfig, Standardizer | None, di
         raise RnnkitError(f"run folder not found: {folder}")
     try:
         raw = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        if isinstance(raw, dict):
+            raw.pop("data_used", None)  # what the run read: a record, not a setting
         tagging = isinstance(raw, dict) and raw.get("task") == "tagging"
         scaler = None if tagging else Standardizer.from_dict(
             json.loads((folder / "scaler.json").read_text(encoding="utf-8")))

@@ -48,11 +48,16 @@ def slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_").lower() or "model"
 
 
-def start_run(output: str | Path, config: ExperimentConfig, scaler: Any = None) -> Path:
-    """Make the run folder and write the resolved ``config.json`` (and ``scaler.json`` when given)."""
+def start_run(output: str | Path, config: ExperimentConfig, scaler: Any = None,
+              data_used: dict[str, Any] | None = None) -> Path:
+    """Make the run folder and write the resolved ``config.json`` (and ``scaler.json`` when given).
+
+    ``data_used`` (the files read and their resolution) goes into ``config.json`` as its own
+    top-level table ``data_used``, which loading the config again leaves out.
+    """
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / "config.json", config.to_dict())
+    write_json_atomic(out / "config.json", {**config.to_dict(), **({"data_used": data_used} if data_used else {})})
     if scaler is not None:
         write_json_atomic(out / "scaler.json", scaler.to_dict())
     return out

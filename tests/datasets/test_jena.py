@@ -137,12 +137,12 @@ def _offline(url, dest, timeout=0):
     raise urllib.error.URLError("network is unreachable")
 
 
-def test_offline_without_a_file_gives_one_clear_message(monkeypatch, tmp_path):
+def test_offline_download_on_request_gives_one_clear_message(monkeypatch, tmp_path):
     monkeypatch.setenv("RNNKIT_DATA_DIR", str(tmp_path / "empty"))
     monkeypatch.setattr(_files, "cache_dir", lambda: tmp_path / "cache")
     monkeypatch.setattr(_files, "fetch", _offline)
     with pytest.raises(RnnkitError) as e:
-        jena_climate()
+        jena_climate(download=True)
     msg = str(e.value)
     assert "RNNKIT_DATA_DIR" in msg and JENA_URL in msg and "jena_climate_2009_2016.csv.zip" in msg
     assert "network is unreachable" in msg and "\n" not in msg
@@ -158,7 +158,7 @@ def test_a_download_with_the_wrong_content_is_rejected_and_not_kept(monkeypatch,
 
     monkeypatch.setattr(_files, "fetch", fake_fetch)
     with pytest.raises(RnnkitError, match=re.escape("has 2 columns and 1 rows, expected 15 and 420551")):
-        jena_climate()
+        jena_climate(download=True)
     assert list((tmp_path / "cache").iterdir()) == []
 
 
@@ -166,7 +166,8 @@ def test_a_download_with_the_wrong_content_is_rejected_and_not_kept(monkeypatch,
     ("kwargs", "message"),
     [
         ({"step": 0}, "step must be a positive integer, got 0"),
-        ({"how": "median"}, "how must be 'every' or 'mean', got 'median'"),
+        ({"how": "median"}, "how must be one of ['every', 'mean', 'position'], got 'median'"),
+        ({"source": "station"}, "source must be one of ['auto', 'record'], got 'station'"),
         ({"derived": ["wind", "moon"]}, "derived must be True, False or a list from ['wind', 'time'], got ['wind', 'moon']"),
         ({"columns": ["T (degC)", "X"]}, "columns ['X'] are not in the data"),
     ],

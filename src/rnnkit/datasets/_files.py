@@ -94,8 +94,10 @@ def resolve(
     *,
     download_as: str,
     patterns: list[str] = (),
+    fallback: Path | None = None,
 ) -> list[Path]:
-    """Find a data file: ``RNNKIT_DATA_DIR``, then the cache, then download ``url`` into the cache.
+    """Find a data file: ``RNNKIT_DATA_DIR``, then the cache, then ``fallback`` (a file shipped with
+    the package) when given, else download ``url`` into the cache.
 
     ``names`` are the accepted file names in order of preference, ``patterns`` globs used when
     no name is present (e.g. the station's ``mpi_roof*.csv*`` exports), ``download_as`` the
@@ -109,6 +111,8 @@ def resolve(
             for p in found:
                 check_sidecar(p)
             return found
+    if fallback is not None:
+        return [fallback]
     try:
         return [download(url, cache_dir() / download_as, verify)]
     except OSError as e:  # URLError, timeouts, refused connections, unwritable cache

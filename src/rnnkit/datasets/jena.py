@@ -27,6 +27,12 @@ WIND_SPEEDS = ["wv (m/s)", "max. wv (m/s)"]
 WIND_DIRECTION = "wd (deg)"
 ERROR_CODE = -9999.0
 DERIVED = ("wind", "time")
+# The record that ships inside the package: the benchmark at every 6th row (hourly), 2009-2016.
+EMBEDDED_JENA = Path(__file__).resolve().parent / "data" / "jena_climate_2009_2016_hourly.csv.gz"
+EMBEDDED_ROWS = 70_092
+NATIVE_STEP = pd.Timedelta(minutes=10)  # the station's own sampling: `step` counts these rows
+SOURCES = ("auto", "record")
+HOWS = ("every", "mean", "position")
 DAY_S = 24 * 60 * 60
 YEAR_S = 365.2425 * DAY_S
 
@@ -70,6 +76,8 @@ def jena_climate(
     derived=False,
     step: int = 1,
     how: str = "every",
+    source: str = "auto",
+    download: bool = False,
 ) -> pd.DataFrame:
     """Load the Jena climate weather data as a DataFrame indexed by ``Date Time``.
 
@@ -77,9 +85,12 @@ def jena_climate(
     half-year exports ``mpi_roof*.csv`` (``.gz`` too; latin-1 header, quoted names,
     space-padded numbers, 22 columns). Several files are joined, sorted by time and
     de-duplicated (first occurrence kept); gaps split the series into segments.
-    With no path: in ``RNNKIT_DATA_DIR``, then ``~/.cache/rnnkit``, the benchmark file if
-    present, else every ``mpi_roof*.csv*`` there; else the benchmark zip is downloaded from
-    the Keras address (checked: one CSV, 15 columns, 420,551 rows).
+    With no path: in ``RNNKIT_DATA_DIR``, then ``~/.cache/rnnkit``, the 10-minute benchmark file
+    if present, else every ``mpi_roof*.csv*`` there (``source="auto"`` only); else, with
+    ``download=True``, the benchmark zip from the Keras address (checked: one CSV, 15 columns,
+    420,551 rows); else the record embedded in the package (:data:`EMBEDDED_JENA`: the benchmark
+    at every 6th row, hourly, 70,092 rows), offline. ``df.attrs["files"]`` and
+    ``df.attrs["resolution"]`` say which file(s) and which resolution were used.
 
     Cleaning policy (``clean=True``): the station's error code -9999 in the wind speeds
     (``wv``, ``max. wv``) becomes 0.0, as in the TensorFlow tutorial (calm, the commonest
@@ -95,15 +106,28 @@ def jena_climate(
         derived: False, True (all), or a list of ``"wind"`` (wv, max. wv, wd replaced by
             ``Wx``, ``Wy``, ``max Wx``, ``max Wy``) and ``"time"`` (``Day sin``, ``Day cos``,
             ``Year sin``, ``Year cos``).
-        step: keep one row per ``step`` rows within each segment (>= 1). Default 1.
-        how: ``"every"`` (every step-th row, as the course and Chollet subsample) or ``"mean"``
-            (the mean of each block of ``step`` rows, stamped with the block's last time;
-            a direction column is averaged as a vector).
+        step: keep one row per ``step`` ten-minute rows within each segment (>= 1). Default 1.
+            Counted in the station's 10-minute rows whatever the file: on the hourly embedded record
+            ``step=6`` keeps every row and ``step=1008`` every 168th (weekly); a step that is not a
+            whole number of the file's rows is refused; ``step=1`` keeps every row of any file.
+        how: ``"every"`` (every step-th row, restarting at each gap), ``"position"`` (the rows
+            as the file holds them, duplicated timestamps and gaps included, and every step-th by
+            position: exactly the course's ``seq(1, n, step)`` and Chollet's ``[::step]``; the
+            index is then not sorted and ``attrs["segments"]`` is the whole series) or ``"mean"`` (the mean of each block
+            of ``step`` rows, stamped with the block's last time; a direction column is averaged
+            as a vector).
+        source: ``"auto"`` (default: any Jena file found, see above) or ``"record"`` (the 2009-2016
+            benchmark record only: the 10-minute file where present, else the embedded hourly
+            one; never the station exports). Used only when no path is given.
+        download: with no path and no file found, download the 10-minute benchmark instead of
+            reading the embedded record. Default False.
 
     Returns:
         DataFrame with a DatetimeIndex named ``"Date Time"``; ``attrs["segments"]`` lists
         ``(first, last, rows)`` of each contiguous segment, ``attrs["gaps"]`` the gaps and
-        ``attrs["report"]`` what loading found and changed.
+        ``attrs["report"]`` what loading found and changed, ``attrs["files"]`` the files read,
+        ``attrs["resolution"]`` the time step of the rows returned (e.g. ``"1 h"``) and
+        ``attrs["file_resolution"]`` that of the files.
 
     Example:
         >>> df = jena_climate(derived=["wind", "time"], step=6)   # hourly, 19 columns on the benchmark
@@ -111,10 +135,14 @@ def jena_climate(
     """
     if isinstance(step, bool) or not isinstance(step, int | np.integer) or step < 1:
         raise ValueError(f"step must be a positive integer, got {step!r}")
-    if how not in ("every", "mean"):
-        raise ValueError(f"how must be 'every' or 'mean', got {how!r}")
+    if how not in HOWS:
+        raise ValueError(f"how must be one of {list(HOWS)}, got {how!r}")
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {list(SOURCES)}, got {source!r}")
+    if not isinstance(download, bool):
+        raise ValueError(f"download must be True or False, got {download!r}")
     wanted = _derived_set(derived)
-    paths = _jena_paths(path_or_paths)
+    paths = _jena_paths(path_or_paths, source=source, download=download)
 
     frames = [read_jena_file(p) for p in paths]
     common = [c for c in frames[0].columns if all(c in f.columns for f in frames[1:])]
@@ -125,20 +153,74 @@ def jena_climate(
     }
     df = pd.concat([f[common] for f in frames]) if len(frames) > 1 else frames[0]
     df = df[_select_columns(df, columns)]
-    df = _sort_dedup(df, report)
+    if how == "position":  # the file's rows as they are, as the course's and Chollet's code read them
+        times = df.index.as_unit("ns").asi8
+        report["rows_out_of_order"] = int((np.diff(times) < 0).sum())
+        report["duplicates_kept"] = int(df.index.duplicated().sum())
+    else:
+        df = _sort_dedup(df, report)
     report["error_codes"] = {c: int(n) for c, n in (df == ERROR_CODE).sum().items() if n}
     report["missing"] = {c: int(n) for c, n in df.isna().sum().items() if n}
     if clean:
         df = _clean(df, report)
     if "wind" in wanted:
         df = _wind_vectors(df)
-    if step > 1:
-        df = _resample(df, step, how)
+    file_step = _file_step(df)
+    rows = _rows_per_step(step, file_step, paths)
+    report["file_resolution"] = _duration(file_step)
+    report["step_in_file_rows"] = rows
+    if rows > 1:
+        df = df.iloc[::rows] if how == "position" else _resample(df, rows, how)
     if "time" in wanted:
         df = _time_signals(df)
     df.index.name = TIME_COLUMN
-    _annotate(df, report)
+    _annotate(df, report, by_position=how == "position")
+    df.attrs["files"] = report["files"]
+    df.attrs["file_resolution"] = report["file_resolution"]
+    df.attrs["resolution"] = _duration(file_step * rows) if file_step is not None else "unknown"
+    df.attrs["embedded"] = [str(p) for p in paths] == [str(EMBEDDED_JENA)]
     return df
+
+
+def _file_step(df: pd.DataFrame) -> pd.Timedelta | None:
+    """The commonest time step between rows (None for fewer than two rows)."""
+    if len(df) < 2:
+        return None
+    steps = pd.Series(np.diff(df.index.as_unit("ns").asi8))
+    return pd.Timedelta(int(steps.mode().iloc[0]), unit="ns")
+
+
+def _rows_per_step(step: int, file_step: pd.Timedelta | None, paths: list[Path]) -> int:
+    """``step`` ten-minute rows as a number of the file's rows (files coarser than 10 minutes)."""
+    if step == 1 or file_step is None or file_step <= NATIVE_STEP:
+        return step
+    ratio = file_step / NATIVE_STEP
+    if not float(ratio).is_integer() or step % int(ratio):
+        names = ", ".join(p.name for p in paths)
+        raise RnnkitError(f"step {step} (in 10-minute rows) is not a whole number of the rows of {names}, "
+                          f"which come every {_duration(file_step)}: use a multiple of {ratio:g}")
+    return step // int(ratio)
+
+
+def _duration(delta: pd.Timedelta | None) -> str:
+    """``"10 min"``, ``"1 h"``, ``"7 days"``: a time step as a reader would write it."""
+    if delta is None:
+        return "unknown"
+    if delta % pd.Timedelta(days=1) == pd.Timedelta(0):
+        days = delta // pd.Timedelta(days=1)
+        return f"{days} day" + ("s" if days > 1 else "")
+    if delta % pd.Timedelta(hours=1) == pd.Timedelta(0):
+        return f"{delta // pd.Timedelta(hours=1)} h"
+    return f"{delta / pd.Timedelta(minutes=1):g} min"
+
+
+def describe_source(df: pd.DataFrame) -> str:
+    """One line naming the file(s) read and the resolution, e.g. for a run's console and description."""
+    files = df.attrs.get("files") or []
+    names = ", ".join(Path(f).name for f in files) or "unknown"
+    what = " (the 2009-2016 record embedded in rnnkit, every 6th 10-minute row)" if df.attrs.get("embedded") else ""
+    return (f"file: {names}{what}; file resolution {df.attrs.get('file_resolution', 'unknown')}, "
+            f"rows used every {df.attrs.get('resolution', 'unknown')}")
 
 
 def _derived_set(derived) -> set[str]:
@@ -153,10 +235,12 @@ def _derived_set(derived) -> set[str]:
     return set(items)
 
 
-def _jena_paths(path_or_paths) -> list[Path]:
+def _jena_paths(path_or_paths, *, source: str = "auto", download: bool = False) -> list[Path]:
     if path_or_paths is None:
         return _files.resolve([JENA_FILE, JENA_FILE + ".zip"], JENA_URL, _verify_benchmark_zip,
-                              download_as=JENA_FILE + ".zip", patterns=[STATION_PATTERN])
+                              download_as=JENA_FILE + ".zip",
+                              patterns=[STATION_PATTERN] if source == "auto" else [],
+                              fallback=None if download else EMBEDDED_JENA)
     items = [path_or_paths] if isinstance(path_or_paths, str | Path) else list(path_or_paths)
     if not items:
         raise ValueError("path_or_paths must name at least one file, got an empty list")
@@ -271,8 +355,8 @@ def _resample(df: pd.DataFrame, step: int, how: str) -> pd.DataFrame:
     return pd.concat(parts)
 
 
-def _annotate(df: pd.DataFrame, report: dict) -> None:
-    segs = segments(df)
+def _annotate(df: pd.DataFrame, report: dict, by_position: bool = False) -> None:
+    segs = [(0, len(df))] if by_position else segments(df)  # by position: one series, whatever the clock says
     df.attrs["segments"] = [(str(df.index[a]), str(df.index[b - 1]), b - a) for a, b in segs]
     df.attrs["gaps"] = [(str(df.index[b - 1]), str(df.index[b])) for (_, b) in segs[:-1]]
     df.attrs["report"] = report
