@@ -1,27 +1,48 @@
 """The ``rnnkit`` command line: argument parsing and wiring only.
 
 Every command's work lives in the library; this module turns arguments into calls and
-turns bad input into one line on stderr with exit code 2 (never a traceback).
+turns bad input into one line on stderr with exit code 2 (never a traceback). Anything else
+that escapes a command is a bug: one line saying where its traceback was written (``error.log``
+in the run folder when there is one, else a file under the cache), exit code 1; ``--debug``
+(or ``RNNKIT_DEBUG=1``) prints the traceback too.
 """
 
 from __future__ import annotations
 
+import errno
+import os
 import sys
+import tempfile
 import time
+import traceback
 from pathlib import Path
 
 import click
 
 from rnnkit.errors import RnnkitError
 
-# Errors that mean "bad input": reported as one line, exit code 2.
-INPUT_ERRORS = (RnnkitError, ValueError, FileNotFoundError, IsADirectoryError, PermissionError, KeyError)
+# Errors that mean "bad input": reported as one line, exit code 2. rnnkit raises RnnkitError for
+# everything it checks; the OS errors are a path the user gave that is missing, unreadable or not
+# what it should be. Any other exception (a bare ValueError, KeyError, IndexError ...) is a bug.
+INPUT_ERRORS = (RnnkitError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError,
+                FileExistsError)
+# A full disk or a file-size limit is not a bug either: the user frees space and resumes.
+NO_SPACE = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+# The run folder of the command being run (set once it is known), where a bug's traceback goes.
+_state: dict[str, object] = {"run_folder": None, "debug": False}
+
+
+def _use_run_folder(folder: Path) -> None:
+    _state["run_folder"] = Path(folder)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="rnnkit")
-def app() -> None:
+@click.option("--debug", is_flag=True, help="On an unexpected error (a bug), print the traceback too.")
+def app(debug: bool) -> None:
     """rnnkit: recurrent neural networks for sequence modelling (Keras semantics, PyTorch kernels)."""
+    _state["debug"] = _state["debug"] or debug
 
 
 @app.command("data")
@@ -52,6 +73,7 @@ def _progress(quiet: bool) -> bool | None:
 def _train_and_report(config, output: Path, data: tuple[str, ...], epochs: int | None, resume: bool, quiet: bool) -> None:
     from rnnkit.experiment import run_report, run_experiment
 
+    _use_run_folder(output)
     click.echo(f"run folder: {output}")
     metrics = run_experiment(config, output, data_paths=list(data) or None, epochs=epochs, resume=resume,
                              progress=_progress(quiet), log=click.echo)
@@ -105,6 +127,7 @@ def evaluate_command(run_dir: Path) -> None:
     """Score every model of a run again on its validation and test data and print the table."""
     from rnnkit.experiment import evaluate_run, metrics_table
 
+    _use_run_folder(run_dir)
     click.echo(metrics_table(evaluate_run(run_dir)))
 
 
@@ -118,6 +141,7 @@ def predict_command(run_dir: Path, data: tuple[str, ...], model_name: str | None
     from rnnkit.experiment import predict_file
     from rnnkit.io import write_text_atomic
 
+    _use_run_folder(run_dir)
     table = predict_file(run_dir, list(data), model_name)
     if output is None:
         click.echo(table.to_string(index=False, max_rows=20, float_format=lambda v: f"{v:.2f}"))
@@ -202,21 +226,78 @@ def gradients_command(config_path: str | None, output: Path, steps: int | None, 
     click.echo(f"plot: {written}")
 
 
+def one_line(message: object) -> str:
+    """A message on one line (a multi-line message's lines joined with "; ")."""
+    lines = [part.strip() for part in str(message).splitlines() if part.strip()]
+    return "; ".join(lines) or "(no message)"
+
+
+def _input_message(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.filename is not None and e.strerror:
+        where = f"{e.filename} -> {e.filename2}" if e.filename2 else str(e.filename)
+        return f"{where}: {e.strerror}"
+    return one_line(e)
+
+
+def _log_folder() -> Path:
+    folder = _state["run_folder"]
+    if isinstance(folder, Path) and folder.is_dir() and os.access(folder, os.W_OK):
+        return folder
+    cache = Path.home() / ".cache" / "rnnkit" / "logs"
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        return cache
+    except OSError:
+        return Path(tempfile.gettempdir())
+
+
+def write_traceback(e: BaseException) -> Path | None:
+    """Write ``e``'s traceback to ``error.log`` in the run folder (else a file under the cache); its path."""
+    text = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    folder = _log_folder()
+    name = "error.log" if folder == _state["run_folder"] else f"rnnkit-error-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+    try:
+        with open(folder / name, "a", encoding="utf-8") as f:
+            f.write(f"--- {stamp} rnnkit {' '.join(sys.argv[1:])}\n{text}")
+        return folder / name
+    except OSError:
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the console script; returns the exit code."""
+    """Entry point of the console script; returns the exit code (0 done, 1 a bug, 2 bad input, 130 stopped)."""
+    _state["run_folder"] = None
+    _state["debug"] = os.environ.get("RNNKIT_DEBUG", "").strip() not in ("", "0")
     try:
         app.main(args=argv, prog_name="rnnkit", standalone_mode=False)
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("rnnkit: aborted", err=True)
         return 130
     except click.ClickException as e:
-        click.echo(f"rnnkit: {e.format_message()}", err=True)
+        click.echo(f"rnnkit: {one_line(e.format_message())}", err=True)
         return 2
     except INPUT_ERRORS as e:
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-        click.echo(f"rnnkit: error: {msg}", err=True)
+        click.echo(f"rnnkit: error: {_input_message(e)}", err=True)
         return 2
+    except OSError as e:
+        if e.errno in NO_SPACE:
+            click.echo(f"rnnkit: error: {_input_message(e)} (free some space, then run again or --resume)", err=True)
+            return 2
+        return _bug(e)
+    except Exception as e:  # noqa: BLE001 - a bug: one line and the traceback in a file
+        return _bug(e)
     return 0
+
+
+def _bug(e: BaseException) -> int:
+    written = write_traceback(e)
+    where = f"traceback in {written}" if written else "the traceback could not be written"
+    click.echo(f"rnnkit: internal error (a bug, not your input): {type(e).__name__}: {one_line(e)[:200]}; "
+               f"{where}; run with --debug to print it", err=True)
+    if _state["debug"]:
+        traceback.print_exception(type(e), e, e.__traceback__, file=sys.stderr)
+    return 1
 
 
 def run() -> None:

@@ -415,6 +415,8 @@ def load_config(path: str | Path) -> ExperimentConfig:
         raise RnnkitError(f"{path}: not valid TOML: {e}") from None
     except UnicodeDecodeError:
         raise RnnkitError(f"{path}: not a UTF-8 text file") from None
+    except RecursionError:
+        raise RnnkitError(f"{path}: not a usable config: arrays or tables nested too deeply") from None
     return parse_config(raw, source=str(path))
 
 

@@ -17,7 +17,6 @@ A run folder holds::
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ from rnnkit.datasets.jena import describe_source
 from rnnkit.config import ExperimentConfig, ModelConfig, TrainingConfig, build_layer, parse_config
 from rnnkit.data import Standardizer, Windows, make_windows, split, split_per_segment, stream_batches
 from rnnkit.errors import RnnkitError
-from rnnkit.io import load_weights, read_model_json
+from rnnkit.io import load_weights, read_json, read_model_json
 from rnnkit.models import Sequential
 from rnnkit import multistep
 from rnnkit.runs import (
@@ -575,19 +574,20 @@ def load_run(run: str | Path) -> tuple[ExperimentConfig, Standardizer | None, di
     if not folder.is_dir():
         raise RnnkitError(f"run folder not found: {folder}")
     try:
-        raw = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-        if isinstance(raw, dict):
-            raw.pop("data_used", None)  # what the run read: a record, not a setting
-        tagging = isinstance(raw, dict) and raw.get("task") == "tagging"
-        scaler = None if tagging else Standardizer.from_dict(
-            json.loads((folder / "scaler.json").read_text(encoding="utf-8")))
+        raw = read_json(folder / "config.json", "run config")
+        raw.pop("data_used", None)  # what the run read: a record, not a setting
+        tagging = raw.get("task") == "tagging"
+        scaler_file = folder / "scaler.json"
+        scaler = None if tagging else Standardizer.from_dict(read_json(scaler_file, "scaler"))
     except FileNotFoundError as e:
         raise RnnkitError(f"{folder} is not an rnnkit run folder: {Path(e.filename).name} is missing") from None
-    except json.JSONDecodeError as e:
-        raise RnnkitError(f"{folder}: a run file is not valid JSON: {e}") from None
+    except RnnkitError as e:
+        if str(e).startswith("a scaler"):
+            raise RnnkitError(f"{scaler_file}: {e}") from None
+        raise
     config = parse_config(raw, source=str(folder / "config.json"))
     metrics_file = folder / "metrics.json"
-    metrics = json.loads(metrics_file.read_text(encoding="utf-8")) if metrics_file.is_file() else {}
+    metrics = read_json(metrics_file, "run metrics") if metrics_file.is_file() else {}
     return config, scaler, metrics
 
 

@@ -12,6 +12,7 @@ read with safetensors only: loading a model file never runs code (no pickle, no
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import struct
@@ -37,6 +38,7 @@ __all__ = [
     "save_model",
     "load_weights",
     "read_model_json",
+    "read_json",
 ]
 
 MODEL_FORMAT = "rnnkit-model"
@@ -106,6 +108,35 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any, indent: int = 2) -
         >>> write_json_atomic("out/metrics.json", {"mae": 2.6})  # doctest: +SKIP
     """
     return write_text_atomic(path, json.dumps(obj, indent=indent, ensure_ascii=False) + "\n")
+
+
+def read_json(path: str | os.PathLike[str], what: str = "file", *, kind: type = dict) -> Any:
+    """Read a JSON file that rnnkit wrote; anything unreadable is one :class:`RnnkitError` naming the file.
+
+    Args:
+        path: the file.
+        what: what the file is, for the message (``"run metrics"``).
+        kind: the type the document must have at the top (default ``dict``).
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        RnnkitError: not UTF-8, not JSON, nested too deeply, or not a ``kind`` at the top.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(errno.ENOENT, f"the {what} does not exist", str(path))
+    try:
+        document = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        raise RnnkitError(f"{path}: the {what} is not UTF-8 text (damaged? write it again)") from None
+    except json.JSONDecodeError as e:
+        raise RnnkitError(f"{path}: the {what} is not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+    except RecursionError:
+        raise RnnkitError(f"{path}: the {what} is nested too deeply to be an rnnkit file") from None
+    if not isinstance(document, kind):
+        raise RnnkitError(f"{path}: the {what} must hold a JSON {'object' if kind is dict else kind.__name__}, "
+                          f"got {type(document).__name__}")
+    return document
 
 
 # --- safetensors -------------------------------------------------------------------------------

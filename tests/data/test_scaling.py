@@ -67,5 +67,5 @@ def test_unfitted_and_mismatched_use_is_refused():
         s.transform(np.zeros((4, 3)))
     with pytest.raises(ValueError, match=re.escape("column 'c' was not fitted; fitted columns are ['a', 'b']")):
         s.inverse_transform_column(1.0, "c")
-    with pytest.raises(ValueError, match="Standardizer dict is inconsistent"):
+    with pytest.raises(ValueError, match="a scaler.s .columns., .mean. and .std. must be lists of one length"):
         Standardizer.from_dict({"columns": ["a"], "mean": [0.0], "std": [0.0]})

@@ -187,7 +187,7 @@ def test_bad_files(tmp_path):
         jena_climate(tmp_path / "missing.csv")
     bad = tmp_path / "mpi_roof_bad.csv"
     bad.write_text("Date Time,T (degC)\n01.01.2025 00:10:00,1.0\n2025-01-01 00:20,2.0\n")
-    with pytest.raises(RnnkitError, match="'Date Time' is not dd.mm.yyyy HH:MM:SS"):
+    with pytest.raises(RnnkitError, match="'Date Time' must be dd.mm.yyyy HH:MM:SS; data row"):
         jena_climate(bad)
     bad.write_text("time,T\n1,2\n")
     with pytest.raises(RnnkitError, match="no 'Date Time' column"):

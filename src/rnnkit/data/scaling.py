@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from rnnkit.errors import RnnkitError
+
 
 class Standardizer:
     """z = (x − mean) / std per column, with statistics from the training part only.
@@ -102,10 +104,12 @@ class Standardizer:
         """Rebuild from :meth:`to_dict`'s output."""
         try:
             columns, mean, std = list(d["columns"]), np.asarray(d["mean"], float), np.asarray(d["std"], float)
-        except (KeyError, TypeError) as e:
-            raise ValueError(f"Standardizer dict needs 'columns', 'mean' and 'std', got {d!r}") from e
-        if not (len(columns) == len(mean) == len(std)) or (std <= 0).any():
-            raise ValueError(f"Standardizer dict is inconsistent (lengths or std <= 0): {d!r}")
+        except (KeyError, TypeError, ValueError) as e:
+            raise RnnkitError(f"a scaler needs 'columns' (names), 'mean' and 'std' (numbers), got {_short(d)} ({e})") from None
+        if (mean.ndim != 1 or not (len(columns) == len(mean) == len(std)) or not np.isfinite(mean).all()
+                or not np.isfinite(std).all() or (std <= 0).any()):
+            raise RnnkitError(f"a scaler's 'columns', 'mean' and 'std' must be lists of one length, the numbers "
+                              f"finite and std > 0, got {_short(d)}")
         s = cls()
         s.columns, s.mean, s.std = [str(c) for c in columns], mean, std
         return s
@@ -116,6 +120,11 @@ class Standardizer:
     @classmethod
     def from_json(cls, text: str) -> Standardizer:
         return cls.from_dict(json.loads(text))
+
+
+def _short(value, limit: int = 120) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _as_2d(data, what: str) -> tuple[np.ndarray, list[str]]:

@@ -12,10 +12,13 @@ against that sidecar, so a truncated or altered cache file is caught, not read.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import os
 import tempfile
 import urllib.request
+import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -44,6 +47,66 @@ def find_in(folder: Path, names: list[str], patterns: list[str] = ()) -> list[Pa
         if (folder / name).is_file():
             return [folder / name]
     return sorted({p for pattern in patterns for p in folder.glob(pattern) if p.is_file()})
+
+
+def decode_text(raw: bytes) -> str:
+    """Bytes of a text file as text, by one rule for every file: a byte-order mark decides (UTF-8,
+    UTF-16); else UTF-8 when the bytes are valid UTF-8; else latin-1 (which the station's own
+    exports use). So a UTF-8 export, an Excel "CSV UTF-8" one (with a mark) and a latin-1 one
+    give the same column names: ``SWDR (W/m²)`` each time, never ``W/mÂ²``.
+
+    Example:
+        >>> decode_text("m²".encode("utf-8")) == decode_text("m²".encode("latin-1")) == "m²"
+        True
+        >>> decode_text(b"\\xef\\xbb\\xbfDate Time")
+        'Date Time'
+    """
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    elif raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return raw.decode("utf-16")
+        except UnicodeDecodeError:
+            pass
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def read_text(path: str | Path) -> str:
+    """The text of a data file, plain or compressed (gzip or a zip holding one file, told by content).
+
+    Corrupt or truncated compression, a zip with several files and an empty file are each one
+    :class:`RnnkitError` naming the file and the problem; the decoding is :func:`decode_text`'s.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(2, "no such file", str(path))
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    try:
+        if magic[:2] == b"\x1f\x8b":
+            with gzip.open(path, "rb") as f:
+                raw = f.read()
+        elif magic == b"PK\x03\x04":
+            with zipfile.ZipFile(path) as z:
+                names = [n for n in z.namelist() if not n.endswith("/") and "__MACOSX" not in n]
+                if len(names) != 1:
+                    raise RnnkitError(f"{path}: a zip data file must hold one file, it holds {len(names)}: {names[:5]}")
+                raw = z.read(names[0])
+        elif path.suffix.lower() in (".gz", ".zip"):
+            raise RnnkitError(f"{path}: not a {path.suffix.lower()[1:]} file (its first bytes are {magic!r})")
+        else:
+            raw = path.read_bytes()
+    except (OSError, EOFError, zlib.error, zipfile.BadZipFile, NotImplementedError) as e:
+        if isinstance(e, (FileNotFoundError, PermissionError, IsADirectoryError)):
+            raise
+        kind = "zlib" if isinstance(e, zlib.error) else type(e).__name__
+        raise RnnkitError(f"{path}: corrupt or truncated compressed file ({kind}: {e})") from None
+    if not raw.strip():
+        raise RnnkitError(f"{path}: the file is empty")
+    return decode_text(raw)
 
 
 def sha256_of(path: Path) -> str:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import gzip
 import re
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from rnnkit.datasets._files import decode_text
 from rnnkit.datasets.jena import ERROR_CODE, TIME_COLUMN, jena_climate
 from rnnkit.datasets.sunspots import sunspots
 from rnnkit.errors import RnnkitError
@@ -31,9 +33,13 @@ def _first_line(path: Path) -> str:
         else:
             with open(path, "rb") as f:
                 line = f.readline(4096)
-    except (OSError, EOFError, zipfile.BadZipFile, IndexError) as e:
-        raise RnnkitError(f"{path}: cannot open it ({e})") from None
-    return line.decode("latin-1")
+    except (OSError, EOFError, zlib.error, zipfile.BadZipFile, IndexError) as e:
+        if isinstance(e, PermissionError | IsADirectoryError):
+            raise
+        raise RnnkitError(f"{path}: corrupt or truncated compressed file, or not one ({e})") from None
+    if not line.strip():
+        raise RnnkitError(f"{path}: the file is empty (or its first line is)")
+    return decode_text(line)
 
 
 def kind_of(path: str | Path) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import zipfile
 from pathlib import Path
 
@@ -43,22 +44,22 @@ def read_jena_file(path: str | Path) -> pd.DataFrame:
     Returns every column, numeric, indexed by the parsed ``Date Time``, rows in file order.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
+    text = _files.read_text(path)  # one decoding rule (BOM, UTF-8, latin-1); corrupt compression named
     try:
-        df = pd.read_csv(path, encoding="latin-1", skipinitialspace=True)
-    except (OSError, EOFError, UnicodeDecodeError, zipfile.BadZipFile, pd.errors.ParserError,
-            pd.errors.EmptyDataError) as e:
-        raise RnnkitError(f"{path}: cannot read it as a Jena climate CSV ({e})") from None
-    except ValueError as e:  # pandas: a zip holding several files
-        raise RnnkitError(f"{path}: cannot read it as a Jena climate CSV ({e})") from None
+        df = pd.read_csv(io.StringIO(text), skipinitialspace=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as e:
+        raise RnnkitError(f"{path}: cannot read it as a Jena climate CSV ({_first_line_of(e)})") from None
     df.columns = [str(c).strip() for c in df.columns]
     if TIME_COLUMN not in df.columns:
         raise RnnkitError(f"{path}: no {TIME_COLUMN!r} column; found {list(df.columns)[:6]}")
-    try:
-        index = pd.to_datetime(df.pop(TIME_COLUMN).astype(str).str.strip(), format=TIME_FORMAT)
-    except ValueError as e:
-        raise RnnkitError(f"{path}: {TIME_COLUMN!r} is not dd.mm.yyyy HH:MM:SS ({e})") from None
+    if df.empty:
+        raise RnnkitError(f"{path}: no data rows (the file holds a header only)")
+    stamps = df.pop(TIME_COLUMN).astype(str).str.strip()
+    index = pd.to_datetime(stamps, format=TIME_FORMAT, errors="coerce")
+    if index.isna().any():
+        row = int(np.flatnonzero(index.isna().to_numpy())[0])
+        raise RnnkitError(f"{path}: {TIME_COLUMN!r} must be dd.mm.yyyy HH:MM:SS; data row {row + 1} holds "
+                          f"{stamps.iloc[row]!r}")
     for col in df.columns:
         if not pd.api.types.is_numeric_dtype(df[col]):
             bad = pd.to_numeric(df[col], errors="coerce").isna() & df[col].notna()
@@ -66,6 +67,34 @@ def read_jena_file(path: str | Path) -> pd.DataFrame:
             raise RnnkitError(f"{path}: column {col!r} is not numeric (row {row}: {df[col].iloc[row]!r})")
     df.index = pd.DatetimeIndex(index, name=TIME_COLUMN)
     return df.astype(np.float64)
+
+
+def _first_line_of(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
+
+
+def sampling_step(index: pd.DatetimeIndex) -> pd.Timedelta | None:
+    """The modal step between consecutive timestamps (None with fewer than 3 rows)."""
+    if len(index) < 3:
+        return None
+    steps = np.diff(index.sort_values().as_unit("ns").asi8)
+    steps = steps[steps > 0]
+    if not len(steps):
+        return None
+    values, counts = np.unique(steps, return_counts=True)
+    return pd.Timedelta(int(values[np.argmax(counts)]), unit="ns")
+
+
+def check_one_step(frames: list[pd.DataFrame], paths: list[Path]) -> None:
+    """Refuse files whose sampling steps differ (an hourly and a 10-minute export joined would
+    interleave silently); name each file's step."""
+    steps = [sampling_step(f.index) for f in frames]
+    known = {s for s in steps if s is not None}
+    if len(known) > 1:
+        listed = ", ".join(f"{p.name}: {s}" for p, s in zip(paths, steps, strict=True) if s is not None)
+        raise RnnkitError(f"the data files have different sampling steps ({listed}); load files of one step "
+                          f"together (resample the finer ones first, e.g. jena_climate(path, step=6) for "
+                          f"10-minute rows to hourly)")
 
 
 def jena_climate(
@@ -145,6 +174,7 @@ def jena_climate(
     paths = _jena_paths(path_or_paths, source=source, download=download)
 
     frames = [read_jena_file(p) for p in paths]
+    check_one_step(frames, paths)
     common = [c for c in frames[0].columns if all(c in f.columns for f in frames[1:])]
     report: dict = {
         "files": [str(p) for p in paths],

@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from rnnkit.errors import RnnkitError
+
 
 class Layer(nn.Module):
     """Base class: lazy build, parameter count, Keras weights, regularisation, config."""
@@ -30,6 +32,18 @@ class Layer(nn.Module):
         if not self.built:
             self.build(tuple(x.shape[1:]))
             self.to(device=x.device)
+
+    def cast_input(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` in the dtype of the layer's weights, as Keras casts inputs to a layer's dtype
+        (float64 data into a float32 model is converted, not a PyTorch dtype error); an input that
+        is not floating point (token ids, bools) is refused with one line."""
+        if not isinstance(x, torch.Tensor):
+            raise RnnkitError(f"{type(self).__name__} input must be a torch.Tensor, got {type(x).__name__}")
+        if not x.is_floating_point():
+            raise RnnkitError(f"{type(self).__name__} input must be floating point, got {x.dtype}"
+                              " (token ids go through an Embedding layer first)")
+        weight = next(iter(self.parameters()), None)
+        return x if weight is None or x.dtype == weight.dtype else x.to(weight.dtype)
 
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> Any:
         """Output shape (without the batch axis) for an input of ``input_shape``."""

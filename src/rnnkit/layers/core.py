@@ -112,6 +112,7 @@ class Dense(Layer):
         if x.dim() < 2:
             raise ValueError(f"Dense expects inputs of shape (batch, ..., features), got shape {tuple(x.shape)}")
         self.maybe_build(x)
+        x = self.cast_input(x)
         if x.shape[-1] != self.input_size:
             raise ValueError(f"Dense was built for {self.input_size} input features, got {x.shape[-1]} (input shape {tuple(x.shape)})")
         # F.linear wants (out, in); the transpose is a view, addmm reads it without a copy

@@ -393,6 +393,7 @@ class RNN(Layer):
         if x.dim() != 3:
             raise ValueError(f"input must be 3-D (batch, time, features), got shape {tuple(x.shape)}")
         self.maybe_build(x)
+        x = self.cast_input(x)
         if x.shape[-1] != self.input_size:
             raise ValueError(f"input features must equal input_size={self.input_size}, got {x.shape[-1]}")
         state = self._initial_state(x, initial_state)
