@@ -129,9 +129,9 @@ def test_course_windows_follow_the_course_helper():
     # 05b: 52 weekly rows, target_shift 1 -> horizon 2 (two weeks after the last input).
     w = load_config(CONFIGS / "course_05b.toml").windows
     assert (w.sequence_length, w.shift, w.horizon) == (52, 1, 2)
-    # Chollet: sampling_rate 6, 120 steps, 24 h after the last input point = 144 ten-minute rows.
-    w = load_config(CONFIGS / "chollet_jena.toml").windows
-    assert (w.sequence_length, w.sampling_rate, w.horizon) == (120, 6, 144)
+    # Chollet: every 6th ten-minute row (data.step 6: hourly points), 120 steps, 24 h after the last input.
+    c = load_config(CONFIGS / "chollet_jena.toml")
+    assert (c.data.step, c.windows.sequence_length, c.windows.sampling_rate, c.windows.horizon) == (6, 120, 1, 24)
 
 
 def test_model_summaries_show_formulas_for_given_features():

@@ -11,7 +11,7 @@ import pytest
 from rnnkit.config import parse_config
 from rnnkit.datasets import _files
 from rnnkit.datasets.jena import EMBEDDED_JENA
-from rnnkit.experiment import evaluate_run, load_run, run_experiment
+from rnnkit.experiment import evaluate_run, load_run, run_experiment, run_report
 
 
 def _offline(url, dest, timeout=0):
@@ -33,6 +33,8 @@ WEEKLY = {
     "training": {"epochs": 2, "batch_size": 16},
     "baselines": ["persistence", "mean"],
     "models": [{"name": "GRU(4)", "layers": [{"type": "GRU", "units": 4}, {"type": "Dense", "units": 1}]}],
+    "published": {"source": "a made-up reference", "rows": [{"model": "GRU(4), 2 epochs", "run_as": "GRU(4)",
+                                                              "mae_val": [4.7, 4.9], "mae_test": 5.1}]},
 }
 
 
@@ -53,6 +55,10 @@ def test_a_run_with_nothing_local_reads_the_embedded_record_and_names_it(nothing
     a = int(0.64 * 418) + int(0.16 * 418)
     last = np.arange(a + 7, 418 - 2)
     assert metrics["models"]["persistence"]["mae_test"] == pytest.approx(np.abs(t[last + 2] - t[last]).mean(), abs=1e-4)
+    report = run_report(metrics, out).splitlines()
+    gru = next(line for line in report if line.split()[:1] == ["GRU(4)"])
+    assert gru.split()[-2:] == ["4.70-4.90", "5.10"]
+    assert "published (degC): a made-up reference" in report
     config, _, _ = load_run(out)  # the data_used record does not get in the way of reading the run back
     assert config.data.source == "record"
     again = evaluate_run(out)

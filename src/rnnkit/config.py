@@ -78,6 +78,10 @@ class DataConfig(_Strict):
     gaps: Literal["respect", "ignore"] = "respect"
     split: list[float] = Field(default_factory=lambda: [0.7, 0.15, 0.15])
     split_per_segment: bool = True  # split each contiguous segment in time, so every part sees every season
+    # "rows": split the rows, then cut windows within each part (no window crosses a boundary). "windows":
+    # the course's split: windows cut from the whole series are split in order (a part's windows may reach
+    # back into the part before for their inputs, never for their targets).
+    split_by: Literal["rows", "windows"] = "rows"
 
     @field_validator("columns", mode="before")
     @classmethod
@@ -176,6 +180,32 @@ class TaggingConfig(_Strict):
     seed: int = 0
 
 
+class PublishedRow(_Strict):
+    """One published result: the model as the source names it, its MAE (a number or [low, high]),
+    and ``run_as``, the row of this config's table it is compared with (a model or baseline name)."""
+
+    model: str = Field(min_length=1)
+    run_as: str | None = None
+    mae_val: float | list[float] | None = None
+    mae_test: float | list[float] | None = None
+    note: str = ""
+
+    @field_validator("mae_val", "mae_test", mode="before")
+    @classmethod
+    def _mae(cls, v: Any) -> Any:
+        from rnnkit.published import check_range
+
+        return check_range(v)
+
+
+class PublishedConfig(_Strict):
+    """Published numbers that the config reproduces: printed beside rnnkit's in the run's table."""
+
+    source: str = Field(min_length=1)
+    units: str = "degC"
+    rows: list[PublishedRow] = Field(min_length=1)
+
+
 BASELINES = ("persistence", "seasonal_persistence", "mean", "linear", "naive_dense", "repeat_last_day")
 CLASSIFICATION_BASELINES = ("same_as_now", "majority")  # the label of the last input row; the training majority
 TAGGING_BASELINES = ("majority_per_word",)  # each word's commonest training tag: the best without context
@@ -204,6 +234,18 @@ class ExperimentConfig(_Strict):
     classification: ClassificationConfig | None = None  # task = "classification": its defaults when left out
     tagging: TaggingConfig | None = None  # task = "tagging": its defaults when left out
     models: list[ModelConfig] = Field(default_factory=list)
+    published: PublishedConfig | None = None  # reference numbers (the course's, Chollet's) shown beside the run's
+
+    @model_validator(mode="after")
+    def _published_rows_name_rows_of_the_run(self) -> ExperimentConfig:
+        if self.published is not None:
+            names = [*self.baselines, *(["naive_dense"] if "naive_dense" in self.baselines else []),
+                     *(m.name for m in self.models)]
+            for i, row in enumerate(self.published.rows):
+                if row.run_as is not None and row.run_as not in names:
+                    raise ValueError(f"published.rows[{i}].run_as must name a model or baseline of this config "
+                                     f"({names}), got {row.run_as!r}")
+        return self
 
     @model_validator(mode="after")
     def _unique_names(self) -> ExperimentConfig:

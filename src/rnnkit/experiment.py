@@ -36,7 +36,7 @@ from rnnkit.data import Standardizer, Windows, make_windows, split, split_per_se
 from rnnkit.errors import RnnkitError
 from rnnkit.io import load_weights, read_json, read_model_json
 from rnnkit.models import Sequential
-from rnnkit import multistep
+from rnnkit import multistep, published
 from rnnkit.runs import (
     Log, baseline_results, best_model, finish_run, format_table, saved_model_results, slug,
     start_run, train_models,
@@ -175,7 +175,9 @@ def prepare(config: ExperimentConfig, frame: pd.DataFrame) -> Prepared:
     """Split in time, fit the scaler on the training part only, and cut each part into windows."""
     fractions = tuple(config.data.split)
     try:
-        if config.data.split_per_segment:
+        if config.data.split_by == "windows":
+            split_parts = split_windows(frame, config)
+        elif config.data.split_per_segment:
             split_parts = split_per_segment(frame, fractions)
         else:
             split_parts = tuple([piece] for piece in split(frame, fractions))
@@ -208,6 +210,29 @@ def prepare(config: ExperimentConfig, frame: pd.DataFrame) -> Prepared:
             ) from None
     target_index = scaler.column_index(config.data.target)
     return Prepared(config, frame, scaler, scaled, windows, target_index)
+
+
+def split_windows(frame: pd.DataFrame, config: ExperimentConfig) -> tuple[list[pd.DataFrame], ...]:
+    """The course's split: the windows of the whole series, in order, split by ``data.split``.
+
+    Each part is returned as the rows its windows span (from its first window's first input to its
+    last window's last target), so parts overlap by a window's length at most and cutting windows
+    within a part gives back exactly its windows. Rows are taken by position.
+    """
+    w = config.windows
+    span = (w.sequence_length - 1) * w.sampling_rate + w.horizon + (w.target_length - 1) * w.sampling_rate + 1
+    n = (len(frame) - span) // w.shift + 1 if len(frame) >= span else 0
+    fractions = config.data.split
+    counts = [int(fractions[0] * n), int(fractions[1] * n)]
+    counts.append(n - sum(counts))
+    if min(counts) < 1:
+        raise ValueError(f"{n} windows of {span} rows cannot be split into {list(fractions)} with a window in each part")
+    parts, first = [], 0
+    for count in counts:
+        start, stop = first * w.shift, (first + count - 1) * w.shift + span
+        parts.append([frame.iloc[start:stop]])
+        first += count
+    return tuple(parts)
 
 
 # --- models --------------------------------------------------------------------------------------
@@ -439,6 +464,7 @@ def _metrics_document(config: ExperimentConfig, prepared: Prepared, results: dic
         "return_sequences": config.windows.return_sequences,
         # multi-step: mae/rmse/skill are over all target_length steps; mae_*_by_step step by step (step 1 first)
         "target_length": config.windows.target_length,
+        **({"published": config.published.model_dump(mode="json")} if config.published else {}),
     }
 
 
@@ -535,7 +561,8 @@ def metrics_table(metrics: dict[str, Any]) -> str:
         }
         for name, m in metrics["models"].items()
     ]
-    return format_table(rows)
+    table = format_table(published.add_columns(rows, metrics.get("published")))
+    return "\n".join([table, *published.notes(metrics.get("published"))])
 
 
 def run_report(metrics: dict[str, Any], output: str | Path) -> str:
