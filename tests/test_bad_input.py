@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +60,37 @@ CONFIG_CASES = [
     ("not UTF-8", None, "not a UTF-8 text file"),
     ("unknown key", _replace("[windows]", "[windows]\nhorizn = 3"), "'windows.horizn'"),
     ("epochs a string", _replace("epochs = 2", 'epochs = "two"'), "'training.epochs' must be an integer"),
+    ("use_bias a string", _replace('units = 4}', 'units = 4, use_bias = "false"}'),
+     "models[0].layers[0] (GRU): use_bias must be True or False, got 'false'"),
+    ("go_backwards a string", _replace('units = 4}', 'units = 4, go_backwards = "false"}'),
+     "go_backwards must be True or False, got 'false'"),
+    ("return_sequences 1", _replace('units = 4}', 'units = 4, return_sequences = 1}'),
+     "return_sequences must be True or False, got 1"),
+    ("dropout 1.5", _replace('units = 4}', 'units = 4, dropout = 1.5}'), "dropout must be in [0, 1), got 1.5"),
+    ("recurrent_dropout -0.1", _replace('units = 4}', 'units = 4, recurrent_dropout = -0.1}'),
+     "recurrent_dropout must be in [0, 1), got -0.1"),
+    ("units 0", _replace('units = 4}', 'units = 0}'), "units must be a positive integer, got 0"),
+    ("units 2.5", _replace('units = 4}', 'units = 2.5}'), "units must be a positive integer, got 2.5"),
+    ("unknown activation", _replace('units = 4}', 'units = 4, activation = "tanhh"}'), "activation must be one of"),
+    ("Dense use_bias string", _replace('"Dense", units = 1}', '"Dense", units = 1, use_bias = "no"}'),
+     "models[0].layers[1] (Dense): use_bias must be True or False"),
+    ("Dropout rate 1", _replace('{type = "Dense"', '{type = "Dropout", rate = 1.0}, {type = "Dense"'),
+     "rate must be in [0, 1), got 1.0"),
+    ("horizon 0 leak", _replace("horizon = 6", "horizon = 0"), "windows.horizon = 0 makes the target ('T (degC)') the last input row"),
+    ("horizon -1", _replace("horizon = 6", "horizon = -1"), "windows.horizon"),
+    ("sequence_length 0", _replace("sequence_length = 24", "sequence_length = 0"), "windows.sequence_length"),
+    ("learning_rate 0", _replace("[training]", "[training]\nlearning_rate = 0.0"), "training.learning_rate"),
+    ("batch_size 0", _replace("batch_size = 64", "batch_size = 0"), "training.batch_size"),
+    ("shuffle a string", _replace("[training]", '[training]\nshuffle = "false"'), "training.shuffle"),
+    ("check_finite a string", _replace("[training]", '[training]\ncheck_finite = "no"'), "training.check_finite"),
+    ("split not summing to 1", _replace("split = [0.6, 0.2, 0.2]", "split = [0.6, 0.2, 0.3]"), "data.split"),
+    ("stateful 1", _replace("[training]", "[training]\nstateful = 1"), "training.stateful"),
+    ("unknown table", lambda t: t + "\n[trainig]\nepochs = 1\n", "trainig"),
+    ("duplicate model names", lambda t: t + '[[models]]\nname = "GRU(4)"\nlayers = [{type = "Dense", units = 1}]\n',
+     "model names must be unique"),
+    ("unknown layer type", _replace('"GRU"', '"GRUU"'), "unknown layer type 'GRUU'"),
+    ("unknown layer argument", _replace('units = 4}', 'units = 4, unitz = 3}'), "unknown argument 'unitz'"),
+    ("task unknown", lambda t: 'task = "forecastt"\n' + t, "task"),
 ]
 
 
@@ -143,6 +175,81 @@ def test_float64_input_to_a_float32_model_is_converted():
     x = torch.randn(2, 5, 3, dtype=torch.float64)
     expected = model(x.float())
     torch.testing.assert_close(model(x), expected, rtol=0, atol=0)
+
+
+def _layers():
+    from rnnkit import layers
+
+    return layers
+
+
+API_CASES = [
+    ("GRU go_backwards 'false'", lambda L: L.GRU(4, go_backwards="false"), "go_backwards must be True or False, got 'false'"),
+    ("LSTM return_sequences 'true'", lambda L: L.LSTM(4, return_sequences="true"), "return_sequences must be True or False"),
+    ("SimpleRNN stateful 1", lambda L: L.SimpleRNN(4, stateful=1), "stateful must be True or False, got 1"),
+    ("GRU use_bias 'false'", lambda L: L.GRU(4, use_bias="false"), "use_bias must be True or False"),
+    ("GRU reset_after 0", lambda L: L.GRU(4, reset_after=0), "reset_after must be True or False, got 0"),
+    ("LSTM unit_forget_bias 'yes'", lambda L: L.LSTM(4, unit_forget_bias="yes"), "unit_forget_bias must be True or False"),
+    ("GRU return_state None", lambda L: L.GRU(4, return_state=None), "return_state must be True or False, got None"),
+    ("Dense use_bias 'yes'", lambda L: L.Dense(4, use_bias="yes"), "use_bias must be True or False"),
+    ("Embedding mask_zero 1", lambda L: L.Embedding(5, 2, mask_zero=1), "mask_zero must be True or False"),
+    ("GRU units 0", lambda L: L.GRU(0), "units must be a positive integer, got 0"),
+    ("LSTM units -3", lambda L: L.LSTM(-3), "units must be a positive integer, got -3"),
+    ("GRU units 2.0", lambda L: L.GRU(2.0), "units must be a positive integer, got 2.0"),
+    ("GRU units True", lambda L: L.GRU(True), "units must be a positive integer, got True"),
+    ("Dense units '4'", lambda L: L.Dense("4"), "units must be a positive integer, got '4'"),
+    ("GRU dropout 1.0", lambda L: L.GRU(4, dropout=1.0), "dropout must be in [0, 1), got 1.0"),
+    ("GRU dropout nan", lambda L: L.GRU(4, dropout=math.nan), "dropout must be in [0, 1), got nan"),
+    ("LSTM recurrent_dropout -0.5", lambda L: L.LSTM(4, recurrent_dropout=-0.5), "recurrent_dropout must be in [0, 1)"),
+    ("Dropout rate 1.5", lambda L: L.Dropout(1.5), "rate must be in [0, 1), got 1.5"),
+    ("Bidirectional merge_mode 'cat'", lambda L: L.Bidirectional(L.GRU(2), merge_mode="cat"), "merge_mode must be one of"),
+    ("GRU activation 'relu6'", lambda L: L.GRU(2, activation="relu6"), "activation must be one of"),
+    ("GRU recurrent_dropout_mode 'x'", lambda L: L.GRU(2, recurrent_dropout=0.1, recurrent_dropout_mode="x"),
+     "recurrent_dropout_mode must be one of"),
+    ("l2 negative", lambda L: L.GRU(2, kernel_regularizer={"l2": -1.0}), "l2 must be a finite number >= 0"),
+    ("regulariser typo", lambda L: L.GRU(2, kernel_regularizer={"l3": 1.0}), "unknown regulariser keys"),
+]
+
+
+@pytest.mark.parametrize("make,fragment", [c[1:] for c in API_CASES], ids=[c[0] for c in API_CASES])
+def test_api_door_layer_arguments(make, fragment):
+    with pytest.raises(RnnkitError) as caught:
+        make(_layers())
+    assert fragment in str(caught.value) and "\n" not in str(caught.value)
+
+
+TRAINER_CASES = [
+    ("learning_rate 0", {"learning_rate": 0}, "learning_rate must be a finite number > 0"),
+    ("epochs 0", {"epochs": 0}, "epochs"),
+    ("batch_size True", {"batch_size": True}, "batch_size"),
+    ("shuffle 'no'", {"shuffle": "no"}, "shuffle must be True, False or None"),
+    ("clip_grad_norm -1", {"clip_grad_norm": -1.0}, "clip_grad_norm must be None or a finite number > 0"),
+    ("lr_factor 1", {"lr_factor": 1.0}, "lr_factor must be in (0, 1)"),
+    ("seed -1", {"seed": -1}, "seed must be an integer >= 0"),
+    ("optimizer 'adamw'", {"optimizer": "adamw"}, "optimizer must be one of"),
+    ("check_finite 'yes'", {"check_finite": "yes"}, "check_finite must be True or False"),
+]
+
+
+@pytest.mark.parametrize("kwargs,fragment", [c[1:] for c in TRAINER_CASES], ids=[c[0] for c in TRAINER_CASES])
+def test_api_door_trainer_arguments(kwargs, fragment):
+    from rnnkit.training import Trainer
+
+    with pytest.raises(ValueError, match=re.escape(fragment)):
+        Trainer(**kwargs)
+
+
+@pytest.mark.parametrize("split,bad", [("train", math.nan), ("validation", math.nan), ("validation", math.inf)])
+def test_api_door_non_finite_data_stops_training(split, bad):
+    from rnnkit.training import Trainer
+
+    x, y = torch.zeros(12, 5, 2), torch.zeros(12, 1)
+    broken = x.clone()
+    broken[7, 4, 0] = bad
+    train, val = ((broken, y), (x, y)) if split == "train" else ((x, y), (broken, y))
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(10, 1))
+    with pytest.raises(RnnkitError, match=f"{split} inputs hold NaN or inf: first in window 7 \\(step 4, feature 0\\)"):
+        Trainer(epochs=3).fit(model, train, val)
 
 
 def test_integer_input_to_a_recurrent_layer_is_refused():

@@ -130,6 +130,7 @@ class TrainingConfig(_Strict):
     lr_plateau_patience: int | None = Field(None, ge=1)
     stateful: bool = False  # contiguous streams, no shuffling, states carried across batches
     seed: int = 0
+    check_finite: bool = True  # NaN/inf in inputs, targets or a loss stops training, naming split and window
 
 
 TrainingOverrides = create_model(
@@ -253,6 +254,18 @@ class ExperimentConfig(_Strict):
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(f"model names must be unique, got {dup} more than once")
+        return self
+
+    @model_validator(mode="after")
+    def _no_leak(self) -> ExperimentConfig:
+        # horizon 0 puts the target at the last input row: when the model reads the target column,
+        # it is handed the answer (persistence scores 0). Tagging's horizon 0 is another thing.
+        w = self.windows
+        reads_target = self.data.features is None or self.data.target in self.data.features
+        if self.task != "tagging" and w is not None and w.horizon == 0 and reads_target:
+            raise ValueError(f"windows.horizon = 0 makes the target ({self.data.target!r}) the last input row, which "
+                             f"the model reads: a leak, not a forecast; use horizon >= 1 (or leave the target out "
+                             f"of data.features)")
         return self
 
     @model_validator(mode="after")
@@ -443,7 +456,22 @@ def parse_config(raw: dict[str, Any], source: str = "config") -> ExperimentConfi
         for j, spec in enumerate(model.layers):
             check_layer_spec(spec, f"{source}: models[{i}].layers[{j}]")
             check_placeholders(spec, f"{source}: models[{i}].layers[{j}]", config.task)
+            check_layer_values(spec, f"{source}: models[{i}].layers[{j}]")
     return config
+
+
+def check_layer_values(spec: dict[str, Any], where: str) -> None:
+    """Build the layer once (lazily: no weights yet) so that a bad value (``use_bias = "false"``,
+    ``dropout = 1.5``) is refused when the config is read, naming the model and layer."""
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # warnings about settings come again when the model is built
+            build_layer(fill_placeholders(spec, {word: 2 for word in PLACEHOLDERS.values()}))
+    except RnnkitError as e:
+        message = str(e).removeprefix(f"layer {spec['type']}: ")
+        raise RnnkitError(f"{where} ({spec['type']}): {message}") from None
 
 
 def load_config(path: str | Path) -> ExperimentConfig:
@@ -555,5 +583,5 @@ def build_layer(spec: dict[str, Any]):
         kwargs["layer"] = build_layer(kwargs["layer"])
     try:
         return classes[spec["type"]](**kwargs)
-    except TypeError as e:
+    except (TypeError, ValueError) as e:  # a constructor's argument check: bad input, named
         raise RnnkitError(f"layer {spec['type']}: {e}") from None

@@ -14,7 +14,7 @@ The ``check_*`` helpers validate an argument at entry and never clamp or coerce:
     >>> check_bool("go_backwards", "false")
     Traceback (most recent call last):
     ...
-    rnnkit.errors.RnnkitError: go_backwards must be a bool (True or False), got 'false' (str)
+    rnnkit.errors.RnnkitError: go_backwards must be True or False, got 'false' (str; no truthy strings or numbers)
     >>> check_number("dropout", 1.5, low=0.0, high=1.0, high_open=True)
     Traceback (most recent call last):
     ...
@@ -38,7 +38,7 @@ def check_bool(name: str, value: Any) -> bool:
         return value
     if type(value).__name__ == "bool_":  # numpy.bool_, without importing numpy here
         return bool(value)
-    raise RnnkitError(f"{name} must be a bool (True or False), got {value!r} ({type(value).__name__})")
+    raise RnnkitError(f"{name} must be True or False, got {value!r} ({type(value).__name__}; no truthy strings or numbers)")
 
 
 def check_int(name: str, value: Any, *, low: int | None = None, high: int | None = None) -> int:

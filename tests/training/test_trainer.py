@@ -273,9 +273,28 @@ def test_regularization_loss_is_added_to_the_objective():
 
 
 def test_non_finite_loss_is_a_clear_error():
-    x, y = torch.ones(4, 1), torch.full((4, 1), float("nan"))
-    with pytest.raises(RnnkitError, match="training loss became nan in epoch 1"):
-        Trainer(epochs=1).fit(nn.Linear(1, 1), (x, y))
+    x, y = torch.full((4, 1), 1e30), torch.zeros(4, 1)  # finite data, a squared error beyond float32: inf
+    with pytest.raises(RnnkitError, match="training loss became inf in epoch 1"):
+        Trainer(epochs=1, loss="mse").fit(nn.Linear(1, 1), (x, y))
+
+
+@pytest.mark.parametrize("split", ["train", "validation"])
+def test_nan_in_the_data_names_the_split_and_first_window(split):
+    x, y = torch.zeros(10, 4, 2), torch.zeros(10, 1)
+    bad = x.clone()
+    bad[6, 2, 1] = float("nan")
+    bad[8, 0, 0] = float("inf")
+    train, val = ((bad, y), (x, y)) if split == "train" else ((x, y), (bad, y))
+    with pytest.raises(RnnkitError, match=f"^{split} inputs hold NaN or inf: first in window 6 \\(step 2, feature 1\\)"):
+        Trainer(epochs=1).fit(nn.Sequential(nn.Flatten(), nn.Linear(8, 1)), train, val)
+
+
+def test_check_finite_false_trains_on_nan_as_asked():
+    x, y = torch.zeros(8, 2), torch.zeros(8, 1)
+    val_x = x.clone()
+    val_x[0, 0] = float("nan")
+    history = Trainer(epochs=2, check_finite=False).fit(nn.Linear(2, 1), (x, y), (val_x, y))
+    assert len(history) == 2 and all(math.isnan(v) for v in history["val_loss"])
 
 
 # --- data forms ----------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from rnnkit.errors import RnnkitError
+
 Activation = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -44,5 +46,5 @@ def get(name: str | None, argument: str = "activation") -> Activation:
     if name is None:
         return _linear
     if not isinstance(name, str) or name not in ACTIVATIONS:
-        raise ValueError(f"{argument} must be one of {sorted(ACTIVATIONS)}, got {name!r}")
+        raise RnnkitError(f"{argument} must be one of {sorted(ACTIVATIONS)}, got {name!r}")
     return ACTIVATIONS[name]

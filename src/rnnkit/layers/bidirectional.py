@@ -10,6 +10,7 @@ import torch
 
 from rnnkit.layers.base import Layer
 from rnnkit.layers.recurrent import GRU, LSTM, RNN, SimpleRNN
+from rnnkit.errors import RnnkitError
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 RECURRENT_LAYERS: dict[str, type[RNN]] = {"SimpleRNN": SimpleRNN, "LSTM": LSTM, "GRU": GRU}
@@ -60,7 +61,7 @@ class Bidirectional(Layer):
     def __init__(self, layer: Any, merge_mode: str | None = "concat") -> None:
         super().__init__()
         if merge_mode not in MERGE_MODES:
-            raise ValueError(f"merge_mode must be one of {list(MERGE_MODES)}, got {merge_mode!r}")
+            raise RnnkitError(f"merge_mode must be one of {list(MERGE_MODES)}, got {merge_mode!r}")
         self.merge_mode = merge_mode
         self.forward_layer = _resolve_layer(layer)
         config = self.forward_layer.get_config()

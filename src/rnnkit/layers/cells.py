@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rnnkit.errors import RnnkitError, check_bool
 from rnnkit.layers import activations
 
 State = tuple[torch.Tensor, ...]
@@ -33,7 +34,7 @@ State = tuple[torch.Tensor, ...]
 
 def _check_units(value: object, argument: str = "units") -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"{argument} must be a positive integer, got {value!r}")
+        raise RnnkitError(f"{argument} must be a positive integer, got {value!r}")
     return int(value)
 
 
@@ -61,7 +62,7 @@ class RecurrentCell(nn.Module):
         self.units = _check_units(units)
         self.activation_name = activation
         self.activation = activations.get(activation, "activation")
-        self.use_bias = bool(use_bias)
+        self.use_bias = check_bool("use_bias", use_bias)
         g, n, m = self.gates, self.units, self.input_size
         self.weight_ih = nn.Parameter(torch.empty(g * n, m))
         self.weight_hh = nn.Parameter(torch.empty(g * n, n))
@@ -223,7 +224,7 @@ class LSTMCell(RecurrentCell):
         use_bias: bool = True,
         unit_forget_bias: bool = True,
     ) -> None:
-        self.unit_forget_bias = bool(unit_forget_bias)
+        self.unit_forget_bias = check_bool("unit_forget_bias", unit_forget_bias)
         super().__init__(input_size, units, activation, use_bias)
         self.recurrent_activation_name = recurrent_activation
         self.recurrent_activation = activations.get(recurrent_activation, "recurrent_activation")
@@ -279,7 +280,7 @@ class GRUCell(RecurrentCell):
         use_bias: bool = True,
         reset_after: bool = True,
     ) -> None:
-        self.reset_after = bool(reset_after)
+        self.reset_after = check_bool("reset_after", reset_after)
         super().__init__(input_size, units, activation, use_bias)
         self.recurrent_activation_name = recurrent_activation
         self.recurrent_activation = activations.get(recurrent_activation, "recurrent_activation")

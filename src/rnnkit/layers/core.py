@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rnnkit.errors import RnnkitError, check_bool
 from rnnkit.layers import activations, regularizers
 from rnnkit.layers.base import Layer
 
@@ -23,7 +24,7 @@ Shape = tuple[int | None, ...]
 
 def _check_positive_int(value: object, argument: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"{argument} must be a positive integer, got {value!r}")
+        raise RnnkitError(f"{argument} must be a positive integer, got {value!r}")
     return int(value)
 
 
@@ -83,9 +84,7 @@ class Dense(Layer):
         self.units = _check_positive_int(units, "units")
         self.activation_name = activation
         self.activation = activations.get(activation, "activation")
-        if not isinstance(use_bias, bool):
-            raise ValueError(f"use_bias must be True or False, got {use_bias!r}")
-        self.use_bias = use_bias
+        self.use_bias = check_bool("use_bias", use_bias)
         self.kernel_regularizer = regularizers.get(kernel_regularizer, "kernel_regularizer")
         self.bias_regularizer = regularizers.get(bias_regularizer, "bias_regularizer")
         self.input_size: int | None = None
@@ -191,7 +190,7 @@ class Dropout(Layer):
             or not math.isfinite(rate)
             or not 0.0 <= rate < 1.0
         ):
-            raise ValueError(f"rate must be in [0, 1), got {rate!r}")
+            raise RnnkitError(f"rate must be in [0, 1), got {rate!r}")
         self.rate = float(rate)
         self.built = True
 
@@ -236,9 +235,7 @@ class Embedding(Layer):
         self, input_dim: int, output_dim: int, embeddings_regularizer: Any = None, mask_zero: bool = False
     ) -> None:
         super().__init__()
-        if not isinstance(mask_zero, bool):
-            raise ValueError(f"mask_zero must be True or False, got {mask_zero!r}")
-        self.mask_zero = mask_zero
+        self.mask_zero = check_bool("mask_zero", mask_zero)
         self.input_dim = _check_positive_int(input_dim, "input_dim")
         self.output_dim = _check_positive_int(output_dim, "output_dim")
         self.embeddings_regularizer = regularizers.get(embeddings_regularizer, "embeddings_regularizer")

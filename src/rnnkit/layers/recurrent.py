@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from rnnkit.errors import RnnkitError, check_bool
 from rnnkit.layers import activations, regularizers
 from rnnkit.layers.base import Layer
 from rnnkit.layers.cells import GRUCell, GRUSequenceWithRecurrentMask, LSTMCell, RecurrentCell, SimpleRNNCell, State, _check_units
@@ -51,7 +52,7 @@ def _check_rate(value: object, argument: str) -> float:
         or not math.isfinite(value)
         or not 0.0 <= value < 1.0
     ):
-        raise ValueError(f"{argument} must be in [0, 1), got {value!r}")
+        raise RnnkitError(f"{argument} must be in [0, 1), got {value!r}")
     return float(value)
 
 
@@ -114,15 +115,15 @@ class RNN(Layer):
         self.units = _check_units(units)
         activations.get(activation, "activation")  # validate the name now, not at build
         self.activation = activation
-        self.use_bias = bool(use_bias)
-        self.return_sequences = bool(return_sequences)
-        self.return_state = bool(return_state)
-        self.go_backwards = bool(go_backwards)
-        self.stateful = bool(stateful)
+        self.use_bias = check_bool("use_bias", use_bias)  # no truthy strings: "false" is refused
+        self.return_sequences = check_bool("return_sequences", return_sequences)
+        self.return_state = check_bool("return_state", return_state)
+        self.go_backwards = check_bool("go_backwards", go_backwards)
+        self.stateful = check_bool("stateful", stateful)
         self.dropout = _check_rate(dropout, "dropout")
         self.recurrent_dropout = _check_rate(recurrent_dropout, "recurrent_dropout")
         if recurrent_dropout_mode not in RECURRENT_DROPOUT_MODES:
-            raise ValueError(
+            raise RnnkitError(
                 f"recurrent_dropout_mode must be one of {list(RECURRENT_DROPOUT_MODES)}, got {recurrent_dropout_mode!r}"
             )
         if recurrent_dropout_mode == "batch" and self.recurrent_dropout == 0.0:
@@ -511,7 +512,7 @@ class LSTM(RNN):
     def __init__(self, units: int, recurrent_activation: str = "sigmoid", unit_forget_bias: bool = True, **kwargs: Any):
         activations.get(recurrent_activation, "recurrent_activation")
         self.recurrent_activation = recurrent_activation
-        self.unit_forget_bias = bool(unit_forget_bias)
+        self.unit_forget_bias = check_bool("unit_forget_bias", unit_forget_bias)
         super().__init__(units, **kwargs)
 
     def _cell_options(self):
@@ -566,7 +567,7 @@ class GRU(RNN):
     def __init__(self, units: int, recurrent_activation: str = "sigmoid", reset_after: bool = True, **kwargs: Any):
         activations.get(recurrent_activation, "recurrent_activation")
         self.recurrent_activation = recurrent_activation
-        self.reset_after = bool(reset_after)
+        self.reset_after = check_bool("reset_after", reset_after)
         super().__init__(units, **kwargs)
 
     def _cell_options(self):

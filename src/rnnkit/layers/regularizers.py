@@ -16,6 +16,8 @@ from typing import Any
 
 import torch
 
+from rnnkit.errors import RnnkitError
+
 
 class Regularizer:
     """l1·Σ|w| + l2·Σw²."""
@@ -23,7 +25,7 @@ class Regularizer:
     def __init__(self, l1: float = 0.0, l2: float = 0.0) -> None:
         for name, value in (("l1", l1), ("l2", l2)):
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
-                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+                raise RnnkitError(f"{name} must be a finite number >= 0, got {value!r}")
         self.l1 = float(l1)
         self.l2 = float(l2)
 
@@ -67,9 +69,9 @@ def get(spec: Any, argument: str = "regularizer") -> Regularizer | None:
     if isinstance(spec, dict):
         unknown = set(spec) - {"l1", "l2"}
         if unknown:
-            raise ValueError(f"{argument}: unknown regulariser keys {sorted(unknown)}, expected 'l1' and/or 'l2'")
+            raise RnnkitError(f"{argument}: unknown regulariser keys {sorted(unknown)}, expected 'l1' and/or 'l2'")
         return Regularizer(**spec)
-    raise ValueError(f"{argument} must be None, rk.regularizers.l1/l2/l1_l2(...) or a dict, got {spec!r}")
+    raise RnnkitError(f"{argument} must be None, rk.regularizers.l1/l2/l1_l2(...) or a dict, got {spec!r}")
 
 
 def serialize(reg: Regularizer | None) -> dict[str, float] | None:

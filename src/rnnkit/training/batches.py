@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from rnnkit.errors import RnnkitError
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -114,6 +115,30 @@ def iter_batches(
     stop = n - n % batch_size if drop_last else n
     for start in range(0, stop, batch_size):
         yield data.batch(order[start : start + batch_size])
+
+
+def check_finite(data: Any, split: str, batch_size: int = 4096) -> None:
+    """Raise a :class:`RnnkitError` naming ``split`` and the first window whose inputs or
+    target hold NaN or an infinity (one pass over the data, in order, without shuffling).
+
+    Example:
+        >>> x = torch.zeros(5, 3, 1); x[3, 1, 0] = float("nan")
+        >>> check_finite((x, torch.zeros(5, 1)), "val")
+        Traceback (most recent call last):
+        ...
+        rnnkit.errors.RnnkitError: val inputs hold NaN or inf: first in window 3 (step 1, feature 0); clean the data (or set check_finite = false to train anyway)
+    """
+    seen = 0
+    for x, y in iter_batches(data, batch_size):
+        for part, t in (("inputs", x), ("targets", y)):
+            if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                where = torch.nonzero(~torch.isfinite(t))[0].tolist()
+                detail = ""
+                if t.dim() == 3 and part == "inputs":
+                    detail = f" (step {where[1]}, feature {where[2]})"
+                raise RnnkitError(f"{split} {part} hold NaN or inf: first in window {seen + where[0]}{detail}; "
+                                  "clean the data (or set check_finite = false to train anyway)")
+        seen += x.shape[0]
 
 
 def count_examples(data: Any) -> int:

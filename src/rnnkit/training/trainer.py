@@ -20,9 +20,9 @@ from typing import IO, Any, Iterator
 import torch
 from torch import nn
 
-from rnnkit.errors import RnnkitError
+from rnnkit.errors import RnnkitError, check_bool
 from rnnkit.training import checkpoint as ckpt
-from rnnkit.training.batches import BatchSequence, as_data, count_examples, iter_batches
+from rnnkit.training.batches import BatchSequence, as_data, check_finite, count_examples, iter_batches
 from rnnkit.training.callbacks import BestTracker, EarlyStopping, ReduceLROnPlateau
 from rnnkit.training.inference import model_device, predict, reset_states
 from rnnkit.training.losses import canonical_loss_name, check_class_weight, cross_entropy, get_loss, match_target
@@ -168,6 +168,10 @@ class Trainer:
             True). Gradients that fade through time turn denormal, and x86 CPUs slow down 2–3× on
             them; flushing changes results by less than float32's resolution. ``False`` runs ``fit``
             with flushing off. A resumed run must use the same setting.
+        check_finite: before training, look for NaN or inf in the train and validation inputs and
+            targets, and stop with a :class:`RnnkitError` naming the split and the first bad window;
+            stop too when the training or validation loss becomes NaN or inf (default True).
+            ``False`` trains on whatever comes.
 
     Example:
         >>> trainer = Trainer(epochs=5, early_stopping_patience=2)
@@ -196,6 +200,7 @@ class Trainer:
         progress_stream: IO[str] | None = None,
         class_weight: Sequence[float] | torch.Tensor | None = None,
         flush_denormal: bool = True,
+        check_finite: bool = True,
     ) -> None:
         if not isinstance(optimizer, str) or optimizer.lower() not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
@@ -247,6 +252,7 @@ class Trainer:
         if not isinstance(flush_denormal, bool):
             raise ValueError(f"flush_denormal must be True or False, got {flush_denormal!r}")
         self.flush_denormal = flush_denormal
+        self.check_finite = check_bool("check_finite", check_finite)
         self.class_weight: list[float] | None = None
         if class_weight is not None:
             if self.loss != "cross_entropy":
@@ -339,6 +345,10 @@ class Trainer:
             raise RnnkitError(f"stateful training needs at least batch_size={self.batch_size} examples, got {n_train}")
         if val is not None and count_examples(val) == 0:
             raise RnnkitError("val holds no examples")
+        if self.check_finite:  # NaN in, NaN loss out, "best epoch 3" and no word: stop here instead
+            check_finite(train, "train")
+            if val is not None:
+                check_finite(val, "validation")
 
         torch.manual_seed(self.seed)
         _build_before_training(model, train)  # the optimizer must see every parameter
@@ -365,6 +375,9 @@ class Trainer:
             record: dict[str, Any] = {"epoch": epoch + 1, "loss": loss}
             if val is not None:
                 record["val_loss"] = self.evaluate(model, val)["loss"]
+                if self.check_finite and not math.isfinite(record["val_loss"]):
+                    raise RnnkitError(f"the validation loss became {record['val_loss']} in epoch {epoch + 1}: "
+                                      "lower learning_rate or set clip_grad_norm (check_finite = false trains on)")
             record["lr"] = lr
             record["seconds"] = time.perf_counter() - t0
             history.append(record)
@@ -432,7 +445,7 @@ class Trainer:
         if count == 0:
             raise RnnkitError(f"epoch {epoch + 1} had no batches (batch_size={self.batch_size} with {count_examples(train)} examples)")
         mean = float(total) / count
-        if not math.isfinite(mean):
+        if self.check_finite and not math.isfinite(mean):
             raise RnnkitError(
                 f"the training loss became {mean} in epoch {epoch + 1}: lower learning_rate or set clip_grad_norm"
             )
