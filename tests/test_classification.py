@@ -77,16 +77,27 @@ def test_majority_rejects_a_label_outside_the_classes():
 
 # --- a known answer ----------------------------------------------------------------------------------
 
-def test_gru_classifier_learns_the_sign_of_the_first_channels_mean(seed):
-    # Label = 1 where the mean of channel 0 over the 20 steps is > 0; channel 1 is noise.
-    x = torch.from_numpy(seed.normal(size=(2048, 20, 2)).astype(np.float32))
+def _first_channel_sign_accuracy(seed: int) -> float:
+    """Held-out accuracy of GRU(8) trained on: label = 1 where channel 0's mean over 20 steps is > 0."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    x = torch.from_numpy(rng.normal(size=(2048, 20, 2)).astype(np.float32))  # channel 1 is noise
     y = (x[:, :, 0].mean(1) > 0).long()
     model = Sequential(layers.GRU(8), layers.Dense(2), input_shape=(20, 2))
-    Trainer(loss="cross_entropy", learning_rate=1e-2, epochs=12, batch_size=64, progress=False).fit(
+    Trainer(loss="cross_entropy", learning_rate=1e-2, epochs=12, batch_size=64, progress=False, seed=seed).fit(
         model, (x[:1536], y[:1536]))
     with torch.no_grad():
-        accuracy = classification_metrics(y[1536:], model(x[1536:]))["accuracy"]
-    assert accuracy > 0.95, accuracy  # 512 held-out sequences; measured 0.97
+        return classification_metrics(y[1536:], model(x[1536:]))["accuracy"]
+
+
+def test_gru_classifier_learns_the_sign_of_the_first_channels_mean():
+    # Seeds 0-9 measured (torch 2.13 CPU, 1 thread; 512 held-out sequences, chance 0.5):
+    # 0.971 0.957 0.973 0.963 0.955 0.963 0.977 0.945 0.980 0.967 (min 0.945, median 0.965).
+    # One seed below 0.95 is noise (1 sequence in 512 is 0.002); what is robust is that every
+    # seed learns the task far above chance, and that the median is near 0.96.
+    accuracies = [_first_channel_sign_accuracy(s) for s in range(5)]
+    assert min(accuracies) > 0.90, accuracies  # measured min 0.945 over 10 seeds
+    assert float(np.median(accuracies)) > 0.94, accuracies  # measured median 0.963 (seeds 0-4)
 
 
 # --- the config path -----------------------------------------------------------------------------------

@@ -20,9 +20,12 @@ class Standardizer:
     NaN or inf in the data also raise.
 
     Example:
+        >>> train = pd.DataFrame({"T (degC)": [1.0, 3.0], "p (mbar)": [990.0, 1010.0]})
         >>> scaler = Standardizer().fit(train)          # DataFrame, array or tensor
-        >>> z_train, z_val = scaler.transform(train), scaler.transform(val)
-        >>> celsius = scaler.inverse_transform_column(pred, "T (degC)")
+        >>> scaler.transform(train)["T (degC)"].tolist()
+        [-1.0, 1.0]
+        >>> scaler.inverse_transform_column(np.array([0.5]), "T (degC)").tolist()
+        [2.5]
     """
 
     def __init__(self) -> None:

@@ -93,8 +93,11 @@ def split_per_segment(frame: pd.DataFrame, fractions=(0.7, 0.2, 0.1)) -> tuple[l
         time order (pass a list to ``make_windows``: each piece is a segment of its own).
 
     Example:
-        >>> train, val, test = split_per_segment(df, (0.6, 0.2, 0.2))  # doctest: +SKIP
-        >>> [len(p) for p in train]                                    # one piece per segment
+        >>> times = pd.date_range("2024-01-01", periods=10, freq="h").append(
+        ...     pd.date_range("2024-06-01", periods=20, freq="h"))           # two segments, 10 and 20 rows
+        >>> train, val, test = split_per_segment(pd.DataFrame({"T": np.arange(30.0)}, index=times), (0.6, 0.2, 0.2))
+        >>> [len(p) for p in train], [len(p) for p in test]               # one piece per segment
+        ([6, 12], [2, 4])
     """
     from rnnkit.data._series import segments
 

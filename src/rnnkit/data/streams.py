@@ -96,8 +96,8 @@ def stream_batches(
     Example (10 rows, 2 streams, chunks of 2, horizon 1: usable rows 0–8, streams of 4)::
 
         >>> s = stream_batches(np.arange(10.0), 2, 2)
-        >>> s.rows.tolist()
-        [[[0, 1], [4, 5]], [[2, 3], [6, 7]]]     # batch 1 row b continues batch 0 row b
+        >>> s.rows.tolist()     # batch 1 row b continues batch 0 row b
+        [[[0, 1], [4, 5]], [[2, 3], [6, 7]]]
         >>> s.target_rows.tolist()
         [[2, 6], [4, 8]]
     """

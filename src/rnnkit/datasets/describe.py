@@ -139,7 +139,7 @@ def describe(paths) -> DataReport:
         files (before cleaning).
 
     Example:
-        >>> print(describe(["mpi_roof_2024.csv.gz", "mpi_roof_2025.csv.gz"]))
+        >>> print(describe(["mpi_roof_2024.csv.gz", "mpi_roof_2025.csv.gz"]))  # doctest: +SKIP
     """
     df = load(paths, clean=False)
     report = df.attrs.get("report", {})

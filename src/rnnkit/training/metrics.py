@@ -190,8 +190,9 @@ def regression_metrics(
         ``{"mae", "rmse"}`` plus ``"skill"`` when ``persistence`` is given.
 
     Example:
-        >>> regression_metrics([0.0, 1.0], [0.5, 1.0], persistence=[1.0, 0.0], scale=2.0)
-        {'mae': 0.5, 'rmse': 0.7071067811865475, 'skill': 0.75}
+        >>> m = regression_metrics([0.0, 1.0], [0.5, 1.0], persistence=[1.0, 0.0], scale=2.0)
+        >>> m["mae"], round(m["rmse"], 6), m["skill"]
+        (0.5, 0.707107, 0.75)
     """
     units = {"inverse": inverse, "scale": scale, "offset": offset}
     t, p = to_units(y_true, **units), to_units(y_pred, **units)
