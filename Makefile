@@ -1,5 +1,6 @@
 # `make demo`: set up .venv if needed and run the main job.
-# `make test`: set up .venv if needed and run the test suite.
+# `make test`: set up .venv if needed and run the test suite (the layers' tests a second time on
+# the PyTorch path, RNNKIT_KERNEL=torch, so that both paths are tested).
 # `make bench`: the speed benchmarks (ratios against references in the same run).
 PYTHON ?= python3
 VENV ?= .venv
@@ -26,6 +27,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+	RNNKIT_KERNEL=torch $(BIN)/python -m pytest -q tests/layers
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_layers.py

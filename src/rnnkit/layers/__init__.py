@@ -13,6 +13,7 @@ from rnnkit.layers import activations, regularizers
 from rnnkit.layers.base import Layer
 from rnnkit.layers.bidirectional import Bidirectional
 from rnnkit.layers.core import Dense, Dropout, Embedding, Flatten
+from rnnkit.layers.kernel import use_kernel
 from rnnkit.layers.recurrent import GRU, LSTM, SimpleRNN
 
 LAYER_CLASSES: dict[str, type[Layer]] = {
@@ -58,4 +59,5 @@ __all__ = [
     "serialize",
     "deserialize",
     "LAYER_CLASSES",
+    "use_kernel",
 ]

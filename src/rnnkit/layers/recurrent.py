@@ -38,7 +38,7 @@ import torch
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from rnnkit.errors import RnnkitError, check_bool
-from rnnkit.layers import activations, regularizers
+from rnnkit.layers import activations, kernel, regularizers
 from rnnkit.layers.base import Layer
 from rnnkit.layers.cells import GRUCell, GRUSequenceWithRecurrentMask, LSTMCell, RecurrentCell, SimpleRNNCell, State, _check_units
 
@@ -243,6 +243,20 @@ class RNN(Layer):
     def _fused_ok(self) -> bool:
         return self.activation in self.fused_activations
 
+    def _kernel_kind(self) -> str | None:
+        """The compiled kernel's name for this layer's cell (``rnnkit.layers.kernel.KINDS``), or None."""
+        return None
+
+    def _kernel_biases(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """(input bias, recurrent bias) for the compiled kernel; the recurrent one for GRU only."""
+        return (self.cell.bias if self.use_bias else None), None
+
+    def _kernel_applies(self, x: torch.Tensor) -> bool:
+        """Whether the compiled kernel runs this call (no mask; see ``rnnkit.layers.kernel``)."""
+        if not self.built or self._force_loop or self._kernel_kind() is None:
+            return False
+        return kernel.applies(x, *self.cell.parameters())
+
     def _fused(
         self, x: torch.Tensor, state: State, weight_hh: torch.Tensor, batch_sizes: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, State]:
@@ -399,7 +413,8 @@ class RNN(Layer):
             raise ValueError(f"input features must equal input_size={self.input_size}, got {x.shape[-1]}")
         state = self._initial_state(x, initial_state)
         mask = _check_mask(mask, x)
-        if self.go_backwards:
+        compiled = mask is None and self._kernel_applies(x)
+        if self.go_backwards and not compiled:  # the kernel walks x backwards itself
             x = x.flip(1)
             mask = None if mask is None else mask.flip(1)
 
@@ -416,7 +431,13 @@ class RNN(Layer):
             recurrent_mask = None
 
         runs = None if mask is None else _contiguous_runs(mask)
-        if recurrent_mask is None and self.use_fused and mask is None:
+        if compiled:
+            b_ih, b_hh = self._kernel_biases()
+            sequence, state = kernel.run(
+                self._kernel_kind(), self.go_backwards, x, state, self.cell.weight_ih, weight_hh, b_ih, b_hh, recurrent_mask
+            )
+            sequence = sequence if self.return_sequences else None
+        elif recurrent_mask is None and self.use_fused and mask is None:
             sequence, state = self._fused(x, state, weight_hh)  # (batch, time, units)
         elif recurrent_mask is None and self.use_fused and runs is not None and self._runs_fit_fused(x):
             sequence, state = self._fused_runs(x, state, weight_hh, *runs)
@@ -483,6 +504,9 @@ class SimpleRNN(RNN):
         n, m = self.units, self._require_input_size()
         return f"{n}·{m} + {n}·{n}" + (f" + {n}" if self.use_bias else "")
 
+    def _kernel_kind(self):
+        return {"tanh": "rnn_tanh", "relu": "rnn_relu"}.get(self.activation)
+
     def _fused(self, x, state, weight_hh, batch_sizes=None):
         cell = self.cell
         op = torch.rnn_tanh if self.activation == "tanh" else torch.rnn_relu
@@ -524,6 +548,9 @@ class LSTM(RNN):
 
     def _fused_ok(self):
         return self.activation == "tanh" and self.recurrent_activation == "sigmoid"
+
+    def _kernel_kind(self):
+        return "lstm" if self._fused_ok() else None
 
     def get_config(self):
         return {**super().get_config(), "recurrent_activation": self.recurrent_activation, "unit_forget_bias": self.unit_forget_bias}
@@ -579,6 +606,12 @@ class GRU(RNN):
 
     def _fused_ok(self):
         return self.reset_after and self.activation == "tanh" and self.recurrent_activation == "sigmoid"
+
+    def _kernel_kind(self):
+        return "gru" if self._fused_ok() else None
+
+    def _kernel_biases(self):
+        return (self.cell.bias_ih, self.cell.bias_hh) if self.use_bias else (None, None)
 
     def get_config(self):
         return {**super().get_config(), "recurrent_activation": self.recurrent_activation, "reset_after": self.reset_after}

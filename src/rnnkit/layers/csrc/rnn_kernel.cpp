@@ -1,0 +1,558 @@
+// rnnkit's whole-sequence CPU kernel: forward and backward of SimpleRNN, GRU (reset_after) and
+// LSTM over every time step, float32 and float64. Built and loaded by rnnkit/layers/kernel.py.
+//
+// Why it is fast (measured on (256, 120, 14), 32 units; numbers in the issue-8 note):
+// - each step's products are register-blocked micro-kernels (`gemm` below) on operands that stay
+//   in L1: MKL's sgemm reached 41–60 GFLOP/s on these shapes, the micro-kernel 105–170;
+// - a step runs on blocks of RBLK rows: input product, recurrent product and the gate maths of
+//   a block are done while it is in cache, so nothing of size (time, batch, gates) is written
+//   except what backward needs;
+// - the gate maths is one vectorised loop per row (`#pragma omp simd`, no branch inside: the
+//   cell kind is a template parameter), with an exp that vectorises (`exp_parts`);
+// - backward accumulates the weight gradients per step as Xᵀ·dG products while dG is in cache;
+// - with several threads each thread runs the whole time loop on its own rows (no barrier).
+//
+// Layouts: x (batch, time, m) and the outputs H (batch, time, n) are batch-major; weights are
+// PyTorch's (G·n, m), (G·n, n), gate order r, z, n (GRU) and i, f, g, o (LSTM).
+// `reverse` walks the input from its last step (go_backwards); H is in processing order.
+
+#include <torch/extension.h>
+#include <ATen/Parallel.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <xmmintrin.h>
+#define RNNKIT_CSR 1
+#endif
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+namespace {
+
+#if defined(__AVX512F__)
+constexpr int VBYTES = 64, VREGS = 32;
+#elif defined(__AVX__)
+constexpr int VBYTES = 32, VREGS = 16;
+#else
+constexpr int VBYTES = 16, VREGS = 16;
+#endif
+
+constexpr int64_t RBLK = 32;  // rows of a step processed together
+
+enum Kind : int64_t { RNN_TANH = 0, RNN_RELU = 1, GRU = 2, LSTM = 3 };
+
+template <typename T>
+constexpr int64_t lanes = VBYTES / sizeof(T);
+
+inline int64_t round_up(int64_t v, int64_t w) { return (v + w - 1) / w * w; }
+
+// ---------------------------------------------------------------------------------------------
+// C (rows × N) (+)= A (rows × K) · B (K × N). A's element (r, k) is A[r·ars + k·acs], so that
+// Aᵀ is read without a copy; B and C are row-major with N a multiple of the vector width.
+template <typename T, int RB, int CV, bool ACC>
+inline void tile(int64_t K, const T* __restrict A, int64_t ars, int64_t acs, const T* __restrict B, int64_t ldb,
+                 T* __restrict C, int64_t ldc) {
+  typedef T V __attribute__((vector_size(VBYTES)));
+  constexpr int W = lanes<T>;
+  V acc[RB][CV];
+  for (int r = 0; r < RB; r++)
+    for (int c = 0; c < CV; c++) {
+      if constexpr (ACC)
+        std::memcpy(&acc[r][c], C + r * ldc + c * W, VBYTES);
+      else
+        acc[r][c] = V{};
+    }
+  for (int64_t k = 0; k < K; k++) {
+    V b[CV];
+    for (int c = 0; c < CV; c++) std::memcpy(&b[c], B + k * ldb + c * W, VBYTES);
+    for (int r = 0; r < RB; r++) {
+      const T a = A[r * ars + k * acs];
+      for (int c = 0; c < CV; c++) acc[r][c] += a * b[c];
+    }
+  }
+  for (int r = 0; r < RB; r++)
+    for (int c = 0; c < CV; c++) std::memcpy(C + r * ldc + c * W, &acc[r][c], VBYTES);
+}
+
+template <typename T, int CV, bool ACC>
+void tile_rows(int64_t rows, int64_t K, const T* A, int64_t ars, int64_t acs, const T* B, int64_t ldb, T* C,
+               int64_t ldc) {
+  constexpr int fit = (VREGS - CV - 2) / CV;
+  constexpr int RB = fit > 8 ? 8 : (fit < 1 ? 1 : fit);
+  int64_t r = 0;
+  for (; r + RB <= rows; r += RB) tile<T, RB, CV, ACC>(K, A + r * ars, ars, acs, B, ldb, C + r * ldc, ldc);
+  for (; r < rows; r++) tile<T, 1, CV, ACC>(K, A + r * ars, ars, acs, B, ldb, C + r * ldc, ldc);
+}
+
+template <typename T, bool ACC>
+void gemm(int64_t rows, int64_t N, int64_t K, const T* A, int64_t ars, int64_t acs, const T* B, int64_t ldb, T* C,
+          int64_t ldc) {
+  constexpr int64_t W = lanes<T>;
+  int64_t nv = N / W, c0 = 0;
+  while (nv > 0) {
+    const int64_t cv = nv > 6 ? 4 : nv;
+    const T* Bc = B + c0;
+    T* Cc = C + c0;
+    switch (cv) {
+      case 1: tile_rows<T, 1, ACC>(rows, K, A, ars, acs, Bc, ldb, Cc, ldc); break;
+      case 2: tile_rows<T, 2, ACC>(rows, K, A, ars, acs, Bc, ldb, Cc, ldc); break;
+      case 3: tile_rows<T, 3, ACC>(rows, K, A, ars, acs, Bc, ldb, Cc, ldc); break;
+      case 4: tile_rows<T, 4, ACC>(rows, K, A, ars, acs, Bc, ldb, Cc, ldc); break;
+      case 5: tile_rows<T, 5, ACC>(rows, K, A, ars, acs, Bc, ldb, Cc, ldc); break;
+      default: tile_rows<T, 6, ACC>(rows, K, A, ars, acs, Bc, ldb, Cc, ldc); break;
+    }
+    nv -= cv;
+    c0 += cv * W;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// e^x = s (1 + q) with s = 2^k and q = e^r − 1 (|r| ≤ ln 2 / 2, a Taylor polynomial to about one
+// ulp), x clamped to the finite range. Written so that `omp simd` vectorises it (no calls).
+inline void exp_parts(float x, float& s, float& q) {
+  x = std::min(std::max(x, -87.0f), 88.0f);
+  constexpr float magic = 12582912.0f;  // 1.5 · 2^23: t's low mantissa bits hold k = round(x / ln 2)
+  const float t = x * 1.44269504088896341f + magic;
+  const float k = t - magic;
+  float r = x - k * 0.693145751953125f;
+  r = r - k * 1.428606820309417e-06f;
+  q = r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720 + r * (1.0f / 5040)))))));
+  s = std::bit_cast<float>((std::bit_cast<uint32_t>(t) + 127u) << 23);
+}
+
+inline void exp_parts(double x, double& s, double& q) {
+  x = std::min(std::max(x, -708.0), 709.0);
+  constexpr double magic = 6755399441055744.0;  // 1.5 · 2^52
+  const double t = x * 1.4426950408889634074 + magic;
+  const double k = t - magic;
+  double r = x - k * 6.93147180369123816490e-01;
+  r = r - k * 1.90821492927058770002e-10;
+  double p = 1.0 / 6227020800.0;  // 1/13!
+  constexpr double inv[12] = {1.0 / 479001600, 1.0 / 39916800, 1.0 / 3628800, 1.0 / 362880, 1.0 / 40320, 1.0 / 5040,
+                              1.0 / 720,       1.0 / 120,      1.0 / 24,      1.0 / 6,      0.5,          1.0};
+  for (int i = 0; i < 12; i++) p = inv[i] + r * p;
+  q = r * p;
+  s = std::bit_cast<double>((std::bit_cast<uint64_t>(t) + 1023ull) << 52);
+}
+
+template <typename T>
+inline T sigmoid(T x) {
+  T s, q;
+  exp_parts(-x, s, q);
+  return T(1) / (T(1) + (s + s * q));
+}
+
+// tanh |x| = −u / (2 + u) with u = e^{−2|x|} − 1: accurate near 0 as well as in the tails
+template <typename T>
+inline T tanh_(T x) {
+  T s, q;
+  exp_parts(T(-2) * std::abs(x), s, q);
+  const T u = (s - T(1)) + s * q;
+  return std::copysign(-u / (T(2) + u), x);
+}
+
+// ---------------------------------------------------------------------------------------------
+template <typename T>
+struct Problem {
+  int64_t kind, batch, steps, m, n, G;
+  bool reverse;
+  int64_t Np, np, mp;  // G·n, n and m rounded up to the vector width
+  const T* x;          // (batch, steps, m)
+  const T* h0;         // (batch, n)
+  const T* c0;         // (batch, n), LSTM
+  const T* wihT;       // (m, Np)
+  const T* whhT;       // (n, Np)
+  const T* wihP;       // (G·n, mp), backward
+  const T* whhP;       // (G·n, np), backward
+  const T* bx;         // (G·n,) input bias (zeros without)
+  const T* bh;         // (G·n,) recurrent bias, GRU (zeros otherwise)
+  const T* mask;       // (batch, n) recurrent dropout mask, or ones with mask_stride 0
+  int64_t mask_stride;
+  int64_t save;        // values saved per row and step, in units of n
+  T* H;                // (batch, steps, n)
+  T* S;                // (steps, batch, save·n)
+
+  int64_t t_in(int64_t s) const { return reverse ? steps - 1 - s : s; }
+  const T* h_prev(int64_t b, int64_t s) const { return s == 0 ? h0 + b * n : H + (b * steps + s - 1) * n; }
+  int64_t h_prev_stride(int64_t s) const { return s == 0 ? n : steps * n; }
+  const T* c_prev(int64_t b, int64_t s) const {
+    return s == 0 ? c0 + b * n : S + ((s - 1) * batch + b) * save * n + 4 * n;
+  }
+  T* saved(int64_t b, int64_t s) const { return S + (s * batch + b) * save * n; }
+};
+
+int64_t saved_values(int64_t kind) { return kind == GRU ? 4 : (kind == LSTM ? 6 : 0); }
+
+// One row's gate maths in the forward pass. gx, gh: this row's input and recurrent products.
+template <typename T, int KIND>
+inline void forward_row(const Problem<T>& p, const T* __restrict gx, const T* __restrict gh, const T* __restrict hp,
+                        const T* __restrict cp, T* __restrict h, T* __restrict sv) {
+  const int64_t n = p.n;
+  const T* __restrict bx = p.bx;
+  const T* __restrict bh = p.bh;
+  if constexpr (KIND == GRU) {
+#pragma omp simd
+    for (int64_t j = 0; j < n; j++) {
+      const T r = sigmoid(gx[j] + bx[j] + gh[j] + bh[j]);
+      const T z = sigmoid(gx[n + j] + bx[n + j] + gh[n + j] + bh[n + j]);
+      const T ghn = gh[2 * n + j] + bh[2 * n + j];
+      const T c = tanh_(gx[2 * n + j] + bx[2 * n + j] + r * ghn);
+      h[j] = c + z * (hp[j] - c);
+      sv[j] = r;
+      sv[n + j] = z;
+      sv[2 * n + j] = c;
+      sv[3 * n + j] = ghn;
+    }
+  } else if constexpr (KIND == LSTM) {
+#pragma omp simd
+    for (int64_t j = 0; j < n; j++) {
+      const T i = sigmoid(gx[j] + bx[j] + gh[j]);
+      const T f = sigmoid(gx[n + j] + bx[n + j] + gh[n + j]);
+      const T g = tanh_(gx[2 * n + j] + bx[2 * n + j] + gh[2 * n + j]);
+      const T o = sigmoid(gx[3 * n + j] + bx[3 * n + j] + gh[3 * n + j]);
+      const T c = f * cp[j] + i * g;
+      const T tc = tanh_(c);
+      h[j] = o * tc;
+      sv[j] = i;
+      sv[n + j] = f;
+      sv[2 * n + j] = g;
+      sv[3 * n + j] = o;
+      sv[4 * n + j] = c;
+      sv[5 * n + j] = tc;
+    }
+  } else if constexpr (KIND == RNN_TANH) {
+#pragma omp simd
+    for (int64_t j = 0; j < n; j++) h[j] = tanh_(gx[j] + bx[j] + gh[j]);
+  } else {
+#pragma omp simd
+    for (int64_t j = 0; j < n; j++) h[j] = std::max(gx[j] + bx[j] + gh[j], T(0));
+  }
+}
+
+template <typename T, int KIND>
+void forward_rows(const Problem<T>& p, int64_t b0, int64_t b1) {
+  const int64_t n = p.n, m = p.m, Np = p.Np;
+  std::vector<T> gx_buf(RBLK * Np), gh_buf(RBLK * Np), hm_buf(RBLK * n);
+  T *gx = gx_buf.data(), *gh = gh_buf.data(), *hm = hm_buf.data();
+  for (int64_t s = 0; s < p.steps; s++) {
+    const int64_t t = p.t_in(s);
+    for (int64_t r0 = b0; r0 < b1; r0 += RBLK) {
+      const int64_t rows = std::min(RBLK, b1 - r0);
+      gemm<T, false>(rows, Np, m, p.x + (r0 * p.steps + t) * m, p.steps * m, 1, p.wihT, Np, gx, Np);
+      // h_{t-1} ⊙ mask, the recurrent kernel's input
+      for (int64_t i = 0; i < rows; i++) {
+        const T* __restrict hp = p.h_prev(r0 + i, s);
+        const T* __restrict mk = p.mask + (r0 + i) * p.mask_stride;
+        T* __restrict out = hm + i * n;
+#pragma omp simd
+        for (int64_t j = 0; j < n; j++) out[j] = hp[j] * mk[j];
+      }
+      gemm<T, false>(rows, Np, n, hm, n, 1, p.whhT, Np, gh, Np);
+      for (int64_t i = 0; i < rows; i++) {
+        const int64_t b = r0 + i;
+        forward_row<T, KIND>(p, gx + i * Np, gh + i * Np, p.h_prev(b, s), KIND == LSTM ? p.c_prev(b, s) : nullptr,
+                             p.H + (b * p.steps + s) * n, p.save ? p.saved(b, s) : nullptr);
+      }
+    }
+  }
+}
+
+// One row's gate maths in the backward pass: dh = carry + dy; writes the gradients of the
+// input pre-activations (dgx) and of the recurrent products (dgh; the same buffer except for
+// GRU), and leaves in carry the part of dh_{t-1} that does not go through the recurrent kernel.
+template <typename T, int KIND>
+inline void backward_row(const Problem<T>& p, const T* __restrict sv, const T* __restrict h, const T* __restrict hp,
+                         const T* __restrict cp, const T* __restrict dy, T* __restrict carry, T* __restrict carry_c,
+                         T* __restrict dgx, T* __restrict dgh) {
+  const int64_t n = p.n;
+  if constexpr (KIND == GRU) {
+#pragma omp simd
+    for (int64_t j = 0; j < n; j++) {
+      const T dh = carry[j] + dy[j];
+      const T r = sv[j], z = sv[n + j], c = sv[2 * n + j], ghn = sv[3 * n + j];
+      const T dpc = dh * (T(1) - z) * (T(1) - c * c);
+      const T dpz = dh * (hp[j] - c) * z * (T(1) - z);
+      const T dghn = dpc * r;
+      const T dpr = dpc * ghn * r * (T(1) - r);
+      dgx[j] = dpr;
+      dgx[n + j] = dpz;
+      dgx[2 * n + j] = dpc;
+      dgh[j] = dpr;
+      dgh[n + j] = dpz;
+      dgh[2 * n + j] = dghn;
+      carry[j] = dh * z;
+    }
+  } else if constexpr (KIND == LSTM) {
+#pragma omp simd
+    for (int64_t j = 0; j < n; j++) {
+      const T dh = carry[j] + dy[j];
+      const T i = sv[j], f = sv[n + j], g = sv[2 * n + j], o = sv[3 * n + j], tc = sv[5 * n + j];
+      const T dc = carry_c[j] + dh * o * (T(1) - tc * tc);
+      dgx[j] = dc * g * i * (T(1) - i);
+      dgx[n + j] = dc * cp[j] * f * (T(1) - f);
+      dgx[2 * n + j] = dc * i * (T(1) - g * g);
+      dgx[3 * n + j] = dh * tc * o * (T(1) - o);
+      carry_c[j] = dc * f;
+      carry[j] = T(0);
+    }
+  } else if constexpr (KIND == RNN_TANH) {
+#pragma omp simd
+    for (int64_t j = 0; j < n; j++) {
+      dgx[j] = (carry[j] + dy[j]) * (T(1) - h[j] * h[j]);
+      carry[j] = T(0);
+    }
+  } else {
+#pragma omp simd
+    for (int64_t j = 0; j < n; j++) {
+      dgx[j] = h[j] > T(0) ? carry[j] + dy[j] : T(0);
+      carry[j] = T(0);
+    }
+  }
+}
+
+template <typename T>
+struct Grads {
+  const T* dH;  // (batch, steps, n) or zeros with dH_stride 0
+  int64_t dH_row, dH_step;
+  T* carry;    // (batch, n): in: dh_last; out: dh0
+  T* carry_c;  // (batch, n): in: dc_last; out: dc0 (LSTM)
+  T* dx;       // (batch, steps, m) or nullptr
+  T* dwihT;    // per chunk (m, Np)
+  T* dwhhT;    // per chunk (n, Np)
+  T* dbx;      // per chunk (Np,)
+  T* dbh;      // per chunk (Np,)
+};
+
+template <typename T, int KIND>
+void backward_rows(const Problem<T>& p, const Grads<T>& g, int64_t chunk, int64_t b0, int64_t b1) {
+  const int64_t n = p.n, m = p.m, Np = p.Np, np = p.np, mp = p.mp, Gn = p.G * n;
+  std::vector<T> dgx_buf(RBLK * Np, T(0)), dgh_buf(KIND == GRU ? RBLK * Np : 0, T(0)), back_buf(RBLK * np),
+      hm_buf(RBLK * n), dx_buf(g.dx ? RBLK * mp : 0);
+  T* dgx = dgx_buf.data();
+  T* dgh = KIND == GRU ? dgh_buf.data() : dgx;
+  T *back = back_buf.data(), *hm = hm_buf.data();
+  T* dwihT = g.dwihT + chunk * m * Np;
+  T* dwhhT = g.dwhhT + chunk * n * Np;
+  T* dbx = g.dbx + chunk * Np;
+  T* dbh = g.dbh + chunk * Np;
+  for (int64_t s = p.steps - 1; s >= 0; s--) {
+    const int64_t t = p.t_in(s);
+    for (int64_t r0 = b0; r0 < b1; r0 += RBLK) {
+      const int64_t rows = std::min(RBLK, b1 - r0);
+      for (int64_t i = 0; i < rows; i++) {
+        const int64_t b = r0 + i;
+        backward_row<T, KIND>(p, p.save ? p.saved(b, s) : nullptr, p.H + (b * p.steps + s) * n, p.h_prev(b, s),
+                              KIND == LSTM ? p.c_prev(b, s) : nullptr, g.dH + b * g.dH_row + s * g.dH_step,
+                              g.carry + b * n, KIND == LSTM ? g.carry_c + b * n : nullptr, dgx + i * Np, dgh + i * Np);
+      }
+      // dh_{t-1} += (dG · W_hh) ⊙ mask
+      gemm<T, false>(rows, np, Gn, dgh, Np, 1, p.whhP, np, back, np);
+      for (int64_t i = 0; i < rows; i++) {
+        const int64_t b = r0 + i;
+        const T* __restrict bk = back + i * np;
+        const T* __restrict mk = p.mask + b * p.mask_stride;
+        const T* __restrict hp = p.h_prev(b, s);
+        T* __restrict cr = g.carry + b * n;
+        T* __restrict hmi = hm + i * n;
+#pragma omp simd
+        for (int64_t j = 0; j < n; j++) {
+          cr[j] += bk[j] * mk[j];
+          hmi[j] = hp[j] * mk[j];
+        }
+      }
+      // weight gradients as Xᵀ·dG while dG is in cache: (n, Np) and (m, Np)
+      gemm<T, true>(n, Np, rows, hm, 1, n, dgh, Np, dwhhT, Np);
+      gemm<T, true>(m, Np, rows, p.x + (r0 * p.steps + t) * m, 1, p.steps * m, dgx, Np, dwihT, Np);
+      for (int64_t i = 0; i < rows; i++) {
+        const T* __restrict a = dgx + i * Np;
+        const T* __restrict c = dgh + i * Np;
+#pragma omp simd
+        for (int64_t j = 0; j < Np; j++) {
+          dbx[j] += a[j];
+          dbh[j] += c[j];
+        }
+      }
+      if (g.dx) {
+        T* dxl = dx_buf.data();
+        gemm<T, false>(rows, mp, Gn, dgx, Np, 1, p.wihP, mp, dxl, mp);
+        for (int64_t i = 0; i < rows; i++) std::memcpy(g.dx + ((r0 + i) * p.steps + t) * m, dxl + i * mp, m * sizeof(T));
+      }
+    }
+  }
+}
+
+// Rows per thread: the batch is split into contiguous chunks, one per thread.
+int64_t chunk_count(int64_t batch) {
+  return std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), (batch + 7) / 8));
+}
+
+template <typename F>
+void for_chunks(int64_t batch, int64_t chunks, F&& body) {
+#ifdef RNNKIT_CSR
+  const unsigned csr = _mm_getcsr();  // the caller's flush-denormal setting, for every worker
+#endif
+  const int64_t per = (batch + chunks - 1) / chunks;
+  at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
+#ifdef RNNKIT_CSR
+    const unsigned own = _mm_getcsr();
+    _mm_setcsr(csr);
+#endif
+    for (int64_t c = c0; c < c1; c++) {
+      const int64_t b0 = c * per, b1 = std::min(batch, b0 + per);
+      if (b0 < b1) body(c, b0, b1);
+    }
+#ifdef RNNKIT_CSR
+    _mm_setcsr(own);
+#endif
+  });
+}
+
+at::Tensor padded(const at::Tensor& w, int64_t cols) {  // (rows, c) -> (rows, cols) with zeros
+  auto out = at::zeros({w.size(0), cols}, w.options());
+  out.narrow(1, 0, w.size(1)).copy_(w);
+  return out;
+}
+
+template <typename T>
+Problem<T> make_problem(int64_t kind, bool reverse, const at::Tensor& x, const at::Tensor& h0, const at::Tensor& c0,
+                        const at::Tensor& wihT, const at::Tensor& whhT, const at::Tensor& wihP,
+                        const at::Tensor& whhP, const at::Tensor& bx, const at::Tensor& bh, const at::Tensor& mask,
+                        const at::Tensor& H, const at::Tensor& S) {
+  Problem<T> p;
+  p.kind = kind;
+  p.reverse = reverse;
+  p.batch = x.size(0);
+  p.steps = x.size(1);
+  p.m = x.size(2);
+  p.n = h0.size(1);
+  p.G = kind == GRU ? 3 : (kind == LSTM ? 4 : 1);
+  const int64_t W = lanes<T>;
+  p.Np = round_up(p.G * p.n, W);
+  p.np = round_up(p.n, W);
+  p.mp = round_up(p.m, W);
+  p.x = x.data_ptr<T>();
+  p.h0 = h0.data_ptr<T>();
+  p.c0 = kind == LSTM ? c0.data_ptr<T>() : nullptr;
+  p.wihT = wihT.data_ptr<T>();
+  p.whhT = whhT.data_ptr<T>();
+  p.wihP = wihP.defined() ? wihP.data_ptr<T>() : nullptr;
+  p.whhP = whhP.defined() ? whhP.data_ptr<T>() : nullptr;
+  p.bx = bx.data_ptr<T>();
+  p.bh = bh.data_ptr<T>();
+  p.mask = mask.data_ptr<T>();
+  p.mask_stride = mask.dim() == 2 ? p.n : 0;
+  p.save = saved_values(kind);
+  p.H = H.data_ptr<T>();
+  p.S = S.numel() ? S.data_ptr<T>() : nullptr;
+  return p;
+}
+
+struct Prepared {
+  at::Tensor x, h0, c0, bx, bh, mask;
+};
+
+Prepared prepare(int64_t kind, const at::Tensor& x, const at::Tensor& h0, const at::Tensor& c0,
+                 const at::Tensor& w_ih, const at::Tensor& b_ih, const at::Tensor& b_hh, const at::Tensor& mask) {
+  TORCH_CHECK(x.dim() == 3 && h0.dim() == 2, "rnnkit kernel: x must be (batch, time, m) and h0 (batch, n)");
+  TORCH_CHECK(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble, "rnnkit kernel: float32 or float64 only");
+  const int64_t Gn = w_ih.size(0), n = h0.size(1);
+  Prepared q;
+  q.x = x.contiguous();
+  q.h0 = h0.contiguous();
+  q.c0 = kind == LSTM ? c0.contiguous() : at::Tensor();
+  q.bx = b_ih.numel() ? b_ih.contiguous() : at::zeros({Gn}, x.options());
+  q.bh = b_hh.numel() ? b_hh.contiguous() : at::zeros({Gn}, x.options());
+  q.mask = mask.numel() ? mask.contiguous() : at::ones({n}, x.options());
+  return q;
+}
+
+std::vector<at::Tensor> forward(int64_t kind, bool reverse, const at::Tensor& x_, const at::Tensor& h0_,
+                                const at::Tensor& c0_, const at::Tensor& w_ih, const at::Tensor& w_hh,
+                                const at::Tensor& b_ih, const at::Tensor& b_hh, const at::Tensor& mask_) {
+  at::NoGradGuard no_grad;
+  auto q = prepare(kind, x_, h0_, c0_, w_ih, b_ih, b_hh, mask_);
+  const int64_t batch = q.x.size(0), steps = q.x.size(1), n = q.h0.size(1);
+  const int64_t W = VBYTES / q.x.element_size();
+  const int64_t Np = round_up(w_ih.size(0), W);
+  auto wihT = padded(w_ih.t(), Np), whhT = padded(w_hh.t(), Np);
+  auto H = at::empty({batch, steps, n}, q.x.options());
+  auto S = at::empty({steps, batch, saved_values(kind) * n}, q.x.options());
+  AT_DISPATCH_FLOATING_TYPES(q.x.scalar_type(), "rnnkit_forward", [&] {
+    auto p = make_problem<scalar_t>(kind, reverse, q.x, q.h0, q.c0, wihT, whhT, at::Tensor(), at::Tensor(), q.bx, q.bh,
+                                    q.mask, H, S);
+    const int64_t chunks = chunk_count(batch);
+    for_chunks(batch, chunks, [&](int64_t, int64_t b0, int64_t b1) {
+      switch (kind) {
+        case RNN_TANH: forward_rows<scalar_t, RNN_TANH>(p, b0, b1); break;
+        case RNN_RELU: forward_rows<scalar_t, RNN_RELU>(p, b0, b1); break;
+        case GRU: forward_rows<scalar_t, GRU>(p, b0, b1); break;
+        default: forward_rows<scalar_t, LSTM>(p, b0, b1); break;
+      }
+    });
+  });
+  auto h_last = H.select(1, steps - 1).clone();
+  at::Tensor c_last = kind == LSTM ? S.select(0, steps - 1).narrow(1, 4 * n, n).clone() : at::Tensor();
+  return {H, h_last, c_last, S};
+}
+
+// Returns dx (or undefined), dh0, dc0 (LSTM), dw_ih, dw_hh, db_ih, db_hh (GRU; else undefined).
+std::vector<at::Tensor> backward(int64_t kind, bool reverse, bool need_dx, const at::Tensor& x_, const at::Tensor& h0_,
+                                 const at::Tensor& c0_, const at::Tensor& w_ih, const at::Tensor& w_hh,
+                                 const at::Tensor& b_ih, const at::Tensor& b_hh, const at::Tensor& mask_,
+                                 const at::Tensor& H, const at::Tensor& S, const at::Tensor& dH_,
+                                 const at::Tensor& dh_last, const at::Tensor& dc_last) {
+  at::NoGradGuard no_grad;
+  auto q = prepare(kind, x_, h0_, c0_, w_ih, b_ih, b_hh, mask_);
+  const int64_t batch = q.x.size(0), steps = q.x.size(1), m = q.x.size(2), n = q.h0.size(1), Gn = w_ih.size(0);
+  const int64_t W = VBYTES / q.x.element_size();
+  const int64_t Np = round_up(Gn, W), np = round_up(n, W), mp = round_up(m, W);
+  auto opts = q.x.options();
+  auto wihT = padded(w_ih.t(), Np), whhT = padded(w_hh.t(), Np);
+  auto wihP = padded(w_ih, mp), whhP = padded(w_hh, np);
+  at::Tensor dH = dH_.numel() ? dH_.contiguous() : at::zeros({n}, opts);
+  auto carry = dh_last.numel() ? dh_last.contiguous().clone() : at::zeros({batch, n}, opts);
+  auto carry_c = kind == LSTM ? (dc_last.numel() ? dc_last.contiguous().clone() : at::zeros({batch, n}, opts))
+                              : at::Tensor();
+  auto dx = need_dx ? at::empty({batch, steps, m}, opts) : at::Tensor();
+  const int64_t chunks = chunk_count(batch);
+  auto dwihT = at::zeros({chunks, m, Np}, opts), dwhhT = at::zeros({chunks, n, Np}, opts);
+  auto dbx = at::zeros({chunks, Np}, opts), dbh = at::zeros({chunks, Np}, opts);
+  AT_DISPATCH_FLOATING_TYPES(q.x.scalar_type(), "rnnkit_backward", [&] {
+    auto p = make_problem<scalar_t>(kind, reverse, q.x, q.h0, q.c0, wihT, whhT, wihP, whhP, q.bx, q.bh, q.mask,
+                                    H, S);
+    Grads<scalar_t> g;
+    g.dH = dH.data_ptr<scalar_t>();
+    g.dH_row = dH_.numel() ? steps * n : 0;
+    g.dH_step = dH_.numel() ? n : 0;
+    g.carry = carry.data_ptr<scalar_t>();
+    g.carry_c = kind == LSTM ? carry_c.data_ptr<scalar_t>() : nullptr;
+    g.dx = need_dx ? dx.data_ptr<scalar_t>() : nullptr;
+    g.dwihT = dwihT.data_ptr<scalar_t>();
+    g.dwhhT = dwhhT.data_ptr<scalar_t>();
+    g.dbx = dbx.data_ptr<scalar_t>();
+    g.dbh = dbh.data_ptr<scalar_t>();
+    for_chunks(batch, chunks, [&](int64_t c, int64_t b0, int64_t b1) {
+      switch (kind) {
+        case RNN_TANH: backward_rows<scalar_t, RNN_TANH>(p, g, c, b0, b1); break;
+        case RNN_RELU: backward_rows<scalar_t, RNN_RELU>(p, g, c, b0, b1); break;
+        case GRU: backward_rows<scalar_t, GRU>(p, g, c, b0, b1); break;
+        default: backward_rows<scalar_t, LSTM>(p, g, c, b0, b1); break;
+      }
+    });
+  });
+  auto dw_ih = dwihT.sum(0).narrow(1, 0, Gn).t().contiguous();
+  auto dw_hh = dwhhT.sum(0).narrow(1, 0, Gn).t().contiguous();
+  auto db_ih = dbx.sum(0).narrow(0, 0, Gn).contiguous();
+  at::Tensor db_hh = kind == GRU ? dbh.sum(0).narrow(0, 0, Gn).contiguous() : at::Tensor();
+  return {dx, carry, carry_c, dw_ih, dw_hh, db_ih, db_hh};
+}
+
+}  // namespace
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, module) {
+  module.def("forward", &forward, "whole-sequence forward: [H, h_last, c_last, saved]");
+  module.def("backward", &backward, "whole-sequence backward: [dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh]");
+}

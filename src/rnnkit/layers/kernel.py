@@ -1,0 +1,254 @@
+"""The compiled whole-sequence CPU kernel, and ``use_kernel``, the switch that chooses it.
+
+The recurrent layers run SimpleRNN, GRU (``reset_after=True``) and LSTM through one C++ kernel
+(``csrc/rnn_kernel.cpp``) that does the forward and the backward pass of the whole sequence on
+a CPU: float32 and float64, initial states, ``go_backwards``, per-sample and per-batch
+recurrent dropout. It is compiled with ``torch.utils.cpp_extension`` at its first use (one
+line on stderr while it builds, about half a minute) and cached in PyTorch's extensions
+folder (``TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``); later processes
+load it in a fraction of a second. The cached build is named by a hash of its source, its
+flags, the CPU (it is compiled for the CPU it runs on), PyTorch's and Python's versions, so a
+build is never loaded where it was not made for.
+
+Which path runs: ``use_kernel(mode)`` or the environment variable ``RNNKIT_KERNEL`` (the call
+wins), with mode
+- ``"auto"`` (default): the kernel wherever it applies; where it cannot be built (no C++
+  compiler, a failed build) one line on stderr says why, and the PyTorch path runs;
+- ``"compiled"``: the kernel, and an error where it cannot be built (for debugging);
+- ``"torch"``: PyTorch's own operators and the step loop only.
+
+Example::
+
+    import rnnkit as rk
+    rk.layers.use_kernel("torch")             # from now on
+    with rk.layers.use_kernel("compiled"):    # inside the block only
+        y = rk.layers.GRU(32)(torch.randn(8, 20, 7))
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import torch
+
+MODES = ("auto", "compiled", "torch")
+ENVIRONMENT_VARIABLE = "RNNKIT_KERNEL"
+SOURCE = Path(__file__).with_name("csrc") / "rnn_kernel.cpp"
+# -O3 and the CPU's own instruction set (hence the CPU in the build's name); the exp in the
+# source vectorises without -ffast-math, whose finite-math-only part breaks inf/nan handling.
+CFLAGS = ["-O3", "-march=native", "-mprefer-vector-width=512", "-fopenmp", "-fno-math-errno"]
+LDFLAGS = ["-fopenmp"]
+
+KINDS = {"rnn_tanh": 0, "rnn_relu": 1, "gru": 2, "lstm": 3}
+
+_mode: str | None = None  # set by use_kernel; None: the environment variable, else "auto"
+_extension: ModuleType | None = None
+_failure: str | None = None  # why the kernel could not be loaded in this process
+
+
+def _check_mode(mode: object, argument: str) -> str:
+    if mode not in MODES:
+        raise ValueError(f"{argument} must be one of {list(MODES)}, got {mode!r}")
+    return str(mode)
+
+
+class use_kernel:
+    """Choose the recurrent layers' CPU path: ``"auto"`` (default), ``"compiled"`` or ``"torch"``.
+
+    A plain call sets the mode from then on; used as a context manager it sets the mode for
+    the block and puts the previous one back. Overrides ``RNNKIT_KERNEL``. See the module
+    docstring for what each mode does.
+
+    Example::
+
+        with use_kernel("torch"):
+            y = GRU(4)(torch.randn(2, 3, 5))   # PyTorch's fused operator
+    """
+
+    def __init__(self, mode: str) -> None:
+        global _mode
+        mode = _check_mode(mode, "use_kernel mode")
+        self.previous = _mode
+        _mode = mode
+
+    def __enter__(self) -> "use_kernel":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        global _mode
+        _mode = self.previous
+
+
+def kernel_mode() -> str:
+    """The mode in force: ``use_kernel``'s, else ``RNNKIT_KERNEL``'s, else ``"auto"``."""
+    if _mode is not None:
+        return _mode
+    return _check_mode(os.environ.get(ENVIRONMENT_VARIABLE, "auto") or "auto", ENVIRONMENT_VARIABLE)
+
+
+def _notice(message: str) -> None:
+    print(f"rnnkit: {message}", file=sys.stderr, flush=True)
+
+
+def _cpu_key() -> str:
+    """The CPU's model and instruction-set flags: a build with -march=native runs only there."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        wanted = [line for line in lines if line.split(":")[0].strip() in ("vendor_id", "model name", "flags", "Features")]
+        seen: list[str] = []
+        for line in wanted:
+            if line not in seen:
+                seen.append(line)
+        return "\n".join(seen)
+    except OSError:
+        return f"{platform.machine()} {platform.processor()}"
+
+
+def build_name() -> str:
+    """The cached build's name: a hash of the source, flags, CPU and versions."""
+    digest = hashlib.sha256()
+    for part in (SOURCE.read_bytes(), " ".join(CFLAGS + LDFLAGS).encode(), _cpu_key().encode(),
+                 torch.__version__.encode(), sys.version.encode()):  # fmt: skip
+        digest.update(part)
+        digest.update(b"\0")
+    return f"rnnkit_kernel_{digest.hexdigest()[:16]}"
+
+
+def _compiler() -> str | None:
+    return shutil.which(os.environ.get("CXX", "c++"))
+
+
+def _build() -> ModuleType:
+    from torch.utils import cpp_extension
+
+    if platform.system() != "Linux":
+        raise RuntimeError(f"the kernel is built on Linux only, this is {platform.system()}")
+    compiler = _compiler()
+    if compiler is None:
+        raise RuntimeError(f"no C++ compiler ({os.environ.get('CXX', 'c++')}) on PATH")
+    name = build_name()
+    # ninja comes with rnnkit (pip package), next to this Python, which need not be on PATH
+    path = os.environ.get("PATH", "")
+    folders = [os.path.dirname(sys.executable)]
+    try:
+        import ninja
+
+        folders.append(ninja.BIN_DIR)
+    except (ImportError, AttributeError):
+        pass
+    os.environ["PATH"] = os.pathsep.join(folders + [path])
+    try:
+        folder = Path(cpp_extension._get_build_directory(name, verbose=False))
+        cold = not (folder / f"{name}.so").exists()
+        if cold:
+            _notice(f"compiling the CPU kernel once (about half a minute), cached in {folder.parent}")
+        start = time.perf_counter()
+        module = cpp_extension.load(name, [str(SOURCE)], extra_cflags=CFLAGS, extra_ldflags=LDFLAGS, verbose=False)
+        load_seconds[("cold" if cold else "warm")] = time.perf_counter() - start
+        return module
+    finally:
+        os.environ["PATH"] = path
+
+
+load_seconds: dict[str, float] = {}  # how long the build ("cold") or the cached load ("warm") took
+
+
+def extension() -> ModuleType | None:
+    """The compiled kernel, built at the first call; None where it cannot be (after one notice).
+
+    In ``"compiled"`` mode a kernel that cannot be built is an error instead.
+    """
+    global _extension, _failure
+    if _extension is None and _failure is None:
+        try:
+            _extension = _build()
+        except Exception as error:  # no compiler, a failed build: the PyTorch path runs
+            lines = str(error).strip().splitlines() or [type(error).__name__]
+            _failure = lines[-1] if len(lines) == 1 else f"{lines[0]} ..."
+            if kernel_mode() != "compiled":
+                _notice(f"the compiled CPU kernel is not available ({_failure}); using PyTorch's operators")
+    if _extension is None and kernel_mode() == "compiled":
+        raise RuntimeError(f"use_kernel('compiled'): the CPU kernel could not be built: {_failure}")
+    return _extension
+
+
+def compiler_available() -> bool:
+    """Whether a C++ compiler is on PATH (tests skip the kernel's own tests where none is)."""
+    return platform.system() == "Linux" and _compiler() is not None
+
+
+def applies(x: torch.Tensor, *weights: torch.Tensor) -> bool:
+    """Whether the kernel may run on x with these weights (mode, device, dtype); builds it if needed."""
+    if kernel_mode() == "torch":
+        return False
+    if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64) or x.shape[0] == 0 or x.shape[1] == 0:
+        return False
+    if any(w.device.type != "cpu" or w.dtype != x.dtype for w in weights):
+        return False
+    if torch.is_autocast_enabled("cpu"):
+        return False
+    return extension() is not None
+
+
+class _Sequence(torch.autograd.Function):
+    """The kernel's forward and backward over the whole sequence, for autograd."""
+
+    @staticmethod
+    def forward(ctx, ext, kind, reverse, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask):  # type: ignore[override]
+        H, h_last, c_last, saved = ext.forward(kind, reverse, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask)
+        ctx.ext, ctx.kind, ctx.reverse = ext, kind, reverse
+        ctx.save_for_backward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, H, saved)
+        ctx.set_materialize_grads(False)
+        if kind == KINDS["lstm"]:
+            return H, h_last, c_last
+        return H, h_last
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, dH, dh_last, dc_last=None):  # type: ignore[override]
+        x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, H, saved = ctx.saved_tensors
+        empty = x.new_empty(0)
+        dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh = ctx.ext.backward(
+            ctx.kind, ctx.reverse, ctx.needs_input_grad[3], x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, H, saved,
+            empty if dH is None else dH, empty if dh_last is None else dh_last, empty if dc_last is None else dc_last,
+        )  # fmt: skip
+        return (
+            None, None, None, dx, dh0, dc0 if ctx.kind == KINDS["lstm"] else None, dw_ih, dw_hh,
+            db_ih if b_ih.numel() else None, db_hh if b_hh.numel() else None, None,
+        )  # fmt: skip
+
+
+def run(
+    kind: str,
+    reverse: bool,
+    x: torch.Tensor,
+    state: tuple[torch.Tensor, ...],
+    w_ih: torch.Tensor,
+    w_hh: torch.Tensor,
+    b_ih: torch.Tensor | None,
+    b_hh: torch.Tensor | None,
+    recurrent_mask: torch.Tensor | None,
+) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+    """Run the kernel: x (batch, time, m), state (h0,) or (h0, c0) each (batch, n).
+
+    Weights in PyTorch's layout and gate order; b_hh only for GRU (reset_after); recurrent_mask
+    (batch, n) multiplies h_{t-1} where it enters the recurrent kernel. ``reverse`` walks x
+    from its last step. Returns (outputs (batch, time, n) in processing order, final state).
+    """
+    ext = extension()
+    empty = x.new_empty(0)
+    c0 = state[1] if kind == "lstm" else empty
+    outputs = _Sequence.apply(
+        ext, KINDS[kind], bool(reverse), x.contiguous(), state[0], c0, w_ih, w_hh,
+        empty if b_ih is None else b_ih, empty if b_hh is None else b_hh,
+        empty if recurrent_mask is None else recurrent_mask,
+    )  # fmt: skip
+    return outputs[0], tuple(outputs[1:])
