@@ -1,13 +1,16 @@
 """Training-step throughput of rnnkit's recurrent layers against hand-written PyTorch models.
 
 Each case runs forward + backward + Adam step with an MSE loss on a linear head, on input
-(256, 120, 14) float32, one thread (DESIGN §7). A candidate and its reference are measured
-alternately within every repeat, so slow phases of a shared machine hit both.
+(256, 120, 14) float32, on 1 thread and then on 2 (DESIGN §7). A candidate and its reference
+are measured alternately within every repeat, so slow phases of a shared machine hit both.
+rnnkit's layers run the compiled CPU kernel (``rnnkit.layers.kernel``) unless
+``RNNKIT_KERNEL=torch``; one row measures rnnkit's PyTorch path (``use_kernel("torch")``) too.
 
 Printed per case: median examples/s of candidate and reference with their min–max spread
 over the repeats, the median ratio (with its spread), and the share of the machine's matmul
 rate that the candidate reaches. That rate is measured in the same run: a 2048 × 2048 float32
-matmul on one thread. A model's work per training step is counted as its matmuls only:
+matmul on the same number of threads. A model's work per training step is counted as its
+matmuls only:
 
     FLOPs per step ≈ 6 · B · T · G · n · (m + n)
 
@@ -19,16 +22,20 @@ Denormal floats: gradients that fade through 120 steps turn denormal, and x86 CP
 2–3× on them. The Trainer flushes them during ``fit`` (``Trainer(flush_denormal=True)``), so
 the benchmark does too by default; ``--no-flush-denormal`` measures both sides without it.
 
-    python benchmarks/bench_layers.py [--repeats 5] [--steps 4] [--quick] [--no-flush-denormal] [--clock cpu|wall] [--keras]
+    python benchmarks/bench_layers.py [--repeats 5] [--steps 4] [--quick] [--threads 1,2]
+        [--no-flush-denormal] [--clock cpu|wall] [--no-keras] [--cold-build]
 
-Times are the process's CPU time by default (``--clock cpu``): with one thread that equals
-elapsed time on an idle machine, and on a shared one it leaves out the time other processes
-hold the core (not their effect on caches, so a ratio still varies from run to run).
+Times are the process's CPU time on 1 thread by default (``--clock cpu``): with one thread
+that equals elapsed time on an idle machine, and on a shared one it leaves out the time other
+processes hold the core (not their effect on caches, so a ratio still varies from run to run).
+With several threads CPU time would add the threads up, so they are timed by the wall clock.
 
 References: ``nn.GRU``/``nn.LSTM``/``nn.RNN`` (batch_first) + ``nn.Linear`` for the layers
-without dropout; rnnkit's layer without dropout for the two recurrent-dropout modes;
-with ``--keras``, Keras 3 (torch backend) ``GRU(32)`` + ``Dense(1)`` (``train_on_batch``)
-against ``nn.GRU``.
+without dropout; rnnkit's layer without dropout for the two recurrent-dropout modes; Keras 3
+(torch backend, where installed) ``GRU(32)`` + ``Dense(1)`` (``train_on_batch``) against
+rnnkit's GRU. Also printed: the compiled kernel's load time in this process (a cached build
+loads in well under a second) and, with ``--cold-build``, the time of a build from scratch
+(into a temporary extensions folder, in a subprocess).
 """
 
 from __future__ import annotations
@@ -36,6 +43,9 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 import warnings
 from typing import Callable
@@ -43,6 +53,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from rnnkit.layers import kernel, use_kernel
 from rnnkit.layers.recurrent import GRU, LSTM, SimpleRNN
 from rnnkit.training.trainer import denormals_flushed
 
@@ -164,10 +175,75 @@ def compare(
     share = c_med / BATCH * flops / (rate * 1e9)
     print(
         f"{name:<30} {c_med:>8,.0f} [{min(cand):>6,.0f}–{max(cand):>6,.0f}]  "
-        f"{ref_name:<15} {r_med:>8,.0f} [{min(ref):>6,.0f}–{max(ref):>6,.0f}]  "
+        f"{ref_name:<17} {r_med:>8,.0f} [{min(ref):>6,.0f}–{max(ref):>6,.0f}]  "
         f"{ratio:>5.2f} [{min(ratios):.2f}–{max(ratios):.2f}]  {100 * share:>5.1f}%"
     )
     return {"candidate": c_med, "reference": r_med, "ratio": ratio, "share": share}
+
+
+def cold_build_seconds() -> float:
+    """Build the kernel from scratch in a subprocess, into a temporary extensions folder."""
+    code = (
+        "import time; from rnnkit.layers import kernel; t = time.perf_counter(); "
+        "assert kernel.extension() is not None; print(time.perf_counter() - t)"
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        env = {**os.environ, "TORCH_EXTENSIONS_DIR": folder, "RNNKIT_KERNEL": "compiled"}
+        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return float(done.stdout.split()[-1])
+
+
+def kernel_line() -> str:
+    """Which path rnnkit's layers take here, and the kernel's load time in this process."""
+    if kernel.kernel_mode() == "torch":
+        return "rnnkit layers: PyTorch path (RNNKIT_KERNEL=torch)"
+    start = time.perf_counter()
+    ext = kernel.extension()
+    seconds = time.perf_counter() - start
+    if ext is None:
+        return "rnnkit layers: PyTorch path (the compiled kernel could not be built)"
+    how = "built now" if "cold" in kernel.load_seconds else "cached build loaded"
+    return f"rnnkit layers: compiled kernel ({how} in {seconds:.2f} s)"
+
+
+def run_threads(threads: int, args: argparse.Namespace, repeats: int, steps: int, x: torch.Tensor, y: torch.Tensor) -> None:
+    global clock
+    torch.set_num_threads(threads)
+    clock = CLOCKS[args.clock if threads == 1 else "wall"]
+    rate = matmul_rate()
+    print(
+        f"\n{threads} thread{'s' if threads > 1 else ''}, {'CPU' if clock is time.process_time else 'wall'} clock, "
+        f"matmul {rate:.0f} GFLOP/s"
+    )
+    print(
+        f"{'candidate':<30} {'ex/s':>8} {'[min–max]':>15}  {'reference':<17} {'ex/s':>8} {'[min–max]':>15}  "
+        f"{'ratio':>5} {'[min–max]':>11}  {'of matmul':>6}"
+    )
+    for kind, cls, ref_cls, units in (("GRU", GRU, nn.GRU, 32), ("LSTM", LSTM, nn.LSTM, 32), ("SimpleRNN", SimpleRNN, nn.RNN, 16)):
+        flops = step_flops(kind, units)
+        plain = make_step(RnnkitModel(cls(units, input_size=FEATURES), units), x, y)
+        reference = make_step(TorchReference(ref_cls(FEATURES, units, batch_first=True), units), x, y)
+        compare(f"rnnkit {kind}({units})", plain, reference, f"nn.{ref_cls.__name__}({units})", repeats, steps, flops, rate)
+        if threads > 1:
+            continue
+        for mode in ("batch", "sample"):
+            layer = cls(units, recurrent_dropout=0.25, recurrent_dropout_mode=mode, input_size=FEATURES)
+            dropped = make_step(RnnkitModel(layer, units), x, y)
+            compare(f"  rec. dropout {mode}", dropped, plain, f"rnnkit {kind}", repeats, steps, flops, rate)
+        if kind == "GRU" and kernel.kernel_mode() != "torch":
+            torch_path = make_step(RnnkitModel(GRU(units, input_size=FEATURES), units), x, y)
+
+            def torch_step() -> None:
+                with use_kernel("torch"):
+                    torch_path()
+
+            compare("  rnnkit GRU, PyTorch path", torch_step, reference, "nn.GRU(32)", repeats, steps, flops, rate)
+        if kind == "GRU" and args.keras:
+            keras_step = make_keras_step(x, y)
+            if keras_step is None:
+                print("Keras 3 with the torch backend is not importable: skipped")
+            else:
+                compare("Keras GRU(32)", keras_step, plain, "rnnkit GRU(32)", repeats, max(1, steps // 2), flops, rate)
 
 
 def main() -> None:
@@ -175,6 +251,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="measurements per model (default 5)")
     parser.add_argument("--steps", type=int, default=4, help="training steps per measurement (default 4)")
     parser.add_argument("--quick", action="store_true", help="3 repeats of 2 steps")
+    parser.add_argument("--threads", default="1,2", help="thread counts to measure, comma-separated (default 1,2)")
     parser.add_argument(
         "--no-flush-denormal",
         dest="flush_denormal",
@@ -185,48 +262,29 @@ def main() -> None:
         "--clock",
         choices=sorted(CLOCKS),
         default="cpu",
-        help="cpu (default): this process's CPU time, so that other people's work on a shared machine "
-        "counts less; wall: elapsed time",
+        help="on 1 thread: cpu (default), this process's CPU time, so that other people's work on a shared "
+        "machine counts less; wall: elapsed time (several threads always use wall)",
     )
-    parser.add_argument("--keras", action="store_true", help="also Keras 3 GRU(32) (torch backend) against nn.GRU")
+    parser.add_argument("--no-keras", dest="keras", action="store_false", help="leave out Keras 3 (torch backend)")
+    parser.add_argument("--cold-build", action="store_true", help="also time a build of the kernel from scratch")
     args = parser.parse_args()
     repeats, steps = (3, 2) if args.quick else (args.repeats, args.steps)
-    global clock
-    clock = CLOCKS[args.clock]
+    threads = [int(t) for t in args.threads.split(",")]
 
-    torch.set_num_threads(1)
     torch.manual_seed(0)
     x = torch.randn(BATCH, TIME, FEATURES)
     y = torch.randn(BATCH, 1)
-    with denormals_flushed(args.flush_denormal):
-        rate = matmul_rate()
-        print(
-            f"input {tuple(x.shape)} float32, 1 thread, torch {torch.__version__}, {repeats} repeats × {steps} steps, "
-            f"denormals {'flushed (as Trainer(flush_denormal=True))' if args.flush_denormal else 'kept'}; "
-            f"{args.clock} clock; matmul {rate:.0f} GFLOP/s"
-        )
-        print(
-            f"{'candidate':<30} {'ex/s':>8} {'[min–max]':>15}  {'reference':<15} {'ex/s':>8} {'[min–max]':>15}  "
-            f"{'ratio':>5} {'[min–max]':>11}  {'of matmul':>6}"
-        )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "batch" mode warns for layers without recurrent dropout
-            for kind, cls, ref_cls, units in (("GRU", GRU, nn.GRU, 32), ("LSTM", LSTM, nn.LSTM, 32), ("SimpleRNN", SimpleRNN, nn.RNN, 16)):
-                flops = step_flops(kind, units)
-                plain = make_step(RnnkitModel(cls(units, input_size=FEATURES), units), x, y)
-                reference = make_step(TorchReference(ref_cls(FEATURES, units, batch_first=True), units), x, y)
-                compare(f"rnnkit {kind}({units})", plain, reference, f"nn.{ref_cls.__name__}({units})", repeats, steps, flops, rate)
-                for mode in ("batch", "sample"):
-                    layer = cls(units, recurrent_dropout=0.25, recurrent_dropout_mode=mode, input_size=FEATURES)
-                    dropped = make_step(RnnkitModel(layer, units), x, y)
-                    compare(f"  rec. dropout {mode}", dropped, plain, f"rnnkit {kind}", repeats, steps, flops, rate)
-            if args.keras:
-                keras_step = make_keras_step(x, y)
-                if keras_step is None:
-                    print("Keras 3 with the torch backend is not importable: skipped")
-                else:
-                    reference = make_step(TorchReference(nn.GRU(FEATURES, 32, batch_first=True), 32), x, y)
-                    compare("Keras GRU(32)", keras_step, reference, "nn.GRU(32)", repeats, max(1, steps // 2), step_flops("GRU", 32), rate)
+    print(
+        f"input {tuple(x.shape)} float32, torch {torch.__version__}, {repeats} repeats × {steps} steps, "
+        f"denormals {'flushed (as Trainer(flush_denormal=True))' if args.flush_denormal else 'kept'}"
+    )
+    print(kernel_line())
+    if args.cold_build:
+        print(f"kernel build from scratch: {cold_build_seconds():.1f} s")
+    with denormals_flushed(args.flush_denormal), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "batch" mode warns for layers without recurrent dropout
+        for count in threads:
+            run_threads(count, args, repeats, steps, x, y)
 
 
 if __name__ == "__main__":

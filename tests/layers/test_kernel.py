@@ -313,10 +313,27 @@ def test_cold_build_prints_a_notice_and_uses_the_named_cache(monkeypatch, tmp_pa
     name, options = loads[0]
     assert name == kernel.build_name() and "-fno-math-errno" in options["extra_cflags"]
     assert capsys.readouterr().err == f"rnnkit: compiling the CPU kernel once (about half a minute), cached in {tmp_path}\n"
+    # a build under way elsewhere (its lock file): wait for it through cpp_extension, no notice
     (tmp_path / name).mkdir()
     (tmp_path / name / f"{name}.so").write_bytes(b"")
-    kernel._build()
-    assert capsys.readouterr().err == ""  # a cached build loads without a notice
+    (tmp_path / name / "lock").write_bytes(b"")
+    assert kernel._build() == "module" and len(loads) == 2
+    assert capsys.readouterr().err == ""
+
+
+def test_finished_build_is_imported_without_ninja(compiled, monkeypatch, capsys):
+    from torch.utils import cpp_extension
+
+    kernel.extension()  # built (or loaded) once
+    monkeypatch.setattr(cpp_extension, "load", lambda *a, **kw: pytest.fail("cpp_extension.load called"))
+    module = kernel._build()
+    assert kernel.load_seconds["warm"] < 5.0
+    assert capsys.readouterr().err == ""
+    x = torch.randn(2, 3, 4, dtype=torch.float64)
+    h0 = torch.zeros(2, 5, dtype=torch.float64)
+    w_ih, w_hh = torch.randn(5, 4, dtype=torch.float64), torch.zeros(5, 5, dtype=torch.float64)
+    H = module.forward(1, False, x, h0, x.new_empty(0), w_ih, w_hh, x.new_empty(0), x.new_empty(0), x.new_empty(0))[0]
+    torch.testing.assert_close(H, torch.relu(x @ w_ih.t()), rtol=1e-12, atol=1e-12)  # relu RNN, no recurrence
 
 
 def test_build_name_follows_the_cpu_and_the_source(monkeypatch):
