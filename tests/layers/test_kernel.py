@@ -157,6 +157,39 @@ def test_recurrent_dropout_equals_masked_step_loop(compiled, name, mode):
     assert_relative(fast, _loss_and_grads(layer, x, None), torch.float64)
 
 
+MASKS = {
+    "right_padded": [[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0], [1, 0, 0, 0, 0, 0]],
+    "left_padded": [[0, 0, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1], [0, 0, 0, 0, 0, 1]],
+    "holes_and_empty_row": [[1, 0, 1, 1, 0, 1], [0, 0, 0, 0, 0, 0], [0, 1, 0, 1, 1, 0]],
+}
+
+
+@pytest.mark.parametrize("go_backwards", [False, True], ids=["forwards", "backwards"])
+@pytest.mark.parametrize("mask_name", list(MASKS))
+@pytest.mark.parametrize("name", list(CELLS))
+def test_masked_kernel_equals_masked_step_loop(compiled, name, mask_name, go_backwards):
+    cls, kw, _, _ = CELLS[name]
+    layer = cls(5, return_sequences=True, return_state=True, go_backwards=go_backwards, input_size=3, **kw).double()
+    _randomize(layer, 8)
+    mask = torch.tensor(MASKS[mask_name], dtype=torch.bool)
+    x = torch.randn(3, 6, 3, dtype=torch.float64, requires_grad=True)
+    initial = tuple(torch.randn(3, 5, dtype=torch.float64, requires_grad=True) for _ in range(layer.state_count))
+
+    def run(x):
+        out = layer(x, initial_state=initial, mask=mask)
+        torch.manual_seed(5)
+        loss = sum((torch.randn_like(t) * t).sum() for t in out)
+        return [t.detach() for t in out] + list(torch.autograd.grad(loss, [x, *initial, *layer.parameters()]))
+
+    fast = run(x)
+    # what a padded step holds never matters, not even NaN
+    x_nan = x.detach().masked_fill(~mask.unsqueeze(-1), float("nan")).requires_grad_()
+    assert_relative(run(x_nan), fast, torch.float64)
+    assert compiled == [name, name]
+    layer._force_loop = True
+    assert_relative(fast, run(x), torch.float64)
+
+
 GRADCHECK_OPTIONS = [
     {},
     {"return_sequences": True, "go_backwards": True},
@@ -332,7 +365,8 @@ def test_finished_build_is_imported_without_ninja(compiled, monkeypatch, capsys)
     x = torch.randn(2, 3, 4, dtype=torch.float64)
     h0 = torch.zeros(2, 5, dtype=torch.float64)
     w_ih, w_hh = torch.randn(5, 4, dtype=torch.float64), torch.zeros(5, 5, dtype=torch.float64)
-    H = module.forward(1, False, x, h0, x.new_empty(0), w_ih, w_hh, x.new_empty(0), x.new_empty(0), x.new_empty(0))[0]
+    empty = x.new_empty(0)
+    H = module.forward(1, False, x, h0, empty, w_ih, w_hh, empty, empty, empty, empty)[0]
     torch.testing.assert_close(H, torch.relu(x @ w_ih.t()), rtol=1e-12, atol=1e-12)  # relu RNN, no recurrence
 
 
@@ -341,3 +375,19 @@ def test_build_name_follows_the_cpu_and_the_source(monkeypatch):
     assert name.startswith("rnnkit_kernel_") and name == kernel.build_name()
     monkeypatch.setattr(kernel, "_cpu_key", lambda: "vendor_id: OtherCPU\nflags: sse2")
     assert kernel.build_name() != name
+
+
+@pytest.mark.parametrize("name", list(CELLS))
+def test_gradcheck_with_a_mask(compiled, name):
+    cls, kw, _, _ = CELLS[name]
+    layer = cls(3, return_sequences=True, go_backwards=True, input_size=2, **kw).double()
+    _randomize(layer, 9)
+    mask = torch.tensor([[1, 0, 1, 1], [0, 0, 1, 0]], dtype=torch.bool)
+    params = dict(layer.named_parameters())
+    x = torch.randn(2, 4, 2, dtype=torch.float64, requires_grad=True)
+
+    def run(x, *weights):
+        return torch.func.functional_call(layer, dict(zip(params, weights)), (x,), {"mask": mask})
+
+    assert torch.autograd.gradcheck(run, (x, *[p.detach().requires_grad_() for p in params.values()]))
+    assert compiled and set(compiled) == {name}

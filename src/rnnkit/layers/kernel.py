@@ -214,10 +214,10 @@ class _Sequence(torch.autograd.Function):
     """The kernel's forward and backward over the whole sequence, for autograd."""
 
     @staticmethod
-    def forward(ctx, ext, kind, reverse, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask):  # type: ignore[override]
-        H, h_last, c_last, saved = ext.forward(kind, reverse, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask)
+    def forward(ctx, ext, kind, reverse, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, real):  # type: ignore[override]
+        H, h_last, c_last, saved = ext.forward(kind, reverse, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, real)
         ctx.ext, ctx.kind, ctx.reverse = ext, kind, reverse
-        ctx.save_for_backward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, H, saved)
+        ctx.save_for_backward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, real, H, saved)
         ctx.set_materialize_grads(False)
         if kind == KINDS["lstm"]:
             return H, h_last, c_last
@@ -226,15 +226,15 @@ class _Sequence(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, dH, dh_last, dc_last=None):  # type: ignore[override]
-        x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, H, saved = ctx.saved_tensors
+        x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, real, H, saved = ctx.saved_tensors
         empty = x.new_empty(0)
         dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh = ctx.ext.backward(
-            ctx.kind, ctx.reverse, ctx.needs_input_grad[3], x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, H, saved,
+            ctx.kind, ctx.reverse, ctx.needs_input_grad[3], x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, real, H, saved,
             empty if dH is None else dH, empty if dh_last is None else dh_last, empty if dc_last is None else dc_last,
         )  # fmt: skip
         return (
             None, None, None, dx, dh0, dc0 if ctx.kind == KINDS["lstm"] else None, dw_ih, dw_hh,
-            db_ih if b_ih.numel() else None, db_hh if b_hh.numel() else None, None,
+            db_ih if b_ih.numel() else None, db_hh if b_hh.numel() else None, None, None,
         )  # fmt: skip
 
 
@@ -248,12 +248,15 @@ def run(
     b_ih: torch.Tensor | None,
     b_hh: torch.Tensor | None,
     recurrent_mask: torch.Tensor | None,
+    mask: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
     """Run the kernel: x (batch, time, m), state (h0,) or (h0, c0) each (batch, n).
 
     Weights in PyTorch's layout and gate order; b_hh only for GRU (reset_after); recurrent_mask
     (batch, n) multiplies h_{t-1} where it enters the recurrent kernel. ``reverse`` walks x
-    from its last step. Returns (outputs (batch, time, n) in processing order, final state).
+    from its last step. ``mask`` (batch, time) bool in x's order, False at padded steps, where
+    the state is carried over unchanged. Returns (the state after every step (batch, time, n)
+    in processing order, final state).
     """
     ext = extension()
     empty = x.new_empty(0)
@@ -261,6 +264,6 @@ def run(
     outputs = _Sequence.apply(
         ext, KINDS[kind], bool(reverse), x.contiguous(), state[0], c0, w_ih, w_hh,
         empty if b_ih is None else b_ih, empty if b_hh is None else b_hh,
-        empty if recurrent_mask is None else recurrent_mask,
+        empty if recurrent_mask is None else recurrent_mask, empty if mask is None else mask,
     )  # fmt: skip
     return outputs[0], tuple(outputs[1:])

@@ -1,9 +1,15 @@
 """Recurrent layers with Keras semantics: ``SimpleRNN``, ``LSTM``, ``GRU``.
 
 One base class, ``RNN``, owns the time loop, ``stateful``, ``go_backwards``, dropout and
-the choice between PyTorch's fused kernels (``torch.rnn_tanh``/``rnn_relu``/``lstm``/``gru``,
-cuDNN on a GPU) and the step loop over a cell (``rnnkit.layers.cells``). The three
-public layers only say which cell they use, which fused operator fits, and how they count.
+the choice between rnnkit's compiled CPU kernel (``rnnkit.layers.kernel``), PyTorch's fused
+kernels (``torch.rnn_tanh``/``rnn_relu``/``lstm``/``gru``, cuDNN on a GPU) and the step loop
+over a cell (``rnnkit.layers.cells``). The three public layers only say which cell they use,
+which fused operator fits, and how they count.
+
+Compiled kernel (the default on a CPU, ``use_kernel``/``RNNKIT_KERNEL``): float32/float64 with
+standard activations (SimpleRNN tanh or relu, GRU ``reset_after=True``, LSTM), with every
+dropout mode, initial and stateful states, ``go_backwards`` and any mask. Otherwise (a GPU,
+GRU ``reset_after=False``, other activations or dtypes, ``use_kernel("torch")``) the paths below.
 
 Fused path: standard activations (tanh, and sigmoid for the gates; SimpleRNN also relu),
 GRU ``reset_after=True``, and no per-sample recurrent dropout. Input dropout is one mask
@@ -413,8 +419,8 @@ class RNN(Layer):
             raise ValueError(f"input features must equal input_size={self.input_size}, got {x.shape[-1]}")
         state = self._initial_state(x, initial_state)
         mask = _check_mask(mask, x)
-        compiled = mask is None and self._kernel_applies(x)
-        if self.go_backwards and not compiled:  # the kernel walks x backwards itself
+        compiled = self._kernel_applies(x)
+        if self.go_backwards and not compiled:  # the kernel walks x (and mask) backwards itself
             x = x.flip(1)
             mask = None if mask is None else mask.flip(1)
 
@@ -433,10 +439,18 @@ class RNN(Layer):
         runs = None if mask is None else _contiguous_runs(mask)
         if compiled:
             b_ih, b_hh = self._kernel_biases()
+            if mask is not None:  # padded steps are skipped; zeros keep their x out of Xᵀ·dG even when not finite
+                x = torch.where(mask.unsqueeze(-1), x, torch.zeros_like(x))
             sequence, state = kernel.run(
-                self._kernel_kind(), self.go_backwards, x, state, self.cell.weight_ih, weight_hh, b_ih, b_hh, recurrent_mask
-            )
-            sequence = sequence if self.return_sequences else None
+                self._kernel_kind(), self.go_backwards, x, state, self.cell.weight_ih, weight_hh, b_ih, b_hh,
+                recurrent_mask, mask,
+            )  # fmt: skip
+            if not self.return_sequences:
+                sequence = None
+            elif mask is not None:
+                # the kernel returns the state at every step; Keras outputs zeros before a row's first real step
+                started = (mask.flip(1) if self.go_backwards else mask).cumsum(1) > 0
+                sequence = torch.where(started.unsqueeze(-1), sequence, torch.zeros_like(sequence))
         elif recurrent_mask is None and self.use_fused and mask is None:
             sequence, state = self._fused(x, state, weight_hh)  # (batch, time, units)
         elif recurrent_mask is None and self.use_fused and runs is not None and self._runs_fit_fused(x):

@@ -172,10 +172,12 @@ struct Problem {
   const T* mask;       // (batch, n) recurrent dropout mask, or ones with mask_stride 0
   int64_t mask_stride;
   int64_t save;        // values saved per row and step, in units of n
+  const bool* real;    // (batch, steps) in input order: false where a step is padding; or nullptr
   T* H;                // (batch, steps, n)
   T* S;                // (steps, batch, save·n)
 
   int64_t t_in(int64_t s) const { return reverse ? steps - 1 - s : s; }
+  bool padded(int64_t b, int64_t s) const { return real && !real[b * steps + t_in(s)]; }
   const T* h_prev(int64_t b, int64_t s) const { return s == 0 ? h0 + b * n : H + (b * steps + s - 1) * n; }
   int64_t h_prev_stride(int64_t s) const { return s == 0 ? n : steps * n; }
   const T* c_prev(int64_t b, int64_t s) const {
@@ -253,8 +255,14 @@ void forward_rows(const Problem<T>& p, int64_t b0, int64_t b1) {
       gemm<T, false>(rows, Np, n, hm, n, 1, p.whhT, Np, gh, Np);
       for (int64_t i = 0; i < rows; i++) {
         const int64_t b = r0 + i;
-        forward_row<T, KIND>(p, gx + i * Np, gh + i * Np, p.h_prev(b, s), KIND == LSTM ? p.c_prev(b, s) : nullptr,
-                             p.H + (b * p.steps + s) * n, p.save ? p.saved(b, s) : nullptr);
+        T* h = p.H + (b * p.steps + s) * n;
+        if (p.padded(b, s)) {  // a padded step keeps the state (Keras's masking)
+          std::memcpy(h, p.h_prev(b, s), n * sizeof(T));
+          if constexpr (KIND == LSTM) std::memcpy(p.saved(b, s) + 4 * n, p.c_prev(b, s), n * sizeof(T));
+          continue;
+        }
+        forward_row<T, KIND>(p, gx + i * Np, gh + i * Np, p.h_prev(b, s), KIND == LSTM ? p.c_prev(b, s) : nullptr, h,
+                             p.save ? p.saved(b, s) : nullptr);
       }
     }
   }
@@ -344,6 +352,14 @@ void backward_rows(const Problem<T>& p, const Grads<T>& g, int64_t chunk, int64_
       const int64_t rows = std::min(RBLK, b1 - r0);
       for (int64_t i = 0; i < rows; i++) {
         const int64_t b = r0 + i;
+        if (p.padded(b, s)) {  // the state passed through unchanged: so does its gradient
+          const T* __restrict dy = g.dH + b * g.dH_row + s * g.dH_step;
+          T* __restrict cr = g.carry + b * n;
+          for (int64_t j = 0; j < n; j++) cr[j] += dy[j];
+          std::fill(dgx + i * Np, dgx + (i + 1) * Np, T(0));
+          if constexpr (KIND == GRU) std::fill(dgh + i * Np, dgh + (i + 1) * Np, T(0));
+          continue;
+        }
         backward_row<T, KIND>(p, p.save ? p.saved(b, s) : nullptr, p.H + (b * p.steps + s) * n, p.h_prev(b, s),
                               KIND == LSTM ? p.c_prev(b, s) : nullptr, g.dH + b * g.dH_row + s * g.dH_step,
                               g.carry + b * n, KIND == LSTM ? g.carry_c + b * n : nullptr, dgx + i * Np, dgh + i * Np);
@@ -447,6 +463,7 @@ Problem<T> make_problem(int64_t kind, bool reverse, const at::Tensor& x, const a
   p.save = saved_values(kind);
   p.H = H.data_ptr<T>();
   p.S = S.numel() ? S.data_ptr<T>() : nullptr;
+  p.real = nullptr;
   return p;
 }
 
@@ -469,9 +486,11 @@ Prepared prepare(int64_t kind, const at::Tensor& x, const at::Tensor& h0, const 
   return q;
 }
 
+// real: (batch, time) bool, false at padded steps, or empty (every step real)
 std::vector<at::Tensor> forward(int64_t kind, bool reverse, const at::Tensor& x_, const at::Tensor& h0_,
                                 const at::Tensor& c0_, const at::Tensor& w_ih, const at::Tensor& w_hh,
-                                const at::Tensor& b_ih, const at::Tensor& b_hh, const at::Tensor& mask_) {
+                                const at::Tensor& b_ih, const at::Tensor& b_hh, const at::Tensor& mask_,
+                                const at::Tensor& real_) {
   at::NoGradGuard no_grad;
   auto q = prepare(kind, x_, h0_, c0_, w_ih, b_ih, b_hh, mask_);
   const int64_t batch = q.x.size(0), steps = q.x.size(1), n = q.h0.size(1);
@@ -479,10 +498,12 @@ std::vector<at::Tensor> forward(int64_t kind, bool reverse, const at::Tensor& x_
   const int64_t Np = round_up(w_ih.size(0), W);
   auto wihT = padded(w_ih.t(), Np), whhT = padded(w_hh.t(), Np);
   auto H = at::empty({batch, steps, n}, q.x.options());
+  auto real = real_.numel() ? real_.to(at::kBool).contiguous() : at::Tensor();
   auto S = at::empty({steps, batch, saved_values(kind) * n}, q.x.options());
   AT_DISPATCH_FLOATING_TYPES(q.x.scalar_type(), "rnnkit_forward", [&] {
     auto p = make_problem<scalar_t>(kind, reverse, q.x, q.h0, q.c0, wihT, whhT, at::Tensor(), at::Tensor(), q.bx, q.bh,
                                     q.mask, H, S);
+    p.real = real.defined() ? real.data_ptr<bool>() : nullptr;
     const int64_t chunks = chunk_count(batch);
     for_chunks(batch, chunks, [&](int64_t, int64_t b0, int64_t b1) {
       switch (kind) {
@@ -502,8 +523,8 @@ std::vector<at::Tensor> forward(int64_t kind, bool reverse, const at::Tensor& x_
 std::vector<at::Tensor> backward(int64_t kind, bool reverse, bool need_dx, const at::Tensor& x_, const at::Tensor& h0_,
                                  const at::Tensor& c0_, const at::Tensor& w_ih, const at::Tensor& w_hh,
                                  const at::Tensor& b_ih, const at::Tensor& b_hh, const at::Tensor& mask_,
-                                 const at::Tensor& H, const at::Tensor& S, const at::Tensor& dH_,
-                                 const at::Tensor& dh_last, const at::Tensor& dc_last) {
+                                 const at::Tensor& real_, const at::Tensor& H, const at::Tensor& S,
+                                 const at::Tensor& dH_, const at::Tensor& dh_last, const at::Tensor& dc_last) {
   at::NoGradGuard no_grad;
   auto q = prepare(kind, x_, h0_, c0_, w_ih, b_ih, b_hh, mask_);
   const int64_t batch = q.x.size(0), steps = q.x.size(1), m = q.x.size(2), n = q.h0.size(1), Gn = w_ih.size(0);
@@ -517,12 +538,14 @@ std::vector<at::Tensor> backward(int64_t kind, bool reverse, bool need_dx, const
   auto carry_c = kind == LSTM ? (dc_last.numel() ? dc_last.contiguous().clone() : at::zeros({batch, n}, opts))
                               : at::Tensor();
   auto dx = need_dx ? at::empty({batch, steps, m}, opts) : at::Tensor();
+  auto real = real_.numel() ? real_.to(at::kBool).contiguous() : at::Tensor();
   const int64_t chunks = chunk_count(batch);
   auto dwihT = at::zeros({chunks, m, Np}, opts), dwhhT = at::zeros({chunks, n, Np}, opts);
   auto dbx = at::zeros({chunks, Np}, opts), dbh = at::zeros({chunks, Np}, opts);
   AT_DISPATCH_FLOATING_TYPES(q.x.scalar_type(), "rnnkit_backward", [&] {
     auto p = make_problem<scalar_t>(kind, reverse, q.x, q.h0, q.c0, wihT, whhT, wihP, whhP, q.bx, q.bh, q.mask,
                                     H, S);
+    p.real = real.defined() ? real.data_ptr<bool>() : nullptr;
     Grads<scalar_t> g;
     g.dH = dH.data_ptr<scalar_t>();
     g.dH_row = dH_.numel() ? steps * n : 0;
