@@ -40,6 +40,8 @@ from typing import Any
 
 import torch
 
+from rnnkit.errors import RnnkitError
+
 MODES = ("auto", "compiled", "torch")
 ENVIRONMENT_VARIABLE = "RNNKIT_KERNEL"
 SOURCE = Path(__file__).with_name("csrc") / "rnn_kernel.cpp"
@@ -57,7 +59,7 @@ _failure: str | None = None  # why the kernel could not be loaded in this proces
 
 def _check_mode(mode: object, argument: str) -> str:
     if mode not in MODES:
-        raise ValueError(f"{argument} must be one of {list(MODES)}, got {mode!r}")
+        raise RnnkitError(f"{argument} must be one of {list(MODES)}, got {mode!r}")
     return str(mode)
 
 
