@@ -207,6 +207,12 @@ class PublishedConfig(_Strict):
     rows: list[PublishedRow] = Field(min_length=1)
 
 
+class OutputConfig(_Strict):
+    """What a run writes besides its models and scores: ``[output]``."""
+
+    tensorboard: bool = False  # TensorBoard event files under RUN/tensorboard/<model>/ (rnnkit[tensorboard])
+
+
 BASELINES = ("persistence", "seasonal_persistence", "mean", "linear", "naive_dense", "repeat_last_day")
 CLASSIFICATION_BASELINES = ("same_as_now", "majority")  # the label of the last input row; the training majority
 TAGGING_BASELINES = ("majority_per_word",)  # each word's commonest training tag: the best without context
@@ -236,6 +242,7 @@ class ExperimentConfig(_Strict):
     tagging: TaggingConfig | None = None  # task = "tagging": its defaults when left out
     models: list[ModelConfig] = Field(default_factory=list)
     published: PublishedConfig | None = None  # reference numbers (the course's, Chollet's) shown beside the run's
+    output: OutputConfig = Field(default_factory=OutputConfig)
 
     @model_validator(mode="after")
     def _published_rows_name_rows_of_the_run(self) -> ExperimentConfig:

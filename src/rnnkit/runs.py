@@ -9,6 +9,9 @@ same way for every task::
     trained = train_models(config, specs, out, build=..., data=..., score=..., metadata=..., summary=...)
     finish_run(out, document(results | trained.results), trained.histories, loss_name)
 
+With ``[output] tensorboard = true``, ``tensorboard/<slug>/`` holds each model's TensorBoard events
+(the columns of its ``history.csv`` per epoch, its weights' histograms).
+
 Per model, under ``models/<slug>/``: ``checkpoint/`` (the Trainer's), ``model.safetensors`` +
 ``model.json``, ``history.csv`` and ``result.json`` (the scores, ``epochs_run`` and the
 history, so that ``resume`` reads a finished model back instead of training it again).
@@ -147,6 +150,10 @@ def train_models(
             write_json_atomic(result_file, {**result, "history": history.epochs})
             trained.histories[spec.name] = history
             log(f"  {spec.name}: {summary(result)} ({seconds:.1f} s)")
+        if config.output.tensorboard:  # written from the history after the fit, or again when read back
+            from rnnkit.training.tensorboard import write_history
+
+            write_history(trained.histories[spec.name], out / "tensorboard" / slug(spec.name), model)
         trained.results[spec.name] = result
         trained.models[spec.name] = model
         trained.training[spec.name] = training
