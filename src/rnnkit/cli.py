@@ -168,6 +168,17 @@ def export_command(run_dir: Path, as_onnx: bool, model_name: str | None, output:
         click.echo(f"max |onnxruntime - rnnkit| on 64 random windows: {difference:.2e}")
 
 
+@app.command("report")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The page to write (default RUN/report.html).")
+def report_command(run_dir: Path, output: Path | None) -> None:
+    """Write a run's report: one self-contained HTML page (data, windows, models, scores, plots, config)."""
+    from rnnkit.report import write_report
+
+    click.echo(f"report: {write_report(run_dir, output)}")
+
+
 @app.command("summary")
 @click.argument("config_path", type=click.Path(path_type=str))
 @click.option("--features", type=click.IntRange(min=1), default=None,

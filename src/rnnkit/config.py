@@ -211,6 +211,9 @@ class OutputConfig(_Strict):
     """What a run writes besides its models and scores: ``[output]``."""
 
     tensorboard: bool = False  # TensorBoard event files under RUN/tensorboard/<model>/ (rnnkit[tensorboard])
+    report: bool = True  # RUN/report.html: the whole run on one self-contained page (rnnkit.report)
+    report_weeks: list[str] = Field(default_factory=list)  # start dates of the weeks the report draws; default:
+    # the test part's first and middle week
 
 
 BASELINES = ("persistence", "seasonal_persistence", "mean", "linear", "naive_dense", "repeat_last_day")

@@ -22,7 +22,13 @@ import numpy as np  # noqa: E402
 from rnnkit.io import write_bytes_atomic  # noqa: E402
 
 
-def _save(fig: Any, path: str | os.PathLike[str], dpi: int = 110) -> Path:
+def _save(fig: Any, path: str | os.PathLike[str] | None, dpi: int = 110) -> Any:
+    if path is None:  # the figure as SVG text, for pages that inline it (rnnkit.report)
+        text = io.StringIO()
+        with matplotlib.rc_context({"svg.hashsalt": "rnnkit", "svg.fonttype": "path"}):
+            fig.savefig(text, format="svg", bbox_inches="tight", metadata={"Date": None})
+        plt.close(fig)
+        return text.getvalue()
     # Render to memory first, then one atomic write: a reader never sees half a PNG.
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
@@ -49,18 +55,18 @@ def _history_columns(history: Any) -> dict[str, list[float]]:
     return {"epoch": epochs, **{k: [np.nan if r.get(k) is None else r[k] for r in records] for k in keys}}
 
 
-def plot_history(history: Any, path: str | os.PathLike[str], *, title: str = "Learning curves", loss_name: str = "loss") -> Path:
+def plot_history(history: Any, path: str | os.PathLike[str] | None, *, title: str = "Learning curves", loss_name: str = "loss") -> Path:
     """Learning curves: training and validation loss per epoch, for one model or several.
 
     Args:
         history: a :class:`rnnkit.training.History`, a list of per-epoch dicts, a DataFrame
             with ``epoch``/``loss``/``val_loss``, or a dict ``{model name: history}``.
-        path: the PNG to write (atomically).
+        path: the PNG to write (atomically); None: return the figure as SVG text instead.
         title: the figure title.
         loss_name: the y-axis label (e.g. ``"MSE (scaled)"``).
 
     Returns:
-        The path written.
+        The path written (the SVG text when ``path`` is None).
 
     Example:
         >>> plot_history(trainer.fit(model, train, val), "run/learning_curves.png")  # doctest: +SKIP
@@ -95,7 +101,7 @@ def plot_predictions(
     times: Any,
     truth: Any,
     predictions: Mapping[str, Any],
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | None,
     *,
     persistence: Any = None,
     title: str = "Predictions against the truth",
@@ -107,13 +113,13 @@ def plot_predictions(
         times: x positions, one per target (timestamps or numbers), length n.
         truth: the true values, length n (data units).
         predictions: ``{model name: values of length n}``.
-        path: the PNG to write (atomically).
+        path: the PNG to write (atomically); None: return the figure as SVG text instead.
         persistence: persistence's predictions, length n, drawn dotted (default ``None``).
         title: the figure title.
         units: the y-axis label, e.g. ``"T (degC)"``.
 
     Returns:
-        The path written.
+        The path written (the SVG text when ``path`` is None).
 
     Example:
         >>> plot_predictions(t, y, {"GRU": y_gru}, "run/predictions.png", persistence=y_pers, units="T (degC)")  # doctest: +SKIP
@@ -212,4 +218,33 @@ def plot_gradient_flow(curves: Mapping[str, Any], path: str | os.PathLike[str], 
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize="small")
+    return _save(fig, path)
+
+
+def plot_step_errors(errors: Mapping[str, Sequence[float]], path: str | os.PathLike[str] | None, *,
+                     title: str = "Error per forecast step", units: str = "") -> Any:
+    """MAE of each forecast step (step 1 first), one line per model.
+
+    Args:
+        errors: ``{model name: [MAE of step 1, step 2, ...]}``.
+        path: the PNG to write (atomically); None: return the figure as SVG text instead.
+        title: the figure title.
+        units: the units of the error, e.g. ``"degC"``.
+
+    Example:
+        >>> plot_step_errors({"GRU": [0.5, 0.9, 1.2]}, None).startswith("<?xml")
+        True
+    """
+    if not errors:
+        raise ValueError("errors must hold at least one model, got none")
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    for name, values in errors.items():
+        values = np.asarray(values, dtype=float).reshape(-1)
+        ax.plot(np.arange(1, len(values) + 1), values, "-o", markersize=3, label=name)
+    ax.set_xlabel("forecast step")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel(f"MAE ({units})" if units else "MAE")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     return _save(fig, path)

@@ -192,13 +192,16 @@ def histories_csv(histories: dict[str, History]) -> str:
 
 
 def finish_run(out: Path, metrics: dict[str, Any], histories: dict[str, History], loss_name: str) -> None:
-    """Write ``metrics.json``, ``history.csv`` and (when a model trained) ``learning_curves.png``."""
+    """Write ``metrics.json``, ``history.csv``, (when a model trained) ``learning_curves.png`` and ``report.html``."""
     write_json_atomic(out / "metrics.json", metrics)
     write_text_atomic(out / "history.csv", histories_csv(histories))
     if histories:
         from rnnkit import plots
 
         plots.plot_history(histories, out / "learning_curves.png", loss_name=loss_name)
+    from rnnkit.report import write_if_configured
+
+    write_if_configured(out)  # report.html, unless [output] report = false
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:

@@ -1,0 +1,331 @@
+"""``report.html``: one self-contained page that shows a whole run.
+
+The page reads the run folder (config, scores, histories, saved models) and the run's data
+again, and holds, in order: the data (source, rows, periods, each column's units and range),
+the windowing (the first windows of each part with their rows and timestamps, and the first
+window's values), each model's summary with its parameter formulas, the scores of every model
+beside the baselines (and published numbers where the config names them), the learning
+curves, the forecasts of the best model against the truth and persistence over chosen weeks,
+the error per forecast step (multi-step runs), the gradient-flow picture when the run folder
+holds one, and the exact resolved config. Figures are inline SVG (PNG as a data: URL for a
+picture already drawn); the page loads nothing from the network and runs no script.
+
+Written at the end of every run (``[output] report = false`` turns it off) and by
+``rnnkit report RUN``.
+
+Example::
+
+    from rnnkit.report import write_report
+    write_report("runs/demo-20260101-120000")      # -> runs/demo-.../report.html
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from rnnkit.errors import RnnkitError
+
+CSS = """
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto; max-width: 1100px;
+       padding: 0 24px 48px; color: #1d232a; }
+h1 { font-size: 24px; margin: 24px 0 4px; } h2 { font-size: 19px; margin: 32px 0 8px; border-bottom: 1px solid #d8dee4; }
+h3 { font-size: 15px; margin: 18px 0 6px; }
+table { border-collapse: collapse; margin: 8px 0; font-variant-numeric: tabular-nums; }
+th, td { border: 1px solid #d0d7de; padding: 3px 9px; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+th { background: #f3f5f7; } tr.best td { background: #e7f5e9; font-weight: 600; } tr.baseline td { color: #57606a; }
+tr.published td { color: #6e4c00; font-style: italic; }
+pre { background: #f6f8fa; padding: 10px 12px; overflow-x: auto; font-size: 12.5px; border-radius: 4px; }
+figure { margin: 10px 0 18px; } figure svg, figure img { max-width: 100%; height: auto; }
+figcaption { color: #57606a; font-size: 13px; } .note { color: #57606a; } nav a { margin-right: 12px; }
+"""
+
+SECTIONS = [("data", "Data"), ("windows", "Windowing"), ("models", "Models"), ("scores", "Scores"),
+            ("curves", "Learning curves"), ("forecasts", "Forecasts"), ("config", "Config")]
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def _number(value: Any, digits: int = 3) -> str:
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return f"{int(value):,}"
+    if isinstance(value, (float, np.floating)):
+        if not np.isfinite(value):
+            return "–"
+        return f"{value:,.0f}" if abs(value) >= 10000 else f"{value:.{digits}f}"
+    return _e(value)
+
+
+def table(rows: list[dict[str, Any]], classes: list[str] | None = None) -> str:
+    """An HTML table of ``rows`` (dicts with the same keys); ``classes``: a CSS class per row."""
+    if not rows:
+        return "<p class='note'>(none)</p>"
+    head = "".join(f"<th>{_e(k)}</th>" for k in rows[0])
+    body = []
+    for i, row in enumerate(rows):
+        cls = f" class='{classes[i]}'" if classes and classes[i] else ""
+        body.append(f"<tr{cls}>" + "".join(f"<td>{_number(v)}</td>" for v in row.values()) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def figure(svg: str, caption: str) -> str:
+    start = svg.find("<svg")  # drop the XML prolog and doctype: the SVG sits inside HTML
+    return f"<figure>{svg[start:]}<figcaption>{_e(caption)}</figcaption></figure>"
+
+
+def png_figure(path: Path, caption: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f"<figure><img alt='{_e(caption)}' src='data:image/png;base64,{data}'><figcaption>{_e(caption)}</figcaption></figure>"
+
+
+# --- the sections ----------------------------------------------------------------------------------
+
+def data_section(config: Any, prepared: Any, metrics: dict[str, Any]) -> str:
+    from rnnkit.experiment import describe_prepared, units_of
+
+    frame = prepared.frame
+    source = config.data.paths or ["(default: RNNKIT_DATA_DIR, the cache, or the embedded record)"]
+    facts = [f"dataset <b>{_e(config.data.dataset)}</b>, files: {_e(', '.join(map(str, source)))}"]
+    used = metrics.get("data_used") or {}  # what the run read: files and resolution, where it records them
+    if used:
+        facts.append("read: " + "; ".join(f"{_e(k)} {_e(', '.join(map(str, v)) if isinstance(v, list) else v)}"
+                                           for k, v in used.items() if v not in (None, False, [])))
+    step = pd.Series(frame.index).diff().median() if isinstance(frame.index, pd.DatetimeIndex) else None
+    if step is not None and pd.notna(step):
+        every = f"{step / pd.Timedelta(hours=1):g} h" if step < pd.Timedelta(days=2) else f"{step.days} days"
+        facts.append(f"{len(frame):,} rows, one every {every}, from {frame.index[0]} to {frame.index[-1]}")
+    columns = [{"column": c, "units": units_of(str(c)), "mean": float(frame[c].mean()), "std": float(frame[c].std()),
+                "min": float(frame[c].min()), "max": float(frame[c].max()),
+                "role": "target" if c == config.data.target else "feature"} for c in frame.columns]
+    return ("<p>" + "<br>".join(facts) + "</p>" + f"<pre>{_e(describe_prepared(prepared))}</pre>"
+            + "<h3>Columns (data units, whole series)</h3>" + table(columns))
+
+
+def windows_section(prepared: Any) -> str:
+    from rnnkit.experiment import PART_NAMES, PARTS
+
+    w_config = prepared.config.windows
+    out = [f"<p>sequence_length {w_config.sequence_length}, shift {w_config.shift}, sampling_rate "
+           f"{w_config.sampling_rate}, horizon {w_config.horizon}, target_length {w_config.target_length}"
+           + (", residual target" if w_config.residual else "") + "</p>"]
+    rows = []
+    for part in PARTS:
+        w = prepared.windows[part]
+        index = pd.Index(np.concatenate([p.index.to_numpy() for p in prepared.parts[part]]))
+        for i in sorted({0, 1, 2, len(w) - 1} & set(range(len(w)))):
+            inputs, targets = w.rows(i)
+            rows.append({"part": PART_NAMES[part], "window": i, "input rows": f"{inputs[0]}–{inputs[-1]}",
+                         "first input": f"{pd.Timestamp(index[inputs[0]]):%Y-%m-%d %H:%M}",
+                         "last input": f"{pd.Timestamp(index[inputs[-1]]):%Y-%m-%d %H:%M}",
+                         "target rows": f"{targets[0]}" + (f"–{targets[-1]}" if len(targets) > 1 else ""),
+                         "target time": f"{pd.Timestamp(index[targets[0]]):%Y-%m-%d %H:%M}"
+                                        + (f" – {pd.Timestamp(index[targets[-1]]):%Y-%m-%d %H:%M}"
+                                           if len(targets) > 1 else "")})
+    out.append("<p class='note'>Rows count within each part (training, validation, test); the last window of "
+               "each part is shown too.</p>" + table(rows))
+    # the first training window's values, in data units: its first rows, its last row and its target
+    train = prepared.parts["train"][0]
+    inputs, targets = prepared.windows["train"].rows(0)
+    values = prepared.scaler.inverse_transform(train) if hasattr(prepared.scaler, "inverse_transform") else None
+    if values is not None:
+        shown = inputs[:3] + inputs[-1:]
+        sample = [{"row": r, "time": f"{train.index[r]:%Y-%m-%d %H:%M}", "is": "input",
+                   **{c: float(values.iloc[r][c]) for c in list(values.columns)[:6]}} for r in shown]
+        sample += [{"row": r, "time": f"{train.index[r]:%Y-%m-%d %H:%M}", "is": "target",
+                    **{c: float(values.iloc[r][c]) for c in list(values.columns)[:6]}} for r in targets[:1]]
+        out.append("<h3>The first training window (data units; first 6 columns)</h3>" + table(sample))
+    return "".join(out)
+
+
+def models_section(config: Any, features: int) -> str:
+    from rnnkit.experiment import model_summaries
+
+    return f"<pre>{_e(model_summaries(config, features))}</pre>"
+
+
+def scores_section(config: Any, metrics: dict[str, Any]) -> str:
+    task = metrics.get("task")
+    if task in ("classification", "tagging"):
+        from rnnkit.experiment import metrics_table
+
+        return f"<pre>{_e(metrics_table(metrics))}</pre>"
+    units = metrics.get("units") or ""
+    best = metrics.get("best")
+    rows, classes = [], []
+    for name, m in metrics.get("models", {}).items():
+        row = {"model": name + (" (best by validation)" if name == best else ""), "kind": m.get("kind", ""),
+               "params": m.get("params", ""), f"MAE val ({units})": m.get("mae_val", float("nan")),
+               f"MAE test ({units})": m.get("mae_test", float("nan")),
+               f"RMSE test ({units})": m.get("rmse_test", float("nan")),
+               "skill test": f"{100 * m['skill_test']:+.1f}%" if "skill_test" in m else "–",
+               "seconds": m.get("train_seconds", float("nan"))}
+        rows.append(row)
+        classes.append("best" if name == best else "baseline" if m.get("kind") == "baseline" else "")
+    for entry in _published(config):
+        rows.append({"model": f"{entry['model']} (published: {entry['source']})", "kind": "published",
+                     "params": "", f"MAE val ({units})": entry["mae_val"], f"MAE test ({units})": entry["mae_test"],
+                     f"RMSE test ({units})": "–", "skill test": "–",
+                     "seconds": f"compare: {entry['run_as']}" if entry["run_as"] else "–"})
+        classes.append("published")
+    note = ("<p class='note'>Skill: 1 − MAE / MAE of persistence on the same windows. The best model is chosen on "
+            "the validation split; the test split is only reported.</p>")
+    return table(rows, classes) + note
+
+
+def _published(config: Any) -> list[dict[str, Any]]:
+    """The config's published numbers (``[published]``: source, rows of model, run_as, mae_val, mae_test)."""
+    published = getattr(config, "published", None)
+    if published is None:
+        return []
+
+    def mae(value: Any) -> Any:
+        if value is None:
+            return "–"
+        if isinstance(value, (list, tuple)):  # a range [low, high]
+            return "–".join(f"{v:.2f}" for v in value)
+        return f"{value:.2f}"
+
+    return [{"model": row.model, "source": published.source, "run_as": getattr(row, "run_as", None),
+             "mae_val": mae(getattr(row, "mae_val", None)), "mae_test": mae(getattr(row, "mae_test", None))}
+            for row in published.rows]
+
+
+def curves_section(run: Path, metrics: dict[str, Any]) -> str:
+    from rnnkit import plots
+
+    path = run / "history.csv"
+    if not path.is_file():
+        return "<p class='note'>No history.csv: no model trained.</p>"
+    table_ = pd.read_csv(path)
+    if table_.empty or "model" not in table_:
+        return "<p class='note'>No model trained.</p>"
+    histories = {name: group.drop(columns="model") for name, group in table_.groupby("model", sort=False)}
+    svg = plots.plot_history(histories, None, loss_name="loss (scaled units)" if metrics.get("units") else "loss")
+    return figure(svg, "Training (solid) and validation (dashed) loss per epoch of every trained model.")
+
+
+def forecasts_section(run: Path, config: Any, prepared: Any, metrics: dict[str, Any]) -> str:
+    from rnnkit import plots
+    from rnnkit.experiment import _ahead, _rows_per_day, load_trained, make_baselines
+    from rnnkit.training import predict
+
+    test = prepared.windows["test"]
+    times = prepared.target_times("test")
+    truth = prepared.to_units(prepared.last_step(test.y))
+    persistence = make_baselines(config, prepared)["persistence"]
+    series: dict[str, np.ndarray] = {}
+    chosen = _forecast_model(config, metrics)
+    if chosen is not None:
+        _, model, _ = load_trained(run, chosen)
+        series[chosen] = prepared.to_units(prepared.last_step(predict(model, test, 1024)))
+    base = prepared.to_units(prepared.last_step(predict(persistence, test, 1024)))
+    week = 7 * _rows_per_day(prepared)
+    parts = []
+    for start in _weeks(config, times, week):
+        shown = (times >= start) & (times < start + pd.Timedelta(days=7))
+        if not shown.any():
+            parts.append(f"<p class='note'>No test target in the week from {start:%Y-%m-%d}.</p>")
+            continue
+        svg = plots.plot_predictions(times[shown], truth[shown], {n: v[shown] for n, v in series.items()}, None,
+                                     persistence=base[shown], units=config.data.target,
+                                     title=f"{config.data.target}, {_ahead(prepared)} ahead: the week from "
+                                           f"{start:%Y-%m-%d}")
+        errors = ", ".join(f"{n} MAE {np.abs(v[shown] - truth[shown]).mean():.2f}" for n, v in series.items())
+        parts.append(figure(svg, f"Test targets of the week from {start:%Y-%m-%d} ({int(shown.sum())} windows): "
+                                 f"{errors + ', ' if errors else ''}persistence MAE "
+                                 f"{np.abs(base[shown] - truth[shown]).mean():.2f}"))
+    by_step = {n: m["mae_test_by_step"] for n, m in metrics.get("models", {}).items() if "mae_test_by_step" in m}
+    if by_step:
+        parts.append("<h3>Error per forecast step (test)</h3>"
+                     + figure(plots.plot_step_errors(by_step, None, units=metrics.get("units") or ""),
+                              "MAE of each forecast step on the test windows, every model and baseline."))
+    return "".join(parts)
+
+
+def _forecast_model(config: Any, metrics: dict[str, Any]) -> str | None:
+    """The best model by validation that predicts windows one by one (a stateful one reads streams)."""
+    from rnnkit.experiment import trained_specs
+
+    stateful = {s.name for s in trained_specs(config) if config.training_for(s).stateful}
+    models = {n: m for n, m in metrics.get("models", {}).items() if m.get("kind") == "model" and n not in stateful}
+    return min(models, key=lambda n: models[n]["mae_val"]) if models else None
+
+
+def _weeks(config: Any, times: pd.DatetimeIndex, week: int) -> list[pd.Timestamp]:
+    """The weeks to draw: ``[output] report_weeks`` (start dates), else the test part's first and middle week."""
+    asked = list(getattr(config.output, "report_weeks", []) or [])
+    if asked:
+        return [pd.Timestamp(d) for d in asked]
+    first = pd.Timestamp(times[0]).normalize()
+    middle = pd.Timestamp(times[len(times) // 2]).normalize()
+    return [first] if middle - first < pd.Timedelta(days=7) else [first, middle]
+
+
+# --- the page --------------------------------------------------------------------------------------
+
+def build_report(run: str | Path) -> str:
+    """The HTML text of the report of the run folder ``run``."""
+    from rnnkit.experiment import load_frame, load_run, prepare
+
+    folder = Path(run)
+    config, scaler, metrics = load_run(folder)
+    if not metrics:
+        raise RnnkitError(f"{folder} has no metrics.json: the run has not finished")
+    sections: dict[str, str] = {}
+    prepared = None
+    if config.windows is not None:
+        prepared = prepare(config, load_frame(config))
+        sections["data"] = data_section(config, prepared, metrics)
+        sections["windows"] = windows_section(prepared)
+        sections["models"] = models_section(config, len(prepared.features))
+    else:
+        sections["models"] = models_section(config, 0)
+    sections["scores"] = scores_section(config, metrics)
+    sections["curves"] = curves_section(folder, metrics)
+    if prepared is not None and config.task == "regression":
+        sections["forecasts"] = forecasts_section(folder, config, prepared, metrics)
+    gradients = folder / "gradients.png"
+    if gradients.is_file():
+        sections["forecasts"] = sections.get("forecasts", "") + "<h3>Gradient flow</h3>" + png_figure(
+            gradients, "The gradient reaching each input step (rnnkit gradients).")
+    sections["config"] = "<pre>" + _e(json.dumps(config.to_dict(), indent=2)) + "</pre>"
+    nav = " ".join(f"<a href='#{key}'>{_e(title)}</a>" for key, title in SECTIONS if key in sections)
+    body = "".join(f"<section id='{key}'><h2>{_e(title)}</h2>{sections[key]}</section>"
+                   for key, title in SECTIONS if key in sections)
+    description = f"<p>{_e(config.description)}</p>" if config.description else ""
+    return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            f"<title>rnnkit run {_e(config.name)}</title><style>{CSS}</style></head><body>"
+            f"<h1>rnnkit run: {_e(config.name)}</h1><p class='note'>task {_e(config.task)}, folder {_e(folder.name)}"
+            f"</p>{description}<nav>{nav}</nav>{body}</body></html>\n")
+
+
+def write_report(run: str | Path, path: str | Path | None = None) -> Path:
+    """Write the report of ``run`` to ``path`` (default ``RUN/report.html``); returns the path."""
+    from rnnkit.io import write_text_atomic
+
+    target = Path(path) if path is not None else Path(run) / "report.html"
+    text = build_report(run)
+    if not target.parent.is_dir():
+        raise RnnkitError(f"cannot write the report {target}: its folder does not exist")
+    return write_text_atomic(target, text)
+
+
+def write_if_configured(run: str | Path) -> Path | None:
+    """The end of a run: the report when the run's ``[output] report`` is on (the default)."""
+    from rnnkit.experiment import load_run
+
+    config, _, _ = load_run(run)
+    return write_report(run) if config.output.report else None
+
+
+__all__ = ["build_report", "write_report", "write_if_configured", "table"]

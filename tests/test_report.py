@@ -1,0 +1,191 @@
+"""report.html: its numbers are the run's, it references nothing outside itself, and a real browser shows it."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import tiny_config, write_jena_csv
+from rnnkit.cli import main
+from rnnkit.config import parse_config
+from rnnkit.experiment import describe_windows, run_experiment
+
+
+def quiet(_: str) -> None:
+    pass
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """A one-step run (two models) and a multi-step run, on the same synthetic hourly series."""
+    tmp = tmp_path_factory.mktemp("report")
+    csv = write_jena_csv(tmp / "hourly.csv")
+    models = [{"name": "GRU(4)", "layers": [{"type": "GRU", "units": 4}, {"type": "Dense", "units": 1}]},
+              {"name": "LSTM(3)", "layers": [{"type": "LSTM", "units": 3}, {"type": "Dense", "units": 1}]}]
+    one = parse_config(tiny_config(csv, models=models))
+    run_experiment(one, tmp / "one", log=quiet)
+    multi = parse_config(tiny_config(
+        csv, windows={"sequence_length": 24, "horizon": 1, "target_length": 4}, baselines=["persistence", "mean"],
+        models=[{"name": "GRU direct", "layers": [{"type": "GRU", "units": 4}, {"type": "Dense", "units": 4}]}]))
+    run_experiment(multi, tmp / "multi", log=quiet)
+    return tmp, csv
+
+
+def page(run: Path) -> str:
+    return (run / "report.html").read_text(encoding="utf-8")
+
+
+def test_every_run_writes_its_report_with_the_runs_numbers(runs):
+    tmp, _ = runs
+    text = page(tmp / "one")
+    metrics = json.loads((tmp / "one" / "metrics.json").read_text())
+    best = metrics["best"]
+    # the scores table: each model's row holds its own MAE val and test, 3 decimals
+    for name, m in metrics["models"].items():
+        label = re.escape(name + (" (best by validation)" if name == best else ""))
+        row = re.search(rf"<tr[^>]*><td>{label}</td>(.*?)</tr>", text)
+        assert row, name
+        cells = re.findall(r"<td>(.*?)</td>", row.group(1))
+        assert cells[2] == f"{m['mae_val']:.3f}" and cells[3] == f"{m['mae_test']:.3f}", (name, cells)
+        assert cells[5] == f"{100 * m['skill_test']:+.1f}%"
+    assert f"<tr class='best'><td>{best} (best by validation)</td>" in text
+    # the exact config, as config.json holds it
+    block = re.search(r"<section id='config'><h2>Config</h2><pre>(.*?)</pre>", text, re.S).group(1)
+    import html
+
+    assert json.loads(html.unescape(block)) == json.loads((tmp / "one" / "config.json").read_text())
+    # the parameter formulas of both models
+    assert "3·(4·2 + 4·4 + 2·4)" in text and "4·(3·2 + 3·3 + 3)" in text
+    # learning curves and one forecast week at least, as inline SVG
+    assert text.count("<svg") >= 2 and "Test targets of the week from" in text
+
+
+def test_window_rows_and_times_are_those_of_rnnkit_windows(runs):
+    tmp, _ = runs
+    from rnnkit.experiment import load_run
+
+    config, _, _ = load_run(tmp / "one")
+    described = describe_windows(config)
+    # "window 1: inputs 2020-01-01 02:00 to 2020-01-02 01:00 (24 rows), target 2020-01-02 07:00" in training
+    first, last, target = re.search(r"window 1: inputs (\S+ \S+) to (\S+ \S+) \(24 rows\), target (\S+ \S+)",
+                                    described).groups()
+    assert (f"<td>training</td><td>1</td><td>1–24</td><td>{first}</td><td>{last}</td><td>30</td><td>{target}</td>"
+            in page(tmp / "one"))
+
+
+def test_multistep_report_draws_the_error_per_step(runs):
+    tmp, _ = runs
+    text = page(tmp / "multi")
+    assert "Error per forecast step (test)" in text
+    assert text.count("<svg") >= 3
+
+
+def test_the_page_is_self_contained(runs):
+    tmp, _ = runs
+    for run in ("one", "multi"):
+        text = page(tmp / run)
+        assert "<script" not in text and "<link" not in text and "@import" not in text
+        # every src/href is a data: URL or a link inside the page
+        refs = re.findall(r"(?:src|href)\s*=\s*['\"]([^'\"]*)", text)
+        assert refs and all(r.startswith(("data:", "#")) for r in refs), [r for r in refs if not r.startswith("#")]
+        assert "url(" not in text.replace("url(#", "")  # SVG clip paths refer to ids inside the page
+
+
+def test_report_command_and_its_bad_input(runs, tmp_path, capsys):
+    tmp, _ = runs
+    out = tmp_path / "page.html"
+    assert main(["report", str(tmp / "one"), "--output", str(out)]) == 0
+    assert capsys.readouterr().out.strip() == f"report: {out}"
+    # the same page apart from nothing: the report is a function of the run folder
+    assert out.read_text() == page(tmp / "one")
+
+    def one_line_error(argv, fragment):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "Traceback" not in err and fragment in err, err
+
+    one_line_error(["report", str(tmp_path / "nothing")], "run folder not found")
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    for name in ("config.json", "scaler.json"):
+        shutil.copy(tmp / "one" / name, unfinished / name)
+    one_line_error(["report", str(unfinished)], "has not finished")
+    one_line_error(["report", str(tmp / "one"), "--output", str(tmp_path / "no" / "r.html")], "does not exist")
+
+
+def test_report_off_from_the_config(runs, tmp_path):
+    _, csv = runs
+    config = parse_config({**tiny_config(csv, training={"epochs": 1}), "output": {"report": False}})
+    run_experiment(config, tmp_path / "run", log=quiet)
+    assert (tmp_path / "run" / "metrics.json").is_file() and not (tmp_path / "run" / "report.html").exists()
+
+
+# --- a real browser --------------------------------------------------------------------------------
+
+def chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    pytest.skip("no headless Chromium on this machine (.ci/run installs Debian's 'chromium' with apt-get as root)")
+
+
+def browse(page_path: Path, screenshot: Path) -> list[str]:
+    """Load a page in headless Chromium with the network cut off; returns its console messages."""
+    done = subprocess.run(
+        [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0",
+         "--host-resolver-rules=MAP * ~NOTFOUND", "--window-size=1200,2600", "--hide-scrollbars",
+         f"--screenshot={screenshot}", page_path.resolve().as_uri()],
+        capture_output=True, text=True, timeout=120)
+    assert screenshot.is_file(), done.stderr[-2000:]
+    return [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
+
+
+def colour_share(png: Path, rgb: tuple[int, int, int]) -> float:
+    import matplotlib.image
+
+    pixels = (matplotlib.image.imread(str(png))[..., :3] * 255).round().astype(int)
+    return float((np.abs(pixels - np.array(rgb)).max(-1) <= 6).mean())
+
+
+def test_console_messages_are_caught(tmp_path):
+    bad = tmp_path / "bad.html"
+    bad.write_text("<!DOCTYPE html><html><body><script>console.error('report-test-marker')</script></body></html>")
+    messages = browse(bad, tmp_path / "bad.png")
+    assert any("report-test-marker" in m for m in messages), messages
+
+
+def test_chromium_loads_the_report_without_console_messages_and_shows_table_and_plots(runs, tmp_path):
+    tmp, _ = runs
+    shot = tmp_path / "report.png"
+    assert browse(tmp / "one" / "report.html", shot) == []
+    # the best model's row (#e7f5e9), the scores' header cells (#f3f5f7) and matplotlib's first line colour
+    # (#1f77b4, the learning curves and forecasts) are on screen
+    assert colour_share(shot, (0xE7, 0xF5, 0xE9)) > 1e-4
+    assert colour_share(shot, (0xF3, 0xF5, 0xF7)) > 1e-3
+    assert colour_share(shot, (0x1F, 0x77, 0xB4)) > 1e-4
+
+
+def test_published_numbers_sit_beside_the_runs_rows():
+    from types import SimpleNamespace
+
+    from rnnkit.report import scores_section
+
+    rows = [SimpleNamespace(model="LSTM(16)", run_as="LSTM", mae_val=None, mae_test=2.55),
+            SimpleNamespace(model="GRU(16)", run_as=None, mae_val=[3.55, 3.58], mae_test=None)]
+    config = SimpleNamespace(published=SimpleNamespace(source="Chollet 2021", rows=rows))
+    metrics = {"units": "degC", "best": "LSTM", "models": {"LSTM": {
+        "kind": "model", "params": 10, "mae_val": 2.5, "mae_test": 2.6, "rmse_test": 3.0, "skill_test": 0.01,
+        "train_seconds": 1.0}}}
+    text = scores_section(config, metrics)
+    assert ("<tr class='best'><td>LSTM (best by validation)</td><td>model</td><td>10</td><td>2.500</td>"
+            "<td>2.600</td>") in text
+    assert ("<tr class='published'><td>LSTM(16) (published: Chollet 2021)</td><td>published</td><td></td>"
+            "<td>–</td><td>2.55</td><td>–</td><td>–</td><td>compare: LSTM</td></tr>") in text
+    assert "<td>GRU(16) (published: Chollet 2021)</td><td>published</td><td></td><td>3.55–3.58</td><td>–</td>" in text
