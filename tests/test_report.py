@@ -189,3 +189,20 @@ def test_published_numbers_sit_beside_the_runs_rows():
     assert ("<tr class='published'><td>LSTM(16) (published: Chollet 2021)</td><td>published</td><td></td>"
             "<td>–</td><td>2.55</td><td>–</td><td>–</td><td>compare: LSTM</td></tr>") in text
     assert "<td>GRU(16) (published: Chollet 2021)</td><td>published</td><td></td><td>3.55–3.58</td><td>–</td>" in text
+
+
+def test_chosen_weeks_and_a_bad_week(runs, tmp_path, capsys):
+    tmp, csv = runs
+    from rnnkit.config import load_config
+
+    config = parse_config({**tiny_config(csv, training={"epochs": 1}), "output": {"report_weeks": ["2020-02-05"]}})
+    run_experiment(config, tmp_path / "run", log=quiet)
+    text = page(tmp_path / "run")
+    assert "the week from 2020-02-05" in text and "the week from 2020-02-03" not in text
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\n[windows]\nsequence_length = 4\n[output]\nreport_weeks = ["next tuesday"]\n')
+    with pytest.raises(Exception, match="next tuesday"):
+        load_config(bad)
+    assert main(["windows", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "report_weeks" in err and "next tuesday" in err, err

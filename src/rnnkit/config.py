@@ -34,6 +34,7 @@ expected type. The resolved config (every default filled in) is saved with the r
 from __future__ import annotations
 
 import difflib
+from datetime import datetime
 import inspect
 import json
 import sys
@@ -214,6 +215,16 @@ class OutputConfig(_Strict):
     report: bool = True  # RUN/report.html: the whole run on one self-contained page (rnnkit.report)
     report_weeks: list[str] = Field(default_factory=list)  # start dates of the weeks the report draws; default:
     # the test part's first and middle week
+
+    @field_validator("report_weeks")
+    @classmethod
+    def _dates(cls, weeks: list[str]) -> list[str]:
+        for week in weeks:
+            try:
+                datetime.fromisoformat(week)
+            except ValueError:
+                raise ValueError(f"must be dates such as '2016-06-01', got {week!r}") from None
+        return weeks
 
 
 BASELINES = ("persistence", "seasonal_persistence", "mean", "linear", "naive_dense", "repeat_last_day")

@@ -297,7 +297,9 @@ def build_report(run: str | Path) -> str:
     if gradients.is_file():
         sections["forecasts"] = sections.get("forecasts", "") + "<h3>Gradient flow</h3>" + png_figure(
             gradients, "The gradient reaching each input step (rnnkit gradients).")
-    sections["config"] = "<pre>" + _e(json.dumps(config.to_dict(), indent=2)) + "</pre>"
+    # the exact config: config.json as the run wrote it (every default filled in, and the data it read)
+    raw = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    sections["config"] = "<pre>" + _e(json.dumps(raw, indent=2, ensure_ascii=False)) + "</pre>"
     nav = " ".join(f"<a href='#{key}'>{_e(title)}</a>" for key, title in SECTIONS if key in sections)
     body = "".join(f"<section id='{key}'><h2>{_e(title)}</h2>{sections[key]}</section>"
                    for key, title in SECTIONS if key in sections)
