@@ -24,6 +24,8 @@ CELLS = {
     "rnn_tanh": (SimpleRNN, {}, nn.RNN, {"nonlinearity": "tanh"}),
     "rnn_relu": (SimpleRNN, {"activation": "relu"}, nn.RNN, {"nonlinearity": "relu"}),
 }
+# every cell the kernel runs: PyTorch's four, and GRU reset_after=False (no PyTorch module)
+ALL_CELLS = {**CELLS, "gru_reset_before": (GRU, {"reset_after": False}, None, None)}
 # float64 to 1e-10, float32 to 1e-5, both relative to the largest value of the tensor compared
 TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-5}
 
@@ -74,7 +76,7 @@ def _randomize(layer, seed):
 @pytest.mark.parametrize("go_backwards", [False, True], ids=["forwards", "backwards"])
 @pytest.mark.parametrize("name", list(CELLS))
 def test_gradients_equal_pytorch_modules(compiled, name, go_backwards, dtype):
-    cls, kw, _, _ = CELLS[name]
+    cls, kw, _, _ = ALL_CELLS[name]
     layer = cls(16, return_sequences=True, return_state=True, go_backwards=go_backwards, input_size=5, **kw).to(dtype)
     _randomize(layer, 1)
     module = _torch_module(name, layer)
@@ -123,9 +125,9 @@ def _loss_and_grads(layer, x, initial):
 
 
 @pytest.mark.parametrize("options", OPTIONS, ids=OPTION_IDS)
-@pytest.mark.parametrize("name", list(CELLS))
+@pytest.mark.parametrize("name", list(ALL_CELLS))
 def test_kernel_equals_step_loop_float64(compiled, name, options):
-    cls, kw, _, _ = CELLS[name]
+    cls, kw, _, _ = ALL_CELLS[name]
     layer = cls(7, input_size=4, **kw, **options).double()
     _randomize(layer, 3)
     x = torch.randn(6, 8, 4, dtype=torch.float64, requires_grad=True)
@@ -139,9 +141,9 @@ def test_kernel_equals_step_loop_float64(compiled, name, options):
 
 
 @pytest.mark.parametrize("mode", ["sample", "batch"])
-@pytest.mark.parametrize("name", list(CELLS))
+@pytest.mark.parametrize("name", list(ALL_CELLS))
 def test_recurrent_dropout_equals_masked_step_loop(compiled, name, mode):
-    cls, kw, _, _ = CELLS[name]
+    cls, kw, _, _ = ALL_CELLS[name]
     layer = cls(6, recurrent_dropout=0.4, recurrent_dropout_mode=mode, dropout=0.2, return_sequences=True,
                 input_size=3, **kw).double().train()  # fmt: skip
     _randomize(layer, 4)
@@ -166,9 +168,9 @@ MASKS = {
 
 @pytest.mark.parametrize("go_backwards", [False, True], ids=["forwards", "backwards"])
 @pytest.mark.parametrize("mask_name", list(MASKS))
-@pytest.mark.parametrize("name", list(CELLS))
+@pytest.mark.parametrize("name", list(ALL_CELLS))
 def test_masked_kernel_equals_masked_step_loop(compiled, name, mask_name, go_backwards):
-    cls, kw, _, _ = CELLS[name]
+    cls, kw, _, _ = ALL_CELLS[name]
     layer = cls(5, return_sequences=True, return_state=True, go_backwards=go_backwards, input_size=3, **kw).double()
     _randomize(layer, 8)
     mask = torch.tensor(MASKS[mask_name], dtype=torch.bool)
@@ -199,9 +201,9 @@ GRADCHECK_OPTIONS = [
 
 
 @pytest.mark.parametrize("options", GRADCHECK_OPTIONS, ids=["last", "backwards", "sample", "batch_no_bias"])
-@pytest.mark.parametrize("name", list(CELLS))
+@pytest.mark.parametrize("name", list(ALL_CELLS))
 def test_gradcheck_through_the_kernel(compiled, name, options):
-    cls, kw, _, _ = CELLS[name]
+    cls, kw, _, _ = ALL_CELLS[name]
     layer = cls(3, input_size=2, **kw, **options).double().train()
     _randomize(layer, 6)
     if "recurrent_dropout" in options:
@@ -224,7 +226,7 @@ def test_gradcheck_through_the_kernel(compiled, name, options):
 
 @pytest.mark.parametrize("name", ["gru", "lstm"])
 def test_stateful_halves_and_bidirectional_run_the_kernel(compiled, name):
-    cls, kw, _, _ = CELLS[name]
+    cls, kw, _, _ = ALL_CELLS[name]
     whole = cls(5, return_sequences=True, input_size=3, **kw).double()
     halves = cls(5, return_sequences=True, stateful=True, input_size=3, **kw).double()
     halves.load_state_dict(whole.state_dict())
@@ -377,9 +379,9 @@ def test_build_name_follows_the_cpu_and_the_source(monkeypatch):
     assert kernel.build_name() != name
 
 
-@pytest.mark.parametrize("name", list(CELLS))
+@pytest.mark.parametrize("name", list(ALL_CELLS))
 def test_gradcheck_with_a_mask(compiled, name):
-    cls, kw, _, _ = CELLS[name]
+    cls, kw, _, _ = ALL_CELLS[name]
     layer = cls(3, return_sequences=True, go_backwards=True, input_size=2, **kw).double()
     _randomize(layer, 9)
     mask = torch.tensor([[1, 0, 1, 1], [0, 0, 1, 0]], dtype=torch.bool)

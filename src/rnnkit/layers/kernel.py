@@ -1,9 +1,9 @@
 """The compiled whole-sequence CPU kernel, and ``use_kernel``, the switch that chooses it.
 
-The recurrent layers run SimpleRNN, GRU (``reset_after=True``) and LSTM through one C++ kernel
-(``csrc/rnn_kernel.cpp``) that does the forward and the backward pass of the whole sequence on
-a CPU: float32 and float64, initial states, ``go_backwards``, per-sample and per-batch
-recurrent dropout. It is compiled with ``torch.utils.cpp_extension`` at its first use (one
+The recurrent layers run SimpleRNN (tanh, relu), GRU (either ``reset_after``) and LSTM through
+one C++ kernel (``csrc/rnn_kernel.cpp``) that does the forward and the backward pass of the
+whole sequence on a CPU: float32 and float64, initial and stateful states, ``go_backwards``,
+per-sample and per-batch recurrent dropout, masks (padding). It is compiled with ``torch.utils.cpp_extension`` at its first use (one
 line on stderr while it builds, about half a minute) and cached in PyTorch's extensions
 folder (``TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``); later processes
 load it in a fraction of a second. The cached build is named by a hash of its source, its
@@ -50,7 +50,7 @@ SOURCE = Path(__file__).with_name("csrc") / "rnn_kernel.cpp"
 CFLAGS = ["-O3", "-march=native", "-mprefer-vector-width=512", "-fopenmp", "-fno-math-errno"]
 LDFLAGS = ["-fopenmp"]
 
-KINDS = {"rnn_tanh": 0, "rnn_relu": 1, "gru": 2, "lstm": 3}
+KINDS = {"rnn_tanh": 0, "rnn_relu": 1, "gru": 2, "lstm": 3, "gru_reset_before": 4}
 
 _mode: str | None = None  # set by use_kernel; None: the environment variable, else "auto"
 _extension: ModuleType | None = None
@@ -165,7 +165,8 @@ def _build() -> ModuleType:
         if cold:
             _notice(f"compiling the CPU kernel once (about half a minute), cached in {folder.parent}")
         start = time.perf_counter()
-        module = cpp_extension.load(name, [str(SOURCE)], extra_cflags=CFLAGS, extra_ldflags=LDFLAGS, verbose=False)
+        # copies: cpp_extension.load appends its own flags to the lists it is given
+        module = cpp_extension.load(name, [str(SOURCE)], extra_cflags=list(CFLAGS), extra_ldflags=list(LDFLAGS), verbose=False)
         load_seconds[("cold" if cold else "warm")] = time.perf_counter() - start
         return module
     finally:

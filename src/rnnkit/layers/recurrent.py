@@ -7,9 +7,9 @@ over a cell (``rnnkit.layers.cells``). The three public layers only say which ce
 which fused operator fits, and how they count.
 
 Compiled kernel (the default on a CPU, ``use_kernel``/``RNNKIT_KERNEL``): float32/float64 with
-standard activations (SimpleRNN tanh or relu, GRU ``reset_after=True``, LSTM), with every
+standard activations (SimpleRNN tanh or relu, GRU with either ``reset_after``, LSTM), with every
 dropout mode, initial and stateful states, ``go_backwards`` and any mask. Otherwise (a GPU,
-GRU ``reset_after=False``, other activations or dtypes, ``use_kernel("torch")``) the paths below.
+other activations or dtypes, autocast, ``use_kernel("torch")``) the paths below.
 
 Fused path: standard activations (tanh, and sigmoid for the gates; SimpleRNN also relu),
 GRU ``reset_after=True``, and no per-sample recurrent dropout. Input dropout is one mask
@@ -592,7 +592,7 @@ class GRU(RNN):
         recurrent_activation: default ``"sigmoid"``.
         reset_after: default True: h̃ = tanh(W_h x + b_h + r ⊙ (U_h h + b'_h)) with two biases
             (PyTorch's and cuDNN's form, fused kernel); False: h̃ = tanh(W_h x + U_h (r ⊙ h) + b),
-            one bias, step loop.
+            one bias (the compiled kernel on a CPU, else the step loop).
 
     Parameters: 3(n·m + n·n + 2n) with reset_after, else 3(n·m + n·n + n).
 
@@ -622,9 +622,13 @@ class GRU(RNN):
         return self.reset_after and self.activation == "tanh" and self.recurrent_activation == "sigmoid"
 
     def _kernel_kind(self):
-        return "gru" if self._fused_ok() else None
+        if self.activation != "tanh" or self.recurrent_activation != "sigmoid":
+            return None
+        return "gru" if self.reset_after else "gru_reset_before"
 
     def _kernel_biases(self):
+        if not self.reset_after:
+            return super()._kernel_biases()
         return (self.cell.bias_ih, self.cell.bias_hh) if self.use_bias else (None, None)
 
     def get_config(self):

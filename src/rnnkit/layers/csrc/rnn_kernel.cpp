@@ -42,7 +42,8 @@ constexpr int VBYTES = 16, VREGS = 16;
 
 constexpr int64_t RBLK = 32;  // rows of a step processed together
 
-enum Kind : int64_t { RNN_TANH = 0, RNN_RELU = 1, GRU = 2, LSTM = 3 };
+// GRU_BEFORE: GRU with reset_after=False, h̃ = tanh(W_n x + b_n + U_n (r ⊙ h))
+enum Kind : int64_t { RNN_TANH = 0, RNN_RELU = 1, GRU = 2, LSTM = 3, GRU_BEFORE = 4 };
 
 template <typename T>
 constexpr int64_t lanes = VBYTES / sizeof(T);
@@ -164,7 +165,8 @@ struct Problem {
   const T* h0;         // (batch, n)
   const T* c0;         // (batch, n), LSTM
   const T* wihT;       // (m, Np)
-  const T* whhT;       // (n, Np)
+  const T* whhT;       // (n, Np); GRU_BEFORE: the r and z blocks only (the n block zero)
+  const T* whhT_n;     // GRU_BEFORE: (n, Np), the n block only
   const T* wihP;       // (G·n, mp), backward
   const T* whhP;       // (G·n, np), backward
   const T* bx;         // (G·n,) input bias (zeros without)
@@ -186,7 +188,7 @@ struct Problem {
   T* saved(int64_t b, int64_t s) const { return S + (s * batch + b) * save * n; }
 };
 
-int64_t saved_values(int64_t kind) { return kind == GRU ? 4 : (kind == LSTM ? 6 : 0); }
+int64_t saved_values(int64_t kind) { return kind == GRU ? 4 : (kind == LSTM ? 6 : (kind == GRU_BEFORE ? 3 : 0)); }
 
 // One row's gate maths in the forward pass. gx, gh: this row's input and recurrent products.
 template <typename T, int KIND>
@@ -225,6 +227,14 @@ inline void forward_row(const Problem<T>& p, const T* __restrict gx, const T* __
       sv[4 * n + j] = c;
       sv[5 * n + j] = tc;
     }
+  } else if constexpr (KIND == GRU_BEFORE) {
+#pragma omp simd
+    for (int64_t j = 0; j < n; j++) {
+      const T z = sv[n + j];
+      const T c = tanh_(gx[2 * n + j] + bx[2 * n + j] + gh[2 * n + j]);
+      h[j] = c + z * (hp[j] - c);
+      sv[2 * n + j] = c;
+    }
   } else if constexpr (KIND == RNN_TANH) {
 #pragma omp simd
     for (int64_t j = 0; j < n; j++) h[j] = tanh_(gx[j] + bx[j] + gh[j]);
@@ -253,6 +263,25 @@ void forward_rows(const Problem<T>& p, int64_t b0, int64_t b1) {
         for (int64_t j = 0; j < n; j++) out[j] = hp[j] * mk[j];
       }
       gemm<T, false>(rows, Np, n, hm, n, 1, p.whhT, Np, gh, Np);
+      if constexpr (KIND == GRU_BEFORE) {
+        // r and z first; then U_n (r ⊙ h ⊙ mask) joins the n block of gh (hm becomes r ⊙ hm)
+        for (int64_t i = 0; i < rows; i++) {
+          const int64_t b = r0 + i;
+          const T* __restrict a = gx + i * Np;
+          const T* __restrict c = gh + i * Np;
+          const T* __restrict bx = p.bx;
+          T* __restrict sv = p.saved(b, s);
+          T* __restrict rh = hm + i * n;
+#pragma omp simd
+          for (int64_t j = 0; j < n; j++) {
+            const T r = sigmoid(a[j] + bx[j] + c[j]);
+            sv[j] = r;
+            sv[n + j] = sigmoid(a[n + j] + bx[n + j] + c[n + j]);
+            rh[j] = r * rh[j];
+          }
+        }
+        gemm<T, true>(rows, Np, n, hm, n, 1, p.whhT_n, Np, gh, Np);
+      }
       for (int64_t i = 0; i < rows; i++) {
         const int64_t b = r0 + i;
         T* h = p.H + (b * p.steps + s) * n;
@@ -291,6 +320,18 @@ inline void backward_row(const Problem<T>& p, const T* __restrict sv, const T* _
       dgh[j] = dpr;
       dgh[n + j] = dpz;
       dgh[2 * n + j] = dghn;
+      carry[j] = dh * z;
+    }
+  } else if constexpr (KIND == GRU_BEFORE) {
+    // phase 1: the z and n blocks (the r block needs U_nᵀ dpc first, see backward_rows)
+#pragma omp simd
+    for (int64_t j = 0; j < n; j++) {
+      const T dh = carry[j] + dy[j];
+      const T z = sv[n + j], c = sv[2 * n + j];
+      const T dpc = dh * (T(1) - z) * (T(1) - c * c);
+      dgx[n + j] = dh * (hp[j] - c) * z * (T(1) - z);
+      dgx[2 * n + j] = dpc;
+      dgh[2 * n + j] = dpc;
       carry[j] = dh * z;
     }
   } else if constexpr (KIND == LSTM) {
@@ -337,10 +378,14 @@ struct Grads {
 template <typename T, int KIND>
 void backward_rows(const Problem<T>& p, const Grads<T>& g, int64_t chunk, int64_t b0, int64_t b1) {
   const int64_t n = p.n, m = p.m, Np = p.Np, np = p.np, mp = p.mp, Gn = p.G * n;
-  std::vector<T> dgx_buf(RBLK * Np, T(0)), dgh_buf(KIND == GRU ? RBLK * Np : 0, T(0)), back_buf(RBLK * np),
+  constexpr bool two = KIND == GRU || KIND == GRU_BEFORE;  // dG of the recurrent product differs from dG of x
+  std::vector<T> dgx_buf(RBLK * Np, T(0)), dgh_buf(two ? RBLK * Np : 0, T(0)), back_buf(RBLK * np),
       hm_buf(RBLK * n), dx_buf(g.dx ? RBLK * mp : 0);
+  // GRU_BEFORE: dgh holds [0, 0, dpc] (with r ⊙ hm), dgr [dpr, dpz, 0] (with hm); drh = U_nᵀ dpc
+  std::vector<T> dgr_buf(KIND == GRU_BEFORE ? RBLK * Np : 0, T(0)), drh_buf(KIND == GRU_BEFORE ? RBLK * np : 0),
+      rh_buf(KIND == GRU_BEFORE ? RBLK * n : 0);
   T* dgx = dgx_buf.data();
-  T* dgh = KIND == GRU ? dgh_buf.data() : dgx;
+  T* dgh = two ? dgh_buf.data() : dgx;
   T *back = back_buf.data(), *hm = hm_buf.data();
   T* dwihT = g.dwihT + chunk * m * Np;
   T* dwhhT = g.dwhhT + chunk * n * Np;
@@ -357,15 +402,51 @@ void backward_rows(const Problem<T>& p, const Grads<T>& g, int64_t chunk, int64_
           T* __restrict cr = g.carry + b * n;
           for (int64_t j = 0; j < n; j++) cr[j] += dy[j];
           std::fill(dgx + i * Np, dgx + (i + 1) * Np, T(0));
-          if constexpr (KIND == GRU) std::fill(dgh + i * Np, dgh + (i + 1) * Np, T(0));
+          if constexpr (two) std::fill(dgh + i * Np, dgh + (i + 1) * Np, T(0));
           continue;
         }
         backward_row<T, KIND>(p, p.save ? p.saved(b, s) : nullptr, p.H + (b * p.steps + s) * n, p.h_prev(b, s),
                               KIND == LSTM ? p.c_prev(b, s) : nullptr, g.dH + b * g.dH_row + s * g.dH_step,
                               g.carry + b * n, KIND == LSTM ? g.carry_c + b * n : nullptr, dgx + i * Np, dgh + i * Np);
       }
-      // dh_{t-1} += (dG · W_hh) ⊙ mask
-      gemm<T, false>(rows, np, Gn, dgh, Np, 1, p.whhP, np, back, np);
+      if constexpr (KIND == GRU_BEFORE) {
+        // phase 2: d(r ⊙ hm) = dpc · U_n; the r block; the carry's share through r ⊙ hm
+        T* drh = drh_buf.data();
+        T* dgr = dgr_buf.data();
+        T* rh = rh_buf.data();
+        gemm<T, false>(rows, np, n, dgx + 2 * n, Np, 1, p.whhP + 2 * n * np, np, drh, np);
+        for (int64_t i = 0; i < rows; i++) {
+          const int64_t b = r0 + i;
+          if (p.padded(b, s)) {
+            std::fill(dgr + i * Np, dgr + (i + 1) * Np, T(0));
+            std::fill(rh + i * n, rh + (i + 1) * n, T(0));
+            continue;
+          }
+          const T* __restrict sv = p.saved(b, s);
+          const T* __restrict hp = p.h_prev(b, s);
+          const T* __restrict mk = p.mask + b * p.mask_stride;
+          const T* __restrict d = drh + i * np;
+          T* __restrict cr = g.carry + b * n;
+          T* __restrict gxr = dgx + i * Np;
+          T* __restrict gr = dgr + i * Np;
+          T* __restrict rhi = rh + i * n;
+#pragma omp simd
+          for (int64_t j = 0; j < n; j++) {
+            const T r = sv[j], hm_j = hp[j] * mk[j];
+            const T dpr = d[j] * hm_j * r * (T(1) - r);
+            gxr[j] = dpr;
+            gr[j] = dpr;
+            gr[n + j] = gxr[n + j];
+            rhi[j] = r * hm_j;
+            cr[j] += d[j] * r * mk[j];
+          }
+        }
+      }
+      // dh_{t-1} += (dG · W_hh) ⊙ mask (GRU_BEFORE: the r and z blocks only)
+      if constexpr (KIND == GRU_BEFORE)
+        gemm<T, false>(rows, np, 2 * n, dgx, Np, 1, p.whhP, np, back, np);
+      else
+        gemm<T, false>(rows, np, Gn, dgh, Np, 1, p.whhP, np, back, np);
       for (int64_t i = 0; i < rows; i++) {
         const int64_t b = r0 + i;
         const T* __restrict bk = back + i * np;
@@ -380,7 +461,12 @@ void backward_rows(const Problem<T>& p, const Grads<T>& g, int64_t chunk, int64_
         }
       }
       // weight gradients as Xᵀ·dG while dG is in cache: (n, Np) and (m, Np)
-      gemm<T, true>(n, Np, rows, hm, 1, n, dgh, Np, dwhhT, Np);
+      if constexpr (KIND == GRU_BEFORE) {
+        gemm<T, true>(n, Np, rows, hm, 1, n, dgr_buf.data(), Np, dwhhT, Np);
+        gemm<T, true>(n, Np, rows, rh_buf.data(), 1, n, dgh, Np, dwhhT, Np);
+      } else {
+        gemm<T, true>(n, Np, rows, hm, 1, n, dgh, Np, dwhhT, Np);
+      }
       gemm<T, true>(m, Np, rows, p.x + (r0 * p.steps + t) * m, 1, p.steps * m, dgx, Np, dwihT, Np);
       for (int64_t i = 0; i < rows; i++) {
         const T* __restrict a = dgx + i * Np;
@@ -444,7 +530,7 @@ Problem<T> make_problem(int64_t kind, bool reverse, const at::Tensor& x, const a
   p.steps = x.size(1);
   p.m = x.size(2);
   p.n = h0.size(1);
-  p.G = kind == GRU ? 3 : (kind == LSTM ? 4 : 1);
+  p.G = (kind == GRU || kind == GRU_BEFORE) ? 3 : (kind == LSTM ? 4 : 1);
   const int64_t W = lanes<T>;
   p.Np = round_up(p.G * p.n, W);
   p.np = round_up(p.n, W);
@@ -454,6 +540,7 @@ Problem<T> make_problem(int64_t kind, bool reverse, const at::Tensor& x, const a
   p.c0 = kind == LSTM ? c0.data_ptr<T>() : nullptr;
   p.wihT = wihT.data_ptr<T>();
   p.whhT = whhT.data_ptr<T>();
+  p.whhT_n = nullptr;
   p.wihP = wihP.defined() ? wihP.data_ptr<T>() : nullptr;
   p.whhP = whhP.defined() ? whhP.data_ptr<T>() : nullptr;
   p.bx = bx.data_ptr<T>();
@@ -497,6 +584,12 @@ std::vector<at::Tensor> forward(int64_t kind, bool reverse, const at::Tensor& x_
   const int64_t W = VBYTES / q.x.element_size();
   const int64_t Np = round_up(w_ih.size(0), W);
   auto wihT = padded(w_ih.t(), Np), whhT = padded(w_hh.t(), Np);
+  at::Tensor whhT_n;
+  if (kind == GRU_BEFORE) {  // U (r ⊙ h) for the n block: its own product, after r
+    whhT_n = at::zeros_like(whhT);
+    whhT_n.narrow(1, 2 * n, n).copy_(whhT.narrow(1, 2 * n, n));
+    whhT.narrow(1, 2 * n, n).zero_();
+  }
   auto H = at::empty({batch, steps, n}, q.x.options());
   auto real = real_.numel() ? real_.to(at::kBool).contiguous() : at::Tensor();
   auto S = at::empty({steps, batch, saved_values(kind) * n}, q.x.options());
@@ -504,12 +597,14 @@ std::vector<at::Tensor> forward(int64_t kind, bool reverse, const at::Tensor& x_
     auto p = make_problem<scalar_t>(kind, reverse, q.x, q.h0, q.c0, wihT, whhT, at::Tensor(), at::Tensor(), q.bx, q.bh,
                                     q.mask, H, S);
     p.real = real.defined() ? real.data_ptr<bool>() : nullptr;
+    p.whhT_n = whhT_n.defined() ? whhT_n.data_ptr<scalar_t>() : nullptr;
     const int64_t chunks = chunk_count(batch);
     for_chunks(batch, chunks, [&](int64_t, int64_t b0, int64_t b1) {
       switch (kind) {
         case RNN_TANH: forward_rows<scalar_t, RNN_TANH>(p, b0, b1); break;
         case RNN_RELU: forward_rows<scalar_t, RNN_RELU>(p, b0, b1); break;
         case GRU: forward_rows<scalar_t, GRU>(p, b0, b1); break;
+        case GRU_BEFORE: forward_rows<scalar_t, GRU_BEFORE>(p, b0, b1); break;
         default: forward_rows<scalar_t, LSTM>(p, b0, b1); break;
       }
     });
@@ -562,6 +657,7 @@ std::vector<at::Tensor> backward(int64_t kind, bool reverse, bool need_dx, const
         case RNN_TANH: backward_rows<scalar_t, RNN_TANH>(p, g, c, b0, b1); break;
         case RNN_RELU: backward_rows<scalar_t, RNN_RELU>(p, g, c, b0, b1); break;
         case GRU: backward_rows<scalar_t, GRU>(p, g, c, b0, b1); break;
+        case GRU_BEFORE: backward_rows<scalar_t, GRU_BEFORE>(p, g, c, b0, b1); break;
         default: backward_rows<scalar_t, LSTM>(p, g, c, b0, b1); break;
       }
     });
