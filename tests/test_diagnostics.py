@@ -206,26 +206,38 @@ def test_set_remember_bias_arguments_are_checked():
         set_remember_bias(rk.layers.GRU(2, use_bias=False, input_size=1), 4.0)
 
 
-def test_the_long_dependency_is_learnt_by_lstm_and_gru_not_by_simple_rnn():
-    """The course's case: 100 steps, the label decided by step 1, 99 steps of noise after it.
+@pytest.mark.parametrize("seed", range(5))
+def test_at_initialisation_the_gradient_from_step_1_vanishes_in_simple_rnn_only(seed):
+    """The course's case, 100 steps: ‖∂L/∂x_1‖ / ‖∂L/∂x_100‖ before training (gate bias 4).
 
-    Measured (seed 0, torch 2.13 CPU, 1 thread; 1,024 training sequences, 20 epochs, 32 units,
-    gate bias 4): held-out accuracy SimpleRNN 50%, LSTM 99%, GRU 100%;
-    ‖∂L/∂x_1‖ / ‖∂L/∂x_100‖: SimpleRNN 3e-4, LSTM 2e+1, GRU 2e+3.
+    Measured over seeds 0-9 (torch 2.13 CPU, 1 thread): SimpleRNN 1.6e-7 to 4.5e-5, LSTM 6.1 to 25,
+    GRU 0.077 to 0.32; min(LSTM, GRU) / SimpleRNN at least 5.8e3; the SimpleRNN's gradient shrinks
+    step by step going back from the output at every seed.
+    """
+    picture = gradient_picture(steps=100, units=32, train_epochs=0, seed=seed)
+    ratio = picture.ratios()
+    assert ratio["SimpleRNN"] < 1e-3  # measured max 4.5e-5
+    assert ratio["LSTM"] > 1 and ratio["GRU"] > 1e-2  # measured min 6.1 and 0.077
+    assert min(ratio["LSTM"], ratio["GRU"]) > 1e3 * ratio["SimpleRNN"]  # measured min 5.8e3
+    g = picture.curves["SimpleRNN"]
+    assert g[0] < g[24] < g[49] < g[74] < g[99]
+
+
+def test_after_training_the_gru_learns_the_long_dependency():
+    """The course's case trained: 100 steps, the label decided by step 1, 99 steps of noise after it.
+
+    Measured over seeds 0-6 (torch 2.13 CPU, 1 thread; 1,024 training sequences, 20 epochs, 32 units,
+    gate bias 4), held-out accuracy: GRU 0.992-0.998 at every seed; LSTM 0.96-0.99 but 0.74 and 0.61
+    at seeds 4 and 5; SimpleRNN at chance (0.47-0.56) except seeds 2 and 4 (0.96), where it found the
+    first step (medians over the 7 seeds: SimpleRNN 0.56, LSTM 0.96, GRU 0.996). The GRU's gradient
+    ratio ‖∂L/∂x_1‖ / ‖∂L/∂x_100‖ was 2.0e3-9.3e3. Only what held at every seed is asserted, with a
+    margin; one seed keeps the suite short (about 40 s).
     """
     picture = gradient_picture(steps=100, units=32, train_epochs=20, seed=0)
     acc, ratio = picture.scores, picture.ratios()
-    assert acc["LSTM"] > 0.9 and acc["GRU"] > 0.9
-    assert acc["SimpleRNN"] < 0.7  # chance is 0.5
-    # The gradient from step 1: at least as strong as from step 100 in the gated layers,
-    # below 1% of it in the simple RNN, and at least 1,000 times weaker there than in either.
-    assert ratio["LSTM"] > 1 and ratio["GRU"] > 1
-    assert ratio["SimpleRNN"] < 1e-2
-    assert min(ratio["LSTM"], ratio["GRU"]) > 1e3 * ratio["SimpleRNN"]
-    # The simple RNN's gradient shrinks step by step going back from the output.
-    g = picture.curves["SimpleRNN"]
-    assert g[0] < g[24] < g[49] < g[74] < g[99]
-    assert "SimpleRNN barely learns from the early steps" in picture.reading
+    assert acc["GRU"] > 0.95  # measured min 0.992 over 7 seeds; chance is 0.5
+    assert ratio["GRU"] > 1e2  # measured min 2.0e3
+    assert "SimpleRNN" in picture.reading and "GRU" in picture.reading
 
 
 def test_describe_gradients_reads_the_ratios():
