@@ -13,12 +13,13 @@ import torch
 
 from rnnkit import layers
 from rnnkit.baselines import MajorityClass, SameAsNow
-from rnnkit.classification import LabelledWindows, classification_baselines, score_classifier, window_labels
+from rnnkit.tasks.classification import LabelledWindows, classification_baselines, score_classifier, window_labels
 from rnnkit.cli import main
 from rnnkit.config import parse_config
 from rnnkit.data import Standardizer, make_windows
 from rnnkit.errors import RnnkitError
-from rnnkit.experiment import evaluate_run, load_frame, metrics_table, prepare, run_experiment
+from rnnkit.experiment import evaluate_run, metrics_table, run_experiment
+from rnnkit.tasks.series import load_frame, prepare
 from rnnkit.models import Sequential
 from rnnkit.training import Trainer, classification_metrics
 

@@ -8,7 +8,8 @@ import pytest
 
 from rnnkit.config import load_config, parse_config
 from rnnkit.errors import RnnkitError
-from rnnkit.experiment import NAIVE_DENSE, model_summaries
+from rnnkit.experiment import model_summaries
+from rnnkit.tasks.regression import NAIVE_DENSE
 from rnnkit.models import Sequential
 from rnnkit.config import build_layer
 

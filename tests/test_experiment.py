@@ -13,9 +13,9 @@ import torch
 from helpers import tiny_config, write_jena_csv
 from rnnkit.config import parse_config
 from rnnkit.errors import RnnkitError
-from rnnkit.experiment import (
-    evaluate_run, load_frame, load_trained, predict_file, prepare, run_experiment, seasonal_persistence,
-)
+from rnnkit.experiment import evaluate_run, load_trained, predict_file, run_experiment
+from rnnkit.tasks.regression import seasonal_persistence
+from rnnkit.tasks.series import load_frame, prepare
 from rnnkit.io import read_safetensors
 from rnnkit.training import Trainer
 

@@ -196,7 +196,8 @@ def test_write_to_a_missing_folder_or_a_folder_is_refused(tmp_path):
 
 from helpers import tiny_config, write_jena_csv  # noqa: E402
 from rnnkit.cli import main  # noqa: E402
-from rnnkit.experiment import load_trained, prepare, load_frame, load_run  # noqa: E402
+from rnnkit.experiment import load_trained, load_run  # noqa: E402
+from rnnkit.tasks.series import load_frame, prepare  # noqa: E402
 
 
 def one_line_error(capsys, argv, *fragments):

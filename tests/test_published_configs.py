@@ -12,7 +12,9 @@ import pytest
 from rnnkit.config import load_config, parse_config
 from rnnkit.datasets.jena import EMBEDDED_JENA
 from rnnkit.errors import RnnkitError
-from rnnkit.experiment import load_frame, make_baselines, metrics_table, prepare
+from rnnkit.experiment import metrics_table
+from rnnkit.tasks.regression import make_baselines
+from rnnkit.tasks.series import load_frame, prepare
 from rnnkit.training import predict
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"

@@ -13,7 +13,8 @@ from rnnkit.cli import main
 from rnnkit.config import load_config, parse_config
 from rnnkit.errors import RnnkitError
 from rnnkit.experiment import evaluate_run, model_summaries, predict_file, run_experiment
-from rnnkit.tagging import MajorityTagPerWord, tag_accuracy, tagging_corpus, tagging_dataset
+from rnnkit.tagging import MajorityTagPerWord, tag_accuracy, tagging_dataset
+from rnnkit.tasks.tagging import tagging_corpus
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "teddy_tagging.toml"
 EMBED = {"type": "Embedding", "input_dim": "vocabulary", "output_dim": 4, "mask_zero": True}

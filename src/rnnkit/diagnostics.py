@@ -282,7 +282,7 @@ def config_windows(config: Any, paths: list[str] | None = None, examples: int = 
 
     ``x`` is ``(examples, sequence_length, features)`` (scaled as in a run), ``y`` ``(examples, 1)``.
     """
-    from rnnkit.experiment import load_frame, prepare
+    from rnnkit.tasks.series import load_frame, prepare
 
     if not isinstance(examples, int) or isinstance(examples, bool) or examples < 2:
         raise ValueError(f"examples must be an integer >= 2, got {examples!r}")

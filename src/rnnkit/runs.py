@@ -1,4 +1,4 @@
-"""The run folder and the per-model loop that every task (regression, classification, tagging) shares.
+"""The run folder and the per-model loop that every task shares (a piece of the runner; imports no task).
 
 A task says what differs: how to build a model from its spec, which data it trains on, how
 a model is scored and what a trained model's file records. This module does the rest, the
@@ -160,14 +160,12 @@ def train_models(
     return trained
 
 
-def saved_model_results(config: ExperimentConfig, run: str | Path, specs: Iterable[ModelConfig],
-                        stored: dict[str, Any], score: Score) -> dict[str, dict[str, Any]]:
-    """Score the saved models of a run again; ``train_seconds`` comes from the run's ``metrics.json``."""
-    from rnnkit.experiment import load_trained
-
+def saved_model_results(config: ExperimentConfig, specs: Iterable[ModelConfig], stored: dict[str, Any],
+                        score: Score, load: Callable[[str], nn.Module]) -> dict[str, dict[str, Any]]:
+    """Score the saved models of a run again (``load(name)`` reads one back); ``train_seconds`` from ``stored``."""
     results: dict[str, dict[str, Any]] = {}
     for spec in specs:
-        _, model, _ = load_trained(run, spec.name)
+        model = load(spec.name)
         seconds = stored.get("models", {}).get(spec.name, {}).get("train_seconds", float("nan"))
         results[spec.name] = {"params": count_values(model), **score(model, config.training_for(spec)),
                               "train_seconds": seconds, "kind": "model"}

@@ -26,19 +26,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
 from rnnkit import baselines as bl
-from rnnkit.config import ExperimentConfig, ModelConfig, build_layer
+from rnnkit.config import ExperimentConfig, ModelConfig, TrainingConfig, build_layer
 from rnnkit.data import Windows
 from rnnkit.errors import RnnkitError
-from rnnkit.experiment import (
-    PART_NAMES, PARTS, Prepared, data_counts, describe_prepared, load_frame, prepare, with_data_paths,
-)
 from rnnkit.models import Sequential
-from rnnkit.runs import (
-    Log, baseline_results, best_model, finish_run, format_table, saved_model_results, start_run, train_models,
+from rnnkit.runs import best_model, format_table
+from rnnkit.tasks.base import Task
+from rnnkit.tasks.series import (
+    PART_NAMES, PARTS, Prepared, data_counts, data_used, describe_prepared, describe_windows, load_frame, new_windows,
+    prepare, window_summaries, with_data_paths,
 )
 from rnnkit.training import classification_metrics, predict
 from rnnkit.training.losses import balanced_class_weight
@@ -72,7 +73,7 @@ class LabelledWindows:
         return x, self.labels[torch.as_tensor(indices)].reshape(-1)
 
 
-# --- labels --------------------------------------------------------------------------------------
+# --- labels ---------------------------------------------------------------------------------------
 
 def target_values(prepared: Prepared, part: str) -> np.ndarray:
     """The target column of ``part`` in data units (unscaled), row for row as its windows index it."""
@@ -159,59 +160,6 @@ def score_classifier(model: nn.Module, data: LabelledWindows, classes: int) -> d
     return classification_metrics(data.labels, logits, classes, positive=1 if classes == 2 else None)
 
 
-def _scores(model: nn.Module, data: dict[str, LabelledWindows], classes: int) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for part in ("val", "test"):
-        m = score_classifier(model, data[part], classes)
-        out.update({f"{key}_{part}": m[key] for key in SCORED})
-    return out
-
-
-# --- running -------------------------------------------------------------------------------------
-
-def run_classification(
-    config: ExperimentConfig,
-    output: str | Path,
-    *,
-    data_paths: list[str] | None = None,
-    epochs: int | None = None,
-    resume: bool = False,
-    progress: bool | None = None,
-    log: Log = print,
-) -> dict[str, Any]:
-    """Train and score the classifiers and baselines of a ``task = "classification"`` config.
-
-    Called by :func:`rnnkit.experiment.run_experiment` (same arguments, same run folder layout,
-    no predictions plot). Returns the content of ``metrics.json`` (see the module docstring).
-    """
-    if config.task != "classification":
-        raise RnnkitError(f"run_classification needs task = 'classification', got {config.task!r}")
-    config = with_data_paths(config, data_paths)
-    prepared = prepare(config, load_frame(config))
-    labels, classes = window_labels(prepared)
-    out = start_run(output, config, prepared.scaler)
-    data = {part: LabelledWindows(prepared.windows[part], labels[part]) for part in PARTS}
-    weight = class_weight_of(config, labels["train"], classes)
-    log(describe_prepared(prepared))
-    log(describe_balance(config, labels, classes, weight))
-    results = baseline_results(classification_baselines(prepared, labels, classes),
-                               lambda model: _scores(model, data, classes))
-    metadata = {"task": "classification", "classes": classes, "label": label_text(config),
-                "features": prepared.features, "target": prepared.target, "input_shape": list(prepared.input_shape),
-                "windows": config.windows.model_dump()}
-    trained = train_models(
-        config, config.models, out, build=lambda spec: build_classifier(spec, prepared, classes),
-        data=lambda training: (data["train"], data["val"]), score=lambda model, training: _scores(model, data, classes),
-        metadata=lambda spec: {"name": spec.name, **metadata},
-        summary=lambda r: (f"balanced accuracy val {r['balanced_accuracy_val']:.3f}, "
-                           f"test {r['balanced_accuracy_test']:.3f}; F1 test {r['f1_test']:.3f}"),
-        trainer_options={"class_weight": weight}, epochs=epochs, resume=resume, progress=progress, log=log)
-    metrics = classification_document(config, prepared, labels, classes, weight, {**results, **trained.results})
-    weighted = " (class-weighted)" if weight is not None else ""
-    finish_run(out, metrics, trained.histories, loss_name=f"cross-entropy{weighted}")
-    return metrics
-
-
 def class_weight_of(config: ExperimentConfig, train_labels: torch.Tensor, classes: int) -> list[float] | None:
     """The per-class loss weights of the config (``None`` for ``class_weight = "none"``)."""
     settings = config.classification
@@ -254,25 +202,6 @@ def classification_document(config: ExperimentConfig, prepared: Prepared, labels
     }
 
 
-def evaluate_classification(config: ExperimentConfig, run: str | Path, stored: dict[str, Any],
-                            prepared: Prepared | None = None) -> dict[str, Any]:
-    """Score the baselines and saved models of a classification run again on its own data.
-
-    ``prepared``: default None: the config's data, prepared again.
-    """
-    prepared = prepared if prepared is not None else prepare(config, load_frame(config))
-    labels, classes = window_labels(prepared)
-    data = {part: LabelledWindows(prepared.windows[part], labels[part]) for part in PARTS}
-    results = baseline_results(classification_baselines(prepared, labels, classes),
-                               lambda model: _scores(model, data, classes))
-    results.update(saved_model_results(config, run, config.models, stored,
-                                       lambda model, training: _scores(model, data, classes)))
-    weight = class_weight_of(config, labels["train"], classes)
-    return classification_document(config, prepared, labels, classes, weight, results)
-
-
-# --- describing ----------------------------------------------------------------------------------
-
 def classification_table(metrics: dict[str, Any]) -> str:
     """The comparison table of a classification run: accuracy, balanced accuracy, F1, confusion matrix (test)."""
     rows = []
@@ -296,3 +225,102 @@ def classification_table(metrics: dict[str, Any]) -> str:
     if balance:
         note += f"; test windows per class {balance} ({100 * balance[-1] / max(1, sum(balance)):.1f}% class {len(balance) - 1})"
     return f"{table}\n{note}"
+
+
+# --- the task ---------------------------------------------------------------------------------------
+
+class Classification(Task):
+    """``task = "classification"``: a class label per window, logits, cross-entropy, balanced accuracy."""
+
+    name = "classification"
+    best_key, lowest = "balanced_accuracy_val", False
+
+    def prepare(self, data_paths: list[str] | None = None) -> None:
+        self.config = with_data_paths(self.config, data_paths)
+        self.prepared = prepare(self.config, load_frame(self.config))
+        self.scaler = self.prepared.scaler
+        self.labels, self.classes = window_labels(self.prepared)
+        self.data = {part: LabelledWindows(self.prepared.windows[part], self.labels[part]) for part in PARTS}
+        self.weight = class_weight_of(self.config, self.labels["train"], self.classes)
+
+    def data_used(self) -> dict[str, Any] | None:
+        return data_used(self.prepared.frame)
+
+    def describe(self) -> str:
+        return "\n".join([describe_prepared(self.prepared),
+                          describe_balance(self.config, self.labels, self.classes, self.weight)])
+
+    def check_same_data(self, scaler: Any, run: str | Path) -> None:
+        mine = self.prepared.scaler
+        if not np.allclose(mine.mean, scaler.mean) or not np.allclose(mine.std, scaler.std):
+            raise RnnkitError(f"the data found now differ from the data of the run {run} (other training statistics)")
+
+    def baselines(self) -> dict[str, nn.Module]:
+        return classification_baselines(self.prepared, self.labels, self.classes)
+
+    def build(self, spec: ModelConfig) -> nn.Module:
+        return build_classifier(spec, self.prepared, self.classes)
+
+    def train_data(self, training: TrainingConfig) -> tuple[Any, Any]:
+        return self.data["train"], self.data["val"]
+
+    def trainer_options(self) -> dict[str, Any]:
+        return {"class_weight": self.weight}
+
+    def metadata(self, spec: ModelConfig) -> dict[str, Any]:
+        p = self.prepared
+        return {"name": spec.name, "task": "classification", "classes": self.classes, "label": label_text(self.config),
+                "features": p.features, "target": p.target, "input_shape": list(p.input_shape),
+                "windows": self.config.windows.model_dump()}
+
+    def score(self, model: nn.Module, training: TrainingConfig | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for part in ("val", "test"):
+            m = score_classifier(model, self.data[part], self.classes)
+            out.update({f"{key}_{part}": m[key] for key in SCORED})
+        return out
+
+    def summary(self, result: dict[str, Any]) -> str:
+        return (f"balanced accuracy val {result['balanced_accuracy_val']:.3f}, "
+                f"test {result['balanced_accuracy_test']:.3f}; F1 test {result['f1_test']:.3f}")
+
+    @property
+    def loss_name(self) -> str:
+        return "cross-entropy" + (" (class-weighted)" if self.weight is not None else "")
+
+    def document(self, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        return classification_document(self.config, self.prepared, self.labels, self.classes, self.weight, results)
+
+    @classmethod
+    def table(cls, metrics: dict[str, Any]) -> str:
+        return classification_table(metrics)
+
+    @classmethod
+    def report(cls, metrics: dict[str, Any]) -> list[str]:
+        best = metrics["models"].get(metrics.get("best")) if metrics.get("best") else None
+        if not best:
+            return []
+        return [f"\nbest by validation balanced accuracy: {metrics['best']} (test: balanced accuracy "
+                f"{best['balanced_accuracy_test']:.3f}, F1 {best['f1_test']:.3f})"]
+
+    def predict_table(self, run: str | Path, scaler: Any, name: str, model: nn.Module,
+                      description: dict[str, Any], data_paths: list[str]) -> pd.DataFrame:
+        """One row per window: the predicted class and the probability of each class."""
+        frame, windows = new_windows(self.config, scaler, name, description, data_paths)
+        last = frame.index[windows.last_rows.numpy()]
+        step = pd.Series(frame.index).diff().median()
+        probabilities = torch.softmax(predict(model, windows.x, 1024).double(), dim=-1).numpy()  # (windows, classes)
+        table = pd.DataFrame({"last_input_time": last, "target_time": last + self.config.windows.horizon * step,
+                              "predicted class": probabilities.argmax(1)})
+        for c in range(probabilities.shape[1]):
+            table[f"P(class {c})"] = probabilities[:, c]
+        return table
+
+    def summaries(self, features: int | None = None) -> str:
+        return window_summaries(self.config, self.specs(), features)
+
+    def describe_windows(self, data_paths: list[str] | None = None) -> str:
+        return describe_windows(self.config, data_paths)
+
+
+TASK = Classification

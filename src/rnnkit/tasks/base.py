@@ -1,0 +1,146 @@
+"""The protocol every task kind follows, and the defaults most of them share.
+
+The runner (:mod:`rnnkit.experiment`) drives every kind the same way::
+
+    task = task_for(config)                # the registry: config.task -> the Task subclass
+    task.prepare(data_paths)               # read and prepare the data; task.scaler (or None)
+    out = start_run(output, task.config, task.scaler, task.data_used())
+    log(task.describe())
+    baselines = task.baselines()           # fitted baselines, scored like the models
+    results = baseline_results(baselines, task.score)
+    trained = train_models(task.config, task.specs(), out, build=task.build, data=task.train_data,
+                           score=task.score, metadata=task.metadata, summary=task.summary, ...)
+    metrics = task.document(results | trained.results)
+    finish_run(out, metrics, trained.histories, task.loss_name)
+    task.finish(out, baselines, trained, metrics)   # extra files (e.g. the predictions plot)
+
+and reads a run folder back with :meth:`Task.rebuild`, :meth:`Task.predict_table`,
+:meth:`Task.table` and :meth:`Task.report`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pandas as pd
+from torch import nn
+
+from rnnkit.config import ExperimentConfig, ModelConfig, TrainingConfig
+from rnnkit.errors import RnnkitError
+from rnnkit.models import Sequential
+
+
+class Task:
+    """One task kind: its data, models, baselines, scores, tables and predictions.
+
+    Class attributes:
+        name: the registry name (``config.task``).
+        scaled: whether a run stores ``scaler.json`` (a series scaled on its training part).
+        best_key, lowest: the validation score that picks the best model, and whether lower is better.
+        files: what a run writes besides metrics.json, history.csv, learning_curves.png (for the report).
+    """
+
+    name: ClassVar[str] = ""
+    scaled: ClassVar[bool] = True
+    best_key: ClassVar[str] = ""
+    lowest: ClassVar[bool] = False
+    files: ClassVar[str] = "models/"
+
+    def __init__(self, config: ExperimentConfig) -> None:
+        self.config = config
+        self.scaler: Any = None
+
+    # --- the data ---------------------------------------------------------------------------------
+    def prepare(self, data_paths: list[str] | None = None) -> None:
+        """Read and prepare the data of ``self.config`` (``data_paths`` instead of the config's files)."""
+        raise NotImplementedError
+
+    def data_used(self) -> dict[str, Any] | None:
+        """The files read and their resolution, recorded in config.json and metrics.json (None: nothing read)."""
+        return None
+
+    def describe(self) -> str:
+        """Lines logged before training: what the data hold and how they were cut."""
+        raise NotImplementedError
+
+    def check_same_data(self, scaler: Any, run: str | Path) -> None:
+        """Refuse data that differ from a run's (``evaluate``): by default nothing to compare."""
+
+    # --- the models ---------------------------------------------------------------------------------
+    def specs(self) -> list[ModelConfig]:
+        """The models a run trains, in order."""
+        return list(self.config.models)
+
+    def baselines(self) -> dict[str, nn.Module]:
+        """The fitted baselines, scored by :meth:`score` like the models."""
+        raise NotImplementedError
+
+    def build(self, spec: ModelConfig) -> nn.Module:
+        """An untrained model of ``spec`` for these data (its output shape checked)."""
+        raise NotImplementedError
+
+    def rebuild(self, description: dict[str, Any]) -> nn.Module:
+        """A model from the ``model.json`` a run saved (architecture only; weights are loaded after)."""
+        config = description.get("config")
+        cls = str(description.get("class", ""))
+        if not isinstance(config, dict) or not cls.endswith(".Sequential"):
+            raise RnnkitError(f"cannot rebuild a model of class {cls} for task = {self.name!r}")
+        return Sequential.from_config(config)
+
+    def train_data(self, training: TrainingConfig) -> tuple[Any, Any]:
+        """``(train, val)`` for :meth:`rnnkit.training.Trainer.fit` under a model's resolved [training]."""
+        raise NotImplementedError
+
+    def trainer_options(self) -> dict[str, Any]:
+        """More keyword arguments of the Trainer (e.g. ``class_weight``)."""
+        return {}
+
+    def metadata(self, spec: ModelConfig) -> dict[str, Any]:
+        """What a trained model's ``model.json`` records besides its architecture."""
+        return {"name": spec.name, "task": self.name}
+
+    # --- scores and documents ------------------------------------------------------------------------
+    def score(self, model: nn.Module, training: TrainingConfig | None = None) -> dict[str, Any]:
+        """The scores of a model or baseline on the validation and test parts."""
+        raise NotImplementedError
+
+    def summary(self, result: dict[str, Any]) -> str:
+        """The log line after a model trained, from its result."""
+        raise NotImplementedError
+
+    @property
+    def loss_name(self) -> str:
+        """The loss as the learning-curves plot names it."""
+        return self.config.training.loss
+
+    def document(self, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """The content of ``metrics.json`` from every model's and baseline's result."""
+        raise NotImplementedError
+
+    def finish(self, out: Path, baselines: dict[str, nn.Module], trained: Any, metrics: dict[str, Any]) -> None:
+        """Write the task's extra files once the run is scored (by default none)."""
+
+    # --- reading runs back ---------------------------------------------------------------------------
+    @classmethod
+    def table(cls, metrics: dict[str, Any]) -> str:
+        """The comparison table of a metrics document."""
+        raise NotImplementedError
+
+    @classmethod
+    def report(cls, metrics: dict[str, Any]) -> list[str]:
+        """Lines printed after the table: the model chosen on validation and its test scores."""
+        return []
+
+    def predict_table(self, run: str | Path, scaler: Any, name: str, model: nn.Module,
+                      description: dict[str, Any], data_paths: list[str]) -> pd.DataFrame:
+        """A trained model's predictions on new data files, one row per window."""
+        raise RnnkitError(f"{run} is a {self.name} run: it has no predictions on a data file")
+
+    def summaries(self, features: int | None = None) -> str:
+        """The summary table of every model of the config."""
+        raise NotImplementedError
+
+    def describe_windows(self, data_paths: list[str] | None = None) -> str:
+        """What the windowing of the config produces."""
+        raise RnnkitError(f"task = {self.name!r} has no windows")

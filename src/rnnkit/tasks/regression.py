@@ -1,0 +1,401 @@
+"""Regression on a series: a value ahead of each window, scored in data units against baselines.
+
+The target shape decides the model's output, its residual wrapper, the baselines that have that
+shape, the extra scores and the prediction columns; each shape is one class below, chosen from
+``config.windows`` by :func:`shape_of` (the first whose ``applies`` holds):
+
+- :class:`PerStep` (``windows.return_sequences``): a target for every input step, ``(T, 1)``;
+- :class:`MultiStep` (``windows.target_length = K > 1``): the next K rows, ``(K,)`` or ``(K, 1)``;
+- :class:`OneStep`: one value, ``(1,)``.
+
+``metrics.json``: ``{"models": {name: {params, mae_val, mae_test, rmse_test, skill_test,
+train_seconds, kind, ...the shape's keys}}, "target", "units", "best", "config", "windows", "rows",
+"return_sequences", "target_length", ...}``; ``best`` is the trained model with the lowest
+validation MAE.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from rnnkit import baselines as bl
+from rnnkit import multistep, published
+from rnnkit.config import ExperimentConfig, ModelConfig, TrainingConfig, WindowConfig, build_layer
+from rnnkit.errors import RnnkitError
+from rnnkit.models import Sequential
+from rnnkit.runs import best_model, format_table
+from rnnkit.sequence_tasks import StepMean, StepPersistence, StepResidualTarget, check_causal, last_step_scores
+from rnnkit.tasks.base import Task
+from rnnkit.tasks.series import (
+    Prepared, ahead, data_counts, data_used, describe_prepared, describe_windows, load_frame, new_windows, prepare,
+    rows_per_day, units_of, window_summaries, with_data_paths,
+)
+from rnnkit.training import predict, score
+
+# The course's "naive" fully connected network on the flattened window (a baseline that trains).
+NAIVE_DENSE = ModelConfig(name="naive_dense", layers=[
+    {"type": "Flatten"}, {"type": "Dense", "units": 12, "activation": "relu"}, {"type": "Dense", "units": 1}])
+
+
+# --- target shapes ----------------------------------------------------------------------------------
+
+class OneStep:
+    """One value per window, ``horizon`` rows after its last input: outputs ``(1,)``."""
+
+    wrapper_name: ClassVar[str] = "ResidualTarget"  # the residual model's class, as model.json names it
+
+    @staticmethod
+    def applies(windows: WindowConfig) -> bool:
+        return True
+
+    def wrap(self, net: nn.Module, spec: ModelConfig, prepared: Prepared, residual: bool) -> nn.Module:
+        out = tuple(net.output_shapes[-1])
+        if out != (1,):
+            raise RnnkitError(f"model '{spec.name}' outputs shape {out} per example; the target needs (1,): "
+                              f"end with Dense(1)")
+        return bl.ResidualTarget(net, prepared.target_index) if residual else net
+
+    def rebuild(self, net: nn.Module, config: dict[str, Any]) -> nn.Module:
+        return bl.ResidualTarget(net, config["target_index"])
+
+    def baselines(self, config: ExperimentConfig, prepared: Prepared) -> dict[str, nn.Module]:
+        L, F = prepared.input_shape
+        out: dict[str, nn.Module] = {"persistence": bl.Persistence(prepared.target_index)}
+        for name in config.baselines:
+            if name == "seasonal_persistence":
+                out[name] = seasonal_persistence(prepared)
+            elif name == "mean":
+                out[name] = bl.MeanBaseline.fit(prepared.windows["train"].y)
+            elif name == "linear":
+                out[name] = bl.LinearBaseline(L, F, ridge=1e-3).fit(prepared.windows["train"])
+        return out
+
+    def extra_scores(self, model: nn.Module, prepared: Prepared, part: str) -> dict[str, Any]:
+        return {}
+
+    def table_columns(self, m: dict[str, Any], units: str) -> dict[str, Any]:
+        return {}
+
+    def predict_columns(self, output: torch.Tensor, scale: float, offset: float, target: str) -> dict[str, np.ndarray]:
+        return {f"predicted {target}": output.detach().numpy().reshape(-1) * scale + offset}
+
+
+class PerStep(OneStep):
+    """A target for every input step t (row t + horizon): outputs ``(T, 1)``; the model must be causal."""
+
+    wrapper_name = "StepResidualTarget"
+
+    @staticmethod
+    def applies(windows: WindowConfig) -> bool:
+        return windows.return_sequences
+
+    def wrap(self, net: nn.Module, spec: ModelConfig, prepared: Prepared, residual: bool) -> nn.Module:
+        out = tuple(net.output_shapes[-1])
+        steps = prepared.config.windows.sequence_length
+        if out != (steps, 1):
+            raise RnnkitError(
+                f"model '{spec.name}' outputs shape {out} per example; windows.return_sequences = true needs a value "
+                f"per step, ({steps}, 1): give its last recurrent layer return_sequences = true and end with Dense(1)")
+        check_causal(spec.layers, f"model '{spec.name}'")
+        return StepResidualTarget(net, prepared.target_index) if residual else net
+
+    def rebuild(self, net: nn.Module, config: dict[str, Any]) -> nn.Module:
+        return StepResidualTarget(net, config["target_index"])
+
+    def baselines(self, config: ExperimentConfig, prepared: Prepared) -> dict[str, nn.Module]:
+        # the config allows only the baselines with a per-step version
+        steps: dict[str, nn.Module] = {"persistence": StepPersistence(prepared.target_index)}
+        if "mean" in config.baselines:
+            steps["mean"] = StepMean.fit(prepared.windows["train"].y)
+        return steps
+
+    def extra_scores(self, model: nn.Module, prepared: Prepared, part: str) -> dict[str, Any]:
+        # the scores are over every step; here the last step alone, as many-to-one would predict
+        return {f"mae_last_{part}": last_step_scores(model, prepared.windows[part], scale=prepared.scale,
+                                                     offset=prepared.offset)["mae"]}
+
+    def table_columns(self, m: dict[str, Any], units: str) -> dict[str, Any]:
+        return {f"MAE last step test ({units})": m["mae_last_test"]}
+
+    def predict_columns(self, output: torch.Tensor, scale: float, offset: float, target: str) -> dict[str, np.ndarray]:
+        # the last step's forecast lies horizon rows after the last input
+        return super().predict_columns(output[:, -1], scale, offset, target)
+
+
+class MultiStep(OneStep):
+    """The next ``target_length = K`` rows from one window (the direct forecaster): outputs ``(K,)`` or ``(K, 1)``."""
+
+    wrapper_name = "MultiStepResidualTarget"
+
+    @staticmethod
+    def applies(windows: WindowConfig) -> bool:
+        return windows.target_length > 1
+
+    def wrap(self, net: nn.Module, spec: ModelConfig, prepared: Prepared, residual: bool) -> nn.Module:
+        shape = multistep.check_output(tuple(net.output_shapes[-1]), prepared.steps, f"model '{spec.name}'")
+        return multistep.MultiStepResidualTarget(net, prepared.target_index, shape) if residual else net
+
+    def rebuild(self, net: nn.Module, config: dict[str, Any]) -> nn.Module:
+        return multistep.MultiStepResidualTarget(net, config["target_index"], tuple(config["output_shape"]))
+
+    def baselines(self, config: ExperimentConfig, prepared: Prepared) -> dict[str, nn.Module]:
+        L, F = prepared.input_shape
+        K = prepared.steps
+        ahead_: dict[str, nn.Module] = {"persistence": multistep.persistence(prepared.target_index, K)}
+        for name in config.baselines:
+            if name == "repeat_last_day":
+                ahead_[name] = repeat_last_day(prepared)
+            elif name == "mean":  # the training mean of each step
+                ahead_[name] = bl.MeanBaseline.fit(prepared.windows["train"].y)
+            elif name == "linear":
+                ahead_[name] = bl.LinearBaseline(L, F, outputs=K, ridge=1e-3).fit(prepared.windows["train"])
+        return ahead_
+
+    def extra_scores(self, model: nn.Module, prepared: Prepared, part: str) -> dict[str, Any]:
+        # the scores are over every forecast step; here step by step
+        return {f"mae_{part}_by_step": multistep.multistep_scores(
+            model, prepared.windows[part], scale=prepared.scale, offset=prepared.offset)["mae_by_step"]}
+
+    def table_columns(self, m: dict[str, Any], units: str) -> dict[str, Any]:
+        by_step = m["mae_test_by_step"]
+        return {f"MAE step 1 test ({units})": by_step[0], f"MAE step {len(by_step)} test ({units})": by_step[-1]}
+
+    def predict_columns(self, output: torch.Tensor, scale: float, offset: float, target: str) -> dict[str, np.ndarray]:
+        # one column per step; the table's target_time is the first step's
+        values = output.detach().numpy().reshape(len(output), -1) * scale + offset
+        return {f"predicted {target} step {k + 1}": values[:, k] for k in range(values.shape[1])}
+
+
+SHAPES: tuple[type[OneStep], ...] = (PerStep, MultiStep, OneStep)  # the first that applies
+
+
+def shape_of(windows: WindowConfig) -> OneStep:
+    """The target shape of ``windows`` (see the module docstring)."""
+    return next(shape for shape in SHAPES if shape.applies(windows))()
+
+
+# --- baselines that need the data's clock -------------------------------------------------------------
+
+def seasonal_persistence(prepared: Prepared) -> nn.Module:
+    """Same time of day, on the latest day that the window holds before the target."""
+    w = prepared.config.windows
+    step = pd.Series(prepared.frame.index).diff().median()
+    rows_per_day_ = pd.Timedelta("1D") / (step * w.sampling_rate)
+    if not float(rows_per_day_).is_integer() or w.horizon % w.sampling_rate:
+        raise RnnkitError(
+            f"seasonal_persistence needs a whole number of window rows per day and a horizon that is a multiple "
+            f"of sampling_rate; got {rows_per_day_:g} rows per day, horizon {w.horizon}, sampling_rate {w.sampling_rate}"
+        )
+    period, horizon = int(rows_per_day_), w.horizon // w.sampling_rate
+    days_back = max(1, math.ceil(horizon / period))
+    return bl.SeasonalPersistence(prepared.target_index, period=days_back * period, horizon=max(horizon, 1))
+
+
+def repeat_last_day(prepared: Prepared) -> nn.Module:
+    """Each forecast step's value at the same time of day on the latest day of the window."""
+    w = prepared.config.windows
+    step = pd.Series(prepared.frame.index).diff().median()
+    rows_per_day_ = pd.Timedelta("1D") / (step * w.sampling_rate) if pd.notna(step) else float("nan")
+    if not float(rows_per_day_).is_integer() or w.horizon % w.sampling_rate or w.horizon < 1:
+        raise RnnkitError(
+            f"baselines 'repeat_last_day' needs a whole number of window rows per day and a windows.horizon >= 1 "
+            f"that is a multiple of sampling_rate; got {rows_per_day_:g} rows per day, horizon {w.horizon}, "
+            f"sampling_rate {w.sampling_rate}")
+    period = int(rows_per_day_)
+    if w.sequence_length < period:
+        raise RnnkitError(f"baselines 'repeat_last_day' needs windows.sequence_length >= {period} (one day of window "
+                          f"rows at this data's step), got {w.sequence_length}")
+    return multistep.RepeatLastDay(prepared.target_index, period, w.target_length, horizon=w.horizon // w.sampling_rate)
+
+
+def make_baselines(config: ExperimentConfig, prepared: Prepared) -> dict[str, nn.Module]:
+    """The fitted baselines of ``config.baselines`` for its target shape (persistence always: skill needs it)."""
+    return shape_of(config.windows).baselines(config, prepared)
+
+
+# --- the task ---------------------------------------------------------------------------------------
+
+class Regression(Task):
+    """``task = "regression"``: forecast the target column, in data units, against persistence and the rest."""
+
+    name = "regression"
+    best_key, lowest = "mae_val", True
+    files = "predictions.png, models/"
+
+    def __init__(self, config: ExperimentConfig) -> None:
+        super().__init__(config)
+        self.shape = shape_of(config.windows)
+        self.prepared: Prepared | None = None
+        self._baselines: dict[str, nn.Module] | None = None
+
+    # --- the data
+    def prepare(self, data_paths: list[str] | None = None) -> None:
+        self.config = with_data_paths(self.config, data_paths)
+        self.prepared = prepare(self.config, load_frame(self.config))
+        self.scaler = self.prepared.scaler
+
+    def data_used(self) -> dict[str, Any] | None:
+        return data_used(self.prepared.frame)
+
+    def describe(self) -> str:
+        return describe_prepared(self.prepared)
+
+    def check_same_data(self, scaler: Any, run: str | Path) -> None:
+        mine = self.prepared.scaler
+        if not np.allclose(mine.mean, scaler.mean) or not np.allclose(mine.std, scaler.std):
+            raise RnnkitError(f"the data found now differ from the data of the run {run} (other training statistics)")
+
+    # --- the models
+    def specs(self) -> list[ModelConfig]:
+        """The models a run trains, in order (the naive dense baseline first when asked for)."""
+        return ([NAIVE_DENSE] if "naive_dense" in self.config.baselines else []) + list(self.config.models)
+
+    def baselines(self) -> dict[str, nn.Module]:
+        self._baselines = self.shape.baselines(self.config, self.prepared)
+        return self._baselines
+
+    def build(self, spec: ModelConfig) -> nn.Module:
+        """The model of ``spec`` for the prepared data (wrapped to learn the change when residual)."""
+        try:
+            net = Sequential(*[build_layer(s) for s in spec.layers], input_shape=self.prepared.input_shape)
+        except ValueError as e:
+            raise RnnkitError(f"model '{spec.name}': {e}") from None
+        residual = self.config.windows.residual if spec.residual is None else spec.residual
+        return self.shape.wrap(net, spec, self.prepared, residual)
+
+    def rebuild(self, description: dict[str, Any]) -> nn.Module:
+        config = description.get("config")
+        cls = str(description.get("class", ""))
+        if isinstance(config, dict) and cls.rsplit(".", 1)[-1] == self.shape.wrapper_name:
+            return self.shape.rebuild(Sequential.from_config(config["model"]), config)
+        return super().rebuild(description)
+
+    def train_data(self, training: TrainingConfig) -> tuple[Any, Any]:
+        if training.stateful:
+            return self.prepared.streams("train", training.batch_size), self.prepared.streams("val", training.batch_size)
+        return self.prepared.windows["train"], self.prepared.windows["val"]
+
+    def metadata(self, spec: ModelConfig) -> dict[str, Any]:
+        p = self.prepared
+        return {"name": spec.name, "features": p.features, "target": p.target,
+                "input_shape": list(p.input_shape), "windows": self.config.windows.model_dump()}
+
+    # --- scores and documents
+    def score(self, model: nn.Module, training: TrainingConfig | None = None) -> dict[str, Any]:
+        """MAE, RMSE and skill on val and test; a stateful model (its ``training``) is scored on streams."""
+        if self._baselines is None:
+            self.baselines()
+        persistence = self._baselines["persistence"]
+        prepared = self.prepared
+        stateful = training is not None and training.stateful
+        batch_size = training.batch_size if stateful else 1024
+        out: dict[str, Any] = {}
+        for part in ("val", "test"):
+            data = prepared.streams(part, batch_size) if stateful else prepared.windows[part]
+            s = score(model, data, persistence=persistence, scale=prepared.scale, offset=prepared.offset,
+                      stateful=stateful, batch_size=batch_size)
+            out[f"mae_{part}"] = s["mae"]
+            out[f"rmse_{part}"] = s["rmse"]
+            out[f"skill_{part}"] = s["skill"]
+            out.update(self.shape.extra_scores(model, prepared, part))
+        return out
+
+    def summary(self, result: dict[str, Any]) -> str:
+        return f"MAE val {result['mae_val']:.3f}, test {result['mae_test']:.3f} {units_of(self.config.data.target)}"
+
+    @property
+    def loss_name(self) -> str:
+        return f"{self.config.training.loss} (scaled units)"
+
+    def document(self, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        config, prepared = self.config, self.prepared
+        kept = ("params", "mae_val", "mae_test", "rmse_test", "skill_test", "train_seconds", "kind",
+                "mae_last_val", "mae_last_test", "mae_val_by_step", "mae_test_by_step")
+        models = {name: {k: r[k] for k in kept if k in r} for name, r in results.items()}
+        used = data_used(prepared.frame)
+        return {
+            "models": models,
+            "target": config.data.target,
+            "units": units_of(config.data.target),
+            "best": best_model(models, self.best_key, lowest=self.lowest),
+            "config": config.name,
+            **data_counts(prepared),
+            **({"data_used": used} if used else {}),
+            # per-step: mae/rmse/skill are over every step of every window; mae_last_* over the last step only
+            "return_sequences": config.windows.return_sequences,
+            # multi-step: mae/rmse/skill are over all target_length steps; mae_*_by_step step by step (step 1 first)
+            "target_length": config.windows.target_length,
+            **({"published": config.published.model_dump(mode="json")} if config.published else {}),
+        }
+
+    def finish(self, out: Path, baselines: dict[str, nn.Module], trained: Any, metrics: dict[str, Any]) -> None:
+        """``predictions.png``: the first two test weeks of the best model and persistence."""
+        from rnnkit import plots
+
+        prepared, best = self.prepared, metrics["best"]
+        chosen = {**baselines, **{n: m for n, m in trained.models.items() if not trained.training[n].stateful}}
+        chosen = {n: m for n, m in chosen.items() if n in (best, "persistence")}  # one model: the plot stays readable
+        preds = {n: prepared.to_units(prepared.last_step(predict(m, prepared.windows["test"], 1024)))
+                 for n, m in chosen.items()}
+        times = prepared.target_times("test")
+        truth = prepared.to_units(prepared.last_step(prepared.windows["test"].y))
+        shown = slice(0, min(len(times), 14 * rows_per_day(prepared)))  # two weeks
+        plots.plot_predictions(times[shown], truth[shown], {n: v[shown] for n, v in preds.items() if n == best},
+                               out / "predictions.png", persistence=preds["persistence"][shown],
+                               title=f"{self.config.data.target}, {ahead(prepared)} ahead: the first test weeks"
+                                     + (f" (best model by validation MAE: {best})" if best else ""),
+                               units=self.config.data.target)
+
+    # --- reading runs back
+    @classmethod
+    def table(cls, metrics: dict[str, Any]) -> str:
+        """The comparison table: model, parameters, MAE val/test, the shape's columns, skill, seconds."""
+        units = metrics.get("units") or "units"
+        shape = shape_of(WindowConfig(sequence_length=1, return_sequences=metrics.get("return_sequences", False),
+                                      target_length=metrics.get("target_length", 1)))
+        rows = []
+        for name, m in metrics["models"].items():
+            rows.append({"model": name, "params": m["params"], f"MAE val ({units})": m["mae_val"],
+                         f"MAE test ({units})": m["mae_test"], **shape.table_columns(m, units),
+                         "skill test": f"{100 * m['skill_test']:+.1f}%", "seconds": m["train_seconds"]})
+        table = format_table(published.add_columns(rows, metrics.get("published")))
+        return "\n".join([table, *published.notes(metrics.get("published"))])
+
+    @classmethod
+    def report(cls, metrics: dict[str, Any]) -> list[str]:
+        best = metrics["models"].get(metrics.get("best")) if metrics.get("best") else None
+        if not best:
+            return []
+        return [f"\nbest by validation MAE: {metrics['best']} (test skill {100 * best['skill_test']:+.1f}% "
+                f"against persistence)"]
+
+    def predict_table(self, run: str | Path, scaler: Any, name: str, model: nn.Module,
+                      description: dict[str, Any], data_paths: list[str]) -> pd.DataFrame:
+        """One row per window: last input time, target time (the first step's), a column per output value."""
+        config = self.config
+        frame, windows = new_windows(config, scaler, name, description, data_paths)
+        ti = scaler.column_index(config.data.target)
+        last = frame.index[windows.last_rows.numpy()]
+        step = pd.Series(frame.index).diff().median()
+        output = predict(model, windows.x, 1024)
+        table = pd.DataFrame({"last_input_time": last, "target_time": last + config.windows.horizon * step})
+        for column, values in self.shape.predict_columns(output, float(scaler.std[ti]), float(scaler.mean[ti]),
+                                                         config.data.target).items():
+            table[column] = values
+        return table
+
+    def summaries(self, features: int | None = None) -> str:
+        return window_summaries(self.config, self.specs(), features)
+
+    def describe_windows(self, data_paths: list[str] | None = None) -> str:
+        return describe_windows(self.config, data_paths)
+
+
+TASK = Regression

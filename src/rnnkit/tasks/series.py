@@ -1,0 +1,325 @@
+"""The series data path that the window tasks share: file -> columns -> split -> scaling -> windows.
+
+Regression and classification both read a series (``config.data``), split it in time, fit the
+:class:`~rnnkit.data.Standardizer` on the training part only and cut every part into windows
+(``config.windows``); :func:`prepare` does that once and returns a :class:`Prepared`. A task module
+builds on it; this module knows nothing of any task.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from rnnkit import datasets
+from rnnkit.config import ExperimentConfig, ModelConfig, build_layer
+from rnnkit.data import Standardizer, Windows, make_windows, split, split_per_segment, stream_batches
+from rnnkit.datasets.jena import describe_source
+from rnnkit.errors import RnnkitError
+from rnnkit.models import Sequential
+
+PARTS = ("train", "val", "test")
+PART_NAMES = {"train": "training", "val": "validation", "test": "test"}
+
+
+def load_frame(config: ExperimentConfig, paths: list[str] | None = None) -> pd.DataFrame:
+    """The series of ``config.data`` as a DataFrame (data units), with only the wanted columns."""
+    data = config.data
+    chosen = list(paths) if paths else list(data.paths)
+    if data.dataset == "teddy":
+        raise RnnkitError("data.dataset 'teddy' is a corpus of tagged sentences, not a series: it has no rows "
+                          "or windows (task = 'tagging' reads it through rnnkit.tagging)")
+    if data.dataset == "jena":
+        frame = datasets.jena_climate(chosen or None, columns=data.columns, derived=data.derived, step=data.step,
+                                      how="position" if data.gaps == "ignore" and data.how == "every" else data.how,
+                                      source=data.source)
+    else:
+        if len(chosen) > 1:
+            raise RnnkitError(f"the sunspots dataset reads one file, got {len(chosen)}")
+        frame = datasets.sunspots(chosen[0] if chosen else None)
+        if data.step > 1:
+            frame = frame.iloc[data.step - 1 :: data.step] if data.how == "every" else _block_mean(frame, data.step)
+    return select_columns(frame, data.features, data.target)
+
+
+def _block_mean(frame: pd.DataFrame, step: int) -> pd.DataFrame:
+    n = len(frame) // step * step
+    blocks = frame.iloc[:n].to_numpy().reshape(-1, step, frame.shape[1]).mean(axis=1)
+    return pd.DataFrame(blocks, index=frame.index[step - 1 : n : step], columns=frame.columns)
+
+
+def select_columns(frame: pd.DataFrame, features: list[str] | None, target: str) -> pd.DataFrame:
+    """Keep ``features`` (all columns when None) with the target among them (persistence needs it)."""
+    columns = [str(c) for c in frame.columns]
+    if target not in columns:
+        raise RnnkitError(f"target column {target!r} is not in the data; its columns are {columns}")
+    wanted = list(features) if features is not None else columns
+    missing = [c for c in wanted if c not in columns]
+    if missing:
+        raise RnnkitError(f"data.features names columns the data does not have: {missing}; it has {columns}")
+    if target not in wanted:
+        wanted.append(target)
+    out = frame[wanted]
+    bad = out.columns[out.isna().any()].tolist()
+    if bad:
+        raise RnnkitError(f"the data holds NaN in columns {bad} after cleaning")
+    return out
+
+
+def units_of(column: str) -> str:
+    """``"degC"`` for ``"T (degC)"``: the text in the column name's last parentheses."""
+    match = re.search(r"\(([^()]*)\)\s*$", column)
+    return match.group(1) if match else ""
+
+
+@dataclass
+class Prepared:
+    """The data of an experiment, scaled and windowed per part (train, val, test)."""
+
+    config: ExperimentConfig
+    frame: pd.DataFrame
+    scaler: Standardizer
+    parts: dict[str, list[pd.DataFrame]]  # scaled, one frame per contiguous piece
+    windows: dict[str, Windows]
+    target_index: int
+
+    @property
+    def target(self) -> str:
+        return self.config.data.target
+
+    @property
+    def features(self) -> list[str]:
+        return [str(c) for c in self.frame.columns]
+
+    @property
+    def input_shape(self) -> tuple[int, int]:
+        return (self.config.windows.sequence_length, len(self.features))
+
+    @property
+    def scale(self) -> float:
+        return float(self.scaler.std[self.target_index])
+
+    @property
+    def offset(self) -> float:
+        return float(self.scaler.mean[self.target_index])
+
+    @property
+    def per_step(self) -> bool:
+        """A target for every input step (windows.return_sequences): outputs (batch, T, 1)."""
+        return self.config.windows.return_sequences
+
+    @property
+    def steps(self) -> int:
+        """Forecast steps K per window (windows.target_length): outputs (batch, K) or (batch, K, 1)."""
+        return self.config.windows.target_length
+
+    def to_units(self, values: torch.Tensor) -> np.ndarray:
+        return values.detach().cpu().numpy().reshape(-1) * self.scale + self.offset
+
+    def last_step(self, values: torch.Tensor) -> torch.Tensor:
+        """Per-step values (batch, T, 1) or K forecast steps -> those of the last step; others unchanged."""
+        if self.steps > 1:
+            return values[:, -1]
+        return values[:, -1] if self.per_step and values.dim() == 3 else values
+
+    def target_times(self, part: str) -> pd.DatetimeIndex:
+        """The timestamp of each target of ``part``'s windows."""
+        index = pd.Index(np.concatenate([p.index.to_numpy() for p in self.parts[part]]))
+        rows = self.windows[part].target_rows
+        rows = rows[:, -1] if rows.dim() == 2 else rows  # per-step or multi-step targets: the last step's
+        return pd.DatetimeIndex(index[rows.numpy()])
+
+    def streams(self, part: str, batch_size: int):
+        """Stateful batches of ``part``: contiguous streams, so row b of batch k+1 continues row b of batch k."""
+        pieces = self.parts[part]
+        piece = max(pieces, key=len)  # streams need one contiguous series: the longest piece
+        w = self.config.windows
+        try:
+            return stream_batches(piece, batch_size, w.sequence_length, horizon=w.horizon, targets=self.target)
+        except ValueError as e:
+            raise RnnkitError(f"{PART_NAMES[part]} part: {e}") from None
+
+
+def prepare(config: ExperimentConfig, frame: pd.DataFrame) -> Prepared:
+    """Split in time, fit the scaler on the training part only, and cut each part into windows."""
+    fractions = tuple(config.data.split)
+    try:
+        if config.data.split_by == "windows":
+            split_parts = split_windows(frame, config)
+        elif config.data.split_per_segment:
+            split_parts = split_per_segment(frame, fractions)
+        else:
+            split_parts = tuple([piece] for piece in split(frame, fractions))
+    except ValueError as e:
+        raise RnnkitError(f"cannot split {len(frame)} rows by {list(fractions)}: {e}") from None
+    pieces = dict(zip(PARTS, split_parts))
+    scaler = Standardizer().fit(pd.concat(pieces["train"]))
+    scaled = {p: [scaler.transform(piece) for piece in pieces[p]] for p in PARTS}
+    w = config.windows
+    windows: dict[str, Windows] = {}
+    for part in PARTS:
+        # A DataFrame keeps its own gaps; a list of pieces makes each piece a segment.
+        data = scaled[part] if len(scaled[part]) > 1 else scaled[part][0]
+        if config.data.gaps == "ignore":  # rows by position: no timestamps, one segment per piece
+            data = ([p.reset_index(drop=True) for p in data] if isinstance(data, list)
+                    else data.reset_index(drop=True))
+        try:
+            windows[part] = make_windows(
+                data, w.sequence_length, shift=w.shift, sampling_rate=w.sampling_rate,
+                horizon=w.horizon, targets=config.data.target, return_sequences=w.return_sequences,
+                target_length=w.target_length,
+            )
+        except ValueError as e:
+            rows = sum(len(p) for p in pieces[part])
+            raise RnnkitError(
+                f"the {PART_NAMES[part]} part ({rows} rows of {len(frame)}) yields no window: {e}. "
+                f"The config '{config.name}' needs a longer series"
+                + (" (the 2009-2016 benchmark file jena_climate_2009_2016.csv in RNNKIT_DATA_DIR)"
+                   if config.data.dataset == "jena" else "")
+            ) from None
+    target_index = scaler.column_index(config.data.target)
+    return Prepared(config, frame, scaler, scaled, windows, target_index)
+
+
+def split_windows(frame: pd.DataFrame, config: ExperimentConfig) -> tuple[list[pd.DataFrame], ...]:
+    """The course's split: the windows of the whole series, in order, split by ``data.split``.
+
+    Each part is returned as the rows its windows span (from its first window's first input to its
+    last window's last target), so parts overlap by a window's length at most and cutting windows
+    within a part gives back exactly its windows. Rows are taken by position.
+    """
+    w = config.windows
+    span = (w.sequence_length - 1) * w.sampling_rate + w.horizon + (w.target_length - 1) * w.sampling_rate + 1
+    n = (len(frame) - span) // w.shift + 1 if len(frame) >= span else 0
+    fractions = config.data.split
+    counts = [int(fractions[0] * n), int(fractions[1] * n)]
+    counts.append(n - sum(counts))
+    if min(counts) < 1:
+        raise ValueError(f"{n} windows of {span} rows cannot be split into {list(fractions)} with a window in each part")
+    parts, first = [], 0
+    for count in counts:
+        start, stop = first * w.shift, (first + count - 1) * w.shift + span
+        parts.append([frame.iloc[start:stop]])
+        first += count
+    return tuple(parts)
+
+
+def with_data_paths(config: ExperimentConfig, data_paths: list[str] | None) -> ExperimentConfig:
+    """``config`` reading ``data_paths`` instead (resolved, so the saved config names the files the run used)."""
+    if not data_paths:
+        return config
+    resolved = [str(Path(p).resolve()) for p in data_paths]
+    return config.model_copy(update={"data": config.data.model_copy(update={"paths": resolved})})
+
+
+def data_used(frame: pd.DataFrame) -> dict[str, Any] | None:
+    """The files a frame was read from and its resolution (config.json's and metrics.json's ``data_used``)."""
+    if not frame.attrs.get("files"):
+        return None
+    return {"files": list(frame.attrs["files"]), "embedded_record": bool(frame.attrs.get("embedded")),
+            "file_resolution": frame.attrs.get("file_resolution"), "resolution": frame.attrs.get("resolution")}
+
+
+def data_counts(prepared: Prepared) -> dict[str, Any]:
+    """``windows`` per part and ``rows`` of the series, as the metrics documents record them."""
+    return {"windows": {part: len(prepared.windows[part]) for part in PARTS}, "rows": len(prepared.frame)}
+
+
+def ahead(prepared: Prepared) -> str:
+    """The horizon as a duration, e.g. ``"24 h"`` (or in rows when the step is not regular)."""
+    step = pd.Series(prepared.frame.index).diff().median()
+    w = prepared.config.windows
+    horizon = w.horizon + (w.target_length - 1) * w.sampling_rate  # the last forecast step's
+    if pd.isna(step):
+        return f"{horizon} rows"
+    ahead = horizon * step
+    return f"{ahead / pd.Timedelta(hours=1):g} h" if ahead < pd.Timedelta(days=14) else f"{ahead.days} days"
+
+
+def rows_per_day(prepared: Prepared) -> int:
+    step = pd.Series(prepared.frame.index).diff().median()
+    return max(1, int(pd.Timedelta("1D") / step)) if pd.notna(step) and step > pd.Timedelta(0) else 100
+
+
+def describe_prepared(prepared: Prepared) -> str:
+    """What the windowing produced: rows, windows and periods of each part."""
+    w = prepared.config.windows
+    lines = [
+        *([describe_source(prepared.frame)] if prepared.frame.attrs.get("files") else []),
+        f"data: {len(prepared.frame):,} rows x {len(prepared.features)} features, "
+        f"{prepared.frame.index[0]} to {prepared.frame.index[-1]}; target {prepared.target!r}",
+        f"windows: sequence_length {w.sequence_length}, shift {w.shift}, sampling_rate {w.sampling_rate}, "
+        f"horizon {w.horizon}" + (", a target for every input step (return_sequences)" if w.return_sequences else "")
+        + (f", target_length {w.target_length} (the next {w.target_length} rows, every sampling_rate)"
+           if w.target_length > 1 else "")
+        + ((", residual target (change from the input at each step)" if w.return_sequences
+            else ", residual target (change from the last input)") if w.residual else ""),
+    ]
+    for part in PARTS:
+        pieces = prepared.parts[part]
+        rows = sum(len(p) for p in pieces)
+        span = ", ".join(f"{p.index[0]:%Y-%m-%d} to {p.index[-1]:%Y-%m-%d}" for p in pieces)
+        lines.append(f"  {PART_NAMES[part]:<10} {rows:>7,} rows, {len(prepared.windows[part]):>6,} windows ({span})")
+    return "\n".join(lines)
+
+
+def describe_windows(config: ExperimentConfig, data_paths: list[str] | None = None) -> str:
+    """What the windowing of a config produces, with the rows and times of some windows."""
+    prepared = prepare(config, load_frame(config, data_paths))
+    lines = [describe_prepared(prepared)]
+    for part in PARTS:
+        w = prepared.windows[part]
+        index = pd.Index(np.concatenate([p.index.to_numpy() for p in prepared.parts[part]]))
+        lines.append(f"\n{PART_NAMES[part]}: {len(w):,} windows, x {tuple(w.x.shape)}, y {tuple(w.y.shape)}")
+        for i in sorted({0, 1, len(w) - 1} & set(range(len(w)))):
+            inputs, targets = w.rows(i)
+            lines.append(f"  window {i}: inputs {pd.Timestamp(index[inputs[0]]):%Y-%m-%d %H:%M} to "
+                         f"{pd.Timestamp(index[inputs[-1]]):%Y-%m-%d %H:%M} ({len(inputs)} rows), "
+                         f"target {pd.Timestamp(index[targets[0]]):%Y-%m-%d %H:%M}"
+                         + (f" to {pd.Timestamp(index[targets[-1]]):%Y-%m-%d %H:%M} ({len(targets)} steps)"
+                            if w.target_length > 1 else ""))
+    return "\n".join(lines)
+
+
+def new_windows(config: ExperimentConfig, scaler: Any, name: str, description: dict[str, Any],
+                data_paths: list[str]):
+    """The frame of new data files (the model's features) and its windows, scaled by the run's scaler."""
+    meta = description.get("metadata", {})
+    features = list(meta.get("features", scaler.columns))
+    frame = load_frame(config, data_paths)
+    missing = [c for c in features if c not in frame.columns]
+    if missing:
+        raise RnnkitError(f"the data does not fit the model {name!r}: it lacks the columns {missing}")
+    frame = frame[features]
+    w = config.windows
+    windows = make_windows(scaler.transform(frame), w.sequence_length, shift=1, sampling_rate=w.sampling_rate,
+                           horizon=0, targets=config.data.target)
+    return frame, windows
+
+
+def window_summaries(config: ExperimentConfig, specs: list[ModelConfig], features: int | None = None) -> str:
+    """The summary table of every model of ``specs``, for inputs of (sequence_length, features)."""
+    note = ""
+    if features is None:
+        try:
+            features = load_frame(config).shape[1]
+            note = "(features counted in the data found)"
+        except (RnnkitError, ValueError, FileNotFoundError):
+            features, note = 14, "(no data found: 14 features assumed, as in the benchmark file)"
+    shape = (config.windows.sequence_length, features)
+    blocks = [f"{config.name}: input_shape {shape} {note}".rstrip()]
+    for spec in specs:
+        try:
+            net = Sequential(*[build_layer(s) for s in spec.layers], input_shape=shape)
+        except ValueError as e:
+            raise RnnkitError(f"model '{spec.name}': {e}") from None
+        residual = config.windows.residual if spec.residual is None else spec.residual
+        blocks.append(f"\n{spec.name}" + (" (predicts the change from the last input)" if residual else ""))
+        blocks.append(net.summary())
+    return "\n".join(blocks)

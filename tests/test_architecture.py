@@ -1,0 +1,153 @@
+"""The import graph of rnnkit: no circle, and each floor imports only the floors below it (README, Architecture).
+
+Every ``import rnnkit...`` of every module counts, the ones inside functions too (a lazy import
+hides a circle from Python, not from a reader); imports under ``if TYPE_CHECKING:`` do not.
+A package's ``__init__`` importing its own submodules (re-exporting them) is not an edge back.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+PACKAGE = SRC / "rnnkit"
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(SRC).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+
+
+def _type_checking_lines(tree: ast.AST) -> set[int]:
+    lines: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            for child in node.body:
+                lines.update(range(child.lineno, (child.end_lineno or child.lineno) + 1))
+    return lines
+
+
+def _resolve(name: str) -> str | None:
+    """The module of a dotted name: itself, or the closest enclosing module (``rnnkit.layers.GRU`` -> rnnkit.layers)."""
+    while name and name not in MODULES:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def imports_of(module: str) -> set[str]:
+    """The rnnkit modules that ``module`` imports (anywhere in the file, TYPE_CHECKING blocks left out)."""
+    path = MODULES[module]
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    skip = _type_checking_lines(tree)
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if getattr(node, "lineno", None) in skip:
+            continue
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative import
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(anchor + ([base] if base else []))
+            names = [f"{base}.{a.name}" for a in node.names] + [base]
+        for name in names:
+            target = _resolve(name) if name.startswith("rnnkit") else None
+            if target and target != module and not (path.name == "__init__.py" and target.startswith(module + ".")):
+                found.add(target)
+    # "from rnnkit.x import y" where y is a module adds both rnnkit.x.y and rnnkit.x; keep the deepest only
+    return {t for t in found if not any(o != t and o.startswith(t + ".") and o in found for o in found)
+            or t in _direct_targets(tree, skip)}
+
+
+def _direct_targets(tree: ast.AST, skip: set[int]) -> set[str]:
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module in MODULES and node.lineno not in skip:
+            if any(f"{node.module}.{a.name}" not in MODULES for a in node.names):
+                out.add(node.module)
+    return out
+
+
+GRAPH = {m: imports_of(m) for m in MODULES}
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state:
+                found = visit(nxt)
+                if found:
+                    return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state:
+            found = visit(node)
+            if found:
+                return found
+    return None
+
+
+def test_find_cycle_finds_a_circle_and_accepts_a_tree():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) is None
+
+
+def test_the_import_graph_has_no_circle():
+    assert find_cycle(GRAPH) is None, " -> ".join(find_cycle(GRAPH))
+
+
+TASK_MODULES = sorted(m for m in MODULES if m.startswith("rnnkit.tasks.") and m.rsplit(".", 1)[1] not in ("base", "series"))
+COMMAND_LAYER = {"rnnkit.experiment", "rnnkit.cli", "rnnkit.demo"}
+
+
+def test_the_registry_names_a_module_for_every_task_and_each_is_a_task_module():
+    from rnnkit.tasks import TASKS
+
+    assert sorted(TASKS.values()) == sorted(set(TASKS.values()))
+    assert set(TASKS.values()) <= set(TASK_MODULES)
+
+
+@pytest.mark.parametrize("module", TASK_MODULES)
+def test_a_task_module_imports_nothing_from_the_command_layer_or_another_task(module):
+    wrong = GRAPH[module] & (COMMAND_LAYER | set(TASK_MODULES))
+    assert not wrong, f"{module} imports {sorted(wrong)}"
+
+
+@pytest.mark.parametrize("module", ["rnnkit.experiment", "rnnkit.runs", "rnnkit.tasks", "rnnkit.tasks.base",
+                                    "rnnkit.tasks.series"])
+def test_the_runner_imports_no_task_module_by_name(module):
+    wrong = GRAPH[module] & set(TASK_MODULES)
+    assert not wrong, f"{module} imports {sorted(wrong)}"
+
+
+@pytest.mark.parametrize(("floor", "forbidden"), [
+    ("rnnkit.layers", ("rnnkit.data", "rnnkit.datasets", "rnnkit.training", "rnnkit.tasks", "rnnkit.experiment",
+                       "rnnkit.runs", "rnnkit.cli", "rnnkit.config")),
+    ("rnnkit.training", ("rnnkit.datasets", "rnnkit.tasks", "rnnkit.experiment", "rnnkit.runs", "rnnkit.cli",
+                         "rnnkit.config", "rnnkit.models")),
+    ("rnnkit.data", ("rnnkit.datasets", "rnnkit.training", "rnnkit.tasks", "rnnkit.experiment", "rnnkit.cli")),
+])
+def test_the_lower_floors_import_nothing_above_them(floor, forbidden):
+    for module, targets in GRAPH.items():
+        if module == floor or module.startswith(floor + "."):
+            wrong = sorted(t for t in targets if any(t == f or t.startswith(f + ".") for f in forbidden))
+            assert not wrong, f"{module} imports {wrong}"
