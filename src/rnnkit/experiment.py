@@ -24,12 +24,12 @@ from typing import Any
 import pandas as pd
 from torch import nn
 
-from rnnkit.config import ExperimentConfig, parse_config
-from rnnkit.data import Standardizer
-from rnnkit.errors import RnnkitError
-from rnnkit.io import load_weights, read_json, read_model_json
-from rnnkit.runs import Log, baseline_results, finish_run, saved_model_results, slug, start_run, train_models
-from rnnkit.tasks import TASKS, task_class, task_for
+from rnnkit.config import ExperimentConfig
+from rnnkit.report import write_if_configured
+from rnnkit.runs import (  # load_run, load_trained: read a run folder back (the CLI and export use them here)
+    Log, baseline_results, finish_run, load_run, load_trained, saved_model_results, start_run, train_models,
+)
+from rnnkit.tasks import task_class, task_for
 
 
 def run_experiment(
@@ -63,6 +63,7 @@ def run_experiment(
     metrics = task.document({**results, **trained.results})
     finish_run(out, metrics, trained.histories, loss_name=task.loss_name)
     task.finish(out, baselines, trained, metrics)
+    write_if_configured(out)  # report.html, unless [output] report = false
     return metrics
 
 
@@ -90,45 +91,6 @@ def run_report(metrics: dict[str, Any], output: str | Path) -> str:
     files = f"written: {output}/metrics.json, history.csv, learning_curves.png, {task.files}"
     return "\n".join([task.table(metrics), *task.report(metrics), files])
 
-
-def load_run(run: str | Path) -> tuple[ExperimentConfig, Standardizer | None, dict[str, Any]]:
-    """The config, scaler and metrics of a run folder (no scaler for a task that scales nothing, e.g. tagging)."""
-    folder = Path(run)
-    if not folder.is_dir():
-        raise RnnkitError(f"run folder not found: {folder}")
-    try:
-        raw = read_json(folder / "config.json", "run config")
-        raw.pop("data_used", None)  # what the run read: a record, not a setting
-        scaler_file = folder / "scaler.json"
-        name = raw.get("task", "regression")
-        scaled = name not in TASKS or task_class(name).scaled  # an unknown task is refused by parse_config below
-        scaler = Standardizer.from_dict(read_json(scaler_file, "scaler")) if scaled else None
-    except FileNotFoundError as e:
-        raise RnnkitError(f"{folder} is not an rnnkit run folder: {Path(e.filename).name} is missing") from None
-    except RnnkitError as e:
-        if str(e).startswith("a scaler"):
-            raise RnnkitError(f"{scaler_file}: {e}") from None
-        raise
-    config = parse_config(raw, source=str(folder / "config.json"))
-    metrics_file = folder / "metrics.json"
-    metrics = read_json(metrics_file, "run metrics") if metrics_file.is_file() else {}
-    return config, scaler, metrics
-
-
-def load_trained(run: str | Path, name: str | None = None) -> tuple[str, nn.Module, dict[str, Any]]:
-    """A trained model of a run (the best on validation when ``name`` is None)."""
-    config, _, metrics = load_run(run)
-    names = trained_model_names(config)
-    if name is None:
-        name = metrics.get("best") or (names[0] if names else None)
-    if name not in names:
-        raise RnnkitError(f"model {name!r} is not in the run; its models are {names}")
-    stem = Path(run) / "models" / slug(name) / "model"
-    description = read_model_json(stem)
-    model = task_for(config).rebuild(description)
-    load_weights(stem.with_suffix(".safetensors"), model)
-    model.eval()
-    return name, model, description
 
 
 def trained_model_names(config: ExperimentConfig) -> list[str]:

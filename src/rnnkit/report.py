@@ -90,7 +90,7 @@ def png_figure(path: Path, caption: str) -> str:
 # --- the sections ----------------------------------------------------------------------------------
 
 def data_section(config: Any, prepared: Any, metrics: dict[str, Any]) -> str:
-    from rnnkit.experiment import describe_prepared, units_of
+    from rnnkit.tasks.series import describe_prepared, units_of
 
     frame = prepared.frame
     source = config.data.paths or ["(default: RNNKIT_DATA_DIR, the cache, or the embedded record)"]
@@ -111,7 +111,7 @@ def data_section(config: Any, prepared: Any, metrics: dict[str, Any]) -> str:
 
 
 def windows_section(prepared: Any) -> str:
-    from rnnkit.experiment import PART_NAMES, PARTS
+    from rnnkit.tasks.series import PART_NAMES, PARTS
 
     w_config = prepared.config.windows
     out = [f"<p>sequence_length {w_config.sequence_length}, shift {w_config.shift}, sampling_rate "
@@ -147,17 +147,17 @@ def windows_section(prepared: Any) -> str:
 
 
 def models_section(config: Any, features: int) -> str:
-    from rnnkit.experiment import model_summaries
+    from rnnkit.tasks import task_for
 
-    return f"<pre>{_e(model_summaries(config, features))}</pre>"
+    return f"<pre>{_e(task_for(config).summaries(features))}</pre>"
 
 
 def scores_section(config: Any, metrics: dict[str, Any]) -> str:
     task = metrics.get("task")
     if task in ("classification", "tagging"):
-        from rnnkit.experiment import metrics_table
+        from rnnkit.tasks import task_class
 
-        return f"<pre>{_e(metrics_table(metrics))}</pre>"
+        return f"<pre>{_e(task_class(task).table(metrics))}</pre>"
     units = metrics.get("units") or ""
     best = metrics.get("best")
     rows, classes = [], []
@@ -215,7 +215,9 @@ def curves_section(run: Path, metrics: dict[str, Any]) -> str:
 
 def forecasts_section(run: Path, config: Any, prepared: Any, metrics: dict[str, Any]) -> str:
     from rnnkit import plots
-    from rnnkit.experiment import _ahead, _rows_per_day, load_trained, make_baselines
+    from rnnkit.runs import load_trained
+    from rnnkit.tasks.regression import make_baselines
+    from rnnkit.tasks.series import ahead as _ahead, rows_per_day as _rows_per_day
     from rnnkit.training import predict
 
     test = prepared.windows["test"]
@@ -253,9 +255,9 @@ def forecasts_section(run: Path, config: Any, prepared: Any, metrics: dict[str, 
 
 def _forecast_model(config: Any, metrics: dict[str, Any]) -> str | None:
     """The best model by validation that predicts windows one by one (a stateful one reads streams)."""
-    from rnnkit.experiment import trained_specs
+    from rnnkit.tasks import task_for
 
-    stateful = {s.name for s in trained_specs(config) if config.training_for(s).stateful}
+    stateful = {s.name for s in task_for(config).specs() if config.training_for(s).stateful}
     models = {n: m for n, m in metrics.get("models", {}).items() if m.get("kind") == "model" and n not in stateful}
     return min(models, key=lambda n: models[n]["mae_val"]) if models else None
 
@@ -274,7 +276,8 @@ def _weeks(config: Any, times: pd.DatetimeIndex, week: int) -> list[pd.Timestamp
 
 def build_report(run: str | Path) -> str:
     """The HTML text of the report of the run folder ``run``."""
-    from rnnkit.experiment import load_frame, load_run, prepare
+    from rnnkit.runs import load_run
+    from rnnkit.tasks.series import load_frame, prepare
 
     folder = Path(run)
     config, scaler, metrics = load_run(folder)
@@ -324,7 +327,7 @@ def write_report(run: str | Path, path: str | Path | None = None) -> Path:
 
 def write_if_configured(run: str | Path) -> Path | None:
     """The end of a run: the report when the run's ``[output] report`` is on (the default)."""
-    from rnnkit.experiment import load_run
+    from rnnkit.runs import load_run
 
     config, _, _ = load_run(run)
     return write_report(run) if config.output.report else None

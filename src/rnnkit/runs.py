@@ -31,8 +31,11 @@ import pandas as pd
 import torch
 from torch import nn
 
-from rnnkit.config import ExperimentConfig, ModelConfig, TrainingConfig
-from rnnkit.io import load_weights, save_model, write_json_atomic, write_text_atomic
+from rnnkit.config import ExperimentConfig, ModelConfig, TrainingConfig, parse_config
+from rnnkit.data import Standardizer
+from rnnkit.errors import RnnkitError
+from rnnkit.io import load_weights, read_json, read_model_json, save_model, write_json_atomic, write_text_atomic
+from rnnkit.tasks import TASKS, task_class, task_for
 from rnnkit.training import Trainer
 from rnnkit.training.trainer import History
 
@@ -190,18 +193,57 @@ def histories_csv(histories: dict[str, History]) -> str:
 
 
 def finish_run(out: Path, metrics: dict[str, Any], histories: dict[str, History], loss_name: str) -> None:
-    """Write ``metrics.json``, ``history.csv``, (when a model trained) ``learning_curves.png`` and ``report.html``."""
+    """Write ``metrics.json``, ``history.csv`` and (when a model trained) ``learning_curves.png``."""
     write_json_atomic(out / "metrics.json", metrics)
     write_text_atomic(out / "history.csv", histories_csv(histories))
     if histories:
         from rnnkit import plots
 
         plots.plot_history(histories, out / "learning_curves.png", loss_name=loss_name)
-    from rnnkit.report import write_if_configured
-
-    write_if_configured(out)  # report.html, unless [output] report = false
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
     """Rows of a comparison table as text: 3 decimals, whole numbers from 100 on."""
     return pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.3f}" if abs(v) < 100 else f"{v:.0f}")
+
+
+# --- reading a run folder back --------------------------------------------------------------------
+
+def load_run(run: str | Path) -> tuple[ExperimentConfig, Standardizer | None, dict[str, Any]]:
+    """The config, scaler and metrics of a run folder (no scaler for a task that scales nothing, e.g. tagging)."""
+    folder = Path(run)
+    if not folder.is_dir():
+        raise RnnkitError(f"run folder not found: {folder}")
+    try:
+        raw = read_json(folder / "config.json", "run config")
+        raw.pop("data_used", None)  # what the run read: a record, not a setting
+        scaler_file = folder / "scaler.json"
+        name = raw.get("task", "regression")
+        scaled = name not in TASKS or task_class(name).scaled  # an unknown task is refused by parse_config below
+        scaler = Standardizer.from_dict(read_json(scaler_file, "scaler")) if scaled else None
+    except FileNotFoundError as e:
+        raise RnnkitError(f"{folder} is not an rnnkit run folder: {Path(e.filename).name} is missing") from None
+    except RnnkitError as e:
+        if str(e).startswith("a scaler"):
+            raise RnnkitError(f"{scaler_file}: {e}") from None
+        raise
+    config = parse_config(raw, source=str(folder / "config.json"))
+    metrics_file = folder / "metrics.json"
+    metrics = read_json(metrics_file, "run metrics") if metrics_file.is_file() else {}
+    return config, scaler, metrics
+
+
+def load_trained(run: str | Path, name: str | None = None) -> tuple[str, nn.Module, dict[str, Any]]:
+    """A trained model of a run (the best on validation when ``name`` is None)."""
+    config, _, metrics = load_run(run)
+    names = [spec.name for spec in task_for(config).specs()]
+    if name is None:
+        name = metrics.get("best") or (names[0] if names else None)
+    if name not in names:
+        raise RnnkitError(f"model {name!r} is not in the run; its models are {names}")
+    stem = Path(run) / "models" / slug(name) / "model"
+    description = read_model_json(stem)
+    model = task_for(config).rebuild(description)
+    load_weights(stem.with_suffix(".safetensors"), model)
+    model.eval()
+    return name, model, description
