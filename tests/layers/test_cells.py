@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from rnnkit.layers.cells import GRUCell, GRUSequenceWithRecurrentMask, LSTMCell, SimpleRNNCell
+from rnnkit.layers.cells import GRUCell, LSTMCell, SimpleRNNCell
 
 
 def _sigmoid(a):
@@ -117,27 +117,3 @@ def test_invalid_units():
 def test_invalid_activation():
     with pytest.raises(ValueError, match=r"activation must be one of .*got 'nope'"):
         SimpleRNNCell(3, 4, activation="nope")
-
-
-@pytest.mark.parametrize("steps", [1, 4])
-@pytest.mark.parametrize("use_bias", [True, False])
-def test_gru_masked_sequence_matches_cell_loop_and_gradcheck(seed, use_bias, steps):
-    cell = GRUCell(2, 3, use_bias=use_bias).double()
-    xp = torch.randn(steps, 2, 9, dtype=torch.float64, requires_grad=True)
-    h0 = torch.randn(2, 3, dtype=torch.float64, requires_grad=True)
-    kernel = torch.randn(3, 9, dtype=torch.float64, requires_grad=True)
-    bias = torch.randn(9, dtype=torch.float64, requires_grad=True) if use_bias else None
-    mask = torch.tensor([[2.0, 0.0, 2.0], [0.0, 2.0, 2.0]], dtype=torch.float64)
-    if use_bias:
-        cell.bias_hh.data = bias.detach().clone()
-    state, outputs = (h0,), []
-    for t in range(steps):
-        h, state = cell.step(xp[t], state, kernel, mask)
-        outputs.append(h)
-    hs = GRUSequenceWithRecurrentMask.apply(xp, h0, kernel, bias, mask)
-    torch.testing.assert_close(hs, torch.stack(outputs), atol=1e-12, rtol=0)
-    inputs = (xp, h0, kernel) + ((bias,) if use_bias else ())
-    run = (lambda x, h, k, b: GRUSequenceWithRecurrentMask.apply(x, h, k, b, mask)) if use_bias else (
-        lambda x, h, k: GRUSequenceWithRecurrentMask.apply(x, h, k, None, mask)
-    )
-    assert torch.autograd.gradcheck(run, inputs)

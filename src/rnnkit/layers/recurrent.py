@@ -46,7 +46,8 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 from rnnkit.errors import RnnkitError, check_bool
 from rnnkit.layers import activations, kernel, regularizers
 from rnnkit.layers.base import Layer
-from rnnkit.layers.cells import GRUCell, GRUSequenceWithRecurrentMask, LSTMCell, RecurrentCell, SimpleRNNCell, State, _check_units
+from rnnkit.layers.cells import GRUCell, LSTMCell, RecurrentCell, SimpleRNNCell, State, _check_units
+from rnnkit.layers.gru_sequence import GRUSequenceWithRecurrentMask
 
 RECURRENT_DROPOUT_MODES = ("sample", "batch")
 
