@@ -198,3 +198,14 @@ def test_features_must_exist_and_the_target_is_kept(csv):
         load_frame(bad)
     with pytest.raises(RnnkitError, match="target column 'Tx' is not in the data"):
         load_frame(parse_config(tiny_config(csv, data={"target": "Tx"})))
+
+
+def test_a_run_off_a_terminal_logs_a_line_per_epoch_with_the_validation_mae_in_data_units(csv, tmp_path, capsys):
+    config = parse_config(tiny_config(csv, training={"epochs": 3, "loss": "mae"}))
+    run_experiment(config, tmp_path / "run", progress=None, log=lambda line: None)
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("epoch ")]
+    history = pd.read_csv(tmp_path / "run" / "models" / "gru_4" / "history.csv")
+    scale = float(json.loads((tmp_path / "run" / "scaler.json").read_text())["std"][1])  # T (degC) is column 1
+    assert len(lines) == 3
+    for line, val_loss in zip(lines, history["val_loss"], strict=True):
+        assert f", val MAE {val_loss * scale:.3f} degC; " in line  # MAE loss in scaled units x std = MAE in degC

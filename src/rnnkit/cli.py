@@ -67,7 +67,7 @@ def _default_output(name: str) -> Path:
 
 
 def _progress(quiet: bool) -> bool | None:
-    return False if quiet else None  # None: a bar only on a terminal
+    return False if quiet else None  # None: a bar on a terminal, tqdm.auto in a notebook, else a line per epoch
 
 
 def _train_and_report(config, output: Path, data: tuple[str, ...], epochs: int | None, resume: bool, quiet: bool) -> None:
@@ -87,7 +87,7 @@ def _train_and_report(config, output: Path, data: tuple[str, ...], epochs: int |
 @click.option("--data", multiple=True, type=click.Path(path_type=str),
               help="Jena file(s) to use instead of RNNKIT_DATA_DIR / the cache / the download.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override the number of epochs.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--quiet", is_flag=True, help="No progress output (bar or line per epoch).")
 def demo_command(output: Path | None, data: tuple[str, ...], epochs: int | None, quiet: bool) -> None:
     """The main job: Jena temperature 24 h ahead, RNNs against honest baselines."""
     from rnnkit.demo import demo_config
@@ -104,7 +104,7 @@ def demo_command(output: Path | None, data: tuple[str, ...], epochs: int | None,
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override the number of epochs.")
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Continue the interrupted run in this folder from its last checkpoint.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--quiet", is_flag=True, help="No progress output (bar or line per epoch).")
 def train_command(config_path: str | None, output: Path | None, data: tuple[str, ...], epochs: int | None,
                   resume_dir: Path | None, quiet: bool) -> None:
     """Train and compare the models of a TOML config; write a run folder."""

@@ -59,6 +59,7 @@ def run_experiment(
     trained = train_models(
         task.config, task.specs(), out, build=task.build, data=task.train_data, score=task.score,
         metadata=task.metadata, summary=task.summary, trainer_options=task.trainer_options() or None,
+        describe_epoch=task.describe_epoch,
         epochs=epochs, resume=resume, progress=progress, log=log)
     metrics = task.document({**results, **trained.results})
     finish_run(out, metrics, trained.histories, loss_name=task.loss_name)

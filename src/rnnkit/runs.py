@@ -97,6 +97,7 @@ def train_models(
     metadata: Callable[[ModelConfig], dict[str, Any]],
     summary: Callable[[dict[str, Any]], str],
     trainer_options: dict[str, Any] | None = None,
+    describe_epoch: Callable[[TrainingConfig], Callable[[dict[str, Any]], str] | None] | None = None,
     epochs: int | None = None,
     resume: bool = False,
     progress: bool | None = None,
@@ -114,10 +115,13 @@ def train_models(
         metadata: spec -> what ``model.json`` records besides the architecture.
         summary: result -> the log line after training, e.g. ``"MAE val 2.370, test 2.657 degC"``.
         trainer_options: default None: more keyword arguments of :class:`Trainer` (``class_weight``).
+        describe_epoch: default None: resolved [training] -> the reading added to each epoch's
+            progress line (e.g. the validation MAE in data units), or None.
         epochs: default None: the config's; else every model trains this many epochs.
         resume: default False: read back the models with a ``result.json``; continue the one
             with a checkpoint; train the others.
-        progress, log: the Trainer's progress bar (None: on a terminal only) and the line logger.
+        progress, log: the Trainer's progress output (None: a bar on a terminal, a line per epoch
+            elsewhere; False: none) and the line logger.
     """
     trained = Trained({}, {}, {}, {})
     for spec in specs:
@@ -129,6 +133,7 @@ def train_models(
         if settings["stateful"]:  # row b of batch k+1 continues row b of batch k: the order is the data
             settings["shuffle"] = False
         trainer = Trainer(**settings, **(trainer_options or {}), progress=progress,
+                          describe_epoch=describe_epoch(training) if describe_epoch is not None else None,
                           checkpoint_dir=model_dir / "checkpoint")
         torch.manual_seed(trainer.seed)  # the initial weights repeat too, not only the training
         model = build(spec)

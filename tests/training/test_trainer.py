@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import math
 
 import pytest
@@ -397,16 +398,66 @@ class TTY(io.StringIO):
         return True
 
 
-@pytest.mark.parametrize(
-    ("stream_type", "progress", "shown"),
-    [(TTY, None, True), (io.StringIO, None, False), (TTY, False, False), (io.StringIO, True, True)],
-)
-def test_progress_bar_only_on_a_terminal_unless_forced(stream_type, progress, shown):
-    stream = stream_type()
-    Trainer(epochs=2, progress=progress, progress_stream=stream).fit(nn.Linear(1, 1), (torch.zeros(8, 1), torch.zeros(8, 1)))
-    text = stream.getvalue()
-    assert ("epoch 2/2" in text) == shown
-    assert (text == "") == (not shown)
+def test_progress_is_a_bar_on_a_terminal_a_line_per_epoch_elsewhere_and_nothing_when_off():
+    data = (torch.zeros(8, 1), torch.zeros(8, 1))
+    shown = {}
+    for name, stream, progress in (("tty", TTY(), None), ("log", io.StringIO(), None), ("off", TTY(), False),
+                                   ("forced", io.StringIO(), True)):
+        Trainer(epochs=3, progress=progress, progress_stream=stream).fit(nn.Linear(1, 1), data, data)
+        shown[name] = stream.getvalue()
+    assert shown["off"] == ""
+    # a log: exactly one line per epoch, no bar (no carriage returns), loss, val_loss, time and the ETA
+    lines = shown["log"].splitlines()
+    assert len(lines) == 3 and "\r" not in shown["log"]
+    assert [line.split(":")[0] for line in lines] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
+    assert all(re.fullmatch(r"epoch \d/3: loss [-\d.e+]+, val_loss [-\d.e+]+; \d+\.\d s(, ETA \d+ s)?", line)
+               for line in lines), lines
+    assert "ETA" in lines[0] and "ETA" in lines[1] and "ETA" not in lines[2]  # nothing left after the last
+    # a terminal (or forced): tqdm's bar over the batches ("\r" redraws), then the same epoch lines
+    for name in ("tty", "forced"):
+        assert "\r" in shown[name] and "it/s" in shown[name]
+        assert [line for line in shown[name].replace("\r", "\n").splitlines() if line.startswith("epoch 3/3:")]
+
+
+def test_describe_epoch_adds_the_tasks_reading_and_hooks_see_every_epoch():
+    from rnnkit.training.hooks import Hook
+
+    class Count(Hook):
+        def __init__(self):
+            self.events = []
+
+        def on_fit_start(self, loop):
+            self.events.append(("start", loop.epochs))
+
+        def on_epoch_end(self, loop, record):
+            self.events.append(("epoch", loop.epoch, record["epoch"]))
+
+        def on_fit_end(self, loop):
+            self.events.append(("end", loop.epoch))
+
+    stream, count = io.StringIO(), Count()
+    x, y = torch.ones(8, 1), torch.full((8, 1), 2.0)
+    history = Trainer(loss="mae", epochs=2, progress=None, progress_stream=stream, hooks=[count],
+                      describe_epoch=lambda r: f"val MAE {r['val_loss'] * 10:.3f} degC").fit(nn.Linear(1, 1), (x, y), (x, y))
+    lines = stream.getvalue().splitlines()
+    for line, record in zip(lines, history.epochs, strict=True):
+        assert f", val MAE {record['val_loss'] * 10:.3f} degC; " in line
+    assert count.events == [("start", 2), ("epoch", 1, 1), ("epoch", 2, 2), ("end", 2)]
+
+
+def test_epoch_line_reads_the_record_and_the_eta():
+    from rnnkit.training.hooks import Loop, duration, epoch_line
+
+    loop = Loop(None, None, None, epochs=10, epoch=4)
+    line = epoch_line(loop, {"loss": 0.123456, "val_loss": 0.5, "seconds": 30.0}, lambda r: "val MAE 4.2 degC",
+                      seconds=[30.0, 30.0, 30.0, 30.0])
+    assert line == "epoch 4/10: loss 0.1235, val_loss 0.5, val MAE 4.2 degC; 30.0 s, ETA 3 min 00 s"
+    assert duration(59.4) == "59 s" and duration(3600) == "1 h 00 min"
+
+
+def test_hooks_must_be_hooks():
+    with pytest.raises(ValueError, match=r"hooks must be rnnkit.training.hooks.Hook objects, got \['int'\]"):
+        Trainer(hooks=[3])
 
 
 # --- invalid arguments: one test each --------------------------------------------------------------------

@@ -96,6 +96,10 @@ class Task:
         """More keyword arguments of the Trainer (e.g. ``class_weight``)."""
         return {}
 
+    def describe_epoch(self, training: TrainingConfig) -> Any:
+        """``record -> str``: the task's reading of a training epoch for the progress line (None: none)."""
+        return None
+
     def metadata(self, spec: ModelConfig) -> dict[str, Any]:
         """What a trained model's ``model.json`` records besides its architecture."""
         return {"name": spec.name, "task": self.name}

@@ -282,6 +282,17 @@ class Regression(Task):
             return self.prepared.streams("train", training.batch_size), self.prepared.streams("val", training.batch_size)
         return self.prepared.windows["train"], self.prepared.windows["val"]
 
+    def describe_epoch(self, training: TrainingConfig) -> Any:
+        """The validation MAE in data units, when the model trains on MAE (its val_loss, in scaled units)."""
+        if training.loss != "mae":
+            return None
+        scale, units = self.prepared.scale, units_of(self.config.data.target)
+
+        def reading(record: dict[str, Any]) -> str:
+            return f"val MAE {record['val_loss'] * scale:.3f} {units}".rstrip() if "val_loss" in record else ""
+
+        return reading
+
     def metadata(self, spec: ModelConfig) -> dict[str, Any]:
         p = self.prepared
         return {"name": spec.name, "features": p.features, "target": p.target,

@@ -24,6 +24,7 @@ from rnnkit.errors import RnnkitError, check_bool
 from rnnkit.training import checkpoint as ckpt
 from rnnkit.training.batches import BatchSequence, as_data, check_finite, count_examples, iter_batches
 from rnnkit.training.callbacks import BestTracker, EarlyStopping, ReduceLROnPlateau
+from rnnkit.training.hooks import Checkpointing, Hook, Loop, progress_hook
 from rnnkit.training.inference import model_device, predict, reset_states
 from rnnkit.training.losses import canonical_loss_name, check_class_weight, cross_entropy, get_loss, match_target
 
@@ -152,13 +153,18 @@ class Trainer:
         lr_factor: in (0, 1) (default 0.5).
         seed: seeds the global torch generator (weights drawn later, dropout) and the shuffling
             generator at the start of ``fit``; a CPU run repeats bit for bit (default 0).
-        progress: ``True`` / ``False`` force the progress bar on or off; ``None`` (default) shows
-            it only when ``progress_stream`` is a terminal.
+        progress: ``None`` (default): a tqdm bar when ``progress_stream`` is a terminal, ``tqdm.auto``
+            in a notebook, else a line per epoch (loss, val_loss, ``describe_epoch``, time, ETA);
+            ``True``: a bar anyway; ``False``: nothing (:func:`rnnkit.training.hooks.progress_hook`).
         stateful: no shuffling, batches in order and of constant size (a last smaller batch is
             dropped), ``model.reset_states()`` at each epoch start and before evaluation.
         checkpoint_dir: write ``checkpoint.safetensors`` there after every epoch; ``fit(...,
             resume=True)`` continues from it.
-        progress_stream: where the progress bar goes (default ``sys.stderr``).
+        progress_stream: where the progress output goes (default ``sys.stderr``).
+        describe_epoch: ``record -> str``, a reading added to each epoch's progress line, e.g. the
+            validation MAE in data units (default ``None``).
+        hooks: more :class:`rnnkit.training.hooks.Hook` objects run by the loop, after the progress
+            output and before the checkpoint (default none).
         class_weight: with ``loss="cross_entropy"``, one weight per class: each example's loss is
             multiplied by its true class's weight (Keras's ``class_weight``; see
             :func:`rnnkit.training.losses.balanced_class_weight`), in training and in ``val_loss``,
@@ -201,6 +207,8 @@ class Trainer:
         class_weight: Sequence[float] | torch.Tensor | None = None,
         flush_denormal: bool = True,
         check_finite: bool = True,
+        describe_epoch: Any = None,
+        hooks: Sequence[Hook] = (),
     ) -> None:
         if not isinstance(optimizer, str) or optimizer.lower() not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
@@ -248,6 +256,10 @@ class Trainer:
         self.stateful = stateful
         self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
         self.progress_stream = progress_stream
+        self.describe_epoch = describe_epoch
+        if not all(isinstance(h, Hook) for h in hooks):
+            raise ValueError(f"hooks must be rnnkit.training.hooks.Hook objects, got {[type(h).__name__ for h in hooks]}")
+        self.hooks = list(hooks)
         self._loss_fn = get_loss(self.loss)
         if not isinstance(flush_denormal, bool):
             raise ValueError(f"flush_denormal must be True or False, got {flush_denormal!r}")
@@ -294,12 +306,11 @@ class Trainer:
             return torch.optim.RMSprop(params, lr=self.learning_rate, alpha=0.9, eps=1e-7)
         return torch.optim.SGD(params, lr=self.learning_rate)
 
-    def _show_progress(self) -> bool:
-        if self.progress is not None:
-            return self.progress
-        stream = self.progress_stream or _default_stream()
-        isatty = getattr(stream, "isatty", None)
-        return bool(isatty()) if callable(isatty) else False
+    def _loop_hooks(self) -> list[Hook]:
+        """Progress output, the caller's hooks, then the checkpoint (written once the epoch is complete)."""
+        progress = progress_hook(self.progress, self.progress_stream, self.describe_epoch)
+        return ([progress] if progress is not None else []) + self.hooks + (
+            [Checkpointing()] if self.checkpoint_dir is not None else [])
 
     # --- the loss of one batch ------------------------------------------------------------------
     def _batch_loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -364,14 +375,19 @@ class Trainer:
         if resume:
             start = self._resume(model, optimizer, best, stopper, plateau, shuffler, history)
 
-        show = self._show_progress()
-        stream = self.progress_stream or _default_stream()
+        hooks = self._loop_hooks()
+        loop = Loop(self, model, optimizer, self.epochs, start_epoch=start, n_batches=self._n_batches(train),
+                    state={"best": best, "stopper": stopper, "plateau": plateau, "shuffler": shuffler,
+                           "history": history})
+        for hook in hooks:
+            hook.on_fit_start(loop)
         for epoch in range(start, self.epochs):
             if stopper is not None and stopper.stopped:
                 break
+            loop.epoch = epoch + 1
             t0 = time.perf_counter()
             lr = optimizer.param_groups[0]["lr"]
-            loss = self._train_epoch(model, train, optimizer, shuffler, device, epoch, show, stream)
+            loss = self._train_epoch(model, train, optimizer, shuffler, device, epoch, hooks, loop)
             record: dict[str, Any] = {"epoch": epoch + 1, "loss": loss}
             if val is not None:
                 record["val_loss"] = self.evaluate(model, val)["loss"]
@@ -381,10 +397,6 @@ class Trainer:
             record["lr"] = lr
             record["seconds"] = time.perf_counter() - t0
             history.append(record)
-            if show:
-                extra = f", val_loss {record['val_loss']:.4g}" if val is not None else ""
-                stream.write(f"epoch {epoch + 1}/{self.epochs}: loss {loss:.4g}{extra}\n")
-                stream.flush()
             value = record["val_loss"] if val is not None else loss
             if monitored:
                 best.update(value, epoch + 1, model)
@@ -392,8 +404,10 @@ class Trainer:
                 stopper.update(value)
             if plateau is not None:
                 plateau.step(value)
-            if self.checkpoint_dir is not None:
-                self._save_checkpoint(model, optimizer, best, stopper, plateau, shuffler, history, epoch + 1)
+            for hook in hooks:
+                hook.on_epoch_end(loop, record)
+        for hook in hooks:
+            hook.on_fit_end(loop)
         history.stopped_early = bool(stopper is not None and stopper.stopped)
         if self.restore_best and best.restore(model):
             history.best_epoch = best.epoch
@@ -409,18 +423,16 @@ class Trainer:
         shuffler: torch.Generator,
         device: torch.device,
         epoch: int,
-        show: bool,
-        stream: IO[str],
+        hooks: Sequence[Hook] = (),
+        loop: Loop | None = None,
     ) -> float:
         model.train()
         if self.stateful:
             reset_states(model)
         params = [p for g in optimizer.param_groups for p in g["params"]]
         batches = iter_batches(train, self.batch_size, shuffle=self.shuffle, generator=shuffler, drop_last=self.stateful)
-        if show:
-            from tqdm import tqdm
-
-            batches = tqdm(batches, total=self._n_batches(train), desc=f"epoch {epoch + 1}/{self.epochs}", file=stream, leave=False)
+        for hook in hooks:
+            batches = hook.wrap_batches(batches, loop)
         # Sums stay on the device: no host synchronisation per batch.
         total = torch.zeros((), dtype=torch.float64, device=device)
         count = 0
