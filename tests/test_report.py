@@ -203,6 +203,7 @@ def test_chosen_weeks_and_a_bad_week(runs, tmp_path, capsys):
     bad.write_text('name = "x"\n[windows]\nsequence_length = 4\n[output]\nreport_weeks = ["next tuesday"]\n')
     with pytest.raises(Exception, match="next tuesday"):
         load_config(bad)
+    capsys.readouterr()  # the run's progress lines (a line per epoch off a terminal)
     assert main(["windows", str(bad)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "report_weeks" in err and "next tuesday" in err, err
