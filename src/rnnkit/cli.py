@@ -70,13 +70,14 @@ def _progress(quiet: bool) -> bool | None:
     return False if quiet else None  # None: a bar on a terminal, tqdm.auto in a notebook, else a line per epoch
 
 
-def _train_and_report(config, output: Path, data: tuple[str, ...], epochs: int | None, resume: bool, quiet: bool) -> None:
+def _train_and_report(config, output: Path, data: tuple[str, ...], epochs: int | None, resume: bool, quiet: bool,
+                      overwrite: bool = False) -> None:
     from rnnkit.experiment import run_report, run_experiment
 
     _use_run_folder(output)
     click.echo(f"run folder: {output}")
     metrics = run_experiment(config, output, data_paths=list(data) or None, epochs=epochs, resume=resume,
-                             progress=_progress(quiet), log=click.echo)
+                             overwrite=overwrite, progress=_progress(quiet), log=click.echo)
     click.echo("")
     click.echo(run_report(metrics, output))
 
@@ -87,13 +88,14 @@ def _train_and_report(config, output: Path, data: tuple[str, ...], epochs: int |
 @click.option("--data", multiple=True, type=click.Path(path_type=str),
               help="Jena file(s) to use instead of RNNKIT_DATA_DIR / the cache / the download.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override the number of epochs.")
+@click.option("--overwrite", is_flag=True, help="Replace the run that --output holds (its files are removed first).")
 @click.option("--quiet", is_flag=True, help="No progress output (bar or line per epoch).")
-def demo_command(output: Path | None, data: tuple[str, ...], epochs: int | None, quiet: bool) -> None:
+def demo_command(output: Path | None, data: tuple[str, ...], epochs: int | None, overwrite: bool, quiet: bool) -> None:
     """The main job: Jena temperature 24 h ahead, RNNs against honest baselines."""
     from rnnkit.demo import demo_config
 
     config = demo_config()
-    _train_and_report(config, output or _default_output("demo"), data, epochs, False, quiet)
+    _train_and_report(config, output or _default_output("demo"), data, epochs, False, quiet, overwrite)
 
 
 @app.command("train")
@@ -103,22 +105,26 @@ def demo_command(output: Path | None, data: tuple[str, ...], epochs: int | None,
 @click.option("--data", multiple=True, type=click.Path(path_type=str), help="Data file(s) instead of the config's.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override the number of epochs.")
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Continue the interrupted run in this folder from its last checkpoint.")
+              help="Continue the interrupted run in this folder from its last checkpoint (only that run).")
+@click.option("--overwrite", is_flag=True, help="Replace the run that --output holds (its files are removed first).")
 @click.option("--quiet", is_flag=True, help="No progress output (bar or line per epoch).")
 def train_command(config_path: str | None, output: Path | None, data: tuple[str, ...], epochs: int | None,
-                  resume_dir: Path | None, quiet: bool) -> None:
+                  resume_dir: Path | None, overwrite: bool, quiet: bool) -> None:
     """Train and compare the models of a TOML config; write a run folder."""
     from rnnkit.config import load_config
     from rnnkit.experiment import load_run
 
     if resume_dir is not None:
+        if overwrite or config_path is not None or output is not None:
+            raise click.UsageError("--resume RUN continues that run with its own config: give no CONFIG, "
+                                   "--output or --overwrite with it")
         config, _, _ = load_run(resume_dir)  # the run's own resolved config
         _train_and_report(config, resume_dir, data, epochs, True, quiet)
         return
     if config_path is None:
         raise click.UsageError("give a CONFIG file, or --resume RUN")
     config = load_config(config_path)
-    _train_and_report(config, output or _default_output(config.name), data, epochs, False, quiet)
+    _train_and_report(config, output or _default_output(config.name), data, epochs, False, quiet, overwrite)
 
 
 @app.command("evaluate")

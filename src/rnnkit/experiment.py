@@ -26,6 +26,7 @@ from torch import nn
 
 from rnnkit.config import ExperimentConfig
 from rnnkit.report import write_if_configured
+from rnnkit.rundir import release
 from rnnkit.runs import (  # load_run, load_trained: read a run folder back (the CLI and export use them here)
     Log, baseline_results, finish_run, load_run, load_trained, saved_model_results, start_run, train_models,
 )
@@ -39,20 +40,23 @@ def run_experiment(
     data_paths: list[str] | None = None,
     epochs: int | None = None,
     resume: bool = False,
+    overwrite: bool = False,
     progress: bool | None = None,
     log: Log = print,
 ) -> dict[str, Any]:
     """Train and score every model and baseline of ``config``; write the run folder ``output``.
 
     With ``resume=True`` the models that finished are read back and the one that was
-    interrupted continues from its last checkpoint.
+    interrupted continues from its last checkpoint (only the run the folder holds: same
+    config). A folder holding another run is refused unless ``overwrite=True`` (see
+    :mod:`rnnkit.rundir`).
 
     Returns:
         The content of ``metrics.json``.
     """
     task = task_for(config)
     task.prepare(data_paths)
-    out = start_run(output, task.config, task.scaler, task.data_used())
+    out = start_run(output, task.config, task.scaler, task.data_used(), resume=resume, overwrite=overwrite, log=log)
     log(task.describe())
     baselines = task.baselines()
     results = baseline_results(baselines, task.score)
@@ -65,6 +69,7 @@ def run_experiment(
     finish_run(out, metrics, trained.histories, loss_name=task.loss_name)
     task.finish(out, baselines, trained, metrics)
     write_if_configured(out)  # report.html, unless [output] report = false
+    release(out)  # the run's last file is written: another writer may have the folder now
     return metrics
 
 

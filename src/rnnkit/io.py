@@ -2,7 +2,8 @@
 
 Every file is written atomically: the bytes go to a temporary file in the same folder,
 are flushed and fsync'ed, then ``os.replace`` puts them in place, so a reader (or a run
-interrupted half-way) sees either the old file or the new one, never a torn one.
+interrupted half-way) sees either the old file or the new one, never a torn one. The file
+gets the mode any new file would (``0o666`` less the umask), not the temporary file's 0600.
 
 A model is two files: ``<stem>.safetensors`` (the weights) and ``<stem>.json`` (what the
 model is: its class, its ``get_config()`` when it has one, shapes, metadata). Weights are
@@ -65,6 +66,8 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
         raise FileNotFoundError(f"folder {str(folder)!r} does not exist (writing {str(path)!r})")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     try:
+        if hasattr(os, "fchmod"):  # mkstemp makes 0600; a file of the run is any file under the umask
+            os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -76,6 +79,20 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
         raise
     _fsync_folder(folder)
     return path
+
+
+def _umask() -> int:
+    # Read without changing it where the system says it (Linux), else set-and-restore.
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _fsync_folder(folder: Path) -> None:

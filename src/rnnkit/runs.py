@@ -36,6 +36,7 @@ from rnnkit.data import Standardizer
 from rnnkit.errors import RnnkitError
 from rnnkit.io import load_weights, read_json, read_model_json, save_model, write_json_atomic, write_text_atomic
 from rnnkit.tasks import TASKS, task_class, task_for
+from rnnkit import rundir
 from rnnkit.training import Trainer
 from rnnkit.training.trainer import History
 
@@ -55,14 +56,17 @@ def slug(name: str) -> str:
 
 
 def start_run(output: str | Path, config: ExperimentConfig, scaler: Any = None,
-              data_used: dict[str, Any] | None = None) -> Path:
-    """Make the run folder and write the resolved ``config.json`` (and ``scaler.json`` when given).
+              data_used: dict[str, Any] | None = None, *, resume: bool = False, overwrite: bool = False,
+              log: Log | None = None) -> Path:
+    """Claim the run folder (:func:`rnnkit.rundir.claim`: identity first, lock), then write the
+    resolved ``config.json`` (and ``scaler.json`` when given).
 
     ``data_used`` (the files read and their resolution) goes into ``config.json`` as its own
-    top-level table ``data_used``, which loading the config again leaves out.
+    top-level table ``data_used``, which loading the config again leaves out. ``resume`` continues
+    only the run the folder holds; ``overwrite`` replaces the run a folder holds.
     """
     out = Path(output)
-    out.mkdir(parents=True, exist_ok=True)
+    rundir.claim(out, config.to_dict(), resume=resume, overwrite=overwrite, log=log)
     write_json_atomic(out / "config.json", {**config.to_dict(), **({"data_used": data_used} if data_used else {})})
     if scaler is not None:
         write_json_atomic(out / "scaler.json", scaler.to_dict())
