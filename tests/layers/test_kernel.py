@@ -244,9 +244,10 @@ def test_stateful_halves_and_bidirectional_run_the_kernel(compiled, name):
 def test_two_threads_equal_one_thread(compiled):
     layer = GRU(12, return_sequences=True, input_size=4, recurrent_dropout=0.3).double().train()
     _randomize(layer, 7)
-    mask = (torch.rand(40, 12, generator=torch.Generator().manual_seed(1)) > 0.3).double() / 0.7
+    # 150 rows: two chunks of 75 (a chunk has at least 64 rows)
+    mask = (torch.rand(150, 12, generator=torch.Generator().manual_seed(1)) > 0.3).double() / 0.7
     layer._draw_masks = lambda batch, like: (None, mask)
-    x = torch.randn(40, 6, 4, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(150, 6, 4, dtype=torch.float64, requires_grad=True)
     one = _loss_and_grads(layer, x, None)
     threads = torch.get_num_threads()
     torch.set_num_threads(2)

@@ -486,9 +486,11 @@ void backward_rows(const Problem<T>& p, const Grads<T>& g, int64_t chunk, int64_
   }
 }
 
-// Rows per thread: the batch is split into contiguous chunks, one per thread.
+// Rows per thread: the batch is split into contiguous chunks, one per thread, of at least 64
+// rows: below that a thread's share of a step is too small to pay for waiting on the other
+// threads (on a busy machine a descheduled thread stalls the whole call).
 int64_t chunk_count(int64_t batch) {
-  return std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), (batch + 7) / 8));
+  return std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), (batch + 63) / 64));
 }
 
 template <typename F>
