@@ -394,3 +394,14 @@ def test_gradcheck_with_a_mask(compiled, name):
 
     assert torch.autograd.gradcheck(run, (x, *[p.detach().requires_grad_() for p in params.values()]))
     assert compiled and set(compiled) == {name}
+
+
+def test_no_compiler_loads_a_cached_build_or_says_why(compiled, monkeypatch, tmp_path):
+    from torch.utils import cpp_extension
+
+    kernel.extension()  # a finished build exists
+    monkeypatch.setattr(kernel, "_compiler", lambda: None)
+    assert kernel._build().forward is not None  # the cached build needs no compiler
+    monkeypatch.setattr(cpp_extension, "_get_build_directory", lambda name, verbose: str(tmp_path / name))
+    with pytest.raises(RuntimeError, match=r"^no C\+\+ compiler \(.*\) on PATH$"):
+        kernel._build()

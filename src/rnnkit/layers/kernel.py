@@ -134,9 +134,6 @@ def _build() -> ModuleType:
 
     if platform.system() != "Linux":
         raise RuntimeError(f"the kernel is built on Linux only, this is {platform.system()}")
-    compiler = _compiler()
-    if compiler is None:
-        raise RuntimeError(f"no C++ compiler ({os.environ.get('CXX', 'c++')}) on PATH")
     name = build_name()
     # ninja comes with rnnkit (pip package), next to this Python, which need not be on PATH
     path = os.environ.get("PATH", "")
@@ -161,6 +158,8 @@ def _build() -> ModuleType:
             spec.loader.exec_module(module)
             load_seconds["warm"] = time.perf_counter() - start
             return module
+        if _compiler() is None:
+            raise RuntimeError(f"no C++ compiler ({os.environ.get('CXX', 'c++')}) on PATH")
         cold = not library.exists()
         if cold:
             _notice(f"compiling the CPU kernel once (about half a minute), cached in {folder.parent}")
