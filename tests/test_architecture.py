@@ -127,8 +127,9 @@ def test_the_registry_names_a_module_for_every_task_and_each_is_a_task_module():
 
 
 @pytest.mark.parametrize("module", TASK_MODULES)
-def test_a_task_module_imports_nothing_from_the_command_layer_or_another_task(module):
-    wrong = GRAPH[module] & (COMMAND_LAYER | set(TASK_MODULES))
+def test_a_task_module_imports_nothing_from_the_command_layer(module):
+    # A task may build on another (quantile extends regression); the circle test keeps that one-way.
+    wrong = GRAPH[module] & COMMAND_LAYER
     assert not wrong, f"{module} imports {sorted(wrong)}"
 
 

@@ -20,6 +20,9 @@ from rnnkit.errors import RnnkitError
 from rnnkit.training.batches import as_data, iter_batches
 
 
+__all__ = ["LinearBaseline", "MajorityClass", "MeanBaseline", "Persistence", "ResidualTarget", "SameAsNow",
+           "SeasonalPersistence", "naive_dense"]
+
 def _target_indices(target_index: int | Sequence[int]) -> list[int]:
     indices = [target_index] if isinstance(target_index, int) and not isinstance(target_index, bool) else target_index
     if not isinstance(indices, (list, tuple)) or not indices or not all(

@@ -53,6 +53,9 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 
+__all__ = ["ClassificationConfig", "DataConfig", "ExperimentConfig", "ModelConfig", "QuantileConfig", "TaggingConfig",
+           "TrainingConfig", "WindowConfig", "load_config", "parse_config"]
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
@@ -121,7 +124,8 @@ class TrainingConfig(_Strict):
     optimizer: Literal["adam", "rmsprop", "sgd"] = "adam"
     learning_rate: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
-    loss: Literal["mse", "mae", "huber", "cross_entropy"] = "mae"  # cross_entropy: task = "classification" only
+    # cross_entropy: task = "classification"/"tagging" only; pinball: task = "quantile" only (set there by default)
+    loss: Literal["mse", "mae", "huber", "cross_entropy", "pinball"] = "mae"
     batch_size: int = Field(32, ge=1)
     epochs: int = Field(20, ge=1)
     shuffle: bool = True
@@ -239,12 +243,29 @@ MULTISTEP_BASELINES = ("persistence", "repeat_last_day", "mean", "linear")
 PLACEHOLDERS = {("Embedding", "input_dim"): "vocabulary", ("Dense", "units"): "tags"}
 
 
+class QuantileConfig(_Strict):
+    """The levels of ``task = "quantile"``: the models forecast these quantiles of the target (pinball loss).
+
+    The median (0.5, which must be among them) is scored like any forecast (MAE, skill); the outer
+    pair bounds the interval whose coverage and width are reported (0.1 and 0.9: an 80% interval).
+    """
+
+    levels: list[float] = Field(default_factory=lambda: [0.1, 0.5, 0.9])
+
+    @field_validator("levels")
+    @classmethod
+    def _levels(cls, v: list[float]) -> list[float]:
+        if len(v) < 3 or 0.5 not in v or any(not 0 < q < 1 for q in v) or any(b <= a for a, b in zip(v, v[1:])):
+            raise ValueError(f"must be at least 3 increasing levels in (0, 1) with 0.5 among them, got {v}")
+        return v
+
+
 class ExperimentConfig(_Strict):
     """A whole run: data, windows, training, baselines and the models to compare."""
 
     name: str = "experiment"
     description: str = ""
-    task: Literal["regression", "classification", "tagging"] = "regression"
+    task: Literal["regression", "classification", "tagging", "quantile"] = "regression"
     data: DataConfig = Field(default_factory=DataConfig)
     windows: WindowConfig | None = None  # needed by every task but "tagging" (whole sentences)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
@@ -254,6 +275,7 @@ class ExperimentConfig(_Strict):
     )
     classification: ClassificationConfig | None = None  # task = "classification": its defaults when left out
     tagging: TaggingConfig | None = None  # task = "tagging": its defaults when left out
+    quantile: QuantileConfig | None = None  # task = "quantile": its defaults when left out
     models: list[ModelConfig] = Field(default_factory=list)
     published: PublishedConfig | None = None  # reference numbers (the course's, Chollet's) shown beside the run's
     output: OutputConfig = Field(default_factory=OutputConfig)
@@ -267,6 +289,40 @@ class ExperimentConfig(_Strict):
                 if row.run_as is not None and row.run_as not in names:
                     raise ValueError(f"published.rows[{i}].run_as must name a model or baseline of this config "
                                      f"({names}), got {row.run_as!r}")
+        return self
+
+    @model_validator(mode="after")
+    def _quantile_settings(self) -> ExperimentConfig:
+        quantile = self.task == "quantile"
+        losses = [("training.loss", self.training.loss)] + [
+            (f"models[{i}].training.loss", m.training.loss) for i, m in enumerate(self.models)
+            if m.training.loss is not None]
+        if not quantile:
+            if self.quantile is not None:
+                raise ValueError(f"quantile: settings need task = 'quantile', got task = {self.task!r}")
+            for key, loss in losses:
+                if loss == "pinball":
+                    raise ValueError(f"{key} 'pinball' needs task = 'quantile', got task = {self.task!r}")
+            return self
+        if self.quantile is None:
+            self.quantile = QuantileConfig()
+        if "loss" not in self.training.model_fields_set:
+            self.training = self.training.model_copy(update={"loss": "pinball"})
+        for key, loss in [("training.loss", self.training.loss)] + losses[1:]:
+            if loss != "pinball":
+                raise ValueError(f"{key} must be 'pinball' when task = 'quantile', got {loss!r}")
+        if "baselines" not in self.model_fields_set:
+            self.baselines = ["persistence"]
+        wrong = [b for b in self.baselines if b != "persistence"]
+        if wrong:
+            raise ValueError(f"baselines for task = 'quantile' must be among ['persistence'] (it has an empirical "
+                             f"interval), got {wrong}")
+        w = self.windows
+        if w is not None and (w.return_sequences or w.target_length > 1):
+            raise ValueError("windows: task = 'quantile' forecasts one value per window (target_length = 1, "
+                             "return_sequences = false)")
+        if self.training.stateful or any(m.training.stateful for m in self.models):
+            raise ValueError("training.stateful: stateful training has no quantile path yet, got true")
         return self
 
     @model_validator(mode="after")

@@ -68,6 +68,9 @@ def _scalar_loss(out: torch.Tensor, y: torch.Tensor | None, loss: LossArg) -> to
     return _per_example_sum(error.square() if loss == "mse" else error.abs())
 
 
+__all__ = ["GradientPicture", "config_windows", "describe_gradients", "gradient_flow", "gradient_picture",
+           "long_dependency_task", "set_remember_bias"]
+
 def gradient_flow(
     model: nn.Module,
     x: torch.Tensor,

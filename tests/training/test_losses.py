@@ -58,7 +58,7 @@ def test_keras_long_names(alias, name):
 
 
 def test_unknown_loss_is_named():
-    with pytest.raises(ValueError, match="loss must be one of mse, mae, huber, cross_entropy, got 'hinge'"):
+    with pytest.raises(ValueError, match="loss must be one of mse, mae, huber, cross_entropy, pinball, got 'hinge'"):
         get_loss("hinge")
 
 

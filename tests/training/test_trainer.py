@@ -468,7 +468,7 @@ def test_hooks_must_be_hooks():
         ({"learning_rate": 0}, "learning_rate must be a finite number > 0, got 0"),
         ({"learning_rate": float("nan")}, "learning_rate must be a finite number > 0, got nan"),
         ({"weight_decay": -0.1}, "weight_decay must be a finite number >= 0, got -0.1"),
-        ({"loss": "hinge"}, "loss must be one of mse, mae, huber, cross_entropy, got 'hinge'"),
+        ({"loss": "hinge"}, "loss must be one of mse, mae, huber, cross_entropy, pinball, got 'hinge'"),
         ({"batch_size": 0}, "batch_size must be a positive integer, got 0"),
         ({"batch_size": 2.5}, "batch_size must be a positive integer, got 2.5"),
         ({"epochs": 0}, "epochs must be a positive integer, got 0"),

@@ -23,6 +23,7 @@ TASKS: dict[str, str] = {
     "regression": "rnnkit.tasks.regression",
     "classification": "rnnkit.tasks.classification",
     "tagging": "rnnkit.tasks.tagging",
+    "quantile": "rnnkit.tasks.quantile",
 }
 
 

@@ -20,7 +20,7 @@ from rnnkit.errors import RnnkitError
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
-LOSSES = ("mse", "mae", "huber", "cross_entropy")
+LOSSES = ("mse", "mae", "huber", "cross_entropy", "pinball")
 _ALIASES = {
     "mean_squared_error": "mse",
     "mean_absolute_error": "mae",
@@ -144,7 +144,40 @@ def balanced_class_weight(labels: Sequence[int] | torch.Tensor, classes: int) ->
     return torch.where(counts > 0, y.numel() / (classes * counts.clamp(min=1)), torch.zeros_like(counts))
 
 
-_BY_NAME: dict[str, LossFn] = {"mse": mse, "mae": mae, "huber": huber, "cross_entropy": cross_entropy}
+def pinball(prediction: torch.Tensor, target: torch.Tensor, quantiles: Sequence[float] | torch.Tensor = (0.5,)) -> torch.Tensor:
+    """Pinball (quantile) loss over Q levels: mean of max(q·e, (q − 1)·e), e = target − prediction.
+
+    Minimised by the q-quantile of the target's distribution: below it an error costs q, above
+    it 1 − q. At q = 0.5 it is half the MAE.
+
+    Shapes: ``prediction (batch, Q)``, ``target (batch, 1)`` or ``(batch,)``; ``quantiles`` Q levels in (0, 1).
+
+    Example:
+        >>> pinball(torch.tensor([[1.0, 2.0, 3.0]]), torch.tensor([[2.5]]), [0.1, 0.5, 0.9])  # e = 1.5, 0.5, -0.5
+        tensor(0.1333)
+    """
+    q = torch.as_tensor(quantiles, dtype=prediction.dtype, device=prediction.device)
+    if prediction.dim() != 2 or prediction.shape[1] != q.numel():
+        raise RnnkitError(f"pinball needs predictions (batch, {q.numel()}) for {q.numel()} quantiles, "
+                          f"got {tuple(prediction.shape)}")
+    error = target.reshape(-1, 1).to(prediction.dtype) - prediction  # (batch, Q)
+    return torch.maximum(q * error, (q - 1) * error).mean()
+
+
+def check_quantiles(quantiles: Sequence[float] | torch.Tensor) -> list[float]:
+    """Quantile levels, checked: a non-empty increasing list of numbers in (0, 1).
+
+    Example:
+        >>> check_quantiles([0.1, 0.5, 0.9])
+        [0.1, 0.5, 0.9]
+    """
+    values = [float(q) for q in quantiles] if not isinstance(quantiles, (str, bytes)) else []
+    if not values or any(not 0 < q < 1 for q in values) or any(b <= a for a, b in zip(values, values[1:])):
+        raise ValueError(f"quantiles must be increasing levels in (0, 1), got {list(quantiles) if values else quantiles!r}")
+    return values
+
+
+_BY_NAME: dict[str, LossFn] = {"mse": mse, "mae": mae, "huber": huber, "cross_entropy": cross_entropy, "pinball": pinball}
 
 
 def canonical_loss_name(name: str) -> str:

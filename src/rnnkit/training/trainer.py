@@ -26,7 +26,9 @@ from rnnkit.training.batches import BatchSequence, as_data, check_finite, count_
 from rnnkit.training.callbacks import BestTracker, EarlyStopping, ReduceLROnPlateau
 from rnnkit.training.hooks import Checkpointing, Hook, Loop, progress_hook
 from rnnkit.training.inference import model_device, predict, reset_states
-from rnnkit.training.losses import canonical_loss_name, check_class_weight, cross_entropy, get_loss, match_target
+from rnnkit.training.losses import (
+    canonical_loss_name, check_class_weight, check_quantiles, cross_entropy, get_loss, match_target, pinball,
+)
 
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 
@@ -165,6 +167,8 @@ class Trainer:
             validation MAE in data units (default ``None``).
         hooks: more :class:`rnnkit.training.hooks.Hook` objects run by the loop, after the progress
             output and before the checkpoint (default none).
+        quantiles: with ``loss="pinball"`` (and only with it), the levels of the model's Q outputs,
+            increasing in (0, 1), e.g. ``[0.1, 0.5, 0.9]`` (:func:`rnnkit.training.losses.pinball`).
         class_weight: with ``loss="cross_entropy"``, one weight per class: each example's loss is
             multiplied by its true class's weight (Keras's ``class_weight``; see
             :func:`rnnkit.training.losses.balanced_class_weight`), in training and in ``val_loss``,
@@ -209,6 +213,7 @@ class Trainer:
         check_finite: bool = True,
         describe_epoch: Any = None,
         hooks: Sequence[Hook] = (),
+        quantiles: Sequence[float] | None = None,
     ) -> None:
         if not isinstance(optimizer, str) or optimizer.lower() not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
@@ -272,6 +277,13 @@ class Trainer:
             weight = check_class_weight(class_weight)
             self.class_weight = weight.tolist()
             self._loss_fn = functools.partial(cross_entropy, class_weight=weight)
+        self.quantiles: list[float] | None = None
+        if (quantiles is None) != (self.loss != "pinball"):
+            raise ValueError(f"quantiles go with loss='pinball' and only with it, got loss={self.loss!r} and "
+                             f"quantiles={quantiles!r}")
+        if quantiles is not None:
+            self.quantiles = check_quantiles(quantiles)
+            self._loss_fn = functools.partial(pinball, quantiles=self.quantiles)
 
     # --- settings that a resumed run must share with the run it continues ---------------------
     def settings(self) -> dict[str, Any]:
@@ -292,6 +304,7 @@ class Trainer:
             "seed": self.seed,
             "stateful": self.stateful,
             "class_weight": self.class_weight,
+            **({"quantiles": self.quantiles} if self.quantiles is not None else {}),
             "flush_denormal": self.flush_denormal,
         }
 
@@ -550,6 +563,8 @@ class Trainer:
                     out = model(x)
                     loss_sum += self._loss_fn(out, y).double() * x.shape[0]
                     n += x.shape[0]
+                    if self.loss == "pinball":  # Q quantiles per target: only the loss is defined
+                        continue
                     if self.loss == "cross_entropy":
                         correct += (out.argmax(-1) == y.reshape(out.shape[:-1]).long()).double().sum()
                         n_values += out.shape[:-1].numel()
@@ -563,6 +578,8 @@ class Trainer:
         if n == 0:
             raise RnnkitError(f"no batch to evaluate (batch_size={self.batch_size}, stateful={self.stateful})")
         result = {"loss": float(loss_sum) / n}
+        if self.loss == "pinball":
+            return result
         if self.loss == "cross_entropy":
             result["accuracy"] = float(correct) / n_values
         else:
