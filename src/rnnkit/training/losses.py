@@ -154,7 +154,7 @@ def pinball(prediction: torch.Tensor, target: torch.Tensor, quantiles: Sequence[
 
     Example:
         >>> pinball(torch.tensor([[1.0, 2.0, 3.0]]), torch.tensor([[2.5]]), [0.1, 0.5, 0.9])  # e = 1.5, 0.5, -0.5
-        tensor(0.1333)
+        tensor(0.1500)
     """
     q = torch.as_tensor(quantiles, dtype=prediction.dtype, device=prediction.device)
     if prediction.dim() != 2 or prediction.shape[1] != q.numel():
