@@ -7,6 +7,15 @@ import pytest
 import torch
 
 
+def pytest_sessionstart(session):
+    # Build (or load) rnnkit's compiled CPU kernel before any test captures output, so that its
+    # one line on stderr (compiling once; or why PyTorch's path runs) never lands in a test's stderr.
+    from rnnkit.layers import kernel
+
+    if kernel.kernel_mode() != "torch":
+        kernel.extension()
+
+
 @pytest.fixture
 def seed():
     """Seed torch and numpy; returns a numpy Generator for test data."""
