@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -324,3 +325,32 @@ def test_a_full_disk_is_one_line_exit_2(tmp_path, csv, capsys, monkeypatch):
     config = write_config(tmp_path, csv, training={"epochs": 1})
     one_line(capsys, ["train", config, "--output", tmp_path / "run", "--quiet"], "No space left on device",
              "metrics.json")
+
+
+# --- door: data files (more) ----------------------------------------------------------------------
+def test_files_of_different_sampling_steps_are_refused(tmp_path, csv, capsys):
+    ten = write_jena_csv(tmp_path / "ten.csv", days=2)
+    lines = ten.read_text().splitlines()
+    stamps = pd.date_range("2020-03-01 00:10", periods=len(lines) - 1, freq="10min").strftime("%d.%m.%Y %H:%M:%S")
+    ten.write_text("\n".join([lines[0], *[s + line[19:] for s, line in zip(stamps, lines[1:])]]) + "\n")
+    one_line(capsys, ["data", csv, ten], "different sampling steps (hourly.csv: 0 days 01:00:00, ten.csv: 0 days 00:10:00)")
+
+
+def test_a_block_at_another_step_inside_a_file_is_refused(tmp_path, csv, capsys):
+    lines = csv.read_text().splitlines()
+    late = pd.date_range("2021-01-01 00:00", periods=60, freq="10min").strftime("%d.%m.%Y %H:%M:%S")
+    mixed = tmp_path / "mixed.csv"
+    mixed.write_text("\n".join([*lines, *[s + line[19:] for s, line in zip(late, lines[1:61])]]) + "\n")
+    one_line(capsys, ["data", mixed], "mixed.csv: rows at two sampling steps: 0 days 01:00:00 for most, 0 days 00:10:00")
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "latin-1", "utf-16"])
+def test_every_encoding_gives_the_same_column_names(tmp_path, encoding):
+    from rnnkit.datasets.jena import read_jena_file
+
+    text = '"Date Time","SWDR (W/m²)","T (degC)"\n01.01.2025 00:10:00, 1.5, -2.0\n01.01.2025 00:20:00, 2.5, -2.5\n'
+    path = tmp_path / "mpi_roof.csv"
+    path.write_bytes(text.encode(encoding))
+    frame = read_jena_file(path)
+    assert list(frame.columns) == ["SWDR (W/m²)", "T (degC)"]
+    assert frame["SWDR (W/m²)"].tolist() == [1.5, 2.5]

@@ -85,9 +85,34 @@ def sampling_step(index: pd.DatetimeIndex) -> pd.Timedelta | None:
     return pd.Timedelta(int(values[np.argmax(counts)]), unit="ns")
 
 
+# A run of this many consecutive steps of one other size, and at least MIXED_SHARE of the file's rows,
+# is a block sampled at another rate. (The 2009-2016 hourly record holds one run of 61 half-hour
+# steps in 70,067: a quirk of the record, kept, and shown as its own segments.)
+MIXED_RUN = 3
+MIXED_SHARE = 0.1
+
+
+def _check_steps_within(index: pd.DatetimeIndex, path: Path) -> None:
+    # Gaps are irregular; a run of equal steps that differ from the file's own is a block sampled
+    # at another rate (an hourly export pasted after a 10-minute one), which would interleave silently.
+    modal = sampling_step(index)
+    if modal is None:
+        return
+    steps = np.diff(index.sort_values().unique().as_unit("ns").asi8)
+    other = steps != modal.value
+    run = 0
+    for i, (is_other, step) in enumerate(zip(other, steps, strict=True)):
+        run = run + 1 if is_other and i > 0 and steps[i - 1] == step else (1 if is_other else 0)
+        if run >= max(MIXED_RUN, MIXED_SHARE * len(steps)):
+            raise RnnkitError(f"{path}: rows at two sampling steps: {modal} for most, {pd.Timedelta(int(step), unit='ns')} "
+                              f"from {index.sort_values().unique()[i + 1 - run]} on; resample the file to one step first")
+
+
 def check_one_step(frames: list[pd.DataFrame], paths: list[Path]) -> None:
     """Refuse files whose sampling steps differ (an hourly and a 10-minute export joined would
     interleave silently); name each file's step."""
+    for frame, path in zip(frames, paths, strict=True):
+        _check_steps_within(frame.index, path)
     steps = [sampling_step(f.index) for f in frames]
     known = {s for s in steps if s is not None}
     if len(known) > 1:
