@@ -129,11 +129,18 @@ def train_command(config_path: str | None, output: Path | None, data: tuple[str,
 
 @app.command("evaluate")
 @click.argument("run_dir", type=click.Path(path_type=Path))
-def evaluate_command(run_dir: Path) -> None:
-    """Score every model of a run again on its validation and test data and print the table."""
+@click.option("--data", multiple=True, type=click.Path(path_type=str),
+              help="Score on these files instead (each alone, every window, against persistence on the same windows).")
+def evaluate_command(run_dir: Path, data: tuple[str, ...]) -> None:
+    """Score every model of a run again on its validation and test data (or on --data files) and print the table."""
     from rnnkit.experiment import evaluate_run, metrics_table
 
     _use_run_folder(run_dir)
+    if data:
+        from rnnkit.transfer import evaluate_on_files, transfer_table
+
+        click.echo(transfer_table(evaluate_on_files(run_dir, list(data))))
+        return
     click.echo(metrics_table(evaluate_run(run_dir)))
 
 
