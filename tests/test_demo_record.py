@@ -1,0 +1,47 @@
+"""`rnnkit demo`: Chollet's protocol on the embedded record, whatever RNNKIT_DATA_DIR holds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from rnnkit.datasets.jena import EMBEDDED_JENA
+from rnnkit.demo import demo_config, use_demo_threads
+from rnnkit.experiment import load_frame, make_baselines, prepare
+from rnnkit.training import predict
+
+
+def test_the_demo_reads_the_record_even_with_station_exports_in_the_data_dir(monkeypatch, tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "mpi_roof_2024.csv").write_text("not read\n", encoding="ascii")  # as the Makefile's folder holds
+    monkeypatch.setenv("RNNKIT_DATA_DIR", str(folder))
+    config = demo_config()
+    prepared = prepare(config, load_frame(config))
+    assert prepared.frame.attrs["files"] == [str(EMBEDDED_JENA)] and len(prepared.frame) == 70_092
+    assert (config.windows.sequence_length, config.windows.horizon, config.data.split) == (120, 24, [0.5, 0.25, 0.25])
+    persistence = make_baselines(config, prepared)["persistence"]
+    for part, book in (("val", 2.44), ("test", 2.62)):
+        w = prepared.windows[part]
+        mae = np.abs(prepared.to_units(predict(persistence, w.x, 4096)) - prepared.to_units(w.y)).mean()
+        assert mae == pytest.approx(book, abs=0.01)
+    published = {r.run_as: (r.mae_val, r.mae_test) for r in config.published.rows if r.run_as}
+    assert published == {"persistence": (2.44, 2.62), "LSTM(16)": (None, 2.55)}
+    names = [m.name for m in config.models]
+    assert [n.split("(")[0] for n in names[:3]] == ["SimpleRNN", "LSTM", "GRU"] and names[3].startswith("recipe")
+
+
+def test_the_demo_trains_on_one_thread_unless_the_user_chose(monkeypatch):
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        torch.set_num_threads(2)
+        use_demo_threads()
+        assert torch.get_num_threads() == 1
+        monkeypatch.setenv("OMP_NUM_THREADS", "2")
+        torch.set_num_threads(2)
+        use_demo_threads()
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
