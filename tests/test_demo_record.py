@@ -8,7 +8,8 @@ import torch
 
 from rnnkit.datasets.jena import EMBEDDED_JENA
 from rnnkit.demo import demo_config, use_demo_threads
-from rnnkit.experiment import load_frame, make_baselines, prepare
+from rnnkit.tasks.regression import make_baselines
+from rnnkit.tasks.series import load_frame, prepare
 from rnnkit.training import predict
 
 
