@@ -154,7 +154,7 @@ def test_residual_target_learns_a_change_the_trainer_can_fit():
     y = x[:, -1] + 1.0
     torch.manual_seed(0)
     model = ResidualTarget(nn.Sequential(nn.Flatten(), nn.Linear(3, 1)), target_index=0)
-    Trainer(optimizer="sgd", learning_rate=0.1, epochs=40, batch_size=16).fit(model, (x, y))
+    Trainer(optimizer="sgd", loss="mse", learning_rate=0.1, epochs=40, batch_size=16).fit(model, (x, y))
     assert score(model, (x, y))["mae"] < 0.01
 
 

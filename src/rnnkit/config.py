@@ -46,6 +46,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
 from rnnkit.errors import RnnkitError
+from rnnkit.training.settings import TrainingConfig
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -116,26 +117,6 @@ class WindowConfig(_Strict):
     # Multi-step: the next target_length rows (horizon, horizon + sampling_rate, ...) from one window;
     # y (examples, K, 1), models end with Dense(K) (the direct forecaster). rnnkit.multistep.
     target_length: int = Field(1, ge=1)
-
-
-class TrainingConfig(_Strict):
-    """Trainer settings (rk.training.Trainer)."""
-
-    optimizer: Literal["adam", "rmsprop", "sgd"] = "adam"
-    learning_rate: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
-    # cross_entropy: task = "classification"/"tagging" only; pinball: task = "quantile" only (set there by default)
-    loss: Literal["mse", "mae", "huber", "cross_entropy", "pinball"] = "mae"
-    batch_size: int = Field(32, ge=1)
-    epochs: int = Field(20, ge=1)
-    shuffle: bool = True
-    clip_grad_norm: float | None = Field(None, gt=0)
-    early_stopping_patience: int | None = Field(None, ge=1)
-    restore_best: bool = True
-    lr_plateau_patience: int | None = Field(None, ge=1)
-    stateful: bool = False  # contiguous streams, no shuffling, states carried across batches
-    seed: int = 0
-    check_finite: bool = True  # NaN/inf in inputs, targets or a loss stops training, naming split and window
 
 
 TrainingOverrides = create_model(

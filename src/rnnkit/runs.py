@@ -136,7 +136,7 @@ def train_models(
             settings["epochs"] = epochs
         if settings["stateful"]:  # row b of batch k+1 continues row b of batch k: the order is the data
             settings["shuffle"] = False
-        trainer = Trainer(**settings, **(trainer_options or {}), progress=progress,
+        trainer = Trainer.from_config(TrainingConfig.model_validate(settings), **(trainer_options or {}), progress=progress,
                           describe_epoch=describe_epoch(training) if describe_epoch is not None else None,
                           checkpoint_dir=model_dir / "checkpoint")
         torch.manual_seed(trainer.seed)  # the initial weights repeat too, not only the training

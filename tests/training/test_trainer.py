@@ -210,7 +210,7 @@ def test_plateau_halves_the_learning_rate_after_patience_epochs():
     x, y = linear_data()
     # val targets that no model can fit better over time: random and unrelated.
     xv, yv = x[:32], torch.randn(32, 1, generator=torch.Generator().manual_seed(5)) * 10
-    history = Trainer(epochs=6, lr_plateau_patience=1, lr_factor=0.5, learning_rate=0.01, seed=0).fit(mlp(0.0), (x, y), (xv, yv))
+    history = Trainer(loss="mse", epochs=6, lr_plateau_patience=1, lr_factor=0.5, learning_rate=0.01, seed=0).fit(mlp(0.0), (x, y), (xv, yv))
     lrs, vals = history["lr"], history["val_loss"]
     # Replay the rule on the recorded validation losses.
     expected, best, wait, lr = [], math.inf, 0, 0.01
@@ -234,7 +234,7 @@ def test_gradient_clipping_bounds_the_norm_of_the_step():
         torch.manual_seed(0)
         model = nn.Linear(3, 1)
         before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
-        Trainer(optimizer="sgd", learning_rate=1.0, epochs=1, batch_size=1, clip_grad_norm=clip).fit(model, (x, y))
+        Trainer(optimizer="sgd", loss="mse", learning_rate=1.0, epochs=1, batch_size=1, clip_grad_norm=clip).fit(model, (x, y))
         after = torch.cat([p.detach().flatten() for p in model.parameters()])
         step = (after - before).norm().item()
         if bounded:
@@ -248,7 +248,7 @@ def test_weight_decay_is_decoupled_and_applied_before_the_step():
     with torch.no_grad():
         model.weight.fill_(2.0)
     x, y = torch.tensor([[1.0]]), torch.tensor([[0.0]])
-    Trainer(optimizer="sgd", learning_rate=0.1, weight_decay=0.5, epochs=1, batch_size=1).fit(model, (x, y))
+    Trainer(optimizer="sgd", loss="mse", learning_rate=0.1, weight_decay=0.5, epochs=1, batch_size=1).fit(model, (x, y))
     # gradient of (w·1 − 0)² at w=2 is 4; decay first: 2·(1 − 0.1·0.5) = 1.9; then 1.9 − 0.1·4 = 1.5
     assert model.weight.item() == pytest.approx(1.5, abs=1e-6)
 
@@ -526,3 +526,18 @@ def test_a_model_that_cannot_build_itself_is_refused():
 
     with pytest.raises(RnnkitError, match=r"layers without weights yet \(GRU\)"):
         Trainer(epochs=1).fit(Wrapper(), (torch.randn(8, 5, 3), torch.randn(8, 1)))
+
+
+def test_one_settings_object_one_set_of_defaults():
+    import inspect
+
+    from rnnkit.config import ExperimentConfig
+    from rnnkit.training.settings import TrainingConfig
+
+    assert ExperimentConfig.model_fields["training"].annotation is TrainingConfig  # the config's [training]
+    signature = inspect.signature(Trainer.__init__).parameters
+    for name, field in TrainingConfig.model_fields.items():
+        assert signature[name].default == field.default, name  # every setting is a Trainer argument, same default
+    trainer = Trainer.from_config(TrainingConfig(loss="huber", epochs=3), progress=False)
+    assert (trainer.loss, trainer.epochs, trainer.shuffle, trainer.progress) == ("huber", 3, True, False)
+    assert (Trainer().loss, Trainer().epochs) == ("mae", 20)

@@ -24,6 +24,7 @@ from rnnkit.errors import RnnkitError, check_bool
 from rnnkit.training import checkpoint as ckpt
 from rnnkit.training.batches import BatchSequence, as_data, check_finite, count_examples, iter_batches
 from rnnkit.training.callbacks import BestTracker, EarlyStopping, ReduceLROnPlateau
+from rnnkit.training.settings import TrainingConfig, default
 from rnnkit.training.hooks import Checkpointing, Hook, Loop, progress_hook
 from rnnkit.training.inference import model_device, predict, reset_states
 from rnnkit.training.losses import (
@@ -141,9 +142,12 @@ class Trainer:
         learning_rate: > 0 (default 1e-3).
         weight_decay: decoupled weight decay as in Keras, ``w -= learning_rate · weight_decay · w``
             before each step, for every optimizer (default 0).
-        loss: ``"mse"``, ``"mae"``, ``"huber"`` or ``"cross_entropy"`` (default ``"mse"``).
+        loss: ``"mse"``, ``"mae"``, ``"huber"``, ``"cross_entropy"`` or ``"pinball"`` (default ``"mae"``).
         batch_size: examples per batch (default 32; ignored for data given as a batch sequence).
-        epochs: number of epochs (default 10).
+        epochs: number of epochs (default 20).
+
+    Every default is :class:`rnnkit.training.settings.TrainingConfig`'s, the settings object of a
+    config's ``[training]`` (:meth:`from_config` builds a Trainer from one).
         shuffle: shuffle the examples each epoch; ``None`` (default) means "yes, unless stateful".
         clip_grad_norm: clip the global gradient norm to this value (default ``None``: no clipping).
         early_stopping_patience: stop after this many epochs without improvement of the
@@ -191,26 +195,26 @@ class Trainer:
 
     def __init__(
         self,
-        optimizer: str = "adam",
-        learning_rate: float = 1e-3,
-        weight_decay: float = 0.0,
-        loss: str = "mse",
-        batch_size: int = 32,
-        epochs: int = 10,
-        shuffle: bool | None = None,
-        clip_grad_norm: float | None = None,
-        early_stopping_patience: int | None = None,
-        restore_best: bool = True,
-        lr_plateau_patience: int | None = None,
-        lr_factor: float = 0.5,
-        seed: int = 0,
+        optimizer: str = default("optimizer"),
+        learning_rate: float = default("learning_rate"),
+        weight_decay: float = default("weight_decay"),
+        loss: str = default("loss"),
+        batch_size: int = default("batch_size"),
+        epochs: int = default("epochs"),
+        shuffle: bool | None = default("shuffle"),
+        clip_grad_norm: float | None = default("clip_grad_norm"),
+        early_stopping_patience: int | None = default("early_stopping_patience"),
+        restore_best: bool = default("restore_best"),
+        lr_plateau_patience: int | None = default("lr_plateau_patience"),
+        lr_factor: float = default("lr_factor"),
+        seed: int = default("seed"),
         progress: bool | None = None,
-        stateful: bool = False,
+        stateful: bool = default("stateful"),
         checkpoint_dir: str | Path | None = None,
         progress_stream: IO[str] | None = None,
         class_weight: Sequence[float] | torch.Tensor | None = None,
-        flush_denormal: bool = True,
-        check_finite: bool = True,
+        flush_denormal: bool = default("flush_denormal"),
+        check_finite: bool = default("check_finite"),
         describe_epoch: Any = None,
         hooks: Sequence[Hook] = (),
         quantiles: Sequence[float] | None = None,
@@ -284,6 +288,16 @@ class Trainer:
         if quantiles is not None:
             self.quantiles = check_quantiles(quantiles)
             self._loss_fn = functools.partial(pinball, quantiles=self.quantiles)
+
+    @classmethod
+    def from_config(cls, settings: TrainingConfig, **runtime: Any) -> Trainer:
+        """A Trainer from the settings object, plus run-time arguments (progress, checkpoint_dir, hooks, ...).
+
+        Example:
+            >>> Trainer.from_config(TrainingConfig(epochs=3), progress=False).epochs
+            3
+        """
+        return cls(**settings.model_dump(), **runtime)
 
     # --- settings that a resumed run must share with the run it continues ---------------------
     def settings(self) -> dict[str, Any]:
