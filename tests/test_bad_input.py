@@ -328,6 +328,10 @@ def test_a_full_disk_is_one_line_exit_2(tmp_path, csv, capsys, monkeypatch):
 
 
 # --- door: data files (more) ----------------------------------------------------------------------
+def test_a_folder_given_as_a_data_file(tmp_path, capsys):
+    one_line(capsys, ["data", tmp_path], f"{tmp_path} is a folder: name the data file(s) in it")
+
+
 def test_files_of_different_sampling_steps_are_refused(tmp_path, csv, capsys):
     ten = write_jena_csv(tmp_path / "ten.csv", days=2)
     lines = ten.read_text().splitlines()

@@ -148,3 +148,30 @@ def test_run_files_follow_the_umask_not_0600(tmp_path, csv):
              for p in (tmp_path / "run").rglob("*") if p.is_file()}
     assert modes["metrics.json"] == modes["run.json"] == modes["models/gru_4/model.safetensors"] == 0o664
     assert set(modes.values()) == {0o664}, modes
+
+
+def test_the_issues_case_a_killed_run_b_resumes_as_b_never_reading_back_a(tmp_path, csv, capsys, monkeypatch):
+    from rnnkit.training import Trainer
+
+    run = tmp_path / "run"
+    a = config_file(tmp_path, csv, "a")
+    b = tmp_path / "b.toml"
+    b.write_text(toml_of(tiny_config(csv, name="b", training={"epochs": 2, "seed": 5})))
+    assert main(["train", str(a), "--output", str(run), "--quiet"]) == 0
+    a_weights = (run / "models" / "gru_4" / "model.safetensors").read_bytes()
+    fit = Trainer.fit
+
+    def interrupted(self, *args, **kwargs):  # B stops in its first model, as a kill would stop it
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "fit", interrupted)
+    assert main(["train", str(b), "--output", str(run), "--overwrite", "--quiet"]) == 130
+    assert not (run / "models" / "gru_4" / "model.safetensors").exists()  # A's model went with --overwrite
+    monkeypatch.setattr(Trainer, "fit", fit)
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "finished in the earlier run, read back" not in out and "training GRU(4)" in out
+    assert json.loads((run / "run.json").read_text())["name"] == "b"
+    assert (run / "models" / "gru_4" / "model.safetensors").read_bytes() != a_weights
+    assert json.loads((run / "models" / "gru_4" / "result.json").read_text())["epochs_run"] == 2

@@ -21,6 +21,8 @@ MAX_LISTED = 10  # segments and gaps listed in the text; the report holds them a
 
 
 def _first_line(path: Path) -> str:
+    if path.is_dir():
+        raise RnnkitError(f"{path} is a folder: name the data file(s) in it")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     try:
