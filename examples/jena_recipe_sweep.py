@@ -83,7 +83,8 @@ DATA_KEYS, WINDOW_KEYS = {"derived"}, {"residual", "sequence_length", "horizon",
 
 def _last(values: torch.Tensor) -> torch.Tensor:
     """The 24-hours-ahead column of a multi-horizon output (unchanged for one target)."""
-    return values[:, -1:] if values.dim() == 2 and values.shape[1] > 1 else values
+    values = values.reshape(len(values), -1)  # (n,), (n, 1), (n, K) or (n, K, 1) -> (n, K)
+    return values[:, -1:]
 
 
 def config_of(variant: str, seed: int):

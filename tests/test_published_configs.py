@@ -103,3 +103,13 @@ def test_the_table_prints_the_published_numbers_beside_rnnkits():
     assert lines[2].split()[0] == "GRU" and lines[2].split()[-1] == "5.000"  # no published value: blank
     assert lines[3] == "published (degC): the book"
     assert lines[5] == "  convnet: val 2.90, test - (not run here; approximate)"
+
+
+def test_course_05b_stateful_streams_run_over_the_rows_by_position():
+    config = load_config(CONFIGS / "course_05b.toml")
+    prepared = prepare(config, load_frame(config))
+    batches = list(prepared.streams("train", 1))
+    x, y = batches[0]
+    assert x.shape == (1, 52, 14) and len(batches) == (286 - 2) // 52  # one stream of the training part's rows
+    t = pd.read_csv(EMBEDDED_JENA)["T (degC)"].to_numpy()[::168]
+    assert prepared.to_units(y).item() == pytest.approx(t[51 + 2], abs=1e-4)

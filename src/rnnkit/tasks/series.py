@@ -139,6 +139,8 @@ class Prepared:
         """Stateful batches of ``part``: contiguous streams, so row b of batch k+1 continues row b of batch k."""
         pieces = self.parts[part]
         piece = max(pieces, key=len)  # streams need one contiguous series: the longest piece
+        if self.config.data.gaps == "ignore":  # rows by position: the clock's gaps do not cut the stream
+            piece = piece.reset_index(drop=True)
         w = self.config.windows
         try:
             return stream_batches(piece, batch_size, w.sequence_length, horizon=w.horizon, targets=self.target)
