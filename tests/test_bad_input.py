@@ -358,3 +358,11 @@ def test_every_encoding_gives_the_same_column_names(tmp_path, encoding):
     frame = read_jena_file(path)
     assert list(frame.columns) == ["SWDR (W/m²)", "T (degC)"]
     assert frame["SWDR (W/m²)"].tolist() == [1.5, 2.5]
+
+
+def test_a_constant_feature_in_the_training_part_is_bad_input_not_a_bug(tmp_path, csv, capsys):
+    lines = csv.read_text().splitlines()
+    flat = tmp_path / "flat.csv"
+    flat.write_text("\n".join([lines[0] + ',"rain (mm)"', *[line + ",0.00" for line in lines[1:]]]) + "\n")
+    config = write_config(tmp_path, flat, data={"features": ["T (degC)", "rain (mm)"], "columns": "all"})
+    one_line(capsys, ["train", config, "--output", tmp_path / "run", "--quiet"], "['rain (mm)'] are constant (std 0)")

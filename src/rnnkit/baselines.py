@@ -28,7 +28,7 @@ def _target_indices(target_index: int | Sequence[int]) -> list[int]:
     if not isinstance(indices, (list, tuple)) or not indices or not all(
         isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in indices
     ):
-        raise ValueError(f"target_index must be an integer >= 0 or a non-empty list of them, got {target_index!r}")
+        raise RnnkitError(f"target_index must be an integer >= 0 or a non-empty list of them, got {target_index!r}")
     return list(indices)
 
 
@@ -95,11 +95,11 @@ class SeasonalPersistence(nn.Module):
         super().__init__()
         self.target_index = _target_indices(target_index)
         if not isinstance(period, int) or isinstance(period, bool) or period < 1:
-            raise ValueError(f"period must be a positive integer, got {period!r}")
+            raise RnnkitError(f"period must be a positive integer, got {period!r}")
         if not isinstance(horizon, int) or isinstance(horizon, bool) or horizon < 1:
-            raise ValueError(f"horizon must be a positive integer, got {horizon!r}")
+            raise RnnkitError(f"horizon must be a positive integer, got {horizon!r}")
         if period < horizon:
-            raise ValueError(
+            raise RnnkitError(
                 f"period must be >= horizon (the row one period before the target must not lie after the window), "
                 f"got period={period}, horizon={horizon}"
             )
@@ -135,7 +135,7 @@ class MeanBaseline(nn.Module):
         super().__init__()
         v = torch.as_tensor(value, dtype=torch.float32).reshape(-1)
         if v.numel() == 0 or not torch.isfinite(v).all():
-            raise ValueError(f"value must be finite numbers, got {value!r}")
+            raise RnnkitError(f"value must be finite numbers, got {value!r}")
         self.register_buffer("value", v)
 
     @classmethod
@@ -177,9 +177,9 @@ class LinearBaseline(nn.Module):
         super().__init__()
         for name, value in (("sequence_length", sequence_length), ("features", features), ("outputs", outputs)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+                raise RnnkitError(f"{name} must be a positive integer, got {value!r}")
         if not isinstance(ridge, (int, float)) or isinstance(ridge, bool) or not ridge >= 0:
-            raise ValueError(f"ridge must be a number >= 0, got {ridge!r}")
+            raise RnnkitError(f"ridge must be a number >= 0, got {ridge!r}")
         self.sequence_length, self.features, self.outputs, self.ridge = sequence_length, features, outputs, float(ridge)
         self.linear = nn.Linear(sequence_length * features, outputs)
 
@@ -229,7 +229,7 @@ def naive_dense(sequence_length: int, features: int, units: int = 12, outputs: i
     """
     for name, value in (("sequence_length", sequence_length), ("features", features), ("units", units), ("outputs", outputs)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            raise RnnkitError(f"{name} must be a positive integer, got {value!r}")
     return nn.Sequential(
         nn.Flatten(),
         nn.Linear(sequence_length * features, units),
@@ -325,9 +325,9 @@ class SameAsNow(nn.Module):
         super().__init__()
         self.target_index = _target_indices(target_index)
         if not isinstance(classes, int) or isinstance(classes, bool) or classes < 2:
-            raise ValueError(f"classes must be an integer >= 2, got {classes!r}")
+            raise RnnkitError(f"classes must be an integer >= 2, got {classes!r}")
         if threshold is not None and classes != 2:
-            raise ValueError(f"classes must be 2 with a threshold, got {classes}")
+            raise RnnkitError(f"classes must be 2 with a threshold, got {classes}")
         self.classes, self.threshold, self.scale, self.offset = classes, threshold, float(scale), float(offset)
 
     def labels(self, x: torch.Tensor) -> torch.Tensor:
@@ -358,9 +358,9 @@ class MajorityClass(nn.Module):
     def __init__(self, label: int, classes: int = 2) -> None:
         super().__init__()
         if not isinstance(classes, int) or isinstance(classes, bool) or classes < 2:
-            raise ValueError(f"classes must be an integer >= 2, got {classes!r}")
+            raise RnnkitError(f"classes must be an integer >= 2, got {classes!r}")
         if not isinstance(label, int) or isinstance(label, bool) or not 0 <= label < classes:
-            raise ValueError(f"label must be an integer in [0, {classes}), got {label!r}")
+            raise RnnkitError(f"label must be an integer in [0, {classes}), got {label!r}")
         self.classes = classes
         self.register_buffer("label", torch.tensor(label))
 

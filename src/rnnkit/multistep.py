@@ -81,7 +81,7 @@ class MultiStepResidualTarget(ResidualTarget):
         shape = tuple(output_shape) if isinstance(output_shape, (list, tuple)) else ()
         if len(shape) not in (1, 2) or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in shape) \
                 or (len(shape) == 2 and shape[1] != len(self.target_index)):
-            raise ValueError(f"output_shape must be (steps,) or (steps, targets) with positive sizes, got {output_shape!r}")
+            raise RnnkitError(f"output_shape must be (steps,) or (steps, targets) with positive sizes, got {output_shape!r}")
         self.output_shape = shape
 
     def added(self, x: torch.Tensor) -> torch.Tensor:
@@ -121,7 +121,7 @@ class RepeatLastDay(nn.Module):
     def __init__(self, target_index: int, period: int, steps: int, horizon: int = 1) -> None:
         super().__init__()
         if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
-            raise ValueError(f"horizon must be a positive integer, got {horizon!r}")
+            raise RnnkitError(f"horizon must be a positive integer, got {horizon!r}")
         self.horizon = horizon
         self.steps = steps
         self.repeat = RepeatLastPeriod(target_index, period, horizon - 1 + steps)

@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from rnnkit.errors import RnnkitError
+
 
 @dataclass(frozen=True)
 class Series:
@@ -69,7 +71,7 @@ def check_time_order(index: pd.DatetimeIndex) -> None:
     if bad.size:
         i = int(bad[0]) + 1
         kind = "duplicated" if steps[bad[0]] == 0 else "out of order"
-        raise ValueError(
+        raise RnnkitError(
             f"data: timestamps must increase strictly, but row {i} ({index[i]}) is {kind} "
             f"after row {i - 1} ({index[i - 1]}); sort and de-duplicate first"
         )
@@ -79,7 +81,7 @@ def _to_numpy(part, what: str) -> tuple[np.ndarray, list[str] | None, pd.Index |
     if isinstance(part, pd.DataFrame):
         non_numeric = [str(c) for c, t in part.dtypes.items() if not pd.api.types.is_numeric_dtype(t)]
         if non_numeric:
-            raise ValueError(f"{what}: every column must be numeric, got non-numeric {non_numeric}")
+            raise RnnkitError(f"{what}: every column must be numeric, got non-numeric {non_numeric}")
         return part.to_numpy(dtype=np.float32), [str(c) for c in part.columns], part.index
     if isinstance(part, pd.Series):
         return part.to_numpy(dtype=np.float32)[:, None], [str(part.name)], part.index
@@ -89,16 +91,16 @@ def _to_numpy(part, what: str) -> tuple[np.ndarray, list[str] | None, pd.Index |
     elif isinstance(part, np.ndarray):
         arr = part
     else:
-        raise ValueError(
+        raise RnnkitError(
             f"{what} must be a numpy array, torch tensor, pandas DataFrame or a list of them, "
             f"got {type(part).__name__}"
         )
     if arr.ndim == 1:
         arr = arr[:, None]
     if arr.ndim != 2:
-        raise ValueError(f"{what} must have shape (rows,) or (rows, features), got shape {tuple(arr.shape)}")
+        raise RnnkitError(f"{what} must have shape (rows,) or (rows, features), got shape {tuple(arr.shape)}")
     if not np.issubdtype(arr.dtype, np.number) and arr.dtype != np.bool_:
-        raise ValueError(f"{what} must be numeric, got dtype {arr.dtype}")
+        raise RnnkitError(f"{what} must be numeric, got dtype {arr.dtype}")
     return np.ascontiguousarray(arr, dtype=np.float32), None, None
 
 
@@ -110,7 +112,7 @@ def as_series(data, what: str = "data") -> Series:
     """
     parts = list(data) if isinstance(data, list | tuple) else [data]
     if not parts:
-        raise ValueError(f"{what} must hold at least one row, got an empty list")
+        raise RnnkitError(f"{what} must hold at least one row, got an empty list")
     arrays, names, segs, offset = [], None, [], 0
     for k, part in enumerate(parts):
         label = what if len(parts) == 1 else f"{what}[{k}]"
@@ -118,13 +120,13 @@ def as_series(data, what: str = "data") -> Series:
         if names is None:
             names = part_names
         elif part_names is not None and part_names != names:
-            raise ValueError(f"{label}: columns {part_names} differ from the first segment's {names}")
+            raise RnnkitError(f"{label}: columns {part_names} differ from the first segment's {names}")
         if arrays and arr.shape[1] != arrays[0].shape[1]:
-            raise ValueError(f"{label}: {arr.shape[1]} features, but the first segment has {arrays[0].shape[1]}")
+            raise RnnkitError(f"{label}: {arr.shape[1]} features, but the first segment has {arrays[0].shape[1]}")
         finite = np.isfinite(arr)
         if not finite.all():
             rows = np.flatnonzero(~finite.all(axis=1))
-            raise ValueError(
+            raise RnnkitError(
                 f"{label}: {rows.size} rows hold NaN or inf values (first rows {rows[:5].tolist()}); "
                 "clean or interpolate them first"
             )
@@ -133,7 +135,7 @@ def as_series(data, what: str = "data") -> Series:
         arrays.append(arr)
         offset += len(arr)
     if offset == 0:
-        raise ValueError(f"{what} must hold at least one row, got 0 rows")
+        raise RnnkitError(f"{what} must hold at least one row, got 0 rows")
     joined = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
     if not joined.flags.writeable:
         # torch cannot share a read-only buffer without a warning; copy once.
@@ -150,27 +152,27 @@ def column_indices(series: Series, columns, what: str = "targets") -> list[int]:
         return list(range(len(series.names)))
     items = [columns] if isinstance(columns, str | int | np.integer) else list(columns)
     if not items:
-        raise ValueError(f"{what} must name at least one column, got an empty list")
+        raise RnnkitError(f"{what} must name at least one column, got an empty list")
     out = []
     for c in items:
         if isinstance(c, str):
             if c not in series.names:
-                raise ValueError(f"{what}: column {c!r} is not in the data; columns are {series.names}")
+                raise RnnkitError(f"{what}: column {c!r} is not in the data; columns are {series.names}")
             out.append(series.names.index(c))
         elif isinstance(c, int | np.integer) and not isinstance(c, bool):
             if not -len(series.names) <= c < len(series.names):
-                raise ValueError(f"{what}: column index {c} is out of range for {len(series.names)} features")
+                raise RnnkitError(f"{what}: column index {c} is out of range for {len(series.names)} features")
             out.append(int(c) % len(series.names))
         else:
-            raise ValueError(f"{what} must be column names or indices, got {c!r}")
+            raise RnnkitError(f"{what} must be column names or indices, got {c!r}")
     return out
 
 
 def check_positive_int(name: str, value, minimum: int) -> int:
     """Return ``value`` if it is an int >= minimum, else raise ValueError naming it."""
     if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
+        raise RnnkitError(f"{name} must be an integer, got {value!r}")
     if value < minimum:
         rule = "positive (>= 1)" if minimum == 1 else f">= {minimum}"
-        raise ValueError(f"{name} must be {rule}, got {value}")
+        raise RnnkitError(f"{name} must be {rule}, got {value}")
     return int(value)

@@ -37,33 +37,33 @@ class Standardizer:
         """Compute each column's mean and std from ``data`` ``(rows, features)``; returns self."""
         arr, names = _as_2d(data, "data")
         if len(arr) == 0:
-            raise ValueError("data must hold at least one row to fit a Standardizer, got 0 rows")
+            raise RnnkitError("data must hold at least one row to fit a Standardizer, got 0 rows")
         bad = ~np.isfinite(arr)
         if bad.any():
             cols = [names[i] for i in np.flatnonzero(bad.any(axis=0))]
-            raise ValueError(f"data holds NaN or inf in columns {cols}; clean them before fitting")
+            raise RnnkitError(f"data holds NaN or inf in columns {cols}; clean them before fitting")
         mean = arr.mean(axis=0)
         std = arr.std(axis=0)
         zero = std == 0
         if zero.any():
             cols = [names[i] for i in np.flatnonzero(zero)]
-            raise ValueError(f"columns {cols} are constant (std 0) in the fitting data; drop them before scaling")
+            raise RnnkitError(f"columns {cols} are constant (std 0) in the fitting data; drop them before scaling")
         self.mean, self.std, self.columns = mean, std, names
         return self
 
     def _check_fitted(self) -> None:
         if self.mean is None:
-            raise ValueError("Standardizer is not fitted; call fit(train) first")
+            raise RnnkitError("Standardizer is not fitted; call fit(train) first")
 
     def _stats_for(self, data) -> tuple[np.ndarray, np.ndarray]:
         self._check_fitted()
         if isinstance(data, pd.DataFrame):
             names = [str(c) for c in data.columns]
             if names != self.columns:
-                raise ValueError(f"data has columns {names}, but the Standardizer was fit on {self.columns}")
+                raise RnnkitError(f"data has columns {names}, but the Standardizer was fit on {self.columns}")
         width = data.shape[-1] if getattr(data, "ndim", 1) > 1 else 1
         if width != len(self.columns):
-            raise ValueError(f"data has {width} features, but the Standardizer was fit on {len(self.columns)}")
+            raise RnnkitError(f"data has {width} features, but the Standardizer was fit on {len(self.columns)}")
         return self.mean, self.std
 
     def transform(self, data):
@@ -81,11 +81,11 @@ class Standardizer:
         self._check_fitted()
         if isinstance(column, str):
             if column not in self.columns:
-                raise ValueError(f"column {column!r} was not fitted; fitted columns are {self.columns}")
+                raise RnnkitError(f"column {column!r} was not fitted; fitted columns are {self.columns}")
             return self.columns.index(column)
         if isinstance(column, int | np.integer) and -len(self.columns) <= column < len(self.columns):
             return int(column) % len(self.columns)
-        raise ValueError(f"column must be a fitted column name or index < {len(self.columns)}, got {column!r}")
+        raise RnnkitError(f"column must be a fitted column name or index < {len(self.columns)}, got {column!r}")
 
     def transform_column(self, values, column):
         """Standardise values of one column (any shape) with that column's statistics."""
@@ -139,7 +139,7 @@ def _as_2d(data, what: str) -> tuple[np.ndarray, list[str]]:
     if arr.ndim == 1:
         arr = arr[:, None]
     if arr.ndim != 2:
-        raise ValueError(f"{what} must have shape (rows, features), got shape {arr.shape}")
+        raise RnnkitError(f"{what} must have shape (rows, features), got shape {arr.shape}")
     return arr, [str(i) for i in range(arr.shape[1])]
 
 

@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from rnnkit.errors import RnnkitError
+
 
 def split(data, fractions=(0.7, 0.2, 0.1), *, dates=None) -> tuple:
     """Split a series in time order into consecutive parts (train, validation, test, ...).
@@ -31,7 +33,7 @@ def split(data, fractions=(0.7, 0.2, 0.1), *, dates=None) -> tuple:
         (array([0, 1, 2, 3, 4, 5, 6]), array([7, 8]), array([9]))
     """
     if not isinstance(data, np.ndarray | torch.Tensor | pd.DataFrame | pd.Series):
-        raise ValueError(f"data must be a numpy array, torch tensor or DataFrame, got {type(data).__name__}")
+        raise RnnkitError(f"data must be a numpy array, torch tensor or DataFrame, got {type(data).__name__}")
     n = len(data)
     if dates is not None:
         bounds = _date_bounds(data, dates)
@@ -40,7 +42,7 @@ def split(data, fractions=(0.7, 0.2, 0.1), *, dates=None) -> tuple:
     parts = []
     for k, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
         if b <= a:
-            raise ValueError(f"split part {k} is empty (rows {a}..{b} of {n}); use fewer parts or other boundaries")
+            raise RnnkitError(f"split part {k} is empty (rows {a}..{b} of {n}); use fewer parts or other boundaries")
         parts.append(data.iloc[a:b] if isinstance(data, pd.DataFrame | pd.Series) else data[a:b])
     return tuple(parts)
 
@@ -49,13 +51,13 @@ def _fraction_bounds(n: int, fractions) -> list[int]:
     try:
         fr = [float(f) for f in fractions]
     except (TypeError, ValueError):
-        raise ValueError(f"fractions must be a sequence of numbers, got {fractions!r}") from None
+        raise RnnkitError(f"fractions must be a sequence of numbers, got {fractions!r}") from None
     if len(fr) < 2:
-        raise ValueError(f"fractions must have at least two parts, got {fractions!r}")
+        raise RnnkitError(f"fractions must have at least two parts, got {fractions!r}")
     if any(not math.isfinite(f) or f <= 0 for f in fr):
-        raise ValueError(f"fractions must all be positive, got {fractions!r}")
+        raise RnnkitError(f"fractions must all be positive, got {fractions!r}")
     if abs(sum(fr) - 1.0) > 1e-6:
-        raise ValueError(f"fractions must sum to 1, got {fractions!r} (sum {sum(fr):.6g})")
+        raise RnnkitError(f"fractions must sum to 1, got {fractions!r} (sum {sum(fr):.6g})")
     # Small epsilon so that 0.29 * 100 counts 29 rows, not 28.
     sizes = [int(f * n + 1e-9) for f in fr[:-1]]
     return [0, *np.cumsum(sizes).tolist(), n]
@@ -63,15 +65,15 @@ def _fraction_bounds(n: int, fractions) -> list[int]:
 
 def _date_bounds(data, dates) -> list[int]:
     if not isinstance(data, pd.DataFrame | pd.Series) or not isinstance(data.index, pd.DatetimeIndex):
-        raise ValueError("dates needs a DataFrame with a DatetimeIndex; give fractions for arrays and tensors")
+        raise RnnkitError("dates needs a DataFrame with a DatetimeIndex; give fractions for arrays and tensors")
     try:
         stamps = pd.DatetimeIndex([pd.Timestamp(d) for d in dates])
     except (TypeError, ValueError) as e:
-        raise ValueError(f"dates must be timestamps, got {dates!r} ({e})") from None
+        raise RnnkitError(f"dates must be timestamps, got {dates!r} ({e})") from None
     if len(stamps) < 1:
-        raise ValueError(f"dates must hold at least one boundary, got {dates!r}")
+        raise RnnkitError(f"dates must hold at least one boundary, got {dates!r}")
     if not stamps.is_monotonic_increasing or stamps.has_duplicates:
-        raise ValueError(f"dates must increase strictly, got {list(dates)!r}")
+        raise RnnkitError(f"dates must increase strictly, got {list(dates)!r}")
     if data.index.tz is not None and stamps.tz is None:
         stamps = stamps.tz_localize(data.index.tz)
     cuts = data.index.searchsorted(stamps, side="left").tolist()
@@ -107,7 +109,7 @@ def split_per_segment(frame: pd.DataFrame, fractions=(0.7, 0.2, 0.1)) -> tuple[l
         try:
             pieces = split(chunk, fractions)
         except ValueError as e:
-            raise ValueError(f"cannot split the segment {chunk.index[0]} to {chunk.index[-1]} "
+            raise RnnkitError(f"cannot split the segment {chunk.index[0]} to {chunk.index[-1]} "
                              f"({len(chunk)} rows) by {list(fractions)}: {e}") from None
         for part, piece in zip(parts, pieces):
             part.append(piece)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from rnnkit.data._series import as_series, check_positive_int, column_indices
+from rnnkit.errors import RnnkitError
 
 
 class StreamBatches:
@@ -105,10 +106,10 @@ def stream_batches(
     sequence_length = check_positive_int("sequence_length", sequence_length, 1)
     horizon = check_positive_int("horizon", horizon, 0)
     if not isinstance(return_sequences, bool):
-        raise ValueError(f"return_sequences must be True or False, got {return_sequences!r}")
+        raise RnnkitError(f"return_sequences must be True or False, got {return_sequences!r}")
     series = as_series(data)
     if len(series.segments) != 1:
-        raise ValueError(
+        raise RnnkitError(
             f"data has {len(series.segments)} contiguous segments (gaps in its timestamps); "
             "stateful streams must not cross a gap: call stream_batches per segment"
         )
@@ -117,7 +118,7 @@ def stream_batches(
     stream_length = usable // batch_size
     n_batches = stream_length // sequence_length
     if n_batches < 1:
-        raise ValueError(
+        raise RnnkitError(
             f"sequence_length {sequence_length} is too long for the data: {len(series.values)} rows with "
             f"horizon {horizon} give {batch_size} streams of {max(stream_length, 0)} rows, fewer than one chunk"
         )

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from rnnkit.data._series import Series, as_series, check_positive_int, column_indices
+from rnnkit.errors import RnnkitError
 
 
 class Windows:
@@ -122,7 +123,7 @@ class Windows:
     def rows(self, i: int) -> tuple[list[int], list[int]]:
         """The input rows and target rows of window ``i`` (for inspection and plots)."""
         if not -len(self) <= i < len(self):
-            raise ValueError(f"window index must be in [{-len(self)}, {len(self)}), got {i}")
+            raise RnnkitError(f"window index must be in [{-len(self)}, {len(self)}), got {i}")
         s = int(self.start_rows[i])
         return (s + self._input_offsets).tolist(), (s + self._target_offsets).tolist()
 
@@ -200,9 +201,9 @@ def make_windows(
     horizon = check_positive_int("horizon", horizon, 0)
     target_length = check_positive_int("target_length", target_length, 1)
     if not isinstance(return_sequences, bool):
-        raise ValueError(f"return_sequences must be True or False, got {return_sequences!r}")
+        raise RnnkitError(f"return_sequences must be True or False, got {return_sequences!r}")
     if return_sequences and target_length != 1:
-        raise ValueError(
+        raise RnnkitError(
             f"target_length must be 1 with return_sequences=True (one target per input step), got {target_length}"
         )
     series = as_series(data)
@@ -214,7 +215,7 @@ def make_windows(
     starts = [np.arange(a, b - span + 1, shift) for a, b in series.segments if b - a >= span]
     if not starts:
         longest = max(b - a for a, b in series.segments)
-        raise ValueError(
+        raise RnnkitError(
             f"sequence_length {sequence_length} is too long for the data: with sampling_rate {sampling_rate}, "
             f"horizon {horizon} and target_length {target_length} a window needs {span} rows, "
             f"but the longest contiguous segment has {longest} rows"

@@ -14,6 +14,8 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING
 
+from rnnkit.errors import RnnkitError
+
 if TYPE_CHECKING:
     from rnnkit.config import ExperimentConfig
     from rnnkit.tasks.base import Task
@@ -35,7 +37,7 @@ def task_class(name: str) -> type[Task]:
         'regression'
     """
     if name not in TASKS:
-        raise ValueError(f"task must be one of {', '.join(repr(n) for n in TASKS)}, got {name!r}")
+        raise RnnkitError(f"task must be one of {', '.join(repr(n) for n in TASKS)}, got {name!r}")
     return import_module(TASKS[name]).TASK
 
 

@@ -61,7 +61,7 @@ class LabelledWindows:
 
     def __init__(self, windows: Windows, labels: torch.Tensor) -> None:
         if labels.shape != (len(windows),):
-            raise ValueError(f"labels must have shape ({len(windows)},), one per window, got {tuple(labels.shape)}")
+            raise RnnkitError(f"labels must have shape ({len(windows)},), one per window, got {tuple(labels.shape)}")
         self.windows = windows
         self.labels = labels.long()
 

@@ -203,7 +203,7 @@ def split_windows(frame: pd.DataFrame, config: ExperimentConfig) -> tuple[list[p
     counts = [int(fractions[0] * n), int(fractions[1] * n)]
     counts.append(n - sum(counts))
     if min(counts) < 1:
-        raise ValueError(f"{n} windows of {span} rows cannot be split into {list(fractions)} with a window in each part")
+        raise RnnkitError(f"{n} windows of {span} rows cannot be split into {list(fractions)} with a window in each part")
     parts, first = [], 0
     for count in counts:
         start, stop = first * w.shift, (first + count - 1) * w.shift + span
