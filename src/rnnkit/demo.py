@@ -53,9 +53,11 @@ DEMO: dict = {
         {"name": "LSTM(16)", "layers": [{"type": "LSTM", "units": 16}, {"type": "Dense", "units": 1}]},
         {"name": "GRU(16)", "layers": [{"type": "GRU", "units": 16}, {"type": "Dense", "units": 1}]},
         # The recipe: the best on validation of examples/jena_recipe_sweep.py (seeds 0-2, README "Beating the book").
-        {"name": "recipe: GRU(64, dropout 0.1, recurrent_dropout 0.1)",
+        # Halving the learning rate after an epoch without improvement gave 2.158 against 2.176 (validation).
+        {"name": "recipe: GRU(64, dropout 0.1, recurrent_dropout 0.1), LR halved on plateaus",
          "layers": [{"type": "GRU", "units": 64, "dropout": 0.1, "recurrent_dropout": 0.1,
-                     "recurrent_dropout_mode": "batch"}, {"type": "Dense", "units": 1}]},
+                     "recurrent_dropout_mode": "batch"}, {"type": "Dense", "units": 1}],
+         "training": {"epochs": 20, "early_stopping_patience": 4, "lr_plateau_patience": 1}},
     ],
     "published": {
         "source": "Chollet, Deep Learning with Python, 2nd ed., ch. 10 (raw 14 columns, T itself as the target, "
