@@ -273,37 +273,12 @@ class ExperimentConfig(_Strict):
         return self
 
     @model_validator(mode="after")
-    def _quantile_settings(self) -> ExperimentConfig:
-        quantile = self.task == "quantile"
-        losses = [("training.loss", self.training.loss)] + [
-            (f"models[{i}].training.loss", m.training.loss) for i, m in enumerate(self.models)
-            if m.training.loss is not None]
-        if not quantile:
-            if self.quantile is not None:
-                raise ValueError(f"quantile: settings need task = 'quantile', got task = {self.task!r}")
-            for key, loss in losses:
-                if loss == "pinball":
-                    raise ValueError(f"{key} 'pinball' needs task = 'quantile', got task = {self.task!r}")
-            return self
-        if self.quantile is None:
-            self.quantile = QuantileConfig()
-        if "loss" not in self.training.model_fields_set:
-            self.training = self.training.model_copy(update={"loss": "pinball"})
-        for key, loss in [("training.loss", self.training.loss)] + losses[1:]:
-            if loss != "pinball":
-                raise ValueError(f"{key} must be 'pinball' when task = 'quantile', got {loss!r}")
-        if "baselines" not in self.model_fields_set:
-            self.baselines = ["persistence"]
-        wrong = [b for b in self.baselines if b != "persistence"]
-        if wrong:
-            raise ValueError(f"baselines for task = 'quantile' must be among ['persistence'] (it has an empirical "
-                             f"interval), got {wrong}")
-        w = self.windows
-        if w is not None and (w.return_sequences or w.target_length > 1):
-            raise ValueError("windows: task = 'quantile' forecasts one value per window (target_length = 1, "
-                             "return_sequences = false)")
-        if self.training.stateful or any(m.training.stateful for m in self.models):
-            raise ValueError("training.stateful: stateful training has no quantile path yet, got true")
+    def _task_part(self) -> ExperimentConfig:
+        # Each task checks (and fills in) its own part of the config: rnnkit.tasks.base.Task.check_config.
+        from rnnkit.tasks import TASKS, task_class
+
+        for name in TASKS:
+            task_class(name).check_config(self)
         return self
 
     @model_validator(mode="after")

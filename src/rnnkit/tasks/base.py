@@ -47,6 +47,14 @@ class Task:
     lowest: ClassVar[bool] = False
     files: ClassVar[str] = "models/"
 
+    @classmethod
+    def check_config(cls, config: ExperimentConfig) -> None:
+        """Check (and fill in) this task's part of a config; raise ValueError naming the key.
+
+        Called for every registered task on every config (a task also refuses its own settings under
+        another task); by default there is nothing to check.
+        """
+
     def __init__(self, config: ExperimentConfig) -> None:
         self.config = config
         self.scaler: Any = None

@@ -28,7 +28,7 @@ from torch import nn
 
 from rnnkit import baselines as bl
 from rnnkit import multistep
-from rnnkit.config import ExperimentConfig, ModelConfig, TrainingConfig, build_layer
+from rnnkit.config import ExperimentConfig, ModelConfig, QuantileConfig, TrainingConfig, build_layer
 from rnnkit.errors import RnnkitError
 from rnnkit.models import Sequential
 from rnnkit.runs import best_model, format_table
@@ -98,6 +98,42 @@ class Quantile(Regression):
     """``task = "quantile"``: the quantile forecasters of the config and persistence with its empirical interval."""
 
     name = "quantile"
+
+    @classmethod
+    def check_config(cls, config: ExperimentConfig) -> None:
+        """task = "quantile": its [quantile] levels, the pinball loss, persistence only, one value per window.
+
+        Also refuses the quantile settings (and the pinball loss) under any other task.
+        """
+        losses = [("training.loss", config.training.loss)] + [
+            (f"models[{i}].training.loss", m.training.loss) for i, m in enumerate(config.models)
+            if m.training.loss is not None]
+        if config.task != "quantile":
+            if config.quantile is not None:
+                raise ValueError(f"quantile: settings need task = 'quantile', got task = {config.task!r}")
+            for key, loss in losses:
+                if loss == "pinball":
+                    raise ValueError(f"{key} 'pinball' needs task = 'quantile', got task = {config.task!r}")
+            return
+        if config.quantile is None:
+            config.quantile = QuantileConfig()
+        if "loss" not in config.training.model_fields_set:
+            config.training = config.training.model_copy(update={"loss": "pinball"})
+        for key, loss in [("training.loss", config.training.loss)] + losses[1:]:
+            if loss != "pinball":
+                raise ValueError(f"{key} must be 'pinball' when task = 'quantile', got {loss!r}")
+        if "baselines" not in config.model_fields_set:
+            config.baselines = ["persistence"]
+        wrong = [b for b in config.baselines if b != "persistence"]
+        if wrong:
+            raise ValueError(f"baselines for task = 'quantile' must be among ['persistence'] (it has an empirical "
+                             f"interval), got {wrong}")
+        w = config.windows
+        if w is not None and (w.return_sequences or w.target_length > 1):
+            raise ValueError("windows: task = 'quantile' forecasts one value per window (target_length = 1, "
+                             "return_sequences = false)")
+        if config.training.stateful or any(m.training.stateful for m in config.models):
+            raise ValueError("training.stateful: stateful training has no quantile path yet, got true")
 
     @property
     def levels(self) -> list[float]:

@@ -139,7 +139,7 @@ class MultiStep(OneStep):
         return windows.target_length > 1
 
     def wrap(self, net: nn.Module, spec: ModelConfig, prepared: Prepared, residual: bool) -> nn.Module:
-        shape = multistep.check_output(tuple(net.output_shapes[-1]), prepared.steps, f"model '{spec.name}'")
+        shape = multistep.check_output(tuple(net.output_shapes[-1]), prepared.target_length, f"model '{spec.name}'")
         return multistep.MultiStepResidualTarget(net, prepared.target_index, shape) if residual else net
 
     def rebuild(self, net: nn.Module, config: dict[str, Any]) -> nn.Module:
@@ -147,7 +147,7 @@ class MultiStep(OneStep):
 
     def baselines(self, config: ExperimentConfig, prepared: Prepared) -> dict[str, nn.Module]:
         L, F = prepared.input_shape
-        K = prepared.steps
+        K = prepared.target_length
         ahead_: dict[str, nn.Module] = {"persistence": multistep.persistence(prepared.target_index, K)}
         for name in config.baselines:
             if name == "repeat_last_day":

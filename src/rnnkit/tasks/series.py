@@ -115,8 +115,8 @@ class Prepared:
         return self.config.windows.return_sequences
 
     @property
-    def steps(self) -> int:
-        """Forecast steps K per window (windows.target_length): outputs (batch, K) or (batch, K, 1)."""
+    def target_length(self) -> int:
+        """Forecast steps per window (windows.target_length): outputs (batch, target_length[, 1])."""
         return self.config.windows.target_length
 
     def to_units(self, values: torch.Tensor) -> np.ndarray:
@@ -124,7 +124,7 @@ class Prepared:
 
     def last_step(self, values: torch.Tensor) -> torch.Tensor:
         """Per-step values (batch, T, 1) or K forecast steps -> those of the last step; others unchanged."""
-        if self.steps > 1:
+        if self.target_length > 1:
             return values[:, -1]
         return values[:, -1] if self.per_step and values.dim() == 3 else values
 
