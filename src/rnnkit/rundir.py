@@ -242,6 +242,9 @@ def _check_or_write(folder: Path, config: dict[str, Any], *, resume: bool, overw
     existing = read_identity(folder)
     if existing is not None:
         _remove_torn_temp_files(folder)
+    else:  # a claim killed while writing run.json leaves only that file's torn temp copy: not another run
+        for path in folder.glob(f".{RUN_FILE}.*.tmp"):
+            path.unlink(missing_ok=True)
     if resume:
         if existing is None:
             raise RnnkitError(f"{folder}: nothing to resume: it holds no run identity ({RUN_FILE}); start the run "
