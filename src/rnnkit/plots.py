@@ -183,14 +183,14 @@ def plot_series(df: Any, columns: Sequence[str] | None, path: str | os.PathLike[
     return _save(fig, path)
 
 
-def plot_gradient_flow(curves: Mapping[str, Any], path: str | os.PathLike[str], *,
+def plot_gradient_flow(curves: Mapping[str, Any], path: str | os.PathLike[str] | None, *,
                        title: str = "Gradient reaching each input step",
                        ylabel: str = "‖∂L/∂x_t‖ / ‖∂L/∂x_T‖") -> Path:
     """The vanishing-gradient picture: one curve per model of ‖∂L/∂x_t‖ against the step t, log scale.
 
     Args:
         curves: ``{model name: values (time,)}``, e.g. :meth:`rnnkit.diagnostics.GradientPicture.relative`.
-        path: the PNG to write (atomically).
+        path: the PNG to write (atomically); None: return the figure as SVG text instead.
         title: the figure title.
         ylabel: the y-axis label.
 

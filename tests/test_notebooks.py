@@ -1,0 +1,67 @@
+"""The course's notebooks (notebooks/*.ipynb) run without error, and their numbers are the command line's."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat", reason="the notebook extra (rnnkit[notebooks]) is not installed")
+nbclient = pytest.importorskip("nbclient", reason="the notebook extra (rnnkit[notebooks]) is not installed")
+pytest.importorskip("ipykernel", reason="the notebook extra (rnnkit[notebooks]) is not installed")
+
+from rnnkit.cli import main  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+# notebook -> the config whose models it trains with rnnkit's API
+EXERCISES = {
+    "04a_reshape_approach.ipynb": "configs/course_04a.toml",
+    "04b_rnns.ipynb": "configs/course_05a.toml",
+    "04c_rnns_improved.ipynb": "configs/course_05b.toml",
+}
+
+
+def execute(name: str, extra: str, monkeypatch) -> tuple[dict, str, float]:
+    """Run a notebook with one more cell printing ``extra``'s value; returns (that value, its sources, seconds)."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the same thread count as the command line in this test run
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    source = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    nb.cells.append(nbformat.v4.new_code_cell(f"import json\nprint('RESULT:' + json.dumps({extra}))"))
+    started = time.perf_counter()
+    nbclient.NotebookClient(nb, timeout=900, kernel_name="python3",
+                            resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+    seconds = time.perf_counter() - started
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            assert out.output_type != "error", (name, out.get("ename"), out.get("evalue"))
+            assert not (out.output_type == "stream" and out.name == "stderr"), (name, out.text[:500])
+    printed = nb.cells[-1].outputs[0].text
+    return json.loads(printed.split("RESULT:", 1)[1]), source, seconds
+
+
+@pytest.mark.parametrize("name", list(EXERCISES))
+def test_exercise_notebook_gives_the_command_lines_numbers(name, tmp_path, monkeypatch, capsys):
+    results, source, seconds = execute(name, "results", monkeypatch)
+    print(f"{name}: executed in {seconds:.1f} s")
+    epochs = re.search(r"^EPOCHS = (\d+|None)$", source, re.M).group(1)
+    argv = ["train", str(ROOT / EXERCISES[name]), "--output", str(tmp_path / "run"), "--quiet"]
+    assert main(argv + ([] if epochs == "None" else ["--epochs", epochs])) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())["models"]
+    trained = [n for n in results if metrics[n]["kind"] == "model"]
+    assert trained, "the notebook trained no model of the config"
+    for model, got in results.items():
+        for key in ("mae_val", "mae_test"):
+            assert got[key] == pytest.approx(metrics[model][key], rel=1e-5), (name, model, key)
+
+
+def test_vanishing_gradient_notebook_reads_as_the_command_line(tmp_path, monkeypatch, capsys):
+    (reading, train_epochs), source, seconds = execute("vanishing_gradient.ipynb", "[picture.reading, TRAIN_EPOCHS]",
+                                                       monkeypatch)
+    print(f"vanishing_gradient.ipynb: executed in {seconds:.1f} s")
+    capsys.readouterr()
+    assert main(["gradients", "--train-epochs", str(train_epochs), "--output", str(tmp_path / "g.png")]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == reading
