@@ -136,9 +136,15 @@ def train_models(
             settings["epochs"] = epochs
         if settings["stateful"]:  # row b of batch k+1 continues row b of batch k: the order is the data
             settings["shuffle"] = False
+        events = out / "tensorboard" / slug(spec.name)
+        hooks = []
+        if config.output.tensorboard:  # each epoch's record as it ends (a resumed fit writes the folder again)
+            from rnnkit.training.tensorboard import TensorBoardHook
+
+            hooks.append(TensorBoardHook(events))
         trainer = Trainer.from_config(TrainingConfig.model_validate(settings), **(trainer_options or {}), progress=progress,
                           describe_epoch=describe_epoch(training) if describe_epoch is not None else None,
-                          checkpoint_dir=model_dir / "checkpoint")
+                          hooks=hooks, checkpoint_dir=model_dir / "checkpoint")
         torch.manual_seed(trainer.seed)  # the initial weights repeat too, not only the training
         model = build(spec)
         result_file = model_dir / "result.json"
@@ -146,6 +152,10 @@ def train_models(
             result = json.loads(result_file.read_text(encoding="utf-8"))
             load_weights(model_dir / "model.safetensors", model)
             trained.histories[spec.name] = History(result.pop("history"))
+            if config.output.tensorboard:  # finished earlier: its events from its history
+                from rnnkit.training.tensorboard import write_history
+
+                write_history(trained.histories[spec.name], events, model)
             log(f"{spec.name}: finished in the earlier run, read back")
         else:
             log(f"training {spec.name} ({count_values(model):,} parameters, {trainer.epochs} epochs)")
@@ -162,10 +172,6 @@ def train_models(
             write_json_atomic(result_file, {**result, "history": history.epochs})
             trained.histories[spec.name] = history
             log(f"  {spec.name}: {summary(result)} ({seconds:.1f} s)")
-        if config.output.tensorboard:  # written from the history after the fit, or again when read back
-            from rnnkit.training.tensorboard import write_history
-
-            write_history(trained.histories[spec.name], out / "tensorboard" / slug(spec.name), model)
         trained.results[spec.name] = result
         trained.models[spec.name] = model
         trained.training[spec.name] = training

@@ -71,3 +71,21 @@ def test_a_run_writes_events_per_model_only_when_the_config_asks(tmp_path):
     plain = parse_config(tiny_config(csv, training={"epochs": 1}))
     run_experiment(plain, tmp_path / "plain", log=lambda _: None)
     assert not (tmp_path / "plain" / "tensorboard").exists()
+
+
+def test_the_hook_writes_each_epoch_while_the_fit_runs(tmp_path, seed):
+    from rnnkit.training.hooks import Hook
+    from rnnkit.training.tensorboard import TensorBoardHook
+
+    seen: list[list[int]] = []
+
+    class Look(Hook):  # runs after the TensorBoard hook: the epoch just ended is on disk already
+        def on_epoch_end(self, loop, record):
+            seen.append([step for step, _ in read_scalars(tmp_path / "tb").get("loss", [])])
+
+    x, y = torch.randn(120, 3), torch.randn(120, 1)
+    model = torch.nn.Linear(3, 1)
+    history = Trainer(epochs=3, batch_size=40, progress=False,
+                      hooks=[TensorBoardHook(tmp_path / "tb"), Look()]).fit(model, (x[:80], y[:80]), (x[80:], y[80:]))
+    assert seen == [[1], [1, 2], [1, 2, 3]]
+    assert_events_equal_history(tmp_path / "tb", history.to_csv())
