@@ -104,7 +104,10 @@ def main() -> None:
         real_diff = "-" if real is None else f"{difference(model, s, real[0]):.2e}"
         print(f"{name:<34} {random_diff:>20.2e} {real_diff:>20}")
 
-    print("\ninference, one thread: median CPU time per call, ratio rnnkit / onnxruntime (min-max)")
+    print("\ninference, one thread: median CPU time per call; ratio = rnnkit / onnxruntime (min-max over repeats)")
+    print("rnnkit 'auto': its default kernel (compiled where built); 'torch': PyTorch's own kernels")
+    from contextlib import nullcontext
+
     for name in ("GRU(32) reset_after=True", "LSTM(32)"):
         model = kinds(target)[name].eval()
         s = session(model)
@@ -112,21 +115,32 @@ def main() -> None:
             x = torch.randn(batch, T, F)
             feed = {"x": x.numpy()}
             calls = 200 if batch == 1 else 5
+            modes = {"auto": nullcontext, "torch": torch_kernel}
 
-            def run_torch():
-                with torch.no_grad(), torch_kernel():
-                    model(x)
+            def run_rnnkit(mode):
+                def call():
+                    with torch.no_grad(), modes[mode]():
+                        model(x)
+                return call
 
             def run_ort():
                 s.run(None, feed)
 
-            run_torch(), run_ort()  # warm-up
-            pairs = [(timed(run_torch, calls), timed(run_ort, calls)) for _ in range(args.repeats)]
-            ratios = [a / b for a, b in pairs]
-            t_torch = statistics.median(a for a, _ in pairs)
-            t_ort = statistics.median(b for _, b in pairs)
-            print(f"{name:<26} batch {batch:>3}: rnnkit {t_torch * 1e3:8.3f} ms, onnxruntime {t_ort * 1e3:8.3f} ms, "
-                  f"ratio {statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f})")
+            fns = {"auto": run_rnnkit("auto"), "torch": run_rnnkit("torch")}
+            for fn in (*fns.values(), run_ort):
+                fn()  # warm-up (and any kernel build)
+            times = {k: [] for k in (*fns, "ort")}
+            for _ in range(args.repeats):
+                for k, fn in fns.items():
+                    times[k].append(timed(fn, calls))
+                times["ort"].append(timed(run_ort, calls))
+            t_ort = statistics.median(times["ort"])
+            parts = []
+            for k in fns:
+                ratios = [a / b for a, b in zip(times[k], times["ort"])]
+                parts.append(f"rnnkit {k} {statistics.median(times[k]) * 1e3:7.3f} ms, ratio "
+                             f"{statistics.median(ratios):5.2f} ({min(ratios):.2f}-{max(ratios):.2f})")
+            print(f"{name:<26} batch {batch:>3}: onnxruntime {t_ort * 1e3:7.3f} ms; " + "; ".join(parts))
 
 
 if __name__ == "__main__":
