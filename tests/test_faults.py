@@ -177,21 +177,33 @@ def test_kill_9_at_random_moments_then_resume_gives_the_uninterrupted_weights(tm
 
 
 # --- a full disk mid-write ------------------------------------------------------------------------
-@pytest.fixture
-def file_size_limit():
-    """Set RLIMIT_FSIZE for this process (SIGXFSZ ignored, so a write fails with EFBIG); restore after."""
-    old_limit = resource.getrlimit(resource.RLIMIT_FSIZE)
-    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+# The file-size limit (RLIMIT_FSIZE) is set in a child process only: in pytest's own process it
+# would also cap pytest's output, which CI writes to a log file far larger than the limit.
+def run_with_file_size_limit(size: int, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """Run `python ARGS` with files capped at SIZE bytes (SIGXFSZ ignored: a write fails with EFBIG)."""
 
-    def limit(size: int) -> None:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (size, old_limit[1]))
+    def limit() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
 
-    yield limit
-    resource.setrlimit(resource.RLIMIT_FSIZE, old_limit)
-    signal.signal(signal.SIGXFSZ, old_handler)
+    return subprocess.run([sys.executable, *args], cwd=cwd, preexec_fn=limit, capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "RNNKIT_KERNEL": "torch"})
 
 
-def test_a_full_disk_while_checkpointing_leaves_the_previous_checkpoint_whole(tmp_path, file_size_limit):
+FULL_DISK_CHECKPOINT = textwrap.dedent("""
+    import sys, torch
+    from rnnkit.training import Trainer
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 6, 2), torch.randn(64, 1)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 1))
+    try:
+        Trainer(epochs=3, checkpoint_dir=sys.argv[1], progress=False).fit(model, (x, y), resume=True)
+    except OSError as e:
+        print(e.errno)
+""")
+
+
+def test_a_full_disk_while_checkpointing_leaves_the_previous_checkpoint_whole(tmp_path):
     from rnnkit.training import Trainer
     from rnnkit.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
 
@@ -201,28 +213,27 @@ def test_a_full_disk_while_checkpointing_leaves_the_previous_checkpoint_whole(tm
     folder = tmp_path / "ckpt"
     Trainer(epochs=1, checkpoint_dir=folder, progress=False).fit(model, (x, y))
     before = (folder / CHECKPOINT_NAME).read_bytes()
-    file_size_limit(len(before) // 2)  # every later checkpoint is about as big: it cannot be written
-    with pytest.raises(OSError) as caught:
-        Trainer(epochs=3, checkpoint_dir=folder, progress=False).fit(model, (x, y), resume=True)
-    assert caught.value.errno == errno.EFBIG
+    # every later checkpoint is about as big: it cannot be written
+    done = run_with_file_size_limit(len(before) // 2, ["-c", FULL_DISK_CHECKPOINT, str(folder)], tmp_path)
+    assert done.returncode == 0 and done.stdout.strip() == str(errno.EFBIG), done.stderr
     assert (folder / CHECKPOINT_NAME).read_bytes() == before  # the previous checkpoint, whole
     assert sorted(p.name for p in folder.iterdir()) == [CHECKPOINT_NAME]  # no torn temp file left
     assert load_checkpoint(folder)[1]["epoch"] == 1
 
 
-def test_a_full_disk_at_the_cli_is_one_line_exit_2_and_the_run_resumes(tmp_path, config, file_size_limit, capsys):
+def test_a_full_disk_at_the_cli_is_one_line_exit_2_and_the_run_resumes(tmp_path, config):
     from rnnkit.cli import main
     from test_cli import toml_of
 
     path = tmp_path / "c.toml"
     path.write_text(toml_of({**config, "models": config["models"][:1]}))
     run = tmp_path / "run"
-    file_size_limit(3000)  # config.json, run.json fit; a model's checkpoint (about 4 KB) does not
-    code = main(["train", str(path), "--output", str(run), "--quiet"])
-    err = capsys.readouterr().err
-    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    # config.json, run.json fit in 3,000 bytes; a model's checkpoint (about 4 KB) does not
+    done = run_with_file_size_limit(3000, ["-m", "rnnkit", "train", str(path), "--output", str(run), "--quiet"],
+                                    tmp_path)
+    err = done.stderr
+    assert done.returncode == 2 and err.count("\n") == 1 and "Traceback" not in err, err
     assert "File too large" in err and "checkpoint.safetensors" in err and "--resume" in err, err
     assert readable(run) == []
-    file_size_limit(resource.RLIM_INFINITY)
     assert main(["train", "--resume", str(run), "--quiet"]) == 0
     assert json.loads((run / "models" / "gru_4" / "result.json").read_text())["epochs_run"] == 4
