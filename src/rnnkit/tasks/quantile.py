@@ -33,7 +33,7 @@ from rnnkit.errors import RnnkitError
 from rnnkit.models import Sequential
 from rnnkit.runs import best_model, format_table
 from rnnkit.tasks.regression import Regression
-from rnnkit.tasks.series import data_counts, data_used, new_windows, units_of
+from rnnkit.tasks.series import data_counts, data_used, units_of
 from rnnkit.training import predict
 from rnnkit.training.losses import pinball
 from rnnkit.training.metrics import regression_metrics
@@ -240,16 +240,10 @@ class Quantile(Regression):
     def predict_table(self, run: str | Path, scaler: Any, name: str, model: nn.Module,
                       description: dict[str, Any], data_paths: list[str]) -> pd.DataFrame:
         """One row per window: last input time, target time, a column per level."""
-        config = self.config
-        frame, windows = new_windows(config, scaler, name, description, data_paths)
-        ti = scaler.column_index(config.data.target)
-        last = frame.index[windows.last_rows.numpy()]
-        step = pd.Series(frame.index).diff().median()
-        values = predict(model, windows.x, 1024).detach().numpy().reshape(len(windows), -1)
-        values = values * scaler.std[ti] + scaler.mean[ti]
-        table = pd.DataFrame({"last_input_time": last, "target_time": last + config.windows.horizon * step})
+        table, output, std, mean = self.predictions_on(scaler, name, model, description, data_paths)
+        values = output.detach().numpy().reshape(len(table), -1) * std + mean
         for k, level in enumerate(self.levels):
-            table[f"predicted {config.data.target} q{level:g}"] = values[:, k]
+            table[f"predicted {self.config.data.target} q{level:g}"] = values[:, k]
         return table
 
 

@@ -390,17 +390,21 @@ class Regression(Task):
     def predict_table(self, run: str | Path, scaler: Any, name: str, model: nn.Module,
                       description: dict[str, Any], data_paths: list[str]) -> pd.DataFrame:
         """One row per window: last input time, target time (the first step's), a column per output value."""
+        table, output, std, mean = self.predictions_on(scaler, name, model, description, data_paths)
+        for column, values in self.shape.predict_columns(output, std, mean, self.config.data.target).items():
+            table[column] = values
+        return table
+
+    def predictions_on(self, scaler: Any, name: str, model: nn.Module, description: dict[str, Any],
+                       data_paths: list[str]) -> tuple[pd.DataFrame, torch.Tensor, float, float]:
+        """The model's raw output on new data's windows, a table of their times, the target's std and mean."""
         config = self.config
         frame, windows = new_windows(config, scaler, name, description, data_paths)
         ti = scaler.column_index(config.data.target)
         last = frame.index[windows.last_rows.numpy()]
         step = pd.Series(frame.index).diff().median()
-        output = predict(model, windows.x, 1024)
         table = pd.DataFrame({"last_input_time": last, "target_time": last + config.windows.horizon * step})
-        for column, values in self.shape.predict_columns(output, float(scaler.std[ti]), float(scaler.mean[ti]),
-                                                         config.data.target).items():
-            table[column] = values
-        return table
+        return table, predict(model, windows.x, 1024), float(scaler.std[ti]), float(scaler.mean[ti])
 
     def summaries(self, features: int | None = None) -> str:
         return window_summaries(self.config, self.specs(), features)
