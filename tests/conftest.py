@@ -1,4 +1,5 @@
 import os
+import urllib.error
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
@@ -29,3 +30,18 @@ def _single_thread():
     # Two threads on this shared 2-core machine are noisy and gain nothing for small tests.
     torch.set_num_threads(1)
     yield
+
+
+def _offline(url, dest, timeout=0):
+    raise urllib.error.URLError("network is unreachable")
+
+
+@pytest.fixture
+def nothing_local(monkeypatch, tmp_path):
+    """No RNNKIT_DATA_DIR, an empty cache and no network: only the embedded record is left."""
+    from rnnkit.datasets import _files
+
+    monkeypatch.delenv("RNNKIT_DATA_DIR", raising=False)
+    monkeypatch.setattr(_files, "cache_dir", lambda: tmp_path / "cache")
+    monkeypatch.setattr(_files, "fetch", _offline)
+    return tmp_path

@@ -3,26 +3,13 @@
 from __future__ import annotations
 
 import json
-import urllib.error
 
 import numpy as np
 import pytest
 
 from rnnkit.config import parse_config
-from rnnkit.datasets import _files
 from rnnkit.datasets.jena import EMBEDDED_JENA
 from rnnkit.experiment import evaluate_run, load_run, run_experiment, run_report
-
-
-def _offline(url, dest, timeout=0):
-    raise urllib.error.URLError("network is unreachable")
-
-
-@pytest.fixture
-def nothing_local(monkeypatch, tmp_path):
-    monkeypatch.delenv("RNNKIT_DATA_DIR", raising=False)
-    monkeypatch.setattr(_files, "cache_dir", lambda: tmp_path / "cache")
-    monkeypatch.setattr(_files, "fetch", _offline)
 
 
 WEEKLY = {

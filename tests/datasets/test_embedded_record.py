@@ -6,31 +6,17 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import urllib.error
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from rnnkit.datasets import _files, jena_climate
+from rnnkit.datasets import jena_climate
 from rnnkit.datasets.jena import BENCHMARK_COLUMNS, EMBEDDED_JENA, EMBEDDED_ROWS
 from rnnkit.errors import RnnkitError
 
 GZ_SHA256 = "dc5292bda9f85dd33c5e08237da86ee42c6e777c72691a61175acbe9cdeea02b"
 CSV_SHA256 = "9d4006838ada2050bda3f7bbed4d51de6a8389eca87d228cea4b9d06be16976e"
-
-
-def _offline(url, dest, timeout=0):
-    raise urllib.error.URLError("network is unreachable")
-
-
-@pytest.fixture
-def nothing_local(monkeypatch, tmp_path):
-    """No RNNKIT_DATA_DIR, an empty cache and no network: only the embedded record is left."""
-    monkeypatch.delenv("RNNKIT_DATA_DIR", raising=False)
-    monkeypatch.setattr(_files, "cache_dir", lambda: tmp_path / "cache")
-    monkeypatch.setattr(_files, "fetch", _offline)
-    return tmp_path
 
 
 def test_the_embedded_file_is_the_published_one():

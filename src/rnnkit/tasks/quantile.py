@@ -21,14 +21,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
 from rnnkit import baselines as bl
 from rnnkit import multistep
-from rnnkit.config import ExperimentConfig, ModelConfig, QuantileConfig, TrainingConfig, build_layer
+from rnnkit.config import ExperimentConfig, ModelConfig, QuantileConfig, TrainingConfig
 from rnnkit.errors import RnnkitError
 from rnnkit.models import Sequential
 from rnnkit.runs import best_model, format_table
@@ -147,10 +146,7 @@ class Quantile(Regression):
         return self._baselines
 
     def build(self, spec: ModelConfig) -> nn.Module:
-        try:
-            net = Sequential(*[build_layer(s) for s in spec.layers], input_shape=self.prepared.input_shape)
-        except ValueError as e:
-            raise RnnkitError(f"model '{spec.name}': {e}") from None
+        net = self.network(spec)
         q = len(self.levels)
         out = tuple(net.output_shapes[-1])
         if out != (q,):

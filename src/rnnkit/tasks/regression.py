@@ -261,12 +261,16 @@ class Regression(Task):
         self._baselines = self.shape.baselines(self.config, self.prepared)
         return self._baselines
 
-    def build(self, spec: ModelConfig) -> nn.Module:
-        """The model of ``spec`` for the prepared data (wrapped to learn the change when residual)."""
+    def network(self, spec: ModelConfig) -> Sequential:
+        """The layers of ``spec`` built for the prepared data's input shape."""
         try:
-            net = Sequential(*[build_layer(s) for s in spec.layers], input_shape=self.prepared.input_shape)
+            return Sequential(*[build_layer(s) for s in spec.layers], input_shape=self.prepared.input_shape)
         except ValueError as e:
             raise RnnkitError(f"model '{spec.name}': {e}") from None
+
+    def build(self, spec: ModelConfig) -> nn.Module:
+        """The model of ``spec`` for the prepared data (wrapped to learn the change when residual)."""
+        net = self.network(spec)
         residual = self.config.windows.residual if spec.residual is None else spec.residual
         return self.shape.wrap(net, spec, self.prepared, residual)
 
