@@ -142,7 +142,13 @@ class Task:
     @classmethod
     def report(cls, metrics: dict[str, Any]) -> list[str]:
         """Lines printed after the table: the model chosen on validation and its test scores."""
-        return []
+        best = metrics["models"].get(metrics.get("best")) if metrics.get("best") else None
+        return [cls.best_line(metrics["best"], best)] if best else []
+
+    @classmethod
+    def best_line(cls, name: str, scores: dict[str, Any]) -> str:
+        """The report's line on the model chosen on validation (``scores``: its metrics)."""
+        return f"\nbest by validation: {name}"
 
     def predict_table(self, run: str | Path, scaler: Any, name: str, model: nn.Module,
                       description: dict[str, Any], data_paths: list[str]) -> pd.DataFrame:

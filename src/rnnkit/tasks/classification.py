@@ -296,12 +296,9 @@ class Classification(Task):
         return classification_table(metrics)
 
     @classmethod
-    def report(cls, metrics: dict[str, Any]) -> list[str]:
-        best = metrics["models"].get(metrics.get("best")) if metrics.get("best") else None
-        if not best:
-            return []
-        return [f"\nbest by validation balanced accuracy: {metrics['best']} (test: balanced accuracy "
-                f"{best['balanced_accuracy_test']:.3f}, F1 {best['f1_test']:.3f})"]
+    def best_line(cls, name: str, scores: dict[str, Any]) -> str:
+        return (f"\nbest by validation balanced accuracy: {name} (test: balanced accuracy "
+                f"{scores['balanced_accuracy_test']:.3f}, F1 {scores['f1_test']:.3f})")
 
     def predict_table(self, run: str | Path, scaler: Any, name: str, model: nn.Module,
                       description: dict[str, Any], data_paths: list[str]) -> pd.DataFrame:

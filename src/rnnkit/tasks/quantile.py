@@ -224,12 +224,9 @@ class Quantile(Regression):
         return format_table(rows) + f"\ninterval: levels {low:g} to {high:g} ({share} if calibrated)"
 
     @classmethod
-    def report(cls, metrics: dict[str, Any]) -> list[str]:
-        best = metrics["models"].get(metrics.get("best")) if metrics.get("best") else None
-        if not best:
-            return []
-        return [f"\nbest by validation median MAE: {metrics['best']} (test skill {100 * best['skill_test']:+.1f}%, "
-                f"interval coverage {best['coverage_test']:.3f})"]
+    def best_line(cls, name: str, scores: dict[str, Any]) -> str:
+        return (f"\nbest by validation median MAE: {name} (test skill {100 * scores['skill_test']:+.1f}%, "
+                f"interval coverage {scores['coverage_test']:.3f})")
 
     files = "models/"
 

@@ -384,12 +384,9 @@ class Regression(Task):
         return "\n".join([table, *published.notes(metrics.get("published"))])
 
     @classmethod
-    def report(cls, metrics: dict[str, Any]) -> list[str]:
-        best = metrics["models"].get(metrics.get("best")) if metrics.get("best") else None
-        if not best:
-            return []
-        return [f"\nbest by validation MAE: {metrics['best']} (test skill {100 * best['skill_test']:+.1f}% "
-                f"against persistence)"]
+    def best_line(cls, name: str, scores: dict[str, Any]) -> str:
+        return (f"\nbest by validation MAE: {name} (test skill {100 * scores['skill_test']:+.1f}% "
+                f"against persistence)")
 
     def predict_table(self, run: str | Path, scaler: Any, name: str, model: nn.Module,
                       description: dict[str, Any], data_paths: list[str]) -> pd.DataFrame:

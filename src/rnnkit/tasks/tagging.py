@@ -199,12 +199,9 @@ class Tagging(Task):
         return tagging_table(metrics)
 
     @classmethod
-    def report(cls, metrics: dict[str, Any]) -> list[str]:
-        best = metrics["models"].get(metrics.get("best")) if metrics.get("best") else None
-        if not best:
-            return []
-        return [f"\nbest by validation token accuracy: {metrics['best']} (test: token accuracy "
-                f"{best['token_accuracy_test']:.3f}, ambiguous words {best['ambiguous_accuracy_test']:.3f})"]
+    def best_line(cls, name: str, scores: dict[str, Any]) -> str:
+        return (f"\nbest by validation token accuracy: {name} (test: token accuracy "
+                f"{scores['token_accuracy_test']:.3f}, ambiguous words {scores['ambiguous_accuracy_test']:.3f})")
 
     def predict_table(self, run: str | Path, scaler: Any, name: str, model: nn.Module,
                       description: dict[str, Any], data_paths: list[str]) -> Any:
