@@ -15,9 +15,9 @@ import pandas as pd
 import torch
 
 from rnnkit.corpora import weather_text
-from rnnkit.generation import CharRNN, generate, text_windows
+from rnnkit.models.generators import CharRNN, generate, text_windows
 from rnnkit.training import Trainer
-from rnnkit.weather_tasks import curve_generation_comparison
+from weather_studies import curve_generation_comparison  # examples/weather_studies.py
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
-from rnnkit.weather_tasks import multistep_comparison, weather_parts
+from weather_studies import multistep_comparison, weather_parts  # examples/weather_studies.py
 
 
 def main() -> None:

@@ -146,9 +146,22 @@ def test_the_runner_imports_no_task_module_by_name(module):
     ("rnnkit.training", ("rnnkit.datasets", "rnnkit.tasks", "rnnkit.experiment", "rnnkit.runs", "rnnkit.cli",
                          "rnnkit.config", "rnnkit.models")),
     ("rnnkit.data", ("rnnkit.datasets", "rnnkit.training", "rnnkit.tasks", "rnnkit.experiment", "rnnkit.cli")),
+    # the model families (forecasters, generators, language, taggers) are built from layers only
+    ("rnnkit.models", ("rnnkit.datasets", "rnnkit.training", "rnnkit.baselines", "rnnkit.tasks", "rnnkit.experiment",
+                       "rnnkit.runs", "rnnkit.cli", "rnnkit.config")),
+    ("rnnkit.baselines", ("rnnkit.datasets", "rnnkit.tasks", "rnnkit.experiment", "rnnkit.runs", "rnnkit.cli",
+                          "rnnkit.config")),
 ])
 def test_the_lower_floors_import_nothing_above_them(floor, forbidden):
     for module, targets in GRAPH.items():
         if module == floor or module.startswith(floor + "."):
             wrong = sorted(t for t in targets if any(t == f or t.startswith(f + ".") for f in forbidden))
             assert not wrong, f"{module} imports {wrong}"
+
+
+def test_the_package_top_level_holds_no_model_family_or_task_glue():
+    # Where each concern lives (README, Architecture): model families under models/, a task's config
+    # path under tasks/, scripted studies under examples/. The old top-level homes stay gone.
+    moved = {"forecasting", "generation", "language", "tagging", "text", "multistep", "sequence_tasks",
+             "weather_tasks", "classification"}
+    assert not {f"rnnkit.{name}" for name in moved} & set(MODULES)

@@ -295,7 +295,7 @@ def test_invalid_classification_settings(extra, message):
 
 
 def test_tagging_takes_no_windows():
-    # task = "tagging" has its own path (rnnkit.tagging.run_tagging, tests/test_tagging_config.py)
+    # task = "tagging" has its own path (rnnkit.models.taggers.run_tagging, tests/test_tagging_config.py)
     with pytest.raises(RnnkitError, match=r"config: windows: task = 'tagging' tags every token"):
         parse_config({"task": "tagging", "data": {"dataset": "teddy"}, "windows": {"sequence_length": 4}})
 

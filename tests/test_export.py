@@ -16,10 +16,9 @@ import rnnkit as rk
 from rnnkit import baselines as bl
 from rnnkit.errors import RnnkitError
 from rnnkit.export import to_model_proto, torch_kernel
-from rnnkit.forecasting import RepeatLastPeriod
+from rnnkit.baselines import (MultiStepResidualTarget, RepeatLastDay, RepeatLastPeriod, StepMean, StepPersistence,
+                              StepResidualTarget)
 from rnnkit.layers import GRU, LSTM, Bidirectional, Dense, Dropout, Flatten, SimpleRNN
-from rnnkit.multistep import MultiStepResidualTarget, RepeatLastDay
-from rnnkit.sequence_tasks import StepMean, StepPersistence, StepResidualTarget
 
 TOLERANCE = 1e-5
 F = 5  # features of the random windows

@@ -16,8 +16,9 @@ from rnnkit.config import parse_config
 from rnnkit.data import make_windows
 from rnnkit.errors import RnnkitError
 from rnnkit.experiment import evaluate_run, predict_file, run_experiment
-from rnnkit.sequence_tasks import StepMean, StepPersistence, StepResidualTarget, last_step_scores
+from rnnkit.baselines import StepMean, StepPersistence, StepResidualTarget
 from rnnkit.training import score
+from rnnkit.training.metrics import last_step_scores
 
 quiet = {"progress": False, "log": lambda _: None}
 PER_STEP_GRU = {"name": "GRU per step",

@@ -18,7 +18,9 @@ from rnnkit.cli import main
 from rnnkit.config import load_config, parse_config
 from rnnkit.errors import RnnkitError
 from rnnkit.experiment import evaluate_run, predict_file, run_experiment
-from rnnkit.multistep import MultiStepResidualTarget, RepeatLastDay, check_output, multistep_scores, persistence
+from rnnkit.baselines import MultiStepResidualTarget, RepeatLastDay, RepeatLastPeriod
+from rnnkit.tasks.regression import check_output
+from rnnkit.training.metrics import multistep_scores
 
 quiet = {"progress": False, "log": lambda _: None}
 K = 6
@@ -43,7 +45,7 @@ def test_repeat_last_day_rejects_a_horizon_below_one():
 
 def test_persistence_repeats_the_last_value_and_the_residual_adds_it_at_every_step():
     x = torch.tensor([[[1.0, 5.0], [2.0, 7.0]]])  # (1, 2, 2); target column 1, last value 7
-    assert persistence(1, 3)(x).flatten().tolist() == [7.0, 7.0, 7.0]
+    assert RepeatLastPeriod(1, 1, 3)(x).flatten().tolist() == [7.0, 7.0, 7.0]
 
     class Change(torch.nn.Module):  # a known change at each of 3 steps
         def __init__(self, shape):
@@ -77,7 +79,7 @@ def test_multistep_scores_by_step_by_hand():
     y = torch.tensor([[[1.0], [2.0]], [[3.0], [-2.0]]])  # 2 windows, 2 steps
     w = type("W", (), {"x": x, "y": y, "__len__": lambda self: 2,
                        "batch": lambda self, i: (x[torch.as_tensor(i)], y[torch.as_tensor(i)])})()
-    s = multistep_scores(persistence(0, 2), w, scale=2.0, offset=10.0)  # predicts 0 (10 in data units)
+    s = multistep_scores(RepeatLastPeriod(0, 1, 2), w, scale=2.0, offset=10.0)  # predicts 0 (10 in data units)
     assert s["mae_by_step"] == pytest.approx([4.0, 4.0])  # step 1: |2·1|, |2·3|; step 2: |2·2|, |2·(−2)|
     assert s["mae"] == pytest.approx(4.0)
 

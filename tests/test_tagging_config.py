@@ -13,7 +13,7 @@ from rnnkit.cli import main
 from rnnkit.config import load_config, parse_config
 from rnnkit.errors import RnnkitError
 from rnnkit.experiment import evaluate_run, model_summaries, predict_file, run_experiment
-from rnnkit.tagging import MajorityTagPerWord, tag_accuracy, tagging_dataset
+from rnnkit.models.taggers import MajorityTagPerWord, tag_accuracy, tagging_dataset
 from rnnkit.tasks.tagging import tagging_corpus
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "teddy_tagging.toml"
@@ -177,4 +177,4 @@ def test_the_teddy_corpus_is_no_series(tmp_path, capsys):
     # commands that read a series (e.g. rnnkit gradients CONFIG) get one line, not the sunspots file
     assert main(["gradients", str(CONFIG), "--train-epochs", "0", "--output", str(tmp_path / "g.png")]) == 2
     assert capsys.readouterr().err == ("rnnkit: error: data.dataset 'teddy' is a corpus of tagged sentences, not a "
-                                       "series: it has no rows or windows (task = 'tagging' reads it through rnnkit.tagging)\n")
+                                       "series: it has no rows or windows (task = 'tagging' reads it through rnnkit.models.taggers)\n")

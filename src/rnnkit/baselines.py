@@ -1,8 +1,11 @@
 """Baselines are models: ``nn.Module`` s from windows to predictions, scored like any model.
 
 Every baseline takes the window ``x`` of shape ``(batch, time, features)`` in scaled units
-and returns ``(batch, outputs)`` in the units of the trained models' targets, so that the
-same metric code (:func:`rnnkit.training.metrics.score`) scores all of them. The
+and returns ``(batch, outputs)`` in the units of the trained models' targets (a multi-step
+forecast ``(batch, K, 1)``, a per-step one ``(batch, T, targets)``), so that the same metric
+code (:func:`rnnkit.training.metrics.score`) scores all of them. The residual targets
+(:class:`ResidualTarget` and its multi-step and per-step versions) wrap a model to learn the
+change from the last input. The
 persistence baselines assume, like the residual target, that the target column is scaled
 with the same statistics as the input feature it is read from (the target *is* that
 feature, later in time).
@@ -10,18 +13,21 @@ feature, later in time).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
-from rnnkit.errors import RnnkitError
+from rnnkit.errors import RnnkitError, check_positive_int
 from rnnkit.training.batches import as_data, iter_batches
 
 
-__all__ = ["LinearBaseline", "MajorityClass", "MeanBaseline", "Persistence", "ResidualTarget", "SameAsNow",
-           "SeasonalPersistence", "naive_dense"]
+__all__ = ["LinearBaseline", "MajorityClass", "MeanBaseline", "MeanDailyCurve", "MultiStepResidualTarget", "Persistence",
+           "RepeatLastDay", "RepeatLastPeriod", "ResidualTarget", "SameAsNow", "SeasonalPersistence", "StepMean",
+           "StepPersistence", "StepResidualTarget", "naive_dense"]
 
 def _target_indices(target_index: int | Sequence[int]) -> list[int]:
     indices = [target_index] if isinstance(target_index, int) and not isinstance(target_index, bool) else target_index
@@ -246,7 +252,7 @@ class ResidualTarget(nn.Module):
     Assumption: the target is scaled with the same statistics (mean and standard deviation)
     as the input column ``target_index`` — true when the target is that feature later in
     time and one standardizer scales both. With an untrained (near-zero) model the
-    wrapper starts at persistence. :class:`rnnkit.sequence_tasks.StepResidualTarget` is the
+    wrapper starts at persistence. :class:`StepResidualTarget` is the
     per-step version: it adds the input value of every step instead of the last one.
 
     Args:
@@ -290,6 +296,271 @@ class ResidualTarget(nn.Module):
     def get_config(self) -> dict[str, Any]:
         inner = self.model.get_config() if callable(getattr(self.model, "get_config", None)) else None
         return {"target_index": self.target_index, "model": inner}
+
+
+# --- forecasts of several steps: the next K rows (``(batch, K, 1)``), or a value at every input
+# --- step (``(batch, T, targets)``, many-to-many) -------------------------------------------------
+
+class RepeatLastPeriod(nn.Module):
+    """Baseline "repeat the last day": step k predicts the value ``period`` rows before it.
+
+    For windows whose targets are the ``steps`` rows right after the last input
+    (``horizon=1``), step k (0-based) is predicted by input row ``T − period + (k mod period)``
+    of the target column(s). ``period=24`` on hourly rows repeats the last day; ``period=1``
+    repeats the last value (persistence). No parameters.
+
+    Args:
+        target_index: position(s) of the target column(s) among the features.
+        period: rows per period (>= 1), at most the sequence length.
+        steps: forecast steps K (>= 1).
+
+    Shapes: x ``(batch, T, features)`` → ``(batch, steps, len(target_index))``.
+
+    Example:
+        >>> RepeatLastPeriod(0, period=2, steps=3)(torch.arange(4.0).view(1, 4, 1)).flatten().tolist()
+        [2.0, 3.0, 2.0]
+    """
+
+    def __init__(self, target_index: int | Sequence[int], period: int, steps: int) -> None:
+        super().__init__()
+        items = [target_index] if isinstance(target_index, (int, np.integer)) and not isinstance(target_index, bool) else list(target_index)
+        if not items or any(isinstance(i, bool) or not isinstance(i, (int, np.integer)) or i < 0 for i in items):
+            raise ValueError(f"target_index must be column positions >= 0, got {target_index!r}")
+        self.target_index = [int(i) for i in items]
+        self.period = check_positive_int("period", period)
+        self.steps = check_positive_int("steps", steps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        length = x.shape[1]
+        if length < self.period:
+            raise ValueError(f"windows must hold at least period={self.period} rows, got {length}")
+        rows = length - self.period + torch.arange(self.steps, device=x.device) % self.period
+        return x[:, rows][:, :, self.target_index]
+
+
+class RepeatLastDay(nn.Module):
+    """Baseline "repeat the last day": step k is the value ``period`` rows (or a multiple) before its target.
+
+    For targets that lie ``horizon`` window rows after the last input and one row apart,
+    step k's target is at offset ``j = horizon + k``; the latest row of the window at the
+    same phase of the period is ``T − period + (j − 1) mod period``. With ``horizon = 1``
+    this is :class:`RepeatLastPeriod` (which it runs, for
+    ``horizon − 1 + steps`` steps, keeping the last ``steps``).
+
+    Args:
+        target_index: the column of the target among the features.
+        period: window rows per day (>= 1), at most the window length.
+        steps: forecast steps K (>= 1).
+        horizon: window rows from the last input to the first target (>= 1, default 1).
+
+    Shapes: ``x (batch, T, features)`` → ``(batch, steps, 1)``.
+
+    Example:
+        >>> x = torch.arange(4.0).view(1, 4, 1)   # a "day" of 2 rows: rows 2 and 3 are the last day
+        >>> RepeatLastDay(0, period=2, steps=3, horizon=2)(x).flatten().tolist()
+        [3.0, 2.0, 3.0]
+    """
+
+    def __init__(self, target_index: int, period: int, steps: int, horizon: int = 1) -> None:
+        super().__init__()
+        if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
+            raise RnnkitError(f"horizon must be a positive integer, got {horizon!r}")
+        self.horizon = horizon
+        self.steps = steps
+        self.repeat = RepeatLastPeriod(target_index, period, horizon - 1 + steps)
+
+    @property
+    def period(self) -> int:
+        return self.repeat.period
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.repeat(x)[:, self.horizon - 1:]
+
+    def get_config(self) -> dict[str, Any]:
+        return {"target_index": self.repeat.target_index[0], "period": self.period, "steps": self.steps,
+                "horizon": self.horizon}
+
+
+class MeanDailyCurve(nn.Module):
+    """Baseline "the mean daily curve": the training mean of the target at each phase of a clock.
+
+    The phase of a row comes from its (sin, cos) clock columns: bin
+    ``floor(period · atan2(sin, cos) / 2π + 0.25) mod period`` (whole hours of the day for
+    ``period=24`` on a day clock; the 0.25 keeps rows at whole bins clear of rounding noise).
+    Step k after the last input row is predicted by the mean of bin ``last + 1 + k``; with
+    ``anchored=True`` by the last value plus the mean change between the two bins,
+    ``value_last + mean[last + 1 + k] − mean[last]``.
+
+    Args:
+        target_index: position of the target column among the features.
+        sin_index, cos_index: positions of the clock columns (unscaled sin/cos).
+        steps: forecast steps K (>= 1).
+        period: bins per clock cycle (default 24).
+        anchored: shift the curve to start at the last value (default False).
+
+    Shapes: x ``(batch, T, features)`` → ``(batch, steps, 1)``. Call :meth:`fit` first.
+
+    Example::
+
+        curve = MeanDailyCurve(0, 5, 6, steps=24).fit(train_rows)   # (rows, features)
+    """
+
+    def __init__(
+        self, target_index: int, sin_index: int, cos_index: int, steps: int, period: int = 24, anchored: bool = False
+    ) -> None:
+        super().__init__()
+        for name, value in (("target_index", target_index), ("sin_index", sin_index), ("cos_index", cos_index)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+                raise ValueError(f"{name} must be a column position >= 0, got {value!r}")
+        self.target_index, self.sin_index, self.cos_index = int(target_index), int(sin_index), int(cos_index)
+        self.steps = check_positive_int("steps", steps)
+        self.period = check_positive_int("period", period)
+        self.anchored = bool(anchored)
+        self.register_buffer("curve", torch.full((self.period,), float("nan")))
+
+    def phase_bin(self, rows: torch.Tensor) -> torch.Tensor:
+        """The bin (int64) of each row ``(..., features)``."""
+        angle = torch.atan2(rows[..., self.sin_index], rows[..., self.cos_index]) % (2 * math.pi)
+        return torch.floor(angle / (2 * math.pi) * self.period + 0.25).long() % self.period
+
+    def fit(self, rows: Any) -> MeanDailyCurve:
+        """Mean target per bin from ``rows`` ``(rows, features)`` (the training part); returns self."""
+        rows = torch.as_tensor(np.asarray(rows), dtype=torch.float64)
+        bins = self.phase_bin(rows)
+        counts = torch.bincount(bins, minlength=self.period)
+        if bool((counts == 0).any()):
+            raise ValueError(f"rows must fill every one of the {self.period} bins, got empty bins {torch.nonzero(counts == 0).flatten().tolist()}")
+        sums = torch.zeros(self.period, dtype=torch.float64).index_add_(0, bins, rows[:, self.target_index])
+        self.curve = (sums / counts).to(self.curve.dtype)
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if bool(self.curve.isnan().any()):
+            raise ValueError("MeanDailyCurve must be fitted before use: call fit(rows)")
+        now = self.phase_bin(x[:, -1])  # (batch,)
+        ahead = (now[:, None] + 1 + torch.arange(self.steps, device=x.device)) % self.period  # (batch, steps)
+        curve = self.curve.to(x.dtype)
+        out = curve[ahead]
+        if self.anchored:
+            out = out - curve[now][:, None] + x[:, -1, self.target_index, None]
+        return out[..., None]
+
+
+class MultiStepResidualTarget(ResidualTarget):
+    """Learn the change from the last input at every forecast step: ``ŷ_k = x[:, T − 1, target] + change_k``.
+
+    The multi-step version of :class:`ResidualTarget` (same assumption: the
+    target is scaled like the input column it is read from); the last value is added to each
+    of the K outputs. An untrained, near-zero model starts at persistence.
+
+    Args:
+        model: a module from ``(batch, T, features)`` to ``(batch, *output_shape)``.
+        target_index: the input column holding the target variable.
+        output_shape: the model's output per example, ``(K,)`` or ``(K, 1)``.
+
+    Shapes: ``x (batch, T, features)`` → ``(batch, *output_shape)``.
+
+    Example:
+        >>> class Change(nn.Module):
+        ...     def forward(self, x): return torch.tensor([[1.0, 2.0]])
+        >>> MultiStepResidualTarget(Change(), 0, (2,))(torch.tensor([[[5.0], [7.0]]])).tolist()
+        [[8.0, 9.0]]
+    """
+
+    fits = "multi-step target"
+
+    def __init__(self, model: nn.Module, target_index: int | Sequence[int], output_shape: Sequence[int]) -> None:
+        super().__init__(model, target_index)
+        shape = tuple(output_shape) if isinstance(output_shape, (list, tuple)) else ()
+        if len(shape) not in (1, 2) or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in shape) \
+                or (len(shape) == 2 and shape[1] != len(self.target_index)):
+            raise RnnkitError(f"output_shape must be (steps,) or (steps, targets) with positive sizes, got {output_shape!r}")
+        self.output_shape = shape
+
+    def added(self, x: torch.Tensor) -> torch.Tensor:
+        """The last input value, repeated at every step: ``(batch, *output_shape)``."""
+        last = x[:, -1, self.target_index]  # (batch, targets)
+        if len(self.output_shape) == 1:  # (K,): one target column, its value at every step
+            return last[:, :1].expand(x.shape[0], self.output_shape[0])
+        return last[:, None, :].expand(x.shape[0], *self.output_shape)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "output_shape": list(self.output_shape)}
+
+
+class StepPersistence(nn.Module):
+    """Per-step persistence: the target column at every input step, ``ŷ[:, t] = x[:, t, target_index]``.
+
+    Step t's target lies ``horizon`` rows after row t, so this is "no change over the horizon".
+
+    Args:
+        target_index: the column (or columns) of the window holding the target variable.
+
+    Shapes: ``x (batch, T, features)`` → ``(batch, T, len(target_index))``.
+
+    Example:
+        >>> StepPersistence(0)(torch.tensor([[[1.0], [2.0], [3.0]]])).flatten().tolist()
+        [1.0, 2.0, 3.0]
+    """
+
+    def __init__(self, target_index: int | Sequence[int]) -> None:
+        super().__init__()
+        self.target_index = _target_indices(target_index)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_window(x, self.target_index, "StepPersistence")
+        return x[:, :, self.target_index]
+
+    def get_config(self) -> dict[str, Any]:
+        return {"target_index": self.target_index}
+
+
+class StepMean(MeanBaseline):
+    """The training targets' mean (over windows and steps) at every step.
+
+    The per-step version of :class:`MeanBaseline` (same ``value`` and checks).
+
+    Args:
+        value: a number or a 1-D tensor (one value per target column).
+
+    Shapes: ``x (batch, T, features)`` → ``(batch, T, len(value))``.
+
+    Example:
+        >>> StepMean.fit(torch.tensor([[[1.0], [3.0]]]))(torch.zeros(1, 3, 2)).flatten().tolist()
+        [2.0, 2.0, 2.0]
+    """
+
+    @classmethod
+    def fit(cls, y: torch.Tensor) -> StepMean:
+        """The mean of per-step training targets ``y (windows, T, targets)``."""
+        if y.dim() != 3 or y.numel() == 0:
+            raise RnnkitError(f"StepMean.fit needs per-step targets (windows, T, targets), got shape {tuple(y.shape)}")
+        return cls(y.double().mean(dim=(0, 1)).float())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.value.to(x.dtype).expand(x.shape[0], x.shape[1], -1)
+
+
+class StepResidualTarget(ResidualTarget):
+    """Learn the change at every step: ``ŷ[:, t] = model(x)[:, t] + x[:, t, target_index]``.
+
+    The per-step version of :class:`ResidualTarget` (same assumption: the
+    target is scaled like the input column it is read from); only the values added back
+    differ. An untrained, near-zero model starts at :class:`StepPersistence`.
+
+    Args:
+        model: a module from ``(batch, T, features)`` to ``(batch, T, len(target_index))``.
+        target_index: the input column holding the target variable.
+
+    Example:
+        >>> m = StepResidualTarget(Sequential(GRU(8, return_sequences=True), Dense(1), input_shape=(48, 3)), 1)  # doctest: +SKIP
+    """
+
+    fits = "per-step target"
+
+    def added(self, x: torch.Tensor) -> torch.Tensor:
+        """The input values added to the model's change: every step's, (batch, T, targets)."""
+        return x[:, :, self.target_index]
 
 
 # --- classification baselines: they output one score per class (1 for the chosen class, else 0) ---

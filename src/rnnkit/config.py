@@ -22,8 +22,8 @@ A config is a TOML file::
     layers = [{type = "GRU", units = 32}, {type = "Dense", units = 1}]
 
 ``[windows] return_sequences = true`` trains a target for every input step (many-to-many;
-rnnkit.sequence_tasks). ``[windows] target_length = K`` forecasts the next K rows from one window
-(multi-step; models end with ``Dense(K)``; rnnkit.multistep). ``task = "tagging"`` with ``[data] dataset = "teddy"`` and a ``[tagging]``
+rnnkit.tasks.regression). ``[windows] target_length = K`` forecasts the next K rows from one window
+(multi-step; models end with ``Dense(K)``; rnnkit.tasks.regression). ``task = "tagging"`` with ``[data] dataset = "teddy"`` and a ``[tagging]``
 table tags every token of whole sentences (no ``[windows]``); its layer specs may say
 ``input_dim = "vocabulary"`` (Embedding) and ``units = "tags"`` (Dense), filled in from the corpus.
 
@@ -115,7 +115,7 @@ class WindowConfig(_Strict):
     # (last recurrent layer return_sequences = true, then Dense(1) per step). Residual: change from x_t.
     return_sequences: bool = False
     # Multi-step: the next target_length rows (horizon, horizon + sampling_rate, ...) from one window;
-    # y (examples, K, 1), models end with Dense(K) (the direct forecaster). rnnkit.multistep.
+    # y (examples, K, 1), models end with Dense(K) (the direct forecaster). rnnkit.tasks.regression.
     target_length: int = Field(1, ge=1)
 
 

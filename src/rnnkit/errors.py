@@ -53,6 +53,19 @@ def check_int(name: str, value: Any, *, low: int | None = None, high: int | None
     return value
 
 
+def check_positive_int(name: str, value: Any) -> int:
+    """``value`` as an int when it is a whole number >= 1 (numpy's too); bools and floats are refused.
+
+    >>> check_positive_int("units", 0)
+    Traceback (most recent call last):
+    ...
+    rnnkit.errors.RnnkitError: units must be a positive integer, got 0
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise RnnkitError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
 def check_number(name: str, value: Any, *, low: float | None = None, high: float | None = None,
                  low_open: bool = False, high_open: bool = False) -> float:
     """``value`` as a float when it is a finite real number in the interval; bools and NaN are refused."""

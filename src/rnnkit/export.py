@@ -37,10 +37,9 @@ from rnnkit import baselines as bl
 from rnnkit.errors import RnnkitError
 from rnnkit.layers import GRU, LSTM, Bidirectional, Dense, Dropout, Flatten, SimpleRNN
 from rnnkit.layers.recurrent import RNN
-from rnnkit.forecasting import RepeatLastPeriod
+from rnnkit.baselines import (MultiStepResidualTarget, RepeatLastDay, RepeatLastPeriod, StepMean, StepPersistence,
+                              StepResidualTarget)
 from rnnkit.models import Sequential
-from rnnkit.multistep import MultiStepResidualTarget, RepeatLastDay
-from rnnkit.sequence_tasks import StepMean, StepPersistence, StepResidualTarget
 
 OPSET = 17
 INT64_MAX = np.iinfo(np.int64).max

@@ -1,5 +1,15 @@
-"""Models built from rnnkit layers."""
+"""Models built from rnnkit layers: ``Sequential`` and the model families by shape.
 
+- ``sequential``: :class:`Sequential` (+ ``summary`` with the parameter formulas);
+- ``forecasters``: the next K rows from one window (direct, autoregressive, seq2seq; ``Clock``);
+- ``generators``: one-to-many generation (``OneToMany``, ``CharRNN``, ``generate``);
+- ``language``: next-word prediction (``next_word_model``, the ``BigramModel`` baseline);
+- ``taggers``: a tag per token (``tagging_model``, the ``MajorityTagPerWord`` baseline).
+
+Their baselines on series live in :mod:`rnnkit.baselines`; their config path in :mod:`rnnkit.tasks`.
+"""
+
+from rnnkit.models import forecasters, generators, language, taggers
 from rnnkit.models.sequential import Sequential
 
-__all__ = ["Sequential"]
+__all__ = ["Sequential", "forecasters", "generators", "language", "taggers"]

@@ -2,7 +2,7 @@
 
 A probabilistic forecast on the regression path (same data, windows, residual target): the model
 ends with ``Dense(Q)``, one output per level of ``[quantile] levels`` (residual: the last value is
-added to each, as :class:`rnnkit.multistep.MultiStepResidualTarget` does over K steps), and trains
+added to each, as :class:`rnnkit.baselines.MultiStepResidualTarget` does over K steps), and trains
 on :func:`rnnkit.training.losses.pinball`. Scored on validation and test:
 
 - the median (level 0.5) like any forecast: ``mae``, ``rmse``, ``skill`` against persistence;
@@ -26,7 +26,6 @@ import torch
 from torch import nn
 
 from rnnkit import baselines as bl
-from rnnkit import multistep
 from rnnkit.config import ExperimentConfig, ModelConfig, QuantileConfig, TrainingConfig
 from rnnkit.errors import RnnkitError
 from rnnkit.models import Sequential
@@ -153,12 +152,12 @@ class Quantile(Regression):
             raise RnnkitError(f"model '{spec.name}' outputs shape {out} per example; {q} quantile levels need "
                               f"({q},): end with Dense({q})")
         residual = self.config.windows.residual if spec.residual is None else spec.residual
-        return multistep.MultiStepResidualTarget(net, self.prepared.target_index, (q,)) if residual else net
+        return bl.MultiStepResidualTarget(net, self.prepared.target_index, (q,)) if residual else net
 
     def rebuild(self, description: dict[str, Any]) -> nn.Module:
         config = description.get("config")
         if isinstance(config, dict) and str(description.get("class", "")).endswith(".MultiStepResidualTarget"):
-            return multistep.MultiStepResidualTarget(Sequential.from_config(config["model"]), config["target_index"],
+            return bl.MultiStepResidualTarget(Sequential.from_config(config["model"]), config["target_index"],
                                                      tuple(config["output_shape"]))
         return super().rebuild(description)
 

@@ -17,6 +17,7 @@ validation MAE.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -26,22 +27,57 @@ import torch
 from torch import nn
 
 from rnnkit import baselines as bl
-from rnnkit import multistep, published
+from rnnkit import published
 from rnnkit.config import ExperimentConfig, ModelConfig, TrainingConfig, WindowConfig, build_layer
 from rnnkit.errors import RnnkitError
 from rnnkit.models import Sequential
 from rnnkit.runs import best_model, format_table
-from rnnkit.sequence_tasks import StepMean, StepPersistence, StepResidualTarget, check_causal, last_step_scores
 from rnnkit.tasks.base import Task
 from rnnkit.tasks.series import (
     Prepared, ahead, data_counts, data_used, describe_prepared, describe_windows, load_frame, new_windows, prepare,
     rows_per_day, units_of, window_summaries, with_data_paths,
 )
 from rnnkit.training import predict, score
+from rnnkit.training.metrics import last_step_scores, multistep_scores
 
 # The course's "naive" fully connected network on the flattened window (a baseline that trains).
 NAIVE_DENSE = ModelConfig(name="naive_dense", layers=[
     {"type": "Flatten"}, {"type": "Dense", "units": 12, "activation": "relu"}, {"type": "Dense", "units": 1}])
+
+
+# --- a model's output against the target shape ----------------------------------------------------
+
+# Layers whose output at step t reads inputs after t (or the whole window).
+NON_CAUSAL = ("Bidirectional", "Flatten")
+
+
+def check_causal(layers: Sequence[dict[str, Any]], where: str) -> None:
+    """Refuse layer specs whose output at step t would read inputs after t.
+
+    A per-step target's early steps (row t + horizon <= T - 1) lie inside the window itself, so a
+    layer that reads the whole window would copy the answer instead of forecasting it.
+    """
+    for spec in layers:
+        if spec.get("type") in NON_CAUSAL:
+            raise RnnkitError(
+                f"{where}: a per-step forecast (windows.return_sequences = true) must read only inputs up to its "
+                f"step, but {spec['type']} reads the whole window, which holds the targets of the earlier steps; "
+                f"use forward recurrent layers"
+            )
+
+
+def check_output(shape: Sequence[int], steps: int, where: str) -> tuple[int, ...]:
+    """The model output per example, ``(K,)`` or ``(K, 1)``, or a one-line error naming the key.
+
+    Example:
+        >>> check_output((24,), 24, "model 'GRU'")
+        (24,)
+    """
+    out = tuple(int(s) for s in shape)
+    if out not in ((steps,), (steps, 1)):
+        raise RnnkitError(f"{where} outputs shape {out} per example; windows.target_length = {steps} needs "
+                          f"({steps},) or ({steps}, 1), a value per forecast step: end with Dense({steps})")
+    return out
 
 
 # --- target shapes ----------------------------------------------------------------------------------
@@ -104,16 +140,16 @@ class PerStep(OneStep):
                 f"model '{spec.name}' outputs shape {out} per example; windows.return_sequences = true needs a value "
                 f"per step, ({steps}, 1): give its last recurrent layer return_sequences = true and end with Dense(1)")
         check_causal(spec.layers, f"model '{spec.name}'")
-        return StepResidualTarget(net, prepared.target_index) if residual else net
+        return bl.StepResidualTarget(net, prepared.target_index) if residual else net
 
     def rebuild(self, net: nn.Module, config: dict[str, Any]) -> nn.Module:
-        return StepResidualTarget(net, config["target_index"])
+        return bl.StepResidualTarget(net, config["target_index"])
 
     def baselines(self, config: ExperimentConfig, prepared: Prepared) -> dict[str, nn.Module]:
         # the config allows only the baselines with a per-step version
-        steps: dict[str, nn.Module] = {"persistence": StepPersistence(prepared.target_index)}
+        steps: dict[str, nn.Module] = {"persistence": bl.StepPersistence(prepared.target_index)}
         if "mean" in config.baselines:
-            steps["mean"] = StepMean.fit(prepared.windows["train"].y)
+            steps["mean"] = bl.StepMean.fit(prepared.windows["train"].y)
         return steps
 
     def extra_scores(self, model: nn.Module, prepared: Prepared, part: str) -> dict[str, Any]:
@@ -139,16 +175,16 @@ class MultiStep(OneStep):
         return windows.target_length > 1
 
     def wrap(self, net: nn.Module, spec: ModelConfig, prepared: Prepared, residual: bool) -> nn.Module:
-        shape = multistep.check_output(tuple(net.output_shapes[-1]), prepared.target_length, f"model '{spec.name}'")
-        return multistep.MultiStepResidualTarget(net, prepared.target_index, shape) if residual else net
+        shape = check_output(tuple(net.output_shapes[-1]), prepared.target_length, f"model '{spec.name}'")
+        return bl.MultiStepResidualTarget(net, prepared.target_index, shape) if residual else net
 
     def rebuild(self, net: nn.Module, config: dict[str, Any]) -> nn.Module:
-        return multistep.MultiStepResidualTarget(net, config["target_index"], tuple(config["output_shape"]))
+        return bl.MultiStepResidualTarget(net, config["target_index"], tuple(config["output_shape"]))
 
     def baselines(self, config: ExperimentConfig, prepared: Prepared) -> dict[str, nn.Module]:
         L, F = prepared.input_shape
         K = prepared.target_length
-        ahead_: dict[str, nn.Module] = {"persistence": multistep.persistence(prepared.target_index, K)}
+        ahead_: dict[str, nn.Module] = {"persistence": bl.RepeatLastPeriod(prepared.target_index, 1, K)}
         for name in config.baselines:
             if name == "repeat_last_day":
                 ahead_[name] = repeat_last_day(prepared)
@@ -160,7 +196,7 @@ class MultiStep(OneStep):
 
     def extra_scores(self, model: nn.Module, prepared: Prepared, part: str) -> dict[str, Any]:
         # the scores are over every forecast step; here step by step
-        return {f"mae_{part}_by_step": multistep.multistep_scores(
+        return {f"mae_{part}_by_step": multistep_scores(
             model, prepared.windows[part], scale=prepared.scale, offset=prepared.offset)["mae_by_step"]}
 
     def table_columns(self, m: dict[str, Any], units: str) -> dict[str, Any]:
@@ -212,7 +248,7 @@ def repeat_last_day(prepared: Prepared) -> nn.Module:
     if w.sequence_length < period:
         raise RnnkitError(f"baselines 'repeat_last_day' needs windows.sequence_length >= {period} (one day of window "
                           f"rows at this data's step), got {w.sequence_length}")
-    return multistep.RepeatLastDay(prepared.target_index, period, w.target_length, horizon=w.horizon // w.sampling_rate)
+    return bl.RepeatLastDay(prepared.target_index, period, w.target_length, horizon=w.horizon // w.sampling_rate)
 
 
 def make_baselines(config: ExperimentConfig, prepared: Prepared) -> dict[str, nn.Module]:

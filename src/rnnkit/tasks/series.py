@@ -34,7 +34,7 @@ def load_frame(config: ExperimentConfig, paths: list[str] | None = None) -> pd.D
     chosen = list(paths) if paths else list(data.paths)
     if data.dataset == "teddy":
         raise RnnkitError("data.dataset 'teddy' is a corpus of tagged sentences, not a series: it has no rows "
-                          "or windows (task = 'tagging' reads it through rnnkit.tagging)")
+                          "or windows (task = 'tagging' reads it through rnnkit.models.taggers)")
     if data.dataset == "jena":
         frame = datasets.jena_climate(chosen or None, columns=data.columns, derived=data.derived, step=data.step,
                                       how="position" if data.gaps == "ignore" and data.how == "every" else data.how,

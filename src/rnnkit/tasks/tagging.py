@@ -1,7 +1,7 @@
 """``task = "tagging"``: a tag per token of tagged sentences, through the config.
 
 The models, the data encoding and the majority-per-word baseline are library pieces
-(:mod:`rnnkit.tagging`); this module reads the corpus a config names, builds its layer specs
+(:mod:`rnnkit.models.taggers`); this module reads the corpus a config names, builds its layer specs
 and scores the taggers.
 """
 
@@ -17,7 +17,7 @@ from rnnkit.config import ExperimentConfig, ModelConfig, TrainingConfig, build_l
 from rnnkit.errors import RnnkitError
 from rnnkit.models import Sequential
 from rnnkit.runs import best_model, format_table
-from rnnkit.tagging import MajorityTagPerWord, TaggingData, tag_accuracy, tagging_dataset
+from rnnkit.models.taggers import MajorityTagPerWord, TaggingData, tag_accuracy, tagging_dataset
 from rnnkit.tasks.base import Task
 
 # --- task = "tagging" through the config ---------------------------------------------------------
@@ -206,7 +206,7 @@ class Tagging(Task):
     def predict_table(self, run: str | Path, scaler: Any, name: str, model: nn.Module,
                       description: dict[str, Any], data_paths: list[str]) -> Any:
         raise RnnkitError(f"{run} is a tagging run: its models tag sentences, not a series file "
-                          f"(use rnnkit.tagging.predict_tags on token ids)")
+                          f"(use rnnkit.models.taggers.predict_tags on token ids)")
 
     def summaries(self, features: int | None = None) -> str:
         """The summary table of every model, with the corpus's sizes filled in."""

@@ -239,3 +239,66 @@ def score(
     y_true = targets_of(data) if not stateful else torch.cat([y for _, y in iter_batches(as_data(data), batch_size, drop_last=True)])
     pers = predict(persistence, data, batch_size, stateful=stateful) if persistence is not None else None
     return regression_metrics(y_true, y_pred, persistence=pers, inverse=inverse, scale=scale, offset=offset)
+
+
+# --- forecasts of several steps ---------------------------------------------------------------
+
+def forecast_scores(y_true: Any, y_pred: Any, *, scale: Any = None, offset: Any = 0.0) -> dict[str, Any]:
+    """MAE and RMSE in data units, overall and per forecast step.
+
+    Args:
+        y_true, y_pred: ``(examples, steps)`` or ``(examples, steps, 1)``, in scaled units.
+        scale, offset: data units are ``value · scale + offset`` (default: leave as given).
+
+    Returns:
+        ``{"mae": float, "rmse": float, "mae_per_step": [steps floats], "rmse_per_step": [...]}``.
+
+    Example:
+        >>> forecast_scores(torch.zeros(2, 2), torch.tensor([[1.0, 2.0], [1.0, 4.0]]))["mae_per_step"]
+        [1.0, 3.0]
+    """
+    t = to_units(y_true, scale=scale, offset=offset)
+    p = to_units(y_pred, scale=scale, offset=offset)
+    if t.numel() != p.numel() or t.shape[:2] != p.shape[:2] or t.dim() < 2:
+        raise ValueError(f"y_true and y_pred must both be (examples, steps[, 1]), got {tuple(t.shape)} and {tuple(p.shape)}")
+    t, p = t.reshape(t.shape[0], t.shape[1], -1), p.reshape(p.shape[0], p.shape[1], -1)
+    steps = range(t.shape[1])
+    return {
+        "mae": mae(t, p),
+        "rmse": rmse(t, p),
+        "mae_per_step": [mae(t[:, k], p[:, k]) for k in steps],
+        "rmse_per_step": [rmse(t[:, k], p[:, k]) for k in steps],
+    }
+
+
+def multistep_scores(model: nn.Module, data: Any, *, scale: float, offset: float,
+                     batch_size: int = 1024) -> dict[str, Any]:
+    """MAE and RMSE (data units) over all steps, and the MAE of each step.
+
+    Args:
+        model: a multi-step model or baseline, output ``(batch, K)`` or ``(batch, K, 1)``.
+        data: windows with ``target_length = K`` (``batch``/``__len__`` and ``y (examples, K, 1)``).
+        scale, offset: data units = scaled · scale + offset.
+
+    Returns:
+        ``{"mae", "rmse", "mae_by_step": [K floats]}``.
+    """
+    prediction = predict(model, data, batch_size)
+    s = forecast_scores(data.y, prediction, scale=scale, offset=offset)
+    return {"mae": s["mae"], "rmse": s["rmse"], "mae_by_step": s["mae_per_step"]}
+
+
+def last_step_scores(model: nn.Module, data: Any, *, scale: float, offset: float, batch_size: int = 1024) -> dict[str, float]:
+    """MAE and RMSE of the last step only (data units): what a many-to-one model of the same horizon predicts.
+
+    Args:
+        model: a per-step model or baseline, output ``(batch, T, targets)``.
+        data: per-step windows (``batch(indices)``/``__len__``, or ``(x, y)`` tensors with ``y (batch, T, targets)``).
+        scale, offset: data units = scaled · scale + offset.
+    """
+    prediction = predict(model, data, batch_size)
+    target = data.y if hasattr(data, "y") else data[1]
+    if prediction.dim() != 3 or target.dim() != 3:
+        raise RnnkitError(f"last_step_scores needs per-step outputs and targets (batch, T, targets), "
+                          f"got {tuple(prediction.shape)} and {tuple(target.shape)}")
+    return regression_metrics(target[:, -1], prediction[:, -1], scale=scale, offset=offset)

@@ -1,16 +1,19 @@
-"""The station weather studies of multi-step forecasting and one-to-many generation.
+"""The station weather studies of multi-step forecasting and one-to-many generation (library API, no config).
+
+Imported by ``examples/multistep_forecast.py`` and ``examples/generate_sequences.py`` (run from
+anywhere: a script's own folder is on ``sys.path``); ``tests/test_weather_studies.py`` loads it by path.
 
 Data (the same framing as the demo): hourly rows of :func:`rnnkit.datasets.jena_climate`
 (``step=6``), each contiguous segment split 60/20/20 in time, a :class:`Standardizer` fit on
 the training part only. The measured columns are standardised; the clock columns
 (``Day sin``, ``Day cos``) stay as they are (already in [-1, 1]) so that a
-:class:`rnnkit.forecasting.Clock` can advance them into the future. Scores are in °C.
+:class:`rnnkit.models.forecasters.Clock` can advance them into the future. Scores are in °C.
 
 - :func:`multistep_comparison`: the next 24 hours from the last 5 days: direct,
   autoregressive and seq2seq GRUs against "repeat the last day", persistence and the mean
   daily curve.
 - :func:`curve_generation_comparison`: one input vector of current conditions → the next
-  24 hourly temperatures (:class:`rnnkit.generation.OneToMany`), against repeating the
+  24 hourly temperatures (:class:`rnnkit.models.generators.OneToMany`), against repeating the
   current temperature and the mean daily curve.
 """
 
@@ -27,17 +30,11 @@ from torch import nn
 
 from rnnkit import datasets
 from rnnkit.data import Standardizer, Windows, make_windows, split_per_segment
-from rnnkit.forecasting import (
-    AutoregressiveForecaster,
-    Clock,
-    DirectForecaster,
-    MeanDailyCurve,
-    RepeatLastPeriod,
-    Seq2SeqForecaster,
-    forecast_scores,
-)
-from rnnkit.generation import OneToMany
+from rnnkit.baselines import MeanDailyCurve, RepeatLastPeriod
+from rnnkit.models.forecasters import AutoregressiveForecaster, Clock, DirectForecaster, Seq2SeqForecaster
+from rnnkit.models.generators import OneToMany
 from rnnkit.training import Trainer, predict
+from rnnkit.training.metrics import forecast_scores
 
 TARGET = "T (degC)"
 MEASURED = [TARGET, "p (mbar)", "rh (%)", "Wx", "Wy"]

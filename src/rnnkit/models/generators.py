@@ -23,8 +23,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from rnnkit.forecasting import Clock, _check_clock, _column_list, check_positive_int, recurrent_layer, run_recurrent
+from rnnkit.errors import check_positive_int
 from rnnkit.layers import Dense, Embedding
+from rnnkit.models.forecasters import Clock, _check_clock, _column_list, recurrent_layer, run_recurrent
 
 
 def _unroll(model: nn.Module, start: Any, length: int, choose=None) -> torch.Tensor:
@@ -54,7 +55,7 @@ class OneToMany(nn.Module):
         units: recurrent units (default 32).
         cell: ``"GRU"`` (default), ``"LSTM"`` or ``"SimpleRNN"``.
         target_index: start columns that seed the first decoder input (``outputs`` of them), or None.
-        clock: a :class:`rnnkit.forecasting.Clock` over the start vector's columns, or None.
+        clock: a :class:`rnnkit.models.forecasters.Clock` over the start vector's columns, or None.
         residual: each step predicts the change from the previous one (default: True when
             ``target_index`` is given).
 

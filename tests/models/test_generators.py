@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from rnnkit.corpora import weather_text
-from rnnkit.forecasting import Clock
-from rnnkit.generation import CharRNN, OneToMany, generate, text_windows
+from rnnkit.models.forecasters import Clock
+from rnnkit.models.generators import CharRNN, OneToMany, generate, text_windows
 from rnnkit.training import Trainer
 
 

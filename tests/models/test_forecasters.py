@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 import math
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from rnnkit.data import make_windows
-from rnnkit.forecasting import (
-    AutoregressiveForecaster,
-    Clock,
-    DirectForecaster,
-    MeanDailyCurve,
-    RepeatLastPeriod,
-    Seq2SeqForecaster,
-    forecast_scores,
-)
+from rnnkit.baselines import MeanDailyCurve, RepeatLastPeriod
+from rnnkit.models.forecasters import AutoregressiveForecaster, Clock, DirectForecaster, Seq2SeqForecaster
+from rnnkit.training.metrics import forecast_scores
 from rnnkit.training import Trainer, predict
 
 
@@ -162,32 +154,6 @@ def test_forecast_scores_by_hand_in_data_units():
     assert s["rmse_per_step"] == pytest.approx([2.0, math.sqrt(8.0), 4.0])
     assert s["mae"] == pytest.approx(8 / 3)
     assert s["rmse"] == pytest.approx(math.sqrt((4 + 0 + 16 + 4 + 16 + 16) / 6))
-
-
-# --- the station data ----------------------------------------------------------------------------
-
-def _data_dir() -> Path | None:
-    env = os.environ.get("RNNKIT_DATA_DIR")
-    folder = Path(env) if env else Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
-    return folder if any(folder.glob("mpi_roof*.csv*")) else None
-
-
-@pytest.mark.skipif(_data_dir() is None, reason="the station exports mpi_roof*.csv.gz are not in RNNKIT_DATA_DIR")
-def test_weather_parts_scale_on_train_and_repeat_last_day_in_celsius(monkeypatch):
-    from rnnkit import datasets
-    from rnnkit.weather_tasks import MEASURED, weather_parts
-
-    monkeypatch.setenv("RNNKIT_DATA_DIR", str(_data_dir()))
-    frame = datasets.jena_climate(derived=["wind", "time"], step=6)
-    parts = weather_parts(frame)
-    train = np.concatenate([p[MEASURED].to_numpy() for p in parts.parts["train"]])
-    np.testing.assert_allclose(train.mean(0), 0.0, atol=1e-9)  # fit on the training part only
-    assert parts.parts["test"][0]["Day sin"].abs().max() <= 1.0  # the clock stays unscaled
-    w = parts.windows("test", 120, 24, "T (degC)")
-    pred = RepeatLastPeriod(0, 24, 24)(w.x[:1])[0, :, 0].double() * parts.scale + parts.offset
-    first_test_row = frame.index.get_loc(parts.parts["test"][0].index[0])
-    expected = frame["T (degC)"].to_numpy()[first_test_row + 96 : first_test_row + 120]
-    np.testing.assert_allclose(pred.numpy(), expected, atol=1e-4)
 
 
 # --- invalid arguments ---------------------------------------------------------------------------

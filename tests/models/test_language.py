@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from rnnkit.corpora import donald
-from rnnkit.language import BigramModel, next_word_accuracy, next_word_model, next_word_windows, predict_next
-from rnnkit.text import Vocabulary
+from rnnkit.models.language import BigramModel, next_word_accuracy, next_word_model, next_word_windows, predict_next
+from rnnkit.data.text import Vocabulary
 from rnnkit.training import Trainer
 
 

@@ -2,7 +2,7 @@
 
 Three ways to forecast K steps from a window ``x`` ``(batch, sequence_length, features)``,
 all returning ``(batch, K, outputs)`` so that one metric code scores them all
-(:func:`forecast_scores`), and all trained by the plain :class:`rnnkit.training.Trainer` on
+(:func:`rnnkit.training.metrics.forecast_scores`), and all trained by the plain :class:`rnnkit.training.Trainer` on
 windows made with ``make_windows(..., target_length=K)``:
 
 - :class:`DirectForecaster`: a recurrent encoder and ``Dense(K · outputs)``: every step at once.
@@ -17,10 +17,10 @@ been observed. The time-of-day / time-of-year signals (``Day sin``/``Day cos`` .
 :class:`Clock` names their columns and period, and advances them exactly by rotating the
 last row's (sin, cos) pair. Those columns must stay in their own units (not standardised).
 
-Baselines are models too: :class:`RepeatLastPeriod` ("repeat the last day": the last 24
-hourly values as the next 24; with ``period=1`` it repeats the last value) and
-:class:`MeanDailyCurve` (the training mean at each hour of the day, optionally anchored at
-the last value).
+Their baselines are models too, in :mod:`rnnkit.baselines`: ``RepeatLastPeriod`` ("repeat
+the last day": the last 24 hourly values as the next 24; with ``period=1`` it repeats the last
+value) and ``MeanDailyCurve`` (the training mean at each hour of the day, optionally anchored
+at the last value).
 """
 
 from __future__ import annotations
@@ -33,20 +33,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from rnnkit.errors import check_positive_int
 from rnnkit.layers import GRU, LSTM, Dense, SimpleRNN
-from rnnkit.training.metrics import mae, rmse, to_units
 
 RECURRENT_LAYERS = {"SimpleRNN": SimpleRNN, "LSTM": LSTM, "GRU": GRU}
 State = tuple[torch.Tensor, ...]
 
 
 # --- small pieces --------------------------------------------------------------------------------
-
-def check_positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
 
 def recurrent_layer(cell: str, units: int, input_size: int, **options: Any) -> nn.Module:
     """``SimpleRNN``/``LSTM``/``GRU`` by name, built for ``input_size`` features, returning its state."""
@@ -287,135 +281,3 @@ class Seq2SeqForecaster(nn.Module):
             previous = self.head(h) + (previous if self.residual else 0.0)
             predictions.append(previous)
         return torch.stack(predictions, 1)
-
-
-class RepeatLastPeriod(nn.Module):
-    """Baseline "repeat the last day": step k predicts the value ``period`` rows before it.
-
-    For windows whose targets are the ``steps`` rows right after the last input
-    (``horizon=1``), step k (0-based) is predicted by input row ``T − period + (k mod period)``
-    of the target column(s). ``period=24`` on hourly rows repeats the last day; ``period=1``
-    repeats the last value (persistence). No parameters.
-
-    Args:
-        target_index: position(s) of the target column(s) among the features.
-        period: rows per period (>= 1), at most the sequence length.
-        steps: forecast steps K (>= 1).
-
-    Shapes: x ``(batch, T, features)`` → ``(batch, steps, len(target_index))``.
-
-    Example:
-        >>> RepeatLastPeriod(0, period=2, steps=3)(torch.arange(4.0).view(1, 4, 1)).flatten().tolist()
-        [2.0, 3.0, 2.0]
-    """
-
-    def __init__(self, target_index: int | Sequence[int], period: int, steps: int) -> None:
-        super().__init__()
-        items = [target_index] if isinstance(target_index, (int, np.integer)) and not isinstance(target_index, bool) else list(target_index)
-        if not items or any(isinstance(i, bool) or not isinstance(i, (int, np.integer)) or i < 0 for i in items):
-            raise ValueError(f"target_index must be column positions >= 0, got {target_index!r}")
-        self.target_index = [int(i) for i in items]
-        self.period = check_positive_int("period", period)
-        self.steps = check_positive_int("steps", steps)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        length = x.shape[1]
-        if length < self.period:
-            raise ValueError(f"windows must hold at least period={self.period} rows, got {length}")
-        rows = length - self.period + torch.arange(self.steps, device=x.device) % self.period
-        return x[:, rows][:, :, self.target_index]
-
-
-class MeanDailyCurve(nn.Module):
-    """Baseline "the mean daily curve": the training mean of the target at each phase of a clock.
-
-    The phase of a row comes from its (sin, cos) clock columns: bin
-    ``floor(period · atan2(sin, cos) / 2π + 0.25) mod period`` (whole hours of the day for
-    ``period=24`` on a day clock; the 0.25 keeps rows at whole bins clear of rounding noise).
-    Step k after the last input row is predicted by the mean of bin ``last + 1 + k``; with
-    ``anchored=True`` by the last value plus the mean change between the two bins,
-    ``value_last + mean[last + 1 + k] − mean[last]``.
-
-    Args:
-        target_index: position of the target column among the features.
-        sin_index, cos_index: positions of the clock columns (unscaled sin/cos).
-        steps: forecast steps K (>= 1).
-        period: bins per clock cycle (default 24).
-        anchored: shift the curve to start at the last value (default False).
-
-    Shapes: x ``(batch, T, features)`` → ``(batch, steps, 1)``. Call :meth:`fit` first.
-
-    Example::
-
-        curve = MeanDailyCurve(0, 5, 6, steps=24).fit(train_rows)   # (rows, features)
-    """
-
-    def __init__(
-        self, target_index: int, sin_index: int, cos_index: int, steps: int, period: int = 24, anchored: bool = False
-    ) -> None:
-        super().__init__()
-        for name, value in (("target_index", target_index), ("sin_index", sin_index), ("cos_index", cos_index)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-                raise ValueError(f"{name} must be a column position >= 0, got {value!r}")
-        self.target_index, self.sin_index, self.cos_index = int(target_index), int(sin_index), int(cos_index)
-        self.steps = check_positive_int("steps", steps)
-        self.period = check_positive_int("period", period)
-        self.anchored = bool(anchored)
-        self.register_buffer("curve", torch.full((self.period,), float("nan")))
-
-    def phase_bin(self, rows: torch.Tensor) -> torch.Tensor:
-        """The bin (int64) of each row ``(..., features)``."""
-        angle = torch.atan2(rows[..., self.sin_index], rows[..., self.cos_index]) % (2 * math.pi)
-        return torch.floor(angle / (2 * math.pi) * self.period + 0.25).long() % self.period
-
-    def fit(self, rows: Any) -> MeanDailyCurve:
-        """Mean target per bin from ``rows`` ``(rows, features)`` (the training part); returns self."""
-        rows = torch.as_tensor(np.asarray(rows), dtype=torch.float64)
-        bins = self.phase_bin(rows)
-        counts = torch.bincount(bins, minlength=self.period)
-        if bool((counts == 0).any()):
-            raise ValueError(f"rows must fill every one of the {self.period} bins, got empty bins {torch.nonzero(counts == 0).flatten().tolist()}")
-        sums = torch.zeros(self.period, dtype=torch.float64).index_add_(0, bins, rows[:, self.target_index])
-        self.curve = (sums / counts).to(self.curve.dtype)
-        return self
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if bool(self.curve.isnan().any()):
-            raise ValueError("MeanDailyCurve must be fitted before use: call fit(rows)")
-        now = self.phase_bin(x[:, -1])  # (batch,)
-        ahead = (now[:, None] + 1 + torch.arange(self.steps, device=x.device)) % self.period  # (batch, steps)
-        curve = self.curve.to(x.dtype)
-        out = curve[ahead]
-        if self.anchored:
-            out = out - curve[now][:, None] + x[:, -1, self.target_index, None]
-        return out[..., None]
-
-
-# --- scores --------------------------------------------------------------------------------------
-
-def forecast_scores(y_true: Any, y_pred: Any, *, scale: Any = None, offset: Any = 0.0) -> dict[str, Any]:
-    """MAE and RMSE in data units, overall and per forecast step.
-
-    Args:
-        y_true, y_pred: ``(examples, steps)`` or ``(examples, steps, 1)``, in scaled units.
-        scale, offset: data units are ``value · scale + offset`` (default: leave as given).
-
-    Returns:
-        ``{"mae": float, "rmse": float, "mae_per_step": [steps floats], "rmse_per_step": [...]}``.
-
-    Example:
-        >>> forecast_scores(torch.zeros(2, 2), torch.tensor([[1.0, 2.0], [1.0, 4.0]]))["mae_per_step"]
-        [1.0, 3.0]
-    """
-    t = to_units(y_true, scale=scale, offset=offset)
-    p = to_units(y_pred, scale=scale, offset=offset)
-    if t.numel() != p.numel() or t.shape[:2] != p.shape[:2] or t.dim() < 2:
-        raise ValueError(f"y_true and y_pred must both be (examples, steps[, 1]), got {tuple(t.shape)} and {tuple(p.shape)}")
-    t, p = t.reshape(t.shape[0], t.shape[1], -1), p.reshape(p.shape[0], p.shape[1], -1)
-    steps = range(t.shape[1])
-    return {
-        "mae": mae(t, p),
-        "rmse": rmse(t, p),
-        "mae_per_step": [mae(t[:, k], p[:, k]) for k in steps],
-        "rmse_per_step": [rmse(t[:, k], p[:, k]) for k in steps],
-    }

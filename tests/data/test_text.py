@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rnnkit.text import PAD, UNK, Vocabulary, pad_sequences
+from rnnkit.data.text import PAD, UNK, Vocabulary, pad_sequences
 
 
 def test_vocabulary_ids_by_count_then_alphabet():

@@ -25,10 +25,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from rnnkit.data.text import Vocabulary, pad_sequences
 from rnnkit.layers.core import Dense, Embedding
 from rnnkit.layers.recurrent import GRU, LSTM, SimpleRNN
 from rnnkit.models.sequential import Sequential
-from rnnkit.text import Vocabulary, pad_sequences
 
 CELLS = {"SimpleRNN": SimpleRNN, "LSTM": LSTM, "GRU": GRU}
 

@@ -29,11 +29,11 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from rnnkit.data.text import Vocabulary, pad_sequences
 from rnnkit.layers.bidirectional import Bidirectional
 from rnnkit.layers.core import Dense, Embedding
 from rnnkit.layers.recurrent import GRU, LSTM, SimpleRNN
 from rnnkit.models.sequential import Sequential
-from rnnkit.text import Vocabulary, pad_sequences
 
 IGNORE_INDEX = -100
 CELLS = {"SimpleRNN": SimpleRNN, "LSTM": LSTM, "GRU": GRU}

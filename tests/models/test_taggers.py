@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from rnnkit.corpora import teddy
-from rnnkit.tagging import IGNORE_INDEX, tag_accuracy, tagging_dataset, tagging_model
-from rnnkit.text import Vocabulary
+from rnnkit.models.taggers import IGNORE_INDEX, tag_accuracy, tagging_dataset, tagging_model
+from rnnkit.data.text import Vocabulary
 from rnnkit.training import Trainer
 from rnnkit.training.losses import get_loss
 
