@@ -73,13 +73,19 @@ def _progress(quiet: bool) -> bool | None:
 def _train_and_report(config, output: Path, data: tuple[str, ...], epochs: int | None, resume: bool, quiet: bool,
                       overwrite: bool = False) -> None:
     from rnnkit.experiment import run_report, run_experiment
+    from rnnkit.training import distributed
 
+    distributed.init_from_env()  # under torchrun: join the ranks (rank 0 alone writes and prints)
+    main = distributed.is_main()
     _use_run_folder(output)
-    click.echo(f"run folder: {output}")
+    if main:
+        click.echo(f"run folder: {output}" + (f" ({distributed.world()[1]} ranks)" if distributed.active() else ""))
     metrics = run_experiment(config, output, data_paths=list(data) or None, epochs=epochs, resume=resume,
                              overwrite=overwrite, progress=_progress(quiet), log=click.echo)
-    click.echo("")
-    click.echo(run_report(metrics, output))
+    if main:
+        click.echo("")
+        click.echo(run_report(metrics, output))
+    distributed.finish()
 
 
 @app.command("demo")

@@ -31,6 +31,7 @@ from rnnkit.runs import (  # load_run, load_trained: read a run folder back (the
     Log, baseline_results, finish_run, load_run, load_trained, saved_model_results, start_run, train_models,
 )
 from rnnkit.tasks import task_class, task_for
+from rnnkit.training import distributed
 
 
 def run_experiment(
@@ -51,12 +52,21 @@ def run_experiment(
     config). A folder holding another run is refused unless ``overwrite=True`` (see
     :mod:`rnnkit.rundir`).
 
+    Under ``torchrun`` every rank runs this and trains its share of each batch
+    (:mod:`rnnkit.training.distributed`); rank 0 alone claims and writes the folder and logs.
+
     Returns:
         The content of ``metrics.json``.
     """
     task = task_for(config)
     task.prepare(data_paths)
-    out = start_run(output, task.config, task.scaler, task.data_used(), resume=resume, overwrite=overwrite, log=log)
+    main = distributed.is_main()
+    if not main:
+        log, progress = _silent, False
+    # the other ranks wait for rank 0's claim (and its removal of an old run) before they read a checkpoint
+    distributed.on_main(lambda: start_run(output, task.config, task.scaler, task.data_used(), resume=resume,
+                                          overwrite=overwrite, log=log))
+    out = Path(output)
     log(task.describe())
     baselines = task.baselines()
     results = baseline_results(baselines, task.score)
@@ -64,13 +74,18 @@ def run_experiment(
         task.config, task.specs(), out, build=task.build, data=task.train_data, score=task.score,
         metadata=task.metadata, summary=task.summary, trainer_options=task.trainer_options() or None,
         describe_epoch=task.describe_epoch,
-        epochs=epochs, resume=resume, progress=progress, log=log)
+        epochs=epochs, resume=resume, progress=progress, log=log, write=main)
     metrics = task.document({**results, **trained.results})
-    finish_run(out, metrics, trained.histories, loss_name=task.loss_name)
-    task.finish(out, baselines, trained, metrics)
-    write_if_configured(out)  # report.html, unless [output] report = false
-    release(out)  # the run's last file is written: another writer may have the folder now
+    if main:
+        finish_run(out, metrics, trained.histories, loss_name=task.loss_name)
+        task.finish(out, baselines, trained, metrics)
+        write_if_configured(out)  # report.html, unless [output] report = false
+        release(out)  # the run's last file is written: another writer may have the folder now
     return metrics
+
+
+def _silent(line: str) -> None:
+    """The log of a rank other than 0: nothing (rank 0 says it once)."""
 
 
 def evaluate_run(run: str | Path) -> dict[str, Any]:

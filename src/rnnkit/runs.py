@@ -106,6 +106,7 @@ def train_models(
     resume: bool = False,
     progress: bool | None = None,
     log: Log = print,
+    write: bool = True,
 ) -> Trained:
     """Seed, build, train (or read back), score and save every model of ``specs`` under ``out/models/``.
 
@@ -126,6 +127,8 @@ def train_models(
             with a checkpoint; train the others.
         progress, log: the Trainer's progress output (None: a bar on a terminal, a line per epoch
             elsewhere; False: none) and the line logger.
+        write: default True: write the model files (False: a torchrun rank other than 0, which trains
+            alike and reads the folder, but leaves the writing to rank 0).
     """
     trained = Trained({}, {}, {}, {})
     for spec in specs:
@@ -138,7 +141,7 @@ def train_models(
             settings["shuffle"] = False
         events = out / "tensorboard" / slug(spec.name)
         hooks = []
-        if config.output.tensorboard:  # each epoch's record as it ends (a resumed fit writes the folder again)
+        if config.output.tensorboard and write:  # each epoch's record as it ends (a resumed fit writes the folder again)
             from rnnkit.training.tensorboard import TensorBoardHook
 
             hooks.append(TensorBoardHook(events))
@@ -152,7 +155,7 @@ def train_models(
             result = json.loads(result_file.read_text(encoding="utf-8"))
             load_weights(model_dir / "model.safetensors", model)
             trained.histories[spec.name] = History(result.pop("history"))
-            if config.output.tensorboard:  # finished earlier: its events from its history
+            if config.output.tensorboard and write:  # finished earlier: its events from its history
                 from rnnkit.training.tensorboard import write_history
 
                 write_history(trained.histories[spec.name], events, model)
@@ -167,9 +170,10 @@ def train_models(
             seconds = time.perf_counter() - started
             result = {"params": count_values(model), **score(model, training), "train_seconds": seconds,
                       "kind": "model", "epochs_run": len(history)}
-            save_model(model, model_dir / "model", metadata=metadata(spec))
-            write_text_atomic(model_dir / "history.csv", history.to_csv())
-            write_json_atomic(result_file, {**result, "history": history.epochs})
+            if write:
+                save_model(model, model_dir / "model", metadata=metadata(spec))
+                write_text_atomic(model_dir / "history.csv", history.to_csv())
+                write_json_atomic(result_file, {**result, "history": history.epochs})
             trained.histories[spec.name] = history
             log(f"  {spec.name}: {summary(result)} ({seconds:.1f} s)")
         trained.results[spec.name] = result

@@ -110,11 +110,22 @@ def iter_batches(
             raise ValueError("shuffle must be False for a sequence of batches (their order is given), got True")
         yield from data
         return
-    n = len(data)
+    for indices in batch_indices(len(data), batch_size, shuffle=shuffle, generator=generator, drop_last=drop_last):
+        yield data.batch(indices)
+
+
+def batch_indices(n: int, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None,
+                  drop_last: bool = False) -> Iterator[torch.Tensor]:
+    """The example indices of each batch of an epoch over ``n`` examples (one permutation drawn when shuffling).
+
+    Example:
+        >>> [b.tolist() for b in batch_indices(5, 2)]
+        [[0, 1], [2, 3], [4]]
+    """
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
     stop = n - n % batch_size if drop_last else n
     for start in range(0, stop, batch_size):
-        yield data.batch(order[start : start + batch_size])
+        yield order[start : start + batch_size]
 
 
 def check_finite(data: Any, split: str, batch_size: int = 4096) -> None:

@@ -152,9 +152,14 @@ def progress_hook(progress: bool | None, stream: IO[str] | None = None,
 
 
 class Checkpointing(Hook):
-    """Write the trainer's checkpoint after every epoch (``fit(..., resume=True)`` continues from it)."""
+    """Write the trainer's checkpoint after every epoch (``fit(..., resume=True)`` continues from it); under
+    torchrun only rank 0 writes."""
 
     def on_epoch_end(self, loop: Loop, record: dict[str, Any]) -> None:
+        from rnnkit.training.distributed import is_main
+
+        if not is_main():  # rank 0 alone writes; every rank holds the same state
+            return
         s = loop.state
         loop.trainer._save_checkpoint(loop.model, loop.optimizer, s["best"], s["stopper"], s["plateau"],
                                       s["shuffler"], s["history"], loop.epoch)

@@ -22,6 +22,7 @@ from torch import nn
 
 from rnnkit.errors import RnnkitError, check_bool
 from rnnkit.training import checkpoint as ckpt
+from rnnkit.training import distributed
 from rnnkit.training.batches import BatchSequence, as_data, check_finite, count_examples, iter_batches
 from rnnkit.training.callbacks import BestTracker, EarlyStopping, ReduceLROnPlateau
 from rnnkit.training.settings import TrainingConfig, default
@@ -383,6 +384,10 @@ class Trainer:
             raise RnnkitError(f"stateful training needs at least batch_size={self.batch_size} examples, got {n_train}")
         if val is not None and count_examples(val) == 0:
             raise RnnkitError("val holds no examples")
+        ranks = distributed.world()[1]
+        if self.stateful and self.batch_size % ranks:  # each rank keeps batch_size / ranks streams
+            raise RnnkitError(f"stateful training on {ranks} ranks needs a batch_size divisible by {ranks}, "
+                              f"got {self.batch_size}")
         if self.check_finite:  # NaN in, NaN loss out, "best epoch 3" and no word: stop here instead
             check_finite(train, "train")
             if val is not None:
@@ -402,6 +407,7 @@ class Trainer:
         if resume:
             start = self._resume(model, optimizer, best, stopper, plateau, shuffler, history)
 
+        net = self._parallel(model)  # DistributedDataParallel under torchrun, else the model itself
         hooks = self._loop_hooks()
         loop = Loop(self, model, optimizer, self.epochs, start_epoch=start, n_batches=self._n_batches(train),
                     state={"best": best, "stopper": stopper, "plateau": plateau, "shuffler": shuffler,
@@ -414,7 +420,7 @@ class Trainer:
             loop.epoch = epoch + 1
             t0 = time.perf_counter()
             lr = optimizer.param_groups[0]["lr"]
-            loss = self._train_epoch(model, train, optimizer, shuffler, device, epoch, hooks, loop)
+            loss = self._train_epoch(model, train, optimizer, shuffler, device, epoch, hooks, loop, net)
             record: dict[str, Any] = {"epoch": epoch + 1, "loss": loss}
             if val is not None:
                 record["val_loss"] = self.evaluate(model, val)["loss"]
@@ -452,12 +458,20 @@ class Trainer:
         epoch: int,
         hooks: Sequence[Hook] = (),
         loop: Loop | None = None,
+        net: nn.Module | None = None,
     ) -> float:
+        net = model if net is None else net
         model.train()
         if self.stateful:
             reset_states(model)
         params = [p for g in optimizer.param_groups for p in g["params"]]
-        batches = iter_batches(train, self.batch_size, shuffle=self.shuffle, generator=shuffler, drop_last=self.stateful)
+        rank, ranks = distributed.world()
+        pieces = None
+        if ranks > 1:  # this rank's piece of each global batch (rnnkit.training.distributed)
+            pieces = distributed.Pieces(train, self.batch_size, rank, ranks, shuffle=self.shuffle, generator=shuffler,
+                                        drop_last=self.stateful)
+        batches = pieces if pieces is not None else iter_batches(
+            train, self.batch_size, shuffle=self.shuffle, generator=shuffler, drop_last=self.stateful)
         for hook in hooks:
             batches = hook.wrap_batches(batches, loop)
         # Sums stay on the device: no host synchronisation per batch.
@@ -466,11 +480,14 @@ class Trainer:
         for x, y in batches:
             x, y = x.to(device), y.to(device)
             optimizer.zero_grad(set_to_none=True)
-            loss = self._batch_loss(model, x, y)
-            reg = self._regularization(model)
-            if reg is not None:
-                loss = loss + reg.to(loss.device)
-            loss.backward()
+            if pieces is None:
+                loss = self._batch_loss(net, x, y)
+                reg = self._regularization(model)
+                if reg is not None:
+                    loss = loss + reg.to(loss.device)
+                loss.backward()
+            else:
+                loss = self._piece_backward(net, model, x, y, pieces.batch_rows, ranks)
             if self.clip_grad_norm is not None:
                 torch.nn.utils.clip_grad_norm_(params, self.clip_grad_norm)
             if self.weight_decay:
@@ -481,6 +498,9 @@ class Trainer:
             optimizer.step()
             total += loss.detach().double() * x.shape[0]
             count += x.shape[0]
+        if pieces is not None:  # the epoch's mean over every rank's examples
+            total, count = distributed.all_sum([float(total), count]).tolist()
+            count = int(count)
         if count == 0:
             raise RnnkitError(f"epoch {epoch + 1} had no batches (batch_size={self.batch_size} with {count_examples(train)} examples)")
         mean = float(total) / count
@@ -489,6 +509,37 @@ class Trainer:
                 f"the training loss became {mean} in epoch {epoch + 1}: lower learning_rate or set clip_grad_norm"
             )
         return mean
+
+    def _parallel(self, model: nn.Module) -> nn.Module:
+        """``DistributedDataParallel(model)`` in a process group of several ranks, else ``model``.
+
+        Buffers are not broadcast: a stateful layer's states are each rank's own streams.
+        """
+        if not distributed.active():
+            return model
+        from torch.nn.parallel import DistributedDataParallel
+
+        return DistributedDataParallel(model, broadcast_buffers=False)
+
+    def _piece_backward(self, net: nn.Module, model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_rows: int,
+                        ranks: int) -> torch.Tensor:
+        """Backward of this rank's piece (``x.shape[0]`` of the global batch's ``batch_rows`` rows).
+
+        The piece's mean loss is weighted by ``n_r · ranks / batch_rows``: DDP averages the gradients
+        over the ranks, which then gives the gradient of the whole batch's mean loss. Returns the
+        piece's unweighted loss (plus regularisation), which the epoch's mean counts ``n_r`` times.
+        """
+        if x.shape[0]:
+            loss = self._batch_loss(net, x, y)
+        else:  # a last batch smaller than the ranks: zero gradients, but DDP still needs this rank's share
+            loss = net(x).sum() * 0.0
+        weighted = loss * (x.shape[0] * ranks / batch_rows)
+        reg = self._regularization(model)
+        if reg is not None:  # the same on every rank: averaged, it stays itself
+            reg = reg.to(loss.device)
+            loss, weighted = loss + reg, weighted + reg
+        weighted.backward()
+        return loss
 
     def _n_batches(self, data: Any) -> int | None:
         if isinstance(data, BatchSequence):
@@ -570,9 +621,14 @@ class Trainer:
         sq_sum = torch.zeros_like(loss_sum)
         correct = torch.zeros_like(loss_sum)
         n, n_values = 0, 0
+        rank, ranks = distributed.world()
+        batches = (distributed.Pieces(data, self.batch_size, rank, ranks, drop_last=self.stateful) if ranks > 1
+                   else iter_batches(data, self.batch_size, drop_last=self.stateful))
         try:
             with torch.no_grad():
-                for x, y in iter_batches(data, self.batch_size, drop_last=self.stateful):
+                for x, y in batches:
+                    if not x.shape[0]:  # a piece of a batch smaller than the ranks
+                        continue
                     x, y = x.to(device), y.to(device)
                     out = model(x)
                     loss_sum += self._loss_fn(out, y).double() * x.shape[0]
@@ -589,6 +645,10 @@ class Trainer:
                         n_values += err.numel()
         finally:
             model.train(was_training)
+        if ranks > 1:  # every rank's sums: the same result everywhere, so every rank decides alike
+            sums = distributed.all_sum([float(loss_sum), float(abs_sum), float(sq_sum), float(correct), n, n_values])
+            loss_sum, abs_sum, sq_sum, correct = sums[:4]
+            n, n_values = int(sums[4]), int(sums[5])
         if n == 0:
             raise RnnkitError(f"no batch to evaluate (batch_size={self.batch_size}, stateful={self.stateful})")
         result = {"loss": float(loss_sum) / n}
