@@ -139,3 +139,48 @@ def test_model_summaries_show_formulas_for_given_features():
     text = model_summaries(load_config(CONFIGS / "course_05a.toml"), features=14)
     assert "16·14 + 16·16 + 16" in text and "Total params: 513" in text
     assert "Total params: 1,505" in text and "Total params: 6,561" in text
+
+
+# --- a new task: one module and one registry line, no edit of config.py ----------------------------
+
+def test_a_task_registered_in_one_line_is_a_config_kind_with_its_own_checks_and_baselines(monkeypatch):
+    import sys
+    import types
+
+    from rnnkit import tasks
+    from rnnkit.tasks.base import Task, check_baselines
+    from rnnkit.tasks.series import require_windows
+
+    class Echo(Task):
+        name = "echo"
+        baseline_names = ("echo_last",)
+
+        @classmethod
+        def check_config(cls, config):
+            require_windows(config)
+            if "baselines" not in config.model_fields_set:
+                config.baselines = list(cls.baseline_names)
+            check_baselines(config, cls.baseline_names)
+            if config.windows.sequence_length > 50:
+                raise ValueError(f"windows.sequence_length must be at most 50 for task = 'echo', got "
+                                 f"{config.windows.sequence_length}")
+
+    module = types.ModuleType("echo_task")
+    module.TASK = Echo
+    monkeypatch.setitem(sys.modules, "echo_task", module)
+    monkeypatch.setitem(tasks.TASKS, "echo", "echo_task")  # the one registry line
+
+    config = parse_config({"task": "echo", **MINIMAL})
+    assert config.task == "echo" and config.baselines == ["echo_last"]  # its check filled in its default
+    assert error_of({"task": "echo", "windows": {"sequence_length": 60}}) == (
+        "c.toml: windows.sequence_length must be at most 50 for task = 'echo', got 60")
+    assert error_of({"task": "echo"}) == (
+        "c.toml: missing key 'windows' (the [windows] table with sequence_length) for task = 'echo'")
+    # its baseline name is known to the config, and still refused by the other tasks
+    assert error_of({"baselines": ["echo_last"], **MINIMAL}) == (
+        "c.toml: baselines for task = 'regression' must be among ['persistence', 'seasonal_persistence', 'mean', "
+        "'linear', 'naive_dense', 'repeat_last_day'], got ['echo_last']")
+    assert error_of({"task": "echoo", **MINIMAL}) == (
+        "c.toml: 'task' must be one of 'regression', 'classification', 'tagging', 'quantile', 'echo', got 'echoo'")
+    assert error_of({"task": "echo", "baselines": ["echo_lst"], **MINIMAL}).startswith(
+        "c.toml: 'baselines[0]' must be one of 'persistence', ")

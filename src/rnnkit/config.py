@@ -41,9 +41,11 @@ import sys
 import types
 import typing
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model, field_validator,
+                      model_validator)
+from pydantic_core import PydanticCustomError
 
 from rnnkit.errors import RnnkitError
 from rnnkit.training.settings import TrainingConfig
@@ -212,14 +214,28 @@ class OutputConfig(_Strict):
         return weeks
 
 
-BASELINES = ("persistence", "seasonal_persistence", "mean", "linear", "naive_dense", "repeat_last_day")
-CLASSIFICATION_BASELINES = ("same_as_now", "majority")  # the label of the last input row; the training majority
-TAGGING_BASELINES = ("majority_per_word",)  # each word's commonest training tag: the best without context
-# Per-step regression (windows.return_sequences): baselines that have a per-step version.
-PER_STEP_BASELINES = ("persistence", "mean")
-# Multi-step regression (windows.target_length > 1): baselines that forecast K steps (persistence repeats
-# the last value K times; repeat_last_day the last day's values; mean and linear have one output per step).
-MULTISTEP_BASELINES = ("persistence", "repeat_last_day", "mean", "linear")
+def _registered(names: typing.Iterable[str], value: Any) -> Any:
+    names = list(dict.fromkeys(names))
+    if not isinstance(value, str) or value not in names:
+        raise PydanticCustomError("unknown_name", "must be one of {names}, got {value}",
+                                  {"names": ", ".join(repr(n) for n in names), "value": repr(value)})
+    return value
+
+
+def _task_name(value: Any) -> Any:
+    """A task the registry knows (rnnkit.tasks.TASKS): adding a task adds no name here."""
+    from rnnkit.tasks import TASKS
+
+    return _registered(TASKS, value)
+
+
+def _baseline_name(value: Any) -> Any:
+    """A baseline some registered task offers (its ``baseline_names``); the task checks it is one of its own."""
+    from rnnkit.tasks import TASKS, task_class
+
+    return _registered((n for name in TASKS for n in task_class(name).baseline_names), value)
+
+
 # Placeholders in layer specs, filled in once the corpus is loaded (task = "tagging").
 PLACEHOLDERS = {("Embedding", "input_dim"): "vocabulary", ("Dense", "units"): "tags"}
 
@@ -246,12 +262,12 @@ class ExperimentConfig(_Strict):
 
     name: str = "experiment"
     description: str = ""
-    task: Literal["regression", "classification", "tagging", "quantile"] = "regression"
+    task: Annotated[str, BeforeValidator(_task_name)] = "regression"  # a name in rnnkit.tasks.TASKS
     data: DataConfig = Field(default_factory=DataConfig)
     windows: WindowConfig | None = None  # needed by every task but "tagging" (whole sentences)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
-    baselines: list[Literal["persistence", "seasonal_persistence", "mean", "linear", "naive_dense",
-                            "repeat_last_day", "same_as_now", "majority", "majority_per_word"]] = Field(
+    # the task's own baselines when left out (regression's default here)
+    baselines: list[Annotated[str, BeforeValidator(_baseline_name)]] = Field(
         default_factory=lambda: ["persistence", "seasonal_persistence", "mean"]
     )
     classification: ClassificationConfig | None = None  # task = "classification": its defaults when left out
@@ -273,15 +289,6 @@ class ExperimentConfig(_Strict):
         return self
 
     @model_validator(mode="after")
-    def _task_part(self) -> ExperimentConfig:
-        # Each task checks (and fills in) its own part of the config: rnnkit.tasks.base.Task.check_config.
-        from rnnkit.tasks import TASKS, task_class
-
-        for name in TASKS:
-            task_class(name).check_config(self)
-        return self
-
-    @model_validator(mode="after")
     def _unique_names(self) -> ExperimentConfig:
         names = [m.name for m in self.models]
         dup = sorted({n for n in names if names.count(n) > 1})
@@ -290,101 +297,28 @@ class ExperimentConfig(_Strict):
         return self
 
     @model_validator(mode="after")
-    def _no_leak(self) -> ExperimentConfig:
-        # horizon 0 puts the target at the last input row: when the model reads the target column,
-        # it is handed the answer (persistence scores 0). Tagging's horizon 0 is another thing.
-        w = self.windows
-        reads_target = self.data.features is None or self.data.target in self.data.features
-        if self.task != "tagging" and w is not None and w.horizon == 0 and reads_target:
-            raise ValueError(f"windows.horizon = 0 makes the target ({self.data.target!r}) the last input row, which "
-                             f"the model reads: a leak, not a forecast; use horizon >= 1 (or leave the target out "
-                             f"of data.features)")
+    def _task_part(self) -> ExperimentConfig:
+        # Each task checks (and fills in) its own part of the config (rnnkit.tasks.base.Task.check_config),
+        # after every other registered task refuses its own settings here (Task.check_absent). Every
+        # error names the key (dotted) first: parse_config turns it into "'key': message".
+        from rnnkit.tasks import TASKS, task_class
+
+        for name in TASKS:
+            if name != self.task:
+                task_class(name).check_absent(self)
+        task_class(self.task).check_config(self)
         return self
 
     @model_validator(mode="after")
-    def _task_settings(self) -> ExperimentConfig:
-        # Every error names the key (dotted) first: parse_config turns it into "'key': message".
-        classify = self.task == "classification"
-        tagging = self.task == "tagging"
-        if not classify and self.classification is not None:
-            raise ValueError(f"classification: settings need task = 'classification', got task = {self.task!r}")
-        if not tagging and self.tagging is not None:
-            raise ValueError(f"tagging: settings need task = 'tagging', got task = {self.task!r}")
-        if tagging and self.data.dataset != "teddy":
-            raise ValueError(f"data.dataset must be 'teddy' (a tagged corpus) when task = 'tagging', "
-                             f"got {self.data.dataset!r}")
-        if not tagging and self.data.dataset == "teddy":
-            raise ValueError(f"data.dataset 'teddy' is a tagged corpus: it needs task = 'tagging', got task = {self.task!r}")
-        if tagging and self.windows is not None:
-            raise ValueError("windows: task = 'tagging' tags every token of whole sentences (horizon 0) and takes "
-                             "no [windows] table, got one")
-        if not tagging and self.windows is None:
-            raise ValueError(f"missing key 'windows' (the [windows] table with sequence_length) for task = {self.task!r}")
-        if classify:
-            if self.classification is None:
-                self.classification = ClassificationConfig()
-        if tagging and self.tagging is None:
-            self.tagging = TaggingConfig()
-        logits = classify or tagging  # cross-entropy on logits
-        if logits:
-            if "loss" not in self.training.model_fields_set:
-                self.training = self.training.model_copy(update={"loss": "cross_entropy"})
-            if "baselines" not in self.model_fields_set:
-                self.baselines = list(CLASSIFICATION_BASELINES if classify else TAGGING_BASELINES)
-        per_step = self.windows is not None and self.windows.return_sequences
-        if per_step and classify:
-            raise ValueError("windows.return_sequences: a label per step is task = 'tagging'; task = 'classification' "
-                             "labels whole windows, got return_sequences = true")
-        if per_step and "baselines" not in self.model_fields_set:
-            self.baselines = [b for b in self.baselines if b in PER_STEP_BASELINES]
-        steps = self.windows.target_length if self.windows is not None else 1
-        if steps > 1:
-            if self.task != "regression":
-                raise ValueError(f"windows.target_length: a forecast of several steps needs task = 'regression', "
-                                 f"got target_length = {steps} with task = {self.task!r}")
-            if per_step:
-                raise ValueError(f"windows.target_length must be 1 with windows.return_sequences = true (one target "
-                                 f"per input step), got {steps}")
-            if "baselines" not in self.model_fields_set:
-                self.baselines = [b for b in self.baselines if b in MULTISTEP_BASELINES]
-        losses = [("training.loss", self.training.loss)]
-        losses += [(f"models[{i}].training.loss", m.training.loss) for i, m in enumerate(self.models)
-                   if m.training.loss is not None]
-        for key, loss in losses:
-            if logits and loss != "cross_entropy":
-                raise ValueError(f"{key} must be 'cross_entropy' when task = {self.task!r}, got {loss!r}")
-            if not logits and loss == "cross_entropy":
-                raise ValueError(f"{key} 'cross_entropy' needs task = 'classification', got task = {self.task!r}")
-        allowed = CLASSIFICATION_BASELINES if classify else TAGGING_BASELINES if tagging else BASELINES
-        wrong = [b for b in self.baselines if b not in allowed]
-        if wrong:
-            raise ValueError(f"baselines for task = {self.task!r} must be among {list(allowed)}, got {wrong}")
-        if per_step:
-            wrong = [b for b in self.baselines if b not in PER_STEP_BASELINES]
-            if wrong:
-                raise ValueError(f"baselines with windows.return_sequences = true (a target per step) must be among "
-                                 f"{list(PER_STEP_BASELINES)} (they have a per-step version), got {wrong}")
-        if steps > 1:
-            wrong = [b for b in self.baselines if b not in MULTISTEP_BASELINES]
-            if wrong:
-                raise ValueError(f"baselines with windows.target_length > 1 (a forecast of {steps} steps) must be among "
-                                 f"{list(MULTISTEP_BASELINES)} (they forecast every step), got {wrong}")
-            if self.training.stateful or any(m.training.stateful for m in self.models):
-                raise ValueError("training.stateful: stateful training has no multi-step (windows.target_length > 1) "
-                                 "path yet, got true")
-        elif "repeat_last_day" in self.baselines:
-            raise ValueError("baselines: 'repeat_last_day' forecasts several steps: it needs windows.target_length > 1 "
-                             "(one step: 'seasonal_persistence'), got target_length = 1")
-        if logits:
-            residual = (self.windows is not None and self.windows.residual) or any(m.residual for m in self.models)
-            if residual:
-                raise ValueError(f"residual: a residual target (change from the last input) needs task = 'regression', "
-                                 f"got residual = true with task = {self.task!r}")
-            if self.training.stateful or any(m.training.stateful for m in self.models):
-                raise ValueError(f"training.stateful: stateful training has no {self.task} path yet, got true")
-        if per_step and (self.training.stateful or any(m.training.stateful for m in self.models)):
-            raise ValueError("training.stateful: stateful training has no per-step (windows.return_sequences) path yet, "
-                             "got true")
+    def _no_leak(self) -> ExperimentConfig:
+        # horizon 0 puts the target at the last input row: when the model reads the target column,
+        # it is handed the answer (persistence scores 0). (Tagging's horizon 0 takes no [windows].)
+        w = self.windows
+        reads_target = self.data.features is None or self.data.target in self.data.features
+        if w is not None and w.horizon == 0 and reads_target:
+            raise ValueError(f"windows.horizon = 0 makes the target ({self.data.target!r}) the last input row, which "
+                             f"the model reads: a leak, not a forecast; use horizon >= 1 (or leave the target out "
+                             f"of data.features)")
         return self
 
     def training_for(self, model: ModelConfig) -> TrainingConfig:
@@ -469,6 +403,8 @@ def describe_validation_error(err: ValidationError, root: type[BaseModel], sourc
         return f"{source}: unknown key '{key}'{closest(str(loc[-1]), names)}"
     if kind == "missing":
         return f"{source}: missing key '{key}'"
+    if kind == "unknown_name":  # a name a registry does not hold (a task, a baseline)
+        return f"{source}: '{key}' {first['msg']}"
     value = first.get("input")
     _, annotation = _field_at(root, loc)
     if annotation is not None and (kind.endswith("_type") or kind.endswith("_parsing") or kind == "literal_error"):

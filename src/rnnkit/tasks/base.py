@@ -31,6 +31,46 @@ from rnnkit.errors import RnnkitError
 from rnnkit.models import Sequential
 
 
+def losses_of(config: ExperimentConfig) -> list[tuple[str, str]]:
+    """``(key, loss)`` of [training] and of every model that sets its own loss."""
+    return [("training.loss", config.training.loss)] + [
+        (f"models[{i}].training.loss", m.training.loss) for i, m in enumerate(config.models) if m.training.loss is not None]
+
+
+def stateful_anywhere(config: ExperimentConfig) -> bool:
+    return config.training.stateful or any(m.training.stateful for m in config.models)
+
+
+def default_loss_and_baselines(config: ExperimentConfig, loss: str, baselines: tuple[str, ...]) -> None:
+    """Fill in a task's own loss and baselines where the config leaves them out."""
+    if "loss" not in config.training.model_fields_set:
+        config.training = config.training.model_copy(update={"loss": loss})
+    if "baselines" not in config.model_fields_set:
+        config.baselines = list(baselines)
+
+
+def require_loss(config: ExperimentConfig, loss: str) -> None:
+    for key, chosen in losses_of(config):
+        if chosen != loss:
+            raise ValueError(f"{key} must be {loss!r} when task = {config.task!r}, got {chosen!r}")
+
+
+def check_baselines(config: ExperimentConfig, allowed: tuple[str, ...]) -> None:
+    wrong = [b for b in config.baselines if b not in allowed]
+    if wrong:
+        raise ValueError(f"baselines for task = {config.task!r} must be among {list(allowed)}, got {wrong}")
+
+
+def refuse_residual_and_stateful(config: ExperimentConfig) -> None:
+    """Tasks with no residual target (a change from the last input) and no stateful path."""
+    residual = (config.windows is not None and config.windows.residual) or any(m.residual for m in config.models)
+    if residual:
+        raise ValueError(f"residual: a residual target (change from the last input) needs task = 'regression', "
+                         f"got residual = true with task = {config.task!r}")
+    if stateful_anywhere(config):
+        raise ValueError(f"training.stateful: stateful training has no {config.task} path yet, got true")
+
+
 class Task:
     """One task kind: its data, models, baselines, scores, tables and predictions.
 
@@ -39,6 +79,9 @@ class Task:
         scaled: whether a run stores ``scaler.json`` (a series scaled on its training part).
         best_key, lowest: the validation score that picks the best model, and whether lower is better.
         files: what a run writes besides metrics.json, history.csv, learning_curves.png (for the report).
+        settings_key: the config's table of this task's own settings (``[classification]``...), if any.
+        baseline_names: the names ``baselines = [...]`` may hold for this task (the config accepts
+            the names of every registered task; :meth:`check_config` keeps its own).
     """
 
     name: ClassVar[str] = ""
@@ -46,14 +89,23 @@ class Task:
     best_key: ClassVar[str] = ""
     lowest: ClassVar[bool] = False
     files: ClassVar[str] = "models/"
+    settings_key: ClassVar[str | None] = None
+    baseline_names: ClassVar[tuple[str, ...]] = ()
 
+    # --- the config (called by ExperimentConfig's validator through the registry) -------------------
     @classmethod
     def check_config(cls, config: ExperimentConfig) -> None:
-        """Check (and fill in) this task's part of a config; raise ValueError naming the key.
+        """Check (and fill in) this task's part of a config whose ``task`` names it; raise ValueError.
 
-        Called for every registered task on every config (a task also refuses its own settings under
-        another task); by default there is nothing to check.
+        The message names the dotted key first (``windows.target_length: ...``), or says ``missing
+        key '...'``; the config turns it into one line. By default there is nothing to check.
         """
+
+    @classmethod
+    def check_absent(cls, config: ExperimentConfig) -> None:
+        """Refuse this task's own settings in a config of another task (called for every other registered task)."""
+        if cls.settings_key and getattr(config, cls.settings_key, None) is not None:
+            raise ValueError(f"{cls.settings_key}: settings need task = {cls.name!r}, got task = {config.task!r}")
 
     def __init__(self, config: ExperimentConfig) -> None:
         self.config = config

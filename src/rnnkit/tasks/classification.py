@@ -31,15 +31,15 @@ import torch
 from torch import nn
 
 from rnnkit import baselines as bl
-from rnnkit.config import ExperimentConfig, ModelConfig, TrainingConfig, build_layer
+from rnnkit.config import ClassificationConfig, ExperimentConfig, ModelConfig, TrainingConfig, build_layer
 from rnnkit.data import Windows
 from rnnkit.errors import RnnkitError
 from rnnkit.models import Sequential
 from rnnkit.runs import best_model, format_table
-from rnnkit.tasks.base import Task
+from rnnkit.tasks.base import Task, check_baselines, default_loss_and_baselines, refuse_residual_and_stateful, require_loss
 from rnnkit.tasks.series import (
     PART_NAMES, PARTS, Prepared, data_counts, data_used, describe_prepared, describe_windows, load_frame, new_windows,
-    prepare, window_summaries, with_data_paths,
+    prepare, require_windows, window_summaries, with_data_paths,
 )
 from rnnkit.training import classification_metrics, predict
 from rnnkit.training.losses import balanced_class_weight
@@ -234,6 +234,27 @@ class Classification(Task):
 
     name = "classification"
     best_key, lowest = "balanced_accuracy_val", False
+    settings_key = "classification"
+    # the label of the last input row; the training majority
+    baseline_names = ("same_as_now", "majority")
+
+    @classmethod
+    def check_config(cls, config: ExperimentConfig) -> None:
+        """Windows labelled whole (one label each, one step ahead), logits and cross-entropy, its two baselines."""
+        require_windows(config)
+        if config.classification is None:
+            config.classification = ClassificationConfig()
+        default_loss_and_baselines(config, "cross_entropy", cls.baseline_names)
+        w = config.windows
+        if w.return_sequences:
+            raise ValueError("windows.return_sequences: a label per step is task = 'tagging'; task = 'classification' "
+                             "labels whole windows, got return_sequences = true")
+        if w.target_length > 1:
+            raise ValueError(f"windows.target_length: a forecast of several steps needs task = 'regression', "
+                             f"got target_length = {w.target_length} with task = 'classification'")
+        require_loss(config, "cross_entropy")
+        check_baselines(config, cls.baseline_names)
+        refuse_residual_and_stateful(config)
 
     def prepare(self, data_paths: list[str] | None = None) -> None:
         self.config = with_data_paths(self.config, data_paths)

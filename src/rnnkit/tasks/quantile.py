@@ -30,8 +30,9 @@ from rnnkit.config import ExperimentConfig, ModelConfig, QuantileConfig, Trainin
 from rnnkit.errors import RnnkitError
 from rnnkit.models import Sequential
 from rnnkit.runs import best_model, format_table
+from rnnkit.tasks.base import default_loss_and_baselines, losses_of, require_loss, stateful_anywhere
 from rnnkit.tasks.regression import Regression
-from rnnkit.tasks.series import data_counts, data_used, units_of
+from rnnkit.tasks.series import data_counts, data_used, require_windows, units_of
 from rnnkit.training import predict
 from rnnkit.training.losses import pinball
 from rnnkit.training.metrics import regression_metrics
@@ -96,42 +97,35 @@ class Quantile(Regression):
     """``task = "quantile"``: the quantile forecasters of the config and persistence with its empirical interval."""
 
     name = "quantile"
+    settings_key = "quantile"
+    baseline_names = ("persistence",)  # with the empirical interval of its training errors
 
     @classmethod
     def check_config(cls, config: ExperimentConfig) -> None:
-        """task = "quantile": its [quantile] levels, the pinball loss, persistence only, one value per window.
-
-        Also refuses the quantile settings (and the pinball loss) under any other task.
-        """
-        losses = [("training.loss", config.training.loss)] + [
-            (f"models[{i}].training.loss", m.training.loss) for i, m in enumerate(config.models)
-            if m.training.loss is not None]
-        if config.task != "quantile":
-            if config.quantile is not None:
-                raise ValueError(f"quantile: settings need task = 'quantile', got task = {config.task!r}")
-            for key, loss in losses:
-                if loss == "pinball":
-                    raise ValueError(f"{key} 'pinball' needs task = 'quantile', got task = {config.task!r}")
-            return
+        """Its [quantile] levels, the pinball loss, persistence only, one value per window."""
+        require_windows(config)
         if config.quantile is None:
             config.quantile = QuantileConfig()
-        if "loss" not in config.training.model_fields_set:
-            config.training = config.training.model_copy(update={"loss": "pinball"})
-        for key, loss in [("training.loss", config.training.loss)] + losses[1:]:
-            if loss != "pinball":
-                raise ValueError(f"{key} must be 'pinball' when task = 'quantile', got {loss!r}")
-        if "baselines" not in config.model_fields_set:
-            config.baselines = ["persistence"]
-        wrong = [b for b in config.baselines if b != "persistence"]
+        default_loss_and_baselines(config, "pinball", cls.baseline_names)
+        require_loss(config, "pinball")
+        wrong = [b for b in config.baselines if b not in cls.baseline_names]
         if wrong:
             raise ValueError(f"baselines for task = 'quantile' must be among ['persistence'] (it has an empirical "
                              f"interval), got {wrong}")
         w = config.windows
-        if w is not None and (w.return_sequences or w.target_length > 1):
+        if w.return_sequences or w.target_length > 1:
             raise ValueError("windows: task = 'quantile' forecasts one value per window (target_length = 1, "
                              "return_sequences = false)")
-        if config.training.stateful or any(m.training.stateful for m in config.models):
+        if stateful_anywhere(config):
             raise ValueError("training.stateful: stateful training has no quantile path yet, got true")
+
+    @classmethod
+    def check_absent(cls, config: ExperimentConfig) -> None:
+        """The quantile settings and the pinball loss under any other task."""
+        super().check_absent(config)
+        for key, loss in losses_of(config):
+            if loss == "pinball":
+                raise ValueError(f"{key} 'pinball' needs task = 'quantile', got task = {config.task!r}")
 
     @property
     def levels(self) -> list[float]:

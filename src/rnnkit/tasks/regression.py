@@ -32,13 +32,20 @@ from rnnkit.config import ExperimentConfig, ModelConfig, TrainingConfig, WindowC
 from rnnkit.errors import RnnkitError
 from rnnkit.models import Sequential
 from rnnkit.runs import best_model, format_table
-from rnnkit.tasks.base import Task
+from rnnkit.tasks.base import Task, check_baselines, losses_of, stateful_anywhere
 from rnnkit.tasks.series import (
     Prepared, ahead, data_counts, data_used, describe_prepared, describe_windows, load_frame, new_windows, prepare,
-    rows_per_day, units_of, window_summaries, with_data_paths,
+    require_windows, rows_per_day, units_of, window_summaries, with_data_paths,
 )
 from rnnkit.training import predict, score
 from rnnkit.training.metrics import last_step_scores, multistep_scores
+
+BASELINES = ("persistence", "seasonal_persistence", "mean", "linear", "naive_dense", "repeat_last_day")
+# Per-step regression (windows.return_sequences): baselines that have a per-step version.
+PER_STEP_BASELINES = ("persistence", "mean")
+# Multi-step regression (windows.target_length > 1): baselines that forecast K steps (persistence repeats
+# the last value K times; repeat_last_day the last day's values; mean and linear have one output per step).
+MULTISTEP_BASELINES = ("persistence", "repeat_last_day", "mean", "linear")
 
 # The course's "naive" fully connected network on the flattened window (a baseline that trains).
 NAIVE_DENSE = ModelConfig(name="naive_dense", layers=[
@@ -264,6 +271,46 @@ class Regression(Task):
     name = "regression"
     best_key, lowest = "mae_val", True
     files = "predictions.png, models/"
+    baseline_names = BASELINES
+
+    @classmethod
+    def check_config(cls, config: ExperimentConfig) -> None:
+        """Windows; the target shape's baselines (one-step, per-step or multi-step); no cross-entropy."""
+        require_windows(config)
+        w = config.windows
+        per_step, steps = w.return_sequences, w.target_length
+        given = "baselines" in config.model_fields_set
+        if per_step and not given:
+            config.baselines = [b for b in config.baselines if b in PER_STEP_BASELINES]
+        if steps > 1:
+            if per_step:
+                raise ValueError(f"windows.target_length must be 1 with windows.return_sequences = true (one target "
+                                 f"per input step), got {steps}")
+            if not given:
+                config.baselines = [b for b in config.baselines if b in MULTISTEP_BASELINES]
+        for key, loss in losses_of(config):
+            if loss == "cross_entropy":
+                raise ValueError(f"{key} 'cross_entropy' needs task = 'classification', got task = {config.task!r}")
+        check_baselines(config, BASELINES)
+        if per_step:
+            wrong = [b for b in config.baselines if b not in PER_STEP_BASELINES]
+            if wrong:
+                raise ValueError(f"baselines with windows.return_sequences = true (a target per step) must be among "
+                                 f"{list(PER_STEP_BASELINES)} (they have a per-step version), got {wrong}")
+        if steps > 1:
+            wrong = [b for b in config.baselines if b not in MULTISTEP_BASELINES]
+            if wrong:
+                raise ValueError(f"baselines with windows.target_length > 1 (a forecast of {steps} steps) must be "
+                                 f"among {list(MULTISTEP_BASELINES)} (they forecast every step), got {wrong}")
+            if stateful_anywhere(config):
+                raise ValueError("training.stateful: stateful training has no multi-step (windows.target_length > 1) "
+                                 "path yet, got true")
+        elif "repeat_last_day" in config.baselines:
+            raise ValueError("baselines: 'repeat_last_day' forecasts several steps: it needs windows.target_length > 1 "
+                             "(one step: 'seasonal_persistence'), got target_length = 1")
+        if per_step and stateful_anywhere(config):
+            raise ValueError("training.stateful: stateful training has no per-step (windows.return_sequences) path "
+                             "yet, got true")
 
     def __init__(self, config: ExperimentConfig) -> None:
         super().__init__(config)

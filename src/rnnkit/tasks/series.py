@@ -28,6 +28,12 @@ PARTS = ("train", "val", "test")
 PART_NAMES = {"train": "training", "val": "validation", "test": "test"}
 
 
+def require_windows(config: ExperimentConfig) -> None:
+    """A series task reads windows: the config must have its [windows] table."""
+    if config.windows is None:
+        raise ValueError(f"missing key 'windows' (the [windows] table with sequence_length) for task = {config.task!r}")
+
+
 def load_frame(config: ExperimentConfig, paths: list[str] | None = None) -> pd.DataFrame:
     """The series of ``config.data`` as a DataFrame (data units), with only the wanted columns."""
     data = config.data

@@ -13,12 +13,13 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from rnnkit.config import ExperimentConfig, ModelConfig, TrainingConfig, build_layer, fill_placeholders
+from rnnkit.config import ExperimentConfig, ModelConfig, TaggingConfig, TrainingConfig, build_layer, fill_placeholders
 from rnnkit.errors import RnnkitError
 from rnnkit.models import Sequential
-from rnnkit.runs import best_model, format_table
 from rnnkit.models.taggers import MajorityTagPerWord, TaggingData, tag_accuracy, tagging_dataset
-from rnnkit.tasks.base import Task
+from rnnkit.runs import best_model, format_table
+from rnnkit.tasks.base import (Task, check_baselines, default_loss_and_baselines, refuse_residual_and_stateful,
+                               require_loss)
 
 # --- task = "tagging" through the config ---------------------------------------------------------
 # A config with task = "tagging" names the corpus ([data] dataset = "teddy", [tagging] sentences,
@@ -156,6 +157,31 @@ class Tagging(Task):
     name = "tagging"
     scaled = False  # token ids: nothing to scale
     best_key, lowest = "token_accuracy_val", False
+    settings_key = "tagging"
+    baseline_names = ("majority_per_word",)  # each word's commonest training tag: the best without context
+
+    @classmethod
+    def check_config(cls, config: ExperimentConfig) -> None:
+        """Whole sentences of a tagged corpus (no [windows]), logits and cross-entropy, the per-word baseline."""
+        if config.data.dataset != "teddy":
+            raise ValueError(f"data.dataset must be 'teddy' (a tagged corpus) when task = 'tagging', "
+                             f"got {config.data.dataset!r}")
+        if config.windows is not None:
+            raise ValueError("windows: task = 'tagging' tags every token of whole sentences (horizon 0) and takes "
+                             "no [windows] table, got one")
+        if config.tagging is None:
+            config.tagging = TaggingConfig()
+        default_loss_and_baselines(config, "cross_entropy", cls.baseline_names)
+        require_loss(config, "cross_entropy")
+        check_baselines(config, cls.baseline_names)
+        refuse_residual_and_stateful(config)
+
+    @classmethod
+    def check_absent(cls, config: ExperimentConfig) -> None:
+        super().check_absent(config)
+        if config.data.dataset == "teddy":
+            raise ValueError(f"data.dataset 'teddy' is a tagged corpus: it needs task = 'tagging', "
+                             f"got task = {config.task!r}")
 
     def prepare(self, data_paths: list[str] | None = None) -> None:
         self.corpus = tagging_corpus(self.config)
