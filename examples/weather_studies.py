@@ -67,8 +67,8 @@ class WeatherParts:
         f = self.features
         return Clock([(f.index("Day sin"), f.index("Day cos"), 24)])
 
-    def windows(self, part: str, sequence_length: int, steps: int, targets) -> Windows:
-        return make_windows(self.parts[part], sequence_length, horizon=1, target_length=steps, targets=targets)
+    def windows(self, part: str, sequence_length: int, target_length: int, targets) -> Windows:
+        return make_windows(self.parts[part], sequence_length, horizon=1, target_length=target_length, targets=targets)
 
 
 def weather_parts(frame: pd.DataFrame | None = None, fractions=(0.6, 0.2, 0.2)) -> WeatherParts:
@@ -98,15 +98,15 @@ def _fit(model: nn.Module, train, val, epochs: int, seed: int, log: Log | None, 
 
 
 def _row(name: str, model: nn.Module, windows: Windows, parts: WeatherParts, column: int = 0, seconds: float = 0.0) -> dict:
-    prediction = predict(model, windows)[..., column]  # (examples, steps)
+    prediction = predict(model, windows)[..., column]  # (examples, target_length)
     truth = windows.y[..., column]
     s = forecast_scores(truth, prediction, scale=parts.scale, offset=parts.offset)
-    steps = len(s["mae_per_step"])
+    target_length = len(s["mae_by_step"])
     row = {"model": name, "params": sum(p.numel() for p in model.parameters()),
            "mae": s["mae"], "rmse": s["rmse"]}
     for k in sorted({1, 6, 12, steps}):
-        if k <= steps:
-            row[f"mae_h{k}"] = s["mae_per_step"][k - 1]
+        if k <= target_length:
+            row[f"mae_h{k}"] = s["mae_by_step"][k - 1]
     row["train_s"] = seconds
     return row
 
@@ -115,13 +115,13 @@ def multistep_comparison(
     parts: WeatherParts | None = None,
     *,
     sequence_length: int = 120,
-    steps: int = 24,
+    target_length: int = 24,
     units: int = 32,
     epochs: int = 15,
     seed: int = 0,
     log: Log | None = None,
 ) -> pd.DataFrame:
-    """Test scores (°C) of the multi-step forecasters and baselines on the next ``steps`` hours.
+    """Test scores (°C) of the multi-step forecasters and baselines on the next ``target_length`` hours.
 
     Inputs: the last ``sequence_length`` hours of the 7 columns (T, p, rh, wind x/y, day
     sin/cos). Direct and seq2seq are trained on the temperature only; the autoregressive
@@ -131,25 +131,25 @@ def multistep_comparison(
     """
     parts = parts or weather_parts()
     F = len(parts.features)
-    w = {p: parts.windows(p, sequence_length, steps, TARGET) for p in PARTS}
-    w_all = {p: parts.windows(p, sequence_length, steps, MEASURED) for p in PARTS}
+    w = {p: parts.windows(p, sequence_length, target_length, TARGET) for p in PARTS}
+    w_all = {p: parts.windows(p, sequence_length, target_length, MEASURED) for p in PARTS}
     rows = [
-        _row("repeat the last day", RepeatLastPeriod(0, 24, steps), w["test"], parts),
-        _row("repeat the last value", RepeatLastPeriod(0, 1, steps), w["test"], parts),
+        _row("repeat the last day", RepeatLastPeriod(0, 24, target_length), w["test"], parts),
+        _row("repeat the last value", RepeatLastPeriod(0, 1, target_length), w["test"], parts),
     ]
     train_rows = np.concatenate([p.to_numpy() for p in parts.parts["train"]])
-    curve = MeanDailyCurve(0, F - 2, F - 1, steps, anchored=True).fit(train_rows)
+    curve = MeanDailyCurve(0, F - 2, F - 1, target_length, anchored=True).fit(train_rows)
     rows.append(_row("mean daily change from now", curve, w["test"], parts))
 
     torch.manual_seed(seed)
-    direct, seconds = _fit(DirectForecaster(F, steps, units=units), w["train"], w["val"], epochs, seed, log, "direct")
+    direct, seconds = _fit(DirectForecaster(F, target_length, units=units), w["train"], w["val"], epochs, seed, log, "direct")
     rows.append(_row("direct GRU", direct, w["test"], parts, seconds=seconds))
     torch.manual_seed(seed)
-    auto = AutoregressiveForecaster(F, steps, units=units, clock=parts.clock)
+    auto = AutoregressiveForecaster(F, target_length, units=units, clock=parts.clock)
     auto, seconds = _fit(auto, w_all["train"], w_all["val"], epochs, seed, log, "autoregressive")
     rows.append(_row("autoregressive GRU", auto, w_all["test"], parts, column=0, seconds=seconds))
     torch.manual_seed(seed)
-    seq2seq = Seq2SeqForecaster(F, steps, target_index=0, units=units, clock=parts.clock)
+    seq2seq = Seq2SeqForecaster(F, target_length, target_index=0, units=units, clock=parts.clock)
     seq2seq, seconds = _fit(seq2seq, w["train"], w["val"], epochs, seed, log, "seq2seq")
     rows.append(_row("seq2seq GRU", seq2seq, w["test"], parts, seconds=seconds))
 
@@ -159,28 +159,28 @@ def multistep_comparison(
 
 
 def curve_generation_comparison(
-    parts: WeatherParts | None = None, *, steps: int = 24, units: int = 32, epochs: int = 15, seed: int = 0,
+    parts: WeatherParts | None = None, *, target_length: int = 24, units: int = 32, epochs: int = 15, seed: int = 0,
     log: Log | None = None,
 ) -> pd.DataFrame:
     """Test scores (°C) of a 24-hour temperature curve generated from one vector of current conditions.
 
-    Input: one row (T, p, rh, wind x/y, day sin/cos, now); output: the next ``steps`` hourly
+    Input: one row (T, p, rh, wind x/y, day sin/cos, now); output: the next ``target_length`` hourly
     temperatures, by :class:`OneToMany` (GRU decoder, clock fed in), against repeating the
     current temperature, the mean daily curve (training means per hour of day) and the
     current temperature plus the mean daily change.
     """
     parts = parts or weather_parts()
     F = len(parts.features)
-    w = {p: parts.windows(p, 1, steps, TARGET) for p in PARTS}  # x (examples, 1, F): one row
+    w = {p: parts.windows(p, 1, target_length, TARGET) for p in PARTS}  # x (examples, 1, F): one row
     train_rows = np.concatenate([p.to_numpy() for p in parts.parts["train"]])
     rows = [
-        _row("repeat the current temperature", RepeatLastPeriod(0, 1, steps), w["test"], parts),
-        _row("mean daily curve", MeanDailyCurve(0, F - 2, F - 1, steps).fit(train_rows), w["test"], parts),
-        _row("mean daily change from now", MeanDailyCurve(0, F - 2, F - 1, steps, anchored=True).fit(train_rows),
+        _row("repeat the current temperature", RepeatLastPeriod(0, 1, target_length), w["test"], parts),
+        _row("mean daily curve", MeanDailyCurve(0, F - 2, F - 1, target_length).fit(train_rows), w["test"], parts),
+        _row("mean daily change from now", MeanDailyCurve(0, F - 2, F - 1, target_length, anchored=True).fit(train_rows),
              w["test"], parts),
     ]
     torch.manual_seed(seed)
-    model = OneToMany(F, length=steps, units=units, target_index=0, clock=parts.clock)
+    model = OneToMany(F, target_length=target_length, units=units, target_index=0, clock=parts.clock)
     model, seconds = _fit(model, w["train"], w["val"], epochs, seed, log, "one-to-many")
     rows.append(_row("one-to-many GRU", model, w["test"], parts, seconds=seconds))
     table = pd.DataFrame(rows).set_index("model")

@@ -96,8 +96,8 @@ BASELINES = {
     "seasonal persistence": lambda: bl.SeasonalPersistence(0, period=4, horizon=1),
     "seasonal persistence, horizon = period": lambda: bl.SeasonalPersistence(2, period=3, horizon=3),
     "mean": lambda: bl.MeanBaseline(torch.tensor([1.5, -2.0])),
-    "repeat last period (multi-step persistence)": lambda: RepeatLastPeriod([0, 2], period=3, steps=5),
-    "repeat last day": lambda: RepeatLastDay(1, period=4, steps=6, horizon=2),
+    "repeat last period (multi-step persistence)": lambda: RepeatLastPeriod([0, 2], period=3, target_length=5),
+    "repeat last day": lambda: RepeatLastDay(1, period=4, target_length=6, horizon=2),
     "step persistence": lambda: StepPersistence([1]),
     "step mean": lambda: StepMean.fit(torch.randn(10, 12, 1)),
 }

@@ -32,15 +32,15 @@ DIRECT_GRU = {"name": "direct GRU", "layers": [{"type": "GRU", "units": 16}, {"t
 def test_repeat_last_day_picks_the_same_phase_on_the_latest_day():
     x = torch.arange(10.0).view(1, 10, 1)  # rows 0..9 hold their own number; a "day" is 4 rows
     # horizon 1: targets at rows 10, 11, ...; a day earlier: 6, 7, 8, 9, then 6, 7 again (still the last day)
-    assert RepeatLastDay(0, period=4, steps=6)(x).flatten().tolist() == [6.0, 7.0, 8.0, 9.0, 6.0, 7.0]
+    assert RepeatLastDay(0, period=4, target_length=6)(x).flatten().tolist() == [6.0, 7.0, 8.0, 9.0, 6.0, 7.0]
     # horizon 3: targets at rows 12, 13, 14, 15, 16 -> 8, 9, 6, 7, 8
-    assert RepeatLastDay(0, period=4, steps=5, horizon=3)(x).flatten().tolist() == [8.0, 9.0, 6.0, 7.0, 8.0]
-    assert RepeatLastDay(0, period=4, steps=5).get_config() == {"target_index": 0, "period": 4, "steps": 5, "horizon": 1}
+    assert RepeatLastDay(0, period=4, target_length=5, horizon=3)(x).flatten().tolist() == [8.0, 9.0, 6.0, 7.0, 8.0]
+    assert RepeatLastDay(0, period=4, target_length=5).get_config() == {"target_index": 0, "period": 4, "target_length": 5, "horizon": 1}
 
 
 def test_repeat_last_day_rejects_a_horizon_below_one():
     with pytest.raises(ValueError, match=r"^horizon must be a positive integer, got 0$"):
-        RepeatLastDay(0, period=4, steps=2, horizon=0)
+        RepeatLastDay(0, period=4, target_length=2, horizon=0)
 
 
 def test_persistence_repeats_the_last_value_and_the_residual_adds_it_at_every_step():

@@ -304,7 +304,7 @@ class ResidualTarget(nn.Module):
 class RepeatLastPeriod(nn.Module):
     """Baseline "repeat the last day": step k predicts the value ``period`` rows before it.
 
-    For windows whose targets are the ``steps`` rows right after the last input
+    For windows whose targets are the ``target_length`` rows right after the last input
     (``horizon=1``), step k (0-based) is predicted by input row ``T − period + (k mod period)``
     of the target column(s). ``period=24`` on hourly rows repeats the last day; ``period=1``
     repeats the last value (persistence). No parameters.
@@ -312,29 +312,29 @@ class RepeatLastPeriod(nn.Module):
     Args:
         target_index: position(s) of the target column(s) among the features.
         period: rows per period (>= 1), at most the sequence length.
-        steps: forecast steps K (>= 1).
+        target_length: forecast steps K (>= 1).
 
-    Shapes: x ``(batch, T, features)`` → ``(batch, steps, len(target_index))``.
+    Shapes: x ``(batch, T, features)`` → ``(batch, target_length, len(target_index))``.
 
     Example:
-        >>> RepeatLastPeriod(0, period=2, steps=3)(torch.arange(4.0).view(1, 4, 1)).flatten().tolist()
+        >>> RepeatLastPeriod(0, period=2, target_length=3)(torch.arange(4.0).view(1, 4, 1)).flatten().tolist()
         [2.0, 3.0, 2.0]
     """
 
-    def __init__(self, target_index: int | Sequence[int], period: int, steps: int) -> None:
+    def __init__(self, target_index: int | Sequence[int], period: int, target_length: int) -> None:
         super().__init__()
         items = [target_index] if isinstance(target_index, (int, np.integer)) and not isinstance(target_index, bool) else list(target_index)
         if not items or any(isinstance(i, bool) or not isinstance(i, (int, np.integer)) or i < 0 for i in items):
             raise ValueError(f"target_index must be column positions >= 0, got {target_index!r}")
         self.target_index = [int(i) for i in items]
         self.period = check_positive_int("period", period)
-        self.steps = check_positive_int("steps", steps)
+        self.target_length = check_positive_int("target_length", target_length)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         length = x.shape[1]
         if length < self.period:
             raise ValueError(f"windows must hold at least period={self.period} rows, got {length}")
-        rows = length - self.period + torch.arange(self.steps, device=x.device) % self.period
+        rows = length - self.period + torch.arange(self.target_length, device=x.device) % self.period
         return x[:, rows][:, :, self.target_index]
 
 
@@ -345,29 +345,29 @@ class RepeatLastDay(nn.Module):
     step k's target is at offset ``j = horizon + k``; the latest row of the window at the
     same phase of the period is ``T − period + (j − 1) mod period``. With ``horizon = 1``
     this is :class:`RepeatLastPeriod` (which it runs, for
-    ``horizon − 1 + steps`` steps, keeping the last ``steps``).
+    ``horizon − 1 + target_length`` steps, keeping the last ``target_length``).
 
     Args:
         target_index: the column of the target among the features.
         period: window rows per day (>= 1), at most the window length.
-        steps: forecast steps K (>= 1).
+        target_length: forecast steps K (>= 1).
         horizon: window rows from the last input to the first target (>= 1, default 1).
 
-    Shapes: ``x (batch, T, features)`` → ``(batch, steps, 1)``.
+    Shapes: ``x (batch, T, features)`` → ``(batch, target_length, 1)``.
 
     Example:
         >>> x = torch.arange(4.0).view(1, 4, 1)   # a "day" of 2 rows: rows 2 and 3 are the last day
-        >>> RepeatLastDay(0, period=2, steps=3, horizon=2)(x).flatten().tolist()
+        >>> RepeatLastDay(0, period=2, target_length=3, horizon=2)(x).flatten().tolist()
         [3.0, 2.0, 3.0]
     """
 
-    def __init__(self, target_index: int, period: int, steps: int, horizon: int = 1) -> None:
+    def __init__(self, target_index: int, period: int, target_length: int, horizon: int = 1) -> None:
         super().__init__()
         if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
             raise RnnkitError(f"horizon must be a positive integer, got {horizon!r}")
         self.horizon = horizon
-        self.steps = steps
-        self.repeat = RepeatLastPeriod(target_index, period, horizon - 1 + steps)
+        self.target_length = target_length
+        self.repeat = RepeatLastPeriod(target_index, period, horizon - 1 + target_length)
 
     @property
     def period(self) -> int:
@@ -377,7 +377,7 @@ class RepeatLastDay(nn.Module):
         return self.repeat(x)[:, self.horizon - 1:]
 
     def get_config(self) -> dict[str, Any]:
-        return {"target_index": self.repeat.target_index[0], "period": self.period, "steps": self.steps,
+        return {"target_index": self.repeat.target_index[0], "period": self.period, "target_length": self.target_length,
                 "horizon": self.horizon}
 
 
@@ -394,26 +394,26 @@ class MeanDailyCurve(nn.Module):
     Args:
         target_index: position of the target column among the features.
         sin_index, cos_index: positions of the clock columns (unscaled sin/cos).
-        steps: forecast steps K (>= 1).
+        target_length: forecast steps K (>= 1).
         period: bins per clock cycle (default 24).
         anchored: shift the curve to start at the last value (default False).
 
-    Shapes: x ``(batch, T, features)`` → ``(batch, steps, 1)``. Call :meth:`fit` first.
+    Shapes: x ``(batch, T, features)`` → ``(batch, target_length, 1)``. Call :meth:`fit` first.
 
     Example::
 
-        curve = MeanDailyCurve(0, 5, 6, steps=24).fit(train_rows)   # (rows, features)
+        curve = MeanDailyCurve(0, 5, 6, target_length=24).fit(train_rows)   # (rows, features)
     """
 
     def __init__(
-        self, target_index: int, sin_index: int, cos_index: int, steps: int, period: int = 24, anchored: bool = False
+        self, target_index: int, sin_index: int, cos_index: int, target_length: int, period: int = 24, anchored: bool = False
     ) -> None:
         super().__init__()
         for name, value in (("target_index", target_index), ("sin_index", sin_index), ("cos_index", cos_index)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
                 raise ValueError(f"{name} must be a column position >= 0, got {value!r}")
         self.target_index, self.sin_index, self.cos_index = int(target_index), int(sin_index), int(cos_index)
-        self.steps = check_positive_int("steps", steps)
+        self.target_length = check_positive_int("target_length", target_length)
         self.period = check_positive_int("period", period)
         self.anchored = bool(anchored)
         self.register_buffer("curve", torch.full((self.period,), float("nan")))
@@ -438,7 +438,7 @@ class MeanDailyCurve(nn.Module):
         if bool(self.curve.isnan().any()):
             raise ValueError("MeanDailyCurve must be fitted before use: call fit(rows)")
         now = self.phase_bin(x[:, -1])  # (batch,)
-        ahead = (now[:, None] + 1 + torch.arange(self.steps, device=x.device)) % self.period  # (batch, steps)
+        ahead = (now[:, None] + 1 + torch.arange(self.target_length, device=x.device)) % self.period  # (batch, target_length)
         curve = self.curve.to(x.dtype)
         out = curve[ahead]
         if self.anchored:

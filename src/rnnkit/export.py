@@ -308,8 +308,8 @@ def _linear_baseline(graph: Graph, model: bl.LinearBaseline, x: str) -> str:
 @converts(RepeatLastPeriod)
 def _repeat_last_period(graph: Graph, model: RepeatLastPeriod, x: str) -> str:
     # step k reads input row T − period + (k mod period): negative rows, counted from the end
-    rows = [-model.period + k % model.period for k in range(model.steps)]
-    return graph.take(graph.take(x, rows, 1), model.target_index, 2)  # (batch, steps, targets)
+    rows = [-model.period + k % model.period for k in range(model.target_length)]
+    return graph.take(graph.take(x, rows, 1), model.target_index, 2)  # (batch, target_length, targets)
 
 
 @converts(RepeatLastDay)

@@ -57,7 +57,7 @@ def _constant_head(head, value: float) -> None:
 def test_autoregressive_loop_feeds_its_predictions_back():
     # Head outputs the change +1 whatever it reads: step k must be last + k + 1, which only
     # happens when each prediction becomes the next row.
-    model = AutoregressiveForecaster(2, steps=5, units=3)
+    model = AutoregressiveForecaster(2, target_length=5, units=3)
     _constant_head(model.head, 1.0)
     x = torch.tensor([[[0.0, 10.0], [2.0, -3.0], [5.0, 7.0]]])
     out = model(x)
@@ -69,7 +69,7 @@ def test_autoregressive_loop_puts_the_clock_in_the_fed_back_row():
     # One fed-back column (0) and clock columns 1 (sin) and 2 (cos) of period 4 rows. A hand-set
     # GRU (Keras layout, gates z, r, h): update gate z = sigmoid(-30) ≈ 0 and the candidate
     # tanh(sin column) in unit 0, so h = tanh(sin of the row it reads); the head returns h0.
-    model = AutoregressiveForecaster(3, steps=3, units=3, cell="GRU", clock=Clock([(1, 2, 4)]), residual=False)
+    model = AutoregressiveForecaster(3, target_length=3, units=3, layer="GRU", clock=Clock([(1, 2, 4)]), residual=False)
     kernel = np.zeros((3, 9), np.float32)
     kernel[1, 6] = 1.0
     bias = np.zeros((2, 9), np.float32)
@@ -88,7 +88,7 @@ def test_autoregressive_loop_puts_the_clock_in_the_fed_back_row():
 
 
 def test_seq2seq_decoder_feeds_its_predictions_back():
-    model = Seq2SeqForecaster(3, steps=4, target_index=[2, 0], units=5)
+    model = Seq2SeqForecaster(3, target_length=4, target_index=[2, 0], units=5)
     _constant_head(model.head, 0.5)
     x = torch.tensor([[[9.0, 9.0, 9.0], [1.0, -4.0, 3.0]]])
     expected = torch.tensor([[[3.5, 1.5], [4.0, 2.0], [4.5, 2.5], [5.0, 3.0]]])
@@ -96,7 +96,7 @@ def test_seq2seq_decoder_feeds_its_predictions_back():
 
 
 def test_direct_forecaster_lays_the_dense_outputs_out_as_steps():
-    model = DirectForecaster(2, steps=3, outputs=2, units=4)
+    model = DirectForecaster(2, target_length=3, outputs=2, units=4)
     with torch.no_grad():
         model.head.kernel.zero_()
         model.head.bias.copy_(torch.arange(6.0))
@@ -119,8 +119,8 @@ def test_clock_advances_sin_cos_exactly():
 def test_repeat_last_day_by_hand():
     # Window of 6 rows, period 3, 5 steps: rows 3, 4, 5, 3, 4 of column 1.
     x = torch.arange(12.0).view(1, 6, 2)  # column 1 holds 1, 3, 5, 7, 9, 11
-    torch.testing.assert_close(RepeatLastPeriod(1, period=3, steps=5)(x).flatten(), torch.tensor([7.0, 9.0, 11.0, 7.0, 9.0]))
-    torch.testing.assert_close(RepeatLastPeriod(1, period=1, steps=2)(x).flatten(), torch.tensor([11.0, 11.0]))
+    torch.testing.assert_close(RepeatLastPeriod(1, period=3, target_length=5)(x).flatten(), torch.tensor([7.0, 9.0, 11.0, 7.0, 9.0]))
+    torch.testing.assert_close(RepeatLastPeriod(1, period=1, target_length=2)(x).flatten(), torch.tensor([11.0, 11.0]))
 
 
 def test_repeat_last_day_on_windows_equals_the_rows_one_day_earlier():
@@ -137,11 +137,11 @@ def test_mean_daily_curve_by_hand():
     phase = torch.arange(8) % 4
     angle = 2 * math.pi * phase / 4
     rows = torch.stack([10.0 * phase + torch.tensor([0, 0, 0, 0, 2, 2, 2, 2]), angle.sin(), angle.cos()], 1)
-    curve = MeanDailyCurve(0, 1, 2, steps=3, period=4).fit(rows.numpy())
+    curve = MeanDailyCurve(0, 1, 2, target_length=3, period=4).fit(rows.numpy())
     torch.testing.assert_close(curve.curve, torch.tensor([1.0, 11.0, 21.0, 31.0]))
     x = rows[None, 1:3]  # last row has phase 2
     torch.testing.assert_close(curve(x).flatten(), torch.tensor([31.0, 1.0, 11.0]))
-    anchored = MeanDailyCurve(0, 1, 2, steps=3, period=4, anchored=True).fit(rows.numpy())
+    anchored = MeanDailyCurve(0, 1, 2, target_length=3, period=4, anchored=True).fit(rows.numpy())
     # last value 20 (phase 2): 20 + (31 − 21), 20 + (1 − 21), 20 + (11 − 21)
     torch.testing.assert_close(anchored(x).flatten(), torch.tensor([30.0, 0.0, 10.0]))
 
@@ -150,8 +150,8 @@ def test_forecast_scores_by_hand_in_data_units():
     true = torch.zeros(2, 3, 1)
     pred = torch.tensor([[1.0, 0.0, -2.0], [1.0, 2.0, 2.0]])  # scaled errors
     s = forecast_scores(true, pred, scale=2.0, offset=5.0)  # errors in units ×2
-    assert s["mae_per_step"] == [2.0, 2.0, 4.0]
-    assert s["rmse_per_step"] == pytest.approx([2.0, math.sqrt(8.0), 4.0])
+    assert s["mae_by_step"] == [2.0, 2.0, 4.0]
+    assert s["rmse_by_step"] == pytest.approx([2.0, math.sqrt(8.0), 4.0])
     assert s["mae"] == pytest.approx(8 / 3)
     assert s["rmse"] == pytest.approx(math.sqrt((4 + 0 + 16 + 4 + 16 + 16) / 6))
 
@@ -162,10 +162,10 @@ def test_forecast_scores_by_hand_in_data_units():
     "make, message",
     [
         (lambda: DirectForecaster(0, 3), "features must be a positive integer, got 0"),
-        (lambda: DirectForecaster(2, 0), "steps must be a positive integer, got 0"),
+        (lambda: DirectForecaster(2, 0), "target_length must be a positive integer, got 0"),
         (lambda: DirectForecaster(2, 3, outputs=1.5), "outputs must be a positive integer, got 1.5"),
         (lambda: DirectForecaster(2, 3, units=-1), "units must be a positive integer, got -1"),
-        (lambda: DirectForecaster(2, 3, cell="RNN"), "cell must be one of ['SimpleRNN', 'LSTM', 'GRU'], got 'RNN'"),
+        (lambda: DirectForecaster(2, 3, layer="RNN"), "layer must be one of ['SimpleRNN', 'LSTM', 'GRU'], got 'RNN'"),
         (lambda: Seq2SeqForecaster(2, 3, target_index=2), "target_index must be column positions in [0, 2), got 2"),
         (lambda: Seq2SeqForecaster(2, 3, target_index=[0, 0]), "target_index must not repeat a column, got [0, 0]"),
         (lambda: Seq2SeqForecaster(2, 3, 0, clock="day"), "clock must be a Clock or None, got str"),
@@ -193,7 +193,7 @@ def test_repeat_last_period_needs_a_long_enough_window():
 
 
 def test_mean_daily_curve_must_be_fitted_and_fill_every_bin():
-    curve = MeanDailyCurve(0, 1, 2, steps=2, period=4)
+    curve = MeanDailyCurve(0, 1, 2, target_length=2, period=4)
     with pytest.raises(ValueError, match=r"must be fitted before use: call fit\(rows\)"):
         curve(torch.zeros(1, 3, 3))
     rows = np.array([[1.0, 0.0, 1.0], [2.0, 1.0, 0.0]])  # phases 0 and 1 only

@@ -22,7 +22,7 @@ def test_one_to_many_generates_a_sine_from_its_phase(seed):
     starts = torch.stack([phases.sin(), phases.cos()], 1)
     k = torch.arange(1, 13)
     curves = torch.sin(phases[:, None] + 2 * math.pi * k / 12)[..., None]  # (400, 12, 1)
-    model = OneToMany(2, length=12, units=16)
+    model = OneToMany(2, target_length=12, units=16)
     Trainer(learning_rate=1e-2, epochs=30, batch_size=32, progress=False).fit(model, (starts[:300], curves[:300]))
     generated = generate(model, starts[300:], 12)
     assert generated.shape == (100, 12, 1)
@@ -55,7 +55,7 @@ def test_char_rnn_learns_abc_exactly_from_one_seed_character(seed):
 
 def test_one_to_many_feeds_each_value_back():
     # A head that always adds 1: from a start temperature of 4, the values 5, 6, 7, ...
-    model = OneToMany(3, length=5, units=4, target_index=1, clock=Clock([(0, 2, 24)]))
+    model = OneToMany(3, target_length=5, units=4, target_index=1, clock=Clock([(0, 2, 24)]))
     with torch.no_grad():
         model.head.kernel.zero_()
         model.head.bias.fill_(1.0)
@@ -107,7 +107,7 @@ def test_text_windows_and_codes():
         (lambda: CharRNN("ab").encode("abc"), "text holds characters outside the vocabulary: ['c']"),
         (lambda: text_windows("ab", CharRNN("ab"), 2), "text must hold at least sequence_length + 1 = 3 characters, got 2"),
         (lambda: text_windows("abab", CharRNN("ab"), 2, shift=0), "shift must be a positive integer, got 0"),
-        (lambda: OneToMany(3, length=0), "length must be a positive integer, got 0"),
+        (lambda: OneToMany(3, target_length=0), "target_length must be a positive integer, got 0"),
         (lambda: OneToMany(3, outputs=2, target_index=0), "target_index must name outputs=2 columns, got 0"),
         (lambda: OneToMany(3, residual=True), "residual=True needs target_index (the start values to add changes to), got None"),
         (lambda: OneToMany(3)(torch.zeros(2, 4)), "start must be (batch, 3) or (batch, 1, 3), got (2, 4)"),

@@ -44,9 +44,9 @@ def test_bigram_bad_vocab_size():
         BigramModel(0)
 
 
-def test_next_word_model_bad_cell():
-    with pytest.raises(ValueError, match=r"cell must be one of \['SimpleRNN', 'LSTM', 'GRU'\], got 'gru'"):
-        next_word_model(10, cell="gru")
+def test_next_word_model_bad_layer():
+    with pytest.raises(ValueError, match=r"layer must be one of \['SimpleRNN', 'LSTM', 'GRU'\], got 'gru'"):
+        next_word_model(10, layer="gru")
 
 
 def test_predict_next_empty_context():

@@ -40,9 +40,9 @@ def test_tagging_dataset_empty_sentence():
         tagging_dataset([[("a", "O")], []])
 
 
-def test_tagging_model_bad_cell():
-    with pytest.raises(ValueError, match=r"cell must be one of \['SimpleRNN', 'LSTM', 'GRU'\], got 'RNN'"):
-        tagging_model(10, 2, cell="RNN")
+def test_tagging_model_bad_layer():
+    with pytest.raises(ValueError, match=r"layer must be one of \['SimpleRNN', 'LSTM', 'GRU'\], got 'RNN'"):
+        tagging_model(10, 2, layer="RNN")
 
 
 def test_cross_entropy_leaves_padded_steps_out():

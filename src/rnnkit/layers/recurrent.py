@@ -664,3 +664,19 @@ class GRU(RNN):
         params = [cell.weight_ih, weight_hh] + ([cell.bias_ih, cell.bias_hh] if self.use_bias else [])
         out, h = self._run_op(torch.gru, x, state[0].unsqueeze(0), params, batch_sizes)
         return out, (h[0],)
+
+
+RECURRENT_LAYERS: dict[str, type[RNN]] = {"SimpleRNN": SimpleRNN, "LSTM": LSTM, "GRU": GRU}
+
+
+def recurrent_layer_class(name: str) -> type[RNN]:
+    """``SimpleRNN``, ``LSTM`` or ``GRU`` by name (the ``layer=`` argument of the model builders).
+
+    Example:
+        >>> recurrent_layer_class("GRU").__name__
+        'GRU'
+    """
+    if name not in RECURRENT_LAYERS:
+        raise RnnkitError(f"layer must be one of {list(RECURRENT_LAYERS)}, got {name!r}")
+    return RECURRENT_LAYERS[name]
+

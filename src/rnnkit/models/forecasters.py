@@ -1,4 +1,4 @@
-"""Multi-step forecasting: the next ``steps`` rows from one window ("the daily weather for next week").
+"""Multi-step forecasting: the next ``target_length`` rows from one window ("the daily weather for next week").
 
 Three ways to forecast K steps from a window ``x`` ``(batch, sequence_length, features)``,
 all returning ``(batch, K, outputs)`` so that one metric code scores them all
@@ -34,19 +34,17 @@ import torch
 from torch import nn
 
 from rnnkit.errors import check_positive_int
-from rnnkit.layers import GRU, LSTM, Dense, SimpleRNN
+from rnnkit.layers import Dense
+from rnnkit.layers.recurrent import recurrent_layer_class
 
-RECURRENT_LAYERS = {"SimpleRNN": SimpleRNN, "LSTM": LSTM, "GRU": GRU}
 State = tuple[torch.Tensor, ...]
 
 
 # --- small pieces --------------------------------------------------------------------------------
 
-def recurrent_layer(cell: str, units: int, input_size: int, **options: Any) -> nn.Module:
+def recurrent_layer(layer: str, units: int, input_size: int, **options: Any) -> nn.Module:
     """``SimpleRNN``/``LSTM``/``GRU`` by name, built for ``input_size`` features, returning its state."""
-    if cell not in RECURRENT_LAYERS:
-        raise ValueError(f"cell must be one of {list(RECURRENT_LAYERS)}, got {cell!r}")
-    return RECURRENT_LAYERS[cell](units, return_state=True, input_size=input_size, **options)
+    return recurrent_layer_class(layer)(units, return_state=True, input_size=input_size, **options)
 
 
 def run_recurrent(layer: nn.Module, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
@@ -94,9 +92,9 @@ class Clock:
         if len(set(self.indices)) != len(self.indices):
             raise ValueError(f"pairs must not share a column, got {pairs!r}")
 
-    def future(self, row: torch.Tensor, steps: int) -> torch.Tensor:
-        """The clock columns of the ``steps`` rows after ``row`` ``(batch, features)``: ``(batch, steps, 2·pairs)``."""
-        return self._rotate(row, torch.arange(1, steps + 1, dtype=row.dtype, device=row.device))
+    def future(self, row: torch.Tensor, target_length: int) -> torch.Tensor:
+        """The clock columns of the ``target_length`` rows after ``row`` ``(batch, features)``: ``(batch, target_length, 2·pairs)``."""
+        return self._rotate(row, torch.arange(1, target_length + 1, dtype=row.dtype, device=row.device))
 
     def at(self, row: torch.Tensor, k: int) -> torch.Tensor:
         """The clock columns ``k`` rows after ``row`` ``(batch, features)`` (k = 0: its own): ``(batch, 2·pairs)``."""
@@ -105,7 +103,7 @@ class Clock:
     def _rotate(self, row: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         out = []
         for s_i, c_i, period in self.pairs:
-            theta = 2 * math.pi * k / period  # (steps,)
+            theta = 2 * math.pi * k / period  # (target_length,)
             s, c = row[:, s_i, None], row[:, c_i, None]  # (batch, 1)
             out += [s * theta.cos() + c * theta.sin(), c * theta.cos() - s * theta.sin()]
         return torch.stack(out, -1)
@@ -127,34 +125,34 @@ def _check_clock(clock: Clock | None, features: int) -> list[int]:
 # --- forecasters ---------------------------------------------------------------------------------
 
 class DirectForecaster(nn.Module):
-    """Every step at once: a recurrent encoder, then ``Dense(steps · outputs)``.
+    """Every step at once: a recurrent encoder, then ``Dense(target_length · outputs)``.
 
     Args:
         features: input features per row.
-        steps: forecast steps K (>= 1).
+        target_length: forecast steps K (>= 1).
         outputs: values per step (default 1: one target column).
         units: recurrent units (default 32).
-        cell: ``"GRU"`` (default), ``"LSTM"`` or ``"SimpleRNN"``.
+        layer: ``"GRU"`` (default), ``"LSTM"`` or ``"SimpleRNN"``.
 
-    Shapes: x ``(batch, sequence_length, features)`` → ``(batch, steps, outputs)``.
+    Shapes: x ``(batch, sequence_length, features)`` → ``(batch, target_length, outputs)``.
 
     Example::
 
-        model = DirectForecaster(7, steps=24)
+        model = DirectForecaster(7, target_length=24)
         Trainer(epochs=10).fit(model, make_windows(z, 120, target_length=24, targets="T (degC)"))
     """
 
-    def __init__(self, features: int, steps: int, outputs: int = 1, units: int = 32, cell: str = "GRU") -> None:
+    def __init__(self, features: int, target_length: int, outputs: int = 1, units: int = 32, layer: str = "GRU") -> None:
         super().__init__()
         self.features = check_positive_int("features", features)
-        self.steps = check_positive_int("steps", steps)
+        self.target_length = check_positive_int("target_length", target_length)
         self.outputs = check_positive_int("outputs", outputs)
-        self.encoder = recurrent_layer(cell, check_positive_int("units", units), self.features)
-        self.head = Dense(self.steps * self.outputs, input_size=units)
+        self.encoder = recurrent_layer(layer, check_positive_int("units", units), self.features)
+        self.head = Dense(self.target_length * self.outputs, input_size=units)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         summary, _ = run_recurrent(self.encoder, x)  # (batch, units)
-        return self.head(summary).view(x.shape[0], self.steps, self.outputs)
+        return self.head(summary).view(x.shape[0], self.target_length, self.outputs)
 
 
 class AutoregressiveForecaster(nn.Module):
@@ -169,30 +167,30 @@ class AutoregressiveForecaster(nn.Module):
 
     Each step predicts the change from the row it read (``residual=True``, default): the
     next row is ``row + Dense(h)``. It is trained free-running, through its own feedback
-    (back-propagation through all ``steps``), so training sees what inference sees.
+    (back-propagation through all ``target_length`` steps), so training sees what inference sees.
 
     Args:
         features: input features per row (fed-back columns plus clock columns).
-        steps: forecast steps K (>= 1).
+        target_length: forecast steps K (>= 1).
         units: recurrent units (default 32).
-        cell: ``"GRU"`` (default), ``"LSTM"`` or ``"SimpleRNN"``.
+        layer: ``"GRU"`` (default), ``"LSTM"`` or ``"SimpleRNN"``.
         clock: a :class:`Clock` for the known time columns, or None (default).
         residual: predict the change from the last row instead of the value (default True).
 
-    Shapes: x ``(batch, sequence_length, features)`` → ``(batch, steps, features − clock columns)``.
+    Shapes: x ``(batch, sequence_length, features)`` → ``(batch, target_length, features − clock columns)``.
 
     Example::
 
-        model = AutoregressiveForecaster(7, steps=24, clock=Clock([(5, 6, 24)]))
+        model = AutoregressiveForecaster(7, target_length=24, clock=Clock([(5, 6, 24)]))
         y = model(x)                   # (batch, 24, 5): columns 0-4 of the next 24 rows
     """
 
     def __init__(
-        self, features: int, steps: int, units: int = 32, cell: str = "GRU", clock: Clock | None = None, residual: bool = True
+        self, features: int, target_length: int, units: int = 32, layer: str = "GRU", clock: Clock | None = None, residual: bool = True
     ) -> None:
         super().__init__()
         self.features = check_positive_int("features", features)
-        self.steps = check_positive_int("steps", steps)
+        self.target_length = check_positive_int("target_length", target_length)
         clock_columns = _check_clock(clock, self.features)
         self.clock = clock
         self.fed_back = [i for i in range(self.features) if i not in clock_columns]
@@ -201,16 +199,16 @@ class AutoregressiveForecaster(nn.Module):
         # cat([fed-back values, clock values])[:, order] puts every column back in its place.
         self._column_order = torch.argsort(torch.tensor(self.fed_back + clock_columns)).tolist()
         self.residual = bool(residual)
-        self.rnn = recurrent_layer(cell, check_positive_int("units", units), self.features)
+        self.rnn = recurrent_layer(layer, check_positive_int("units", units), self.features)
         self.head = Dense(len(self.fed_back), input_size=units)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Warm up on all but the last row; the loop reads the last row first.
         state = run_recurrent(self.rnn, x[:, :-1])[1] if x.shape[1] > 1 else None
         row = x[:, -1]  # (batch, features)
-        clock_rows = self.clock.future(row, self.steps) if self.clock is not None else None
+        clock_rows = self.clock.future(row, self.target_length) if self.clock is not None else None
         predictions = []
-        for k in range(self.steps):
+        for k in range(self.target_length):
             h, state = run_recurrent(self.rnn, row[:, None], state)
             values = self.head(h)  # (batch, fed-back columns)
             if self.residual:
@@ -222,7 +220,7 @@ class AutoregressiveForecaster(nn.Module):
 
 
 class Seq2SeqForecaster(nn.Module):
-    """Encoder–decoder: an encoder summarises the window, a decoder unrolls ``steps`` steps.
+    """Encoder–decoder: an encoder summarises the window, a decoder unrolls ``target_length`` steps.
 
     The encoder reads every feature of the window; its final state is the decoder's initial
     state. Decoder input at step k: its own previous prediction of the targets (at k = 0 the
@@ -233,49 +231,49 @@ class Seq2SeqForecaster(nn.Module):
 
     Args:
         features: input features per row.
-        steps: forecast steps K (>= 1).
+        target_length: forecast steps K (>= 1).
         target_index: position(s) of the target column(s) among the features.
         units: recurrent units of encoder and decoder (default 32).
-        cell: ``"GRU"`` (default), ``"LSTM"`` or ``"SimpleRNN"`` (both parts).
+        layer: ``"GRU"`` (default), ``"LSTM"`` or ``"SimpleRNN"`` (both parts).
         clock: a :class:`Clock` for the known time columns, or None (default).
         residual: predict the change from the previous prediction (default True).
 
-    Shapes: x ``(batch, sequence_length, features)`` → ``(batch, steps, len(target_index))``.
+    Shapes: x ``(batch, sequence_length, features)`` → ``(batch, target_length, len(target_index))``.
 
     Example::
 
-        model = Seq2SeqForecaster(7, steps=24, target_index=0, clock=Clock([(5, 6, 24)]))
+        model = Seq2SeqForecaster(7, target_length=24, target_index=0, clock=Clock([(5, 6, 24)]))
     """
 
     def __init__(
         self,
         features: int,
-        steps: int,
+        target_length: int,
         target_index: int | Sequence[int],
         units: int = 32,
-        cell: str = "GRU",
+        layer: str = "GRU",
         clock: Clock | None = None,
         residual: bool = True,
     ) -> None:
         super().__init__()
         self.features = check_positive_int("features", features)
-        self.steps = check_positive_int("steps", steps)
+        self.target_length = check_positive_int("target_length", target_length)
         self.target_index = _column_list("target_index", target_index, self.features)
         _check_clock(clock, self.features)
         self.clock = clock
         self.residual = bool(residual)
         units = check_positive_int("units", units)
         decoder_inputs = len(self.target_index) + (len(clock.indices) if clock is not None else 0)
-        self.encoder = recurrent_layer(cell, units, self.features)
-        self.decoder = recurrent_layer(cell, units, decoder_inputs)
+        self.encoder = recurrent_layer(layer, units, self.features)
+        self.decoder = recurrent_layer(layer, units, decoder_inputs)
         self.head = Dense(len(self.target_index), input_size=units)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _, state = run_recurrent(self.encoder, x)
         previous = x[:, -1, self.target_index]  # (batch, targets)
-        clock_rows = self.clock.future(x[:, -1], self.steps) if self.clock is not None else None
+        clock_rows = self.clock.future(x[:, -1], self.target_length) if self.clock is not None else None
         predictions = []
-        for k in range(self.steps):
+        for k in range(self.target_length):
             step_input = previous if clock_rows is None else torch.cat([previous, clock_rows[:, k]], -1)
             h, state = run_recurrent(self.decoder, step_input[:, None], state)
             previous = self.head(h) + (previous if self.residual else 0.0)

@@ -27,10 +27,9 @@ from torch import nn
 
 from rnnkit.data.text import Vocabulary, pad_sequences
 from rnnkit.layers.core import Dense, Embedding
-from rnnkit.layers.recurrent import GRU, LSTM, SimpleRNN
+from rnnkit.layers.recurrent import recurrent_layer_class
 from rnnkit.models.sequential import Sequential
 
-CELLS = {"SimpleRNN": SimpleRNN, "LSTM": LSTM, "GRU": GRU}
 
 
 def _check_positive(value: object, argument: str) -> int:
@@ -63,8 +62,8 @@ def next_word_windows(
     return pad_sequences(contexts, length=sequence_length, padding="pre"), torch.tensor(targets, dtype=torch.long)
 
 
-def next_word_model(vocab_size: int, *, embedding_dim: int = 16, units: int = 32, cell: str = "GRU") -> Sequential:
-    """``Embedding(vocab_size, embedding_dim, mask_zero=True)`` → ``cell(units)`` → ``Dense(vocab_size)`` logits.
+def next_word_model(vocab_size: int, *, embedding_dim: int = 16, units: int = 32, layer: str = "GRU") -> Sequential:
+    """``Embedding(vocab_size, embedding_dim, mask_zero=True)`` → ``layer(units)`` → ``Dense(vocab_size)`` logits.
 
     Shapes: ids (batch, time), left-padded with 0 -> logits (batch, vocab_size).
 
@@ -73,12 +72,10 @@ def next_word_model(vocab_size: int, *, embedding_dim: int = 16, units: int = 32
         model = next_word_model(50, units=8)
         model(torch.tensor([[0, 0, 7, 9]])).shape   # (1, 50)
     """
-    if cell not in CELLS:
-        raise ValueError(f"cell must be one of {list(CELLS)}, got {cell!r}")
     # every layer built now (input_size given), so an optimizer made before the first call sees all weights
     return Sequential(
         Embedding(vocab_size, embedding_dim, mask_zero=True),
-        CELLS[cell](units, input_size=embedding_dim),
+        recurrent_layer_class(layer)(units, input_size=embedding_dim),
         Dense(vocab_size, input_size=units),
     )
 

@@ -32,11 +32,10 @@ from torch import nn
 from rnnkit.data.text import Vocabulary, pad_sequences
 from rnnkit.layers.bidirectional import Bidirectional
 from rnnkit.layers.core import Dense, Embedding
-from rnnkit.layers.recurrent import GRU, LSTM, SimpleRNN
+from rnnkit.layers.recurrent import recurrent_layer_class
 from rnnkit.models.sequential import Sequential
 
 IGNORE_INDEX = -100
-CELLS = {"SimpleRNN": SimpleRNN, "LSTM": LSTM, "GRU": GRU}
 
 
 class TaggingData(NamedTuple):
@@ -98,7 +97,7 @@ def tagging_model(
     *,
     embedding_dim: int = 16,
     units: int = 16,
-    cell: str = "GRU",
+    layer: str = "GRU",
     bidirectional: bool = True,
 ) -> Sequential:
     """``Embedding(mask_zero=True)`` → [Bidirectional] recurrent layer per step → ``Dense(num_tags)`` logits.
@@ -106,7 +105,7 @@ def tagging_model(
     Args:
         vocab_size: ``len(vocab)``.
         num_tags: number of tags.
-        embedding_dim: default 16. units: default 16. cell: ``"SimpleRNN"``, ``"LSTM"`` or
+        embedding_dim: default 16. units: default 16. layer: ``"SimpleRNN"``, ``"LSTM"`` or
             ``"GRU"`` (default). bidirectional: default True; False runs the same layer forwards only.
 
     Shapes: ids (batch, time) -> logits (batch, time, num_tags).
@@ -116,10 +115,8 @@ def tagging_model(
         model = tagging_model(100, 2, bidirectional=False)
         model(torch.tensor([[5, 6, 0]])).shape   # (1, 3, 2)
     """
-    if cell not in CELLS:
-        raise ValueError(f"cell must be one of {list(CELLS)}, got {cell!r}")
     # every layer built now (input_size given), so an optimizer made before the first call sees all weights
-    recurrent = CELLS[cell](units, return_sequences=True, input_size=embedding_dim)
+    recurrent = recurrent_layer_class(layer)(units, return_sequences=True, input_size=embedding_dim)
     return Sequential(
         Embedding(vocab_size, embedding_dim, mask_zero=True),
         Bidirectional(recurrent) if bidirectional else recurrent,

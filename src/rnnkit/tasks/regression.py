@@ -73,7 +73,7 @@ def check_causal(layers: Sequence[dict[str, Any]], where: str) -> None:
             )
 
 
-def check_output(shape: Sequence[int], steps: int, where: str) -> tuple[int, ...]:
+def check_output(shape: Sequence[int], target_length: int, where: str) -> tuple[int, ...]:
     """The model output per example, ``(K,)`` or ``(K, 1)``, or a one-line error naming the key.
 
     Example:
@@ -81,9 +81,10 @@ def check_output(shape: Sequence[int], steps: int, where: str) -> tuple[int, ...
         (24,)
     """
     out = tuple(int(s) for s in shape)
-    if out not in ((steps,), (steps, 1)):
-        raise RnnkitError(f"{where} outputs shape {out} per example; windows.target_length = {steps} needs "
-                          f"({steps},) or ({steps}, 1), a value per forecast step: end with Dense({steps})")
+    k = target_length
+    if out not in ((k,), (k, 1)):
+        raise RnnkitError(f"{where} outputs shape {out} per example; windows.target_length = {k} needs "
+                          f"({k},) or ({k}, 1), a value per forecast step: end with Dense({k})")
     return out
 
 

@@ -251,10 +251,10 @@ def forecast_scores(y_true: Any, y_pred: Any, *, scale: Any = None, offset: Any 
         scale, offset: data units are ``value · scale + offset`` (default: leave as given).
 
     Returns:
-        ``{"mae": float, "rmse": float, "mae_per_step": [steps floats], "rmse_per_step": [...]}``.
+        ``{"mae": float, "rmse": float, "mae_by_step": [steps floats], "rmse_by_step": [...]}``.
 
     Example:
-        >>> forecast_scores(torch.zeros(2, 2), torch.tensor([[1.0, 2.0], [1.0, 4.0]]))["mae_per_step"]
+        >>> forecast_scores(torch.zeros(2, 2), torch.tensor([[1.0, 2.0], [1.0, 4.0]]))["mae_by_step"]
         [1.0, 3.0]
     """
     t = to_units(y_true, scale=scale, offset=offset)
@@ -266,8 +266,8 @@ def forecast_scores(y_true: Any, y_pred: Any, *, scale: Any = None, offset: Any 
     return {
         "mae": mae(t, p),
         "rmse": rmse(t, p),
-        "mae_per_step": [mae(t[:, k], p[:, k]) for k in steps],
-        "rmse_per_step": [rmse(t[:, k], p[:, k]) for k in steps],
+        "mae_by_step": [mae(t[:, k], p[:, k]) for k in steps],
+        "rmse_by_step": [rmse(t[:, k], p[:, k]) for k in steps],
     }
 
 
@@ -285,7 +285,7 @@ def multistep_scores(model: nn.Module, data: Any, *, scale: float, offset: float
     """
     prediction = predict(model, data, batch_size)
     s = forecast_scores(data.y, prediction, scale=scale, offset=offset)
-    return {"mae": s["mae"], "rmse": s["rmse"], "mae_by_step": s["mae_per_step"]}
+    return {"mae": s["mae"], "rmse": s["rmse"], "mae_by_step": s["mae_by_step"]}
 
 
 def last_step_scores(model: nn.Module, data: Any, *, scale: float, offset: float, batch_size: int = 1024) -> dict[str, float]:
