@@ -1,8 +1,10 @@
 """Regression on a series: a value ahead of each window, scored in data units against baselines.
 
-The target shape decides the model's output, its residual wrapper, the baselines that have that
-shape, the extra scores and the prediction columns; each shape is one class below, chosen from
-``config.windows`` by :func:`shape_of` (the first whose ``applies`` holds):
+The target shape decides its part of the config check (the baselines that have that shape, what
+it cannot train yet), the model's output, its residual wrapper, the baselines, the extra scores and
+the prediction columns; each shape is one class below, chosen from ``config.windows`` by
+:func:`shape_of` (the first in ``SHAPES`` whose ``applies`` holds). A new shape is one class and
+one entry in ``SHAPES``:
 
 - :class:`PerStep` (``windows.return_sequences``): a target for every input step, ``(T, 1)``;
 - :class:`MultiStep` (``windows.target_length = K > 1``): the next K rows, ``(K,)`` or ``(K, 1)``;
@@ -41,11 +43,6 @@ from rnnkit.training import predict, score
 from rnnkit.training.metrics import last_step_scores, multistep_scores
 
 BASELINES = ("persistence", "seasonal_persistence", "mean", "linear", "naive_dense", "repeat_last_day")
-# Per-step regression (windows.return_sequences): baselines that have a per-step version.
-PER_STEP_BASELINES = ("persistence", "mean")
-# Multi-step regression (windows.target_length > 1): baselines that forecast K steps (persistence repeats
-# the last value K times; repeat_last_day the last day's values; mean and linear have one output per step).
-MULTISTEP_BASELINES = ("persistence", "repeat_last_day", "mean", "linear")
 
 # The course's "naive" fully connected network on the flattened window (a baseline that trains).
 NAIVE_DENSE = ModelConfig(name="naive_dense", layers=[
@@ -94,10 +91,22 @@ class OneStep:
     """One value per window, ``horizon`` rows after its last input: outputs ``(1,)``."""
 
     wrapper_name: ClassVar[str] = "ResidualTarget"  # the residual model's class, as model.json names it
+    baseline_names: ClassVar[tuple[str, ...]] = ("persistence", "seasonal_persistence", "mean", "linear", "naive_dense")
 
     @staticmethod
     def applies(windows: WindowConfig) -> bool:
         return True
+
+    @classmethod
+    def check_windows(cls, windows: WindowConfig) -> None:
+        """Refuse [windows] settings that contradict this shape (before anything else is checked)."""
+
+    @classmethod
+    def check_config(cls, config: ExperimentConfig) -> None:
+        """This shape's part of a regression config: its baselines, what it cannot train yet."""
+        if "repeat_last_day" in config.baselines:
+            raise ValueError("baselines: 'repeat_last_day' forecasts several steps: it needs windows.target_length > 1 "
+                             "(one step: 'seasonal_persistence'), got target_length = 1")
 
     def wrap(self, net: nn.Module, spec: ModelConfig, prepared: Prepared, residual: bool) -> nn.Module:
         out = tuple(net.output_shapes[-1])
@@ -135,10 +144,27 @@ class PerStep(OneStep):
     """A target for every input step t (row t + horizon): outputs ``(T, 1)``; the model must be causal."""
 
     wrapper_name = "StepResidualTarget"
+    baseline_names = ("persistence", "mean")  # the baselines with a per-step version
 
     @staticmethod
     def applies(windows: WindowConfig) -> bool:
         return windows.return_sequences
+
+    @classmethod
+    def check_windows(cls, windows: WindowConfig) -> None:
+        if windows.target_length > 1:
+            raise ValueError(f"windows.target_length must be 1 with windows.return_sequences = true (one target "
+                             f"per input step), got {windows.target_length}")
+
+    @classmethod
+    def check_config(cls, config: ExperimentConfig) -> None:
+        wrong = [b for b in config.baselines if b not in cls.baseline_names]
+        if wrong:
+            raise ValueError(f"baselines with windows.return_sequences = true (a target per step) must be among "
+                             f"{list(cls.baseline_names)} (they have a per-step version), got {wrong}")
+        if stateful_anywhere(config):
+            raise ValueError("training.stateful: stateful training has no per-step (windows.return_sequences) path "
+                             "yet, got true")
 
     def wrap(self, net: nn.Module, spec: ModelConfig, prepared: Prepared, residual: bool) -> nn.Module:
         out = tuple(net.output_shapes[-1])
@@ -177,10 +203,24 @@ class MultiStep(OneStep):
     """The next ``target_length = K`` rows from one window (the direct forecaster): outputs ``(K,)`` or ``(K, 1)``."""
 
     wrapper_name = "MultiStepResidualTarget"
+    # persistence repeats the last value K times; repeat_last_day the last day's values; mean and linear
+    # have one output per step
+    baseline_names = ("persistence", "repeat_last_day", "mean", "linear")
 
     @staticmethod
     def applies(windows: WindowConfig) -> bool:
         return windows.target_length > 1
+
+    @classmethod
+    def check_config(cls, config: ExperimentConfig) -> None:
+        k = config.windows.target_length
+        wrong = [b for b in config.baselines if b not in cls.baseline_names]
+        if wrong:
+            raise ValueError(f"baselines with windows.target_length > 1 (a forecast of {k} steps) must be "
+                             f"among {list(cls.baseline_names)} (they forecast every step), got {wrong}")
+        if stateful_anywhere(config):
+            raise ValueError("training.stateful: stateful training has no multi-step (windows.target_length > 1) "
+                             "path yet, got true")
 
     def wrap(self, net: nn.Module, spec: ModelConfig, prepared: Prepared, residual: bool) -> nn.Module:
         shape = check_output(tuple(net.output_shapes[-1]), prepared.target_length, f"model '{spec.name}'")
@@ -276,42 +316,17 @@ class Regression(Task):
 
     @classmethod
     def check_config(cls, config: ExperimentConfig) -> None:
-        """Windows; the target shape's baselines (one-step, per-step or multi-step); no cross-entropy."""
+        """Windows; no cross-entropy; the rest is the target shape's (one-step, per-step, multi-step: SHAPES)."""
         require_windows(config)
-        w = config.windows
-        per_step, steps = w.return_sequences, w.target_length
-        given = "baselines" in config.model_fields_set
-        if per_step and not given:
-            config.baselines = [b for b in config.baselines if b in PER_STEP_BASELINES]
-        if steps > 1:
-            if per_step:
-                raise ValueError(f"windows.target_length must be 1 with windows.return_sequences = true (one target "
-                                 f"per input step), got {steps}")
-            if not given:
-                config.baselines = [b for b in config.baselines if b in MULTISTEP_BASELINES]
+        shape = shape_of(config.windows)
+        shape.check_windows(config.windows)
+        if "baselines" not in config.model_fields_set:
+            config.baselines = [b for b in config.baselines if b in shape.baseline_names]
         for key, loss in losses_of(config):
             if loss == "cross_entropy":
                 raise ValueError(f"{key} 'cross_entropy' needs task = 'classification', got task = {config.task!r}")
         check_baselines(config, BASELINES)
-        if per_step:
-            wrong = [b for b in config.baselines if b not in PER_STEP_BASELINES]
-            if wrong:
-                raise ValueError(f"baselines with windows.return_sequences = true (a target per step) must be among "
-                                 f"{list(PER_STEP_BASELINES)} (they have a per-step version), got {wrong}")
-        if steps > 1:
-            wrong = [b for b in config.baselines if b not in MULTISTEP_BASELINES]
-            if wrong:
-                raise ValueError(f"baselines with windows.target_length > 1 (a forecast of {steps} steps) must be "
-                                 f"among {list(MULTISTEP_BASELINES)} (they forecast every step), got {wrong}")
-            if stateful_anywhere(config):
-                raise ValueError("training.stateful: stateful training has no multi-step (windows.target_length > 1) "
-                                 "path yet, got true")
-        elif "repeat_last_day" in config.baselines:
-            raise ValueError("baselines: 'repeat_last_day' forecasts several steps: it needs windows.target_length > 1 "
-                             "(one step: 'seasonal_persistence'), got target_length = 1")
-        if per_step and stateful_anywhere(config):
-            raise ValueError("training.stateful: stateful training has no per-step (windows.return_sequences) path "
-                             "yet, got true")
+        shape.check_config(config)
 
     def __init__(self, config: ExperimentConfig) -> None:
         super().__init__(config)
