@@ -512,8 +512,11 @@ def check_placeholders(spec: dict[str, Any], where: str, task: str) -> None:
     """Allow ``input_dim = "vocabulary"`` (Embedding) and ``units = "tags"`` (Dense) only where they mean something.
 
     With ``task = "tagging"`` the vocabulary size and the number of tags are known only once
-    the corpus is read; these words stand for them and are filled in before the model is built.
+    the corpus is read; these words stand for them and are filled in before the model is built
+    (by a task whose class says ``fills_placeholders``).
     """
+    from rnnkit.tasks import TASKS, task_class
+
     kind = spec.get("type")
     for (layer, key), word in PLACEHOLDERS.items():
         value = spec.get(key)
@@ -521,9 +524,10 @@ def check_placeholders(spec: dict[str, Any], where: str, task: str) -> None:
             continue
         if value != word:
             raise RnnkitError(f"{where}.{key} must be an integer or \"{word}\", got {value!r}")
-        if task != "tagging":
+        filling = [name for name in TASKS if task_class(name).fills_placeholders]
+        if task not in filling:
             raise RnnkitError(f"{where}.{key} = \"{word}\" is filled in from a tagged corpus: it needs "
-                              f"task = 'tagging', got task = {task!r}")
+                              f"task = {' or '.join(repr(name) for name in filling)}, got task = {task!r}")
     if isinstance(spec.get("layer"), dict):
         check_placeholders(spec["layer"], f"{where}.layer", task)
 

@@ -82,6 +82,8 @@ class Task:
         settings_key: the config's table of this task's own settings (``[classification]``...), if any.
         baseline_names: the names ``baselines = [...]`` may hold for this task (the config accepts
             the names of every registered task; :meth:`check_config` keeps its own).
+        fills_placeholders: whether its layer specs may say ``input_dim = "vocabulary"`` and
+            ``units = "tags"`` (filled in from its corpus before a model is built).
     """
 
     name: ClassVar[str] = ""
@@ -91,6 +93,7 @@ class Task:
     files: ClassVar[str] = "models/"
     settings_key: ClassVar[str | None] = None
     baseline_names: ClassVar[tuple[str, ...]] = ()
+    fills_placeholders: ClassVar[bool] = False
 
     # --- the config (called by ExperimentConfig's validator through the registry) -------------------
     @classmethod

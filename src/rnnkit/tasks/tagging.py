@@ -159,6 +159,7 @@ class Tagging(Task):
     best_key, lowest = "token_accuracy_val", False
     settings_key = "tagging"
     baseline_names = ("majority_per_word",)  # each word's commonest training tag: the best without context
+    fills_placeholders = True  # input_dim = "vocabulary", units = "tags"
 
     @classmethod
     def check_config(cls, config: ExperimentConfig) -> None:
