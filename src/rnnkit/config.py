@@ -67,7 +67,8 @@ class DataConfig(_Strict):
     """Which series, which columns, how it is resampled and split."""
 
     # teddy: the tagged "Teddy Roosevelt" / "Teddy bears" sentences (rnnkit.corpora.teddy), task = "tagging" only
-    dataset: Literal["jena", "sunspots", "teddy"] = "jena"
+    # parquet: many series from a Parquet file or folder (a long table), task = "many_series" only
+    dataset: Literal["jena", "sunspots", "teddy", "parquet"] = "jena"
     paths: list[str] = Field(default_factory=list)  # explicit files; empty: RNNKIT_DATA_DIR, cache, embedded record
     # Jena with no paths: "auto" reads any Jena file found (10-minute benchmark, else the station exports);
     # "record" only the 2009-2016 record: the 10-minute file where present, else the one embedded (hourly).
@@ -89,6 +90,11 @@ class DataConfig(_Strict):
     # the course's split: windows cut from the whole series are split in order (a part's windows may reach
     # back into the part before for their inputs, never for their targets).
     split_by: Literal["rows", "windows"] = "rows"
+    # dataset = "parquet" only: the series-id and time columns (default "id", "time"), and whether each series is
+    # scaled with its own training statistics ("series") or all with the pooled ones ("global", the default)
+    id_column: str | None = None
+    time_column: str | None = None
+    scaling: Literal["global", "series"] | None = None
 
     @field_validator("columns", mode="before")
     @classmethod

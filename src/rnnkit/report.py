@@ -277,6 +277,7 @@ def _weeks(config: Any, times: pd.DatetimeIndex, week: int) -> list[pd.Timestamp
 def build_report(run: str | Path) -> str:
     """The HTML text of the report of the run folder ``run``."""
     from rnnkit.runs import load_run
+    from rnnkit.tasks import task_class
     from rnnkit.tasks.series import load_frame, prepare
 
     folder = Path(run)
@@ -285,7 +286,7 @@ def build_report(run: str | Path) -> str:
         raise RnnkitError(f"{folder} has no metrics.json: the run has not finished")
     sections: dict[str, str] = {}
     prepared = None
-    if config.windows is not None:
+    if config.windows is not None and task_class(config.task).scaled:  # a task on the one-series path (scaler.json)
         prepared = prepare(config, load_frame(config))
         sections["data"] = data_section(config, prepared, metrics)
         sections["windows"] = windows_section(prepared)

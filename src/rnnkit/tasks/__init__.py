@@ -26,6 +26,7 @@ TASKS: dict[str, str] = {
     "classification": "rnnkit.tasks.classification",
     "tagging": "rnnkit.tasks.tagging",
     "quantile": "rnnkit.tasks.quantile",
+    "many_series": "rnnkit.tasks.many_series",
 }
 
 
