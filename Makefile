@@ -19,7 +19,7 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,onnx,tensorboard,notebooks]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,onnx,tensorboard,notebooks,sweep]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -257,6 +257,36 @@ def gradients_command(config_path: str | None, output: Path, steps: int | None, 
     click.echo(f"plot: {written}")
 
 
+@app.command("sweep")
+@click.argument("config_path", type=click.Path(path_type=str))
+@click.option("--output", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Sweep folder (default runs/NAME-sweep-TIMESTAMP; with --resume, the folder to continue).")
+@click.option("--trials", type=click.IntRange(min=1), default=None,
+              help="Trials the study holds at the end, every state counted (default: search.trials).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Worker processes on this machine.")
+@click.option("--storage", default=None,
+              help="Optuna storage: sqlite:///FILE (default: study.db in the folder), postgresql://USER@HOST/DB, "
+                   "or journal:FILE.")
+@click.option("--study", "study_name", default=None, help="The study's name (default: the config's name).")
+@click.option("--resume", is_flag=True, help="Continue (or join) the study the storage holds under that name.")
+def sweep_command(config_path: str, output: Path | None, trials: int | None, workers: int, storage: str | None,
+                  study_name: str | None, resume: bool) -> None:
+    """Search the config's [search] space with Optuna: trials table, best config as TOML, plots."""
+    from rnnkit.config import load_config
+    from rnnkit.search import run_sweep
+
+    config = load_config(config_path)
+    if output is None:
+        if resume and storage is None:
+            raise click.UsageError("--resume needs --output FOLDER (the sweep to continue) or --storage URL")
+        output = _default_output(f"{config.name}-sweep")
+    _use_run_folder(output)
+    click.echo(f"sweep folder: {output}")
+    run_sweep(config, output, trials=trials, workers=workers, storage=storage, study=study_name, resume=resume,
+              log=click.echo)
+
+
 def one_line(message: object) -> str:
     """A message on one line (a multi-line message's lines joined with "; ")."""
     lines = [part.strip() for part in str(message).splitlines() if part.strip()]

@@ -57,7 +57,7 @@ else:  # pragma: no cover - Python 3.10
 
 
 __all__ = ["ClassificationConfig", "DataConfig", "ExperimentConfig", "ModelConfig", "QuantileConfig", "TaggingConfig",
-           "TrainingConfig", "WindowConfig", "load_config", "parse_config"]
+           "SearchConfig", "TrainingConfig", "WindowConfig", "load_config", "override", "parse_config"]
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
@@ -242,6 +242,98 @@ def _baseline_name(value: Any) -> Any:
     return _registered((n for name in TASKS for n in task_class(name).baseline_names), value)
 
 
+class SearchParam(_Strict):
+    """One dimension of a sweep's space (``[search.params]``): an Optuna distribution over one config value.
+
+    ``{type = "int", low = 8, high = 64, step = 8}``, ``{type = "float", low = 1e-4, high = 1e-2, log = true}``,
+    ``{type = "categorical", choices = ["GRU", "LSTM"]}``. ``log`` samples uniformly in log space (int or
+    float, low > 0); ``step`` spaces the values (int: default 1; float: none, a continuous range).
+    """
+
+    type: Literal["int", "float", "categorical"]
+    low: int | float | None = None
+    high: int | float | None = None
+    step: int | float | None = None
+    log: bool = False
+    choices: list[bool | int | float | str] | None = None
+
+    @model_validator(mode="after")
+    def _distribution(self) -> SearchParam:
+        if self.type == "categorical":
+            if not self.choices:
+                raise ValueError("a categorical distribution needs a non-empty list of choices, got none")
+            extra = [k for k in ("low", "high", "step") if getattr(self, k) is not None] + (["log"] if self.log else [])
+            if extra:
+                raise ValueError(f"a categorical distribution takes only choices, got {', '.join(extra)}")
+            if len({json.dumps(c) for c in self.choices}) < len(self.choices):
+                raise ValueError(f"choices must differ from each other, got {self.choices}")
+            return self
+        if self.choices is not None:
+            raise ValueError(f"choices belong to type = 'categorical', got them with type = {self.type!r}")
+        if self.low is None or self.high is None:
+            raise ValueError(f"type = {self.type!r} needs low and high")
+        if self.type == "int" and any(isinstance(v, float) for v in (self.low, self.high, self.step)):
+            raise ValueError(f"type = 'int' needs whole numbers for low, high and step, got low = {self.low!r}, "
+                             f"high = {self.high!r}, step = {self.step!r}")
+        if self.low > self.high:
+            raise ValueError(f"empty range: low must be <= high, got low = {self.low!r}, high = {self.high!r}")
+        if self.log and self.low <= 0:
+            raise ValueError(f"log = true needs low > 0, got low = {self.low!r}")
+        if self.step is not None:
+            if self.step <= 0:
+                raise ValueError(f"step must be > 0, got {self.step!r}")
+            if self.log:
+                raise ValueError("step and log = true exclude each other (Optuna samples one or the other)")
+            spans = (self.high - self.low) / self.step
+            if abs(spans - round(spans)) > 1e-9:
+                raise ValueError(f"high - low must be a multiple of step, got low = {self.low!r}, high = {self.high!r}, "
+                                 f"step = {self.step!r}")
+        return self
+
+    def ends(self) -> list[Any]:
+        """The values that bound the distribution (low and high, or every choice): each must make a valid config."""
+        return list(self.choices) if self.type == "categorical" else [self.low, self.high]
+
+
+class SearchConfig(_Strict):
+    """A hyper-parameter sweep over the config (``[search]``, run by ``rnnkit sweep``; ``rnnkit train`` ignores it).
+
+    ``params`` maps a dotted path of the resolved config (``"training.learning_rate"``,
+    ``"models[0].layers[0].units"``, ``"windows.residual"``) to its distribution. Each trial trains
+    the config with the sampled values and is scored by ``metric``, a validation score of the
+    models' results (default: the task's, regression ``mae_val``; a test score is refused: the test
+    part is only reported). ``model`` names the model scored (default: the best of the trial's
+    models by ``metric``). ``pruner`` stops unpromising trials early on each epoch's validation loss.
+    """
+
+    params: dict[str, SearchParam] = Field(min_length=1)
+    trials: int = Field(20, ge=1)
+    sampler: Literal["tpe", "random"] = "tpe"
+    seed: int = 0  # the sampler's; worker k of a sweep samples with seed + k
+    metric: str | None = None  # None: the task's validation score (regression: mae_val)
+    direction: Literal["minimize", "maximize"] | None = None  # None: the task's (mae_val: minimize)
+    model: str | None = None  # None: the best of each trial's models
+    pruner: Literal["none", "median", "hyperband"] = "none"
+    startup_trials: int = Field(5, ge=0)  # trials sampled at random (TPE) and never pruned (median) at the start
+    threads: int = Field(1, ge=1)  # torch threads of each worker process
+
+    @field_validator("metric")
+    @classmethod
+    def _validation_only(cls, v: str | None) -> str | None:
+        if v is not None and not v.endswith("_val"):
+            raise ValueError(f"must be a validation score (a name ending in '_val', e.g. 'mae_val'): settings are "
+                             f"chosen on the validation part only, got {v!r}")
+        return v
+
+
+BASELINES = ("persistence", "seasonal_persistence", "mean", "linear", "naive_dense", "repeat_last_day")
+CLASSIFICATION_BASELINES = ("same_as_now", "majority")  # the label of the last input row; the training majority
+TAGGING_BASELINES = ("majority_per_word",)  # each word's commonest training tag: the best without context
+# Per-step regression (windows.return_sequences): baselines that have a per-step version.
+PER_STEP_BASELINES = ("persistence", "mean")
+# Multi-step regression (windows.target_length > 1): baselines that forecast K steps (persistence repeats
+# the last value K times; repeat_last_day the last day's values; mean and linear have one output per step).
+MULTISTEP_BASELINES = ("persistence", "repeat_last_day", "mean", "linear")
 # Placeholders in layer specs, filled in once the corpus is loaded (task = "tagging").
 PLACEHOLDERS = {("Embedding", "input_dim"): "vocabulary", ("Dense", "units"): "tags"}
 
@@ -282,6 +374,7 @@ class ExperimentConfig(_Strict):
     models: list[ModelConfig] = Field(default_factory=list)
     published: PublishedConfig | None = None  # reference numbers (the course's, Chollet's) shown beside the run's
     output: OutputConfig = Field(default_factory=OutputConfig)
+    search: SearchConfig | None = None  # a sweep's space and settings (rnnkit sweep)
 
     @model_validator(mode="after")
     def _published_rows_name_rows_of_the_run(self) -> ExperimentConfig:
@@ -432,6 +525,8 @@ def parse_config(raw: dict[str, Any], source: str = "config") -> ExperimentConfi
             check_layer_spec(spec, f"{source}: models[{i}].layers[{j}]")
             check_placeholders(spec, f"{source}: models[{i}].layers[{j}]", config.task)
             check_layer_values(spec, f"{source}: models[{i}].layers[{j}]")
+    if config.search is not None:
+        check_search(config, source)
     return config
 
 
@@ -564,3 +659,186 @@ def build_layer(spec: dict[str, Any]):
         return classes[spec["type"]](**kwargs)
     except (TypeError, ValueError) as e:  # a constructor's argument check: bad input, named
         raise RnnkitError(f"layer {spec['type']}: {e}") from None
+
+
+# --- any value by its dotted path (sweeps) ---------------------------------------------------------
+
+def parse_path(path: str) -> list[str | int]:
+    """The keys of a dotted path: ``"models[0].layers[1].units"`` -> ``["models", 0, "layers", 1, "units"]``.
+
+    Example:
+        >>> parse_path("models[0].layers[1].units")
+        ['models', 0, 'layers', 1, 'units']
+    """
+    keys: list[str | int] = []
+    for part in path.split("."):
+        name, *indices = part.split("[")
+        if not name and not keys:
+            raise RnnkitError(f"'{path}' is not a dotted path such as 'training.learning_rate' or 'models[0].layers[0].units'")
+        if name:
+            keys.append(name)
+        for index in indices:
+            if not index.endswith("]") or not index[:-1].isdigit():
+                raise RnnkitError(f"'{path}' is not a dotted path such as 'training.learning_rate' or "
+                                  "'models[0].layers[0].units'")
+            keys.append(int(index[:-1]))
+    if not keys or any(k == "" for k in keys):
+        raise RnnkitError(f"'{path}' is not a dotted path such as 'training.learning_rate' or 'models[0].layers[0].units'")
+    return keys
+
+
+def set_value(raw: dict[str, Any], path: str, value: Any) -> None:
+    """Set the value at a dotted path of a config dict, in place; every part above the last key must exist.
+
+    The last key may be new (a layer argument left at its default); whether it is a valid key is
+    for :func:`parse_config` to say.
+    """
+    keys = parse_path(path)
+    node: Any = raw
+    for depth, key in enumerate(keys[:-1]):
+        where = _dotted(tuple(keys[:depth + 1]))
+        if isinstance(key, int):
+            if not isinstance(node, list) or key >= len(node):
+                size = f"a list of {len(node)}" if isinstance(node, list) else "not a list"
+                raise RnnkitError(f"'{where}' is not in the config ({_dotted(tuple(keys[:depth]))} is {size})")
+        elif not isinstance(node, dict) or key not in node:
+            hint = closest(key, node) if isinstance(node, dict) else ""
+            raise RnnkitError(f"unknown key '{where}'{hint}")
+        node = node[key]
+        if node is None:
+            raise RnnkitError(f"'{where}' is not set in the config: give its table to search inside it")
+    last = keys[-1]
+    if isinstance(last, int):
+        if not isinstance(node, list) or last >= len(node):
+            raise RnnkitError(f"'{path}' is not in the config")
+    elif not isinstance(node, dict):
+        raise RnnkitError(f"'{_dotted(tuple(keys[:-1]))}' is not a table: '{path}' names nothing")
+    node[last] = value
+
+
+def override(config: ExperimentConfig, values: dict[str, Any], source: str = "config") -> ExperimentConfig:
+    """A copy of ``config`` with each dotted path of ``values`` set, validated again (its [search] kept).
+
+    Example:
+        >>> base = ExperimentConfig(windows=WindowConfig(sequence_length=24))
+        >>> override(base, {"windows.sequence_length": 48, "training.learning_rate": 0.01}).windows.sequence_length
+        48
+    """
+    raw = config.to_dict()
+    for path, value in values.items():
+        try:
+            set_value(raw, path, value)
+        except RnnkitError as e:
+            raise RnnkitError(f"{source}: {e}") from None
+    return parse_config(raw, source)
+
+
+def check_search(config: ExperimentConfig, source: str) -> None:
+    """Refuse a [search] whose paths name nothing, or whose ranges give values the config cannot take.
+
+    Each path must name a value of the resolved config (or an argument of a layer), and the ends of
+    its distribution (low and high, or every choice) must each give a valid config, with the same
+    checks as the file itself: a float range over an integer, an integer over true/false, a
+    categorical choice that is not among the allowed values are refused here, not in trial 7.
+    """
+    search = config.search
+    base = config.to_dict()
+    base.pop("search")
+    for path, param in search.params.items():
+        where = f"{source}: search.params.'{path}'"
+        current = _current(base, path, where)
+        if param.type != "categorical" and isinstance(current, bool):
+            raise RnnkitError(f"{where}: type = {param.type!r} does not fit a true/false value "
+                              f"(use type = 'categorical', choices = [true, false])")
+        if param.type == "float" and isinstance(current, int) and not isinstance(current, bool):
+            raise RnnkitError(f"{where}: a float distribution does not fit an integer value (now {current!r}): "
+                              f"use type = 'int'")
+        for value in param.ends():
+            raw = json.loads(json.dumps(base))
+            set_value(raw, path, value)
+            try:
+                parse_config(raw, source=f"{value!r}")
+            except RnnkitError as e:
+                raise RnnkitError(f"{where}: the value {value!r} does not fit: {str(e).removeprefix(f'{value!r}: ')}") from None
+    names = [m.name for m in config.models]
+    if search.model is not None and search.model not in names:
+        raise RnnkitError(f"{source}: search.model must name a model of the config ({names}), got {search.model!r}"
+                          f"{closest(search.model, names)}")
+    if not names:
+        raise RnnkitError(f"{source}: [search] needs at least one [[models]] to train")
+    if search.pruner != "none" and search.model is None and len(names) > 1:
+        raise RnnkitError(f"{source}: search.pruner follows one model's epochs: set search.model to one of {names}")
+
+
+def _current(raw: dict[str, Any], path: str, where: str) -> Any:
+    """The value at ``path`` now (None when the last key is not set: a layer argument at its default)."""
+    probe = json.loads(json.dumps(raw))
+    try:
+        keys = parse_path(path)
+        set_value(probe, path, None)  # checks every part above the last key
+    except RnnkitError as e:
+        raise RnnkitError(f"{where}: {e}") from None
+    node: Any = raw
+    for key in keys:
+        if isinstance(node, dict) and key in node or isinstance(node, list) and isinstance(key, int):
+            node = node[key]
+        elif isinstance(node, dict) and "type" not in node:  # a table of the resolved config holds every key
+            raise RnnkitError(f"{where}: unknown parameter: no key '{key}' there{closest(str(key), node)}")
+        else:
+            return None  # a layer's argument left at its default
+    if isinstance(node, (dict, list)):
+        raise RnnkitError(f"{where}: names a whole table or list; a search sets one value (a number, a string, "
+                          "true or false)")
+    return node
+
+
+# --- a config as TOML (a sweep's best config) ------------------------------------------------------
+
+def _toml_key(key: str) -> str:
+    bare = key and all(c.isalnum() or c in "_-" for c in key) and key.isascii()
+    return key if bare else json.dumps(key)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if value != value:
+            return "nan"
+        if value in (float("inf"), float("-inf")):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)  # JSON's escapes are TOML's basic-string escapes
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items() if v is not None) + "}"
+    raise TypeError(f"no TOML form for {type(value).__name__}")
+
+
+def config_toml(config: ExperimentConfig) -> str:
+    """The resolved config as a TOML file that :func:`load_config` reads back to the same config.
+
+    Unset values (None) are left out: TOML has no null, and every optional setting defaults to None.
+
+    Example:
+        >>> config = ExperimentConfig(windows=WindowConfig(sequence_length=24))
+        >>> parse_config(tomllib.loads(config_toml(config))) == config
+        True
+    """
+    raw = {k: v for k, v in config.to_dict().items() if v is not None}
+    lines = [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in raw.items()
+             if not isinstance(v, dict) and not (isinstance(v, list) and v and all(isinstance(i, dict) for i in v))]
+    for key, value in raw.items():
+        if isinstance(value, dict):
+            lines += ["", f"[{_toml_key(key)}]"]
+            lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items() if v is not None]
+        elif isinstance(value, list) and value and all(isinstance(i, dict) for i in value):
+            for item in value:
+                lines += ["", f"[[{_toml_key(key)}]]"]
+                lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in item.items()
+                          if v is not None and v != {}]
+    return "\n".join(lines) + "\n"

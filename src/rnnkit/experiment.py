@@ -18,13 +18,14 @@ A run folder holds::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from torch import nn
 
-from rnnkit.config import ExperimentConfig
+from rnnkit.config import ExperimentConfig, ModelConfig
 from rnnkit.report import write_if_configured
 from rnnkit.rundir import release
 from rnnkit.runs import (  # load_run, load_trained: read a run folder back (the CLI and export use them here)
@@ -32,6 +33,7 @@ from rnnkit.runs import (  # load_run, load_trained: read a run folder back (the
 )
 from rnnkit.tasks import task_class, task_for
 from rnnkit.training import distributed
+from rnnkit.training.hooks import Hook
 
 
 def run_experiment(
@@ -44,13 +46,15 @@ def run_experiment(
     overwrite: bool = False,
     progress: bool | None = None,
     log: Log = print,
+    model_hooks: Callable[[ModelConfig], list[Hook]] | None = None,
 ) -> dict[str, Any]:
     """Train and score every model and baseline of ``config``; write the run folder ``output``.
 
     With ``resume=True`` the models that finished are read back and the one that was
     interrupted continues from its last checkpoint (only the run the folder holds: same
     config). A folder holding another run is refused unless ``overwrite=True`` (see
-    :mod:`rnnkit.rundir`).
+    :mod:`rnnkit.rundir`). ``model_hooks(spec)`` adds training-loop hooks to a model's fit
+    (a sweep's pruning).
 
     Under ``torchrun`` every rank runs this and trains its share of each batch
     (:mod:`rnnkit.training.distributed`); rank 0 alone claims and writes the folder and logs.
@@ -74,7 +78,7 @@ def run_experiment(
         task.config, task.specs(), out, build=task.build, data=task.train_data, score=task.score,
         metadata=task.metadata, summary=task.summary, trainer_options=task.trainer_options() or None,
         describe_epoch=task.describe_epoch,
-        epochs=epochs, resume=resume, progress=progress, log=log, write=main)
+        epochs=epochs, resume=resume, progress=progress, log=log, write=main, model_hooks=model_hooks)
     metrics = task.document({**results, **trained.results})
     if main:
         finish_run(out, metrics, trained.histories, loss_name=task.loss_name)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -248,3 +249,33 @@ def plot_step_errors(errors: Mapping[str, Sequence[float]], path: str | os.PathL
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     return _save(fig, path)
+
+
+def plot_sweep(study: Any, folder: str | os.PathLike[str], metric: str) -> list[Path]:
+    """A sweep's plots, drawn by Optuna's matplotlib visualisation: ``history.png`` (the value of each
+    trial and the best so far), ``importances.png`` (fANOVA importance of each parameter, from two
+    finished trials and two parameters on) and ``slice.png`` (the value against each parameter).
+    Returns the files written (a plot that the study cannot support yet is left out)."""
+    from optuna.trial import TrialState
+    from optuna.visualization import matplotlib as views
+
+    folder = Path(folder)
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    names = {name for t in complete for name in t.params}
+    drawings = [("history.png", views.plot_optimization_history)]
+    if len(complete) >= 2 and len(names) >= 2:
+        drawings.append(("importances.png", views.plot_param_importances))
+    if complete and names:
+        drawings.append(("slice.png", views.plot_slice))
+    written = []
+    for name, draw in drawings:
+        # Optuna's plots set the ggplot style (kept to these figures); a parameter with one value so far
+        # makes matplotlib warn about its axis' identical limits, which it widens: nothing to fix.
+        with matplotlib.rc_context(), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Attempting to set identical low and high xlims")
+            axes = draw(study, target_name=metric)
+            first = axes.flat[0] if isinstance(axes, np.ndarray) else axes
+            figure = first.get_figure()
+            figure.suptitle(f"{study.study_name}: {name.removesuffix('.png')}")
+            written.append(_save(figure, folder / name))
+    return written

@@ -38,6 +38,7 @@ from rnnkit.io import load_weights, read_json, read_model_json, save_model, writ
 from rnnkit.tasks import TASKS, task_class, task_for
 from rnnkit import rundir
 from rnnkit.training import Trainer
+from rnnkit.training.hooks import Hook
 from rnnkit.training.trainer import History
 
 Log = Callable[[str], None]
@@ -107,6 +108,7 @@ def train_models(
     progress: bool | None = None,
     log: Log = print,
     write: bool = True,
+    model_hooks: Callable[[ModelConfig], list[Hook]] | None = None,
 ) -> Trained:
     """Seed, build, train (or read back), score and save every model of ``specs`` under ``out/models/``.
 
@@ -129,6 +131,7 @@ def train_models(
             elsewhere; False: none) and the line logger.
         write: default True: write the model files (False: a torchrun rank other than 0, which trains
             alike and reads the folder, but leaves the writing to rank 0).
+        model_hooks: default None: spec -> more training-loop hooks for that model (a sweep's pruning).
     """
     trained = Trained({}, {}, {}, {})
     for spec in specs:
@@ -145,6 +148,8 @@ def train_models(
             from rnnkit.training.tensorboard import TensorBoardHook
 
             hooks.append(TensorBoardHook(events))
+        if model_hooks is not None:
+            hooks += model_hooks(spec)
         trainer = Trainer.from_config(TrainingConfig.model_validate(settings), **(trainer_options or {}), progress=progress,
                           describe_epoch=describe_epoch(training) if describe_epoch is not None else None,
                           hooks=hooks, checkpoint_dir=model_dir / "checkpoint")

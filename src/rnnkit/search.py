@@ -1,0 +1,529 @@
+"""Hyper-parameter sweeps on Optuna: ``rnnkit sweep CONFIG`` searches the config's ``[search]`` space.
+
+Each trial is the config with the sampled values set at their dotted paths
+(:func:`rnnkit.config.override`), trained by the runner like ``rnnkit train`` into its own run
+folder, and scored by a validation score of its models (``search.metric``; the test part is only
+reported). A sweep folder holds::
+
+    run.json, .lock     the folder's identity and its writer's lock (rnnkit.rundir)
+    study.db            the Optuna study (SQLite) unless --storage names another
+    trials/NNNN/        each trial's run folder (config.json, metrics.json, models/, ...)
+    worker-K.log        what worker K did, trial by trial
+    trials.csv          number, state, value, seconds, the sampled values
+    best.toml           the best trial's whole config: ``rnnkit train best.toml`` trains it again
+    history.png, importances.png, slice.png    Optuna's plots (matplotlib)
+
+Storage: ``sqlite:///FILE`` (the default, ``study.db`` in the folder), ``postgresql://USER@HOST/DB``
+(workers on many machines share one study) or ``journal:FILE`` (Optuna's journal file, for a
+shared file system). ``--workers K`` starts K processes on this machine; each asks the study for
+a trial under a file lock, so the study ends with exactly ``trials`` trials. A worker that dies
+(``kill -9``) loses only its running trial: the others, and the sweep at its end, mark it FAIL
+(its process is gone; on a database, also when its heartbeat stops).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import multiprocessing
+import os
+import socket
+import threading
+import time
+import traceback
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rnnkit.config import ExperimentConfig, SearchConfig, SearchParam, parse_config, set_value
+from rnnkit.errors import RnnkitError
+from rnnkit.training.hooks import Hook
+
+HEARTBEAT_SECONDS = 5  # a worker's heartbeat on a database storage
+GRACE_SECONDS = 30  # a RUNNING trial without a heartbeat for this long is marked FAIL
+LOCK_FILE = ".ask.lock"
+
+
+# --- storage and study --------------------------------------------------------------------------
+
+def default_storage(folder: str | Path) -> str:
+    """The study's storage when --storage is not given: SQLite in the sweep folder."""
+    return f"sqlite:///{Path(folder).resolve() / 'study.db'}"
+
+
+def shown(url: str) -> str:
+    """A storage URL with its password hidden.
+
+    Example:
+        >>> shown("postgresql://ann:secret@db:5432/sweeps")
+        'postgresql://ann:***@db:5432/sweeps'
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    credentials, at, host = rest.rpartition("@")
+    user, colon, _ = credentials.partition(":")
+    return f"{scheme}://{user}{':***' if colon else ''}@{host}"
+
+
+def open_storage(url: str):
+    """An Optuna storage for ``url`` (sqlite:///, postgresql://, journal:FILE); bad or unreachable: RnnkitError."""
+    import optuna
+    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+    if url.startswith("journal:"):
+        path = Path(url.removeprefix("journal:").removeprefix("//"))
+        if not path.parent.is_dir():
+            raise RnnkitError(f"--storage {url}: the journal's folder {path.parent} does not exist")
+        from optuna.storages.journal import JournalFileBackend
+
+        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+    scheme = url.partition("://")[0].partition("+")[0]
+    if scheme not in ("sqlite", "postgresql"):
+        raise RnnkitError(f"--storage must be sqlite:///FILE, postgresql://USER@HOST/DATABASE or journal:FILE, "
+                          f"got {shown(url)!r}")
+    engine: dict[str, Any] = {"connect_args": {"timeout": 60}} if scheme == "sqlite" else {
+        "connect_args": {"connect_timeout": 10}, "pool_pre_ping": True}
+    try:
+        with _quiet_optuna():
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_SECONDS,
+                                              grace_period=GRACE_SECONDS)
+    except (SQLAlchemyError, ArgumentError, ImportError, ValueError) as e:
+        reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
+        raise RnnkitError(f"--storage {shown(url)}: cannot open the study's database: {reason}") from None
+
+
+@contextlib.contextmanager
+def opened(url: str) -> Iterator[Any]:
+    """:func:`open_storage`, its database connections closed at the end (a server sees no dangling session)."""
+    storage = open_storage(url)
+    try:
+        yield storage
+    finally:
+        engine = getattr(storage, "engine", None)
+        if engine is not None:
+            storage.remove_session()
+            engine.dispose()
+
+
+@contextlib.contextmanager
+def _quiet_optuna() -> Iterator[None]:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        # ask/tell with a heartbeat: this module beats for the trial itself (_heartbeat)
+        warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used with Study.optimize")
+        yield
+
+
+def direction_of(config: ExperimentConfig) -> tuple[str, str]:
+    """The metric and its direction: ``search.metric`` (default the task's validation score) and whether lower is better."""
+    from rnnkit.tasks import task_class
+
+    task = task_class(config.task)
+    search = config.search
+    metric = search.metric or task.best_key
+    if search.direction is not None:
+        return metric, search.direction
+    if metric != task.best_key:
+        raise RnnkitError(f"search.direction: say 'minimize' or 'maximize' for search.metric = {metric!r} "
+                          f"(only the task's own {task.best_key!r} has a known direction)")
+    return metric, "minimize" if task.lowest else "maximize"
+
+
+def sampler_of(search: SearchConfig, worker: int, done: int):
+    """The sampler of one worker: seeded with ``seed + worker`` (+ the trials already in a resumed study)."""
+    import optuna
+
+    seed = search.seed + worker + done
+    if search.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=search.startup_trials)
+
+
+def pruner_of(search: SearchConfig):
+    import optuna
+
+    if search.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=search.startup_trials)
+    if search.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1)
+    return optuna.pruners.NopPruner()
+
+
+# --- one trial ----------------------------------------------------------------------------------
+
+def suggest(trial, path: str, param: SearchParam) -> Any:
+    """The value of one dimension for this trial, drawn by the study's sampler."""
+    if param.type == "categorical":
+        return trial.suggest_categorical(path, param.choices)
+    if param.type == "int":
+        return trial.suggest_int(path, param.low, param.high, step=param.step or 1, log=param.log)
+    return trial.suggest_float(path, param.low, param.high, step=param.step, log=param.log)
+
+
+def trial_config(config: ExperimentConfig, values: dict[str, Any], source: str) -> ExperimentConfig:
+    """The config a trial trains: ``config`` without its [search], with ``values`` set at their paths."""
+    raw = config.to_dict()
+    raw.pop("search", None)
+    for path, value in values.items():
+        set_value(raw, path, value)
+    return parse_config(raw, source)
+
+
+class Pruning(Hook):
+    """The epoch hook that reports each epoch's validation loss to the trial and stops it when the pruner says so.
+
+    The loss is negated for a maximised metric, so that the pruner compares in the study's direction.
+    """
+
+    def __init__(self, trial, sign: float = 1.0) -> None:
+        self.trial = trial
+        self.sign = sign
+
+    def on_epoch_end(self, loop, record: dict[str, Any]) -> None:
+        if "val_loss" not in record:
+            return
+        import optuna
+
+        self.trial.report(self.sign * float(record["val_loss"]), loop.epoch)
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"pruned after epoch {loop.epoch} (val_loss {record['val_loss']:.4g})")
+
+
+def trial_value(metrics: dict[str, Any], search: SearchConfig, chosen: ExperimentConfig, metric: str,
+                direction: str) -> float:
+    """A trial's value: ``metric`` of ``search.model``, or the best of the trial's models by it."""
+    models = metrics.get("models", {})
+    names = [search.model] if search.model else [m.name for m in chosen.models]
+    scores = {}
+    for name in names:
+        result = models.get(name, {})
+        if metric not in result:
+            known = sorted(k for k in result if k.endswith("_val"))
+            raise RnnkitError(f"search.metric {metric!r} is not a score of model {name!r}; its validation scores "
+                              f"are {known}")
+        scores[name] = float(result[metric])
+    return (min if direction == "minimize" else max)(scores.values())
+
+
+# --- workers ------------------------------------------------------------------------------------
+
+@dataclass
+class Sweep:
+    """Where a sweep runs: its config (with [search]), folder, storage URL and study name."""
+
+    config: ExperimentConfig
+    folder: Path
+    storage: str
+    study: str
+    trials: int
+
+
+def _me() -> dict[str, Any]:
+    return {"host": socket.gethostname(), "pid": os.getpid()}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def fail_orphans(study, log: Callable[[str], None] | None = None) -> list[int]:
+    """Mark FAIL the RUNNING trials whose worker is gone: a process of this host that no longer runs,
+    or (on a database) a trial whose heartbeat stopped. Returns their numbers."""
+    import optuna
+    from optuna.trial import TrialState
+
+    failed = []
+    host = socket.gethostname()
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker = t.user_attrs.get("worker") or {}
+        if worker.get("host") == host and not _alive(int(worker.get("pid", -1))):
+            with contextlib.suppress(RuntimeError, ValueError):  # another worker failed it first
+                study.tell(t.number, state=TrialState.FAIL)
+                failed.append(t.number)
+    before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))}
+    optuna.storages.fail_stale_trials(study)  # heartbeat-based (database storages only)
+    failed += sorted({t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))} - before
+                     - set(failed))
+    if log is not None:
+        for number in failed:
+            log(f"trial {number}: its worker is gone; marked FAIL")
+    return failed
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    import fcntl
+
+    with open(path, "a+") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def _heartbeat(study, trial) -> Iterator[None]:
+    """Record the trial's heartbeat every few seconds while it runs (database storages)."""
+    storage = study._storage
+    beat = getattr(storage, "record_heartbeat", None)
+    if beat is None or storage.get_heartbeat_interval() is None:
+        yield
+        return
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.wait(HEARTBEAT_SECONDS):
+            with contextlib.suppress(Exception):  # a missed beat is retried; the grace period covers several
+                beat(trial._trial_id)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def work(sweep: Sweep, worker: int) -> int:
+    """One worker: ask the study for trials and run them until it holds ``sweep.trials``; returns how many it ran."""
+    import optuna
+    import torch
+    from optuna.trial import TrialState
+
+    from rnnkit.experiment import run_experiment
+    from rnnkit.rundir import release
+
+    config, search = sweep.config, sweep.config.search
+    torch.set_num_threads(search.threads)
+    metric, direction = direction_of(config)
+    sign = 1.0 if direction == "minimize" else -1.0
+    log_file = sweep.folder / f"worker-{worker}.log"
+    ran = 0
+
+    def log(line: str) -> None:
+        with open(log_file, "a", encoding="utf-8") as f:
+            f.write(f"{time.strftime('%H:%M:%S')} {line}\n")
+
+    with _quiet_optuna(), opened(sweep.storage) as storage:
+        done = len(optuna.load_study(study_name=sweep.study, storage=storage).get_trials(deepcopy=False))
+        study = optuna.load_study(study_name=sweep.study, storage=storage, sampler=sampler_of(search, worker, done),
+                                  pruner=pruner_of(search))
+        log(f"worker {worker} (pid {os.getpid()}) joins study {sweep.study!r}: {done} trials so far")
+        while True:
+            with _file_lock(sweep.folder / LOCK_FILE):
+                fail_orphans(study, log)
+                if len(study.get_trials(deepcopy=False)) >= sweep.trials:
+                    break
+                trial = study.ask()
+                trial.set_user_attr("worker", _me())
+                if getattr(storage, "get_heartbeat_interval", lambda: None)() is not None:
+                    storage.record_heartbeat(trial._trial_id)
+            ran += 1
+            out = sweep.folder / "trials" / f"{trial.number:04d}"
+            started = time.perf_counter()
+            try:
+                with _heartbeat(study, trial):
+                    values = {path: suggest(trial, path, param) for path, param in search.params.items()}
+                    log(f"trial {trial.number}: {json.dumps(values)}")
+                    chosen = trial_config(config, values, f"trial {trial.number}")
+                    trial.set_user_attr("run", str(out.relative_to(sweep.folder)))
+                    hooks = None
+                    if search.pruner != "none":
+                        pruned = search.model or chosen.models[0].name
+                        hooks = lambda spec: [Pruning(trial, sign)] if spec.name == pruned else []  # noqa: E731
+                    try:
+                        metrics = run_experiment(chosen, out, progress=False, log=lambda line: None,
+                                                 model_hooks=hooks)
+                    finally:
+                        release(out)
+                    value = trial_value(metrics, search, chosen, metric, direction)
+                    trial.set_user_attr("seconds", time.perf_counter() - started)
+                study.tell(trial, value)
+                log(f"trial {trial.number}: COMPLETE {metric} {value:.6g} ({time.perf_counter() - started:.1f} s)")
+            except optuna.TrialPruned as e:
+                trial.set_user_attr("seconds", time.perf_counter() - started)
+                study.tell(trial, state=TrialState.PRUNED)
+                log(f"trial {trial.number}: PRUNED, {e}")
+            except RnnkitError as e:
+                trial.set_user_attr("error", str(e))
+                study.tell(trial, state=TrialState.FAIL)
+                log(f"trial {trial.number}: FAIL: {e}")
+                if str(e).startswith("search."):  # the sweep's own setting is wrong: every trial would fail
+                    raise
+            except BaseException as e:
+                with contextlib.suppress(Exception):
+                    trial.set_user_attr("error", f"{type(e).__name__}: {e}")
+                    study.tell(trial, state=TrialState.FAIL)
+                log(f"trial {trial.number}: FAIL (a bug): {traceback.format_exc()}")
+                raise
+    log(f"worker {worker} done: {ran} trials")
+    return ran
+
+
+def _worker_main(sweep: Sweep, worker: int) -> None:
+    """A worker process: errors go to ``worker-K.error`` for the parent (exit 2: bad input, 1: a bug)."""
+    try:
+        work(sweep, worker)
+    except RnnkitError as e:
+        (sweep.folder / f"worker-{worker}.error").write_text(str(e), encoding="utf-8")
+        raise SystemExit(2) from None
+    except BaseException as e:
+        (sweep.folder / f"worker-{worker}.error").write_text(f"{type(e).__name__}: {e} (see worker-{worker}.log)",
+                                                            encoding="utf-8")
+        raise SystemExit(1) from None
+
+
+# --- the sweep ----------------------------------------------------------------------------------
+
+def run_sweep(config: ExperimentConfig, folder: str | Path, *, trials: int | None = None, workers: int = 1,
+              storage: str | None = None, study: str | None = None, resume: bool = False,
+              log: Callable[[str], None] = print, on_start: Callable[[list[int]], None] | None = None) -> dict[str, Any]:
+    """Run the sweep of ``config`` (which must have a [search]) into ``folder``; returns its summary.
+
+    Args:
+        trials: default ``search.trials``: the number of trials the study holds at the end (every
+            state counted: COMPLETE, PRUNED and FAIL).
+        workers: processes on this machine (1: this process).
+        storage: an Optuna storage URL (default SQLite in the folder); see the module docstring.
+        study: the study's name (default the config's name).
+        resume: continue (or join) the study that the storage holds under that name.
+        on_start: called with the worker processes' pids once they run (tests kill one).
+    """
+    from rnnkit.rundir import claim, read_identity, release
+
+    if config.search is None:
+        raise RnnkitError("the config has no [search] table: rnnkit sweep needs its space (see the README)")
+    try:
+        import optuna  # noqa: F811
+    except ImportError:
+        raise RnnkitError("rnnkit sweep needs Optuna: pip install 'rnnkit[sweep]'") from None
+    search = config.search
+    trials = trials or search.trials
+    metric, direction = direction_of(config)
+    folder = Path(folder)
+    claim(folder, config.to_dict(), resume=resume and folder.is_dir() and read_identity(folder) is not None, log=log)
+    try:
+        url = storage or default_storage(folder)
+        name = study or config.name
+        with _quiet_optuna(), opened(url) as store:
+            try:
+                existing = optuna.load_study(study_name=name, storage=store)
+            except KeyError:
+                existing = None
+            if existing is not None and not resume:
+                raise RnnkitError(f"study {name!r} already exists in {shown(url)}; --resume continues it, or give "
+                                  "another --study")
+            if existing is None and resume:
+                raise RnnkitError(f"nothing to resume: no study {name!r} in {shown(url)}")
+            if existing is None:
+                created = optuna.create_study(study_name=name, storage=store, direction=direction)
+                created.set_user_attr("config", config.to_dict())
+                created.set_user_attr("metric", metric)
+            else:
+                if existing.direction.name.lower() != direction:
+                    raise RnnkitError(f"study {name!r} {existing.direction.name.lower()}s; this config's "
+                                      f"{metric} would {direction}")
+                fail_orphans(existing, log)
+        log(f"study {name!r} in {shown(url)}: {metric} ({direction}), {trials} trials, {workers} worker(s)")
+        sweep = Sweep(config, folder, url, name, trials)
+        for stale in folder.glob("worker-*.error"):
+            stale.unlink()
+        if workers == 1 and on_start is None:
+            work(sweep, 0)
+        else:
+            _run_workers(sweep, workers, log, on_start)
+        with _quiet_optuna(), opened(url) as store:
+            final = optuna.load_study(study_name=name, storage=store)
+            fail_orphans(final, log)
+            errors = sorted(folder.glob("worker-*.error"))
+            if errors:
+                messages = {p.read_text(encoding="utf-8") for p in errors}
+                raise RnnkitError("; ".join(sorted(messages)))
+            return write_results(final, config, folder, metric, log)
+    finally:
+        release(folder)
+
+
+def _run_workers(sweep: Sweep, workers: int, log: Callable[[str], None],
+                 on_start: Callable[[list[int]], None] | None) -> None:
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch threads or open databases
+    processes = [context.Process(target=_worker_main, args=(sweep, k), name=f"rnnkit-sweep-{k}") for k in range(workers)]
+    for p in processes:
+        p.start()
+    log(f"workers started: pids {', '.join(str(p.pid) for p in processes)}")
+    if on_start is not None:
+        on_start([p.pid for p in processes])
+    try:
+        for k, p in enumerate(processes):
+            p.join()
+            if p.exitcode and p.exitcode < 0:
+                log(f"worker {k} (pid {p.pid}) was ended by signal {-p.exitcode}; its running trial is marked FAIL")
+            elif p.exitcode:
+                log(f"worker {k} (pid {p.pid}) stopped with exit code {p.exitcode} (see worker-{k}.log)")
+    except BaseException:
+        for p in processes:
+            p.terminate()
+        raise
+
+
+# --- results ------------------------------------------------------------------------------------
+
+def trials_table(study) -> list[dict[str, Any]]:
+    """One row per trial: number, state, value, seconds, the sampled values."""
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        end = t.datetime_complete
+        seconds = (end - t.datetime_start).total_seconds() if end is not None and t.datetime_start else math.nan
+        rows.append({"number": t.number, "state": t.state.name, "value": t.value if t.value is not None else math.nan,
+                     "seconds": seconds, **t.params})
+    return rows
+
+
+def write_results(study, config: ExperimentConfig, folder: Path, metric: str,
+                  log: Callable[[str], None]) -> dict[str, Any]:
+    """trials.csv, best.toml, the plots; the table and the counts of each state on the log."""
+    import pandas as pd
+    from optuna.trial import TrialState
+
+    from rnnkit.config import config_toml
+    from rnnkit.io import write_text_atomic
+
+    rows = trials_table(study)
+    table = pd.DataFrame(rows)
+    write_text_atomic(folder / "trials.csv", table.to_csv(index=False))
+    counts = {state: sum(r["state"] == state for r in rows) for state in ("COMPLETE", "PRUNED", "FAIL", "RUNNING")}
+    log(table.to_string(index=False, float_format=lambda v: f"{v:.4g}") if rows else "no trials")
+    log("trials: " + ", ".join(f"{n} {state}" for state, n in counts.items() if n or state != "RUNNING"))
+    summary: dict[str, Any] = {"study": study.study_name, "trials": len(rows), "counts": counts, "metric": metric}
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if complete:
+        best = study.best_trial
+        chosen = trial_config(config, best.params, f"trial {best.number}")
+        header = (f"# The best trial of sweep {study.study_name!r}: trial {best.number}, {metric} {best.value:.6g} "
+                  f"(its run: {best.user_attrs.get('run', '?')}).\n# Train it again: rnnkit train best.toml\n")
+        write_text_atomic(folder / "best.toml", header + config_toml(chosen))
+        summary.update(best_trial=best.number, best_value=best.value, best_params=best.params)
+        log(f"best: trial {best.number}, {metric} {best.value:.6g}: {json.dumps(best.params)}")
+        log(f"written: {folder}/best.toml (rnnkit train {folder}/best.toml trains it again), trials.csv")
+        from rnnkit.plots import plot_sweep
+
+        with _quiet_optuna():
+            plots = plot_sweep(study, folder, metric)
+        if plots:
+            log("plots: " + ", ".join(str(p) for p in plots))
+    return summary

@@ -1,0 +1,346 @@
+"""rnnkit sweep (rnnkit.search): the [search] checks, the best config's round trip, workers, a killed
+worker, PostgreSQL and pruning, each on a tiny slice of the embedded hourly record (seconds a trial)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from rnnkit.cli import main
+from rnnkit.config import config_toml, load_config, parse_config
+from rnnkit.errors import RnnkitError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+optuna = pytest.importorskip("optuna", reason="rnnkit sweep needs optuna (pip install -e '.[sweep]')")
+
+# ~1,750 hourly training windows of 2 columns, 2 epochs of a GRU(2-8): about a second a trial.
+TINY = {
+    "name": "tiny",
+    "baselines": ["persistence"],
+    "data": {"source": "record", "step": 6, "columns": ["T (degC)", "p (mbar)"], "split": [0.025, 0.01, 0.965],
+             "split_per_segment": False},
+    "windows": {"sequence_length": 12, "horizon": 6},
+    "training": {"epochs": 2, "batch_size": 64},
+    "models": [{"name": "GRU", "layers": [{"type": "GRU", "units": 4}, {"type": "Dense", "units": 1}]}],
+    "output": {"report": False},
+    "search": {"trials": 3, "params": {
+        "training.learning_rate": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True},
+        "models[0].layers[0].units": {"type": "int", "low": 2, "high": 8, "step": 2}}},
+}
+
+
+def tiny(**search) -> dict:
+    raw = copy.deepcopy(TINY)
+    raw["search"].update(search)
+    return raw
+
+
+def write(tmp_path: Path, raw: dict, name: str = "sweep.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(config_toml(parse_config(raw)), encoding="utf-8")
+    return path
+
+
+def study_trials(folder: Path | None, name: str = "tiny", url: str | None = None):
+    from rnnkit.search import opened
+
+    with _quiet(), opened(url or f"sqlite:///{folder / 'study.db'}") as storage:
+        return optuna.load_study(study_name=name, storage=storage).get_trials()
+
+
+def _quiet():
+    from rnnkit.search import _quiet_optuna
+
+    return _quiet_optuna()
+
+
+# --- [search] checks -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("params, message", [
+    ({"training.learnig_rate": {"type": "float", "low": 1e-3, "high": 1e-2}},
+     "search.params.'training.learnig_rate': unknown parameter: no key 'learnig_rate' there (did you mean 'learning_rate'?)"),
+    ({"models[0].layers[0].unit": {"type": "int", "low": 2, "high": 8}},
+     "search.params.'models[0].layers[0].unit': the value 2 does not fit: models[0].layers[0]: unknown argument "
+     "'unit' for GRU (did you mean 'units'?)"),
+    ({"models[1].layers[0].units": {"type": "int", "low": 2, "high": 8}},
+     "search.params.'models[1].layers[0].units': 'models[1]' is not in the config (models is a list of 1)"),
+    ({"training.learning_rate": {"type": "float", "low": 1e-2, "high": 1e-3}},
+     "'search.params.training.learning_rate': empty range: low must be <= high, got low = 0.01, high = 0.001"),
+    ({"models[0].layers[0].units": {"type": "float", "low": 2.0, "high": 8.0}},
+     "search.params.'models[0].layers[0].units': a float distribution does not fit an integer value (now 4)"),
+    ({"models[0].layers[0].recurrent_dropout": {"type": "int", "low": 0, "high": 2}},
+     "search.params.'models[0].layers[0].recurrent_dropout': the value 2 does not fit: models[0].layers[0] (GRU): "
+     "recurrent_dropout"),
+    ({"training.epochs": {"type": "float", "low": 1.0, "high": 4.0}},
+     "search.params.'training.epochs': a float distribution does not fit an integer value (now 2): use type = 'int'"),
+    ({"windows.residual": {"type": "int", "low": 0, "high": 1}},
+     "search.params.'windows.residual': type = 'int' does not fit a true/false value"),
+    ({"training.optimizer": {"type": "categorical", "choices": ["adam", "adamw"]}},
+     "search.params.'training.optimizer': the value 'adamw' does not fit: 'training.optimizer' must be one of "
+     "'adam', 'rmsprop', 'sgd', got 'adamw'"),
+    ({"training.learning_rate": {"type": "float", "low": 0.0, "high": 1e-2, "log": True}},
+     "log = true needs low > 0, got low = 0.0"),
+    ({"windows": {"type": "int", "low": 1, "high": 2}},
+     "search.params.'windows': names a whole table or list"),
+])
+def test_search_space_errors_name_the_parameter(params, message):
+    raw = tiny()
+    raw["search"]["params"] = params
+    with pytest.raises(RnnkitError) as e:
+        parse_config(raw, "x.toml")
+    assert message in str(e.value), str(e.value)
+    assert str(e.value).startswith("x.toml: ") and "\n" not in str(e.value)
+
+
+def test_the_metric_is_a_validation_score_never_a_test_score():
+    with pytest.raises(RnnkitError, match="must be a validation score .* got 'mae_test'"):
+        parse_config(tiny(metric="mae_test"), "x.toml")
+
+
+def test_bad_search_at_the_command_line_is_one_line_exit_2(tmp_path, capsys):
+    raw = tiny()
+    raw["search"]["params"] = {"models[0].layers[0].units": {"type": "int", "low": 8, "high": 2}}
+    path = tmp_path / "bad.toml"
+    text = config_toml(parse_config(TINY)).replace('low = 2, high = 8', 'low = 8, high = 2')
+    path.write_text(text, encoding="utf-8")
+    assert main(["sweep", str(path), "--output", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "empty range: low must be <= high, got low = 8, high = 2" in err
+
+
+def test_unreachable_storage_is_one_line_exit_2(tmp_path, capsys):
+    with socket.socket() as s:  # a port that nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = write(tmp_path, TINY)
+    url = f"postgresql://nobody:secret@127.0.0.1:{port}/sweeps"
+    assert main(["sweep", str(config), "--output", str(tmp_path / "out"), "--storage", url]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"rnnkit: error: --storage postgresql://nobody:***@127.0.0.1:{port}/sweeps: cannot open")
+    assert "secret" not in err and "\n" not in err
+    assert main(["sweep", str(config), "--output", str(tmp_path / "out2"), "--storage", "mysql://x/y"]) == 2
+    assert "--storage must be sqlite:///FILE, postgresql://" in capsys.readouterr().err
+
+
+def test_every_shipped_config_survives_the_toml_round_trip():
+    for path in sorted(Path(__file__).parents[1].joinpath("configs").glob("*.toml")):
+        config = load_config(path)
+        assert parse_config(tomllib.loads(config_toml(config)), str(path)) == config, path
+
+
+# --- one worker: the table, best.toml, plots -------------------------------------------------------
+
+def test_sweep_writes_the_table_and_a_best_config_that_train_reproduces_exactly(tmp_path, capsys):
+    config = write(tmp_path, TINY)
+    out = tmp_path / "sweep"
+    assert main(["sweep", str(config), "--output", str(out)]) == 0
+    printed = capsys.readouterr().out
+    trials = study_trials(out)
+    assert [t.number for t in trials] == [0, 1, 2]
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 3
+    assert "trials: 3 COMPLETE, 0 PRUNED, 0 FAIL" in printed
+    table = (out / "trials.csv").read_text().splitlines()
+    assert table[0] == "number,state,value,seconds,training.learning_rate,models[0].layers[0].units"
+    assert len(table) == 4
+    for t in trials:  # the trial's value is the mae_val of its own run folder
+        metrics = json.loads((out / "trials" / f"{t.number:04d}" / "metrics.json").read_text())
+        assert metrics["models"]["GRU"]["mae_val"] == t.value
+        run_config = json.loads((out / "trials" / f"{t.number:04d}" / "config.json").read_text())
+        assert run_config["models"][0]["layers"][0]["units"] == t.params["models[0].layers[0].units"]
+        assert run_config["training"]["learning_rate"] == t.params["training.learning_rate"]
+    best = min(trials, key=lambda t: t.value)
+    assert f"best: trial {best.number}, mae_val {best.value:.6g}" in printed
+    for plot in ("history.png", "importances.png", "slice.png"):
+        assert (out / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # best.toml is the best trial's whole config, without [search]; train runs it as it is
+    chosen = load_config(out / "best.toml")
+    assert chosen.search is None
+    assert chosen.training.learning_rate == best.params["training.learning_rate"]
+    assert chosen.models[0].layers[0]["units"] == best.params["models[0].layers[0].units"]
+    again = tmp_path / "again"
+    assert main(["train", str(out / "best.toml"), "--output", str(again), "--quiet"]) == 0
+    metrics = json.loads((again / "metrics.json").read_text())
+    assert metrics["models"]["GRU"]["mae_val"] == best.value  # the same seed, one thread: the same bits
+
+
+def test_a_sweep_with_the_same_seed_samples_the_same_trials(tmp_path):
+    config = write(tmp_path, tiny(trials=2))
+    for name in ("a", "b"):
+        assert main(["sweep", str(config), "--output", str(tmp_path / name)]) == 0
+    a, b = study_trials(tmp_path / "a"), study_trials(tmp_path / "b")
+    assert [t.params for t in a] == [t.params for t in b]
+    assert [t.value for t in a] == [t.value for t in b]
+
+
+def test_resume_continues_the_study_to_more_trials(tmp_path, capsys):
+    config = write(tmp_path, tiny(trials=1))
+    out = tmp_path / "sweep"
+    assert main(["sweep", str(config), "--output", str(out)]) == 0
+    assert main(["sweep", str(config), "--output", str(out)]) == 2  # the folder is taken: refused
+    assert "already holds run" in capsys.readouterr().err
+    assert main(["sweep", str(config), "--output", str(out), "--resume", "--trials", "2"]) == 0
+    assert [t.state.name for t in study_trials(out)] == ["COMPLETE", "COMPLETE"]
+
+
+# --- workers ---------------------------------------------------------------------------------------
+
+def _runs_per_trial(folder: Path) -> dict[int, int]:
+    """How often each trial number was started, from the workers' logs."""
+    counts: dict[int, int] = {}
+    for log in folder.glob("worker-*.log"):
+        for line in log.read_text().splitlines():
+            words = line.split()
+            if len(words) > 3 and words[1] == "trial" and words[3].startswith("{"):
+                number = int(words[2].rstrip(":"))
+                counts[number] = counts.get(number, 0) + 1
+    return counts
+
+
+def test_a_killed_worker_loses_only_its_running_trial(tmp_path):
+    from rnnkit.search import run_sweep
+
+    raw = tiny(trials=4)
+    raw["training"]["epochs"] = 4  # long enough to be caught running
+    out = tmp_path / "sweep"
+    killed: list[int] = []
+
+    def kill_one(pids: list[int]) -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            try:
+                with sqlite3.connect(out / "study.db", timeout=30) as db:
+                    rows = db.execute(
+                        "select t.number, a.value_json from trials t join trial_user_attributes a "
+                        "on a.trial_id = t.trial_id where t.state = 'RUNNING' and a.key = 'worker'").fetchall()
+            except sqlite3.OperationalError:
+                continue
+            if rows:
+                number, worker = rows[0]
+                os.kill(json.loads(worker)["pid"], signal.SIGKILL)
+                killed.append(number)
+                return
+        raise AssertionError("no trial was seen running")
+
+    lines: list[str] = []
+    summary = run_sweep(parse_config(raw), out, workers=2, on_start=kill_one, log=lines.append)
+    trials = {t.number: t.state.name for t in study_trials(out)}
+    assert len(killed) == 1 and trials[killed[0]] == "FAIL"
+    assert sorted(trials) == [0, 1, 2, 3]  # the study continued to the end with the other worker
+    assert sorted(trials.values()) == ["COMPLETE", "COMPLETE", "COMPLETE", "FAIL"]
+    assert summary["counts"] == {"COMPLETE": 3, "PRUNED": 0, "FAIL": 1, "RUNNING": 0}
+    assert any("was ended by signal 9" in line for line in lines)
+    started = _runs_per_trial(out)  # the killed trial's line is there if it got that far
+    assert set(started.values()) == {1} and {n for n, s in trials.items() if s == "COMPLETE"} <= set(started)
+    folders = {int(p.name) for p in (out / "trials").iterdir()}  # the killed trial's, if it got that far
+    assert {n for n, state in trials.items() if state == "COMPLETE"} <= folders <= set(trials)
+
+
+# --- pruning ---------------------------------------------------------------------------------------
+
+def test_the_median_pruner_stops_trials_that_learn_nothing(tmp_path):
+    # A learning rate of 1e-6 leaves the GRU where it started: after the first trials, its epochs'
+    # validation loss lies above the median and the pruner stops it after epoch 1.
+    raw = tiny(trials=6, sampler="random", seed=0, pruner="median", startup_trials=1)
+    raw["training"]["epochs"] = 3
+    raw["search"]["params"] = {"training.learning_rate": {"type": "categorical", "choices": [1e-6, 3e-2]}}
+    from rnnkit.search import run_sweep
+
+    summary = run_sweep(parse_config(raw), tmp_path / "sweep", log=lambda line: None)
+    trials = study_trials(tmp_path / "sweep")
+    pruned = [t for t in trials if t.state.name == "PRUNED"]
+    assert summary["counts"]["PRUNED"] == len(pruned) >= 1
+    assert all(t.params["training.learning_rate"] == 1e-6 for t in pruned)
+    assert all(max(t.intermediate_values) < 3 for t in pruned)  # stopped before the last epoch
+    complete = [t for t in trials if t.state.name == "COMPLETE"]
+    assert all(len(t.intermediate_values) == 3 for t in complete)
+
+
+# --- PostgreSQL ------------------------------------------------------------------------------------
+
+def _postgres_bin() -> Path | None:
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).parent
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    return versions[-1].parent if versions else None
+
+
+@pytest.fixture
+def postgres():
+    """A real PostgreSQL server in a temporary folder (Debian's binaries), its URL; skipped where none can start."""
+    pytest.importorskip("psycopg", reason="the PostgreSQL test needs psycopg (pip install -e '.[sweep]')")
+    bin_dir = _postgres_bin()
+    if bin_dir is None:
+        pytest.skip("no PostgreSQL server binaries (initdb) on this machine: apt-get install postgresql")
+    import tempfile
+
+    # not under pytest's folder: that is private to its user, and the server runs as another one
+    folder = Path(tempfile.mkdtemp(prefix="rnnkit-pg-"))
+    data = folder / "data"
+    prefix: list[str] = []
+    if os.geteuid() == 0:  # the server refuses to run as root: run it as the postgres user
+        runuser = shutil.which("runuser")
+        try:
+            import pwd
+
+            pwd.getpwnam("postgres")
+        except KeyError:
+            runuser = None
+        if runuser is None:
+            pytest.skip("running as root with no 'postgres' user or runuser: cannot start a PostgreSQL server")
+        shutil.chown(folder, "postgres")
+        prefix = [runuser, "-u", "postgres", "--"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    init = subprocess.run([*prefix, str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "sweeper"],
+                          capture_output=True, text=True)
+    if init.returncode != 0:
+        shutil.rmtree(folder, ignore_errors=True)
+        pytest.skip(f"initdb failed, no PostgreSQL server can start here: {init.stderr.strip()[:200]}")
+    start = subprocess.run([*prefix, str(bin_dir / "pg_ctl"), "-D", str(data), "-w", "-l", str(folder / "log"),
+                            "-o", f"-p {port} -k {folder} -c listen_addresses=127.0.0.1", "start"],
+                           capture_output=True, text=True)
+    if start.returncode != 0:
+        shutil.rmtree(folder, ignore_errors=True)
+        pytest.skip(f"pg_ctl start failed, no PostgreSQL server here: {start.stderr.strip()[:200]}")
+    try:
+        yield f"postgresql://sweeper@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*prefix, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                       capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_two_workers_share_a_study_on_a_real_postgresql_server(tmp_path, postgres, capsys):
+    config = write(tmp_path, tiny(trials=4))
+    out = tmp_path / "sweep"
+    assert main(["sweep", str(config), "--output", str(out), "--workers", "2", "--storage", postgres,
+                 "--study", "pg-tiny"]) == 0
+    assert "trials: 4 COMPLETE, 0 PRUNED, 0 FAIL" in capsys.readouterr().out
+    trials = study_trials(None, "pg-tiny", postgres)
+    assert sorted(t.number for t in trials) == [0, 1, 2, 3]
+    assert _runs_per_trial(out) == {0: 1, 1: 1, 2: 1, 3: 1}
+    assert not (out / "study.db").exists()  # the study lives in the server
+    # a second process joins the same study with --resume and brings it to 5 trials
+    assert main(["sweep", str(config), "--output", str(tmp_path / "second"), "--storage", postgres,
+                 "--study", "pg-tiny", "--resume", "--trials", "5"]) == 0
+    trials = study_trials(None, "pg-tiny", postgres)
+    assert sorted(t.number for t in trials) == [0, 1, 2, 3, 4]
+    assert load_config(tmp_path / "second" / "best.toml").search is None
