@@ -100,10 +100,8 @@ class SeasonalPersistence(nn.Module):
     def __init__(self, target_index: int | Sequence[int], period: int, horizon: int = 1) -> None:
         super().__init__()
         self.target_index = _target_indices(target_index)
-        if not isinstance(period, int) or isinstance(period, bool) or period < 1:
-            raise RnnkitError(f"period must be a positive integer, got {period!r}")
-        if not isinstance(horizon, int) or isinstance(horizon, bool) or horizon < 1:
-            raise RnnkitError(f"horizon must be a positive integer, got {horizon!r}")
+        check_positive_int("period", period)
+        check_positive_int("horizon", horizon)
         if period < horizon:
             raise RnnkitError(
                 f"period must be >= horizon (the row one period before the target must not lie after the window), "
@@ -182,8 +180,7 @@ class LinearBaseline(nn.Module):
     def __init__(self, sequence_length: int, features: int, outputs: int = 1, ridge: float = 0.0) -> None:
         super().__init__()
         for name, value in (("sequence_length", sequence_length), ("features", features), ("outputs", outputs)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise RnnkitError(f"{name} must be a positive integer, got {value!r}")
+            check_positive_int(name, value)
         if not isinstance(ridge, (int, float)) or isinstance(ridge, bool) or not ridge >= 0:
             raise RnnkitError(f"ridge must be a number >= 0, got {ridge!r}")
         self.sequence_length, self.features, self.outputs, self.ridge = sequence_length, features, outputs, float(ridge)
@@ -234,8 +231,7 @@ def naive_dense(sequence_length: int, features: int, units: int = 12, outputs: i
         40345
     """
     for name, value in (("sequence_length", sequence_length), ("features", features), ("units", units), ("outputs", outputs)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise RnnkitError(f"{name} must be a positive integer, got {value!r}")
+        check_positive_int(name, value)
     return nn.Sequential(
         nn.Flatten(),
         nn.Linear(sequence_length * features, units),
@@ -363,8 +359,7 @@ class RepeatLastDay(nn.Module):
 
     def __init__(self, target_index: int, period: int, target_length: int, horizon: int = 1) -> None:
         super().__init__()
-        if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
-            raise RnnkitError(f"horizon must be a positive integer, got {horizon!r}")
+        check_positive_int("horizon", horizon)
         self.horizon = horizon
         self.target_length = target_length
         self.repeat = RepeatLastPeriod(target_index, period, horizon - 1 + target_length)

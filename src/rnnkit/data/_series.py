@@ -168,7 +168,7 @@ def column_indices(series: Series, columns, what: str = "targets") -> list[int]:
     return out
 
 
-def check_positive_int(name: str, value, minimum: int) -> int:
+def check_int_at_least(name: str, value, minimum: int) -> int:
     """Return ``value`` if it is an int >= minimum, else raise ValueError naming it."""
     if isinstance(value, bool) or not isinstance(value, int | np.integer):
         raise RnnkitError(f"{name} must be an integer, got {value!r}")

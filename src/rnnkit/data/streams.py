@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from rnnkit.data._series import as_series, check_positive_int, column_indices
+from rnnkit.data._series import as_series, check_int_at_least, column_indices
 from rnnkit.errors import RnnkitError
 
 
@@ -102,9 +102,9 @@ def stream_batches(
         >>> s.target_rows.tolist()
         [[2, 6], [4, 8]]
     """
-    batch_size = check_positive_int("batch_size", batch_size, 1)
-    sequence_length = check_positive_int("sequence_length", sequence_length, 1)
-    horizon = check_positive_int("horizon", horizon, 0)
+    batch_size = check_int_at_least("batch_size", batch_size, 1)
+    sequence_length = check_int_at_least("sequence_length", sequence_length, 1)
+    horizon = check_int_at_least("horizon", horizon, 0)
     if not isinstance(return_sequences, bool):
         raise RnnkitError(f"return_sequences must be True or False, got {return_sequences!r}")
     series = as_series(data)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from rnnkit.data._series import Series, as_series, check_positive_int, column_indices
+from rnnkit.data._series import Series, as_series, check_int_at_least, column_indices
 from rnnkit.errors import RnnkitError
 
 
@@ -195,11 +195,11 @@ def make_windows(
           window 1: inputs rows 2-8, target rows 10
           window 2: inputs rows 4-10, target rows 12
     """
-    sequence_length = check_positive_int("sequence_length", sequence_length, 1)
-    shift = check_positive_int("shift", shift, 1)
-    sampling_rate = check_positive_int("sampling_rate", sampling_rate, 1)
-    horizon = check_positive_int("horizon", horizon, 0)
-    target_length = check_positive_int("target_length", target_length, 1)
+    sequence_length = check_int_at_least("sequence_length", sequence_length, 1)
+    shift = check_int_at_least("shift", shift, 1)
+    sampling_rate = check_int_at_least("sampling_rate", sampling_rate, 1)
+    horizon = check_int_at_least("horizon", horizon, 0)
+    target_length = check_int_at_least("target_length", target_length, 1)
     if not isinstance(return_sequences, bool):
         raise RnnkitError(f"return_sequences must be True or False, got {return_sequences!r}")
     if return_sequences and target_length != 1:

@@ -26,16 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rnnkit.errors import RnnkitError, check_bool
+from rnnkit.errors import check_bool, check_positive_int
 from rnnkit.layers import activations
 
 State = tuple[torch.Tensor, ...]
-
-
-def _check_units(value: object, argument: str = "units") -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise RnnkitError(f"{argument} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 def glorot_uniform_(weight: torch.Tensor) -> torch.Tensor:
@@ -58,8 +52,8 @@ class RecurrentCell(nn.Module):
 
     def __init__(self, input_size: int, units: int, activation: str = "tanh", use_bias: bool = True) -> None:
         super().__init__()
-        self.input_size = _check_units(input_size, "input_size")
-        self.units = _check_units(units)
+        self.input_size = check_positive_int("input_size", input_size)
+        self.units = check_positive_int("units", units)
         self.activation_name = activation
         self.activation = activations.get(activation, "activation")
         self.use_bias = check_bool("use_bias", use_bias)

@@ -15,17 +15,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rnnkit.errors import RnnkitError, check_bool
+from rnnkit.errors import RnnkitError, check_bool, check_positive_int
 from rnnkit.layers import activations, regularizers
 from rnnkit.layers.base import Layer
 
 Shape = tuple[int | None, ...]
-
-
-def _check_positive_int(value: object, argument: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise RnnkitError(f"{argument} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 def _check_weights(layer: Layer, weights: Sequence[Any], expected: list[tuple[str, tuple[int, ...]]]) -> list[np.ndarray]:
@@ -81,7 +75,7 @@ class Dense(Layer):
         input_size: int | None = None,
     ) -> None:
         super().__init__()
-        self.units = _check_positive_int(units, "units")
+        self.units = check_positive_int("units", units)
         self.activation_name = activation
         self.activation = activations.get(activation, "activation")
         self.use_bias = check_bool("use_bias", use_bias)
@@ -91,12 +85,12 @@ class Dense(Layer):
         self.kernel: nn.Parameter | None = None
         self.bias: nn.Parameter | None = None
         if input_size is not None:
-            self.build((_check_positive_int(input_size, "input_size"),))
+            self.build((check_positive_int("input_size", input_size),))
 
     def build(self, input_shape: Shape) -> None:
         if len(input_shape) < 1 or input_shape[-1] is None:
             raise ValueError(f"Dense needs a known number of input features on the last axis, got input shape {input_shape}")
-        m = _check_positive_int(input_shape[-1], "Dense input features")
+        m = check_positive_int("Dense input features", input_shape[-1])
         self.input_size = m
         self.kernel = nn.Parameter(torch.empty(m, self.units))
         # glorot-uniform: U(±sqrt(6 / (fan_in + fan_out))), symmetric in the two fans
@@ -236,8 +230,8 @@ class Embedding(Layer):
     ) -> None:
         super().__init__()
         self.mask_zero = check_bool("mask_zero", mask_zero)
-        self.input_dim = _check_positive_int(input_dim, "input_dim")
-        self.output_dim = _check_positive_int(output_dim, "output_dim")
+        self.input_dim = check_positive_int("input_dim", input_dim)
+        self.output_dim = check_positive_int("output_dim", output_dim)
         self.embeddings_regularizer = regularizers.get(embeddings_regularizer, "embeddings_regularizer")
         self.embeddings = nn.Parameter(torch.empty(self.input_dim, self.output_dim))
         nn.init.uniform_(self.embeddings, -0.05, 0.05)

@@ -43,10 +43,10 @@ import numpy as np
 import torch
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from rnnkit.errors import RnnkitError, check_bool
+from rnnkit.errors import RnnkitError, check_bool, check_positive_int
 from rnnkit.layers import activations, kernel, regularizers
 from rnnkit.layers.base import Layer
-from rnnkit.layers.cells import GRUCell, LSTMCell, RecurrentCell, SimpleRNNCell, State, _check_units
+from rnnkit.layers.cells import GRUCell, LSTMCell, RecurrentCell, SimpleRNNCell, State
 from rnnkit.layers.gru_sequence import GRUSequenceWithRecurrentMask
 
 RECURRENT_DROPOUT_MODES = ("sample", "batch")
@@ -119,7 +119,7 @@ class RNN(Layer):
         input_size: int | None = None,
     ) -> None:
         super().__init__()
-        self.units = _check_units(units)
+        self.units = check_positive_int("units", units)
         activations.get(activation, "activation")  # validate the name now, not at build
         self.activation = activation
         self.use_bias = check_bool("use_bias", use_bias)  # no truthy strings: "false" is refused
@@ -143,7 +143,7 @@ class RNN(Layer):
         self.kernel_regularizer = regularizers.get(kernel_regularizer, "kernel_regularizer")
         self.recurrent_regularizer = regularizers.get(recurrent_regularizer, "recurrent_regularizer")
         self.bias_regularizer = regularizers.get(bias_regularizer, "bias_regularizer")
-        self.input_size = None if input_size is None else _check_units(input_size, "input_size")
+        self.input_size = None if input_size is None else check_positive_int("input_size", input_size)
         self.cell: RecurrentCell | None = None
         self._states: State | None = None
         # Set True to run the step loop even where a fused kernel applies (tests, benchmarks).
@@ -164,7 +164,7 @@ class RNN(Layer):
         features = input_shape[-1]
         if self.input_size is not None and features != self.input_size:
             raise ValueError(f"input features must equal input_size={self.input_size}, got {features}")
-        self.input_size = _check_units(features, "input_size")
+        self.input_size = check_positive_int("input_size", features)
         self.cell = self.cell_class(self.input_size, self.units, **self._cell_options())
         self.built = True
 

@@ -26,16 +26,11 @@ import torch
 from torch import nn
 
 from rnnkit.data.text import Vocabulary, pad_sequences
+from rnnkit.errors import check_positive_int
 from rnnkit.layers.core import Dense, Embedding
 from rnnkit.layers.recurrent import recurrent_layer_class
 from rnnkit.models.sequential import Sequential
 
-
-
-def _check_positive(value: object, argument: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{argument} must be a positive integer, got {value!r}")
-    return value
 
 
 def next_word_windows(
@@ -50,7 +45,7 @@ def next_word_windows(
 
         sentence a b c  ->  x [[0, 2], [2, 3]],  y [3, 4]
     """
-    sequence_length = _check_positive(sequence_length, "sequence_length")
+    sequence_length = check_positive_int("sequence_length", sequence_length)
     contexts, targets = [], []
     for sentence in sentences:
         ids = vocab.encode(sentence)
@@ -89,7 +84,7 @@ def predict_next(model: nn.Module, vocab: Vocabulary, context: str | Sequence[st
     if not words:
         raise ValueError("context must hold at least one word, got none")
     if sequence_length is not None:
-        words = words[-_check_positive(sequence_length, "sequence_length") :]
+        words = words[-check_positive_int("sequence_length", sequence_length) :]
     was_training = model.training
     model.eval()
     try:
@@ -115,7 +110,7 @@ class BigramModel(nn.Module):
 
     def __init__(self, vocab_size: int) -> None:
         super().__init__()
-        self.vocab_size = _check_positive(vocab_size, "vocab_size")
+        self.vocab_size = check_positive_int("vocab_size", vocab_size)
         self.register_buffer("counts", torch.zeros(self.vocab_size, self.vocab_size))
 
     def fit(self, x: torch.Tensor, y: torch.Tensor) -> BigramModel:

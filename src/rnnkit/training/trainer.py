@@ -20,7 +20,7 @@ from typing import IO, Any, Iterator
 import torch
 from torch import nn
 
-from rnnkit.errors import RnnkitError, check_bool
+from rnnkit.errors import RnnkitError, check_bool, check_positive_int
 from rnnkit.training import checkpoint as ckpt
 from rnnkit.training import distributed
 from rnnkit.training.batches import BatchSequence, as_data, check_finite, count_examples, iter_batches
@@ -71,11 +71,6 @@ class History:
     def to_csv(self) -> str:
         """The history as CSV text (for ``history.csv``)."""
         return self.to_frame().to_csv(index=False)
-
-
-def _positive_int(name: str, value: Any) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 def _default_stream() -> IO[str]:
@@ -226,8 +221,8 @@ class Trainer:
             raise ValueError(f"learning_rate must be a finite number > 0, got {learning_rate!r}")
         if not isinstance(weight_decay, (int, float)) or isinstance(weight_decay, bool) or not 0 <= weight_decay < math.inf:
             raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay!r}")
-        _positive_int("batch_size", batch_size)
-        _positive_int("epochs", epochs)
+        check_positive_int("batch_size", batch_size)
+        check_positive_int("epochs", epochs)
         if shuffle is not None and not isinstance(shuffle, bool):
             raise ValueError(f"shuffle must be True, False or None, got {shuffle!r}")
         if not isinstance(stateful, bool):
@@ -240,7 +235,7 @@ class Trainer:
             raise ValueError(f"clip_grad_norm must be None or a finite number > 0, got {clip_grad_norm!r}")
         for name, value in (("early_stopping_patience", early_stopping_patience), ("lr_plateau_patience", lr_plateau_patience)):
             if value is not None:
-                _positive_int(name, value)
+                check_positive_int(name, value)
         if not isinstance(lr_factor, (int, float)) or isinstance(lr_factor, bool) or not 0 < lr_factor < 1:
             raise ValueError(f"lr_factor must be in (0, 1), got {lr_factor!r}")
         if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
