@@ -86,8 +86,24 @@ def init_from_env(timeout_s: float = 1800.0) -> bool:
 def finish() -> None:
     """Leave the process group (after a barrier, so rank 0's last files are written before any rank exits)."""
     if active():
+        import gc
+
+        gc.collect()  # DDP reducers left in reference cycles go before their process group does
         dist.barrier()
         dist.destroy_process_group()
+
+
+def parallel(model: torch.nn.Module) -> torch.nn.Module:
+    """``DistributedDataParallel(model)`` that never syncs buffers during training (a stateful layer's states
+    are its rank's own streams); torch >= 2.12 names that ``forward_sync_buffers=False``, older ones
+    ``broadcast_buffers=False`` (now deprecated)."""
+    import inspect
+
+    from torch.nn.parallel import DistributedDataParallel
+
+    if "forward_sync_buffers" in inspect.signature(DistributedDataParallel.__init__).parameters:
+        return DistributedDataParallel(model, forward_sync_buffers=False)
+    return DistributedDataParallel(model, broadcast_buffers=False)
 
 
 def piece(n: int, rank: int, size: int) -> slice:

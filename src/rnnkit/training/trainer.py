@@ -512,9 +512,7 @@ class Trainer:
         """
         if not distributed.active():
             return model
-        from torch.nn.parallel import DistributedDataParallel
-
-        return DistributedDataParallel(model, broadcast_buffers=False)
+        return distributed.parallel(model)
 
     def _piece_backward(self, net: nn.Module, model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_rows: int,
                         ranks: int) -> torch.Tensor:
