@@ -72,6 +72,20 @@ def test_a_run_scores_persistence_as_by_hand(parquet, tmp_path, scaling):
     assert again["models"]["GRU(4)"]["mae_val"] == pytest.approx(metrics["models"]["GRU(4)"]["mae_val"], rel=1e-6)
 
 
+def test_an_id_embedding_is_learned_per_series_and_read_back(parquet, tmp_path):
+    from rnnkit.runs import load_trained
+
+    _, path = parquet
+    metrics = run_experiment(config(path, id_embedding=3), tmp_path / "run", **quiet)
+    name, model, description = load_trained(tmp_path / "run", "GRU(4)")
+    assert tuple(model.embedding.weight.shape) == (3, 3)  # 3 series, 3 numbers each
+    assert description["metadata"]["features"] == ["T (degC)", "p (mbar)", "series index"]
+    again = evaluate_run(tmp_path / "run")
+    assert again["models"]["GRU(4)"]["mae_test"] == pytest.approx(metrics["models"]["GRU(4)"]["mae_test"], rel=1e-6)
+    # the model's first layer reads the 2 value columns and the 3 embedding numbers
+    assert model.model.layers[0].input_size == 5
+
+
 def test_parquet_keys_belong_to_the_parquet_dataset(parquet, capsys, tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('name = "x"\n[data]\nid_column = "station"\n[windows]\nsequence_length = 4\n'

@@ -95,6 +95,7 @@ class DataConfig(_Strict):
     id_column: str | None = None
     time_column: str | None = None
     scaling: Literal["global", "series"] | None = None
+    id_embedding: int | None = Field(None, ge=1)  # a learned vector of this many numbers per series, as an input
 
     @field_validator("columns", mode="before")
     @classmethod

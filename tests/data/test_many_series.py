@@ -99,6 +99,18 @@ def test_no_window_crosses_a_series_a_gap_or_a_split(parquet):
             assert any(a <= start and start + span <= b for a, b in store.segments[s])
 
 
+def test_with_series_the_last_input_column_is_the_series_index(parquet):
+    store, windows = streamed(parquet, True)
+    w = windows["val"]
+    plain = w.batch(torch.arange(len(w)))[0]
+    w.with_series = True
+    x, _ = w.batch(torch.arange(len(w)))
+    assert torch.equal(x[..., :-1], plain)
+    series, _ = w.locate(torch.arange(len(w)))
+    assert torch.equal(x[..., -1], torch.from_numpy(series).float()[:, None].expand(-1, L))
+    assert sorted(set(series.tolist())) == [0, 1, 2, 3]
+
+
 def test_the_spill_file_holds_each_series_rows_in_time_order(table, parquet):
     store, _ = streamed(parquet, False, batch_rows=313)
     for s, sid in enumerate(store.ids):

@@ -97,14 +97,16 @@ class SeriesScaler:
 class SeriesWindows:
     """The windows of one part (train, val or test) of every series of a store, gathered on demand.
 
-    ``batch(indices)`` returns ``(x, y)`` float32, scaled: ``x`` ``(batch, sequence_length, features)``,
-    ``y`` ``(batch, targets)``; :meth:`locate` gives each window's series and first row. Windows are
+    ``batch(indices)`` returns ``(x, y)`` float32, scaled: ``x`` ``(batch, sequence_length, features)``
+    (``with_series``: one more last column, the window's series index, unscaled), ``y`` ``(batch, targets)``; :meth:`locate` gives each window's series and first row. Windows are
     ordered by series (in the store's order), then by time.
     """
 
     def __init__(self, store, scaler: SeriesScaler, ranges: np.ndarray, *, sequence_length: int, shift: int = 1,
-                 sampling_rate: int = 1, horizon: int = 1, target_index: list[int], part: str = "data") -> None:
+                 sampling_rate: int = 1, horizon: int = 1, target_index: list[int], part: str = "data",
+                 with_series: bool = False) -> None:
         self.store, self.scaler = store, scaler
+        self.with_series = with_series  # x gets one more column: the window's series index (for an id embedding)
         self.sequence_length, self.shift, self.sampling_rate, self.horizon = sequence_length, shift, sampling_rate, horizon
         self.target_index = list(target_index)
         self.span = (sequence_length - 1) * sampling_rate + horizon + 1  # rows from a window's start to its target
@@ -143,8 +145,10 @@ class SeriesWindows:
         return (rows - mean[:, None, :]) / std[:, None, :], series
 
     def batch(self, indices) -> tuple[torch.Tensor, torch.Tensor]:
-        rows, _ = self._scaled_spans(indices)
+        rows, series = self._scaled_spans(indices)
         x = rows[:, self._inputs, :]
+        if self.with_series:
+            x = np.concatenate([x, np.broadcast_to(series[:, None, None], (len(x), x.shape[1], 1))], axis=2)
         y = rows[:, self._target, :][:, self.target_index]
         return torch.from_numpy(x.astype(np.float32)), torch.from_numpy(y.astype(np.float32))
 

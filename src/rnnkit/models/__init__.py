@@ -4,12 +4,13 @@
 - ``forecasters``: the next K rows from one window (direct, autoregressive, seq2seq; ``Clock``);
 - ``generators``: one-to-many generation (``OneToMany``, ``CharRNN``, ``generate``);
 - ``language``: next-word prediction (``next_word_model``, the ``BigramModel`` baseline);
-- ``taggers``: a tag per token (``tagging_model``, the ``MajorityTagPerWord`` baseline).
+- ``taggers``: a tag per token (``tagging_model``, the ``MajorityTagPerWord`` baseline);
+- ``series_embedding``: a learned vector per series as an input (``SeriesEmbedding``, many series).
 
 Their baselines on series live in :mod:`rnnkit.baselines`; their config path in :mod:`rnnkit.tasks`.
 """
 
-from rnnkit.models import forecasters, generators, language, taggers
+from rnnkit.models import forecasters, generators, language, series_embedding, taggers
 from rnnkit.models.sequential import Sequential
 
-__all__ = ["Sequential", "forecasters", "generators", "language", "taggers"]
+__all__ = ["Sequential", "forecasters", "generators", "language", "series_embedding", "taggers"]

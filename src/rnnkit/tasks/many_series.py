@@ -3,7 +3,8 @@
 ``task = "many_series"`` with ``[data] dataset = "parquet"``: ``paths`` names a Parquet file or a
 folder (a long table: ``id_column``, ``time_column``, the value columns; or one file per series),
 ``target`` and ``features`` name value columns, ``scaling`` is ``"global"`` (one mean and std per
-column over every series' training rows) or ``"series"`` (each series its own). Every series is
+column over every series' training rows) or ``"series"`` (each series its own); ``id_embedding = k``
+gives each series k learned numbers added to every step's inputs (:class:`SeriesEmbedding`). Every series is
 split in time by ``data.split``; windows follow ``[windows]`` within each part of each series
 (:mod:`rnnkit.data.many_series`). The rows stay on disk (:mod:`rnnkit.datasets.parquet`): memory
 holds the index and the batch, not the table.
@@ -30,11 +31,12 @@ from rnnkit.datasets.parquet import read_parquet_series
 from rnnkit.errors import RnnkitError
 from rnnkit.io import write_json_atomic
 from rnnkit.models import Sequential
+from rnnkit.models.series_embedding import SeriesEmbedding
 from rnnkit.runs import best_model, format_table
 from rnnkit.tasks.base import Task, check_baselines, stateful_anywhere
 from rnnkit.tasks.series import PARTS, PART_NAMES, units_of
 
-PARQUET_KEYS = ("id_column", "time_column", "scaling")
+PARQUET_KEYS = ("id_column", "time_column", "scaling", "id_embedding")
 
 
 class ManySeries(Task):
@@ -105,12 +107,20 @@ class ManySeries(Task):
         w = self.config.windows
         self.windows = {part: SeriesWindows(self.store, self.series_scaler, ranges[part], sequence_length=w.sequence_length,
                                             shift=w.shift, sampling_rate=w.sampling_rate, horizon=w.horizon,
-                                            target_index=[self.target_index], part=PART_NAMES[part])
+                                            target_index=[self.target_index], part=PART_NAMES[part],
+                                            with_series=data.id_embedding is not None)
                         for part in PARTS}
 
     @property
     def input_shape(self) -> tuple[int, int]:
-        return (self.config.windows.sequence_length, len(self.store.columns))
+        """The windows' shape: the value columns, then the series index when there is an id embedding."""
+        extra = 1 if self.config.data.id_embedding else 0
+        return (self.config.windows.sequence_length, len(self.store.columns) + extra)
+
+    @property
+    def network_shape(self) -> tuple[int, int]:
+        """What the network reads: the value columns, then the series' embedding."""
+        return (self.config.windows.sequence_length, len(self.store.columns) + (self.config.data.id_embedding or 0))
 
     def data_used(self) -> dict[str, Any] | None:
         return {"files": list(self.store.files), "series": len(self.store), "rows": self.store.n_rows}
@@ -132,26 +142,32 @@ class ManySeries(Task):
 
     def build(self, spec: ModelConfig) -> nn.Module:
         try:
-            net = Sequential(*[build_layer(s) for s in spec.layers], input_shape=self.input_shape)
+            net = Sequential(*[build_layer(s) for s in spec.layers], input_shape=self.network_shape)
         except ValueError as e:
             raise RnnkitError(f"model '{spec.name}': {e}") from None
         out = tuple(net.output_shapes[-1])
         if out != (1,):
             raise RnnkitError(f"model '{spec.name}' outputs shape {out} per example; the target needs (1,): end with Dense(1)")
+        dim = self.config.data.id_embedding
+        model: nn.Module = SeriesEmbedding(net, len(self.store), dim) if dim else net
         residual = self.config.windows.residual if spec.residual is None else spec.residual
-        return bl.ResidualTarget(net, self.target_index) if residual else net
+        return bl.ResidualTarget(model, self.target_index) if residual else model
 
     def rebuild(self, description: dict[str, Any]) -> nn.Module:
         config = description.get("config")
-        if isinstance(config, dict) and str(description.get("class", "")).endswith(".ResidualTarget"):
-            return bl.ResidualTarget(Sequential.from_config(config["model"]), config["target_index"])
+        cls = str(description.get("class", "")).rsplit(".", 1)[-1]
+        if isinstance(config, dict) and cls == "ResidualTarget":
+            return bl.ResidualTarget(_network(config["model"]), config["target_index"])
+        if isinstance(config, dict) and cls == "SeriesEmbedding":
+            return _network(config)
         return super().rebuild(description)
 
     def train_data(self, training: TrainingConfig) -> tuple[Any, Any]:
         return self.windows["train"], self.windows["val"]
 
     def metadata(self, spec: ModelConfig) -> dict[str, Any]:
-        return {"name": spec.name, "task": self.name, "features": list(self.store.columns),
+        return {"name": spec.name, "task": self.name,
+                "features": list(self.store.columns) + (["series index"] if self.config.data.id_embedding else []),
                 "target": self.config.data.target, "input_shape": list(self.input_shape),
                 "windows": self.config.windows.model_dump(), "scaling": self.config.data.scaling}
 
@@ -230,7 +246,8 @@ class ManySeries(Task):
         return f"\nbest by validation MAE: {name} (test skill {100 * scores['skill_test']:+.1f}% against persistence)"
 
     def summaries(self, features: int | None = None) -> str:
-        shape = (self.config.windows.sequence_length, features or len(self.config.data.features or [1]))
+        columns = features or len(self.config.data.features or [1])
+        shape = (self.config.windows.sequence_length, columns + (self.config.data.id_embedding or 0))
         blocks = [f"{self.config.name}: input_shape {shape}"]
         for spec in self.config.models:
             blocks += [f"\n{spec.name}", Sequential(*[build_layer(s) for s in spec.layers], input_shape=shape).summary()]
@@ -239,6 +256,13 @@ class ManySeries(Task):
     def describe_windows(self, data_paths: list[str] | None = None) -> str:
         self.prepare(data_paths)
         return self.describe()
+
+
+def _network(config: dict[str, Any]) -> nn.Module:
+    """A saved network: a Sequential, or a SeriesEmbedding around one (its config has ``series`` and ``dim``)."""
+    if "series" in config and "dim" in config:
+        return SeriesEmbedding(Sequential.from_config(config["model"]), int(config["series"]), int(config["dim"]))
+    return Sequential.from_config(config)
 
 
 TASK = ManySeries
