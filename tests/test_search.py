@@ -245,6 +245,9 @@ def test_a_killed_worker_loses_only_its_running_trial(tmp_path):
     assert sorted(trials.values()) == ["COMPLETE", "COMPLETE", "COMPLETE", "FAIL"]
     assert summary["counts"] == {"COMPLETE": 3, "PRUNED": 0, "FAIL": 1, "RUNNING": 0}
     assert any("was ended by signal 9" in line for line in lines)
+    # the other worker found the killed one's trial orphaned at its next ask (no zombie looks alive)
+    marked = "".join(log.read_text() for log in out.glob("worker-*.log"))
+    assert f"trial {killed[0]}: its worker is gone; marked FAIL" in marked
     started = _runs_per_trial(out)  # the killed trial's line is there if it got that far
     assert set(started.values()) == {1} and {n for n, s in trials.items() if s == "COMPLETE"} <= set(started)
     folders = {int(p.name) for p in (out / "trials").iterdir()}  # the killed trial's, if it got that far
@@ -269,6 +272,17 @@ def test_the_median_pruner_stops_trials_that_learn_nothing(tmp_path):
     assert all(max(t.intermediate_values) < 3 for t in pruned)  # stopped before the last epoch
     complete = [t for t in trials if t.state.name == "COMPLETE"]
     assert all(len(t.intermediate_values) == 3 for t in complete)
+    # the table gives a value to complete trials only (a pruned one's last loss is in other units)
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / "sweep" / "trials.csv").set_index("number")
+    for t in trials:
+        row = table.loc[t.number]
+        assert row["state"] == t.state.name
+        if t.state.name == "PRUNED":
+            assert pd.isna(row["value"]) and row["pruned_after"] == t.last_step
+        else:
+            assert row["value"] == t.value and pd.isna(row["pruned_after"])
 
 
 # --- PostgreSQL ------------------------------------------------------------------------------------

@@ -230,13 +230,18 @@ def _me() -> dict[str, Any]:
 
 
 def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, ended but not yet reaped by its parent, does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # no /proc (macOS): the signal said it exists
+        return True
+    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def fail_orphans(study, log: Callable[[str], None] | None = None) -> list[int]:
@@ -468,13 +473,21 @@ def _run_workers(sweep: Sweep, workers: int, log: Callable[[str], None],
     log(f"workers started: pids {', '.join(str(p.pid) for p in processes)}")
     if on_start is not None:
         on_start([p.pid for p in processes])
+    from multiprocessing.connection import wait
+
+    running = dict(enumerate(processes))
     try:
-        for k, p in enumerate(processes):
-            p.join()
-            if p.exitcode and p.exitcode < 0:
-                log(f"worker {k} (pid {p.pid}) was ended by signal {-p.exitcode}; its running trial is marked FAIL")
-            elif p.exitcode:
-                log(f"worker {k} (pid {p.pid}) stopped with exit code {p.exitcode} (see worker-{k}.log)")
+        while running:  # reap each worker as it ends, so that a killed one is no zombie that looks alive
+            ended = set(wait([p.sentinel for p in running.values()]))
+            for k, p in list(running.items()):
+                if p.sentinel not in ended:
+                    continue
+                p.join()
+                del running[k]
+                if p.exitcode and p.exitcode < 0:
+                    log(f"worker {k} (pid {p.pid}) was ended by signal {-p.exitcode}; its running trial is marked FAIL")
+                elif p.exitcode:
+                    log(f"worker {k} (pid {p.pid}) stopped with exit code {p.exitcode} (see worker-{k}.log)")
     except BaseException:
         for p in processes:
             p.terminate()
@@ -484,13 +497,22 @@ def _run_workers(sweep: Sweep, workers: int, log: Callable[[str], None],
 # --- results ------------------------------------------------------------------------------------
 
 def trials_table(study) -> list[dict[str, Any]]:
-    """One row per trial: number, state, value, seconds, the sampled values."""
+    """One row per trial: number, state, value, seconds, (the epoch a pruned trial stopped after,) the sampled values.
+
+    Only a COMPLETE trial has a value: Optuna gives a pruned trial its last reported epoch loss,
+    which is in the loss's units, not the metric's.
+    """
+    trials = study.get_trials(deepcopy=False)
+    pruning = any(t.state.name == "PRUNED" for t in trials)
     rows = []
-    for t in study.get_trials(deepcopy=False):
+    for t in trials:
         end = t.datetime_complete
         seconds = (end - t.datetime_start).total_seconds() if end is not None and t.datetime_start else math.nan
-        rows.append({"number": t.number, "state": t.state.name, "value": t.value if t.value is not None else math.nan,
-                     "seconds": seconds, **t.params})
+        value = t.value if t.state.name == "COMPLETE" and t.value is not None else math.nan
+        row = {"number": t.number, "state": t.state.name, "value": value, "seconds": seconds}
+        if pruning:
+            row["pruned_after"] = t.last_step if t.state.name == "PRUNED" else math.nan
+        rows.append({**row, **t.params})
     return rows
 
 
@@ -514,12 +536,16 @@ def write_results(study, config: ExperimentConfig, folder: Path, metric: str,
     if complete:
         best = study.best_trial
         chosen = trial_config(config, best.params, f"trial {best.number}")
+        threads = config.search.threads
         header = (f"# The best trial of sweep {study.study_name!r}: trial {best.number}, {metric} {best.value:.6g} "
-                  f"(its run: {best.user_attrs.get('run', '?')}).\n# Train it again: rnnkit train best.toml\n")
+                  f"(its run: {best.user_attrs.get('run', '?')}).\n"
+                  f"# Train it again: OMP_NUM_THREADS={threads} rnnkit train best.toml (the worker's {threads} torch "
+                  f"thread(s): the same bits; other thread counts change the last digits)\n")
         write_text_atomic(folder / "best.toml", header + config_toml(chosen))
         summary.update(best_trial=best.number, best_value=best.value, best_params=best.params)
         log(f"best: trial {best.number}, {metric} {best.value:.6g}: {json.dumps(best.params)}")
-        log(f"written: {folder}/best.toml (rnnkit train {folder}/best.toml trains it again), trials.csv")
+        log(f"written: {folder}/best.toml (OMP_NUM_THREADS={config.search.threads} rnnkit train {folder}/best.toml "
+            "trains it again), trials.csv")
         from rnnkit.plots import plot_sweep
 
         with _quiet_optuna():
