@@ -13,6 +13,7 @@ import torch
 
 from rnnkit import layers
 from rnnkit.baselines import MajorityClass, SameAsNow
+from rnnkit.tasks import TASKS
 from rnnkit.tasks.classification import LabelledWindows, classification_baselines, score_classifier, window_labels
 from rnnkit.cli import main
 from rnnkit.config import parse_config
@@ -272,7 +273,7 @@ BASE = {"task": "classification", "windows": {"sequence_length": 4}}
     ({"classification": {"threshold": 0.0, "classes": 3}},
      "config: 'classification': classes must be 2 (or left out) when a threshold makes the labels, got 3"),
     ({"classification": {"treshold": 0.0}}, "config: unknown key 'classification.treshold' (did you mean 'threshold'?)"),
-    ({"task": "sorting"}, "config: 'task' must be one of 'regression', 'classification', 'tagging', 'quantile', 'many_series', got 'sorting'"),
+    ({"task": "sorting"}, f"config: 'task' must be one of {', '.join(repr(n) for n in TASKS)}, got 'sorting'"),
     ({"task": "regression", "classification": {"threshold": 0.0}},
      "config: classification: settings need task = 'classification', got task = 'regression'"),
     ({"training": {"loss": "mae"}}, "config: training.loss must be 'cross_entropy' when task = 'classification', got 'mae'"),

@@ -69,16 +69,29 @@ class Clock:
     with t counted in rows; row t + k holds the pair rotated by the angle 2π k / period:
     ``sin' = s·cos θ + c·sin θ``, ``cos' = c·cos θ − s·sin θ``. Exact for regular rows.
 
+    Standardised clock columns (a run's :class:`rnnkit.data.Standardizer` scales every column):
+    give ``mean`` and ``std`` of the clock columns, in the order of :attr:`indices` (sin, cos of
+    each pair); the rotation then runs in data units, ``z · std + mean``, and its result is
+    scaled back.
+
     Args:
         pairs: ``[(sin_index, cos_index, period_in_rows), ...]``, positions among the features.
+        mean, std: default None (the columns hold sin and cos themselves): one number per clock
+            column, in the order sin, cos of each pair.
 
     Example (hourly rows, ``Day sin``/``Day cos`` in columns 5 and 6)::
 
         clock = Clock([(5, 6, 24)])
         clock.future(x[:, -1], 3)     # (batch, 3, 2): the pair at the next three rows
+
+    Example (standardised columns: sin 0, cos 1 are -0.25, 1.0; a quarter period later sin 1, cos 0):
+        >>> clock = Clock([(0, 1, 4)], mean=[0.5, 0.0], std=[2.0, 1.0])
+        >>> torch.allclose(clock.future(torch.tensor([[-0.25, 1.0]]), 1), torch.tensor([[[0.25, 0.0]]]), atol=1e-6)
+        True
     """
 
-    def __init__(self, pairs: Sequence[tuple[int, int, float]]) -> None:
+    def __init__(self, pairs: Sequence[tuple[int, int, float]], mean: Sequence[float] | None = None,
+                 std: Sequence[float] | None = None) -> None:
         pairs = list(pairs)
         if not pairs:
             raise ValueError("pairs must hold at least one (sin_index, cos_index, period), got []")
@@ -91,6 +104,15 @@ class Clock:
         self.indices = [i for s, c, _ in self.pairs for i in (s, c)]
         if len(set(self.indices)) != len(self.indices):
             raise ValueError(f"pairs must not share a column, got {pairs!r}")
+        if (mean is None) != (std is None):
+            raise ValueError("mean and std must be given together (the clock columns' scaling), got one of them")
+        self.mean = self.std = None
+        if mean is not None:
+            mean, std = [float(m) for m in mean], [float(s) for s in std]
+            if len(mean) != len(self.indices) or len(std) != len(self.indices) or not all(s > 0 for s in std):
+                raise ValueError(f"mean and std must hold {len(self.indices)} numbers (std > 0), one per clock column, "
+                                 f"got {mean!r} and {std!r}")
+            self.mean, self.std = mean, std
 
     def future(self, row: torch.Tensor, target_length: int) -> torch.Tensor:
         """The clock columns of the ``target_length`` rows after ``row`` ``(batch, features)``: ``(batch, target_length, 2·pairs)``."""
@@ -102,11 +124,27 @@ class Clock:
 
     def _rotate(self, row: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         out = []
-        for s_i, c_i, period in self.pairs:
+        for j, (s_i, c_i, period) in enumerate(self.pairs):
             theta = 2 * math.pi * k / period  # (target_length,)
             s, c = row[:, s_i, None], row[:, c_i, None]  # (batch, 1)
-            out += [s * theta.cos() + c * theta.sin(), c * theta.cos() - s * theta.sin()]
+            if self.mean is not None:  # standardised columns: rotate in data units
+                s = s * self.std[2 * j] + self.mean[2 * j]
+                c = c * self.std[2 * j + 1] + self.mean[2 * j + 1]
+            s_next, c_next = s * theta.cos() + c * theta.sin(), c * theta.cos() - s * theta.sin()
+            if self.mean is not None:
+                s_next = (s_next - self.mean[2 * j]) / self.std[2 * j]
+                c_next = (c_next - self.mean[2 * j + 1]) / self.std[2 * j + 1]
+            out += [s_next, c_next]
         return torch.stack(out, -1)
+
+    def get_config(self) -> dict[str, Any]:
+        """The constructor's arguments, as JSON: ``Clock(**clock.get_config())`` is the same clock."""
+        return {"pairs": [list(p) for p in self.pairs], "mean": self.mean, "std": self.std}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any] | None) -> Clock | None:
+        """The clock of :meth:`get_config` (None for None: a model without a clock)."""
+        return None if config is None else cls([tuple(p) for p in config["pairs"]], config.get("mean"), config.get("std"))
 
     def __repr__(self) -> str:
         return f"Clock({self.pairs})"
@@ -199,8 +237,20 @@ class AutoregressiveForecaster(nn.Module):
         # cat([fed-back values, clock values])[:, order] puts every column back in its place.
         self._column_order = torch.argsort(torch.tensor(self.fed_back + clock_columns)).tolist()
         self.residual = bool(residual)
-        self.rnn = recurrent_layer(layer, check_positive_int("units", units), self.features)
+        self.units, self.layer = check_positive_int("units", units), layer
+        self.rnn = recurrent_layer(layer, self.units, self.features)
         self.head = Dense(len(self.fed_back), input_size=units)
+
+    def get_config(self) -> dict[str, Any]:
+        """The constructor's arguments, as JSON (the clock's too): :meth:`from_config` builds the same model."""
+        return {"features": self.features, "target_length": self.target_length, "units": self.units,
+                "layer": self.layer, "clock": self.clock.get_config() if self.clock is not None else None,
+                "residual": self.residual}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> AutoregressiveForecaster:
+        """A model of :meth:`get_config`'s architecture (untrained: load the weights after)."""
+        return cls(**{**config, "clock": Clock.from_config(config.get("clock"))})
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Warm up on all but the last row; the loop reads the last row first.
@@ -262,11 +312,22 @@ class Seq2SeqForecaster(nn.Module):
         _check_clock(clock, self.features)
         self.clock = clock
         self.residual = bool(residual)
-        units = check_positive_int("units", units)
+        self.units, self.layer = units, layer = check_positive_int("units", units), layer
         decoder_inputs = len(self.target_index) + (len(clock.indices) if clock is not None else 0)
         self.encoder = recurrent_layer(layer, units, self.features)
         self.decoder = recurrent_layer(layer, units, decoder_inputs)
         self.head = Dense(len(self.target_index), input_size=units)
+
+    def get_config(self) -> dict[str, Any]:
+        """The constructor's arguments, as JSON (the clock's too): :meth:`from_config` builds the same model."""
+        return {"features": self.features, "target_length": self.target_length, "target_index": list(self.target_index),
+                "units": self.units, "layer": self.layer,
+                "clock": self.clock.get_config() if self.clock is not None else None, "residual": self.residual}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Seq2SeqForecaster:
+        """A model of :meth:`get_config`'s architecture (untrained: load the weights after)."""
+        return cls(**{**config, "clock": Clock.from_config(config.get("clock"))})
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _, state = run_recurrent(self.encoder, x)

@@ -27,6 +27,8 @@ TASKS: dict[str, str] = {
     "tagging": "rnnkit.tasks.tagging",
     "quantile": "rnnkit.tasks.quantile",
     "many_series": "rnnkit.tasks.many_series",
+    "autoregressive": "rnnkit.tasks.autoregressive",
+    "seq2seq": "rnnkit.tasks.seq2seq",
 }
 
 

@@ -169,20 +169,10 @@ def prepare(config: ExperimentConfig, frame: pd.DataFrame) -> Prepared:
     pieces = dict(zip(PARTS, split_parts))
     scaler = Standardizer().fit(pd.concat(pieces["train"]))
     scaled = {p: [scaler.transform(piece) for piece in pieces[p]] for p in PARTS}
-    w = config.windows
     windows: dict[str, Windows] = {}
     for part in PARTS:
-        # A DataFrame keeps its own gaps; a list of pieces makes each piece a segment.
-        data = scaled[part] if len(scaled[part]) > 1 else scaled[part][0]
-        if config.data.gaps == "ignore":  # rows by position: no timestamps, one segment per piece
-            data = ([p.reset_index(drop=True) for p in data] if isinstance(data, list)
-                    else data.reset_index(drop=True))
         try:
-            windows[part] = make_windows(
-                data, w.sequence_length, shift=w.shift, sampling_rate=w.sampling_rate,
-                horizon=w.horizon, targets=config.data.target, return_sequences=w.return_sequences,
-                target_length=w.target_length,
-            )
+            windows[part] = part_windows(config, scaled[part], config.data.target)
         except ValueError as e:
             rows = sum(len(p) for p in pieces[part])
             raise RnnkitError(
@@ -193,6 +183,21 @@ def prepare(config: ExperimentConfig, frame: pd.DataFrame) -> Prepared:
             ) from None
     target_index = scaler.column_index(config.data.target)
     return Prepared(config, frame, scaler, scaled, windows, target_index)
+
+
+def part_windows(config: ExperimentConfig, pieces: list[pd.DataFrame], targets: str | list[str]) -> Windows:
+    """The windows of one part's scaled pieces (each piece a segment), with ``targets`` as y.
+
+    :func:`prepare` cuts the target column's; a task that trains on other columns (the
+    autoregressive forecaster predicts every fed-back column) cuts the same windows with its own.
+    """
+    w = config.windows
+    # A DataFrame keeps its own gaps; a list of pieces makes each piece a segment.
+    data: Any = pieces if len(pieces) > 1 else pieces[0]
+    if config.data.gaps == "ignore":  # rows by position: no timestamps, one segment per piece
+        data = [p.reset_index(drop=True) for p in data] if isinstance(data, list) else data.reset_index(drop=True)
+    return make_windows(data, w.sequence_length, shift=w.shift, sampling_rate=w.sampling_rate, horizon=w.horizon,
+                        targets=targets, return_sequences=w.return_sequences, target_length=w.target_length)
 
 
 def split_windows(frame: pd.DataFrame, config: ExperimentConfig) -> tuple[list[pd.DataFrame], ...]:
