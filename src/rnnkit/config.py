@@ -68,7 +68,8 @@ class DataConfig(_Strict):
 
     # teddy: the tagged "Teddy Roosevelt" / "Teddy bears" sentences (rnnkit.corpora.teddy), task = "tagging" only
     # parquet: many series from a Parquet file or folder (a long table), task = "many_series" only
-    dataset: Literal["jena", "sunspots", "teddy", "parquet"] = "jena"
+    # weather_text: a weather diary (rnnkit.corpora.weather_text), characters for task = "generation" only
+    dataset: Literal["jena", "sunspots", "teddy", "parquet", "weather_text"] = "jena"
     paths: list[str] = Field(default_factory=list)  # explicit files; empty: RNNKIT_DATA_DIR, cache, embedded record
     # Jena with no paths: "auto" reads any Jena file found (10-minute benchmark, else the station exports);
     # "record" only the 2009-2016 record: the 10-minute file where present, else the one embedded (hourly).
@@ -372,6 +373,8 @@ class ExperimentConfig(_Strict):
     classification: ClassificationConfig | None = None  # task = "classification": its defaults when left out
     tagging: TaggingConfig | None = None  # task = "tagging": its defaults when left out
     quantile: QuantileConfig | None = None  # task = "quantile": its defaults when left out
+    # task = "generation": its [generation] table, checked and filled in by rnnkit.tasks.generation
+    generation: dict[str, Any] | None = None
     models: list[ModelConfig] = Field(default_factory=list)
     published: PublishedConfig | None = None  # reference numbers (the course's, Chollet's) shown beside the run's
     output: OutputConfig = Field(default_factory=OutputConfig)

@@ -154,7 +154,7 @@ def models_section(config: Any, features: int) -> str:
 
 def scores_section(config: Any, metrics: dict[str, Any]) -> str:
     task = metrics.get("task")
-    if task in ("classification", "tagging"):
+    if task in ("classification", "tagging", "generation"):
         from rnnkit.tasks import task_class
 
         return f"<pre>{_e(task_class(task).table(metrics))}</pre>"

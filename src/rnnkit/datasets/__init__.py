@@ -1,9 +1,10 @@
-"""Datasets: the Jena climate weather data and SILSO's sunspots (the only modules that read files or download)."""
+"""Datasets: the Jena climate weather data, SILSO's sunspots, prompt files (the only modules that read files or download)."""
 
 from rnnkit.data._series import segments
 from rnnkit.datasets.describe import DataReport, describe, load
 from rnnkit.datasets.jena import jena_climate, read_jena_file
+from rnnkit.datasets.prompts import read_prompts
 from rnnkit.datasets.sunspots import read_silso_file, sunspots
 
-__all__ = ["DataReport", "describe", "jena_climate", "load", "read_jena_file", "read_silso_file", "segments",
-           "sunspots"]
+__all__ = ["DataReport", "describe", "jena_climate", "load", "read_jena_file", "read_prompts", "read_silso_file",
+           "segments", "sunspots"]

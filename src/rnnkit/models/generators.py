@@ -152,11 +152,22 @@ class CharRNN(nn.Module):
             raise ValueError(f"vocabulary must be a non-empty string of distinct characters, got {vocabulary!r}")
         self.vocabulary = vocabulary
         self._ids = {c: i for i, c in enumerate(vocabulary)}
-        embedding_dim = check_positive_int("embedding_dim", embedding_dim)
-        units = check_positive_int("units", units)
+        self.embedding_dim = embedding_dim = check_positive_int("embedding_dim", embedding_dim)
+        self.units = units = check_positive_int("units", units)
+        self.layer = layer
         self.embedding = Embedding(len(vocabulary), embedding_dim)
         self.rnn = recurrent_layer(layer, units, embedding_dim, return_sequences=True)
         self.head = Dense(len(vocabulary), input_size=units)
+
+    def get_config(self) -> dict[str, Any]:
+        """The constructor's arguments, as JSON: :meth:`from_config` builds the same model."""
+        return {"vocabulary": self.vocabulary, "embedding_dim": self.embedding_dim, "units": self.units,
+                "layer": self.layer}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> CharRNN:
+        """A model of :meth:`get_config`'s architecture (untrained: load the weights after)."""
+        return cls(**config)
 
     def encode(self, text: str) -> torch.Tensor:
         """``(len(text),)`` int64 ids."""
@@ -181,6 +192,69 @@ class CharRNN(nn.Module):
         """Logits ``(batch, vocabulary)`` of the character after ``previous`` ``(batch,)``."""
         h, state = run_recurrent(self.rnn, self.embedding(previous[:, None]), state)
         return self.head(h[:, 0]), state
+
+
+class CharUnigram(nn.Module):
+    """Baseline: every next character drawn from the training text's character frequencies.
+
+    Add-one smoothing, so a character the training text lacks keeps a probability:
+    ``p(c) = (count(c) + 1) / (n + V)``. Scored like a :class:`CharRNN`: ids ``(batch, time)`` →
+    logits ``(batch, time, V)`` (log-probabilities), the same at every step.
+
+    Example:
+        >>> u = CharUnigram.fit("aab", "ab")          # a: (2 + 1) / 5, b: (1 + 1) / 5
+        >>> [round(p, 4) for p in u(torch.tensor([[0, 1]])).exp()[0, 0].tolist()]
+        [0.6, 0.4]
+    """
+
+    discrete = True
+
+    def __init__(self, vocabulary: str) -> None:
+        super().__init__()
+        self.vocabulary = vocabulary
+        self.register_buffer("log_p", torch.zeros(len(vocabulary)))
+
+    @classmethod
+    def fit(cls, text: str, vocabulary: str) -> CharUnigram:
+        model = cls(vocabulary)
+        counts = torch.bincount(CharRNN(vocabulary, 1, 1).encode(text), minlength=len(vocabulary)).double() + 1
+        model.log_p = (counts / counts.sum()).log().float()
+        return model
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.log_p.expand(*ids.shape, len(self.vocabulary))
+
+
+class CharBigram(nn.Module):
+    """Baseline: the next character from the current one alone, by the training text's pair counts.
+
+    ``p(b | a) = (count(a b) + 1) / (count(a ·) + V)`` (add-one smoothing). Ids ``(batch, time)``
+    → logits ``(batch, time, V)``: row t holds the log-probabilities of the character after ``ids[t]``.
+
+    Example:
+        >>> b = CharBigram.fit("abab", "ab")          # after a: b twice -> (0 + 1) / 4, (2 + 1) / 4
+        >>> [round(p, 4) for p in b(torch.tensor([[0]])).exp()[0, 0].tolist()]
+        [0.25, 0.75]
+    """
+
+    discrete = True
+
+    def __init__(self, vocabulary: str) -> None:
+        super().__init__()
+        self.vocabulary = vocabulary
+        self.register_buffer("log_p", torch.zeros(len(vocabulary), len(vocabulary)))
+
+    @classmethod
+    def fit(cls, text: str, vocabulary: str) -> CharBigram:
+        model = cls(vocabulary)
+        ids = CharRNN(vocabulary, 1, 1).encode(text)
+        counts = torch.ones(len(vocabulary), len(vocabulary), dtype=torch.float64)
+        counts.index_put_((ids[:-1], ids[1:]), torch.ones(len(ids) - 1, dtype=torch.float64), accumulate=True)
+        model.log_p = (counts / counts.sum(1, keepdim=True)).log().float()
+        return model
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.log_p[ids]
 
 
 def text_windows(text: str, model: CharRNN, sequence_length: int, shift: int = 1) -> tuple[torch.Tensor, torch.Tensor]:

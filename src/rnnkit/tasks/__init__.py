@@ -29,6 +29,7 @@ TASKS: dict[str, str] = {
     "many_series": "rnnkit.tasks.many_series",
     "autoregressive": "rnnkit.tasks.autoregressive",
     "seq2seq": "rnnkit.tasks.seq2seq",
+    "generation": "rnnkit.tasks.generation",
 }
 
 
