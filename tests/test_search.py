@@ -197,6 +197,17 @@ def test_resume_continues_the_study_to_more_trials(tmp_path, capsys):
     assert [t.state.name for t in study_trials(out)] == ["COMPLETE", "COMPLETE"]
 
 
+def test_a_journal_file_holds_the_study_too(tmp_path):
+    from rnnkit.search import run_sweep
+
+    lines: list[str] = []
+    summary = run_sweep(parse_config(tiny(trials=2)), tmp_path / "sweep", storage=f"journal:{tmp_path / 'study.log'}",
+                        log=lines.append)
+    assert summary["counts"]["COMPLETE"] == 2 and (tmp_path / "study.log").stat().st_size > 0
+    assert not (tmp_path / "sweep" / "study.db").exists()
+    assert [t.state.name for t in study_trials(None, url=f"journal:{tmp_path / 'study.log'}")] == ["COMPLETE"] * 2
+
+
 # --- workers ---------------------------------------------------------------------------------------
 
 def _runs_per_trial(folder: Path) -> dict[int, int]:
