@@ -18,7 +18,7 @@ from helpers import tiny_config, write_jena_csv
 from rnnkit.cli import main
 from rnnkit.config import load_config, parse_config
 from rnnkit.errors import RnnkitError
-from rnnkit.experiment import evaluate_run, metrics_table, predict_file, run_experiment
+from rnnkit.experiment import describe_windows, evaluate_run, metrics_table, predict_file, run_experiment
 from rnnkit.models.forecasters import AutoregressiveForecaster, Seq2SeqForecaster
 from rnnkit.io import load_weights, read_model_json, save_model
 from rnnkit.runs import load_trained
@@ -230,13 +230,23 @@ def test_cli_train_evaluate_predict(tmp_path, capsys, task):
     assert "GRU(4)" in capsys.readouterr().out
 
 
-def test_shipped_configs_are_valid_and_match_the_multistep_config():
+def test_shipped_configs_share_the_data_and_the_multistep_configs_windows_and_baselines():
     direct = load_config(CONFIGS / "multistep.toml")
-    for name in ("autoregressive", "seq2seq"):
-        config = load_config(CONFIGS / f"{name}.toml")
-        assert config.task == name
-        assert config.data == direct.data and config.windows == direct.windows  # the same data and windows
-        assert config.baselines == direct.baselines
+    ar, s2s = (load_config(CONFIGS / f"{name}.toml") for name in ("autoregressive", "seq2seq"))
+    assert (ar.task, s2s.task) == ("autoregressive", "seq2seq")
+    assert ar.data == s2s.data and ar.windows == s2s.windows and ar.training == s2s.training
+    assert ar.data.source == "record"  # the default data: runs with nothing local
+    for key in ("target", "features", "derived", "step", "split"):
+        assert getattr(ar.data, key) == getattr(direct.data, key), key
+    assert ar.windows.model_dump(exclude={"shift"}) == direct.windows.model_dump(exclude={"shift"})
+    assert ar.baselines == direct.baselines
+
+
+@pytest.mark.parametrize("name", ["autoregressive", "seq2seq"])
+def test_shipped_configs_window_the_embedded_record_with_nothing_local(nothing_local, name):
+    text = describe_windows(load_config(CONFIGS / f"{name}.toml"))
+    assert "embedded in rnnkit" in text
+    assert "8,367 windows" in text and "2,736 windows" in text and "2,776 windows" in text  # 60/20/20 in time
 
 
 # --- refused settings ---------------------------------------------------------------------------------
