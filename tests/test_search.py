@@ -354,18 +354,28 @@ def postgres():
 
 
 def test_two_workers_share_a_study_on_a_real_postgresql_server(tmp_path, postgres, capsys):
-    config = write(tmp_path, tiny(trials=4))
-    out = tmp_path / "sweep"
-    assert main(["sweep", str(config), "--output", str(out), "--workers", "2", "--storage", postgres,
-                 "--study", "pg-tiny"]) == 0
-    assert "trials: 4 COMPLETE, 0 PRUNED, 0 FAIL" in capsys.readouterr().out
+    from rnnkit.search import run_sweep
+
+    config = write(tmp_path, tiny(trials=5))
+    out, other = tmp_path / "sweep", tmp_path / "other-machine"
+    joined: list[subprocess.Popen] = []
+
+    def join_from_another_folder(pids: list[int]) -> None:
+        # a second sweep in its own folder (another machine: another file lock) joins the study at once
+        joined.append(subprocess.Popen(
+            [sys.executable, "-m", "rnnkit", "sweep", str(config), "--output", str(other), "--storage", postgres,
+             "--study", "pg-tiny", "--resume"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+
+    summary = run_sweep(load_config(config), out, workers=2, storage=postgres, study="pg-tiny",
+                        on_start=join_from_another_folder, log=lambda line: None)
+    printed = joined[0].communicate(timeout=300)[0]
+    assert joined[0].returncode == 0, printed
     trials = study_trials(None, "pg-tiny", postgres)
-    assert sorted(t.number for t in trials) == [0, 1, 2, 3]
-    assert _runs_per_trial(out) == {0: 1, 1: 1, 2: 1, 3: 1}
+    assert sorted(t.number for t in trials) == [0, 1, 2, 3, 4]  # exactly 5, whoever ran them
+    assert all(t.state.name == "COMPLETE" for t in trials) and summary["trials"] == 5
+    started = _runs_per_trial(out)
+    for n, count in _runs_per_trial(other).items():
+        started[n] = started.get(n, 0) + count
+    assert started == {0: 1, 1: 1, 2: 1, 3: 1, 4: 1}  # each once, over both folders
     assert not (out / "study.db").exists()  # the study lives in the server
-    # a second process joins the same study with --resume and brings it to 5 trials
-    assert main(["sweep", str(config), "--output", str(tmp_path / "second"), "--storage", postgres,
-                 "--study", "pg-tiny", "--resume", "--trials", "5"]) == 0
-    trials = study_trials(None, "pg-tiny", postgres)
-    assert sorted(t.number for t in trials) == [0, 1, 2, 3, 4]
-    assert load_config(tmp_path / "second" / "best.toml").search is None
+    assert load_config(other / "best.toml").search is None

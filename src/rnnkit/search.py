@@ -16,7 +16,8 @@ reported). A sweep folder holds::
 Storage: ``sqlite:///FILE`` (the default, ``study.db`` in the folder), ``postgresql://USER@HOST/DB``
 (workers on many machines share one study) or ``journal:FILE`` (Optuna's journal file, for a
 shared file system). ``--workers K`` starts K processes on this machine; each asks the study for
-a trial under a file lock, so the study ends with exactly ``trials`` trials. A worker that dies
+a trial under a lock (a file lock in the folder; on PostgreSQL also an advisory lock, which holds
+across machines), so the study ends with exactly ``trials`` trials. A worker that dies
 (``kill -9``) loses only its running trial: the others, and the sweep at its end, mark it FAIL
 (its process is gone; on a database, also when its heartbeat stops).
 """
@@ -24,6 +25,7 @@ a trial under a file lock, so the study ends with exactly ``trials`` trials. A w
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import multiprocessing
@@ -281,6 +283,29 @@ def _file_lock(path: Path) -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def _ask_lock(sweep: Sweep, storage) -> Iterator[None]:
+    """Held while a worker counts the study's trials and asks for one: the count stays exact.
+
+    The file lock in the sweep folder serialises this machine's workers; on PostgreSQL a session
+    advisory lock keyed by the study's name serialises every machine's.
+    """
+    with _file_lock(sweep.folder / LOCK_FILE):
+        engine = getattr(storage, "engine", None)
+        if engine is None or engine.dialect.name != "postgresql":
+            yield
+            return
+        from sqlalchemy import text
+
+        key = int.from_bytes(hashlib.sha256(f"rnnkit-sweep:{sweep.study}".encode()).digest()[:8], "big", signed=True)
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+            try:
+                yield
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+
+
+@contextlib.contextmanager
 def _heartbeat(study, trial) -> Iterator[None]:
     """Record the trial's heartbeat every few seconds while it runs (database storages)."""
     storage = study._storage
@@ -330,7 +355,7 @@ def work(sweep: Sweep, worker: int) -> int:
                                   pruner=pruner_of(search))
         log(f"worker {worker} (pid {os.getpid()}) joins study {sweep.study!r}: {done} trials so far")
         while True:
-            with _file_lock(sweep.folder / LOCK_FILE):
+            with _ask_lock(sweep, storage):
                 fail_orphans(study, log)
                 if len(study.get_trials(deepcopy=False)) >= sweep.trials:
                     break
