@@ -153,8 +153,9 @@ def evaluate_command(run_dir: Path, data: tuple[str, ...]) -> None:
 
 @app.command("predict")
 @click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option("--data", multiple=True, required=True, type=click.Path(path_type=str), help="Data file(s) to predict on.")
-@click.option("--model", "model_name", default=None, help="Model of the run (default: the best by validation MAE).")
+@click.option("--data", multiple=True, required=True, type=click.Path(path_type=str),
+              help="Data file(s) to predict on (a generation run: text files of prompts, one a line).")
+@click.option("--model", "model_name", default=None, help="Model of the run (default: the best on validation).")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write the predictions to this CSV.")
 def predict_command(run_dir: Path, data: tuple[str, ...], model_name: str | None, output: Path | None) -> None:
     """Predict with a trained model of a run on new data."""
