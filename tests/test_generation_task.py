@@ -197,7 +197,7 @@ def test_shipped_config_is_valid():
 
 
 @pytest.mark.parametrize(("change", "message"), [
-    ({"data": {"dataset": "jena"}}, "data.dataset must be a character corpus ('weather_text') with task = 'generation'"),
+    ({"data": {"dataset": "jena"}}, "data.dataset must be a character corpus ('weather_text', 'text') with task = 'generation'"),
     ({"windows": {"horizon": 2}}, "windows: task = 'generation' reads sequence_length characters"),
     ({"models": [{"name": "m", "layers": [{"type": "GRU", "units": 4}, {"type": "Dense", "units": 3}]}]},
      "models[0].layers: task = 'generation' builds Embedding -> the recurrent layer -> Dense(vocabulary)"),
@@ -221,3 +221,49 @@ def test_generation_settings_under_another_task_are_refused(raw, message):
     base = {"windows": {"sequence_length": 8}, "models": [{"name": "m", "layers": [{"type": "Dense", "units": 1}]}]}
     with pytest.raises(RnnkitError, match=message):
         parse_config({**base, **raw})
+
+
+# --- your own text file: data.dataset = "text" ----------------------------------------------------------
+
+def test_a_text_file_is_a_corpus_its_alphabet_and_parts_from_the_file(tmp_path):
+    text = "the cat sat on the mat.\nthe dog sat on the log.\n" * 20  # 960 characters, CRLF-free
+    corpus = tmp_path / "pets.txt"
+    corpus.write_bytes(text.replace("\n", "\r\n").encode())  # Windows newlines are read as \n
+    raw = _raw(data={"dataset": "text", "paths": [str(corpus)], "split": [0.7, 0.15, 0.15]},
+               windows={"sequence_length": 16, "shift": 8}, training={"epochs": 1})
+    metrics = run_experiment(parse_config(raw), tmp_path / "run", **quiet)
+    assert metrics["vocabulary"] == len(set(text)) and sum(metrics["characters"].values()) == len(text)
+    parts = split_text(text, [0.7, 0.15, 0.15])
+    counts = Counter(parts["train"])
+    alphabet = "".join(sorted(set(text)))
+    unigram = -sum(math.log((counts[c] + 1) / (len(parts["train"]) + len(alphabet))) for c in parts["test"][1:])
+    assert metrics["models"]["unigram"]["loss_test"] == pytest.approx(unigram / (len(parts["test"]) - 1), rel=1e-5)
+    _, model, _ = load_trained(tmp_path / "run")
+    assert model.vocabulary == alphabet
+    again = evaluate_run(tmp_path / "run")  # reads the file again (config.json names it)
+    assert again["models"]["char GRU"]["loss_test"] == metrics["models"]["char GRU"]["loss_test"]
+    corpus.write_text(text + "ZEBRA")  # another alphabet now: refused, not scored with shifted ids
+    with pytest.raises(RnnkitError, match="the corpus read now has another alphabet than the model's"):
+        evaluate_run(tmp_path / "run")
+
+
+def test_cli_train_on_a_text_file_given_with_data(tmp_path, capsys):
+    corpus = tmp_path / "abc.txt"
+    corpus.write_text("abcabcabd\n" * 30)
+    config = tmp_path / "g.toml"
+    config.write_text('name = "g"\ntask = "generation"\n[data]\ndataset = "text"\n[windows]\nsequence_length = 12\n'
+                      'shift = 6\n[generation]\nlength = 5\n[training]\nepochs = 1\n'
+                      '[[models]]\nname = "m"\nlayers = [{type = "GRU", units = 4}]\n')
+    assert main(["train", str(config), "--output", str(tmp_path / "none"), "--quiet"]) == 2
+    assert "data.dataset 'text' trains on text files: give data.paths" in capsys.readouterr().err
+    assert main(["train", str(config), "--data", str(corpus), "--output", str(tmp_path / "run"), "--quiet"]) == 0
+    assert "(files: abc.txt)" in capsys.readouterr().out
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["data"]["paths"] == [str(corpus.resolve())]
+    assert main(["train", str(config), "--data", str(tmp_path / "missing.txt"), "--output", str(tmp_path / "r2")]) == 2
+    assert "text file not found" in capsys.readouterr().err
+
+
+def test_weather_text_reads_no_file():
+    with pytest.raises(RnnkitError, match="data.dataset 'weather_text' is rnnkit's own corpus: it reads no file"):
+        task_for(parse_config(_raw(data={"paths": ["x.txt"]}))).prepare()

@@ -68,8 +68,9 @@ class DataConfig(_Strict):
 
     # teddy: the tagged "Teddy Roosevelt" / "Teddy bears" sentences (rnnkit.corpora.teddy), task = "tagging" only
     # parquet: many series from a Parquet file or folder (a long table), task = "many_series" only
-    # weather_text: a weather diary (rnnkit.corpora.weather_text), characters for task = "generation" only
-    dataset: Literal["jena", "sunspots", "teddy", "parquet", "weather_text"] = "jena"
+    # weather_text: a weather diary (rnnkit.corpora.weather_text); text: the text file(s) of data.paths (or --data):
+    # characters for task = "generation" only
+    dataset: Literal["jena", "sunspots", "teddy", "parquet", "weather_text", "text"] = "jena"
     paths: list[str] = Field(default_factory=list)  # explicit files; empty: RNNKIT_DATA_DIR, cache, embedded record
     # Jena with no paths: "auto" reads any Jena file found (10-minute benchmark, else the station exports);
     # "record" only the 2009-2016 record: the 10-minute file where present, else the one embedded (hourly).

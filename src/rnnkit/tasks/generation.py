@@ -12,7 +12,8 @@ A config names the corpus and the generation settings::
     baselines = ["unigram", "bigram"]
 
     [data]
-    dataset = "weather_text"        # rnnkit.corpora.weather_text: a weather diary of 1,680 characters
+    dataset = "weather_text"        # rnnkit.corpora.weather_text: a weather diary of 1,680 characters;
+                                    # "text" with paths = ["my.txt"] (or --data): your own text files
     split = [0.7, 0.15, 0.15]       # train / validation / test, in order, by characters
 
     [windows]
@@ -56,11 +57,11 @@ from rnnkit.layers.recurrent import RECURRENT_LAYERS
 from rnnkit.models.generators import CharBigram, CharRNN, CharUnigram, generate, text_windows
 from rnnkit.runs import best_model, format_table, load_trained
 from rnnkit.tasks.base import Task, check_baselines, default_loss_and_baselines, require_loss, stateful_anywhere
-from rnnkit.tasks.series import require_windows
+from rnnkit.tasks.series import require_windows, with_data_paths
 
 PARTS = ("train", "val", "test")
 PART_NAMES = {"train": "training", "val": "validation", "test": "test"}
-CORPORA = ("weather_text",)  # data.dataset values that are character corpora
+CORPORA = ("weather_text", "text")  # data.dataset values that are character corpora (text: data.paths' files)
 BASELINES = ("unigram", "bigram")
 
 
@@ -80,13 +81,28 @@ def settings(config: ExperimentConfig) -> GenerationConfig:
     return GenerationConfig.model_validate(config.generation or {})
 
 
-def corpus_text(dataset: str) -> tuple[str, str]:
-    """The text of a character corpus and its alphabet (every character it holds, sorted)."""
-    if dataset == "weather_text":
+def corpus_text(config: ExperimentConfig) -> tuple[str, str]:
+    """The text of a config's character corpus and its alphabet (every character it holds, sorted).
+
+    ``data.dataset = "weather_text"``: rnnkit's weather diary; ``"text"``: the files of ``data.paths``,
+    one after the other (:func:`rnnkit.datasets.read_corpus`).
+    """
+    data = config.data
+    if data.dataset == "weather_text":
         from rnnkit.corpora import weather_text
 
+        if data.paths:
+            raise RnnkitError("data.dataset 'weather_text' is rnnkit's own corpus: it reads no file; for a text file "
+                              "write data.dataset = 'text' with data.paths (or --data)")
         return weather_text.TEXT, weather_text.VOCABULARY
-    raise RnnkitError(f"data.dataset must be one of {list(CORPORA)} with task = 'generation', got {dataset!r}")
+    if data.dataset == "text":
+        from rnnkit.datasets import read_corpus
+
+        if not data.paths:
+            raise RnnkitError("data.dataset 'text' trains on text files: give data.paths = [\"file.txt\"] or --data FILE")
+        text = "".join(read_corpus(path) for path in data.paths)
+        return text, "".join(sorted(set(text)))
+    raise RnnkitError(f"data.dataset must be one of {list(CORPORA)} with task = 'generation', got {data.dataset!r}")
 
 
 def split_text(text: str, fractions: list[float]) -> dict[str, str]:
@@ -181,10 +197,8 @@ class Generation(Task):
 
     # --- the data
     def prepare(self, data_paths: list[str] | None = None) -> None:
-        if data_paths or self.config.data.paths:
-            raise RnnkitError("task = 'generation' reads its corpus (data.dataset), not data files: leave out "
-                              "data.paths and --data")
-        text, self.vocabulary = corpus_text(self.config.data.dataset)
+        self.config = with_data_paths(self.config, data_paths)  # config.json names the files read
+        text, self.vocabulary = corpus_text(self.config)
         self.parts = split_text(text, self.config.data.split)
         empty = [PART_NAMES[p] for p in PARTS if len(self.parts[p]) < 2]
         if empty:
@@ -198,7 +212,8 @@ class Generation(Task):
     def describe(self) -> str:
         w = self.config.windows
         lines = [f"corpus: {self.config.data.dataset}, {sum(len(t) for t in self.parts.values()):,} characters, "
-                 f"alphabet of {len(self.vocabulary)}: {self.vocabulary!r}",
+                 f"alphabet of {len(self.vocabulary)}: {self.vocabulary!r}"
+                 + (f" (files: {', '.join(Path(p).name for p in self.config.data.paths)})" if self.config.data.paths else ""),
                  f"windows: sequence_length {w.sequence_length} characters, shift {w.shift}; the next character "
                  f"at every step"]
         for part in PARTS:
@@ -250,6 +265,9 @@ class Generation(Task):
 
     # --- scores and documents
     def score(self, model: nn.Module, training: TrainingConfig | None = None) -> dict[str, Any]:
+        if getattr(model, "vocabulary", self.vocabulary) != self.vocabulary:  # ids would mean other characters
+            raise RnnkitError(f"the corpus read now has another alphabet than the model's: {self.vocabulary!r} "
+                              f"against {model.vocabulary!r} (the text files changed since the run)")
         out: dict[str, Any] = {}
         for part in ("val", "test"):
             out.update({f"{k}_{part}": v for k, v in text_scores(model, self.ids(part)).items()})

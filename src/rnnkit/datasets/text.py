@@ -1,4 +1,4 @@
-"""Prompts for text generation: a text file, one prompt a line (``rnnkit predict`` on a generation run)."""
+"""Text files for generation: a corpus to train on, and prompts (one a line) for ``rnnkit predict``."""
 
 from __future__ import annotations
 
@@ -25,3 +25,19 @@ def read_prompts(path: str | Path) -> list[str]:
     if not prompts:
         raise RnnkitError(f"{path}: no prompt in the file (one prompt a line)")
     return prompts
+
+
+def read_corpus(path: str | Path) -> str:
+    """The whole text of a corpus file (plain or compressed; UTF-8, else latin-1), newlines as ``\\n``.
+
+    Example:
+        >>> read_corpus("diary.txt")[:12]  # doctest: +SKIP
+        'monday. the '
+    """
+    try:
+        text = read_text(path)
+    except FileNotFoundError:
+        raise RnnkitError(f"text file not found: {path}") from None
+    except (IsADirectoryError, PermissionError) as e:
+        raise RnnkitError(f"cannot read the text file {path}: {e.strerror}") from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
