@@ -104,7 +104,7 @@ def _row(name: str, model: nn.Module, windows: Windows, parts: WeatherParts, col
     target_length = len(s["mae_by_step"])
     row = {"model": name, "params": sum(p.numel() for p in model.parameters()),
            "mae": s["mae"], "rmse": s["rmse"]}
-    for k in sorted({1, 6, 12, steps}):
+    for k in sorted({1, 6, 12, target_length}):
         if k <= target_length:
             row[f"mae_h{k}"] = s["mae_by_step"][k - 1]
     row["train_s"] = seconds
