@@ -306,3 +306,13 @@ def test_invalid_clock_scaling(kwargs, message):
     with pytest.raises(ValueError) as info:
         Clock([(0, 1, 24)], **kwargs)
     assert message in str(info.value)
+
+
+@pytest.mark.parametrize("task", ["autoregressive", "seq2seq"])
+def test_the_report_draws_the_forecasts_of_the_target(runs, task):
+    """report.html's forecast section for a feedback forecaster: the best model's target column over test weeks
+    (the autoregressive model forecasts p, T, rh: the report reads the T column, as the scores do)."""
+    folder, _, _ = runs
+    report = (folder / task / "report.html").read_text()
+    assert "<section id='forecasts'>" in report and "Error per forecast step (test)" in report
+    assert "GRU MAE" in report  # the model's own line beside persistence in a week's caption

@@ -227,7 +227,10 @@ def forecasts_section(run: Path, config: Any, prepared: Any, metrics: dict[str, 
     series: dict[str, np.ndarray] = {}
     chosen = _forecast_model(config, metrics)
     if chosen is not None:
+        from rnnkit.tasks import task_for
+
         _, model, _ = load_trained(run, chosen)
+        model = task_for(config).scored(model, prepared.target_index)  # the target's forecast
         series[chosen] = prepared.to_units(prepared.last_step(predict(model, test, 1024)))
     base = prepared.to_units(prepared.last_step(predict(persistence, test, 1024)))
     week = 7 * _rows_per_day(prepared)
@@ -295,7 +298,7 @@ def build_report(run: str | Path) -> str:
         sections["models"] = models_section(config, 0)
     sections["scores"] = scores_section(config, metrics)
     sections["curves"] = curves_section(folder, metrics)
-    if prepared is not None and config.task == "regression":
+    if prepared is not None and config.task in ("regression", "autoregressive", "seq2seq"):  # point forecasts
         sections["forecasts"] = forecasts_section(folder, config, prepared, metrics)
     gradients = folder / "gradients.png"
     if gradients.is_file():

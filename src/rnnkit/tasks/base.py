@@ -163,6 +163,12 @@ class Task:
         """``record -> str``: the task's reading of a training epoch for the progress line (None: none)."""
         return None
 
+    def scored(self, model: nn.Module, target_index: int) -> nn.Module:
+        """A trained model as its scores and plots read it (the target's forecast; input column
+        ``target_index``). By default the model itself; a model that forecasts more columns than the
+        target (the autoregressive forecaster) gives a view of the target's."""
+        return model
+
     def metadata(self, spec: ModelConfig) -> dict[str, Any]:
         """What a trained model's ``model.json`` records besides its architecture."""
         return {"name": spec.name, "task": self.name}

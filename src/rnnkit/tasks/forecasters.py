@@ -137,11 +137,6 @@ class Forecaster(Regression):
         except (TypeError, ValueError, KeyError) as e:
             raise RnnkitError(f"the model description of class {cls} does not build: {e}") from None
 
-    def scored(self, model: nn.Module, target_index: int) -> nn.Module:
-        """A model or baseline as the scores see it: ``(batch, K, 1)``, the forecast of the target (input
-        column ``target_index``); by default itself."""
-        return model
-
     def train_data(self, training: TrainingConfig) -> tuple[Any, Any]:
         return self.prepared.windows["train"], self.prepared.windows["val"]
 
