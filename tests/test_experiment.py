@@ -209,3 +209,27 @@ def test_a_run_off_a_terminal_logs_a_line_per_epoch_with_the_validation_mae_in_d
     assert len(lines) == 3
     for line, val_loss in zip(lines, history["val_loss"], strict=True):
         assert f", val MAE {val_loss * scale:.3f} degC; " in line  # MAE loss in scaled units x std = MAE in degC
+
+
+def test_a_segment_shorter_than_one_window_is_left_out_of_the_per_segment_split(tmp_path):
+    # A stray row between two files (a half-hour step, as in the record) is a segment that no window fits:
+    # it is left out, and the two real segments split exactly as without it.
+    a = write_jena_csv(tmp_path / "a.csv", days=20, seed=1)
+    frame_b = pd.read_csv(write_jena_csv(tmp_path / "b0.csv", days=20, seed=2))
+    stamps = pd.to_datetime(frame_b["Date Time"], format="%d.%m.%Y %H:%M:%S")
+    frame_b["Date Time"] = (stamps + pd.Timedelta(days=60)).dt.strftime("%d.%m.%Y %H:%M:%S")
+    b = tmp_path / "b.csv"
+    frame_b.to_csv(b, index=False)
+    stray = frame_b.iloc[:1].copy()
+    stray["Date Time"] = (stamps.iloc[:1] + pd.Timedelta(days=40, minutes=30)).dt.strftime("%d.%m.%Y %H:%M:%S")
+    c = tmp_path / "stray.csv"
+    stray.to_csv(c, index=False)
+    config_two = parse_config(tiny_config(a, data={"paths": [str(a), str(b)]}))
+    two = prepare(config_two, load_frame(config_two))
+    config = parse_config(tiny_config(a, data={"paths": [str(a), str(c), str(b)]}))
+    frame = load_frame(config)
+    assert len(frame) == len(two.frame) + 1
+    three = prepare(config, frame)
+    for part in ("train", "val", "test"):
+        assert [len(p) for p in three.parts[part]] == [len(p) for p in two.parts[part]]
+        torch.testing.assert_close(three.windows[part].x, two.windows[part].x, rtol=0, atol=0)

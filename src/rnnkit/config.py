@@ -88,6 +88,7 @@ class DataConfig(_Strict):
     gaps: Literal["respect", "ignore"] = "respect"
     split: list[float] = Field(default_factory=lambda: [0.7, 0.15, 0.15])
     split_per_segment: bool = True  # split each contiguous segment in time, so every part sees every season
+    # (segments shorter than one window are left out: they hold no window in any part)
     # "rows": split the rows, then cut windows within each part (no window crosses a boundary). "windows":
     # the course's split: windows cut from the whole series are split in order (a part's windows may reach
     # back into the part before for their inputs, never for their targets).

@@ -113,3 +113,17 @@ def test_split_per_segment_names_a_segment_too_short_to_split():
                              pd.date_range("2025-01-01", periods=2, freq="h")))
     with pytest.raises(ValueError, match=r"cannot split the segment 2025-01-01 00:00:00 to 2025-01-01 01:00:00 \(2 rows\)"):
         split_per_segment(frame, (0.6, 0.2, 0.2))
+
+
+def test_split_per_segment_leaves_out_segments_shorter_than_min_rows():
+    # The hourly record's half-hour steps of 2014-03-20 make 1-row segments: too short for any window.
+    times = (pd.date_range("2024-06-01", periods=10, freq="h")
+             .append(pd.DatetimeIndex(["2024-06-01 12:30"]))
+             .append(pd.date_range("2024-06-02", periods=20, freq="h")))
+    frame = pd.DataFrame({"T": np.arange(31.0)}, index=times)
+    train, val, test = split_per_segment(frame, (0.6, 0.2, 0.2), min_rows=5)
+    assert [p["T"].tolist() for p in train] == [list(range(0, 6)), list(range(11, 23))]
+    assert [p["T"].tolist() for p in val] == [[6.0, 7.0], list(range(23, 27))]
+    assert [p["T"].tolist() for p in test] == [[8.0, 9.0], list(range(27, 31))]
+    with pytest.raises(ValueError, match=r"\(1 rows\)"):  # without min_rows the stray row cannot be split
+        split_per_segment(frame, (0.6, 0.2, 0.2))

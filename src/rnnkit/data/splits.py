@@ -80,7 +80,8 @@ def _date_bounds(data, dates) -> list[int]:
     return [0, *cuts, len(data)]
 
 
-def split_per_segment(frame: pd.DataFrame, fractions=(0.7, 0.2, 0.1)) -> tuple[list[pd.DataFrame], ...]:
+def split_per_segment(frame: pd.DataFrame, fractions=(0.7, 0.2, 0.1),
+                      min_rows: int = 1) -> tuple[list[pd.DataFrame], ...]:
     """Split every contiguous segment of a DataFrame in time, so each part sees every segment.
 
     A series with gaps (say a summer export and a winter export) split as a whole would train
@@ -89,6 +90,8 @@ def split_per_segment(frame: pd.DataFrame, fractions=(0.7, 0.2, 0.1)) -> tuple[l
     Args:
         frame: a DataFrame with a DatetimeIndex (its gaps define the segments, see ``segments``).
         fractions: as for :func:`split`, applied to each segment.
+        min_rows: segments shorter than this are left out (pass the rows one window spans: a
+            shorter segment holds no window in any part, and often cannot be split at all).
 
     Returns:
         One list of frames per part, each list holding that part's piece of every segment in
@@ -100,11 +103,17 @@ def split_per_segment(frame: pd.DataFrame, fractions=(0.7, 0.2, 0.1)) -> tuple[l
         >>> train, val, test = split_per_segment(pd.DataFrame({"T": np.arange(30.0)}, index=times), (0.6, 0.2, 0.2))
         >>> [len(p) for p in train], [len(p) for p in test]               # one piece per segment
         ([6, 12], [2, 4])
+        >>> train, val, test = split_per_segment(pd.DataFrame({"T": np.arange(30.0)}, index=times), (0.6, 0.2, 0.2),
+        ...                                      min_rows=15)                # the 10-row segment is left out
+        >>> [len(p) for p in train], [len(p) for p in test]
+        ([12], [4])
     """
     from rnnkit.data._series import segments
 
     parts: list[list[pd.DataFrame]] = [[] for _ in fractions]
     for a, b in segments(frame):
+        if b - a < min_rows:
+            continue
         chunk = frame.iloc[a:b]
         try:
             pieces = split(chunk, fractions)

@@ -161,7 +161,7 @@ def prepare(config: ExperimentConfig, frame: pd.DataFrame) -> Prepared:
         if config.data.split_by == "windows":
             split_parts = split_windows(frame, config)
         elif config.data.split_per_segment:
-            split_parts = split_per_segment(frame, fractions)
+            split_parts = split_per_segment(frame, fractions, min_rows=window_span(config))
         else:
             split_parts = tuple([piece] for piece in split(frame, fractions))
     except ValueError as e:
@@ -183,6 +183,13 @@ def prepare(config: ExperimentConfig, frame: pd.DataFrame) -> Prepared:
             ) from None
     target_index = scaler.column_index(config.data.target)
     return Prepared(config, frame, scaler, scaled, windows, target_index)
+
+
+def window_span(config: ExperimentConfig) -> int:
+    """The rows one window of ``config`` spans, from its first input to its last target."""
+    w = config.windows
+    last_input = (w.sequence_length - 1) * w.sampling_rate
+    return last_input + w.horizon + (w.target_length - 1) * w.sampling_rate + 1
 
 
 def part_windows(config: ExperimentConfig, pieces: list[pd.DataFrame], targets: str | list[str]) -> Windows:
