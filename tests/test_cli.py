@@ -90,6 +90,25 @@ def test_train_with_epochs_override_and_resume_of_a_finished_run(setup, capsys):
     assert "GRU(4): finished in the earlier run, read back" in capsys.readouterr().out
 
 
+def test_train_threads_sets_torchs_thread_count_for_the_run_and_gives_the_same_scores(setup, capsys):
+    import torch
+
+    tmp, _, config = setup
+    before = torch.get_num_threads()
+    try:
+        assert main(["train", str(config), "--output", str(tmp / "one"), "--threads", "1", "--quiet"]) == 0
+        assert torch.get_num_threads() == 1
+        torch.set_num_threads(2)
+        assert main(["train", str(config), "--output", str(tmp / "two"), "--quiet"]) == 0
+        assert torch.get_num_threads() == 2  # no --threads: torch's own setting is left alone
+    finally:
+        torch.set_num_threads(before)
+    one, two = (json.loads((tmp / r / "metrics.json").read_text())["models"]["GRU(4)"] for r in ("one", "two"))
+    assert one["mae_val"] == pytest.approx(two["mae_val"], rel=1e-5)
+    one_line_error(capsys, ["train", str(config), "--output", str(tmp / "zero"), "--threads", "0"],
+                   "--threads")
+
+
 def test_summary_and_windows(setup, capsys):
     tmp, _, config = setup
     assert main(["summary", str(CONFIGS / "course_05a.toml"), "--features", "14"]) == 0

@@ -71,11 +71,15 @@ def _progress(quiet: bool) -> bool | None:
 
 
 def _train_and_report(config, output: Path, data: tuple[str, ...], epochs: int | None, resume: bool, quiet: bool,
-                      overwrite: bool = False) -> None:
+                      overwrite: bool = False, threads: int | None = None) -> None:
     from rnnkit.experiment import run_report, run_experiment
     from rnnkit.training import distributed
 
     distributed.init_from_env()  # under torchrun: join the ranks (rank 0 alone writes and prints)
+    if threads is not None:  # after torchrun's per-rank choice: the user's number wins
+        import torch
+
+        torch.set_num_threads(threads)
     main = distributed.is_main()
     _use_run_folder(output)
     if main:
@@ -96,13 +100,17 @@ def _train_and_report(config, output: Path, data: tuple[str, ...], epochs: int |
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override the number of epochs.")
 @click.option("--overwrite", is_flag=True, help="Replace the run that --output holds (its files are removed first).")
 @click.option("--quiet", is_flag=True, help="No progress output (bar or line per epoch).")
-def demo_command(output: Path | None, data: tuple[str, ...], epochs: int | None, overwrite: bool, quiet: bool) -> None:
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="Torch threads for training (default: 1, or OMP_NUM_THREADS). On a busy machine 1 is often "
+                   "much faster: a recurrent step's threads wait for each other at every time step.")
+def demo_command(output: Path | None, data: tuple[str, ...], epochs: int | None, overwrite: bool, quiet: bool,
+                 threads: int | None) -> None:
     """The main job: Chollet's Jena protocol on the embedded 2009-2016 record, beside the published numbers."""
     from rnnkit.demo import demo_config, use_demo_threads
 
     use_demo_threads()
     config = demo_config()
-    _train_and_report(config, output or _default_output("demo"), data, epochs, False, quiet, overwrite)
+    _train_and_report(config, output or _default_output("demo"), data, epochs, False, quiet, overwrite, threads)
 
 
 @app.command("train")
@@ -115,8 +123,12 @@ def demo_command(output: Path | None, data: tuple[str, ...], epochs: int | None,
               help="Continue the interrupted run in this folder from its last checkpoint (only that run).")
 @click.option("--overwrite", is_flag=True, help="Replace the run that --output holds (its files are removed first).")
 @click.option("--quiet", is_flag=True, help="No progress output (bar or line per epoch).")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="Torch threads for training (default: torch's own, all cores; under torchrun one a rank). "
+                   "On a busy machine 1 is often much faster: a recurrent step's threads wait for each other "
+                   "at every time step.")
 def train_command(config_path: str | None, output: Path | None, data: tuple[str, ...], epochs: int | None,
-                  resume_dir: Path | None, overwrite: bool, quiet: bool) -> None:
+                  resume_dir: Path | None, overwrite: bool, quiet: bool, threads: int | None) -> None:
     """Train and compare the models of a TOML config; write a run folder."""
     from rnnkit.config import load_config
     from rnnkit.experiment import load_run
@@ -126,12 +138,12 @@ def train_command(config_path: str | None, output: Path | None, data: tuple[str,
             raise click.UsageError("--resume RUN continues that run with its own config: give no CONFIG, "
                                    "--output or --overwrite with it")
         config, _, _ = load_run(resume_dir)  # the run's own resolved config
-        _train_and_report(config, resume_dir, data, epochs, True, quiet)
+        _train_and_report(config, resume_dir, data, epochs, True, quiet, threads=threads)
         return
     if config_path is None:
         raise click.UsageError("give a CONFIG file, or --resume RUN")
     config = load_config(config_path)
-    _train_and_report(config, output or _default_output(config.name), data, epochs, False, quiet, overwrite)
+    _train_and_report(config, output or _default_output(config.name), data, epochs, False, quiet, overwrite, threads)
 
 
 @app.command("evaluate")
