@@ -153,11 +153,11 @@ def models_section(config: Any, features: int) -> str:
 
 
 def scores_section(config: Any, metrics: dict[str, Any]) -> str:
-    task = metrics.get("task")
-    if task in ("classification", "tagging", "generation"):
-        from rnnkit.tasks import task_class
+    from rnnkit.tasks import task_class
 
-        return f"<pre>{_e(task_class(task).table(metrics))}</pre>"
+    task = task_class(metrics.get("task") or "regression")  # runs written before metrics named their task
+    if task.own_table:
+        return f"<pre>{_e(task.table(metrics))}</pre>"
     units = metrics.get("units") or ""
     best = metrics.get("best")
     rows, classes = [], []
@@ -298,7 +298,7 @@ def build_report(run: str | Path) -> str:
         sections["models"] = models_section(config, 0)
     sections["scores"] = scores_section(config, metrics)
     sections["curves"] = curves_section(folder, metrics)
-    if prepared is not None and config.task in ("regression", "autoregressive", "seq2seq"):  # point forecasts
+    if prepared is not None and task_class(config.task).draws_forecasts:
         sections["forecasts"] = forecasts_section(folder, config, prepared, metrics)
     gradients = folder / "gradients.png"
     if gradients.is_file():

@@ -84,6 +84,9 @@ class Task:
             the names of every registered task; :meth:`check_config` keeps its own).
         fills_placeholders: whether its layer specs may say ``input_dim = "vocabulary"`` and
             ``units = "tags"`` (filled in from its corpus before a model is built).
+        own_table: whether the report shows the task's own score table (:meth:`table`) rather than
+            the series one (MAE / RMSE / skill of every model beside the published numbers).
+        draws_forecasts: whether the report draws the best model's point forecasts on test weeks.
     """
 
     name: ClassVar[str] = ""
@@ -94,6 +97,8 @@ class Task:
     settings_key: ClassVar[str | None] = None
     baseline_names: ClassVar[tuple[str, ...]] = ()
     fills_placeholders: ClassVar[bool] = False
+    own_table: ClassVar[bool] = False
+    draws_forecasts: ClassVar[bool] = False
 
     # --- the config (called by ExperimentConfig's validator through the registry) -------------------
     @classmethod

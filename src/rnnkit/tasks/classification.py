@@ -234,6 +234,7 @@ class Classification(Task):
 
     name = "classification"
     best_key, lowest = "balanced_accuracy_val", False
+    own_table = True
     settings_key = "classification"
     # the label of the last input row; the training majority
     baseline_names = ("same_as_now", "majority")

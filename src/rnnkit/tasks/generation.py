@@ -146,6 +146,7 @@ class Generation(Task):
     name = "generation"
     scaled = False  # characters: nothing to scale
     best_key, lowest = "loss_val", True
+    own_table = True
     settings_key = "generation"
     baseline_names = BASELINES
 

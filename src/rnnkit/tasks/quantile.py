@@ -222,6 +222,7 @@ class Quantile(Regression):
                 f"interval coverage {scores['coverage_test']:.3f})")
 
     files = "models/"
+    draws_forecasts = False  # the report draws forecast weeks of point forecasts only
 
     def predict_table(self, run: str | Path, scaler: Any, name: str, model: nn.Module,
                       description: dict[str, Any], data_paths: list[str]) -> pd.DataFrame:

@@ -157,6 +157,7 @@ class Tagging(Task):
     name = "tagging"
     scaled = False  # token ids: nothing to scale
     best_key, lowest = "token_accuracy_val", False
+    own_table = True
     settings_key = "tagging"
     baseline_names = ("majority_per_word",)  # each word's commonest training tag: the best without context
     fills_placeholders = True  # input_dim = "vocabulary", units = "tags"
