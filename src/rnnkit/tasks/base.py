@@ -28,6 +28,7 @@ from torch import nn
 
 from rnnkit.config import ExperimentConfig, ModelConfig, TrainingConfig
 from rnnkit.errors import RnnkitError
+from rnnkit.layers.recurrent import RECURRENT_LAYERS
 from rnnkit.models import Sequential
 
 
@@ -35,6 +36,21 @@ def losses_of(config: ExperimentConfig) -> list[tuple[str, str]]:
     """``(key, loss)`` of [training] and of every model that sets its own loss."""
     return [("training.loss", config.training.loss)] + [
         (f"models[{i}].training.loss", m.training.loss) for i, m in enumerate(config.models) if m.training.loss is not None]
+
+
+def check_one_recurrent_layer(config: ExperimentConfig, builds: str, example_units: int) -> None:
+    """Each model of ``config`` is one recurrent layer with its units only, e.g. ``[{type = "GRU", units = 32}]``:
+    the task builds the rest around it (``builds`` says what, for the message)."""
+    for i, model in enumerate(config.models):
+        layers = model.layers
+        layer = layers[0] if len(layers) == 1 else {}
+        units = layer.get("units")
+        if (layer.get("type") not in RECURRENT_LAYERS or set(layer) != {"type", "units"}
+                or isinstance(units, bool) or not isinstance(units, int) or units < 1):
+            raise ValueError(
+                f"models[{i}].layers: {builds} around one recurrent layer, given as "
+                f"[{{type = \"GRU\", units = {example_units}}}] (type {', '.join(RECURRENT_LAYERS)}; units only), "
+                f"got {layers}")
 
 
 def stateful_anywhere(config: ExperimentConfig) -> bool:

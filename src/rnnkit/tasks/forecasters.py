@@ -42,8 +42,8 @@ from torch import nn
 from rnnkit.config import ExperimentConfig, ModelConfig, TrainingConfig
 from rnnkit.datasets.jena import DAY_S, YEAR_S
 from rnnkit.errors import RnnkitError
-from rnnkit.layers.recurrent import RECURRENT_LAYERS
 from rnnkit.models.forecasters import Clock
+from rnnkit.tasks.base import check_one_recurrent_layer
 from rnnkit.tasks.regression import Regression
 from rnnkit.tasks.series import Prepared, load_frame, prepare, require_windows
 
@@ -103,14 +103,7 @@ class Forecaster(Regression):
             raise ValueError(f"windows.horizon must equal windows.sampling_rate with {where}: the first forecast "
                              f"is the window's next row, which the forecaster feeds back (got horizon {w.horizon}, "
                              f"sampling_rate {w.sampling_rate})")
-        for i, model in enumerate(config.models):
-            layers = model.layers
-            layer = layers[0] if len(layers) == 1 else {}
-            if (layer.get("type") not in RECURRENT_LAYERS or set(layer) != {"type", "units"}
-                    or isinstance(layer["units"], bool) or not isinstance(layer["units"], int) or layer["units"] < 1):
-                raise ValueError(
-                    f"models[{i}].layers: {where} builds the forecaster around one recurrent layer, given as "
-                    f"[{{type = \"GRU\", units = 32}}] (type {', '.join(RECURRENT_LAYERS)}; units only), got {layers}")
+        check_one_recurrent_layer(config, f"{where} builds the forecaster", 32)
         super().check_config(config)
 
     # --- the models

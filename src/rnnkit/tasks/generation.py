@@ -53,10 +53,10 @@ from torch import nn
 
 from rnnkit.config import ExperimentConfig, ModelConfig, TrainingConfig, describe_validation_error
 from rnnkit.errors import RnnkitError
-from rnnkit.layers.recurrent import RECURRENT_LAYERS
 from rnnkit.models.generators import CharBigram, CharRNN, CharUnigram, generate, text_windows
 from rnnkit.runs import best_model, format_table, load_trained
-from rnnkit.tasks.base import Task, check_baselines, default_loss_and_baselines, require_loss, stateful_anywhere
+from rnnkit.tasks.base import (Task, check_baselines, check_one_recurrent_layer, default_loss_and_baselines, require_loss,
+                               stateful_anywhere)
 from rnnkit.tasks.series import require_windows, with_data_paths
 
 PARTS = ("train", "val", "test")
@@ -175,15 +175,9 @@ class Generation(Task):
                 raise ValueError(f"windows: task = 'generation' reads sequence_length characters (a window every "
                                  f"shift) and learns the next character at every step; only sequence_length and "
                                  f"shift apply, got {changed}")
+        check_one_recurrent_layer(config, "task = 'generation' builds Embedding -> the recurrent layer -> "
+                                          "Dense(vocabulary)", 64)
         for i, model in enumerate(config.models):
-            layers = model.layers
-            layer = layers[0] if len(layers) == 1 else {}
-            if (layer.get("type") not in RECURRENT_LAYERS or set(layer) != {"type", "units"}
-                    or isinstance(layer["units"], bool) or not isinstance(layer["units"], int) or layer["units"] < 1):
-                raise ValueError(
-                    f"models[{i}].layers: task = 'generation' builds Embedding -> the recurrent layer -> "
-                    f"Dense(vocabulary) around one recurrent layer, given as [{{type = \"GRU\", units = 64}}] "
-                    f"(type {', '.join(RECURRENT_LAYERS)}; units only), got {layers}")
             if model.residual:
                 raise ValueError(f"models[{i}].residual: task = 'generation' predicts characters, not a change, "
                                  f"got true")
