@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from rnnkit.errors import RnnkitError, check_positive_int
+from rnnkit.models.wrapper import Wrapper
 from rnnkit.training.batches import as_data, iter_batches
 
 
@@ -240,7 +241,7 @@ def naive_dense(sequence_length: int, features: int, units: int = 12, outputs: i
     )
 
 
-class ResidualTarget(nn.Module):
+class ResidualTarget(Wrapper):
     """Predict the change from the last input value: ``ŷ = model(x) + x[:, T − 1, target_index]``.
 
     The wrapped model learns the change over the horizon; the wrapper adds the last value
@@ -262,8 +263,7 @@ class ResidualTarget(nn.Module):
     fits = "target"  # what the model's output must match, for the error message
 
     def __init__(self, model: nn.Module, target_index: int | Sequence[int]) -> None:
-        super().__init__()
-        self.model = model
+        super().__init__(model)
         self.target_index = _target_indices(target_index)
 
     def added(self, x: torch.Tensor) -> torch.Tensor:
@@ -280,18 +280,8 @@ class ResidualTarget(nn.Module):
                               f"{tuple(now.shape)}")
         return change + now
 
-    def regularization_loss(self) -> torch.Tensor:
-        fn = getattr(self.model, "regularization_loss", None)
-        return fn() if callable(fn) else torch.zeros(())
-
-    def reset_states(self) -> None:
-        fn = getattr(self.model, "reset_states", None)
-        if callable(fn):
-            fn()
-
     def get_config(self) -> dict[str, Any]:
-        inner = self.model.get_config() if callable(getattr(self.model, "get_config", None)) else None
-        return {"target_index": self.target_index, "model": inner}
+        return {"target_index": self.target_index, "model": self.inner_config()}
 
 
 # --- forecasts of several steps: the next K rows (``(batch, K, 1)``), or a value at every input

@@ -13,8 +13,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from rnnkit.models.wrapper import Wrapper
 
-class SeriesEmbedding(nn.Module):
+
+class SeriesEmbedding(Wrapper):
     """``model`` on the window's features plus the embedding of its series, the same at every step.
 
     Input ``x`` ``(batch, T, F + 1)``: the last column holds the window's series index (0 … series − 1,
@@ -34,10 +36,9 @@ class SeriesEmbedding(nn.Module):
     """
 
     def __init__(self, model: nn.Module, series: int, dim: int) -> None:
-        super().__init__()
         if not isinstance(series, int) or series < 1 or not isinstance(dim, int) or dim < 1:
             raise ValueError(f"series and dim must be positive integers, got series={series!r}, dim={dim!r}")
-        self.model = model
+        super().__init__(model)
         self.series, self.dim = series, dim
         self.embedding = nn.Embedding(series, dim)
         nn.init.uniform_(self.embedding.weight, -0.05, 0.05)  # Keras's Embedding initialiser
@@ -47,15 +48,5 @@ class SeriesEmbedding(nn.Module):
         vectors = self.embedding(ids)[:, None, :].expand(-1, x.shape[1], -1)  # (batch, T, dim)
         return self.model(torch.cat([x[..., :-1], vectors], dim=-1))
 
-    def regularization_loss(self) -> torch.Tensor:
-        fn = getattr(self.model, "regularization_loss", None)
-        return fn() if callable(fn) else torch.zeros(())
-
-    def reset_states(self) -> None:
-        fn = getattr(self.model, "reset_states", None)
-        if callable(fn):
-            fn()
-
     def get_config(self) -> dict[str, Any]:
-        inner = self.model.get_config() if callable(getattr(self.model, "get_config", None)) else None
-        return {"series": self.series, "dim": self.dim, "model": inner}
+        return {"series": self.series, "dim": self.dim, "model": self.inner_config()}
