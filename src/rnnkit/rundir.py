@@ -99,14 +99,19 @@ def _holder(lock: Path) -> str:
         return "another process"
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, ended but not yet reaped by its parent, does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # no /proc (macOS): the signal said it exists
+        return True
+    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def _acquire(folder: Path) -> tuple[int, str | None]:
@@ -136,7 +141,7 @@ def _acquire(folder: Path) -> tuple[int, str | None]:
                 pid, host = int(info["pid"]), str(info["host"])
             except (ValueError, KeyError, TypeError):
                 pid, host = -1, ""
-            if fcntl is None and host == socket.gethostname() and pid != os.getpid() and _pid_alive(pid):
+            if fcntl is None and host == socket.gethostname() and pid != os.getpid() and pid_alive(pid):
                 os.close(fd)
                 raise RnnkitError(f"{folder}: in use by another rnnkit run ({_holder(lock)}); wait for it to end, "
                                   "or choose another --output")

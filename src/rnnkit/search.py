@@ -42,6 +42,7 @@ from typing import Any
 
 from rnnkit.config import ExperimentConfig, SearchConfig, SearchParam, parse_config, set_value
 from rnnkit.errors import RnnkitError
+from rnnkit.rundir import pid_alive
 from rnnkit.training.hooks import Hook
 
 HEARTBEAT_SECONDS = 5  # a worker's heartbeat on a database storage
@@ -231,21 +232,6 @@ def _me() -> dict[str, Any]:
     return {"host": socket.gethostname(), "pid": os.getpid()}
 
 
-def _alive(pid: int) -> bool:
-    """Whether process ``pid`` runs (a zombie, ended but not yet reaped by its parent, does not)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:  # no /proc (macOS): the signal said it exists
-        return True
-    return stat.rpartition(")")[2].split()[0] != "Z"
-
-
 def fail_orphans(study, log: Callable[[str], None] | None = None) -> list[int]:
     """Mark FAIL the RUNNING trials whose worker is gone: a process of this host that no longer runs,
     or (on a database) a trial whose heartbeat stopped. Returns their numbers."""
@@ -256,7 +242,7 @@ def fail_orphans(study, log: Callable[[str], None] | None = None) -> list[int]:
     host = socket.gethostname()
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker = t.user_attrs.get("worker") or {}
-        if worker.get("host") == host and not _alive(int(worker.get("pid", -1))):
+        if worker.get("host") == host and not pid_alive(int(worker.get("pid", -1))):
             with contextlib.suppress(RuntimeError, ValueError):  # another worker failed it first
                 study.tell(t.number, state=TrialState.FAIL)
                 failed.append(t.number)

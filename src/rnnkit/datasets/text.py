@@ -15,12 +15,7 @@ def read_prompts(path: str | Path) -> list[str]:
         >>> read_prompts("prompts.txt")  # doctest: +SKIP
         ['monday. the ', 'at noon']
     """
-    try:
-        text = read_text(path)
-    except FileNotFoundError:
-        raise RnnkitError(f"prompts file not found: {path}") from None
-    except (IsADirectoryError, PermissionError) as e:
-        raise RnnkitError(f"cannot read the prompts file {path}: {e.strerror}") from None
+    text = _read(path, "prompts file")
     prompts = [line for line in text.splitlines() if line.strip()]
     if not prompts:
         raise RnnkitError(f"{path}: no prompt in the file (one prompt a line)")
@@ -34,10 +29,14 @@ def read_corpus(path: str | Path) -> str:
         >>> read_corpus("diary.txt")[:12]  # doctest: +SKIP
         'monday. the '
     """
+    return _read(path, "text file").replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _read(path: str | Path, what: str) -> str:
+    """``read_text(path)``, with a missing or unreadable file as one line naming ``what`` it is."""
     try:
-        text = read_text(path)
+        return read_text(path)
     except FileNotFoundError:
-        raise RnnkitError(f"text file not found: {path}") from None
+        raise RnnkitError(f"{what} not found: {path}") from None
     except (IsADirectoryError, PermissionError) as e:
-        raise RnnkitError(f"cannot read the text file {path}: {e.strerror}") from None
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+        raise RnnkitError(f"cannot read the {what} {path}: {e.strerror}") from None
