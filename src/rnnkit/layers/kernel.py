@@ -45,10 +45,35 @@ from rnnkit.errors import RnnkitError
 MODES = ("auto", "compiled", "torch")
 ENVIRONMENT_VARIABLE = "RNNKIT_KERNEL"
 SOURCE = Path(__file__).with_name("csrc") / "rnn_kernel.cpp"
-# -O3 and the CPU's own instruction set (hence the CPU in the build's name); the exp in the
-# source vectorises without -ffast-math, whose finite-math-only part breaks inf/nan handling.
-CFLAGS = ["-O3", "-march=native", "-mprefer-vector-width=512", "-fopenmp", "-fno-math-errno"]
+# -O3 and an instruction-set level (``RNNKIT_KERNEL_ISA``, below); the exp in the source
+# vectorises without -ffast-math, whose finite-math-only part breaks inf/nan handling.
+# -fno-trapping-math (as PyTorch is built) lets the gate maths' selects vectorise without
+# AVX-512's masks: without it every level below AVX-512 ran the gate maths one value at a time.
+CFLAGS = ["-O3", "-fopenmp", "-fno-math-errno", "-fno-trapping-math"]
 LDFLAGS = ["-fopenmp"]
+
+# The instruction-set level the kernel is compiled for: ``RNNKIT_KERNEL_ISA``, default "native"
+# (the CPU it runs on). Each level is its own cached build, so every level this CPU can run
+# can be built and measured on it (a newer CPU runs an older level's code). On x86-64:
+# generic (SSE2, any x86-64), sse4 (x86-64-v2), avx (AVX, with FMA and F16C where the CPU has
+# them: the cloud VMs that hide AVX2), avx2 (x86-64-v3: AVX2 + FMA), avx512 (x86-64-v4:
+# AVX-512 F/BW/CD/DQ/VL). On aarch64: generic (NEON, any ARMv8) and native.
+ISA_VARIABLE = "RNNKIT_KERNEL_ISA"
+ISA_LEVELS = ("generic", "sse4", "avx", "avx2", "avx512", "native")
+# level: (compiler flags, CPU flags (/proc/cpuinfo) the level needs)
+_X86_LEVELS: dict[str, tuple[list[str], tuple[str, ...]]] = {
+    "generic": (["-march=x86-64", "-mtune=generic"], ()),
+    "sse4": (["-march=x86-64-v2", "-mtune=generic"], ("ssse3", "sse4_1", "sse4_2", "popcnt")),
+    "avx": (["-march=x86-64-v2", "-mtune=generic", "-mavx"], ("ssse3", "sse4_1", "sse4_2", "popcnt", "avx")),
+    "avx2": (["-march=x86-64-v3", "-mtune=generic"], ("avx", "avx2", "fma", "bmi1", "bmi2", "f16c", "movbe")),
+    "avx512": (["-march=x86-64-v4", "-mtune=generic", "-mprefer-vector-width=512"],
+               ("avx2", "fma", "avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl")),  # fmt: skip
+    "native": (["-march=native", "-mprefer-vector-width=512"], ()),
+}
+_ARM_LEVELS: dict[str, tuple[list[str], tuple[str, ...]]] = {
+    "generic": (["-march=armv8-a"], ()),
+    "native": (["-mcpu=native"], ()),
+}
 
 KINDS = {"rnn_tanh": 0, "rnn_relu": 1, "gru": 2, "lstm": 3, "gru_reset_before": 4}
 
@@ -115,14 +140,62 @@ def _cpu_key() -> str:
         return f"{platform.machine()} {platform.processor()}"
 
 
+def isa_level() -> str:
+    """The instruction-set level the kernel is built for: ``RNNKIT_KERNEL_ISA``, default "native"."""
+    level = os.environ.get(ISA_VARIABLE, "native") or "native"
+    if level not in ISA_LEVELS:
+        raise RnnkitError(f"{ISA_VARIABLE} must be one of {list(ISA_LEVELS)}, got {level!r}")
+    return level
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.split(":")[0].strip() in ("flags", "Features"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def isa_flags(level: str | None = None) -> list[str]:
+    """The compiler flags of an instruction-set level; an error where this CPU cannot run it."""
+    level = isa_level() if level is None else level
+    machine = platform.machine().lower()
+    levels = _ARM_LEVELS if machine in ("aarch64", "arm64") else _X86_LEVELS
+    if level not in levels:
+        raise RuntimeError(f"{ISA_VARIABLE}={level} is not a level of this {machine} CPU (levels: {', '.join(levels)})")
+    flags, needed = levels[level]
+    cpu = _cpu_flags()
+    missing = [flag for flag in needed if flag not in cpu]
+    if missing:
+        raise RuntimeError(f"{ISA_VARIABLE}={level}: this CPU lacks {', '.join(missing)}, so it cannot run that build")
+    flags = list(flags)
+    if level == "avx":  # FMA and F16C come with AVX on every CPU since 2013, but not on Sandy/Ivy Bridge
+        flags += [f"-m{flag}" for flag in ("fma", "f16c") if flag in cpu]
+    return flags
+
+
+def compile_flags() -> list[str]:
+    """All the compiler flags of the build in force (``CFLAGS`` and the level's)."""
+    return CFLAGS + isa_flags()
+
+
 def build_name() -> str:
-    """The cached build's name: a hash of the source, flags, CPU and versions."""
+    """The cached build's name: a hash of the source, flags, level, CPU and versions."""
     digest = hashlib.sha256()
-    for part in (SOURCE.read_bytes(), " ".join(CFLAGS + LDFLAGS).encode(), _cpu_key().encode(),
+    for part in (SOURCE.read_bytes(), " ".join(compile_flags() + LDFLAGS).encode(), _cpu_key().encode(),
                  torch.__version__.encode(), sys.version.encode()):  # fmt: skip
         digest.update(part)
         digest.update(b"\0")
-    return f"rnnkit_kernel_{digest.hexdigest()[:16]}"
+    return f"rnnkit_kernel_{isa_level()}_{digest.hexdigest()[:16]}"
+
+
+def build_folder() -> Path:
+    """The folder of the build in force (in PyTorch's extensions folder); it need not exist yet."""
+    from torch.utils import cpp_extension
+
+    return Path(cpp_extension._get_build_directory(build_name(), verbose=False))
 
 
 def _compiler() -> str | None:
@@ -146,7 +219,7 @@ def _build() -> ModuleType:
         pass
     os.environ["PATH"] = os.pathsep.join(folders + [path])
     try:
-        folder = Path(cpp_extension._get_build_directory(name, verbose=False))
+        folder = build_folder()
         library = folder / f"{name}.so"
         if library.exists() and not (folder / "lock").exists():
             # The name fixes source, flags, CPU and versions, so a finished build is the right one:
@@ -165,7 +238,7 @@ def _build() -> ModuleType:
             _notice(f"compiling the CPU kernel once (about half a minute), cached in {folder.parent}")
         start = time.perf_counter()
         # copies: cpp_extension.load appends its own flags to the lists it is given
-        module = cpp_extension.load(name, [str(SOURCE)], extra_cflags=list(CFLAGS), extra_ldflags=list(LDFLAGS), verbose=False)
+        module = cpp_extension.load(name, [str(SOURCE)], extra_cflags=compile_flags(), extra_ldflags=list(LDFLAGS), verbose=False)
         load_seconds[("cold" if cold else "warm")] = time.perf_counter() - start
         return module
     finally:

@@ -53,57 +53,87 @@ inline int64_t round_up(int64_t v, int64_t w) { return (v + w - 1) / w * w; }
 // ---------------------------------------------------------------------------------------------
 // C (rows × N) (+)= A (rows × K) · B (K × N). A's element (r, k) is A[r·ars + k·acs], so that
 // Aᵀ is read without a copy; B and C are row-major with N a multiple of the vector width.
-template <typename T, int RB, int CV, bool ACC>
-inline void tile(int64_t K, const T* __restrict A, int64_t ars, int64_t acs, const T* __restrict B, int64_t ldb,
-                 T* __restrict C, int64_t ldc) {
+// A register tile: RB rows × CV vectors of accumulators, CV vectors of B and one broadcast of A
+// live in registers (RB·CV + CV + 1 ≤ the register count), so each k costs CV + RB loads for
+// RB·CV fused multiply-adds. Loads go through an unaligned vector type (no memcpy: a memcpy
+// into the accumulators made GCC keep them on the stack, at a quarter of the FMA rate).
+template <typename T>
+struct Vec {
   typedef T V __attribute__((vector_size(VBYTES)));
+  typedef T U __attribute__((vector_size(VBYTES), aligned(alignof(T)), may_alias));
+};
+
+template <typename T, int RB, int CV, bool ACC>
+__attribute__((always_inline)) inline void tile(int64_t K, const T* __restrict A, int64_t ars, int64_t acs,
+                                                const T* __restrict B, int64_t ldb, T* __restrict C, int64_t ldc) {
+  using V = typename Vec<T>::V;
+  using U = typename Vec<T>::U;
   constexpr int W = lanes<T>;
   V acc[RB][CV];
+#pragma GCC unroll 32
   for (int r = 0; r < RB; r++)
-    for (int c = 0; c < CV; c++) {
-      if constexpr (ACC)
-        std::memcpy(&acc[r][c], C + r * ldc + c * W, VBYTES);
-      else
-        acc[r][c] = V{};
-    }
+#pragma GCC unroll 8
+    for (int c = 0; c < CV; c++) acc[r][c] = ACC ? *reinterpret_cast<const U*>(C + r * ldc + c * W) : V{};
   for (int64_t k = 0; k < K; k++) {
     V b[CV];
-    for (int c = 0; c < CV; c++) std::memcpy(&b[c], B + k * ldb + c * W, VBYTES);
+#pragma GCC unroll 8
+    for (int c = 0; c < CV; c++) b[c] = *reinterpret_cast<const U*>(B + k * ldb + c * W);
+#pragma GCC unroll 32
     for (int r = 0; r < RB; r++) {
-      const T a = A[r * ars + k * acs];
+      const V a = V{} + A[r * ars + k * acs];
+#pragma GCC unroll 8
       for (int c = 0; c < CV; c++) acc[r][c] += a * b[c];
     }
   }
+#pragma GCC unroll 32
   for (int r = 0; r < RB; r++)
-    for (int c = 0; c < CV; c++) std::memcpy(C + r * ldc + c * W, &acc[r][c], VBYTES);
+#pragma GCC unroll 8
+    for (int c = 0; c < CV; c++) *reinterpret_cast<U*>(C + r * ldc + c * W) = acc[r][c];
 }
+
+// The rows of a tile of CV vectors: as many as this build's register file holds, at most 8
+// (16 registers: 4 × 3 or 6 × 2; 32 registers: 8 × 3 or 6 × 4).
+template <int CV>
+constexpr int rows_for = (VREGS - CV - 1) / CV > 8 ? 8 : (VREGS - CV - 1) / CV;
 
 template <typename T, int CV, bool ACC>
 void tile_rows(int64_t rows, int64_t K, const T* A, int64_t ars, int64_t acs, const T* B, int64_t ldb, T* C,
                int64_t ldc) {
-  constexpr int fit = (VREGS - CV - 2) / CV;
-  constexpr int RB = fit > 8 ? 8 : (fit < 1 ? 1 : fit);
+  constexpr int RB = rows_for<CV>;
   int64_t r = 0;
   for (; r + RB <= rows; r += RB) tile<T, RB, CV, ACC>(K, A + r * ars, ars, acs, B, ldb, C + r * ldc, ldc);
-  for (; r < rows; r++) tile<T, 1, CV, ACC>(K, A + r * ars, ars, acs, B, ldb, C + r * ldc, ldc);
+  const int64_t left = rows - r;
+  A += r * ars;
+  C += r * ldc;
+  // the remainder in one tile of its own height
+  if constexpr (RB > 1) if (left == 1) tile<T, 1, CV, ACC>(K, A, ars, acs, B, ldb, C, ldc);
+  if constexpr (RB > 2) if (left == 2) tile<T, 2, CV, ACC>(K, A, ars, acs, B, ldb, C, ldc);
+  if constexpr (RB > 3) if (left == 3) tile<T, 3, CV, ACC>(K, A, ars, acs, B, ldb, C, ldc);
+  if constexpr (RB > 4) if (left == 4) tile<T, 4, CV, ACC>(K, A, ars, acs, B, ldb, C, ldc);
+  if constexpr (RB > 5) if (left == 5) tile<T, 5, CV, ACC>(K, A, ars, acs, B, ldb, C, ldc);
+  if constexpr (RB > 6) if (left == 6) tile<T, 6, CV, ACC>(K, A, ars, acs, B, ldb, C, ldc);
+  if constexpr (RB > 7) if (left == 7) tile<T, 7, CV, ACC>(K, A, ars, acs, B, ldb, C, ldc);
 }
 
+// The column vectors of C are taken CV at a time: 3 where they divide by 3, else 4 (32 registers)
+// or 2 where those divide, else 3s and a narrower remainder.
 template <typename T, bool ACC>
 void gemm(int64_t rows, int64_t N, int64_t K, const T* A, int64_t ars, int64_t acs, const T* B, int64_t ldb, T* C,
           int64_t ldc) {
   constexpr int64_t W = lanes<T>;
   int64_t nv = N / W, c0 = 0;
+  const int64_t step = nv % 3 == 0 ? 3 : (VREGS >= 32 && nv % 4 == 0 ? 4 : (nv % 2 == 0 ? 2 : 3));
   while (nv > 0) {
-    const int64_t cv = nv > 6 ? 4 : nv;
+    const int64_t cv = std::min(nv, step);
     const T* Bc = B + c0;
     T* Cc = C + c0;
     switch (cv) {
       case 1: tile_rows<T, 1, ACC>(rows, K, A, ars, acs, Bc, ldb, Cc, ldc); break;
       case 2: tile_rows<T, 2, ACC>(rows, K, A, ars, acs, Bc, ldb, Cc, ldc); break;
       case 3: tile_rows<T, 3, ACC>(rows, K, A, ars, acs, Bc, ldb, Cc, ldc); break;
-      case 4: tile_rows<T, 4, ACC>(rows, K, A, ars, acs, Bc, ldb, Cc, ldc); break;
-      case 5: tile_rows<T, 5, ACC>(rows, K, A, ars, acs, Bc, ldb, Cc, ldc); break;
-      default: tile_rows<T, 6, ACC>(rows, K, A, ars, acs, Bc, ldb, Cc, ldc); break;
+      default:
+        if constexpr (VREGS >= 32) tile_rows<T, 4, ACC>(rows, K, A, ars, acs, Bc, ldb, Cc, ldc);
+        break;
     }
     nv -= cv;
     c0 += cv * W;
@@ -114,7 +144,7 @@ void gemm(int64_t rows, int64_t N, int64_t K, const T* A, int64_t ars, int64_t a
 // e^x = s (1 + q) with s = 2^k and q = e^r − 1 (|r| ≤ ln 2 / 2, a Taylor polynomial to about one
 // ulp), x clamped to the finite range. Written so that `omp simd` vectorises it (no calls).
 inline void exp_parts(float x, float& s, float& q) {
-  x = std::min(std::max(x, -87.0f), 88.0f);
+  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);  // a select, not std::min's reference
   constexpr float magic = 12582912.0f;  // 1.5 · 2^23: t's low mantissa bits hold k = round(x / ln 2)
   const float t = x * 1.44269504088896341f + magic;
   const float k = t - magic;
@@ -125,7 +155,7 @@ inline void exp_parts(float x, float& s, float& q) {
 }
 
 inline void exp_parts(double x, double& s, double& q) {
-  x = std::min(std::max(x, -708.0), 709.0);
+  x = x < -708.0 ? -708.0 : (x > 709.0 ? 709.0 : x);
   constexpr double magic = 6755399441055744.0;  // 1.5 · 2^52
   const double t = x * 1.4426950408889634074 + magic;
   const double k = t - magic;
