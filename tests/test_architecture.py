@@ -140,6 +140,11 @@ def test_the_runner_imports_no_task_module_by_name(module):
     assert not wrong, f"{module} imports {sorted(wrong)}"
 
 
+# The one edge from models to training: Keras's compile/fit/evaluate/predict/save, the base class of every model.
+# It knows no model class (training imports no model), so the graph keeps its floors.
+MODELS_MAY_IMPORT = {"rnnkit.training.keras_api"}
+
+
 @pytest.mark.parametrize(("floor", "forbidden"), [
     ("rnnkit.layers", ("rnnkit.data", "rnnkit.datasets", "rnnkit.training", "rnnkit.tasks", "rnnkit.experiment",
                        "rnnkit.runs", "rnnkit.cli", "rnnkit.config")),
@@ -155,7 +160,8 @@ def test_the_runner_imports_no_task_module_by_name(module):
 def test_the_lower_floors_import_nothing_above_them(floor, forbidden):
     for module, targets in GRAPH.items():
         if module == floor or module.startswith(floor + "."):
-            wrong = sorted(t for t in targets if any(t == f or t.startswith(f + ".") for f in forbidden))
+            wrong = sorted(t for t in targets if any(t == f or t.startswith(f + ".") for f in forbidden)
+                           and not (floor == "rnnkit.models" and t in MODELS_MAY_IMPORT))
             assert not wrong, f"{module} imports {wrong}"
 
 

@@ -36,6 +36,7 @@ from torch import nn
 from rnnkit.errors import check_positive_int
 from rnnkit.layers import Dense
 from rnnkit.layers.recurrent import recurrent_layer_class
+from rnnkit.training.keras_api import KerasModel
 
 State = tuple[torch.Tensor, ...]
 
@@ -162,7 +163,7 @@ def _check_clock(clock: Clock | None, features: int) -> list[int]:
 
 # --- forecasters ---------------------------------------------------------------------------------
 
-class DirectForecaster(nn.Module):
+class DirectForecaster(KerasModel):
     """Every step at once: a recurrent encoder, then ``Dense(target_length · outputs)``.
 
     Args:
@@ -193,7 +194,7 @@ class DirectForecaster(nn.Module):
         return self.head(summary).view(x.shape[0], self.target_length, self.outputs)
 
 
-class AutoregressiveForecaster(nn.Module):
+class AutoregressiveForecaster(KerasModel):
     """One recurrent layer whose own one-step predictions are fed back as its next input rows.
 
     Which input features are fed back: every column that is not a :class:`Clock` column.
@@ -269,7 +270,7 @@ class AutoregressiveForecaster(nn.Module):
         return torch.stack(predictions, 1)
 
 
-class Seq2SeqForecaster(nn.Module):
+class Seq2SeqForecaster(KerasModel):
     """Encoder–decoder: an encoder summarises the window, a decoder unrolls ``target_length`` steps.
 
     The encoder reads every feature of the window; its final state is the decoder's initial

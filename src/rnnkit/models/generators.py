@@ -26,6 +26,7 @@ from torch import nn
 from rnnkit.errors import check_positive_int
 from rnnkit.layers import Dense, Embedding
 from rnnkit.models.forecasters import Clock, _check_clock, _column_list, recurrent_layer, run_recurrent
+from rnnkit.training.keras_api import KerasModel
 
 
 def _unroll(model: nn.Module, start: Any, length: int, choose=None) -> torch.Tensor:
@@ -39,7 +40,7 @@ def _unroll(model: nn.Module, start: Any, length: int, choose=None) -> torch.Ten
     return torch.stack(values, 1)
 
 
-class OneToMany(nn.Module):
+class OneToMany(KerasModel):
     """A start vector → a sequence: ``Dense`` sets the decoder's initial state, the decoder unrolls.
 
     Initial state: ``tanh(Dense(start))`` (LSTM: split into h and c). Decoder input at step
@@ -125,7 +126,7 @@ class OneToMany(nn.Module):
         return self.unroll(start, self.target_length)
 
 
-class CharRNN(nn.Module):
+class CharRNN(KerasModel):
     """Character-level language model: ``Embedding`` → recurrent layer → ``Dense(len(vocabulary))`` logits.
 
     Args:

@@ -19,6 +19,7 @@ from torch import nn
 from rnnkit.layers import deserialize, serialize
 from rnnkit.layers.base import Layer
 from rnnkit.layers.core import Dense
+from rnnkit.training.keras_api import KerasModel
 
 Shape = tuple[int | None, ...]
 
@@ -71,7 +72,7 @@ def _is_single_shape(shape: Any) -> bool:
     return isinstance(shape, tuple) and all(d is None or isinstance(d, int) for d in shape)
 
 
-class Sequential(nn.Module):
+class Sequential(KerasModel):
     """A linear stack of layers; ``forward`` runs them in order.
 
     Args:
@@ -82,6 +83,10 @@ class Sequential(nn.Module):
             suits a network of Dense layers, ``(sequence_length,)`` token ids for Embedding.
 
     Shapes: input ``(batch, *input_shape)``; output that of the last layer.
+
+    Training, Keras's way (:class:`rnnkit.training.keras_api.KerasModel`): ``compile``, ``fit``,
+    ``evaluate``, ``predict``, ``save``; ``rk.load_model`` reads a saved model back. ``compile`` is
+    Keras's, not ``torch.compile`` (call that function for PyTorch's).
 
     Masks: a layer with ``compute_mask(x, mask)`` (``Embedding(..., mask_zero=True)``, the
     recurrent layers) sets the mask that the following layers whose ``forward`` takes

@@ -7,8 +7,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from rnnkit.training.keras_api import KerasModel
 
-class Wrapper(nn.Module):
+
+class Wrapper(KerasModel):
     """Base of the models that wrap one ``self.model`` (a residual target, a series embedding).
 
     The inner model's L1/L2 penalty (``regularization_loss``), its stateful reset (``reset_states``)

@@ -3,6 +3,11 @@
 Both watch one number per epoch — the validation loss, or the training loss when there is
 no validation data — and keep their state as plain JSON-serialisable values (the best
 weights apart), so that a checkpoint can store them without pickle.
+
+They are also Keras's callbacks: ``model.fit(..., callbacks=[EarlyStopping(monitor="val_loss",
+patience=3, restore_best_weights=True)])`` (:mod:`rnnkit.training.keras_api`) reads their settings
+into the Trainer's (``early_stopping_patience``, ``restore_best``, ``lr_plateau_patience``,
+``lr_factor``), and the Trainer runs its own copies: one training loop.
 """
 
 from __future__ import annotations
@@ -14,9 +19,19 @@ import torch
 from torch import nn
 
 
+MONITORED = ("val_loss", "loss")
+
+
 def _check_patience(name: str, value: int | None) -> None:
     if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
         raise ValueError(f"{name} must be None or an integer >= 1, got {value!r}")
+
+
+def _check_monitor(monitor: str) -> str:
+    # The Trainer watches val_loss when there is validation data, else loss: nothing else to watch
+    if monitor not in MONITORED:
+        raise ValueError(f"monitor must be 'val_loss' or 'loss' (the Trainer watches one of them), got {monitor!r}")
+    return monitor
 
 
 class BestTracker:
@@ -67,8 +82,13 @@ class EarlyStopping:
     """Stop when the monitored value has not improved for ``patience`` epochs (Keras's rule).
 
     Args:
-        patience: epochs without improvement before stopping (>= 1).
+        patience: epochs without improvement before stopping (>= 1; default 1, which stops as
+            Keras's default 0 does: at the first epoch without improvement).
         min_delta: an improvement must exceed this (default 0).
+        monitor: as a ``fit`` callback, ``"val_loss"`` (default) or ``"loss"``: the value the
+            Trainer watches (``val_loss`` with validation data, else ``loss``).
+        restore_best_weights: as a ``fit`` callback, end with the best epoch's weights (default
+            False, Keras's: the last epoch's).
 
     Example:
         >>> stop = EarlyStopping(patience=1)
@@ -76,8 +96,13 @@ class EarlyStopping:
         [False, False, True]
     """
 
-    def __init__(self, patience: int, min_delta: float = 0.0) -> None:
+    def __init__(self, patience: int = 1, min_delta: float = 0.0, *, monitor: str = "val_loss",
+                 restore_best_weights: bool = False) -> None:
         _check_patience("early_stopping_patience", patience)
+        if not isinstance(restore_best_weights, bool):
+            raise ValueError(f"restore_best_weights must be True or False, got {restore_best_weights!r}")
+        self.monitor = _check_monitor(monitor)
+        self.restore_best_weights = restore_best_weights
         self.patience = patience
         self.min_delta = min_delta
         self.best = math.inf
@@ -105,10 +130,12 @@ class ReduceLROnPlateau:
     """Multiply the learning rate by ``factor`` after ``patience`` epochs without improvement.
 
     Args:
-        optimizer: its every parameter group's ``lr`` is scaled.
-        patience: epochs without improvement before a reduction (>= 1).
-        factor: the multiplier, in (0, 1) (default 0.5).
+        optimizer: its every parameter group's ``lr`` is scaled; ``None`` (default) for a ``fit``
+            callback, which the Trainer binds to its optimizer (``lr_plateau_patience``, ``lr_factor``).
+        patience: epochs without improvement before a reduction (>= 1; default 10, Keras's).
+        factor: the multiplier, in (0, 1) (default 0.5, the Trainer's ``lr_factor``; Keras's is 0.1).
         min_lr: the learning rate never goes below this (default 0).
+        monitor: as a ``fit`` callback, ``"val_loss"`` (default) or ``"loss"`` (see :class:`EarlyStopping`).
 
     Example:
         >>> opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
@@ -117,8 +144,10 @@ class ReduceLROnPlateau:
         [1.0, 0.5, 0.5]
     """
 
-    def __init__(self, optimizer: torch.optim.Optimizer, patience: int, factor: float = 0.5, min_lr: float = 0.0) -> None:
+    def __init__(self, optimizer: torch.optim.Optimizer | None = None, patience: int = 10, factor: float = 0.5,
+                 min_lr: float = 0.0, *, monitor: str = "val_loss") -> None:
         _check_patience("lr_plateau_patience", patience)
+        self.monitor = _check_monitor(monitor)
         if not (isinstance(factor, (int, float)) and 0.0 < factor < 1.0):
             raise ValueError(f"lr_factor must be in (0, 1), got {factor!r}")
         if not (isinstance(min_lr, (int, float)) and min_lr >= 0):
@@ -130,6 +159,8 @@ class ReduceLROnPlateau:
 
     def step(self, value: float) -> None:
         """Record one epoch's value and reduce the learning rate when the plateau is long enough."""
+        if self.optimizer is None:
+            raise ValueError("ReduceLROnPlateau.step needs an optimizer: pass it, or give the callback to model.fit")
         if value < self.best:
             self.best, self.wait = float(value), 0
             return

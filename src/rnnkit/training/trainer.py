@@ -62,6 +62,17 @@ class History:
     def __getitem__(self, key: str) -> list[Any]:
         return [e.get(key) for e in self.epochs]
 
+    @property
+    def history(self) -> dict[str, list[Any]]:
+        """Keras's ``History.history``: every recorded key but ``epoch``, each a list over the epochs.
+
+        Example:
+            >>> History([{"epoch": 1, "loss": 0.5, "val_loss": 0.6}]).history
+            {'loss': [0.5], 'val_loss': [0.6]}
+        """
+        keys = dict.fromkeys(k for e in self.epochs for k in e if k != "epoch")
+        return {k: self[k] for k in keys}
+
     def to_frame(self):  # -> pandas.DataFrame (imported lazily: pandas is slow to import)
         """The history as a ``pandas.DataFrame`` with one row per epoch."""
         import pandas as pd
