@@ -12,8 +12,14 @@ build is never loaded where it was not made for.
 
 Which path runs: ``use_kernel(mode)`` or the environment variable ``RNNKIT_KERNEL`` (the call
 wins), with mode
-- ``"auto"`` (default): the kernel wherever it applies; where it cannot be built (no C++
-  compiler, a failed build) one line on stderr says why, and the PyTorch path runs;
+- ``"auto"`` (default): the faster of the kernel and the PyTorch path, by measurement. The
+  first call of a shape class (layer and cell, dtype, training or inference, batch, units and
+  features each rounded to a power of two, thread count, which PyTorch path would run) times
+  both paths on the call's own input (its first 32 steps, a fresh copy of the layer, the random
+  number generators left as they were), a few tens of milliseconds, and the verdict is cached
+  beside the build (``auto.json`` in ``build_folder()``), so later processes reuse it;
+  ``rnnkit doctor`` lists the verdicts with their measured ratios. Where the kernel cannot be
+  built (no C++ compiler, a failed build) one line on stderr says why, and the PyTorch path runs;
 - ``"compiled"``: the kernel, and an error where it cannot be built (for debugging);
 - ``"torch"``: PyTorch's own operators and the step loop only.
 
@@ -29,6 +35,8 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
+import math
 import os
 import platform
 import shutil
@@ -265,6 +273,94 @@ def extension() -> ModuleType | None:
     if _extension is None and kernel_mode() == "compiled":
         raise RuntimeError(f"use_kernel('compiled'): the CPU kernel could not be built: {_failure}")
     return _extension
+
+
+# --- auto: the faster path by measurement ------------------------------------------------------
+AUTO_FILE = "auto.json"
+_verdicts: dict[str, dict[str, Any]] | None = None
+
+
+def _bucket(value: int) -> int:
+    """value rounded to the nearest power of two (in log scale): 200 -> 256, 120 -> 128, 1 -> 1."""
+    return 1 << max(0, round(math.log2(max(int(value), 1))))
+
+
+def auto_key(layer: str, cell: str, dtype: torch.dtype, backward: bool, batch: int, units: int, features: int,
+             alternative: str) -> str:  # fmt: skip
+    """The shape class of a call, under which ``auto``'s verdict is cached."""
+    phase = "training" if backward else "inference"
+    return (f"{layer}/{cell} {str(dtype).replace('torch.', '')} {phase} batch~{_bucket(batch)} units~{_bucket(units)} "
+            f"features~{_bucket(features)} threads={torch.get_num_threads()} vs {alternative}")  # fmt: skip
+
+
+def _verdicts_path() -> Path:
+    return build_folder() / AUTO_FILE
+
+
+def auto_verdicts() -> dict[str, dict[str, Any]]:
+    """``auto``'s cached verdicts for the build in force: shape class -> path, times, speed-up."""
+    global _verdicts
+    if _verdicts is None:
+        try:
+            loaded = json.loads(_verdicts_path().read_text())
+            _verdicts = loaded if isinstance(loaded, dict) else {}
+        except (OSError, ValueError):
+            _verdicts = {}
+    return _verdicts
+
+
+def _save_verdict(key: str, verdict: dict[str, Any]) -> None:
+    """Add one verdict to the file (merged with what other processes wrote; atomic replace)."""
+    path = _verdicts_path()
+    try:
+        try:
+            on_disk = json.loads(path.read_text())
+            on_disk = on_disk if isinstance(on_disk, dict) else {}
+        except (OSError, ValueError):
+            on_disk = {}
+        on_disk[key] = verdict
+        temporary = path.with_name(f"{AUTO_FILE}.{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(on_disk, indent=1, sort_keys=True))
+        os.replace(temporary, path)
+    except OSError:  # a read-only cache: the verdict holds for this process only
+        pass
+
+
+def choose_kernel(key: str, measure: Any) -> bool:
+    """``auto``: whether the kernel runs calls of this shape class; ``measure()`` -> (kernel s, torch s).
+
+    Measured once per class and build; the verdict is cached (``auto_verdicts``).
+    """
+    verdicts = auto_verdicts()
+    if key not in verdicts:
+        kernel_seconds, torch_seconds = measure()
+        verdict = {
+            "path": "kernel" if kernel_seconds <= torch_seconds else "torch",
+            "kernel_ms": round(1e3 * kernel_seconds, 3),
+            "torch_ms": round(1e3 * torch_seconds, 3),
+            "speedup": round(torch_seconds / kernel_seconds, 3) if kernel_seconds > 0 else None,
+            "measured": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+        verdicts[key] = verdict
+        _save_verdict(key, verdict)
+        if sys.stderr.isatty():
+            _notice(f"auto: {key}: the {'compiled kernel' if verdict['path'] == 'kernel' else 'PyTorch path'} "
+                    f"(kernel {verdict['speedup']}x PyTorch's speed; `rnnkit doctor` lists every verdict)")  # fmt: skip
+    return verdicts[key]["path"] == "kernel"
+
+
+def time_paths(call: Any, repeats: int = 3) -> tuple[float, float]:
+    """(kernel seconds, PyTorch seconds): the best of ``repeats`` alternating runs of ``call()``."""
+    best = {"compiled": math.inf, "torch": math.inf}
+    for i in range(repeats + 1):
+        for mode in (("compiled", "torch") if i % 2 == 0 else ("torch", "compiled")):
+            with use_kernel(mode):
+                start = time.perf_counter()
+                call()
+                seconds = time.perf_counter() - start
+            if i > 0:  # the first round warms up (allocations, the first pass through each path)
+                best[mode] = min(best[mode], seconds)
+    return best["compiled"], best["torch"]
 
 
 def compiler_available() -> bool:

@@ -258,11 +258,53 @@ class RNN(Layer):
         """(input bias, recurrent bias) for the compiled kernel; the recurrent one for GRU only."""
         return (self.cell.bias if self.use_bias else None), None
 
-    def _kernel_applies(self, x: torch.Tensor) -> bool:
-        """Whether the compiled kernel runs this call (no mask; see ``rnnkit.layers.kernel``)."""
+    def _kernel_applies(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> bool:
+        """Whether the compiled kernel runs this call; in ``auto`` mode, the faster path by measurement."""
         if not self.built or self._force_loop or self._kernel_kind() is None:
             return False
-        return kernel.applies(x, *self.cell.parameters())
+        if not kernel.applies(x, *self.cell.parameters()):
+            return False
+        if kernel.kernel_mode() != "auto":
+            return True
+        backward = torch.is_grad_enabled() and any(p.requires_grad for p in self.cell.parameters())
+        key = kernel.auto_key(type(self).__name__, str(self._kernel_kind()), x.dtype, backward, x.shape[0], self.units,
+                              x.shape[2], self._torch_path(mask))  # fmt: skip
+        return kernel.choose_kernel(key, lambda: self._time_paths(x, mask, backward))
+
+    def _torch_path(self, mask: torch.Tensor | None) -> str:
+        """Which PyTorch path a call would take instead of the kernel (part of auto's shape class)."""
+        if self.training and self.recurrent_dropout > 0 and self.recurrent_dropout_mode == "sample":
+            return "step loop (per-sample recurrent dropout)"
+        if mask is not None:
+            return "masked paths"
+        return "fused operator" if self.use_fused else "step loop"
+
+    def _time_paths(self, x: torch.Tensor, mask: torch.Tensor | None, backward: bool) -> tuple[float, float]:
+        """(kernel seconds, PyTorch seconds) of a copy of this layer on x's first 32 steps.
+
+        The copy has this layer's weights and options but no carried state; the random number
+        generators are put back afterwards, so measuring changes no result.
+        """
+        steps = min(x.shape[1], 32)
+        xs = x.detach()[:, :steps]
+        ms = None if mask is None else mask[:, :steps]
+        with torch.random.fork_rng(devices=[]):
+            config = {**self.get_config(), "stateful": False, "input_size": self.input_size}
+            copy = type(self)(**config).to(dtype=x.dtype)
+            copy.maybe_build(xs)
+            with torch.no_grad():
+                for mine, theirs in zip(copy.cell.parameters(), self.cell.parameters()):
+                    mine.copy_(theirs.detach())
+            copy._force_loop, copy._pack_runs = self._force_loop, self._pack_runs
+            copy.train(self.training)
+
+            def call() -> None:
+                with torch.set_grad_enabled(backward):
+                    out = copy(xs, mask=ms)
+                    if backward:
+                        (out[0] if isinstance(out, tuple) else out).sum().backward()
+
+            return kernel.time_paths(call)
 
     def _fused(
         self, x: torch.Tensor, state: State, weight_hh: torch.Tensor, batch_sizes: torch.Tensor | None = None
@@ -420,7 +462,7 @@ class RNN(Layer):
             raise ValueError(f"input features must equal input_size={self.input_size}, got {x.shape[-1]}")
         state = self._initial_state(x, initial_state)
         mask = _check_mask(mask, x)
-        compiled = self._kernel_applies(x)
+        compiled = self._kernel_applies(x, mask)
         if self.go_backwards and not compiled:  # the kernel walks x (and mask) backwards itself
             x = x.flip(1)
             mask = None if mask is None else mask.flip(1)

@@ -10,7 +10,8 @@
 // - the gate maths is one vectorised loop per row (`#pragma omp simd`, no branch inside: the
 //   cell kind is a template parameter), with an exp that vectorises (`exp_parts`);
 // - backward accumulates the weight gradients per step as Xᵀ·dG products while dG is in cache;
-// - with several threads each thread runs the whole time loop on its own rows (no barrier).
+// - with several threads each thread runs the whole time loop on chunks of rows (no barrier),
+//   taken from a shared counter, so that a thread on a busy core takes fewer (`for_chunks`).
 //
 // Layouts: x (batch, time, m) and the outputs H (batch, time, n) are batch-major; weights are
 // PyTorch's (G·n, m), (G·n, n), gate order r, z, n (GRU) and i, f, g, o (LSTM).
@@ -24,6 +25,7 @@
 #endif
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <cmath>
 #include <cstdint>
@@ -516,25 +518,36 @@ void backward_rows(const Problem<T>& p, const Grads<T>& g, int64_t chunk, int64_
   }
 }
 
-// Rows per thread: the batch is split into contiguous chunks, one per thread, of at least 64
-// rows: below that a thread's share of a step is too small to pay for waiting on the other
-// threads (on a busy machine a descheduled thread stalls the whole call).
+// Work sharing: the batch is cut into chunks of rows, each run through the whole time loop by
+// one thread (no barrier between steps). With one thread, one chunk. With several, chunks of at
+// least RBLK rows, about four per thread, taken from a shared counter: a thread whose core is
+// shared with another busy process takes fewer chunks instead of holding the others up (with a
+// static split, two threads ran slower than one on a loaded machine).
 int64_t chunk_count(int64_t batch) {
-  return std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), (batch + 63) / 64));
+  const int64_t threads = at::get_num_threads();
+  if (threads <= 1 || batch < 2 * RBLK) return 1;
+  const int64_t rows = std::max<int64_t>(RBLK, round_up((batch + 4 * threads - 1) / (4 * threads), RBLK));
+  return (batch + rows - 1) / rows;
 }
 
 template <typename F>
 void for_chunks(int64_t batch, int64_t chunks, F&& body) {
+  const int64_t per = (batch + chunks - 1) / chunks;
+  if (chunks == 1) {
+    body(0, 0, batch);
+    return;
+  }
 #ifdef RNNKIT_CSR
   const unsigned csr = _mm_getcsr();  // the caller's flush-denormal setting, for every worker
 #endif
-  const int64_t per = (batch + chunks - 1) / chunks;
-  at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
+  std::atomic<int64_t> next{0};
+  const int64_t workers = std::min<int64_t>(at::get_num_threads(), chunks);
+  at::parallel_for(0, workers, 1, [&](int64_t, int64_t) {
 #ifdef RNNKIT_CSR
     const unsigned own = _mm_getcsr();
     _mm_setcsr(csr);
 #endif
-    for (int64_t c = c0; c < c1; c++) {
+    for (int64_t c = next.fetch_add(1); c < chunks; c = next.fetch_add(1)) {
       const int64_t b0 = c * per, b1 = std::min(batch, b0 + per);
       if (b0 < b1) body(c, b0, b1);
     }
