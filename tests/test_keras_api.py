@@ -129,6 +129,39 @@ def test_fit_takes_windows_and_batches_as_keras_takes_datasets():
     np.testing.assert_array_equal(model.predict(val), model.predict(val.x))
 
 
+def test_fit_is_the_trainers_fit_with_the_compiled_settings():
+    x, y = toy(3)
+    labels = (y[:, 0] > 0).astype(np.int64)
+    build = lambda: rk.Sequential(rk.layers.GRU(4), rk.layers.Dense(2), input_shape=(6, 2))  # noqa: E731
+    torch.manual_seed(0)
+    ours = build()
+    ours.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"], learning_rate=1e-2)
+    history = ours.fit(x, labels, epochs=3, batch_size=16, validation_split=0.25, class_weight={1: 3.0}, verbose=0)
+    torch.manual_seed(0)
+    direct = build()
+    trainer = rk.training.Trainer(loss="cross_entropy", learning_rate=1e-2, epochs=3, batch_size=16,
+                                  class_weight=[1.0, 3.0], progress=False)
+    cut = 72  # Keras's split: the last quarter of 96 examples validates
+    xs, ys = torch.from_numpy(x), torch.from_numpy(labels)
+    expected = trainer.fit(direct, (xs[:cut], ys[:cut]), (xs[cut:], ys[cut:]))
+    assert history.history["loss"] == expected["loss"] and history.history["val_loss"] == expected["val_loss"]
+    for a, b in zip(ours.get_weights(), direct.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert history.history["val_accuracy"][-1] == pytest.approx(trainer.evaluate(direct, (xs[cut:], ys[cut:]))["accuracy"])
+
+
+def test_the_pinball_loss_compiles_with_its_quantiles(tmp_path):
+    x, y = toy()
+    model = rk.Sequential(rk.layers.SimpleRNN(4), rk.layers.Dense(3), input_shape=(6, 2))
+    with pytest.raises(ValueError, match="quantiles go with loss='pinball'"):
+        model.compile(loss="pinball")
+    model.compile(loss="pinball", quantiles=[0.1, 0.5, 0.9])
+    history = model.fit(x, y, epochs=2, verbose=0)
+    model.save(tmp_path / "q")
+    assert rk.load_model(tmp_path / "q").evaluate(x, y) == pytest.approx(model.evaluate(x, y), rel=1e-7)
+    assert len(history.history["loss"]) == 2
+
+
 # --- save and load -----------------------------------------------------------------------------------
 
 def test_a_saved_and_loaded_model_predicts_identically_and_stays_compiled(tmp_path):
@@ -257,7 +290,7 @@ def test_compile_is_keras_compile_not_torch_compile():
     model = small_rnn()
     model.compile(optimizer="adam", loss="mean_squared_error")
     assert model._compiled_call_impl is None  # nn.Module.compile would have set torch.compile's wrapper
-    assert model._compiled()[0].loss == "mse"
+    assert model._compiled().training.loss == "mse"
 
 
 @pytest.mark.parametrize(("call", "message"), [

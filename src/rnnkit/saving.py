@@ -75,7 +75,7 @@ def load_model(filepath: str | Path) -> nn.Module:
     load_weights(stem.with_suffix(".safetensors"), model)
     compiled = (description.get("metadata") or {}).get("compile")
     if isinstance(compiled, dict) and callable(getattr(model, "compile", None)):
-        model.compile(**compiled["training"], metrics=compiled.get("metrics") or None)
+        model.compile(**compiled["training"], metrics=compiled.get("metrics") or None, quantiles=compiled.get("quantiles"))
     model.eval()
     return model
 
@@ -107,11 +107,15 @@ def load_run(run: str | Path) -> Run:
     from rnnkit.tasks import task_for
 
     config, scaler, metrics = read_run(run)
+    task = task_for(config)
     models: dict[str, nn.Module] = {}
-    for spec in task_for(config).specs():
+    for spec in task.specs():
         name, model, _ = load_trained(run, spec.name)
+        training = config.training_for(spec)
         if callable(getattr(model, "compile", None)):
-            model.compile(**config.training_for(spec).model_dump())
+            # the pinball loss needs the run's levels (from its config); class weights need the data, left out
+            quantiles = task.trainer_options().get("quantiles") if training.loss == "pinball" else None
+            model.compile(**training.model_dump(), quantiles=quantiles)
         models[name] = model
     return Run(models=models, best=metrics.get("best"), scaler=scaler, windows=config.windows, config=config,
                metrics=metrics)

@@ -26,6 +26,7 @@ still compiles an rnnkit model; only the method means Keras's compile.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -145,6 +146,15 @@ class _EpochMetrics(Hook):
                 record[prefix + m] = scores[METRICS[m]]
 
 
+def _class_weights(class_weight: Any) -> list[float] | None:
+    """Keras's ``{class: weight}`` as one weight per class 0 … max (a class left out weighs 1)."""
+    if not isinstance(class_weight, dict):
+        return class_weight
+    if not all(isinstance(k, (int, np.integer)) and not isinstance(k, bool) and k >= 0 for k in class_weight):
+        raise ValueError(f"class_weight keys must be class indices >= 0, got {sorted(class_weight, key=str)}")
+    return [float(class_weight.get(c, 1.0)) for c in range(max(class_weight) + 1)] if class_weight else None
+
+
 def _describe(metrics: Sequence[str], validated: bool):
     """``record -> "mae 0.41, val_mae 0.47"``: the metrics' part of a line per epoch (None without metrics)."""
     if not metrics:
@@ -159,6 +169,18 @@ def _verbose(verbose: Any) -> bool | None:
     if verbose in (0, 1, 2) and not isinstance(verbose, bool):
         return {0: False, 1: True, 2: False}[verbose]
     raise ValueError(f"verbose must be 'auto', 0, 1 or 2, got {verbose!r}")
+
+
+@dataclass
+class Compiled:
+    """What ``compile`` keeps: the Trainer's settings, the metrics' names and the pinball loss's levels."""
+
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    metrics: list[str] = field(default_factory=list)
+    quantiles: list[float] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"training": self.training.model_dump(), "metrics": self.metrics, "quantiles": self.quantiles}
 
 
 class KerasModel(nn.Module):
@@ -177,11 +199,12 @@ class KerasModel(nn.Module):
         history.history["val_loss"][-1], model.evaluate(x_test, y_test)
     """
 
-    def _compiled(self) -> tuple[TrainingConfig, list[str]]:
-        """The settings and metrics of ``compile``; the defaults when the model was never compiled."""
-        return getattr(self, "_keras_compiled", None) or (TrainingConfig(), [])
+    def _compiled(self) -> Compiled:
+        """What ``compile`` kept; the defaults when the model was never compiled."""
+        return getattr(self, "_keras_compiled", None) or Compiled()
 
-    def compile(self, optimizer: str = "adam", loss: str = "mae", metrics: Sequence[str] | None = None,
+    def compile(self, optimizer: str = "adam", loss: str = "mae", metrics: Sequence[str] | None = None, *,
+                quantiles: Sequence[float] | None = None,
                 **settings: Any) -> None:  # type: ignore[override]  # Keras's compile, not torch.compile
         """Keep the training settings for ``fit``, ``evaluate`` and ``predict`` (Keras's ``compile``).
 
@@ -194,6 +217,7 @@ class KerasModel(nn.Module):
             metrics: names among ``mae``, ``mse``, ``rmse`` (regression) or ``accuracy``
                 (``cross_entropy``), each recorded per epoch in the History (``mae``, ``val_mae``)
                 and returned by ``evaluate`` after the loss.
+            quantiles: with ``loss="pinball"`` (and only with it), the levels of the model's outputs.
             **settings: any other field of :class:`rnnkit.training.settings.TrainingConfig`
                 (``learning_rate``, ``batch_size``, ``epochs``, ``clip_grad_norm``, ``seed``,
                 ``stateful``, ``restore_best``, ...), with its default when left out.
@@ -208,16 +232,20 @@ class KerasModel(nn.Module):
         if unknown:
             raise ValueError(f"compile: unknown settings {unknown}; the settings are {sorted(TrainingConfig.model_fields)}")
         config = TrainingConfig.model_validate({**settings, "optimizer": optimizer.lower(), "loss": loss})
-        self._keras_compiled = (config, _check_metrics(metrics, loss))
+        compiled = Compiled(config, _check_metrics(metrics, loss), None if quantiles is None else list(quantiles))
+        Trainer.from_config(config, quantiles=compiled.quantiles, progress=False)  # the Trainer's own checks, now
+        self._keras_compiled = compiled
 
     def _trainer(self, **overrides: Any) -> Trainer:
-        config, _ = self._compiled()
-        settings = {**config.model_dump(), **{k: v for k, v in overrides.pop("settings", {}).items() if v is not None}}
-        return Trainer.from_config(TrainingConfig.model_validate(settings), **overrides)
+        compiled = self._compiled()
+        settings = {**compiled.training.model_dump(),
+                    **{k: v for k, v in overrides.pop("settings", {}).items() if v is not None}}
+        return Trainer.from_config(TrainingConfig.model_validate(settings), quantiles=compiled.quantiles, **overrides)
 
     def fit(self, x: Any = None, y: Any = None, batch_size: int | None = None, epochs: int | None = None,
             verbose: Any = "auto", callbacks: Sequence[Any] | None = None, validation_split: float = 0.0,
-            validation_data: Any = None, shuffle: bool | None = None) -> History:
+            validation_data: Any = None, shuffle: bool | None = None,
+            class_weight: dict[int, float] | Sequence[float] | None = None) -> History:
         """Train the model (Keras's ``fit``); returns the :class:`History` (``history.history["val_loss"]``).
 
         Args:
@@ -232,6 +260,8 @@ class KerasModel(nn.Module):
                 and :class:`rnnkit.training.hooks.Hook` objects (run by the loop).
             validation_split: with arrays, the last fraction of the examples validates (Keras's rule).
             validation_data: ``(x_val, y_val)`` arrays, or windows or batches.
+            class_weight: with ``loss="cross_entropy"``, ``{class: weight}`` (Keras's; a class left out
+                weighs 1) or one weight per class; it weights ``val_loss`` too (the Trainer's rule).
 
         Where rnnkit differs from Keras: with validation data and no EarlyStopping callback, the
         model ends with the weights of its best validation epoch (``restore_best=True``; compile
@@ -273,12 +303,13 @@ class KerasModel(nn.Module):
                     raise ValueError(f"ReduceLROnPlateau(min_lr={cb.min_lr}): fit's Trainer has no floor on the "
                                      "learning rate; min_lr must be 0")
                 settings.update(lr_plateau_patience=cb.patience, lr_factor=cb.factor)
-        _, metrics = self._compiled()
+        metrics = self._compiled().metrics
         progress = _verbose(verbose)
         # the metrics join the epoch's record first, so that a line per epoch (verbose=2) shows them
         hooks = ([_EpochMetrics(metrics, train, val)] if metrics else []) + (
             [EpochLines(None, _describe(metrics, val is not None))] if verbose == 2 else []) + hooks
-        trainer = self._trainer(settings=settings, progress=progress, hooks=hooks)
+        trainer = self._trainer(settings=settings, progress=progress, hooks=hooks,
+                                class_weight=_class_weights(class_weight))
         return trainer.fit(self, train, val)
 
     def evaluate(self, x: Any = None, y: Any = None, batch_size: int | None = None, verbose: Any = "auto",
@@ -293,7 +324,7 @@ class KerasModel(nn.Module):
         data = as_fit_data(x, y)
         trainer = self._trainer(settings={"batch_size": batch_size}, progress=False)
         scores = _scores(trainer, self, data)
-        _, metrics = self._compiled()
+        metrics = self._compiled().metrics
         result = {"loss": scores["loss"], **{m: scores[METRICS[m]] for m in metrics}}
         if return_dict:
             return result
@@ -321,7 +352,6 @@ class KerasModel(nn.Module):
         unbuilt = [type(m).__name__ for m in self.modules() if getattr(m, "built", True) is False]
         if unbuilt:
             raise ValueError(f"save needs every weight: layers {unbuilt} are not built yet (give input_shape or call the model once)")
-        config, metrics = self._compiled()
         path.parent.mkdir(parents=True, exist_ok=True)
-        compiled = {"training": config.model_dump(), "metrics": metrics} if hasattr(self, "_keras_compiled") else None
-        save_model(self, path, metadata={"compile": compiled} if compiled else None)
+        compiled = getattr(self, "_keras_compiled", None)
+        save_model(self, path, metadata={"compile": compiled.to_dict()} if compiled is not None else None)
