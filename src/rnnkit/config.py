@@ -60,7 +60,7 @@ __all__ = ["ClassificationConfig", "DataConfig", "ExperimentConfig", "ModelConfi
            "SearchConfig", "TrainingConfig", "WindowConfig", "load_config", "override", "parse_config"]
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)  # inf/NaN named at the key
 
 
 class DataConfig(_Strict):

@@ -267,7 +267,21 @@ def load_trained(run: str | Path, name: str | None = None) -> tuple[str, nn.Modu
         raise RnnkitError(f"model {name!r} is not in the run; its models are {names}")
     stem = Path(run) / "models" / slug(name) / "model"
     description = read_model_json(stem)
-    model = task_for(config).rebuild(description)
+    model = rebuild_from_file(task_for(config), description, stem.with_suffix(".json"))
     load_weights(stem.with_suffix(".safetensors"), model)
     model.eval()
     return name, model, description
+
+
+def rebuild_from_file(task: Any, description: dict[str, Any], path: Path) -> nn.Module:
+    """``task.rebuild(description)``, with what the file ``path`` gets wrong named as bad input.
+
+    Everything the rebuild reads comes from the file, so an error it raises (an unknown layer
+    ``class_name``, a layer built for other input features, ``layers`` that is not a list) is the
+    file's: a :class:`RnnkitError` that names it, never an internal error.
+    """
+    try:
+        return task.rebuild(description)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
+        what = str(e) if isinstance(e, ValueError) else f"{type(e).__name__}: {e}"
+        raise RnnkitError(f"{path}: cannot rebuild the model it describes: {what}") from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rnnkit.errors import RnnkitError
 from rnnkit.layers import activations, regularizers
 from rnnkit.layers.base import Layer
 from rnnkit.layers.bidirectional import Bidirectional
@@ -32,16 +33,16 @@ def serialize(layer: Layer) -> dict[str, Any]:
 def deserialize(spec: dict[str, Any]) -> Layer:
     """Rebuild a layer from ``serialize(layer)``'s output (new weights, same configuration)."""
     if not isinstance(spec, dict) or set(spec) != {"class_name", "config"}:
-        raise ValueError(f"deserialize: spec must be a dict with keys 'class_name' and 'config', got {spec!r}")
+        raise RnnkitError(f"deserialize: spec must be a dict with keys 'class_name' and 'config', got {spec!r}")
     name, config = spec["class_name"], spec["config"]
     if name not in LAYER_CLASSES:
-        raise ValueError(f"deserialize: class_name must be one of {sorted(LAYER_CLASSES)}, got {name!r}")
+        raise RnnkitError(f"deserialize: class_name must be one of {sorted(LAYER_CLASSES)}, got {name!r}")
     if not isinstance(config, dict):
-        raise ValueError(f"deserialize: config of {name} must be a dict, got {config!r}")
+        raise RnnkitError(f"deserialize: config of {name} must be a dict, got {config!r}")
     try:
         return LAYER_CLASSES[name](**config)
     except TypeError as e:  # an unknown or missing argument in a hand-written config
-        raise ValueError(f"deserialize: bad config for {name}: {e}") from None
+        raise RnnkitError(f"deserialize: bad config for {name}: {e}") from None
 
 
 __all__ = [

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from rnnkit.errors import RnnkitError
 from rnnkit.layers import deserialize, serialize
 from rnnkit.layers.base import Layer
 from rnnkit.layers.core import Dense
@@ -29,7 +30,7 @@ def _check_input_shape(input_shape: Any) -> Shape:
     (``(features,)`` for a dense network, ``(sequence_length,)`` for token ids)."""
     rule = "input_shape must be (sequence_length, features) with positive integers (sequence_length may be None)"
     if not isinstance(input_shape, (tuple, list)) or len(input_shape) not in (1, 2):
-        raise ValueError(f"{rule}, got {input_shape!r}")
+        raise RnnkitError(f"{rule}, got {input_shape!r}")
     shape = []
     for i, d in enumerate(input_shape):
         if d is None and i == 0 and len(input_shape) == 2:
@@ -37,7 +38,7 @@ def _check_input_shape(input_shape: Any) -> Shape:
         elif isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d > 0:
             shape.append(int(d))
         else:
-            raise ValueError(f"{rule}, got {input_shape!r}")
+            raise RnnkitError(f"{rule}, got {input_shape!r}")
     return tuple(shape)
 
 
@@ -148,14 +149,14 @@ class Sequential(KerasModel):
     def _build_layer(self, index: int, layer: Layer, shape: Any) -> Any:
         name = type(layer).__name__
         if not _is_single_shape(shape):
-            raise ValueError(
+            raise RnnkitError(
                 f"layer {index} ({name}) follows a layer with several outputs {shape}; "
                 "Sequential passes one tensor from layer to layer (use return_state=False)"
             )
         if layer.built:
             size = getattr(layer, "input_size", None)
             if size is not None and shape and shape[-1] is not None and size != shape[-1]:
-                raise ValueError(
+                raise RnnkitError(
                     f"layer {index} ({name}) was built for {size} input features, but its input has {shape[-1]}"
                 )
         else:
@@ -312,10 +313,10 @@ class Sequential(KerasModel):
     def from_config(cls, config: dict[str, Any]) -> Sequential:
         """Rebuild a model (fresh weights) from ``get_config()``'s output."""
         if not isinstance(config, dict) or "layers" not in config:
-            raise ValueError(f"Sequential config must be a dict with 'layers' (and 'input_shape'), got {config!r}")
+            raise RnnkitError(f"Sequential config must be a dict with 'layers' (and 'input_shape'), got {config!r}")
         unknown = set(config) - {"input_shape", "layers"}
         if unknown:
-            raise ValueError(f"Sequential config: unknown keys {sorted(unknown)}, expected 'input_shape' and 'layers'")
+            raise RnnkitError(f"Sequential config: unknown keys {sorted(unknown)}, expected 'input_shape' and 'layers'")
         layers = [deserialize(d) for d in config["layers"]]
         input_shape = config.get("input_shape")
         return cls(*layers, input_shape=None if input_shape is None else tuple(input_shape))

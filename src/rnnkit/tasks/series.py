@@ -167,6 +167,12 @@ def prepare(config: ExperimentConfig, frame: pd.DataFrame) -> Prepared:
     except ValueError as e:
         raise RnnkitError(f"cannot split {len(frame)} rows by {list(fractions)}: {e}") from None
     pieces = dict(zip(PARTS, split_parts))
+    if not pieces["train"]:  # every segment is shorter than one window, so split_per_segment kept none
+        w = config.windows
+        raise RnnkitError(
+            f"windows.sequence_length {w.sequence_length} is too long for the data: a window spans "
+            f"{window_span(config)} rows (sequence_length, sampling_rate {w.sampling_rate}, horizon {w.horizon}), "
+            f"and no contiguous segment of the {len(frame)} rows is that long")
     scaler = Standardizer().fit(pd.concat(pieces["train"]))
     scaled = {p: [scaler.transform(piece) for piece in pieces[p]] for p in PARTS}
     windows: dict[str, Windows] = {}

@@ -14,7 +14,7 @@ class TrainingConfig(BaseModel):
     config's ``[training]`` table is this model (``Trainer.from_config(settings)`` builds one from it).
     """
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)  # inf/NaN named at the key
 
     optimizer: Literal["adam", "rmsprop", "sgd"] = "adam"
     learning_rate: float = Field(1e-3, gt=0)

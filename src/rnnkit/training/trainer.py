@@ -227,34 +227,34 @@ class Trainer:
         quantiles: Sequence[float] | None = None,
     ) -> None:
         if not isinstance(optimizer, str) or optimizer.lower() not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
+            raise RnnkitError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
         if not isinstance(learning_rate, (int, float)) or isinstance(learning_rate, bool) or not learning_rate > 0 or not math.isfinite(learning_rate):
-            raise ValueError(f"learning_rate must be a finite number > 0, got {learning_rate!r}")
+            raise RnnkitError(f"learning_rate must be a finite number > 0, got {learning_rate!r}")
         if not isinstance(weight_decay, (int, float)) or isinstance(weight_decay, bool) or not 0 <= weight_decay < math.inf:
-            raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay!r}")
+            raise RnnkitError(f"weight_decay must be a finite number >= 0, got {weight_decay!r}")
         check_positive_int("batch_size", batch_size)
         check_positive_int("epochs", epochs)
         if shuffle is not None and not isinstance(shuffle, bool):
-            raise ValueError(f"shuffle must be True, False or None, got {shuffle!r}")
+            raise RnnkitError(f"shuffle must be True, False or None, got {shuffle!r}")
         if not isinstance(stateful, bool):
-            raise ValueError(f"stateful must be True or False, got {stateful!r}")
+            raise RnnkitError(f"stateful must be True or False, got {stateful!r}")
         if stateful and shuffle:
-            raise ValueError("shuffle must be False or None when stateful=True (states carry across batches in order), got True")
+            raise RnnkitError("shuffle must be False or None when stateful=True (states carry across batches in order), got True")
         if clip_grad_norm is not None and (
             not isinstance(clip_grad_norm, (int, float)) or isinstance(clip_grad_norm, bool) or not 0 < clip_grad_norm < math.inf
         ):
-            raise ValueError(f"clip_grad_norm must be None or a finite number > 0, got {clip_grad_norm!r}")
+            raise RnnkitError(f"clip_grad_norm must be None or a finite number > 0, got {clip_grad_norm!r}")
         for name, value in (("early_stopping_patience", early_stopping_patience), ("lr_plateau_patience", lr_plateau_patience)):
             if value is not None:
                 check_positive_int(name, value)
         if not isinstance(lr_factor, (int, float)) or isinstance(lr_factor, bool) or not 0 < lr_factor < 1:
-            raise ValueError(f"lr_factor must be in (0, 1), got {lr_factor!r}")
+            raise RnnkitError(f"lr_factor must be in (0, 1), got {lr_factor!r}")
         if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-            raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+            raise RnnkitError(f"seed must be an integer >= 0, got {seed!r}")
         if progress is not None and not isinstance(progress, bool):
-            raise ValueError(f"progress must be True, False or None (auto), got {progress!r}")
+            raise RnnkitError(f"progress must be True, False or None (auto), got {progress!r}")
         if not isinstance(restore_best, bool):
-            raise ValueError(f"restore_best must be True or False, got {restore_best!r}")
+            raise RnnkitError(f"restore_best must be True or False, got {restore_best!r}")
         self.optimizer = optimizer.lower()
         self.learning_rate = float(learning_rate)
         self.weight_decay = float(weight_decay)
@@ -274,23 +274,23 @@ class Trainer:
         self.progress_stream = progress_stream
         self.describe_epoch = describe_epoch
         if not all(isinstance(h, Hook) for h in hooks):
-            raise ValueError(f"hooks must be rnnkit.training.hooks.Hook objects, got {[type(h).__name__ for h in hooks]}")
+            raise RnnkitError(f"hooks must be rnnkit.training.hooks.Hook objects, got {[type(h).__name__ for h in hooks]}")
         self.hooks = list(hooks)
         self._loss_fn = get_loss(self.loss)
         if not isinstance(flush_denormal, bool):
-            raise ValueError(f"flush_denormal must be True or False, got {flush_denormal!r}")
+            raise RnnkitError(f"flush_denormal must be True or False, got {flush_denormal!r}")
         self.flush_denormal = flush_denormal
         self.check_finite = check_bool("check_finite", check_finite)
         self.class_weight: list[float] | None = None
         if class_weight is not None:
             if self.loss != "cross_entropy":
-                raise ValueError(f"class_weight needs loss='cross_entropy', got loss={self.loss!r}")
+                raise RnnkitError(f"class_weight needs loss='cross_entropy', got loss={self.loss!r}")
             weight = check_class_weight(class_weight)
             self.class_weight = weight.tolist()
             self._loss_fn = functools.partial(cross_entropy, class_weight=weight)
         self.quantiles: list[float] | None = None
         if (quantiles is None) != (self.loss != "pinball"):
-            raise ValueError(f"quantiles go with loss='pinball' and only with it, got loss={self.loss!r} and "
+            raise RnnkitError(f"quantiles go with loss='pinball' and only with it, got loss={self.loss!r} and "
                              f"quantiles={quantiles!r}")
         if quantiles is not None:
             self.quantiles = check_quantiles(quantiles)
@@ -380,9 +380,9 @@ class Trainer:
         train = as_data(train, "train")
         val = as_data(val, "val") if val is not None else None
         if resume and self.checkpoint_dir is None:
-            raise ValueError("resume=True needs checkpoint_dir, got checkpoint_dir=None")
+            raise RnnkitError("resume=True needs checkpoint_dir, got checkpoint_dir=None")
         if self.shuffle and isinstance(train, BatchSequence):
-            raise ValueError("shuffle must be False for train given as a sequence of batches (their order is given), got True")
+            raise RnnkitError("shuffle must be False for train given as a sequence of batches (their order is given), got True")
         n_train = count_examples(train)
         if n_train == 0:
             raise RnnkitError("train holds no examples")
