@@ -38,7 +38,7 @@ from rnnkit.training.batches import as_data
 from rnnkit.training.callbacks import EarlyStopping, ReduceLROnPlateau
 from rnnkit.training.hooks import EpochLines, Hook, Loop
 from rnnkit.training.losses import canonical_loss_name
-from rnnkit.training.settings import TrainingConfig
+from rnnkit.training.settings import TrainingConfig, default
 from rnnkit.training.trainer import OPTIMIZERS, History, Trainer
 
 # Keras's metric names -> the Trainer.evaluate score they read
@@ -203,7 +203,8 @@ class KerasModel(nn.Module):
         """What ``compile`` kept; the defaults when the model was never compiled."""
         return getattr(self, "_keras_compiled", None) or Compiled()
 
-    def compile(self, optimizer: str = "adam", loss: str = "mae", metrics: Sequence[str] | None = None, *,
+    def compile(self, optimizer: str = default("optimizer"), loss: str = default("loss"),
+                metrics: Sequence[str] | None = None, *,
                 quantiles: Sequence[float] | None = None,
                 **settings: Any) -> None:  # type: ignore[override]  # Keras's compile, not torch.compile
         """Keep the training settings for ``fit``, ``evaluate`` and ``predict`` (Keras's ``compile``).
