@@ -26,6 +26,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <map>
+#include <string>
 #include <bit>
 #include <cmath>
 #include <cstdint>
@@ -411,8 +413,12 @@ template <typename T, int KIND>
 void backward_rows(const Problem<T>& p, const Grads<T>& g, int64_t chunk, int64_t b0, int64_t b1) {
   const int64_t n = p.n, m = p.m, Np = p.Np, np = p.np, mp = p.mp, Gn = p.G * n;
   constexpr bool two = KIND == GRU || KIND == GRU_BEFORE;  // dG of the recurrent product differs from dG of x
-  std::vector<T> dgx_buf(RBLK * Np, T(0)), dgh_buf(two ? RBLK * Np : 0, T(0)), back_buf(RBLK * np),
-      hm_buf(RBLK * n), dx_buf(g.dx ? RBLK * mp : 0);
+  // Few rows (a chunk smaller than a block, e.g. batch 1): the weight gradients of TB steps are
+  // summed in one product of K = TB · rows, so that dW is read and written once per TB steps, not
+  // once per step (at batch 1 that traffic made LSTM(128)'s backward slower than PyTorch's).
+  const int64_t TB = KIND == GRU_BEFORE || b1 - b0 >= RBLK ? 1 : std::min<int64_t>(p.steps, RBLK / (b1 - b0));
+  std::vector<T> dgx_buf(TB * RBLK * Np, T(0)), dgh_buf(two ? TB * RBLK * Np : 0, T(0)), back_buf(RBLK * np),
+      hm_buf(TB * RBLK * n), x_buf(TB > 1 ? TB * RBLK * m : 0), dx_buf(g.dx ? RBLK * mp : 0);
   // GRU_BEFORE: dgh holds [0, 0, dpc] (with r ⊙ hm), dgr [dpr, dpz, 0] (with hm); drh = U_nᵀ dpc
   std::vector<T> dgr_buf(KIND == GRU_BEFORE ? RBLK * Np : 0, T(0)), drh_buf(KIND == GRU_BEFORE ? RBLK * np : 0),
       rh_buf(KIND == GRU_BEFORE ? RBLK * n : 0);
@@ -427,6 +433,10 @@ void backward_rows(const Problem<T>& p, const Grads<T>& g, int64_t chunk, int64_
     const int64_t t = p.t_in(s);
     for (int64_t r0 = b0; r0 < b1; r0 += RBLK) {
       const int64_t rows = std::min(RBLK, b1 - r0);
+      const int64_t slot = (p.steps - 1 - s) % TB;  // TB > 1: one block of rows, TB steps side by side
+      dgx = dgx_buf.data() + slot * rows * Np;
+      dgh = two ? dgh_buf.data() + slot * rows * Np : dgx;
+      hm = hm_buf.data() + slot * rows * n;
       for (int64_t i = 0; i < rows; i++) {
         const int64_t b = r0 + i;
         if (p.padded(b, s)) {  // the state passed through unchanged: so does its gradient
@@ -496,10 +506,20 @@ void backward_rows(const Problem<T>& p, const Grads<T>& g, int64_t chunk, int64_
       if constexpr (KIND == GRU_BEFORE) {
         gemm<T, true>(n, Np, rows, hm, 1, n, dgr_buf.data(), Np, dwhhT, Np);
         gemm<T, true>(n, Np, rows, rh_buf.data(), 1, n, dgh, Np, dwhhT, Np);
-      } else {
+      } else if (TB == 1) {
         gemm<T, true>(n, Np, rows, hm, 1, n, dgh, Np, dwhhT, Np);
       }
-      gemm<T, true>(m, Np, rows, p.x + (r0 * p.steps + t) * m, 1, p.steps * m, dgx, Np, dwihT, Np);
+      if (TB == 1) {
+        gemm<T, true>(m, Np, rows, p.x + (r0 * p.steps + t) * m, 1, p.steps * m, dgx, Np, dwihT, Np);
+      } else {
+        for (int64_t i = 0; i < rows; i++)
+          std::memcpy(x_buf.data() + (slot * rows + i) * m, p.x + ((r0 + i) * p.steps + t) * m, m * sizeof(T));
+        if (slot == TB - 1 || s == 0) {  // the TB steps' products at once: K = (slot + 1) · rows
+          const int64_t K = (slot + 1) * rows;
+          if constexpr (KIND != GRU_BEFORE) gemm<T, true>(n, Np, K, hm_buf.data(), 1, n, two ? dgh_buf.data() : dgx_buf.data(), Np, dwhhT, Np);
+          gemm<T, true>(m, Np, K, x_buf.data(), 1, m, dgx_buf.data(), Np, dwihT, Np);
+        }
+      }
       for (int64_t i = 0; i < rows; i++) {
         const T* __restrict a = dgx + i * Np;
         const T* __restrict c = dgh + i * Np;
@@ -716,7 +736,14 @@ std::vector<at::Tensor> backward(int64_t kind, bool reverse, bool need_dx, const
 
 }  // namespace
 
+// What this build is: its vector width and register count, and the register tiles they give.
+std::map<std::string, int64_t> build_info() {
+  return {{"vector_bytes", VBYTES}, {"vector_registers", VREGS}, {"rows_per_block", RBLK},
+          {"tile_rows_3", rows_for<3>}, {"tile_rows_2", rows_for<2>}, {"tile_rows_1", rows_for<1>}};
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, module) {
+  module.def("info", &build_info, "the build's vector width, register count and tile shapes");
   module.def("forward", &forward, "whole-sequence forward: [H, h_last, c_last, saved]");
   module.def("backward", &backward, "whole-sequence backward: [dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh]");
 }
