@@ -212,6 +212,15 @@ def report_command(run_dir: Path, output: Path | None) -> None:
     click.echo(f"report: {write_report(run_dir, output)}")
 
 
+@app.command("doctor")
+@click.option("--measure", is_flag=True, help="Measure auto's standard shape classes first (a few seconds).")
+def doctor_command(measure: bool) -> None:
+    """Why runs are fast or slow here: the CPU, the kernel's build, auto's choices, torch's threads and BLAS."""
+    from rnnkit.doctor import report
+
+    click.echo(report(measure=measure))
+
+
 @app.command("summary")
 @click.argument("config_path", type=click.Path(path_type=str))
 @click.option("--features", type=click.IntRange(min=1), default=None,
