@@ -1,7 +1,9 @@
 # `make demo`: set up .venv if needed and run the main job.
 # `make test`: set up .venv if needed and run the test suite (the layers' tests a second time on
-# the PyTorch path, RNNKIT_KERNEL=torch, so that both paths are tested).
+# the PyTorch path, RNNKIT_KERNEL=torch, so that both paths are tested; then the kernel's parity
+# tests at every instruction-set level this CPU runs).
 # `make bench`: the speed benchmarks (ratios against references in the same run).
+# `make doctor`: the CPU, the kernel's build and auto's choices (`rnnkit doctor`).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -13,13 +15,14 @@ ifneq ($(DATA_DIR),)
 export RNNKIT_DATA_DIR ?= $(DATA_DIR)
 endif
 
-.PHONY: demo test bench setup clean
+.PHONY: demo test bench setup clean doctor
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,onnx,tensorboard,notebooks,sweep]'
+	$(BIN)/python -m rnnkit.doctor build
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -28,6 +31,13 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 	RNNKIT_KERNEL=torch $(BIN)/python -m pytest -q tests/layers
+	# the kernel's parity tests at every other instruction-set level this CPU runs (each its own build)
+	for level in $$($(BIN)/python -m rnnkit.doctor levels); do \
+		[ $$level = native ] || RNNKIT_KERNEL_ISA=$$level $(BIN)/python -m pytest -q tests/layers/test_kernel.py || exit 1; \
+	done
+
+doctor: $(STAMP)
+	$(BIN)/rnnkit doctor
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_layers.py

@@ -147,3 +147,15 @@ def report(measure: bool = False) -> str:
     if measure and kernel.kernel_mode() == "auto" and kernel.extension() is not None:
         measure_standard_classes()
     return "\n".join(lines + verdict_lines() + torch_lines())
+
+
+if __name__ == "__main__":  # python -m rnnkit.doctor levels: the levels this CPU runs (make test uses it)
+    import sys
+
+    if sys.argv[1:] == ["levels"]:
+        print(" ".join(runnable_levels()))
+    elif sys.argv[1:] == ["build"]:  # make's set-up: build (or load) the kernel now, not at a first run
+        if kernel.kernel_mode() != "torch" and kernel.extension() is not None:
+            print(f"rnnkit: CPU kernel ready ({kernel.isa_level()}): {kernel.build_folder()}")
+    else:
+        print(report(measure="--measure" in sys.argv[1:]))
