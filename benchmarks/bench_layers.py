@@ -23,7 +23,12 @@ Denormal floats: gradients that fade through 120 steps turn denormal, and x86 CP
 the benchmark does too by default; ``--no-flush-denormal`` measures both sides without it.
 
     python benchmarks/bench_layers.py [--repeats 5] [--steps 4] [--quick] [--threads 1,2]
-        [--no-flush-denormal] [--clock cpu|wall] [--no-keras] [--cold-build]
+        [--no-flush-denormal] [--clock cpu|wall] [--no-keras] [--cold-build] [--isa LEVEL|all]
+
+``--isa LEVEL`` runs the whole benchmark at an instruction-set level (generic, sse4, avx, avx2,
+avx512, native): rnnkit's kernel built for it and PyTorch's references held to it
+(``benchmarks/levels.py``); ``--isa all`` runs it at every level this CPU can run, one after
+the other, each in its own process.
 
 Times are the process's CPU time on 1 thread by default (``--clock cpu``): with one thread
 that equals elapsed time on an idle machine, and on a shared one it leaves out the time other
@@ -56,6 +61,9 @@ from torch import nn
 from rnnkit.layers import kernel, use_kernel
 from rnnkit.layers.recurrent import GRU, LSTM, SimpleRNN
 from rnnkit.training.trainer import denormals_flushed
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from levels import level_environment, reexec_at_level, runnable_levels  # noqa: E402
 
 BATCH, TIME, FEATURES = 256, 120, 14
 GATES = {"SimpleRNN": 1, "GRU": 3, "LSTM": 4}
@@ -211,26 +219,31 @@ def run_threads(threads: int, args: argparse.Namespace, repeats: int, steps: int
     torch.set_num_threads(threads)
     clock = CLOCKS[args.clock if threads == 1 else "wall"]
     rate = matmul_rate()
+    ext = kernel.extension() if kernel.kernel_mode() != "torch" else None
+    peak = ext.peak_gflops(0.3) * threads if ext is not None and hasattr(ext, "peak_gflops") else None
     print(
         f"\n{threads} thread{'s' if threads > 1 else ''}, {'CPU' if clock is time.process_time else 'wall'} clock, "
-        f"matmul {rate:.0f} GFLOP/s"
+        f"matmul {rate:.0f} GFLOP/s" + (f", the kernel's FMA peak at this level {peak:.0f} GFLOP/s" if peak else "")
     )
+    if peak:  # the share column: of the level's FMA peak (PyTorch's matmul may run an older level's code)
+        rate = peak
     print(
         f"{'candidate':<30} {'ex/s':>8} {'[min–max]':>15}  {'reference':<17} {'ex/s':>8} {'[min–max]':>15}  "
-        f"{'ratio':>5} {'[min–max]':>11}  {'of matmul':>6}"
+        f"{'ratio':>5} {'[min–max]':>11}  {'of peak' if peak else 'of matmul':>6}"
     )
-    for kind, cls, ref_cls, units in (("GRU", GRU, nn.GRU, 32), ("LSTM", LSTM, nn.LSTM, 32), ("SimpleRNN", SimpleRNN, nn.RNN, 16)):
+    cases = (("GRU", GRU, nn.GRU, 32), ("GRU", GRU, nn.GRU, 64), ("LSTM", LSTM, nn.LSTM, 32), ("SimpleRNN", SimpleRNN, nn.RNN, 16))
+    for kind, cls, ref_cls, units in cases:
         flops = step_flops(kind, units)
         plain = make_step(RnnkitModel(cls(units, input_size=FEATURES), units), x, y)
         reference = make_step(TorchReference(ref_cls(FEATURES, units, batch_first=True), units), x, y)
         compare(f"rnnkit {kind}({units})", plain, reference, f"nn.{ref_cls.__name__}({units})", repeats, steps, flops, rate)
-        if threads > 1:
+        if threads > 1 or units == 64:
             continue
         for mode in ("batch", "sample"):
             layer = cls(units, recurrent_dropout=0.25, recurrent_dropout_mode=mode, input_size=FEATURES)
             dropped = make_step(RnnkitModel(layer, units), x, y)
             compare(f"  rec. dropout {mode}", dropped, plain, f"rnnkit {kind}", repeats, steps, flops, rate)
-        if kind == "GRU" and kernel.kernel_mode() != "torch":
+        if kind == "GRU" and units == 32 and kernel.kernel_mode() != "torch":
             torch_path = make_step(RnnkitModel(GRU(units, input_size=FEATURES), units), x, y)
 
             def torch_step() -> None:
@@ -238,7 +251,7 @@ def run_threads(threads: int, args: argparse.Namespace, repeats: int, steps: int
                     torch_path()
 
             compare("  rnnkit GRU, PyTorch path", torch_step, reference, "nn.GRU(32)", repeats, steps, flops, rate)
-        if kind == "GRU" and args.keras:
+        if kind == "GRU" and units == 32 and args.keras:
             keras_step = make_keras_step(x, y)
             if keras_step is None:
                 print("Keras 3 with the torch backend is not importable: skipped")
@@ -267,7 +280,21 @@ def main() -> None:
     )
     parser.add_argument("--no-keras", dest="keras", action="store_false", help="leave out Keras 3 (torch backend)")
     parser.add_argument("--cold-build", action="store_true", help="also time a build of the kernel from scratch")
+    parser.add_argument("--isa", default=None, help="instruction-set level to run at, or 'all' (see benchmarks/levels.py)")
     args = parser.parse_args()
+    if args.isa == "all":
+        argv, rest = sys.argv[1:], []
+        while argv:  # the arguments without --isa all
+            a = argv.pop(0)
+            if a == "--isa":
+                argv.pop(0)
+            elif not a.startswith("--isa="):
+                rest.append(a)
+        for level in runnable_levels():
+            print(f"\n===== level {level} =====", flush=True)
+            subprocess.run([sys.executable, sys.argv[0], *rest, "--isa", level], env=level_environment(level), check=True)
+        return
+    reexec_at_level(args.isa)
     repeats, steps = (3, 2) if args.quick else (args.repeats, args.steps)
     threads = [int(t) for t in args.threads.split(",")]
 
@@ -279,6 +306,9 @@ def main() -> None:
         f"denormals {'flushed (as Trainer(flush_denormal=True))' if args.flush_denormal else 'kept'}"
     )
     print(kernel_line())
+    print(f"level {kernel.isa_level()} (kernel flags {' '.join(kernel.isa_flags())}); PyTorch's CPU capability "
+          f"{torch.backends.cpu.get_cpu_capability()}, MKL {os.environ.get('MKL_ENABLE_INSTRUCTIONS', 'its best')}, "
+          f"oneDNN {os.environ.get('ONEDNN_MAX_CPU_ISA', 'its best')}")
     if args.cold_build:
         print(f"kernel build from scratch: {cold_build_seconds():.1f} s")
     with denormals_flushed(args.flush_denormal), warnings.catch_warnings():

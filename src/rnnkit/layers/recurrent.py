@@ -150,6 +150,7 @@ class RNN(Layer):
         self._force_loop = False
         # Masked runs needing the LSTM's c: None packs on a GPU only; True/False forces (tests).
         self._pack_runs: bool | None = None
+        self._auto_choices: dict[tuple, bool] = {}  # auto's verdicts for this layer's calls, by shape
         # The dropout masks drawn by the last training call (None when not drawn).
         self.last_dropout_mask: torch.Tensor | None = None
         self.last_recurrent_dropout_mask: torch.Tensor | None = None
@@ -266,10 +267,17 @@ class RNN(Layer):
             return False
         if kernel.kernel_mode() != "auto":
             return True
-        backward = torch.is_grad_enabled() and any(p.requires_grad for p in self.cell.parameters())
-        key = kernel.auto_key(type(self).__name__, str(self._kernel_kind()), x.dtype, backward, x.shape[0], self.units,
-                              x.shape[2], self._torch_path(mask))  # fmt: skip
-        return kernel.choose_kernel(key, lambda: self._time_paths(x, mask, backward))
+        backward = torch.is_grad_enabled() and self.cell.weight_ih.requires_grad
+        # the layer remembers its verdicts by exact shape (a call's overhead stays a dict look-up)
+        verdicts = kernel.auto_verdicts()
+        seen = (id(verdicts), x.shape[0], x.shape[2], x.dtype, backward, self.training, mask is None,
+                torch.get_num_threads())  # fmt: skip
+        choice = self._auto_choices.get(seen)
+        if choice is None:
+            key = kernel.auto_key(type(self).__name__, str(self._kernel_kind()), x.dtype, backward, x.shape[0],
+                                  self.units, x.shape[2], self._torch_path(mask))  # fmt: skip
+            choice = self._auto_choices[seen] = kernel.choose_kernel(key, lambda: self._time_paths(x, mask, backward))
+        return choice
 
     def _torch_path(self, mask: torch.Tensor | None) -> str:
         """Which PyTorch path a call would take instead of the kernel (part of auto's shape class)."""
