@@ -20,7 +20,6 @@ history, so that ``resume`` reads a finished model back instead of training it a
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -34,7 +33,8 @@ from torch import nn
 from rnnkit.config import ExperimentConfig, ModelConfig, TrainingConfig, parse_config
 from rnnkit.data import Standardizer
 from rnnkit.errors import RnnkitError
-from rnnkit.io import load_weights, read_json, read_model_json, save_model, write_json_atomic, write_text_atomic
+from rnnkit.io import load_weights, read_json, save_model, write_json_atomic, write_text_atomic
+from rnnkit.results import read_trained, slug
 from rnnkit.tasks import TASKS, task_class, task_for
 from rnnkit import rundir
 from rnnkit.training import Trainer
@@ -49,11 +49,6 @@ Score = Callable[[nn.Module, TrainingConfig], dict[str, Any]]
 def count_values(model: nn.Module) -> int:
     """Learned or fitted numbers of a model: its parameters and fitted buffers (0 for persistence)."""
     return int(sum(t.numel() for t in model.state_dict().values()))
-
-
-def slug(name: str) -> str:
-    """The folder name of a model: ``"GRU per step"`` -> ``"gru_per_step"``."""
-    return re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_").lower() or "model"
 
 
 def start_run(output: str | Path, config: ExperimentConfig, scaler: Any = None,
@@ -199,14 +194,6 @@ def saved_model_results(config: ExperimentConfig, specs: Iterable[ModelConfig], 
     return results
 
 
-def best_model(models: dict[str, dict[str, Any]], key: str, *, lowest: bool = False) -> str | None:
-    """The trained model (kind ``"model"``) with the highest (or ``lowest``) ``key``; None without one."""
-    trained = [n for n, m in models.items() if m["kind"] == "model"]
-    if not trained:
-        return None
-    return (min if lowest else max)(trained, key=lambda n: models[n][key])
-
-
 def histories_csv(histories: dict[str, History]) -> str:
     """One table of the loss per epoch of every model: a ``model`` column, then the history's columns."""
     frames = [h.to_frame().assign(model=name) for name, h in histories.items() if len(h)]
@@ -224,11 +211,6 @@ def finish_run(out: Path, metrics: dict[str, Any], histories: dict[str, History]
         from rnnkit import plots
 
         plots.plot_history(histories, out / "learning_curves.png", loss_name=loss_name)
-
-
-def format_table(rows: list[dict[str, Any]]) -> str:
-    """Rows of a comparison table as text: 3 decimals, whole numbers from 100 on."""
-    return pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.3f}" if abs(v) < 100 else f"{v:.0f}")
 
 
 # --- reading a run folder back --------------------------------------------------------------------
@@ -258,30 +240,7 @@ def load_run(run: str | Path) -> tuple[ExperimentConfig, Standardizer | None, di
 
 
 def load_trained(run: str | Path, name: str | None = None) -> tuple[str, nn.Module, dict[str, Any]]:
-    """A trained model of a run (the best on validation when ``name`` is None)."""
-    config, _, metrics = load_run(run)
-    names = [spec.name for spec in task_for(config).specs()]
-    if name is None:
-        name = metrics.get("best") or (names[0] if names else None)
-    if name not in names:
-        raise RnnkitError(f"model {name!r} is not in the run; its models are {names}")
-    stem = Path(run) / "models" / slug(name) / "model"
-    description = read_model_json(stem)
-    model = rebuild_from_file(task_for(config), description, stem.with_suffix(".json"))
-    load_weights(stem.with_suffix(".safetensors"), model)
-    model.eval()
-    return name, model, description
+    """A trained model of a run (the best on validation when ``name`` is None), rebuilt by the run's task."""
+    config, _, _ = load_run(run)
+    return read_trained(run, task_for(config), name)
 
-
-def rebuild_from_file(task: Any, description: dict[str, Any], path: Path) -> nn.Module:
-    """``task.rebuild(description)``, with what the file ``path`` gets wrong named as bad input.
-
-    Everything the rebuild reads comes from the file, so an error it raises (an unknown layer
-    ``class_name``, a layer built for other input features, ``layers`` that is not a list) is the
-    file's: a :class:`RnnkitError` that names it, never an internal error.
-    """
-    try:
-        return task.rebuild(description)
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
-        what = str(e) if isinstance(e, ValueError) else f"{type(e).__name__}: {e}"
-        raise RnnkitError(f"{path}: cannot rebuild the model it describes: {what}") from None

@@ -18,7 +18,7 @@ import numpy as np
 
 from rnnkit.data import make_windows
 from rnnkit.errors import RnnkitError
-from rnnkit.runs import format_table
+from rnnkit.results import format_table
 from rnnkit.training import predict
 
 

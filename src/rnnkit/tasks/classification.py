@@ -35,7 +35,7 @@ from rnnkit.config import ClassificationConfig, ExperimentConfig, ModelConfig, T
 from rnnkit.data import Windows
 from rnnkit.errors import RnnkitError
 from rnnkit.models import Sequential
-from rnnkit.runs import best_model, format_table
+from rnnkit.results import best_model, format_table
 from rnnkit.tasks.base import Task, check_baselines, default_loss_and_baselines, refuse_residual_and_stateful, require_loss
 from rnnkit.tasks.series import (
     PART_NAMES, PARTS, Prepared, data_counts, data_used, describe_prepared, describe_windows, load_frame, new_windows,

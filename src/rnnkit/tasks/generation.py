@@ -54,7 +54,7 @@ from torch import nn
 from rnnkit.config import ExperimentConfig, ModelConfig, TrainingConfig, describe_validation_error
 from rnnkit.errors import RnnkitError
 from rnnkit.models.generators import CharBigram, CharRNN, CharUnigram, generate, text_windows
-from rnnkit.runs import best_model, format_table, load_trained
+from rnnkit.results import best_model, format_table, read_trained
 from rnnkit.tasks.base import (Task, check_baselines, check_one_recurrent_layer, default_loss_and_baselines, require_loss,
                                stateful_anywhere)
 from rnnkit.tasks.series import require_windows, with_data_paths
@@ -310,7 +310,7 @@ class Generation(Task):
         """One row per prompt of the files (one prompt a line): the prompt and the text generated after it."""
         from rnnkit.datasets import read_prompts
 
-        name, model, description = load_trained(run, name or None)
+        name, model, description = read_trained(run, self, name or None)
         g = settings(self.config)
         prompts = [p for path in data_paths for p in read_prompts(path)]
         rows = []

@@ -32,7 +32,7 @@ from rnnkit.errors import RnnkitError
 from rnnkit.io import write_json_atomic
 from rnnkit.models import Sequential
 from rnnkit.models.series_embedding import SeriesEmbedding
-from rnnkit.runs import best_model, format_table
+from rnnkit.results import best_model, format_table
 from rnnkit.tasks.base import Task, check_baselines, stateful_anywhere
 from rnnkit.tasks.series import PARTS, PART_NAMES, units_of
 

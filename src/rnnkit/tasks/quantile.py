@@ -29,7 +29,7 @@ from rnnkit import baselines as bl
 from rnnkit.config import ExperimentConfig, ModelConfig, QuantileConfig, TrainingConfig
 from rnnkit.errors import RnnkitError
 from rnnkit.models import Sequential
-from rnnkit.runs import best_model, format_table
+from rnnkit.results import best_model, format_table
 from rnnkit.tasks.base import default_loss_and_baselines, losses_of, require_loss, stateful_anywhere
 from rnnkit.tasks.regression import Regression
 from rnnkit.tasks.series import data_counts, data_used, require_windows, units_of

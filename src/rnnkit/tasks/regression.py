@@ -33,7 +33,7 @@ from rnnkit import published
 from rnnkit.config import ExperimentConfig, ModelConfig, TrainingConfig, WindowConfig, build_layer
 from rnnkit.errors import RnnkitError
 from rnnkit.models import Sequential
-from rnnkit.runs import best_model, format_table
+from rnnkit.results import best_model, format_table
 from rnnkit.tasks.base import Task, check_baselines, losses_of, stateful_anywhere
 from rnnkit.tasks.series import (
     Prepared, ahead, data_counts, data_used, describe_prepared, describe_windows, load_frame, new_windows, prepare,

@@ -17,7 +17,7 @@ from rnnkit.config import ExperimentConfig, ModelConfig, TaggingConfig, Training
 from rnnkit.errors import RnnkitError
 from rnnkit.models import Sequential
 from rnnkit.models.taggers import MajorityTagPerWord, TaggingData, tag_accuracy, tagging_dataset
-from rnnkit.runs import best_model, format_table
+from rnnkit.results import best_model, format_table
 from rnnkit.tasks.base import (Task, check_baselines, default_loss_and_baselines, refuse_residual_and_stateful,
                                require_loss)
 
