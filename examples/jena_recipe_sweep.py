@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rnnkit.config import parse_config
+from rnnkit.tasks import parse_config
 from rnnkit.tasks.regression import Regression
 from rnnkit.tasks.series import load_frame, prepare
 from rnnkit.training import Trainer, predict

@@ -16,7 +16,7 @@ from rnnkit.baselines import MajorityClass, SameAsNow
 from rnnkit.tasks import TASKS
 from rnnkit.tasks.classification import LabelledWindows, classification_baselines, score_classifier, window_labels
 from rnnkit.cli import main
-from rnnkit.config import parse_config
+from rnnkit.tasks import parse_config
 from rnnkit.data import Standardizer, make_windows
 from rnnkit.errors import RnnkitError
 from rnnkit.experiment import evaluate_run, metrics_table, run_experiment
@@ -312,7 +312,7 @@ def test_rain_labels_from_scaled_windows_equal_the_unscaled_data(monkeypatch):
     # Hours without rain hold exactly 0 s; scaling must not turn them into "a little rain".
     monkeypatch.setenv("RNNKIT_DATA_DIR", str(DATA_DIR))
     config_path = Path(__file__).resolve().parents[1] / "configs" / "rain_classification.toml"
-    from rnnkit.config import load_config
+    from rnnkit.tasks import load_config
 
     config = load_config(config_path)
     prepared = prepare(config, load_frame(config))

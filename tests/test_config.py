@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from rnnkit.config import load_config, parse_config
+from rnnkit.tasks import load_config, parse_config
 from rnnkit.errors import RnnkitError
 from rnnkit.experiment import model_summaries
 from rnnkit.tasks.regression import NAIVE_DENSE

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from helpers import tiny_config, write_jena_csv
-from rnnkit.config import parse_config
+from rnnkit.tasks import parse_config
 from rnnkit.errors import RnnkitError
 from rnnkit.experiment import evaluate_run, load_trained, predict_file, run_experiment
 from rnnkit.tasks.regression import seasonal_persistence

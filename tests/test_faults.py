@@ -35,7 +35,7 @@ SEED = 13
 WORKER = textwrap.dedent("""
     import json, os, sys
     import torch
-    from rnnkit.config import parse_config
+    from rnnkit.tasks import parse_config
     from rnnkit.experiment import run_experiment
 
     config = parse_config(json.loads(sys.argv[1]))

@@ -16,7 +16,7 @@ import torch
 
 from helpers import tiny_config, write_jena_csv
 from rnnkit.cli import main
-from rnnkit.config import load_config, parse_config
+from rnnkit.tasks import load_config, parse_config
 from rnnkit.errors import RnnkitError
 from rnnkit.experiment import describe_windows, evaluate_run, metrics_table, predict_file, run_experiment
 from rnnkit.models.forecasters import AutoregressiveForecaster, Seq2SeqForecaster

@@ -17,7 +17,7 @@ import torch
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from rnnkit.config import load_config, parse_config
+from rnnkit.tasks import load_config, parse_config
 from rnnkit.data import make_windows
 from rnnkit.datasets.jena import read_jena_file
 from rnnkit.errors import RnnkitError

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from rnnkit.cli import main
-from rnnkit.config import load_config, parse_config
+from rnnkit.tasks import load_config, parse_config
 from rnnkit.corpora import weather_text
 from rnnkit.errors import RnnkitError
 from rnnkit.experiment import evaluate_run, metrics_table, predict_file, run_experiment

@@ -26,7 +26,7 @@ import pandas as pd
 import pytest
 
 from rnnkit.cli import main
-from rnnkit.config import parse_config
+from rnnkit.tasks import parse_config
 
 GOLDEN = Path(__file__).parent / "golden"
 RECORD = os.environ.get("RNNKIT_GOLDEN_RECORD") == "1"

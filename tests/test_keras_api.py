@@ -194,7 +194,7 @@ def test_a_residual_wrapper_saves_and_loads_as_well(tmp_path):
 
 def test_load_run_gives_the_runs_models_scaler_and_windows(tmp_path):
     csv = write_jena_csv(tmp_path / "jena.csv", days=20)
-    config = rk.config.parse_config(tiny_config(csv, training={"epochs": 1, "loss": "mse"}))
+    config = rk.tasks.parse_config(tiny_config(csv, training={"epochs": 1, "loss": "mse"}))
     metrics = rk.run_experiment(config, tmp_path / "run", progress=False, log=lambda line: None)
 
     run = rk.load_run(tmp_path / "run")

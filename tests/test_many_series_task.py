@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from rnnkit.cli import main
-from rnnkit.config import parse_config
+from rnnkit.tasks import parse_config
 from rnnkit.experiment import evaluate_run, run_experiment
 
 pytest.importorskip("pyarrow")

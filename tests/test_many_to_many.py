@@ -12,7 +12,7 @@ import torch
 
 from helpers import tiny_config, write_jena_csv
 from rnnkit.cli import main
-from rnnkit.config import parse_config
+from rnnkit.tasks import parse_config
 from rnnkit.data import make_windows
 from rnnkit.errors import RnnkitError
 from rnnkit.experiment import evaluate_run, predict_file, run_experiment

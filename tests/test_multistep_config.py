@@ -15,7 +15,7 @@ import torch
 
 from helpers import tiny_config, write_jena_csv
 from rnnkit.cli import main
-from rnnkit.config import load_config, parse_config
+from rnnkit.tasks import load_config, parse_config
 from rnnkit.errors import RnnkitError
 from rnnkit.experiment import evaluate_run, predict_file, run_experiment
 from rnnkit.baselines import MultiStepResidualTarget, RepeatLastDay, RepeatLastPeriod

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rnnkit.config import load_config, parse_config
+from rnnkit.tasks import load_config, parse_config
 from rnnkit.datasets.jena import EMBEDDED_JENA
 from rnnkit.errors import RnnkitError
 from rnnkit.experiment import metrics_table

@@ -12,7 +12,7 @@ import torch
 
 from rnnkit.baselines import Persistence
 from rnnkit.cli import main
-from rnnkit.config import parse_config
+from rnnkit.tasks import parse_config
 from rnnkit.data import make_windows
 from rnnkit.errors import RnnkitError
 from rnnkit.experiment import evaluate_run, metrics_table, predict_file, run_experiment
@@ -102,7 +102,7 @@ def test_quantile_scores_by_hand():
     ({"windows": {"sequence_length": 24, "target_length": 3}}, "task = 'quantile' forecasts one value per window"),
 ])
 def test_invalid_quantile_settings(raw, message):
-    from rnnkit.config import parse_config as parse
+    from rnnkit.tasks import parse_config as parse
 
     with pytest.raises(RnnkitError, match=message):
         parse({**quantile_config(Path("x.csv")), **raw})

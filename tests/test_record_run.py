@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from rnnkit.config import parse_config
+from rnnkit.tasks import parse_config
 from rnnkit.datasets.jena import EMBEDDED_JENA
 from rnnkit.experiment import evaluate_run, load_run, run_experiment, run_report
 

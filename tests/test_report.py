@@ -13,7 +13,7 @@ import pytest
 
 from helpers import tiny_config, write_jena_csv
 from rnnkit.cli import main
-from rnnkit.config import parse_config
+from rnnkit.tasks import parse_config
 from rnnkit.experiment import describe_windows, run_experiment
 
 
@@ -193,7 +193,7 @@ def test_published_numbers_sit_beside_the_runs_rows():
 
 def test_chosen_weeks_and_a_bad_week(runs, tmp_path, capsys):
     tmp, csv = runs
-    from rnnkit.config import load_config
+    from rnnkit.tasks import load_config
 
     config = parse_config({**tiny_config(csv, training={"epochs": 1}), "output": {"report_weeks": ["2020-02-05"]}})
     run_experiment(config, tmp_path / "run", log=quiet)

@@ -16,7 +16,7 @@ import pytest
 from helpers import tiny_config, write_jena_csv
 from rnnkit import rundir
 from rnnkit.cli import main
-from rnnkit.config import parse_config
+from rnnkit.tasks import parse_config
 from rnnkit.errors import RnnkitError
 from rnnkit.experiment import run_experiment
 from test_cli import toml_of

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from rnnkit.cli import main
-from rnnkit.config import config_toml, load_config, parse_config
+from rnnkit.config import config_toml
+from rnnkit.tasks import load_config, parse_config
 from rnnkit.errors import RnnkitError
 
 if sys.version_info >= (3, 11):

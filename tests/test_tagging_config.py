@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from rnnkit.cli import main
-from rnnkit.config import load_config, parse_config
+from rnnkit.tasks import load_config, parse_config
 from rnnkit.errors import RnnkitError
 from rnnkit.experiment import evaluate_run, model_summaries, predict_file, run_experiment
 from rnnkit.models.taggers import MajorityTagPerWord, tag_accuracy, tagging_dataset

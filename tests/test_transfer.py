@@ -8,7 +8,7 @@ import pytest
 
 from helpers import tiny_config, write_jena_csv
 from rnnkit.cli import main
-from rnnkit.config import parse_config
+from rnnkit.tasks import parse_config
 from rnnkit.experiment import predict_file, run_experiment
 from rnnkit.transfer import evaluate_on_files
 

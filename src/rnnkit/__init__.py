@@ -8,7 +8,7 @@
 """
 
 from rnnkit import baselines, config, data, datasets, diagnostics, export, layers, models, tasks, training
-from rnnkit.config import load_config
+from rnnkit.tasks import load_config
 from rnnkit.experiment import evaluate_run, predict_file, run_experiment
 from rnnkit.layers import regularizers
 from rnnkit.models import Sequential

@@ -130,7 +130,7 @@ def demo_command(output: Path | None, data: tuple[str, ...], epochs: int | None,
 def train_command(config_path: str | None, output: Path | None, data: tuple[str, ...], epochs: int | None,
                   resume_dir: Path | None, overwrite: bool, quiet: bool, threads: int | None) -> None:
     """Train and compare the models of a TOML config; write a run folder."""
-    from rnnkit.config import load_config
+    from rnnkit.tasks import load_config
     from rnnkit.experiment import load_run
 
     if resume_dir is not None:
@@ -227,7 +227,7 @@ def doctor_command(measure: bool) -> None:
               help="Input features (default: read the data to find out; 14 when no data is found).")
 def summary_command(config_path: str, features: int | None) -> None:
     """Print each model of a config: layers, output shapes, parameters and their formulas."""
-    from rnnkit.config import load_config
+    from rnnkit.tasks import load_config
     from rnnkit.experiment import model_summaries
 
     click.echo(model_summaries(load_config(config_path), features))
@@ -238,7 +238,7 @@ def summary_command(config_path: str, features: int | None) -> None:
 @click.option("--data", multiple=True, type=click.Path(path_type=str), help="Data file(s) instead of the config's.")
 def windows_command(config_path: str, data: tuple[str, ...]) -> None:
     """Show what the windowing of a config produces: parts, windows, and their rows and times."""
-    from rnnkit.config import load_config
+    from rnnkit.tasks import load_config
     from rnnkit.experiment import describe_windows
 
     click.echo(describe_windows(load_config(config_path), list(data) or None))
@@ -265,7 +265,7 @@ def gradients_command(config_path: str | None, output: Path, steps: int | None, 
         picture = gradient_picture(steps=steps or 100, units=units, train_epochs=train_epochs, seed=seed)
         about = f"long-dependency task, {picture.steps} steps"
     else:
-        from rnnkit.config import load_config
+        from rnnkit.tasks import load_config
 
         config = load_config(config_path)
         if steps is not None:
@@ -295,7 +295,7 @@ def gradients_command(config_path: str | None, output: Path, steps: int | None, 
 def sweep_command(config_path: str, output: Path | None, trials: int | None, workers: int, storage: str | None,
                   study_name: str | None, resume: bool) -> None:
     """Search the config's [search] space with Optuna: trials table, best config as TOML, plots."""
-    from rnnkit.config import load_config
+    from rnnkit.tasks import load_config
     from rnnkit.search import run_sweep
 
     config = load_config(config_path)

@@ -41,11 +41,10 @@ import sys
 import types
 import typing
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model, field_validator,
-                      model_validator)
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
 from rnnkit.errors import RnnkitError
 from rnnkit.training.settings import TrainingConfig
@@ -57,7 +56,7 @@ else:  # pragma: no cover - Python 3.10
 
 
 __all__ = ["ClassificationConfig", "DataConfig", "ExperimentConfig", "ModelConfig", "QuantileConfig", "TaggingConfig",
-           "SearchConfig", "TrainingConfig", "WindowConfig", "load_config", "override", "parse_config"]
+           "SearchConfig", "TrainingConfig", "WindowConfig", "override", "parse_schema", "read_toml"]
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)  # inf/NaN named at the key
@@ -224,28 +223,6 @@ class OutputConfig(_Strict):
         return weeks
 
 
-def _registered(names: typing.Iterable[str], value: Any) -> Any:
-    names = list(dict.fromkeys(names))
-    if not isinstance(value, str) or value not in names:
-        raise PydanticCustomError("unknown_name", "must be one of {names}, got {value}",
-                                  {"names": ", ".join(repr(n) for n in names), "value": repr(value)})
-    return value
-
-
-def _task_name(value: Any) -> Any:
-    """A task the registry knows (rnnkit.tasks.TASKS): adding a task adds no name here."""
-    from rnnkit.tasks import TASKS
-
-    return _registered(TASKS, value)
-
-
-def _baseline_name(value: Any) -> Any:
-    """A baseline some registered task offers (its ``baseline_names``); the task checks it is one of its own."""
-    from rnnkit.tasks import TASKS, task_class
-
-    return _registered((n for name in TASKS for n in task_class(name).baseline_names), value)
-
-
 class SearchParam(_Strict):
     """One dimension of a sweep's space (``[search.params]``): an Optuna distribution over one config value.
 
@@ -364,12 +341,13 @@ class ExperimentConfig(_Strict):
 
     name: str = "experiment"
     description: str = ""
-    task: Annotated[str, BeforeValidator(_task_name)] = "regression"  # a name in rnnkit.tasks.TASKS
+    task: str = "regression"  # a name in rnnkit.tasks.TASKS: the registry checks it (rnnkit.tasks.check_config)
     data: DataConfig = Field(default_factory=DataConfig)
     windows: WindowConfig | None = None  # needed by every task but "tagging" (whole sentences)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     # the task's own baselines when left out (regression's default here)
-    baselines: list[Annotated[str, BeforeValidator(_baseline_name)]] = Field(
+    # names the task offers (its baseline_names), checked by the task (rnnkit.tasks.check_config)
+    baselines: list[str] = Field(
         default_factory=lambda: ["persistence", "seasonal_persistence", "mean"]
     )
     classification: ClassificationConfig | None = None  # task = "classification": its defaults when left out
@@ -399,19 +377,6 @@ class ExperimentConfig(_Strict):
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(f"model names must be unique, got {dup} more than once")
-        return self
-
-    @model_validator(mode="after")
-    def _task_part(self) -> ExperimentConfig:
-        # Each task checks (and fills in) its own part of the config (rnnkit.tasks.base.Task.check_config),
-        # after every other registered task refuses its own settings here (Task.check_absent). Every
-        # error names the key (dotted) first: parse_config turns it into "'key': message".
-        from rnnkit.tasks import TASKS, task_class
-
-        for name in TASKS:
-            if name != self.task:
-                task_class(name).check_absent(self)
-        task_class(self.task).check_config(self)
         return self
 
     @model_validator(mode="after")
@@ -520,8 +485,13 @@ def describe_validation_error(err: ValidationError, root: type[BaseModel], sourc
     return f"{source}: '{key}': {message}" + ("" if "got" in message else f", got {value!r}")
 
 
-def parse_config(raw: dict[str, Any], source: str = "config") -> ExperimentConfig:
-    """Validate a config dict; a problem is a RnnkitError naming the key."""
+def parse_schema(raw: dict[str, Any], source: str = "config") -> ExperimentConfig:
+    """Validate a config dict against the schema; a problem is a RnnkitError naming the key.
+
+    The schema knows no task: the task's own checks (its name, baselines and settings, the
+    placeholders it fills) come after, from :func:`rnnkit.tasks.parse_config`, which runs this
+    first. ``[search]`` is checked there too (each end of a range must make a config its task takes).
+    """
     try:
         config = ExperimentConfig.model_validate(raw)
     except ValidationError as err:
@@ -531,8 +501,6 @@ def parse_config(raw: dict[str, Any], source: str = "config") -> ExperimentConfi
             check_layer_spec(spec, f"{source}: models[{i}].layers[{j}]")
             check_placeholders(spec, f"{source}: models[{i}].layers[{j}]", config.task)
             check_layer_values(spec, f"{source}: models[{i}].layers[{j}]")
-    if config.search is not None:
-        check_search(config, source)
     return config
 
 
@@ -550,8 +518,8 @@ def check_layer_values(spec: dict[str, Any], where: str) -> None:
         raise RnnkitError(f"{where} ({spec['type']}): {message}") from None
 
 
-def load_config(path: str | Path) -> ExperimentConfig:
-    """Read and validate a TOML experiment file."""
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """The table of a TOML experiment file, unvalidated (:func:`rnnkit.tasks.load_config` validates it)."""
     path = Path(path)
     if not path.is_file():
         raise RnnkitError(f"config file not found: {path}")
@@ -563,7 +531,7 @@ def load_config(path: str | Path) -> ExperimentConfig:
         raise RnnkitError(f"{path}: not a UTF-8 text file") from None
     except RecursionError:
         raise RnnkitError(f"{path}: not a usable config: arrays or tables nested too deeply") from None
-    return parse_config(raw, source=str(path))
+    return raw
 
 
 def save_resolved(config: ExperimentConfig, path: Path) -> None:
@@ -615,15 +583,14 @@ def check_layer_spec(spec: dict[str, Any], where: str) -> None:
             check_layer_spec(value, f"{where}.layer")
 
 
-def check_placeholders(spec: dict[str, Any], where: str, task: str) -> None:
+def check_placeholders(spec: dict[str, Any], where: str, task: str, filling: list[str] | None = None) -> None:
     """Allow ``input_dim = "vocabulary"`` (Embedding) and ``units = "tags"`` (Dense) only where they mean something.
 
     With ``task = "tagging"`` the vocabulary size and the number of tags are known only once
     the corpus is read; these words stand for them and are filled in before the model is built
-    (by a task whose class says ``fills_placeholders``).
+    (by a task whose class says ``fills_placeholders``). ``filling`` names those tasks (the
+    registry's, given by rnnkit.tasks.check_config); None checks the words only.
     """
-    from rnnkit.tasks import TASKS, task_class
-
     kind = spec.get("type")
     for (layer, key), word in PLACEHOLDERS.items():
         value = spec.get(key)
@@ -631,12 +598,11 @@ def check_placeholders(spec: dict[str, Any], where: str, task: str) -> None:
             continue
         if value != word:
             raise RnnkitError(f"{where}.{key} must be an integer or \"{word}\", got {value!r}")
-        filling = [name for name in TASKS if task_class(name).fills_placeholders]
-        if task not in filling:
+        if filling is not None and task not in filling:
             raise RnnkitError(f"{where}.{key} = \"{word}\" is filled in from a tagged corpus: it needs "
                               f"task = {' or '.join(repr(name) for name in filling)}, got task = {task!r}")
     if isinstance(spec.get("layer"), dict):
-        check_placeholders(spec["layer"], f"{where}.layer", task)
+        check_placeholders(spec["layer"], f"{where}.layer", task, filling)
 
 
 def fill_placeholders(spec: dict[str, Any], values: dict[str, int]) -> dict[str, Any]:
@@ -697,7 +663,7 @@ def set_value(raw: dict[str, Any], path: str, value: Any) -> None:
     """Set the value at a dotted path of a config dict, in place; every part above the last key must exist.
 
     The last key may be new (a layer argument left at its default); whether it is a valid key is
-    for :func:`parse_config` to say.
+    for :func:`rnnkit.tasks.parse_config` to say.
     """
     keys = parse_path(path)
     node: Any = raw
@@ -722,8 +688,10 @@ def set_value(raw: dict[str, Any], path: str, value: Any) -> None:
     node[last] = value
 
 
-def override(config: ExperimentConfig, values: dict[str, Any], source: str = "config") -> ExperimentConfig:
-    """A copy of ``config`` with each dotted path of ``values`` set, validated again (its [search] kept).
+def override(config: ExperimentConfig, values: dict[str, Any], source: str = "config",
+             parse: Callable[[dict[str, Any], str], ExperimentConfig] = parse_schema) -> ExperimentConfig:
+    """A copy of ``config`` with each dotted path of ``values`` set, validated again by ``parse``
+    (the schema's; :func:`rnnkit.tasks.parse_config` adds the task's checks), its [search] kept.
 
     Example:
         >>> base = ExperimentConfig(windows=WindowConfig(sequence_length=24))
@@ -736,16 +704,18 @@ def override(config: ExperimentConfig, values: dict[str, Any], source: str = "co
             set_value(raw, path, value)
         except RnnkitError as e:
             raise RnnkitError(f"{source}: {e}") from None
-    return parse_config(raw, source)
+    return parse(raw, source)
 
 
-def check_search(config: ExperimentConfig, source: str) -> None:
+def check_search(config: ExperimentConfig, source: str,
+                 parse: Callable[[dict[str, Any], str], ExperimentConfig] = parse_schema) -> None:
     """Refuse a [search] whose paths name nothing, or whose ranges give values the config cannot take.
 
     Each path must name a value of the resolved config (or an argument of a layer), and the ends of
     its distribution (low and high, or every choice) must each give a valid config, with the same
     checks as the file itself: a float range over an integer, an integer over true/false, a
     categorical choice that is not among the allowed values are refused here, not in trial 7.
+    ``parse`` validates each end (rnnkit.tasks.parse_config passes itself: the task's checks too).
     """
     search = config.search
     base = config.to_dict()
@@ -763,7 +733,7 @@ def check_search(config: ExperimentConfig, source: str) -> None:
             raw = json.loads(json.dumps(base))
             set_value(raw, path, value)
             try:
-                parse_config(raw, source=f"{value!r}")
+                parse(raw, f"{value!r}")
             except RnnkitError as e:
                 raise RnnkitError(f"{where}: the value {value!r} does not fit: {str(e).removeprefix(f'{value!r}: ')}") from None
     names = [m.name for m in config.models]
@@ -826,13 +796,13 @@ def _toml_value(value: Any) -> str:
 
 
 def config_toml(config: ExperimentConfig) -> str:
-    """The resolved config as a TOML file that :func:`load_config` reads back to the same config.
+    """The resolved config as a TOML file that :func:`rnnkit.tasks.load_config` reads back to the same config.
 
     Unset values (None) are left out: TOML has no null, and every optional setting defaults to None.
 
     Example:
         >>> config = ExperimentConfig(windows=WindowConfig(sequence_length=24))
-        >>> parse_config(tomllib.loads(config_toml(config))) == config
+        >>> parse_schema(tomllib.loads(config_toml(config))) == config
         True
     """
     raw = {k: v for k, v in config.to_dict().items() if v is not None}

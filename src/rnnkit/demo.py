@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import os
 
-from rnnkit.config import ExperimentConfig, parse_config
+from rnnkit.config import ExperimentConfig
+from rnnkit.tasks import parse_config
 
 # Small recurrent layers gain nothing from a second thread, and on a busy machine two threads that
 # wait for each other at every time step cost far more: SimpleRNN(16), 8 epochs, same numbers,

@@ -30,12 +30,12 @@ import pandas as pd
 import torch
 from torch import nn
 
-from rnnkit.config import ExperimentConfig, ModelConfig, TrainingConfig, parse_config
+from rnnkit.config import ExperimentConfig, ModelConfig, TrainingConfig
 from rnnkit.data import Standardizer
 from rnnkit.errors import RnnkitError
 from rnnkit.io import load_weights, read_json, save_model, write_json_atomic, write_text_atomic
 from rnnkit.results import read_trained, slug
-from rnnkit.tasks import TASKS, task_class, task_for
+from rnnkit.tasks import TASKS, parse_config, task_class, task_for
 from rnnkit import rundir
 from rnnkit.training import Trainer
 from rnnkit.training.hooks import Hook

@@ -40,9 +40,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rnnkit.config import ExperimentConfig, SearchConfig, SearchParam, parse_config, set_value
+from rnnkit.config import ExperimentConfig, SearchConfig, SearchParam, set_value
 from rnnkit.errors import RnnkitError
 from rnnkit.rundir import pid_alive
+from rnnkit.tasks import parse_config
 from rnnkit.training.hooks import Hook
 
 HEARTBEAT_SECONDS = 5  # a worker's heartbeat on a database storage

@@ -55,7 +55,7 @@ def test_writing_again_replaces_the_events(tmp_path):
 
 def test_a_run_writes_events_per_model_only_when_the_config_asks(tmp_path):
     from helpers import tiny_config, write_jena_csv
-    from rnnkit.config import parse_config
+    from rnnkit.tasks import parse_config
     from rnnkit.experiment import run_experiment
 
     csv = write_jena_csv(tmp_path / "hourly.csv")

@@ -7,17 +7,22 @@ how the data are prepared, the models built and checked, the baselines, the scor
 the protocol and never asks which task it runs; it imports no task module by name.
 
 Adding a kind is one module and one line here.
+
+A config is read in two steps: the schema (:mod:`rnnkit.config`, which knows no task) and then
+the task's own checks (:func:`check_config`). :func:`load_config` and :func:`parse_config` do both;
+they are the ones to call (``rk.load_config`` is :func:`load_config`).
 """
 
 from __future__ import annotations
 
 from importlib import import_module
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from rnnkit.config import ExperimentConfig, check_placeholders, check_search, parse_schema, read_toml
 from rnnkit.errors import RnnkitError
 
 if TYPE_CHECKING:
-    from rnnkit.config import ExperimentConfig
     from rnnkit.tasks.base import Task
 
 # name -> module holding ``TASK``
@@ -50,4 +55,51 @@ def task_for(config: ExperimentConfig) -> Task:
     return task_class(config.task)(config)
 
 
-__all__ = ["TASKS", "task_class", "task_for"]
+def check_config(config: ExperimentConfig, source: str = "config") -> ExperimentConfig:
+    """The task's checks of a config the schema has parsed: ``config.task`` is registered, its
+    ``baselines`` are names a task offers, its placeholders are filled by a task that fills them,
+    every other task refuses its own settings here (:meth:`Task.check_absent`), and the task
+    checks and fills in its own part (:meth:`Task.check_config`). Returns ``config``, filled in;
+    a problem is one RnnkitError line starting with ``source``.
+    """
+    if config.task not in TASKS:
+        raise RnnkitError(f"{source}: 'task' must be one of {', '.join(repr(n) for n in TASKS)}, got {config.task!r}")
+    offered = list(dict.fromkeys(n for name in TASKS for n in task_class(name).baseline_names))
+    for i, baseline in enumerate(config.baselines):
+        if baseline not in offered:
+            raise RnnkitError(f"{source}: 'baselines[{i}]' must be one of {', '.join(repr(n) for n in offered)}, "
+                              f"got {baseline!r}")
+    filling = [name for name in TASKS if task_class(name).fills_placeholders]
+    for i, model in enumerate(config.models):
+        for j, spec in enumerate(model.layers):
+            check_placeholders(spec, f"{source}: models[{i}].layers[{j}]", config.task, filling)
+    try:
+        for name in TASKS:
+            if name != config.task:
+                task_class(name).check_absent(config)
+        task_class(config.task).check_config(config)
+    except ValueError as e:  # the message names the dotted key first (Task.check_config)
+        raise RnnkitError(f"{source}: {e}") from None
+    return config
+
+
+def parse_config(raw: dict[str, Any], source: str = "config") -> ExperimentConfig:
+    """Validate a config dict: the schema (:func:`rnnkit.config.parse_schema`), then the task's checks
+    (:func:`check_config`), then a ``[search]`` (each end of a range must make a config that passes both).
+
+    Example:
+        >>> parse_config({"task": "tagging", "data": {"dataset": "teddy"}}).baselines
+        ['majority_per_word']
+    """
+    config = check_config(parse_schema(raw, source), source)
+    if config.search is not None:
+        check_search(config, source, parse_config)
+    return config
+
+
+def load_config(path: str | Path) -> ExperimentConfig:
+    """Read and validate a TOML experiment file (:func:`parse_config`)."""
+    return parse_config(read_toml(path), source=str(Path(path)))
+
+
+__all__ = ["TASKS", "check_config", "load_config", "parse_config", "task_class", "task_for"]
