@@ -8,7 +8,11 @@ line on stderr while it builds, about half a minute) and cached in PyTorch's ext
 folder (``TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``); later processes
 load it in a fraction of a second. The cached build is named by a hash of its source, its
 flags, the CPU (it is compiled for the CPU it runs on), PyTorch's and Python's versions, so a
-build is never loaded where it was not made for.
+build is never loaded where it was not made for. ``RNNKIT_KERNEL_ISA`` (generic, sse4, avx,
+avx2, avx512, native: the default) compiles it for an instruction-set level instead of this CPU,
+each level its own cached build, so that every level a CPU can run is built, tested and measured
+on it; the register tiles' shapes follow the level's vector width and register count.
+``rnnkit doctor`` shows the build, its level and tiles, and auto's verdicts.
 
 Which path runs: ``use_kernel(mode)`` or the environment variable ``RNNKIT_KERNEL`` (the call
 wins), with mode
