@@ -70,12 +70,18 @@ def _progress(quiet: bool) -> bool | None:
     return False if quiet else None  # None: a bar on a terminal, tqdm.auto in a notebook, else a line per epoch
 
 
+_DEVICE_HELP = ("Train on auto (CUDA where present, else the CPU), cpu or cuda, instead of the config's "
+                "[training] device (a run resumes on any device).")
+
+
 def _train_and_report(config, output: Path, data: tuple[str, ...], epochs: int | None, resume: bool, quiet: bool,
-                      overwrite: bool = False, threads: int | None = None) -> None:
-    from rnnkit.experiment import run_report, run_experiment
+                      overwrite: bool = False, threads: int | None = None, device: str | None = None) -> None:
+    from rnnkit.experiment import check_devices, run_report, run_experiment
     from rnnkit.training import distributed
 
-    distributed.init_from_env()  # under torchrun: join the ranks (rank 0 alone writes and prints)
+    check_devices(config, device)  # cuda without a GPU: one line, before torchrun's ranks join
+    # under torchrun: join the ranks (rank 0 alone writes and prints); NCCL when they train on GPUs
+    distributed.init_from_env(device=device or config.training.device)
     if threads is not None:  # after torchrun's per-rank choice: the user's number wins
         import torch
 
@@ -85,7 +91,7 @@ def _train_and_report(config, output: Path, data: tuple[str, ...], epochs: int |
     if main:
         click.echo(f"run folder: {output}" + (f" ({distributed.world()[1]} ranks)" if distributed.active() else ""))
     metrics = run_experiment(config, output, data_paths=list(data) or None, epochs=epochs, resume=resume,
-                             overwrite=overwrite, progress=_progress(quiet), log=click.echo)
+                             overwrite=overwrite, progress=_progress(quiet), log=click.echo, device=device)
     if main:
         click.echo("")
         click.echo(run_report(metrics, output))
@@ -103,14 +109,16 @@ def _train_and_report(config, output: Path, data: tuple[str, ...], epochs: int |
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="Torch threads for training (default: 1, or OMP_NUM_THREADS). On a busy machine 1 is often "
                    "much faster: a recurrent step's threads wait for each other at every time step.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help=_DEVICE_HELP)
 def demo_command(output: Path | None, data: tuple[str, ...], epochs: int | None, overwrite: bool, quiet: bool,
-                 threads: int | None) -> None:
+                 threads: int | None, device: str | None) -> None:
     """The main job: Chollet's Jena protocol on the embedded 2009-2016 record, beside the published numbers."""
     from rnnkit.demo import demo_config, use_demo_threads
 
     use_demo_threads()
     config = demo_config()
-    _train_and_report(config, output or _default_output("demo"), data, epochs, False, quiet, overwrite, threads)
+    _train_and_report(config, output or _default_output("demo"), data, epochs, False, quiet, overwrite, threads,
+                      device)
 
 
 @app.command("train")
@@ -127,8 +135,10 @@ def demo_command(output: Path | None, data: tuple[str, ...], epochs: int | None,
               help="Torch threads for training (default: torch's own, all cores; under torchrun one a rank). "
                    "On a busy machine 1 is often much faster: a recurrent step's threads wait for each other "
                    "at every time step.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help=_DEVICE_HELP)
 def train_command(config_path: str | None, output: Path | None, data: tuple[str, ...], epochs: int | None,
-                  resume_dir: Path | None, overwrite: bool, quiet: bool, threads: int | None) -> None:
+                  resume_dir: Path | None, overwrite: bool, quiet: bool, threads: int | None,
+                  device: str | None) -> None:
     """Train and compare the models of a TOML config; write a run folder."""
     from rnnkit.tasks import load_config
     from rnnkit.experiment import load_run
@@ -138,12 +148,13 @@ def train_command(config_path: str | None, output: Path | None, data: tuple[str,
             raise click.UsageError("--resume RUN continues that run with its own config: give no CONFIG, "
                                    "--output or --overwrite with it")
         config, _, _ = load_run(resume_dir)  # the run's own resolved config
-        _train_and_report(config, resume_dir, data, epochs, True, quiet, threads=threads)
+        _train_and_report(config, resume_dir, data, epochs, True, quiet, threads=threads, device=device)
         return
     if config_path is None:
         raise click.UsageError("give a CONFIG file, or --resume RUN")
     config = load_config(config_path)
-    _train_and_report(config, output or _default_output(config.name), data, epochs, False, quiet, overwrite, threads)
+    _train_and_report(config, output or _default_output(config.name), data, epochs, False, quiet, overwrite, threads,
+                      device)
 
 
 @app.command("evaluate")

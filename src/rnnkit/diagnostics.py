@@ -375,7 +375,8 @@ def gradient_picture(
         model = Sequential(layer, rl.Dense(outputs), input_shape=tuple(x_train.shape[1:]))
         if train_epochs > 0:
             Trainer(loss=loss, epochs=train_epochs, batch_size=32, learning_rate=learning_rate, clip_grad_norm=1.0,
-                    seed=seed, progress=False).fit(model, (x_train, y_train), (x_held, y_held))
+                    seed=seed, progress=False,
+                    device="cpu").fit(model, (x_train, y_train), (x_held, y_held))  # the picture is read on the host
         model.eval()
         with torch.no_grad():
             out = model(x_held)

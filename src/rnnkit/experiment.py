@@ -33,6 +33,7 @@ from rnnkit.runs import (  # load_run, load_trained: read a run folder back (the
 )
 from rnnkit.tasks import task_class, task_for
 from rnnkit.training import distributed
+from rnnkit.training.device import check_precision, resolve_device
 from rnnkit.training.hooks import Hook
 
 
@@ -47,6 +48,7 @@ def run_experiment(
     progress: bool | None = None,
     log: Log = print,
     model_hooks: Callable[[ModelConfig], list[Hook]] | None = None,
+    device: str | None = None,
 ) -> dict[str, Any]:
     """Train and score every model and baseline of ``config``; write the run folder ``output``.
 
@@ -54,7 +56,8 @@ def run_experiment(
     interrupted continues from its last checkpoint (only the run the folder holds: same
     config). A folder holding another run is refused unless ``overwrite=True`` (see
     :mod:`rnnkit.rundir`). ``model_hooks(spec)`` adds training-loop hooks to a model's fit
-    (a sweep's pruning).
+    (a sweep's pruning). ``device`` (``--device``) trains every model there instead of each
+    one's ``[training] device``; ``cuda`` without a GPU is refused here, before the folder is claimed.
 
     Under ``torchrun`` every rank runs this and trains its share of each batch
     (:mod:`rnnkit.training.distributed`); rank 0 alone claims and writes the folder and logs.
@@ -63,6 +66,7 @@ def run_experiment(
         The content of ``metrics.json``.
     """
     task = task_for(config)
+    check_devices(config, device)
     task.prepare(data_paths)
     main = distributed.is_main()
     if not main:
@@ -78,7 +82,7 @@ def run_experiment(
         task.config, task.specs(), out, build=task.build, data=task.train_data, score=task.score,
         metadata=task.metadata, summary=task.summary, trainer_options=task.trainer_options() or None,
         describe_epoch=task.describe_epoch,
-        epochs=epochs, resume=resume, progress=progress, log=log, write=main, model_hooks=model_hooks)
+        epochs=epochs, resume=resume, progress=progress, log=log, write=main, model_hooks=model_hooks, device=device)
     metrics = task.document({**results, **trained.results})
     if main:
         finish_run(out, metrics, trained.histories, loss_name=task.loss_name)
@@ -86,6 +90,13 @@ def run_experiment(
         write_if_configured(out)  # report.html, unless [output] report = false
         release(out)  # the run's last file is written: another writer may have the folder now
     return metrics
+
+
+def check_devices(config: ExperimentConfig, device: str | None = None) -> None:
+    """Refuse, as one line, a device or precision that this machine cannot train in (``device``
+    overrides every model's ``[training] device``): ``cuda`` without a GPU, ``fp16`` on a CPU."""
+    for training in [config.training, *(config.training_for(spec) for spec in config.models)]:
+        check_precision(training.precision, resolve_device(device or training.device))
 
 
 def _silent(line: str) -> None:

@@ -104,6 +104,7 @@ def train_models(
     log: Log = print,
     write: bool = True,
     model_hooks: Callable[[ModelConfig], list[Hook]] | None = None,
+    device: str | None = None,
 ) -> Trained:
     """Seed, build, train (or read back), score and save every model of ``specs`` under ``out/models/``.
 
@@ -127,6 +128,11 @@ def train_models(
         write: default True: write the model files (False: a torchrun rank other than 0, which trains
             alike and reads the folder, but leaves the writing to rank 0).
         model_hooks: default None: spec -> more training-loop hooks for that model (a sweep's pruning).
+        device: default None: each model's ``[training] device``; else every model trains there
+            (``--device``: not a setting of the run, so a run resumes on another device).
+
+    A model trains on its device and comes back to the CPU, where the task scores it and its files
+    are written (the tasks' scoring feeds host tensors; the run's files hold CPU tensors anyway).
     """
     trained = Trained({}, {}, {}, {})
     for spec in specs:
@@ -137,6 +143,8 @@ def train_models(
             settings["epochs"] = epochs
         if settings["stateful"]:  # row b of batch k+1 continues row b of batch k: the order is the data
             settings["shuffle"] = False
+        if device is not None:
+            settings["device"] = device
         events = out / "tensorboard" / slug(spec.name)
         hooks = []
         if config.output.tensorboard and write:  # each epoch's record as it ends (a resumed fit writes the folder again)
@@ -161,13 +169,16 @@ def train_models(
                 write_history(trained.histories[spec.name], events, model)
             log(f"{spec.name}: finished in the earlier run, read back")
         else:
-            log(f"training {spec.name} ({count_values(model):,} parameters, {trainer.epochs} epochs)")
+            where = "" if trainer.device.type == "cpu" else f", on {trainer.device}"
+            where += "" if trainer.precision == "fp32" else f", {trainer.precision}"
+            log(f"training {spec.name} ({count_values(model):,} parameters, {trainer.epochs} epochs{where})")
             train, val = data(training)
             checkpoint = model_dir / "checkpoint"
             resume_this = resume and checkpoint.is_dir() and any(checkpoint.iterdir())
             started = time.perf_counter()
             history = trainer.fit(model, train=train, val=val, resume=resume_this)
             seconds = time.perf_counter() - started
+            model.to("cpu")  # scored and written on the host (a no-op after CPU training)
             result = {"params": count_values(model), **score(model, training), "train_seconds": seconds,
                       "kind": "model", "epochs_run": len(history)}
             if write:

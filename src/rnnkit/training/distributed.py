@@ -60,10 +60,21 @@ def is_main() -> bool:
     return world()[0] == 0
 
 
-def init_from_env(timeout_s: float = 1800.0) -> bool:
+def backend_for(device: str) -> str:
+    """The process group's backend for ranks that train on ``device``: NCCL for GPUs, gloo for CPUs.
+
+    Example:
+        >>> backend_for("cpu"), backend_for("auto") == ("nccl" if torch.cuda.is_available() else "gloo")
+        ('gloo', True)
+    """
+    return "nccl" if device != "cpu" and torch.cuda.is_available() else "gloo"
+
+
+def init_from_env(timeout_s: float = 1800.0, device: str = "auto") -> bool:
     """Join the process group that ``torchrun`` describes in the environment; True when there is one.
 
-    ``WORLD_SIZE`` > 1 (set by torchrun) starts gloo (NCCL when CUDA is available). Threads: torchrun
+    ``WORLD_SIZE`` > 1 (set by torchrun) starts NCCL when the ranks train on GPUs (``device`` is
+    ``"cuda"``, or ``"auto"`` with CUDA present; each rank takes GPU ``LOCAL_RANK``), else gloo. Threads: torchrun
     sets ``OMP_NUM_THREADS=1`` per rank unless the user set it; when it is unset, each rank takes an
     equal share of this machine's cores (``cpus // LOCAL_WORLD_SIZE``), so the ranks of one machine
     do not fight over the cores (the compiled kernel runs on torch's intra-op threads).
@@ -76,7 +87,7 @@ def init_from_env(timeout_s: float = 1800.0) -> bool:
     if not os.environ.get("OMP_NUM_THREADS"):
         local = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // local))
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    backend = backend_for(device)
     dist.init_process_group(backend, timeout=timedelta(seconds=timeout_s))
     if backend == "nccl":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
@@ -122,6 +133,10 @@ def all_sum(values: list[float] | torch.Tensor) -> torch.Tensor:
     """Element-wise sum over the ranks, in float64 (the values themselves outside a process group)."""
     t = torch.as_tensor(values, dtype=torch.float64).clone()
     if active():
+        if dist.get_backend() == "nccl":  # NCCL reduces GPU tensors only
+            on_gpu = t.to(torch.device("cuda", torch.cuda.current_device()))
+            dist.all_reduce(on_gpu)
+            return on_gpu.cpu()
         dist.all_reduce(t)
     return t
 

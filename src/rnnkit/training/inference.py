@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from rnnkit.training.batches import BatchSequence, as_data, iter_batches
+from rnnkit.training.device import to_device
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -59,7 +60,7 @@ def predict(model: nn.Module, data: Any, batch_size: int = 256, *, stateful: boo
         with torch.no_grad():
             batches = data if isinstance(data, BatchSequence) else iter_batches(data, batch_size, drop_last=stateful)
             for x, _ in batches:
-                outputs.append(model(x.to(device)).detach().cpu())
+                outputs.append(model(to_device(x, device)).detach().cpu())  # through pinned memory to a GPU
     finally:
         model.train(was_training)
     if not outputs:

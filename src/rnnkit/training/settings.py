@@ -33,6 +33,9 @@ class TrainingConfig(BaseModel):
     seed: int = 0
     flush_denormal: bool = True  # flush denormal floats to zero during fit (x86 slows 2-3x on them)
     check_finite: bool = True  # NaN/inf in inputs, targets or a loss stops training, naming split and window
+    # where fit runs (auto: CUDA where present, else the CPU) and the forward pass's type (rnnkit.training.device)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
 
 
 def default(name: str):

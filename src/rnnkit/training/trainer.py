@@ -24,6 +24,7 @@ from rnnkit.errors import RnnkitError, check_bool, check_positive_int
 from rnnkit.training import checkpoint as ckpt
 from rnnkit.training import distributed
 from rnnkit.training.batches import BatchSequence, as_data, check_finite, count_examples, iter_batches
+from rnnkit.training.device import autocast, check_precision, grad_scaler, resolve_device, to_device
 from rnnkit.training.callbacks import BestTracker, EarlyStopping, ReduceLROnPlateau
 from rnnkit.training.settings import TrainingConfig, default
 from rnnkit.training.hooks import Checkpointing, Hook, Loop, progress_hook
@@ -193,6 +194,13 @@ class Trainer:
             targets, and stop with a :class:`RnnkitError` naming the split and the first bad window;
             stop too when the training or validation loss becomes NaN or inf (default True).
             ``False`` trains on whatever comes.
+        device: where ``fit`` trains: ``"auto"`` (default: CUDA where torch sees a GPU, else the CPU),
+            ``"cpu"`` or ``"cuda"`` (an error without a GPU). ``fit`` moves the model there once and
+            leaves it there; batches follow it, through pinned memory on a GPU. ``evaluate`` and
+            ``predict`` run wherever the model is. A checkpoint resumes on any device.
+        precision: the forward pass's type: ``"fp32"`` (default), ``"bf16"`` (CUDA or CPU) or ``"fp16"``
+            (CUDA, with a gradient scaler), under ``torch.autocast``; the loss, the gradients' sums and
+            the weights stay float32 (:mod:`rnnkit.training.device`).
 
     Example:
         >>> trainer = Trainer(epochs=5, early_stopping_patience=2)
@@ -225,6 +233,8 @@ class Trainer:
         describe_epoch: Any = None,
         hooks: Sequence[Hook] = (),
         quantiles: Sequence[float] | None = None,
+        device: str = default("device"),
+        precision: str = default("precision"),
     ) -> None:
         if not isinstance(optimizer, str) or optimizer.lower() not in OPTIMIZERS:
             raise RnnkitError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
@@ -255,6 +265,9 @@ class Trainer:
             raise RnnkitError(f"progress must be True, False or None (auto), got {progress!r}")
         if not isinstance(restore_best, bool):
             raise RnnkitError(f"restore_best must be True or False, got {restore_best!r}")
+        self.device = resolve_device(device)  # "cuda" without a GPU stops here, before any work
+        self.precision = check_precision(precision, self.device)
+        self._scaler: torch.amp.GradScaler | None = None  # fp16's, during fit
         self.optimizer = optimizer.lower()
         self.learning_rate = float(learning_rate)
         self.weight_decay = float(weight_decay)
@@ -327,6 +340,8 @@ class Trainer:
             "class_weight": self.class_weight,
             **({"quantiles": self.quantiles} if self.quantiles is not None else {}),
             "flush_denormal": self.flush_denormal,
+            # the device is not a setting of the run (a checkpoint resumes on any device); the precision is
+            **({"precision": self.precision} if self.precision != "fp32" else {}),
         }
 
     def _make_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
@@ -347,8 +362,19 @@ class Trainer:
             [Checkpointing()] if self.checkpoint_dir is not None else [])
 
     # --- the loss of one batch ------------------------------------------------------------------
+    def _forward(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """``model(x)`` in the trainer's precision; the output as float32 when autocast made it bf16/fp16."""
+        if self.precision == "fp32":
+            return model(x)
+        with autocast(x.device, self.precision):
+            out = model(x)
+        return out.float() if out.is_floating_point() else out  # the loss in float32
+
     def _batch_loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self._loss_fn(model(x), y)
+        return self._loss_fn(self._forward(model, x), y)
+
+    def _backward(self, loss: torch.Tensor) -> None:
+        (self._scaler.scale(loss) if self._scaler is not None else loss).backward()
 
     @staticmethod
     def _regularization(model: nn.Module) -> torch.Tensor | None:
@@ -401,7 +427,9 @@ class Trainer:
 
         torch.manual_seed(self.seed)
         _build_before_training(model, train)  # the optimizer must see every parameter
-        device = model_device(model)
+        device = self.device
+        model.to(device)  # once: the optimizer's state is made on the device too
+        self._scaler = grad_scaler(device, self.precision)
         shuffler = torch.Generator().manual_seed(self.seed)
         optimizer = self._make_optimizer(model)
         plateau = ReduceLROnPlateau(optimizer, self.lr_plateau_patience, self.lr_factor) if self.lr_plateau_patience else None
@@ -484,16 +512,18 @@ class Trainer:
         total = torch.zeros((), dtype=torch.float64, device=device)
         count = 0
         for x, y in batches:
-            x, y = x.to(device), y.to(device)
+            x, y = to_device(x, device), to_device(y, device)
             optimizer.zero_grad(set_to_none=True)
             if pieces is None:
                 loss = self._batch_loss(net, x, y)
                 reg = self._regularization(model)
                 if reg is not None:
                     loss = loss + reg.to(loss.device)
-                loss.backward()
+                self._backward(loss)
             else:
                 loss = self._piece_backward(net, model, x, y, pieces.batch_rows, ranks)
+            if self._scaler is not None:  # clipping and weight decay see the true gradients
+                self._scaler.unscale_(optimizer)
             if self.clip_grad_norm is not None:
                 torch.nn.utils.clip_grad_norm_(params, self.clip_grad_norm)
             if self.weight_decay:
@@ -501,7 +531,11 @@ class Trainer:
                     for group in optimizer.param_groups:
                         for p in group["params"]:
                             p.mul_(1.0 - group["lr"] * self.weight_decay)
-            optimizer.step()
+            if self._scaler is not None:  # skips a step whose gradients hold inf/NaN, then adapts the scale
+                self._scaler.step(optimizer)
+                self._scaler.update()
+            else:
+                optimizer.step()
             total += loss.detach().double() * x.shape[0]
             count += x.shape[0]
         if pieces is not None:  # the epoch's mean over every rank's examples
@@ -536,13 +570,13 @@ class Trainer:
         if x.shape[0]:
             loss = self._batch_loss(net, x, y)
         else:  # a last batch smaller than the ranks: zero gradients, but DDP still needs this rank's share
-            loss = net(x).sum() * 0.0
+            loss = self._forward(net, x).sum() * 0.0
         weighted = loss * (x.shape[0] * ranks / batch_rows)
         reg = self._regularization(model)
         if reg is not None:  # the same on every rank: averaged, it stays itself
             reg = reg.to(loss.device)
             loss, weighted = loss + reg, weighted + reg
-        weighted.backward()
+        self._backward(weighted)
         return loss
 
     def _n_batches(self, data: Any) -> int | None:
@@ -570,6 +604,7 @@ class Trainer:
             "early_stopping": stopper.state() if stopper is not None else None,
             "plateau": plateau.state() if plateau is not None else None,
             "settings": self.settings(),
+            **({"grad_scaler": self._scaler.state_dict()} if self._scaler is not None else {}),
         }
         ckpt.save_checkpoint(self.checkpoint_dir, tensors, meta)
 
@@ -579,7 +614,9 @@ class Trainer:
         tensors, meta = ckpt.load_checkpoint(self.checkpoint_dir)
         saved = meta["settings"]
         # The epoch count may grow on resume; the rest must match or the run would not be the same run.
-        differ = [f"{k}: checkpoint {saved.get(k)!r}, now {v!r}" for k, v in self.settings().items() if k != "epochs" and saved.get(k) != v]
+        now = self.settings()  # a key only one side has (precision "bf16", quantiles) differs too
+        differ = [f"{k}: checkpoint {saved.get(k)!r}, now {now.get(k)!r}" for k in {**now, **saved}
+                  if k != "epochs" and saved.get(k) != now.get(k)]
         if differ:
             raise RnnkitError("cannot resume with other trainer settings (" + "; ".join(differ) + ")")
         load_state_into(model, ckpt.strip_prefix(tensors, "model."), source=f"checkpoint in {self.checkpoint_dir}")
@@ -590,6 +627,8 @@ class Trainer:
             stopper.load_state(meta["early_stopping"])
         if plateau is not None and meta["plateau"] is not None:
             plateau.load_state(meta["plateau"])
+        if self._scaler is not None and meta.get("grad_scaler"):
+            self._scaler.load_state_dict(meta["grad_scaler"])
         torch.set_rng_state(tensors["rng.torch"])
         shuffler.set_state(tensors["rng.shuffle"])
         cuda = sorted((k for k in tensors if k.startswith("rng.cuda.")), key=lambda k: int(k.rsplit(".", 1)[1]))
@@ -633,8 +672,8 @@ class Trainer:
                 for x, y in batches:
                     if not x.shape[0]:  # a piece of a batch smaller than the ranks
                         continue
-                    x, y = x.to(device), y.to(device)
-                    out = model(x)
+                    x, y = to_device(x, device), to_device(y, device)
+                    out = self._forward(model, x)
                     loss_sum += self._loss_fn(out, y).double() * x.shape[0]
                     n += x.shape[0]
                     if self.loss == "pinball":  # Q quantiles per target: only the loss is defined
