@@ -4,6 +4,8 @@
 # tests at every instruction-set level this CPU runs).
 # `make bench`: the speed benchmarks (ratios against references in the same run).
 # `make doctor`: the CPU, the kernel's build and auto's choices (`rnnkit doctor`).
+# `make docs`: the documentation site (MkDocs Material + mkdocstrings) into site/, warnings as errors.
+# `make check`: ruff (lint and format) on src and tests, mypy on src.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -15,13 +17,13 @@ ifneq ($(DATA_DIR),)
 export RNNKIT_DATA_DIR ?= $(DATA_DIR)
 endif
 
-.PHONY: demo test bench setup clean doctor
+.PHONY: demo test bench setup clean doctor docs check
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,onnx,tensorboard,notebooks,sweep]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,onnx,tensorboard,notebooks,sweep,docs,check]'
 	$(BIN)/python -m rnnkit.doctor build
 	touch $(STAMP)
 
@@ -39,8 +41,16 @@ test: $(STAMP)
 doctor: $(STAMP)
 	$(BIN)/rnnkit doctor
 
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+check: $(STAMP)
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy src
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_layers.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache .ruff_cache site
