@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -151,3 +152,23 @@ def test_doctor_prints_the_cpu_the_build_and_the_verdicts(verdicts):
     assert "auto's verdicts (1 shape classes" in text
     assert "GRU/gru float32 training batch~2 units~8 features~4 threads=1 vs fused operator" in text
     assert f"torch {torch.__version__}: 1 threads" in text
+
+
+def test_close_calls_get_more_rounds():
+    """time_paths: a clear winner is decided in the first rounds, a close call gets the extra ones."""
+    calls = []
+
+    def sleeper(kernel_s, torch_s):
+        def call():
+            mode = kernel.kernel_mode()
+            calls.append(mode)
+            time.sleep(kernel_s if mode == "compiled" else torch_s)
+        return call
+
+    kernel_s, torch_s = kernel.time_paths(sleeper(0.001, 0.006), repeats=3, close=1.15, extra=6)
+    assert len(calls) == 2 * (3 + 1)  # warm-up + 3 rounds, then stop: torch is 6x slower
+    assert 0.001 <= kernel_s < torch_s
+    calls.clear()
+    kernel.time_paths(sleeper(0.004, 0.0041), repeats=3, close=1.15, extra=6)
+    assert len(calls) == 2 * (3 + 6 + 1)
+    assert calls.count("compiled") == calls.count("torch")

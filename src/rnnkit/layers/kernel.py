@@ -353,10 +353,17 @@ def choose_kernel(key: str, measure: Any) -> bool:
     return verdicts[key]["path"] == "kernel"
 
 
-def time_paths(call: Any, repeats: int = 3) -> tuple[float, float]:
-    """(kernel seconds, PyTorch seconds): the best of ``repeats`` alternating runs of ``call()``."""
+def time_paths(call: Any, repeats: int = 3, close: float = 1.15, extra: int = 6) -> tuple[float, float]:
+    """(kernel seconds, PyTorch seconds): the best of ``repeats`` alternating runs of ``call()``.
+
+    A close call (the two bests within ``close`` of each other) gets up to ``extra`` more rounds:
+    there a single descheduled run would otherwise decide (the grid benchmark caught verdicts
+    10-15% the wrong way at such shapes).
+    """
     best = {"compiled": math.inf, "torch": math.inf}
-    for i in range(repeats + 1):
+    for i in range(repeats + extra + 1):
+        if i > repeats and max(best.values()) > close * min(best.values()):
+            break
         for mode in (("compiled", "torch") if i % 2 == 0 else ("torch", "compiled")):
             with use_kernel(mode):
                 start = time.perf_counter()
