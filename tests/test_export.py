@@ -236,6 +236,29 @@ def test_cli_exports_the_best_model_and_onnxruntime_predicts_the_runs_test_windo
     assert np.abs(got - want).max() < TOLERANCE
 
 
+def test_exported_file_carries_its_metadata_and_a_usage_note(tiny_run, capsys):
+    import json
+
+    import onnx as onnx_lib
+
+    assert main(["export", str(tiny_run), "--onnx"]) == 0
+    path = tiny_run / "models" / "gru_4" / "model.onnx"
+    assert f"usage note: {path.with_name('model.usage.txt')}" in capsys.readouterr().out
+    props = {p.key: p.value for p in onnx_lib.load(str(path)).metadata_props}
+    _, scaler, _ = load_run(tiny_run)
+    _, _, description = load_trained(tiny_run)
+    features = description["metadata"]["features"]
+    assert json.loads(props["input_columns"]) == features
+    assert json.loads(props["derived_columns"]) == []
+    index = [scaler.columns.index(c) for c in features]
+    np.testing.assert_allclose(json.loads(props["scaler_mean"]), np.asarray(scaler.mean)[index])
+    np.testing.assert_allclose(json.loads(props["scaler_std"]), np.asarray(scaler.std)[index])
+    assert props["target"] == "T (degC)" and props["horizon_rows"] == "6" and props["sequence_length"] == "24"
+    assert json.loads(props["residual"]) is True and props["rnnkit_model"] == "GRU(4)"
+    note = path.with_name("model.usage.txt").read_text()
+    assert "(batch, 24, " in note and "residual" in note and "scaler_mean" in note
+
+
 def test_cli_bad_input_is_one_line_exit_2(tiny_run, tmp_path, capsys):
     one_line_error(capsys, ["export", str(tiny_run)], "--onnx")
     one_line_error(capsys, ["export", str(tmp_path / "nothing"), "--onnx"], "run folder not found")

@@ -188,6 +188,10 @@ def test_cli_train_evaluate_predict_summary_windows(tmp_path, capsys):
     assert "training window 0: reads 'monday. the morning is cold and '" in capsys.readouterr().out
     assert main(["predict", str(out), "--data", str(tmp_path / "missing.txt")]) == 2
     assert "prompts file not found" in capsys.readouterr().err
+    assert main(["export", str(out), "--onnx"]) == 2  # issue 22: says the kind cannot be exported, and why
+    err = capsys.readouterr().err
+    assert "a generation run's models cannot be exported as ONNX: they generate text one character at a time" in err
+    assert err.count("\n") == 1
 
 
 def test_shipped_config_is_valid():

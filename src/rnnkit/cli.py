@@ -202,12 +202,13 @@ def predict_command(run_dir: Path, data: tuple[str, ...], model_name: str | None
               help="The file to write (default RUN/models/MODEL/model.onnx).")
 def export_command(run_dir: Path, as_onnx: bool, model_name: str | None, output: Path | None) -> None:
     """Export a trained model of a run for other tools (ONNX)."""
-    from rnnkit.export import export_run
+    from rnnkit.export import export_run, usage_path
 
     if not as_onnx:
         raise click.UsageError("choose a format: --onnx")
     name, path, difference = export_run(run_dir, model_name, output)
     click.echo(f"{name}: {path}")
+    click.echo(f"usage note: {usage_path(path)} (inputs, scaling and output; also in the file's metadata_props)")
     if difference is not None:
         click.echo(f"max |onnxruntime - rnnkit| on 64 random windows: {difference:.2e}")
 

@@ -421,7 +421,7 @@ def to_model_proto(model: nn.Module, features: int | None = None, *, opset: int 
 
 
 def onnx(model: nn.Module, path: str | Path, features: int | None = None, *, opset: int = OPSET,
-         doc: str = "") -> Path:
+         doc: str = "", metadata: dict[str, str] | None = None) -> Path:
     """Write ``model`` as an ONNX file at ``path``; returns the path.
 
     The graph has one input ``x`` (batch, time, features) float32, with the batch and (unless
@@ -436,6 +436,9 @@ def onnx(model: nn.Module, path: str | Path, features: int | None = None, *, ops
     from rnnkit.io import write_bytes_atomic
 
     proto = to_model_proto(model, features, opset=opset, doc=doc)
+    for key, value in (metadata or {}).items():  # the model's metadata_props: what a user needs to feed it
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = str(key), str(value)
     target = Path(path)
     if target.is_dir():
         raise RnnkitError(f"cannot write the ONNX file: {target} is a folder")
@@ -476,6 +479,63 @@ def max_difference(model: nn.Module, path: str | Path, x: torch.Tensor) -> float
     return float(np.abs(got - want).max())
 
 
+# Task kinds whose models are no window-in, forecast-out graph, and why.
+NOT_EXPORTED = {
+    "generation": "they generate text one character at a time, each step fed the character sampled from "
+                  "the step before (a sampling loop around the network, not one graph from a window to an output)",
+}
+# The columns the loader derives from others (rk.datasets.jena_climate(derived=...)).
+DERIVED_COLUMNS = {"Wx": "wind", "Wy": "wind", "max Wx": "wind", "max Wy": "wind", "Day sin": "time",
+                   "Day cos": "time", "Year sin": "time", "Year cos": "time"}
+
+
+def run_metadata(name: str, meta: dict[str, Any], scaler: Any) -> dict[str, str]:
+    """The ONNX file's ``metadata_props`` for a run's model: columns, scaling, target, horizon, residual."""
+    import json
+
+    features = list(meta.get("features") or (scaler.columns if scaler is not None else []))
+    windows = meta.get("windows", {})
+    out = {"rnnkit_model": name, "input_columns": json.dumps(features),
+           "derived_columns": json.dumps([c for c in features if c in DERIVED_COLUMNS]),
+           "target": str(meta.get("target", "")), "horizon_rows": str(windows.get("horizon", "")),
+           "sequence_length": str(windows.get("sequence_length", "")),
+           "sampling_rate": str(windows.get("sampling_rate", "")),
+           "residual": json.dumps(bool(windows.get("residual", False)))}
+    if scaler is not None:
+        index = {c: i for i, c in enumerate(scaler.columns)}
+        out["scaler_mean"] = json.dumps([float(scaler.mean[index[c]]) for c in features if c in index])
+        out["scaler_std"] = json.dumps([float(scaler.std[index[c]]) for c in features if c in index])
+    return out
+
+
+def usage_path(target: Path) -> Path:
+    """Where the usage note of the exported file ``target`` lies: beside it, ``MODEL.usage.txt``."""
+    return target.with_name(target.stem + ".usage.txt")
+
+
+def usage_note(file: str, meta: dict[str, str]) -> str:
+    """The short note written beside an exported file: how to feed it and read its output."""
+    import json
+
+    derived = json.loads(meta["derived_columns"])
+    residual = json.loads(meta["residual"])
+    target = meta["target"]
+    return "\n".join([
+        f"{file}: rnnkit model {meta['rnnkit_model']!r} (the same facts are in the file's metadata_props)",
+        f"input x: float32 (batch, {meta['sequence_length']}, {len(json.loads(meta['input_columns']))}): "
+        f"{meta['sequence_length']} rows, every {meta['sampling_rate']} row(s) of the data, columns in the order "
+        "of input_columns",
+        "scale each column first: (value - scaler_mean[i]) / scaler_std[i] (the run's scaler.json, training split)",
+        (f"derived columns, computed from others before scaling: {', '.join(derived)} "
+         "(wind vector from wv/wd; sin/cos of the time of day and year)") if derived else "no derived columns",
+        f"output y: {target} at {meta['horizon_rows']} rows after the last input row, scaled: "
+        f"y * std({target}) + mean({target})"
+        + (f" (residual: the network predicts the change from the last input row's {target} and the graph "
+           "adds that value back, so y is the value itself)" if residual else " (the value itself, not a change)"),
+        "",
+    ])
+
+
 def export_run(run: str | Path, name: str | None = None, path: str | Path | None = None,
                check: int = 64) -> tuple[str, Path, float | None]:
     """Export a trained model of a run folder (the best by validation MAE by default) as ONNX.
@@ -493,12 +553,21 @@ def export_run(run: str | Path, name: str | None = None, path: str | Path | None
     from rnnkit.experiment import load_trained
     from rnnkit.runs import slug
 
+    from rnnkit.io import write_text_atomic
+    from rnnkit.runs import load_run
+
+    config, scaler, _ = load_run(run)
+    if config.task in NOT_EXPORTED:
+        raise RnnkitError(f"a {config.task} run's models cannot be exported as ONNX: {NOT_EXPORTED[config.task]}; "
+                          "export covers the window models (a window of rows in, a forecast out)")
     name, model, description = load_trained(run, name)
     shape = description.get("metadata", {}).get("input_shape") or getattr(model, "input_shape", None)
     if not shape:
         raise RnnkitError(f"the model {name!r} of {run} does not record its input shape")
     target = Path(path) if path is not None else Path(run) / "models" / slug(name) / "model.onnx"
-    onnx(model, target, int(shape[-1]), doc=f"rnnkit model {name!r} of the run {Path(run).name}")
+    meta = run_metadata(name, description.get("metadata", {}), scaler)
+    onnx(model, target, int(shape[-1]), doc=f"rnnkit model {name!r} of the run {Path(run).name}", metadata=meta)
+    write_text_atomic(usage_path(target), usage_note(target.name, meta))
     difference = None
     if check:
         try:
