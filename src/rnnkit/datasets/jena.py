@@ -143,7 +143,8 @@ def jena_climate(
     if present, else every ``mpi_roof*.csv*`` there (``source="auto"`` only); else, with
     ``download=True``, the benchmark zip from the Keras address (checked: one CSV, 15 columns,
     420,551 rows); else the record embedded in the package (:data:`EMBEDDED_JENA`: the benchmark
-    at every 6th row, hourly, 70,092 rows), offline. ``df.attrs["files"]`` and
+    at every 6th row, hourly: 70,092 rows in the file, 70,068 after its 24 duplicated
+    timestamps are dropped), offline. ``df.attrs["files"]`` and
     ``df.attrs["resolution"]`` say which file(s) and which resolution were used.
 
     Cleaning policy (``clean=True``): the station's error code -9999 in the wind speeds
