@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 try:
@@ -17,6 +18,7 @@ except ModuleNotFoundError:  # Python 3.10
 
 from helpers import tiny_config, write_jena_csv
 from rnnkit.cli import main
+from rnnkit.datasets import jena_climate
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -76,8 +78,35 @@ def test_train_evaluate_predict(setup, capsys):
     assert f"{stored['models']['GRU(4)']['mae_test']:.3f}" in table
     new = write_jena_csv(tmp / "new.csv", days=3, seed=3)
     assert main(["predict", str(run), "--data", str(new), "--output", str(tmp / "p.csv")]) == 0
-    assert "49 predictions written" in capsys.readouterr().out
-    assert (tmp / "p.csv").read_text().splitlines()[0] == "last_input_time,target_time,predicted T (degC)"
+    printed = capsys.readouterr().out
+    assert "49 predictions written" in printed
+    assert (tmp / "p.csv").read_text().splitlines()[0] == (
+        "model,last_input_time,target_time,predicted T (degC),true T (degC),persistence T (degC)")
+    # the truth is the file's row at the target time (NaN past its end), persistence the last input's value
+    got = pd.read_csv(tmp / "p.csv", parse_dates=["last_input_time", "target_time"])
+    series = jena_climate(str(new))["T (degC)"]
+    assert (got["model"] == "GRU(4)").all()
+    assert got["persistence T (degC)"].to_numpy() == pytest.approx(series.loc[got["last_input_time"]].to_numpy())
+    known = got["target_time"].isin(series.index)
+    assert 0 < known.sum() < len(got) and got["true T (degC)"].isna().to_numpy().tolist() == (~known).tolist()
+    assert got["true T (degC)"][known].to_numpy() == pytest.approx(series.loc[got["target_time"][known]].to_numpy())
+    mae = (got["predicted T (degC)"] - got["true T (degC)"])[known].abs().mean()
+    assert f"score on the {known.sum()} windows whose target is in the file: GRU(4) MAE {mae:.3f}" in printed
+
+
+def test_predict_with_a_stateful_model_is_refused_in_one_line(tmp_path, capsys):
+    # issue 22: was "internal error ... stateful layer holds states for batch size 4, got a batch of ..."
+    csv = write_jena_csv(tmp_path / "hourly.csv")
+    config = tmp_path / "stateful.toml"
+    stateful = {"name": "stateful GRU(4)", "layers": [{"type": "GRU", "units": 4, "stateful": True},
+                                                     {"type": "Dense", "units": 1}],
+                "training": {"batch_size": 4, "shuffle": False, "stateful": True, "epochs": 1}}
+    config.write_text(toml_of(tiny_config(csv, baselines=["persistence"], models=[stateful])))
+    run = tmp_path / "run"
+    assert main(["train", str(config), "--output", str(run), "--quiet"]) == 0
+    capsys.readouterr()
+    one_line_error(capsys, ["predict", str(run), "--data", str(csv), "--model", "stateful GRU(4)"],
+                   "predict: the model 'stateful GRU(4)' is stateful", "--model NAME")
 
 
 def test_train_with_epochs_override_and_resume_of_a_finished_run(setup, capsys):

@@ -118,7 +118,8 @@ def test_predict_gives_the_trained_models_target_forecast_per_step(runs):
     t = task_for(config)
     t.prepare()  # the run's scaler and features
     columns = [f"predicted T (degC) step {k + 1}" for k in range(K)]
-    assert list(table.columns) == ["last_input_time", "target_time", *columns]
+    assert list(table.columns) == ["model", "last_input_time", "target_time", *columns, "true T (degC)",
+                                   "persistence T (degC)"]
     assert len(table) == 20 * 24 - 24 + 1  # every 24-row window of the file
     # by hand: the whole file scaled by the run's scaler, the forecaster's T column (fed back: p, T, rh -> 1)
     frame = pd.read_csv(csv)
@@ -224,7 +225,7 @@ def test_cli_train_evaluate_predict(tmp_path, capsys, task):
     assert row in trained  # the same numbers, rebuilt from model.json
     assert main(["predict", str(run), "--data", str(csv), "--output", str(tmp_path / "p.csv")]) == 0
     table = pd.read_csv(tmp_path / "p.csv")
-    assert list(table.columns[2:]) == [f"predicted T (degC) step {k}" for k in (1, 2, 3)]
+    assert list(table.columns[3:6]) == [f"predicted T (degC) step {k}" for k in (1, 2, 3)]
     assert len(table) == 20 * 24 - 24 + 1
     assert main(["summary", str(config)]) == 0
     assert "GRU(4)" in capsys.readouterr().out

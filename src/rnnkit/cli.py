@@ -187,11 +187,14 @@ def predict_command(run_dir: Path, data: tuple[str, ...], model_name: str | None
 
     _use_run_folder(run_dir)
     table = predict_file(run_dir, list(data), model_name)
+    notes = [table.attrs[key] for key in ("score", "note") if key in table.attrs]
     if output is None:
         click.echo(table.to_string(index=False, max_rows=20, float_format=lambda v: f"{v:.2f}"))
     else:
         write_text_atomic(output, table.to_csv(index=False))
         click.echo(f"{len(table)} predictions written to {output}")
+    for note in notes:
+        click.echo(note)
 
 
 @app.command("export")

@@ -21,6 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -31,7 +32,7 @@ from rnnkit.errors import RnnkitError
 from rnnkit.models import Sequential
 from rnnkit.results import best_model, format_table
 from rnnkit.tasks.base import default_loss_and_baselines, losses_of, require_loss, stateful_anywhere
-from rnnkit.tasks.regression import Regression
+from rnnkit.tasks.regression import Regression, with_truth
 from rnnkit.tasks.series import data_counts, data_used, require_windows, units_of
 from rnnkit.training import predict
 from rnnkit.training.losses import pinball
@@ -226,11 +227,23 @@ class Quantile(Regression):
 
     def predict_table(self, run: str | Path, scaler: Any, name: str, model: nn.Module,
                       description: dict[str, Any], data_paths: list[str]) -> pd.DataFrame:
-        """One row per window: last input time, target time, a column per level."""
+        """One row per window: model, last input time, target time, a column per level (sorted: they never
+        cross), the truth and persistence; ``attrs["score"]`` scores the median, ``attrs["note"]`` the sort."""
         table, output, std, mean = self.predictions_on(scaler, name, model, description, data_paths)
         values = output.detach().numpy().reshape(len(table), -1) * std + mean
-        for k, level in enumerate(self.levels):
-            table[f"predicted {self.config.data.target} q{level:g}"] = values[:, k]
+        order = np.argsort(self.levels)
+        raw = values[:, order]
+        # the heads of a quantile model are trained apart and may cross; sorting each row keeps them ordered
+        crossed = int((np.diff(raw, axis=1) < 0).any(axis=1).sum())
+        ordered = np.sort(raw, axis=1)
+        levels = [self.levels[k] for k in order]
+        for k, level in enumerate(levels):
+            table[f"predicted {self.config.data.target} q{level:g}"] = ordered[:, k]
+        median = min(range(len(levels)), key=lambda k: abs(levels[k] - 0.5))
+        table = with_truth(table, f"predicted {self.config.data.target} q{levels[median]:g}",
+                           self.config.data.target, name)
+        table.attrs["note"] = (f"quantiles sorted in each row so that they never cross ({crossed:,} of "
+                               f"{len(table):,} rows had crossed)")
         return table
 
 

@@ -490,21 +490,38 @@ class Regression(Task):
 
     def predict_table(self, run: str | Path, scaler: Any, name: str, model: nn.Module,
                       description: dict[str, Any], data_paths: list[str]) -> pd.DataFrame:
-        """One row per window: last input time, target time (the first step's), a column per output value."""
+        """One row per window: model, last input time, target time (the first step's), a column per output
+        value, then the truth at the target time where the file holds it and persistence (the last input's
+        value). ``table.attrs["score"]``: a one-line score against persistence when the truth is known."""
         table, output, std, mean = self.predictions_on(scaler, name, model, description, data_paths)
-        for column, values in self.shape.predict_columns(output, std, mean, self.config.data.target).items():
+        predicted = self.shape.predict_columns(output, std, mean, self.config.data.target)
+        for column, values in predicted.items():
             table[column] = values
-        return table
+        return with_truth(table, next(iter(predicted)), self.config.data.target, name)
 
     def predictions_on(self, scaler: Any, name: str, model: nn.Module, description: dict[str, Any],
                        data_paths: list[str]) -> tuple[pd.DataFrame, torch.Tensor, float, float]:
         """The model's raw output on new data's windows, a table of their times, the target's std and mean."""
         config = self.config
+        if any(getattr(m, "stateful", False) is True for m in model.modules()):
+            raise RnnkitError(f"predict: the model {name!r} is stateful (it carries its state from one batch of "
+                              "contiguous streams to the next, so a window alone is not its input); predict with "
+                              "one of the run's stateless models (--model NAME)")
         frame, windows = new_windows(config, scaler, name, description, data_paths)
         ti = scaler.column_index(config.data.target)
-        last = frame.index[windows.last_rows.numpy()]
+        last_rows = windows.last_rows.numpy()
+        last = frame.index[last_rows]
         step = pd.Series(frame.index).diff().median()
-        table = pd.DataFrame({"last_input_time": last, "target_time": last + config.windows.horizon * step})
+        target_time = last + config.windows.horizon * step
+        table = pd.DataFrame({"model": name, "last_input_time": last, "target_time": target_time})
+        # the truth: the file's row `horizon` rows on, where it exists and lies at the target time (no gap)
+        target = frame[config.data.target].to_numpy(dtype=float)
+        rows = last_rows + config.windows.horizon
+        inside = rows < len(frame)
+        truth = np.full(len(rows), np.nan)
+        truth[inside] = target[rows[inside]]
+        truth[inside] = np.where(frame.index[rows[inside]] == target_time[inside], truth[inside], np.nan)
+        table["_truth"], table["_persistence"] = truth, target[last_rows]  # with_truth moves them to the end
         return table, predict(model, windows.x, 1024), float(scaler.std[ti]), float(scaler.mean[ti])
 
     def summaries(self, features: int | None = None) -> str:
@@ -512,6 +529,24 @@ class Regression(Task):
 
     def describe_windows(self, data_paths: list[str] | None = None) -> str:
         return describe_windows(self.config, data_paths)
+
+
+def with_truth(table: pd.DataFrame, predicted: str, target: str, name: str) -> pd.DataFrame:
+    """``table`` with ``true TARGET`` (NaN where the file ends or has a gap) and ``persistence TARGET``
+    columns, and ``attrs["score"]``: the model's MAE against persistence's on the rows with a truth."""
+    truth, persistence = table.pop("_truth").to_numpy(), table.pop("_persistence").to_numpy()
+    table[f"true {target}"], table[f"persistence {target}"] = truth, persistence
+    known = ~np.isnan(truth)
+    if known.any():
+        model_mae = float(np.abs(table[predicted].to_numpy()[known] - truth[known]).mean())
+        persistence_mae = float(np.abs(persistence[known] - truth[known]).mean())
+        skill = 1 - model_mae / persistence_mae if persistence_mae > 0 else float("nan")
+        table.attrs["score"] = (f"score on the {int(known.sum()):,} windows whose target is in the file: {name} "
+                                f"MAE {model_mae:.3f}, persistence {persistence_mae:.3f} ({units_of(target)}), "
+                                f"skill {100 * skill:+.1f}%")
+    else:
+        table.attrs["score"] = "no target time lies in the file: no score (the truth column is empty)"
+    return table
 
 
 TASK = Regression
