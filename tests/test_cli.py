@@ -73,9 +73,19 @@ def test_train_evaluate_predict(setup, capsys):
     out = capsys.readouterr().out
     assert "persistence" in out and "GRU(4)" in out and "MAE test (degC)" in out
     stored = json.loads((run / "metrics.json").read_text())
+    # "best" means best (issue 20, part 4): the best baseline beside the best model, a line when it wins
+    baselines = {n: m["mae_val"] for n, m in stored["models"].items() if m["kind"] == "baseline"}
+    first = min(baselines, key=baselines.get)
+    assert stored["best_baseline"] == first and stored["best"] == "GRU(4)"
+    model_val = stored["models"]["GRU(4)"]["mae_val"]
+    assert (f"best baseline by validation MAE: {first} ({baselines[first]:.3f}, best model GRU(4) "
+            f"{model_val:.3f})") in out
+    assert ("a baseline wins: " in out) == (baselines[first] < model_val)
     assert main(["evaluate", str(run)]) == 0
     table = capsys.readouterr().out
     assert f"{stored['models']['GRU(4)']['mae_test']:.3f}" in table
+    assert f"best baseline by validation MAE: {first}" in table
+    assert "'seconds' is each model's training time, read from the run" in table
     new = write_jena_csv(tmp / "new.csv", days=3, seed=3)
     assert main(["predict", str(run), "--data", str(new), "--output", str(tmp / "p.csv")]) == 0
     printed = capsys.readouterr().out

@@ -163,7 +163,7 @@ def train_command(config_path: str | None, output: Path | None, data: tuple[str,
               help="Score on these files instead (each alone, every window, against persistence on the same windows).")
 def evaluate_command(run_dir: Path, data: tuple[str, ...]) -> None:
     """Score every model of a run again on its validation and test data (or on --data files) and print the table."""
-    from rnnkit.experiment import evaluate_run, metrics_table
+    from rnnkit.experiment import evaluate_report, evaluate_run
 
     _use_run_folder(run_dir)
     if data:
@@ -171,7 +171,7 @@ def evaluate_command(run_dir: Path, data: tuple[str, ...]) -> None:
 
         click.echo(transfer_table(evaluate_on_files(run_dir, list(data))))
         return
-    click.echo(metrics_table(evaluate_run(run_dir)))
+    click.echo(evaluate_report(evaluate_run(run_dir)))
 
 
 @app.command("predict")

@@ -27,6 +27,7 @@ from torch import nn
 
 from rnnkit.config import ExperimentConfig, ModelConfig
 from rnnkit.report import write_if_configured
+from rnnkit.results import best_baseline
 from rnnkit.rundir import release
 from rnnkit.runs import (  # load_run, load_trained: read a run folder back (the CLI and export use them here)
     Log, baseline_results, finish_run, load_run, load_trained, saved_model_results, start_run, train_models,
@@ -83,7 +84,7 @@ def run_experiment(
         metadata=task.metadata, summary=task.summary, trainer_options=task.trainer_options() or None,
         describe_epoch=task.describe_epoch,
         epochs=epochs, resume=resume, progress=progress, log=log, write=main, model_hooks=model_hooks, device=device)
-    metrics = task.document({**results, **trained.results})
+    metrics = with_best_baseline(task, task.document({**results, **trained.results}))
     if main:
         finish_run(out, metrics, trained.histories, loss_name=task.loss_name)
         task.finish(out, baselines, trained, metrics)
@@ -113,12 +114,28 @@ def evaluate_run(run: str | Path) -> dict[str, Any]:
     results = baseline_results(task.baselines(), task.score)
     results.update(saved_model_results(task.config, task.specs(), stored, task.score,
                                        load=lambda name: load_trained(run, name)[1]))
-    return task.document(results)
+    return with_best_baseline(task, task.document(results))
+
+
+def with_best_baseline(task: Any, metrics: dict[str, Any]) -> dict[str, Any]:
+    """``metrics`` with ``best_baseline``: the baseline that the task's validation score ranks first (beside
+    ``best``, the best trained model), so that a baseline that wins is said, not left out."""
+    if task.best_key and "models" in metrics:
+        metrics["best_baseline"] = best_baseline(metrics["models"], task.best_key, lowest=task.lowest)
+    return metrics
 
 
 def metrics_table(metrics: dict[str, Any]) -> str:
     """The comparison table of a metrics document, as its task draws it."""
     return task_class(metrics.get("task", "regression")).table(metrics)
+
+
+def evaluate_report(metrics: dict[str, Any]) -> str:
+    """What ``rnnkit evaluate`` prints: the table scored again, the best model and baseline, and which
+    numbers are the training's (the seconds and parameters are read from the run, not measured again)."""
+    task = task_class(metrics.get("task", "regression"))
+    return "\n".join([task.table(metrics), *task.report(metrics),
+                      "scores computed again now; 'seconds' is each model's training time, read from the run"])
 
 
 def run_report(metrics: dict[str, Any], output: str | Path) -> str:

@@ -153,6 +153,7 @@ def models_section(config: Any, features: int) -> str:
 
 
 def scores_section(config: Any, metrics: dict[str, Any]) -> str:
+    from rnnkit.results import best_lines
     from rnnkit.tasks import task_class
 
     task = task_class(metrics.get("task") or "regression")  # runs written before metrics named their task
@@ -178,7 +179,9 @@ def scores_section(config: Any, metrics: dict[str, Any]) -> str:
         classes.append("published")
     note = ("<p class='note'>Skill: 1 − MAE / MAE of persistence on the same windows. The best model is chosen on "
             "the validation split; the test split is only reported.</p>")
-    return table(rows, classes) + note
+    beside = "".join(f"<p class='note'>{_e(line)}</p>" for line in best_lines(metrics, task.best_key,
+                                                                               lowest=task.lowest))
+    return table(rows, classes) + note + beside
 
 
 def _published(config: Any) -> list[dict[str, Any]]:

@@ -48,6 +48,46 @@ def best_model(models: dict[str, dict[str, Any]], key: str, *, lowest: bool = Fa
     return (min if lowest else max)(trained, key=lambda n: models[n][key])
 
 
+def best_baseline(models: dict[str, dict[str, Any]], key: str, *, lowest: bool = False) -> str | None:
+    """The baseline (kind ``"baseline"``) with the highest (or ``lowest``) ``key``; None without one.
+
+    Example:
+        >>> best_baseline({"mean": {"kind": "baseline", "mae_val": 1.0}, "GRU": {"kind": "model", "mae_val": 2.0},
+        ...                "persistence": {"kind": "baseline", "mae_val": 1.5}}, "mae_val", lowest=True)
+        'mean'
+    """
+    scored = [n for n, m in models.items() if m.get("kind") == "baseline" and key in m]
+    if not scored:
+        return None
+    return (min if lowest else max)(scored, key=lambda n: models[n][key])
+
+
+def best_lines(metrics: dict[str, Any], key: str, *, lowest: bool = False) -> list[str]:
+    """The lines beside the best model: the best baseline by the same validation score, and a warning
+    when it beats every trained model.
+
+    Example:
+        >>> best_lines({"best": "GRU", "best_baseline": "linear", "models": {
+        ...     "linear": {"kind": "baseline", "mae_val": 2.329}, "GRU": {"kind": "model", "mae_val": 2.369}}},
+        ...     "mae_val", lowest=True)  # doctest: +NORMALIZE_WHITESPACE
+        ['best baseline by validation MAE: linear (2.329, best model GRU 2.369)',
+         'a baseline wins: linear scores better on validation than every trained model (GRU is the best of them)']
+    """
+    name, best, models = metrics.get("best_baseline"), metrics.get("best"), metrics.get("models", {})
+    if not name or name not in models or key not in models[name]:
+        return []
+    what = key.removesuffix("_val").replace("_", " ").replace("mae", "MAE")
+    value = models[name][key]
+    if not best or best not in models or key not in models[best]:
+        return [f"best baseline by validation {what}: {name} ({value:.3f})"]
+    model_value = models[best][key]
+    lines = [f"best baseline by validation {what}: {name} ({value:.3f}, best model {best} {model_value:.3f})"]
+    if (value < model_value) if lowest else (value > model_value):
+        lines.append(f"a baseline wins: {name} scores better on validation than every trained model "
+                     f"({best} is the best of them)")
+    return lines
+
+
 def format_table(rows: list[dict[str, Any]]) -> str:
     """Rows of a comparison table as text: 3 decimals, whole numbers from 100 on.
 

@@ -30,6 +30,7 @@ from rnnkit.config import ExperimentConfig, ModelConfig, TrainingConfig
 from rnnkit.errors import RnnkitError
 from rnnkit.layers.recurrent import RECURRENT_LAYERS
 from rnnkit.models import Sequential
+from rnnkit.results import best_lines
 
 
 def losses_of(config: ExperimentConfig) -> list[tuple[str, str]]:
@@ -225,7 +226,8 @@ class Task:
     def report(cls, metrics: dict[str, Any]) -> list[str]:
         """Lines printed after the table: the model chosen on validation and its test scores."""
         best = metrics["models"].get(metrics.get("best")) if metrics.get("best") else None
-        return [cls.best_line(metrics["best"], best)] if best else []
+        lines = [cls.best_line(metrics["best"], best)] if best else []
+        return lines + best_lines(metrics, cls.best_key, lowest=cls.lowest) if cls.best_key else lines
 
     @classmethod
     def best_line(cls, name: str, scores: dict[str, Any]) -> str:
