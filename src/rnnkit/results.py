@@ -88,6 +88,16 @@ def best_lines(metrics: dict[str, Any], key: str, *, lowest: bool = False) -> li
     return lines
 
 
+def seconds(value: float) -> str:
+    """A table's seconds, one decimal whatever their size (``format_table`` would give 25.903 but 107).
+
+    Example:
+        >>> seconds(25.903), seconds(107.2), seconds(0.0)
+        ('25.9', '107.2', '0.0')
+    """
+    return f"{value:.1f}"
+
+
 def format_table(rows: list[dict[str, Any]]) -> str:
     """Rows of a comparison table as text: 3 decimals, whole numbers from 100 on.
 

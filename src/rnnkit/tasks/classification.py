@@ -35,7 +35,7 @@ from rnnkit.config import ClassificationConfig, ExperimentConfig, ModelConfig, T
 from rnnkit.data import Windows
 from rnnkit.errors import RnnkitError
 from rnnkit.models import Sequential
-from rnnkit.results import best_model, format_table
+from rnnkit.results import best_model, format_table, seconds
 from rnnkit.tasks.base import Task, check_baselines, default_loss_and_baselines, refuse_residual_and_stateful, require_loss
 from rnnkit.tasks.series import (
     PART_NAMES, PARTS, Prepared, data_counts, data_used, describe_prepared, describe_windows, load_frame, new_windows,
@@ -217,7 +217,7 @@ def classification_table(metrics: dict[str, Any]) -> str:
             "recall test": m["recall_test"],
             "F1 test": m["f1_test"],
             "confusion test [[tn fp] [fn tp]]" if len(cm) == 2 else "confusion test (rows: true)": str(cm),
-            "seconds": m["train_seconds"],
+            "seconds": seconds(m["train_seconds"]),
         })
     table = format_table(rows)
     balance = metrics.get("class_balance", {}).get("test")

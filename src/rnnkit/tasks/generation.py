@@ -54,7 +54,7 @@ from torch import nn
 from rnnkit.config import ExperimentConfig, ModelConfig, TrainingConfig, describe_validation_error
 from rnnkit.errors import RnnkitError
 from rnnkit.models.generators import CharBigram, CharRNN, CharUnigram, generate, text_windows
-from rnnkit.results import best_model, format_table, read_trained
+from rnnkit.results import best_model, format_table, read_trained, seconds
 from rnnkit.tasks.base import (Task, check_baselines, check_one_recurrent_layer, default_loss_and_baselines, require_loss,
                                stateful_anywhere)
 from rnnkit.tasks.series import require_windows, with_data_paths
@@ -295,7 +295,7 @@ class Generation(Task):
     def table(cls, metrics: dict[str, Any]) -> str:
         rows = [{"model": name, "params": m["params"], "loss val (nats/char)": m["loss_val"],
                  "loss test (nats/char)": m["loss_test"], "perplexity test": m["perplexity_test"],
-                 "accuracy test": m["accuracy_test"], "seconds": m["train_seconds"]}
+                 "accuracy test": m["accuracy_test"], "seconds": seconds(m["train_seconds"])}
                 for name, m in metrics["models"].items()]
         return format_table(rows)
 

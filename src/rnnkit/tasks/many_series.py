@@ -32,7 +32,7 @@ from rnnkit.errors import RnnkitError
 from rnnkit.io import write_json_atomic
 from rnnkit.models import Sequential
 from rnnkit.models.series_embedding import SeriesEmbedding
-from rnnkit.results import best_model, format_table
+from rnnkit.results import best_model, format_table, seconds
 from rnnkit.tasks.base import Task, check_baselines, stateful_anywhere
 from rnnkit.tasks.series import PARTS, PART_NAMES, units_of
 
@@ -238,7 +238,7 @@ class ManySeries(Task):
         units = metrics.get("units") or "units"
         rows = [{"model": name, "params": m["params"], f"MAE val ({units})": m["mae_val"],
                  f"MAE test ({units})": m["mae_test"], "skill test": f"{100 * m['skill_test']:+.1f}%",
-                 "seconds": m["train_seconds"]} for name, m in metrics["models"].items()]
+                 "seconds": seconds(m["train_seconds"])} for name, m in metrics["models"].items()]
         return format_table(rows)
 
     @classmethod

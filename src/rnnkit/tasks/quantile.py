@@ -30,7 +30,7 @@ from rnnkit import baselines as bl
 from rnnkit.config import ExperimentConfig, ModelConfig, QuantileConfig, TrainingConfig
 from rnnkit.errors import RnnkitError
 from rnnkit.models import Sequential
-from rnnkit.results import best_model, format_table
+from rnnkit.results import best_model, format_table, seconds
 from rnnkit.tasks.base import default_loss_and_baselines, losses_of, require_loss, stateful_anywhere
 from rnnkit.tasks.regression import Regression, with_truth
 from rnnkit.tasks.series import data_counts, data_used, require_windows, units_of
@@ -213,7 +213,7 @@ class Quantile(Regression):
         rows = [{"model": name, "params": m["params"], f"median MAE val ({units})": m["mae_val"],
                  f"median MAE test ({units})": m["mae_test"], "skill test": f"{100 * m['skill_test']:+.1f}%",
                  f"{share} coverage val": m["coverage_val"], f"{share} coverage test": m["coverage_test"],
-                 f"width test ({units})": m["width_test"], "seconds": m["train_seconds"]}
+                 f"width test ({units})": m["width_test"], "seconds": seconds(m["train_seconds"])}
                 for name, m in metrics["models"].items()]
         return format_table(rows) + f"\ninterval: levels {low:g} to {high:g} ({share} if calibrated)"
 

@@ -33,7 +33,7 @@ from rnnkit import published
 from rnnkit.config import ExperimentConfig, ModelConfig, TrainingConfig, WindowConfig, build_layer
 from rnnkit.errors import RnnkitError
 from rnnkit.models import Sequential
-from rnnkit.results import best_model, format_table
+from rnnkit.results import best_model, format_table, seconds
 from rnnkit.tasks.base import Task, check_baselines, losses_of, stateful_anywhere
 from rnnkit.tasks.series import (
     Prepared, ahead, data_counts, data_used, describe_prepared, describe_windows, load_frame, new_windows, prepare,
@@ -479,7 +479,7 @@ class Regression(Task):
         for name, m in metrics["models"].items():
             rows.append({"model": name, "params": m["params"], f"MAE val ({units})": m["mae_val"],
                          f"MAE test ({units})": m["mae_test"], **shape.table_columns(m, units),
-                         "skill test": f"{100 * m['skill_test']:+.1f}%", "seconds": m["train_seconds"]})
+                         "skill test": f"{100 * m['skill_test']:+.1f}%", "seconds": seconds(m["train_seconds"])})
         table = format_table(published.add_columns(rows, metrics.get("published")))
         return "\n".join([table, *published.notes(metrics.get("published"))])
 

@@ -17,7 +17,7 @@ from rnnkit.config import ExperimentConfig, ModelConfig, TaggingConfig, Training
 from rnnkit.errors import RnnkitError
 from rnnkit.models import Sequential
 from rnnkit.models.taggers import MajorityTagPerWord, TaggingData, tag_accuracy, tagging_dataset
-from rnnkit.results import best_model, format_table
+from rnnkit.results import best_model, format_table, seconds
 from rnnkit.tasks.base import (Task, check_baselines, default_loss_and_baselines, refuse_residual_and_stateful,
                                require_loss)
 
@@ -146,7 +146,7 @@ def tagging_table(metrics: dict[str, Any]) -> str:
         "ambiguous acc. val": m["ambiguous_accuracy_val"],
         "token acc. test": m["token_accuracy_test"],
         "ambiguous acc. test": m["ambiguous_accuracy_test"],
-        "seconds": m["train_seconds"],
+        "seconds": seconds(m["train_seconds"]),
     } for name, m in metrics["models"].items()]
     return f"{format_table(rows)}\nambiguous words (the next word decides their tag): {', '.join(metrics.get('ambiguous', []))}"
 
