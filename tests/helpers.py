@@ -38,3 +38,29 @@ def tiny_config(csv: Path, **overrides) -> dict:
     for key, value in overrides.items():
         config[key] = {**config[key], **value} if isinstance(value, dict) else value
     return config
+
+
+def one_line_error(capsys, argv, *fragments, code: int = 2) -> str:
+    """Run the CLI on ``argv``: it ends with ``code`` and one line on stderr (no traceback) holding each fragment."""
+    from rnnkit.cli import main
+
+    got = main([str(a) for a in argv])
+    err = capsys.readouterr().err
+    assert got == code, err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    for fragment in fragments:
+        assert fragment in err, err
+    return err
+
+
+def chromium() -> str:
+    """The headless Chromium on PATH, or the test skips and says why."""
+    import shutil
+
+    import pytest
+
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    pytest.skip("no headless Chromium on this machine (.ci/run installs Debian's 'chromium' with apt-get as root)")

@@ -14,7 +14,6 @@ import functools
 import html.parser
 import importlib.util
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -23,6 +22,8 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
+
+from helpers import chromium
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGINS = ("mkdocs", "material", "mkdocstrings", "mkdocstrings_handlers.python")
@@ -128,14 +129,6 @@ def test_the_api_reference_is_generated_from_the_docstrings(site):
 
 
 # --- a real browser --------------------------------------------------------------------------------
-
-def chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        found = shutil.which(name)
-        if found:
-            return found
-    pytest.skip("no headless Chromium on this machine (.ci/run installs Debian's 'chromium' with apt-get as root)")
-
 
 @pytest.fixture(scope="module")
 def served(site):

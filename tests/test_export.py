@@ -193,19 +193,10 @@ def test_write_to_a_missing_folder_or_a_folder_is_refused(tmp_path):
 
 # --- the command line ------------------------------------------------------------------------------
 
-from helpers import tiny_config, write_jena_csv  # noqa: E402
+from helpers import one_line_error, tiny_config, write_jena_csv  # noqa: E402
 from rnnkit.cli import main  # noqa: E402
 from rnnkit.experiment import load_trained, load_run  # noqa: E402
 from rnnkit.tasks.series import load_frame, prepare  # noqa: E402
-
-
-def one_line_error(capsys, argv, *fragments):
-    code = main(argv)
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert err.count("\n") == 1 and "Traceback" not in err, err
-    for fragment in fragments:
-        assert fragment in err, err
 
 
 @pytest.fixture(scope="module")

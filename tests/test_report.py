@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import tiny_config, write_jena_csv
+from helpers import chromium, tiny_config, write_jena_csv
 from rnnkit.cli import main
 from rnnkit.tasks import parse_config
 from rnnkit.experiment import describe_windows, run_experiment
@@ -127,14 +127,6 @@ def test_report_off_from_the_config(runs, tmp_path):
 
 
 # --- a real browser --------------------------------------------------------------------------------
-
-def chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        found = shutil.which(name)
-        if found:
-            return found
-    pytest.skip("no headless Chromium on this machine (.ci/run installs Debian's 'chromium' with apt-get as root)")
-
 
 def browse(page_path: Path, screenshot: Path) -> list[str]:
     """Load a page in headless Chromium with the network cut off; returns its console messages."""

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import rnnkit as rk
-from helpers import write_jena_csv
+from helpers import one_line_error, write_jena_csv
 from rnnkit.cli import main
 from rnnkit.errors import RnnkitError
 from rnnkit.training import Trainer
@@ -145,32 +145,23 @@ def config_file(tmp_path):
     return write
 
 
-def one_line_exit_2(capsys, argv, *fragments):
-    code = main(argv)
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert err.count("\n") == 1 and "Traceback" not in err, err
-    for fragment in fragments:
-        assert fragment in err, err
-
-
 @without_cuda
 @pytest.mark.parametrize("where", ["--device", "config"])
 def test_cuda_without_a_gpu_is_one_line_and_exit_2_before_the_run_folder(config_file, tmp_path, capsys, where):
     config = config_file(device="cuda") if where == "config" else config_file()
     argv = ["train", str(config), "--output", str(tmp_path / "run"), "--quiet"]
-    one_line_exit_2(capsys, argv + (["--device", "cuda"] if where == "--device" else []),
+    one_line_error(capsys, argv + (["--device", "cuda"] if where == "--device" else []),
                     "device = 'cuda' but torch sees no CUDA GPU", "use device = 'auto' or 'cpu'")
     assert not (tmp_path / "run").exists()
 
 
 def test_fp16_on_the_cpu_at_the_command_line_is_one_line_and_exit_2(config_file, tmp_path, capsys):
-    one_line_exit_2(capsys, ["train", str(config_file(precision="fp16")), "--output", str(tmp_path / "run"),
+    one_line_error(capsys, ["train", str(config_file(precision="fp16")), "--output", str(tmp_path / "run"),
                              "--device", "cpu", "--quiet"], "precision = 'fp16' needs device = 'cuda'")
 
 
 def test_a_bad_device_name_in_the_config_is_one_line_and_exit_2(config_file, tmp_path, capsys):
-    one_line_exit_2(capsys, ["train", str(config_file(device="gpu")), "--output", str(tmp_path / "run"), "--quiet"],
+    one_line_error(capsys, ["train", str(config_file(device="gpu")), "--output", str(tmp_path / "run"), "--quiet"],
                     "device")
 
 
