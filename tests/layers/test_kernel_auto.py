@@ -83,7 +83,7 @@ def test_auto_runs_the_path_measured_faster_and_caches_the_verdict(verdicts, mon
     assert calls == ["gru", "gru"] and measured == ["fast kernel"]  # measured once for the class
     saved = json.loads((folder / kernel.AUTO_FILE).read_text())
     (key, verdict), = saved.items()
-    assert key == "GRU/gru float32 training batch~4 units~8 features~4 threads=1 vs fused operator"
+    assert key == "GRU/gru float32 training batch~4 steps~4 units~8 features~4 threads=1 vs fused operator"
     assert verdict["path"] == "kernel" and verdict["speedup"] == 2.0 and verdict["kernel_ms"] == 1000.0
     which[0] = "slow kernel"
     layer(torch.randn(64, 5, 3))  # another batch class: measured, and PyTorch's path runs
@@ -95,6 +95,34 @@ def test_auto_runs_the_path_measured_faster_and_caches_the_verdict(verdicts, mon
     monkeypatch.setattr(kernel, "_verdicts", None)
     layer(x)
     assert len(measured) == 3 and calls == ["gru", "gru", "gru"]
+
+
+def test_the_steps_are_part_of_the_shape_class_and_measured_in_full(verdicts, monkeypatch):
+    """A verdict on 32 steps does not decide 60: the input projection of a long batch leaves the caches."""
+    folder, _ = verdicts
+    timed_steps = []
+
+    def time_paths(call):
+        def record(module, args):
+            if isinstance(module, GRU):
+                timed_steps.append(args[0].shape[1])
+
+        handle = torch.nn.modules.module.register_module_forward_pre_hook(record)
+        try:
+            with use_kernel("torch"):  # as the real time_paths does: no measuring inside a measurement
+                call()
+        finally:
+            handle.remove()
+        return (1.0, 2.0)
+
+    monkeypatch.setattr(kernel, "time_paths", time_paths)
+    layer = GRU(8, input_size=3)
+    for steps in (32, 60, 300, 1000):
+        layer(torch.randn(2, steps, 3))
+    keys = json.loads((folder / kernel.AUTO_FILE).read_text())
+    assert sorted(k.split(" steps~")[1].split()[0] for k in keys) == ["256", "32", "64"]  # 300 and 1000 share the cap
+    # the copy is timed on the call's own steps, up to the cap
+    assert timed_steps == [32, 60, 256] and kernel.MEASURE_STEPS == 256
 
 
 def test_auto_obeys_an_explicit_mode_and_never_measures_then(verdicts, monkeypatch):
@@ -150,7 +178,7 @@ def test_doctor_prints_the_cpu_the_build_and_the_verdicts(verdicts):
     assert "instruction sets:" in text and "kernel levels this CPU runs: generic" in text
     assert f"kernel build: level {kernel.isa_level()} (RNNKIT_KERNEL_ISA)" in text
     assert "auto's verdicts (1 shape classes" in text
-    assert "GRU/gru float32 training batch~2 units~8 features~4 threads=1 vs fused operator" in text
+    assert "GRU/gru float32 training batch~2 steps~4 units~8 features~4 threads=1 vs fused operator" in text
     assert f"torch {torch.__version__}: 1 threads" in text
 
 

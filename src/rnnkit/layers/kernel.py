@@ -17,10 +17,10 @@ on it; the register tiles' shapes follow the level's vector width and register c
 Which path runs: ``use_kernel(mode)`` or the environment variable ``RNNKIT_KERNEL`` (the call
 wins), with mode
 - ``"auto"`` (default): the faster of the kernel and the PyTorch path, by measurement. The
-  first call of a shape class (layer and cell, dtype, training or inference, batch, units and
-  features each rounded to a power of two, thread count, which PyTorch path would run) times
-  both paths on the call's own input (its first 32 steps, a fresh copy of the layer, the random
-  number generators left as they were), a few tens of milliseconds, and the verdict is cached
+  first call of a shape class (layer and cell, dtype, training or inference, batch, steps, units
+  and features each rounded to a power of two, thread count, which PyTorch path would run) times
+  both paths on the call's own input (up to its first 256 steps, a fresh copy of the layer, the
+  random number generators left as they were), a few tenths of a second at most, and the verdict is cached
   beside the build (``auto.json`` in ``build_folder()``), so later processes reuse it;
   ``rnnkit doctor`` lists the verdicts with their measured ratios. Where the kernel cannot be
   built (no C++ compiler, a failed build) one line on stderr says why, and the PyTorch path runs;
@@ -289,12 +289,22 @@ def _bucket(value: int) -> int:
     return 1 << max(0, round(math.log2(max(int(value), 1))))
 
 
-def auto_key(layer: str, cell: str, dtype: torch.dtype, backward: bool, batch: int, units: int, features: int,
-             alternative: str) -> str:  # fmt: skip
-    """The shape class of a call, under which ``auto``'s verdict is cached."""
+MEASURE_STEPS = 256
+"""``auto`` times both paths on at most this many of a call's steps."""
+
+
+def auto_key(layer: str, cell: str, dtype: torch.dtype, backward: bool, batch: int, steps: int, units: int,
+             features: int, alternative: str) -> str:  # fmt: skip
+    """The shape class of a call, under which ``auto``'s verdict is cached.
+
+    The steps count too (rounded, and capped at ``MEASURE_STEPS``): past a few tens of steps the
+    batch's whole input projection leaves the caches, and a verdict measured on 32 steps was
+    wrong at 60 (LSTM(128), batch 256, inference: the kernel 1.3x faster on 32 steps, 0.5x on 60).
+    """
     phase = "training" if backward else "inference"
-    return (f"{layer}/{cell} {str(dtype).replace('torch.', '')} {phase} batch~{_bucket(batch)} units~{_bucket(units)} "
-            f"features~{_bucket(features)} threads={torch.get_num_threads()} vs {alternative}")  # fmt: skip
+    return (f"{layer}/{cell} {str(dtype).replace('torch.', '')} {phase} batch~{_bucket(batch)} "
+            f"steps~{_bucket(min(steps, MEASURE_STEPS))} units~{_bucket(units)} features~{_bucket(features)} "
+            f"threads={torch.get_num_threads()} vs {alternative}")  # fmt: skip
 
 
 def _verdicts_path() -> Path:

@@ -270,12 +270,12 @@ class RNN(Layer):
         backward = torch.is_grad_enabled() and self.cell.weight_ih.requires_grad
         # the layer remembers its verdicts by exact shape (a call's overhead stays a dict look-up)
         verdicts = kernel.auto_verdicts()
-        seen = (id(verdicts), x.shape[0], x.shape[2], x.dtype, backward, self.training, mask is None,
+        seen = (id(verdicts), x.shape[0], x.shape[1], x.shape[2], x.dtype, backward, self.training, mask is None,
                 torch.get_num_threads())  # fmt: skip
         choice = self._auto_choices.get(seen)
         if choice is None:
             key = kernel.auto_key(type(self).__name__, str(self._kernel_kind()), x.dtype, backward, x.shape[0],
-                                  self.units, x.shape[2], self._torch_path(mask))  # fmt: skip
+                                  x.shape[1], self.units, x.shape[2], self._torch_path(mask))  # fmt: skip
             choice = self._auto_choices[seen] = kernel.choose_kernel(key, lambda: self._time_paths(x, mask, backward))
         return choice
 
@@ -288,12 +288,13 @@ class RNN(Layer):
         return "fused operator" if self.use_fused else "step loop"
 
     def _time_paths(self, x: torch.Tensor, mask: torch.Tensor | None, backward: bool) -> tuple[float, float]:
-        """(kernel seconds, PyTorch seconds) of a copy of this layer on x's first 32 steps.
+        """(kernel seconds, PyTorch seconds) of a copy of this layer on x's first steps (at most
+        ``kernel.MEASURE_STEPS``).
 
         The copy has this layer's weights and options but no carried state; the random number
         generators are put back afterwards, so measuring changes no result.
         """
-        steps = min(x.shape[1], 32)
+        steps = min(x.shape[1], kernel.MEASURE_STEPS)
         xs = x.detach()[:, :steps]
         ms = None if mask is None else mask[:, :steps]
         with torch.random.fork_rng(devices=[]):
