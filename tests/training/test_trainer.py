@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import re
 import math
+import time
 
 import pytest
 import torch
@@ -541,3 +542,43 @@ def test_one_settings_object_one_set_of_defaults():
     trainer = Trainer.from_config(TrainingConfig(loss="huber", epochs=3), progress=False)
     assert (trainer.loss, trainer.epochs, trainer.shuffle, trainer.progress) == ("huber", 3, True, False)
     assert (Trainer().loss, Trainer().epochs) == ("mae", 20)
+
+
+def test_a_long_epoch_prints_a_line_every_interval_off_a_terminal_and_none_on_one():
+    from rnnkit.training.hooks import Hook
+
+    class Slow(Hook):  # each batch takes >= 30 ms: with a 0.1 s interval, a line every 4th batch or so
+        def wrap_batches(self, batches, loop):
+            for batch in batches:
+                time.sleep(0.03)
+                yield batch
+
+    x, y = torch.ones(40, 1), torch.full((40, 1), 2.0)
+    log, tty = io.StringIO(), TTY()
+    history = Trainer(loss="mae", epochs=2, batch_size=2, progress_stream=log, progress_interval=0.1,
+                      hooks=[Slow()]).fit(nn.Linear(1, 1), (x, y), (x, y))
+    lines = log.getvalue().splitlines()
+    within = [line for line in lines if ": batch " in line]
+    pattern = r"epoch (\d)/2: batch (\d+)/20 \((\d+)%\), loss ([\d.]+) so far; \d+ s, epoch ETA \d+ s"
+    matches = [re.fullmatch(pattern, line) for line in within]
+    assert all(matches), within
+    # each epoch: 20 batches x >= 30 ms = >= 0.6 s, so at least 3 lines, at most one per 0.1 s (no flood)
+    for epoch in (1, 2):
+        done = [int(m[2]) for m in matches if m[1] == str(epoch)]
+        assert 3 <= len(done) <= 7 and done == sorted(done) and all(0 < k < 20 for k in done), done
+        assert all(int(m[3]) == 100 * int(m[2]) // 20 for m in matches)
+    # the epoch line still follows each epoch's batch lines; the running loss is the epoch's mean so far
+    # (the learning rate barely moves the weights in 20 steps: it stays near the epoch's mean)
+    assert [line.split(":")[0] for line in lines if ": loss " in line] == ["epoch 1/2", "epoch 2/2"]
+    assert lines.index(next(line for line in lines if line.startswith("epoch 1/2: loss"))) > lines.index(within[0])
+    assert abs(float(matches[-1][4]) - history.epochs[-1]["loss"]) < 0.5
+    # on a terminal: the bar, no batch lines
+    Trainer(loss="mae", epochs=1, batch_size=2, progress_stream=tty, progress_interval=0.1,
+            hooks=[Slow()]).fit(nn.Linear(1, 1), (x, y))
+    assert ": batch " not in tty.getvalue() and "\r" in tty.getvalue()
+
+
+@pytest.mark.parametrize("interval", [0, -1.0, float("inf"), "10", True])
+def test_progress_interval_must_be_a_positive_number(interval):
+    with pytest.raises(ValueError, match=r"progress_interval must be a finite number of seconds > 0, got "):
+        Trainer(progress_interval=interval)

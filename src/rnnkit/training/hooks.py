@@ -9,15 +9,20 @@
 
 ``loop`` (:class:`Loop`) holds the model, the optimizer and the loop's state. Progress output
 is chosen by :func:`progress_hook`: a line per epoch when the stream is not a terminal (a log
-file, CI), a tqdm bar in a terminal, ``tqdm.auto`` in a Jupyter notebook.
+file, CI), plus a line every ``interval`` seconds within a long epoch (batch k/n, the running
+loss, the time so far), a tqdm bar in a terminal, ``tqdm.auto`` in a Jupyter notebook.
 """
 
 from __future__ import annotations
 
+import math
 import sys
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import IO, Any
+
+from rnnkit.errors import RnnkitError
 
 
 @dataclass
@@ -32,6 +37,10 @@ class Loop:
     epoch: int = 0
     n_batches: int | None = None
     state: dict[str, Any] = field(default_factory=dict)  # best, stopper, plateau, shuffler, history
+    # the epoch so far, kept by the trainer: examples seen and the sum of their losses (a tensor on the
+    # device, read only when a line is written: no host synchronisation per batch)
+    examples: int = 0
+    loss_sum: Any = None
 
 
 class Hook:
@@ -92,13 +101,54 @@ def epoch_line(loop: Loop, record: dict[str, Any], describe: Callable[[dict[str,
     return text
 
 
-class EpochLines(Hook):
-    """A line per epoch on ``stream``: loss, validation loss, the task's reading, time, ETA (for logs and CI)."""
+def batch_line(loop: Loop, done: int, elapsed: float) -> str:
+    """``"epoch 2/5: batch 130/400 (32%), loss 0.213 so far; 12 s, epoch ETA 25 s"``: a long epoch's progress.
 
-    def __init__(self, stream: IO[str] | None = None, describe: Callable[[dict[str, Any]], str] | None = None) -> None:
+    ``done`` batches are finished after ``elapsed`` seconds; the loss is the mean over the examples
+    seen this epoch (``loop.loss_sum / loop.examples``).
+
+    Example:
+        >>> import torch
+        >>> loop = Loop(None, None, None, epochs=5, epoch=2, n_batches=400, examples=4160, loss_sum=torch.tensor(886.08))
+        >>> batch_line(loop, 130, 12.0)
+        'epoch 2/5: batch 130/400 (32%), loss 0.213 so far; 12 s, epoch ETA 25 s'
+    """
+    n = loop.n_batches
+    text = f"epoch {loop.epoch}/{loop.epochs}: batch {done}" + (f"/{n} ({100 * done // n}%)" if n else "")
+    if loop.loss_sum is not None and loop.examples:
+        text += f", loss {float(loop.loss_sum) / loop.examples:.4g} so far"
+    text += f"; {duration(elapsed)}"
+    if n and done:
+        text += f", epoch ETA {duration(elapsed / done * (n - done))}"
+    return text
+
+
+class EpochLines(Hook):
+    """A line per epoch on ``stream``: loss, validation loss, the task's reading, time, ETA (for logs and CI).
+
+    Within an epoch, a line every ``interval`` seconds (:func:`batch_line`), so that a long epoch
+    shows it is alive off a terminal; an epoch shorter than ``interval`` prints only its own line.
+    """
+
+    def __init__(self, stream: IO[str] | None = None, describe: Callable[[dict[str, Any]], str] | None = None,
+                 interval: float = 10.0) -> None:
+        if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not 0 < interval < math.inf:
+            raise RnnkitError(f"progress interval must be a finite number of seconds > 0, got {interval!r}")
         self.stream = stream
         self.describe = describe
+        self.interval = float(interval)
         self.seconds: list[float] = []
+
+    def wrap_batches(self, batches: Iterable, loop: Loop) -> Iterable:
+        start = last = time.perf_counter()
+        for done, batch in enumerate(batches):  # asked for batch `done`: the `done` before it are finished
+            now = time.perf_counter()
+            if done and now - last >= self.interval:
+                stream = self.stream or sys.stderr
+                stream.write(batch_line(loop, done, now - start) + "\n")
+                stream.flush()
+                last = now
+            yield batch
 
     def on_epoch_end(self, loop: Loop, record: dict[str, Any]) -> None:
         self.seconds.append(float(record.get("seconds", 0.0)))
@@ -132,7 +182,7 @@ def in_notebook() -> bool:
 
 
 def progress_hook(progress: bool | None, stream: IO[str] | None = None,
-                  describe: Callable[[dict[str, Any]], str] | None = None) -> Hook | None:
+                  describe: Callable[[dict[str, Any]], str] | None = None, interval: float = 10.0) -> Hook | None:
     """The progress output for where the code runs.
 
     Args:
@@ -140,6 +190,7 @@ def progress_hook(progress: bool | None, stream: IO[str] | None = None,
             ``tqdm.auto`` in a notebook, a bar on a terminal, else a line per epoch.
         stream: where it goes (default ``sys.stderr``).
         describe: ``record -> str``, the task's reading of an epoch (e.g. the validation MAE in data units).
+        interval: off a terminal, seconds between the progress lines within an epoch (default 10).
     """
     if progress is False:
         return None
@@ -148,7 +199,7 @@ def progress_hook(progress: bool | None, stream: IO[str] | None = None,
     isatty = getattr(stream or sys.stderr, "isatty", None)
     if progress or (callable(isatty) and isatty()):
         return ProgressBar(stream, describe)
-    return EpochLines(stream, describe)
+    return EpochLines(stream, describe, interval)
 
 
 class Checkpointing(Hook):

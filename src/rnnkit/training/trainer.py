@@ -175,6 +175,8 @@ class Trainer:
         checkpoint_dir: write ``checkpoint.safetensors`` there after every epoch; ``fit(...,
             resume=True)`` continues from it.
         progress_stream: where the progress output goes (default ``sys.stderr``).
+        progress_interval: off a terminal, seconds between the progress lines within an epoch
+            (batch k/n, the running loss, the time so far; default 10).
         describe_epoch: ``record -> str``, a reading added to each epoch's progress line, e.g. the
             validation MAE in data units (default ``None``).
         hooks: more :class:`rnnkit.training.hooks.Hook` objects run by the loop, after the progress
@@ -227,6 +229,7 @@ class Trainer:
         stateful: bool = default("stateful"),
         checkpoint_dir: str | Path | None = None,
         progress_stream: IO[str] | None = None,
+        progress_interval: float = 10.0,
         class_weight: Sequence[float] | torch.Tensor | None = None,
         flush_denormal: bool = default("flush_denormal"),
         check_finite: bool = default("check_finite"),
@@ -263,6 +266,9 @@ class Trainer:
             raise RnnkitError(f"seed must be an integer >= 0, got {seed!r}")
         if progress is not None and not isinstance(progress, bool):
             raise RnnkitError(f"progress must be True, False or None (auto), got {progress!r}")
+        if isinstance(progress_interval, bool) or not isinstance(progress_interval, (int, float)) or not (
+                0 < progress_interval < math.inf):
+            raise RnnkitError(f"progress_interval must be a finite number of seconds > 0, got {progress_interval!r}")
         if not isinstance(restore_best, bool):
             raise RnnkitError(f"restore_best must be True or False, got {restore_best!r}")
         self.device = resolve_device(device)  # "cuda" without a GPU stops here, before any work
@@ -285,6 +291,7 @@ class Trainer:
         self.stateful = stateful
         self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
         self.progress_stream = progress_stream
+        self.progress_interval = float(progress_interval)
         self.describe_epoch = describe_epoch
         if not all(isinstance(h, Hook) for h in hooks):
             raise RnnkitError(f"hooks must be rnnkit.training.hooks.Hook objects, got {[type(h).__name__ for h in hooks]}")
@@ -357,7 +364,7 @@ class Trainer:
 
     def _loop_hooks(self) -> list[Hook]:
         """Progress output, the caller's hooks, then the checkpoint (written once the epoch is complete)."""
-        progress = progress_hook(self.progress, self.progress_stream, self.describe_epoch)
+        progress = progress_hook(self.progress, self.progress_stream, self.describe_epoch, self.progress_interval)
         return ([progress] if progress is not None else []) + self.hooks + (
             [Checkpointing()] if self.checkpoint_dir is not None else [])
 
@@ -511,6 +518,8 @@ class Trainer:
         # Sums stay on the device: no host synchronisation per batch.
         total = torch.zeros((), dtype=torch.float64, device=device)
         count = 0
+        if loop is not None:  # the hooks' view of the epoch so far (the same tensor, summed in place)
+            loop.loss_sum, loop.examples = total, 0
         for x, y in batches:
             x, y = to_device(x, device), to_device(y, device)
             optimizer.zero_grad(set_to_none=True)
@@ -538,6 +547,8 @@ class Trainer:
                 optimizer.step()
             total += loss.detach().double() * x.shape[0]
             count += x.shape[0]
+            if loop is not None:
+                loop.examples = count
         if pieces is not None:  # the epoch's mean over every rank's examples
             total, count = distributed.all_sum([float(total), count]).tolist()
             count = int(count)
