@@ -81,6 +81,14 @@ def test_train_evaluate_predict(setup, capsys):
     assert (f"best baseline by validation MAE: {first} ({baselines[first]:.3f}, best model GRU(4) "
             f"{model_val:.3f})") in out
     assert ("a baseline wins: " in out) == (baselines[first] < model_val)
+    # written: (issue 20, part 7) names every file of the folder and of each model's folder, read from the disk
+    lines = out.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("written: "))
+    assert lines[at] == f"written: {run}/: " + ", ".join(sorted(p.name for p in run.iterdir() if p.is_file()))
+    assert {"config.json", "scaler.json", "run.json", "report.html", "metrics.json"} <= set(lines[at].split(": ")[2].split(", "))
+    model_files = sorted(p.name + "/" * p.is_dir() for p in (run / "models" / "gru_4").iterdir())
+    assert lines[at + 1] == f"  models/: gru_4/ ({', '.join(model_files)})" and "model.safetensors" in model_files
+    assert [p.name for p in (run / "models").iterdir()] == ["gru_4"] and len(lines) == at + 2
     assert main(["evaluate", str(run)]) == 0
     table = capsys.readouterr().out
     assert f"{stored['models']['GRU(4)']['mae_test']:.3f}" in table

@@ -233,3 +233,19 @@ def test_a_segment_shorter_than_one_window_is_left_out_of_the_per_segment_split(
     for part in ("train", "val", "test"):
         assert [len(p) for p in three.parts[part]] == [len(p) for p in two.parts[part]]
         torch.testing.assert_close(three.windows[part].x, two.windows[part].x, rtol=0, atol=0)
+
+
+def test_written_lines_list_the_folder_as_it_is_on_disk(tmp_path):
+    from rnnkit.experiment import written_lines
+
+    run = tmp_path / "run"
+    for name in ("models/gru_4/model.json", "models/gru_4/checkpoint/checkpoint.safetensors", "models/lstm_8/model.json",
+                 "models/lstm_8/checkpoint/checkpoint.safetensors", "scaler.json", "report.html", ".lock", "b.csv"):
+        (run / name).parent.mkdir(parents=True, exist_ok=True)
+        (run / name).write_text("")
+    assert written_lines(run) == (f"written: {run}/: b.csv, report.html, scaler.json\n"
+                                  "  models/: gru_4/, lstm_8/ (each: checkpoint/, model.json)")
+    (run / "models/lstm_8/history.csv").write_text("")  # the models' folders differ: each is listed
+    (run / "plots").mkdir()
+    assert written_lines(run).splitlines()[1:] == [
+        "  models/: gru_4/ (checkpoint/, model.json), lstm_8/ (checkpoint/, history.csv, model.json)", "  plots/: (empty)"]

@@ -141,8 +141,38 @@ def evaluate_report(metrics: dict[str, Any]) -> str:
 def run_report(metrics: dict[str, Any], output: str | Path) -> str:
     """What a finished run prints: its table, the model chosen by validation, and the files written."""
     task = task_class(metrics.get("task", "regression"))
-    files = f"written: {output}/metrics.json, history.csv, learning_curves.png, {task.files}"
-    return "\n".join([task.table(metrics), *task.report(metrics), files])
+    return "\n".join([task.table(metrics), *task.report(metrics), written_lines(output)])
+
+
+def written_lines(folder: str | Path) -> str:
+    """What a run folder holds, read from the folder itself: its files, then a line per subfolder
+    with the folders in it and their files (a folder one level deeper is named with ``/``; hidden
+    files such as the lock are left out).
+
+    Example (a regression run)::
+
+        written: runs/a/: config.json, history.csv, learning_curves.png, metrics.json, predictions.png, report.html, run.json, scaler.json
+          models/: gru_4/, naive_dense/ (each: checkpoint/, history.csv, model.json, model.safetensors, result.json)
+    """
+    folder = Path(folder)
+
+    def names(path: Path) -> list[str]:
+        return sorted(p.name + ("/" if p.is_dir() else "") for p in path.iterdir() if not p.name.startswith("."))
+
+    top = names(folder)
+    lines = [f"written: {folder}/: " + ", ".join(n for n in top if not n.endswith("/"))]
+    for sub in (n for n in top if n.endswith("/")):
+        inner = names(folder / sub)
+        kept = [n for n in inner if not n.endswith("/")]
+        listings = {n: names(folder / sub / n) for n in inner if n.endswith("/")}
+        parts = kept[:]
+        if listings and len({tuple(v) for v in listings.values()}) == 1:
+            parts.append(", ".join(listings) + f" ({'each: ' if len(listings) > 1 else ''}"
+                         + ", ".join(next(iter(listings.values()))) + ")")
+        else:
+            parts += [f"{n} ({', '.join(v)})" if v else n for n, v in listings.items()]
+        lines.append(f"  {sub}: " + (", ".join(parts) or "(empty)"))
+    return "\n".join(lines)
 
 
 

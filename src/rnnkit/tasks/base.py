@@ -95,7 +95,6 @@ class Task:
         name: the registry name (``config.task``).
         scaled: whether a run stores ``scaler.json`` (a series scaled on its training part).
         best_key, lowest: the validation score that picks the best model, and whether lower is better.
-        files: what a run writes besides metrics.json, history.csv, learning_curves.png (for the report).
         settings_key: the config's table of this task's own settings (``[classification]``...), if any.
         baseline_names: the names ``baselines = [...]`` may hold for this task (the config accepts
             the names of every registered task; :meth:`check_config` keeps its own).
@@ -110,7 +109,6 @@ class Task:
     scaled: ClassVar[bool] = True
     best_key: ClassVar[str] = ""
     lowest: ClassVar[bool] = False
-    files: ClassVar[str] = "models/"
     settings_key: ClassVar[str | None] = None
     baseline_names: ClassVar[tuple[str, ...]] = ()
     fills_placeholders: ClassVar[bool] = False

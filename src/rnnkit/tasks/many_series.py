@@ -45,7 +45,6 @@ class ManySeries(Task):
     name = "many_series"
     scaled = False  # its statistics are per series: scaling.json, not scaler.json
     best_key, lowest = "mae_val", True
-    files = "scaling.json, models/"
     baseline_names = ("persistence",)
 
     @classmethod

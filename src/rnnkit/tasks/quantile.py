@@ -222,7 +222,6 @@ class Quantile(Regression):
         return (f"\nbest by validation median MAE: {name} (test skill {100 * scores['skill_test']:+.1f}%, "
                 f"interval coverage {scores['coverage_test']:.3f})")
 
-    files = "models/"
     draws_forecasts = False  # the report draws forecast weeks of point forecasts only
 
     def predict_table(self, run: str | Path, scaler: Any, name: str, model: nn.Module,

@@ -311,7 +311,6 @@ class Regression(Task):
 
     name = "regression"
     best_key, lowest = "mae_val", True
-    files = "predictions.png, models/"
     draws_forecasts = True
     baseline_names = BASELINES
 
