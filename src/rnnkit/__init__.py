@@ -7,7 +7,18 @@
 (``rk.load_model``, ``rk.load_run``). Names that start with ``_`` are private.
 """
 
+import os
+import sys
 from typing import TYPE_CHECKING
+
+# OpenMP threads that wait sleep instead of spinning, unless the user chose (issue 18, part 4). A
+# spinning thread uses up its core's share, so when another process needs that core the thread is
+# descheduled for whole time slices and every parallel region waits for it: on a 2-core machine
+# with a busy loop on the other core, 2 threads trained GRU(32) at 0.28x the speed of 1, and at
+# 1.50x with passive waiting (benchmarks/bench_load.py). OpenMP reads the setting when torch loads.
+if not os.environ.get("OMP_WAIT_POLICY"):
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+_WAIT_POLICY_BEFORE_TORCH = "torch" not in sys.modules  # else torch's OpenMP kept the setting it loaded with
 
 # The public names load on first use (PEP 562), so that ``rnnkit --version`` and ``--help`` start
 # without torch, pandas or matplotlib (issue 20, part 6: under 0.5 s instead of 3-4 s).

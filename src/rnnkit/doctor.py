@@ -138,7 +138,21 @@ def torch_lines() -> list[str]:
         f"torch {torch.__version__}: {torch.get_num_threads()} threads (interop {torch.get_num_interop_threads()}), "
         f"CPU capability {torch.backends.cpu.get_cpu_capability()}, BLAS {blas_text}"
         + (f", oneDNN {onednn.group(1)} (nn.LSTM runs on it)" if onednn else ""),
+        wait_policy_line(),
     ]
+
+
+def wait_policy_line() -> str:
+    """How OpenMP's waiting threads wait: rnnkit makes them sleep unless the user chose (OMP_WAIT_POLICY)."""
+    import rnnkit
+
+    policy = os.environ.get("OMP_WAIT_POLICY", "")
+    line = f"OpenMP wait policy: {policy or 'the library default (spinning)'} (OMP_WAIT_POLICY)"
+    if not getattr(rnnkit, "_WAIT_POLICY_BEFORE_TORCH", True):
+        line += "; torch was imported before rnnkit, so its OpenMP may keep the setting it loaded with"
+    elif policy.upper() == "PASSIVE":
+        line += ": waiting threads sleep, so a thread on a busy core does not stall the others"
+    return line
 
 
 def report(measure: bool = False) -> str:
