@@ -128,6 +128,19 @@ class WindowConfig(_Strict):
     # Multi-step: the next target_length rows (horizon, horizon + sampling_rate, ...) from one window;
     # y (examples, K, 1), models end with Dense(K) (the direct forecaster). rnnkit.tasks.regression.
     target_length: int = Field(1, ge=1)
+    # Known-future inputs: columns whose values at the target time are known when the forecast is made (the
+    # calendar of data.derived = ["time"]: "Day sin", "Day cos", "Year sin", "Year cos"; a planned value).
+    # Input row t also carries them at row t + horizon (and at every later target step); every other column
+    # is read at input rows only (rk.data.make_windows(known_future=...)). Regression and seq2seq only.
+    known_future: list[str] = Field(default_factory=list)
+
+    @field_validator("known_future")
+    @classmethod
+    def _distinct(cls, v: list[str]) -> list[str]:
+        repeated = sorted({c for c in v if v.count(c) > 1})
+        if repeated:
+            raise ValueError(f"must not name a column twice, got {repeated} more than once")
+        return v
 
 
 TrainingOverrides = create_model(
@@ -389,6 +402,14 @@ class ExperimentConfig(_Strict):
             raise ValueError(f"windows.horizon = 0 makes the target ({self.data.target!r}) the last input row, which "
                              f"the model reads: a leak, not a forecast; use horizon >= 1 (or leave the target out "
                              f"of data.features)")
+        if w is not None and self.data.target in w.known_future:
+            raise ValueError(f"windows.known_future must not hold the target ({self.data.target!r}): it is what is "
+                             f"forecast, not known in advance")
+        missing = [c for c in (w.known_future if w is not None else []) if self.data.features is not None
+                   and c not in self.data.features]
+        if missing:
+            raise ValueError(f"windows.known_future names columns that are not among data.features: {missing} "
+                             f"(a known-future column is an input too)")
         return self
 
     def training_for(self, model: ModelConfig) -> TrainingConfig:

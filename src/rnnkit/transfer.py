@@ -57,7 +57,8 @@ def evaluate_on_files(run: str | Path, data_paths: list[str]) -> list[dict[str, 
         frame = frame[list(scaler.columns)]
         try:
             windows = make_windows(scaler.transform(frame), w.sequence_length, shift=1, sampling_rate=w.sampling_rate,
-                                   horizon=w.horizon, target_length=w.target_length, targets=config.data.target)
+                                   horizon=w.horizon, target_length=w.target_length, targets=config.data.target,
+                                   known_future=w.known_future)
         except ValueError as e:
             raise RnnkitError(f"{path}: no window fits ({e})") from None
         truth = _last(windows.y).numpy() * scaler.std[ti] + scaler.mean[ti]

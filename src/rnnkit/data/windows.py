@@ -25,8 +25,10 @@ class Windows:
         start_rows: ``(examples,)`` int64, the first input row of each window.
         last_rows: ``(examples,)`` int64, the final input row of each window.
         target_rows: the target rows, with the leading shape of ``y`` (``(examples,)`` for one target step).
-        feature_names, target_names: column names (``"0"``, ``"1"``, ... for arrays).
+        feature_names, target_names: column names (``"0"``, ``"1"``, ... for arrays); with
+            ``known_future`` the feature names end with the known-future columns (``"Day sin @ target"``).
         target_index: positions of the target columns among the features (for persistence baselines).
+        known_future: the names of the columns whose future values the windows carry (empty: none).
     """
 
     def __init__(
@@ -41,8 +43,10 @@ class Windows:
         target_length: int,
         target_index: list[int],
         return_sequences: bool,
+        known_future: list[str] | None = None,
     ) -> None:
         self.data = series.values
+        self.known_future = list(known_future or [])
         self.feature_names = list(series.names)
         self.target_index = list(target_index)
         self.target_names = [series.names[i] for i in target_index]
@@ -159,6 +163,7 @@ def make_windows(
     target_length: int = 1,
     targets=None,
     return_sequences: bool = False,
+    known_future=None,
 ) -> Windows:
     """Cut a series into windows of ``sequence_length`` input rows and their targets.
 
@@ -171,6 +176,13 @@ def make_windows(
     ``sampling_rate=6, sequence_length=120, horizon=144``. As many windows as fit are made,
     and no window spans a gap in a DataFrame's timestamps or the boundary between segments.
 
+    Known-future inputs (``known_future``): columns whose values are known in advance (the calendar
+    of the target time, a planned value). Input row t of a window then also carries their values at
+    row ``t + horizon`` (and, for ``target_length = K``, at ``t + horizon + k * sampling_rate``,
+    k = 0 … K−1), appended after the features: at the window's last row these are the values at its
+    target rows. Every other column is read at input rows only, never past the window's last row;
+    a target column cannot be declared known (it is what is forecast).
+
     Args:
         data: ``(rows, features)`` or ``(rows,)`` numpy array or torch tensor, a pandas
             DataFrame (a DatetimeIndex with gaps gives several segments), or a list of those
@@ -182,9 +194,12 @@ def make_windows(
         target_length: target steps per window (>= 1). Default 1.
         targets: target columns: None (every column), a name or index, or a list of them.
         return_sequences: a target for every input step (many-to-many). Default False.
+        known_future: columns known in advance (names or indices, as ``targets``). Default None.
 
     Returns:
-        :class:`Windows` with ``x`` ``(examples, sequence_length, features)`` and ``y``.
+        :class:`Windows` with ``x`` ``(examples, sequence_length, features)`` and ``y``; with
+        ``known_future`` of C columns, ``x`` is ``(examples, sequence_length, features + C * K)``
+        (K = ``target_length``, 1 with ``return_sequences``).
 
     Example (the course slide: 14 rows, sequence length 7, shift 2, target shift 1)::
 
@@ -194,6 +209,11 @@ def make_windows(
           window 0: inputs rows 0-6, target rows 8
           window 1: inputs rows 2-8, target rows 10
           window 2: inputs rows 4-10, target rows 12
+
+    Example (known future: column 1 of row 3 + 2 = 5 rides on row 3, the last input):
+        >>> data = np.stack([np.arange(8.0), 100 + np.arange(8.0)], 1)
+        >>> make_windows(data, 4, horizon=2, targets=0, known_future=[1]).x[0, :, 2].tolist()
+        [102.0, 103.0, 104.0, 105.0]
     """
     sequence_length = check_int_at_least("sequence_length", sequence_length, 1)
     shift = check_int_at_least("shift", shift, 1)
@@ -208,6 +228,13 @@ def make_windows(
         )
     series = as_series(data)
     target_index = column_indices(series, targets)
+    no_known = known_future is None or (isinstance(known_future, list | tuple) and not known_future)
+    known_index = [] if no_known else column_indices(series, known_future, "known_future")
+    leaked = [series.names[i] for i in known_index if i in target_index]
+    if leaked:
+        raise RnnkitError(
+            f"known_future must not hold a target column (it is what is forecast, not known in advance), got {leaked}"
+        )
 
     last_offset = (sequence_length - 1) * sampling_rate
     # Rows a window needs from its start to its final target row, inclusive.
@@ -221,6 +248,10 @@ def make_windows(
             f"but the longest contiguous segment has {longest} rows"
         )
     start_rows = torch.from_numpy(np.concatenate(starts).astype(np.int64))
+    known_names = [series.names[i] for i in known_index]
+    if known_index:
+        steps = 1 if return_sequences else target_length
+        series = with_known_future(series, known_index, [horizon + k * sampling_rate for k in range(steps)])
     return Windows(
         series,
         start_rows,
@@ -231,4 +262,29 @@ def make_windows(
         target_length=target_length,
         target_index=target_index,
         return_sequences=return_sequences,
+        known_future=known_names,
+    )
+
+
+def with_known_future(series: Series, known_index: list[int], leads: list[int]) -> Series:
+    """``series`` with the columns ``known_index`` appended once per lead: row t gets their row ``t + lead``.
+
+    Shifted within each segment, so a value never comes from another segment. The last ``lead``
+    rows of a segment have no such row and hold 0; a window never reads them (its last input lies
+    at least ``horizon + (K - 1) * sampling_rate`` rows before its segment's end). Memory: O(rows).
+    """
+    values = series.values
+    rows = values.shape[0]
+    shifted = torch.zeros(rows, len(known_index) * len(leads), dtype=values.dtype)  # (rows, C * K)
+    known = values[:, known_index]
+    for a, b in series.segments:
+        for k, lead in enumerate(leads):
+            if b - a > lead:
+                shifted[a : b - lead, k * len(known_index) : (k + 1) * len(known_index)] = known[a + lead : b]
+    suffix = [" @ target"] if len(leads) == 1 else [f" @ target step {k + 1}" for k in range(len(leads))]
+    names = [series.names[i] + end for end in suffix for i in known_index]
+    return Series(
+        values=torch.cat([values, shifted], 1).contiguous(),
+        names=[*series.names, *names],
+        segments=list(series.segments),
     )

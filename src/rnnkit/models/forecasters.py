@@ -276,7 +276,9 @@ class Seq2SeqForecaster(KerasModel):
     The encoder reads every feature of the window; its final state is the decoder's initial
     state. Decoder input at step k: its own previous prediction of the targets (at k = 0 the
     last observed target values) and, with a ``clock``, the clock columns of the row being
-    predicted (known in advance). Output: ``Dense(outputs)`` of the decoder state, added to
+    predicted (known in advance), and with ``known_future = C`` the C columns that the window's last
+    row carries for that step (``make_windows(..., known_future=...)`` appends them: step k's are
+    columns ``features + k·C`` … ``features + (k+1)·C − 1``). Output: ``Dense(outputs)`` of the decoder state, added to
     the previous prediction when ``residual`` (default). No teacher forcing: it is trained
     free-running, like it runs at inference, so the plain Trainer fits it on ``(x, y)``.
 
@@ -288,8 +290,11 @@ class Seq2SeqForecaster(KerasModel):
         layer: ``"GRU"`` (default), ``"LSTM"`` or ``"SimpleRNN"`` (both parts).
         clock: a :class:`Clock` for the known time columns, or None (default).
         residual: predict the change from the previous prediction (default True).
+        known_future: known-future columns per target step that x carries after its features (default 0);
+            the encoder reads the features only, the decoder step k its step's known columns.
 
-    Shapes: x ``(batch, sequence_length, features)`` → ``(batch, target_length, len(target_index))``.
+    Shapes: x ``(batch, sequence_length, features + known_future · target_length)`` →
+    ``(batch, target_length, len(target_index))``.
 
     Example::
 
@@ -305,16 +310,20 @@ class Seq2SeqForecaster(KerasModel):
         layer: str = "GRU",
         clock: Clock | None = None,
         residual: bool = True,
+        known_future: int = 0,
     ) -> None:
         super().__init__()
         self.features = check_positive_int("features", features)
         self.target_length = check_positive_int("target_length", target_length)
         self.target_index = _column_list("target_index", target_index, self.features)
+        if isinstance(known_future, bool) or not isinstance(known_future, int) or known_future < 0:
+            raise ValueError(f"known_future must be an integer >= 0 (known columns per step), got {known_future!r}")
+        self.known_future = known_future
         _check_clock(clock, self.features)
         self.clock = clock
         self.residual = bool(residual)
         self.units, self.layer = units, layer = check_positive_int("units", units), layer
-        decoder_inputs = len(self.target_index) + (len(clock.indices) if clock is not None else 0)
+        decoder_inputs = len(self.target_index) + (len(clock.indices) if clock is not None else 0) + known_future
         self.encoder = recurrent_layer(layer, units, self.features)
         self.decoder = recurrent_layer(layer, units, decoder_inputs)
         self.head = Dense(len(self.target_index), input_size=units)
@@ -323,7 +332,8 @@ class Seq2SeqForecaster(KerasModel):
         """The constructor's arguments, as JSON (the clock's too): :meth:`from_config` builds the same model."""
         return {"features": self.features, "target_length": self.target_length, "target_index": list(self.target_index),
                 "units": self.units, "layer": self.layer,
-                "clock": self.clock.get_config() if self.clock is not None else None, "residual": self.residual}
+                "clock": self.clock.get_config() if self.clock is not None else None, "residual": self.residual,
+                "known_future": self.known_future}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Seq2SeqForecaster:
@@ -331,12 +341,21 @@ class Seq2SeqForecaster(KerasModel):
         return cls(**{**config, "clock": Clock.from_config(config.get("clock"))})
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        F, C = self.features, self.known_future
+        if C:
+            if x.shape[-1] != F + C * self.target_length:
+                raise ValueError(f"x must have {F + C * self.target_length} columns ({F} features + {C} known-future "
+                                 f"columns x {self.target_length} steps), got {x.shape[-1]}")
+            known = x[:, -1, F:].unflatten(-1, (self.target_length, C))  # (batch, K, C): each step's known values
+            x = x[..., :F]
         _, state = run_recurrent(self.encoder, x)
         previous = x[:, -1, self.target_index]  # (batch, targets)
         clock_rows = self.clock.future(x[:, -1], self.target_length) if self.clock is not None else None
         predictions = []
         for k in range(self.target_length):
             step_input = previous if clock_rows is None else torch.cat([previous, clock_rows[:, k]], -1)
+            if C:
+                step_input = torch.cat([step_input, known[:, k]], -1)
             h, state = run_recurrent(self.decoder, step_input[:, None], state)
             previous = self.head(h) + (previous if self.residual else 0.0)
             predictions.append(previous)

@@ -73,6 +73,11 @@ def check_config(config: ExperimentConfig, source: str = "config") -> Experiment
     for i, model in enumerate(config.models):
         for j, spec in enumerate(model.layers):
             check_placeholders(spec, f"{source}: models[{i}].layers[{j}]", config.task, filling)
+    known = config.windows.known_future if config.windows is not None else []
+    if known and not task_class(config.task).reads_known_future:
+        readers = [name for name in TASKS if task_class(name).reads_known_future]
+        raise RnnkitError(f"{source}: windows.known_future: task = {config.task!r} takes no known-future inputs "
+                          f"(task = {' or '.join(repr(n) for n in readers)} does), got {known}")
     try:
         for name in TASKS:
             if name != config.task:

@@ -103,6 +103,8 @@ class Task:
         own_table: whether the report shows the task's own score table (:meth:`table`) rather than
             the series one (MAE / RMSE / skill of every model beside the published numbers).
         draws_forecasts: whether the report draws the best model's point forecasts on test weeks.
+        reads_known_future: whether its models take ``windows.known_future`` columns (the registry
+            refuses the key for the other tasks).
     """
 
     name: ClassVar[str] = ""
@@ -114,6 +116,7 @@ class Task:
     fills_placeholders: ClassVar[bool] = False
     own_table: ClassVar[bool] = False
     draws_forecasts: ClassVar[bool] = False
+    reads_known_future: ClassVar[bool] = False
 
     # --- the config (called by ExperimentConfig's validator through the registry) -------------------
     @classmethod

@@ -88,6 +88,7 @@ class Forecaster(Regression):
     """
 
     forecaster: ClassVar[type[nn.Module]]
+    reads_known_future = False  # a forecaster that feeds back whole rows must predict every input column
 
     @classmethod
     def check_config(cls, config: ExperimentConfig) -> None:

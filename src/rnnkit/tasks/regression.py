@@ -313,6 +313,7 @@ class Regression(Task):
     best_key, lowest = "mae_val", True
     draws_forecasts = True
     baseline_names = BASELINES
+    reads_known_future = True  # windows.known_future: appended input columns (rk.data.make_windows)
 
     @classmethod
     def check_config(cls, config: ExperimentConfig) -> None:
@@ -326,6 +327,9 @@ class Regression(Task):
             if loss == "cross_entropy":
                 raise ValueError(f"{key} 'cross_entropy' needs task = 'classification', got task = {config.task!r}")
         check_baselines(config, BASELINES)
+        if config.windows.known_future and stateful_anywhere(config):
+            raise ValueError(f"windows.known_future: stateful training reads contiguous streams, which carry no "
+                             f"known-future columns, got {config.windows.known_future} with training.stateful = true")
         shape.check_config(config)
 
     def __init__(self, config: ExperimentConfig) -> None:

@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 
 from rnnkit import datasets
-from rnnkit.config import ExperimentConfig, ModelConfig, build_layer
+from rnnkit.config import ExperimentConfig, ModelConfig, WindowConfig, build_layer
 from rnnkit.data import Standardizer, Windows, make_windows, split, split_per_segment, stream_batches
 from rnnkit.datasets.jena import describe_source
 from rnnkit.errors import RnnkitError
@@ -105,7 +105,8 @@ class Prepared:
 
     @property
     def input_shape(self) -> tuple[int, int]:
-        return (self.config.windows.sequence_length, len(self.features))
+        """(sequence_length, input columns): the features, then the known-future columns of each target step."""
+        return (self.config.windows.sequence_length, len(self.features) + known_columns(self.config.windows))
 
     @property
     def scale(self) -> float:
@@ -198,6 +199,11 @@ def window_span(config: ExperimentConfig) -> int:
     return last_input + w.horizon + (w.target_length - 1) * w.sampling_rate + 1
 
 
+def known_columns(w: WindowConfig) -> int:
+    """The input columns that ``windows.known_future`` adds: each declared column once per target step."""
+    return len(w.known_future) * (1 if w.return_sequences else w.target_length)
+
+
 def part_windows(config: ExperimentConfig, pieces: list[pd.DataFrame], targets: str | list[str]) -> Windows:
     """The windows of one part's scaled pieces (each piece a segment), with ``targets`` as y.
 
@@ -210,7 +216,8 @@ def part_windows(config: ExperimentConfig, pieces: list[pd.DataFrame], targets: 
     if config.data.gaps == "ignore":  # rows by position: no timestamps, one segment per piece
         data = [p.reset_index(drop=True) for p in data] if isinstance(data, list) else data.reset_index(drop=True)
     return make_windows(data, w.sequence_length, shift=w.shift, sampling_rate=w.sampling_rate, horizon=w.horizon,
-                        targets=targets, return_sequences=w.return_sequences, target_length=w.target_length)
+                        targets=targets, return_sequences=w.return_sequences, target_length=w.target_length,
+                        known_future=w.known_future)
 
 
 def split_windows(frame: pd.DataFrame, config: ExperimentConfig) -> tuple[list[pd.DataFrame], ...]:
@@ -286,6 +293,9 @@ def describe_prepared(prepared: Prepared) -> str:
            if w.target_length > 1 else "")
         + ((", residual target (change from the input at each step)" if w.return_sequences
             else ", residual target (change from the last input)") if w.residual else ""),
+        *([f"known future: {', '.join(w.known_future)} at the target time (each input row also carries them "
+           f"{w.horizon} rows on{', at every target step' if w.target_length > 1 else ''}); no other column is "
+           f"read past a window's last row"] if w.known_future else []),
     ]
     for part in PARTS:
         pieces = prepared.parts[part]
@@ -324,8 +334,13 @@ def new_windows(config: ExperimentConfig, scaler: Any, name: str, description: d
         raise RnnkitError(f"the data does not fit the model {name!r}: it lacks the columns {missing}")
     frame = frame[features]
     w = config.windows
-    windows = make_windows(scaler.transform(frame), w.sequence_length, shift=1, sampling_rate=w.sampling_rate,
-                           horizon=0, targets=config.data.target)
+    if w.known_future:  # read at the target rows: only windows whose targets lie in the file are forecast
+        windows = make_windows(scaler.transform(frame), w.sequence_length, shift=1, sampling_rate=w.sampling_rate,
+                               horizon=w.horizon, target_length=w.target_length, targets=config.data.target,
+                               return_sequences=w.return_sequences, known_future=w.known_future)
+    else:
+        windows = make_windows(scaler.transform(frame), w.sequence_length, shift=1, sampling_rate=w.sampling_rate,
+                               horizon=0, targets=config.data.target)
     return frame, windows
 
 
@@ -338,7 +353,9 @@ def window_summaries(config: ExperimentConfig, specs: list[ModelConfig], feature
             note = "(features counted in the data found)"
         except (RnnkitError, ValueError, FileNotFoundError):
             features, note = 14, "(no data found: 14 features assumed, as in the benchmark file)"
-    shape = (config.windows.sequence_length, features)
+    shape = (config.windows.sequence_length, features + known_columns(config.windows))
+    if config.windows.known_future:
+        note = f"{note} (+ {known_columns(config.windows)} known-future columns)".strip()
     blocks = [f"{config.name}: input_shape {shape} {note}".rstrip()]
     for spec in specs:
         try:
