@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import shutil
 import signal
@@ -207,6 +208,54 @@ def test_a_journal_file_holds_the_study_too(tmp_path):
     assert summary["counts"]["COMPLETE"] == 2 and (tmp_path / "study.log").stat().st_size > 0
     assert not (tmp_path / "sweep" / "study.db").exists()
     assert [t.state.name for t in study_trials(None, url=f"journal:{tmp_path / 'study.log'}")] == ["COMPLETE"] * 2
+
+
+# --- distinct trials -------------------------------------------------------------------------------
+
+# Four workers' studies on one SQLite file, in a forced order: worker 1 runs trial 0 alone; workers
+# 0 and 2 join after it (the old seed, seed + worker + trials done, was 1 for both workers 0 and 1),
+# ask together on the same history and tell; worker 3 joins late; worker 2 leaves and joins again
+# (a --resume); then pairs of workers ask on the same history, past TPE's startup trials.
+JOIN_ORDER = [("join", 1), ("ask", 1), ("tell", 1),
+              ("join", 0), ("join", 2), ("ask", 0), ("ask", 2), ("tell", 2), ("tell", 0),
+              ("join", 3), ("ask", 3), ("ask", 1), ("ask", 0), ("tell", 1), ("tell", 3), ("tell", 0),
+              ("join", 2), ("ask", 2), ("ask", 3), ("tell", 3), ("tell", 2),
+              ("ask", 0), ("ask", 1), ("ask", 2), ("ask", 3), ("tell", 0), ("tell", 1), ("tell", 2), ("tell", 3),
+              ("ask", 3), ("ask", 2), ("tell", 2), ("tell", 3), ("ask", 1), ("tell", 1)]
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random"])
+def test_workers_never_draw_the_same_trial_in_any_join_order(tmp_path, sampler):
+    from rnnkit.search import Sweep, ask_trial, opened, sample, sampler_of
+
+    raw = tiny(sampler=sampler, seed=0, startup_trials=2)
+    raw["search"]["params"] = {"training.learning_rate": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
+                               "models[0].layers[0].dropout": {"type": "float", "low": 0.0, "high": 0.3}}
+    config = parse_config(raw)
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    trials = sum(op == "ask" for op, _ in JOIN_ORDER)
+    sweep = Sweep(config, tmp_path, url, "tiny", trials)
+    with _quiet(), opened(url) as storage:
+        optuna.create_study(study_name="tiny", storage=storage, direction="minimize")
+        studies, running = {}, {}
+        for op, k in JOIN_ORDER:
+            if op == "join":  # a worker's own study object, as a process loads it
+                studies[k] = optuna.load_study(study_name="tiny", storage=storage, sampler=sampler_of(config.search, 0))
+            elif op == "ask":
+                trial = ask_trial(sweep, studies[k], storage, log=lambda line: None)
+                running[k] = (trial, sample(trial, config.search))
+            else:
+                trial, values = running.pop(k)  # a value that TPE can learn from: the distance to a point
+                lr, dropout = values["training.learning_rate"], values["models[0].layers[0].dropout"]
+                studies[k].tell(trial, (math.log10(lr) + 2.5) ** 2 + (dropout - 0.1) ** 2)
+        assert ask_trial(sweep, studies[0], storage, log=lambda line: None) is None  # the study is full
+        done = optuna.load_study(study_name="tiny", storage=storage).get_trials()
+    assert [t.number for t in done] == list(range(trials)) and {t.state.name for t in done} == {"COMPLETE"}
+    drawn = [tuple(sorted(t.params.items())) for t in done]
+    assert len(set(drawn)) == trials == 15, drawn
+    from rnnkit.search import trial_seed
+
+    assert len({trial_seed(0, n) for n in range(1000)}) == 1000
 
 
 # --- workers ---------------------------------------------------------------------------------------

@@ -9,7 +9,8 @@ reported). A sweep folder holds::
     study.db            the Optuna study (SQLite) unless --storage names another
     trials/NNNN/        each trial's run folder (config.json, metrics.json, models/, ...)
     worker-K.log        what worker K did, trial by trial
-    trials.csv          number, state, value, seconds, the sampled values
+    trials.csv          number, state, value, seconds, the sampled values (and why each FAIL failed);
+                        rewritten after each trial, so it never lags the study
     best.toml           the best trial's whole config: ``rnnkit train best.toml`` trains it again
     history.png, importances.png, slice.png    Optuna's plots (matplotlib)
 
@@ -19,7 +20,12 @@ shared file system). ``--workers K`` starts K processes on this machine; each as
 a trial under a lock (a file lock in the folder; on PostgreSQL also an advisory lock, which holds
 across machines), so the study ends with exactly ``trials`` trials. A worker that dies
 (``kill -9``) loses only its running trial: the others, and the sweep at its end, mark it FAIL
-(its process is gone; on a database, also when its heartbeat stops).
+(its process is gone; on a database, also when its heartbeat stops). The workers stop with the
+sweep's process, ``kill -9`` included (WorkerStop); their running trials are then FAIL, and the
+sweep's console prints one line per finished trial, whichever worker ran it.
+
+Each trial draws its values with a sampler seeded by the study's seed and the trial's number
+(:func:`trial_seed`): never two trials with one seed, in any join order, after any ``--resume``.
 """
 
 from __future__ import annotations
@@ -140,11 +146,34 @@ def direction_of(config: ExperimentConfig) -> tuple[str, str]:
     return metric, "minimize" if task.lowest else "maximize"
 
 
-def sampler_of(search: SearchConfig, worker: int, done: int):
-    """The sampler of one worker: seeded with ``seed + worker`` (+ the trials already in a resumed study)."""
+def trial_seed(seed: int, number: int) -> int:
+    """The sampler's seed for trial ``number`` of a study with ``search.seed = seed``.
+
+    A function of the study's seed and the trial's number alone. The trial numbers of a study are
+    distinct, so the seeds are too, whichever worker asks, in whatever order workers join, after any
+    ``--resume`` and on any number of machines. (The seed was ``seed + worker + trials done``, which
+    two workers reached together: they ran the same trials.) A hash (numpy's SeedSequence), not
+    ``seed + number``, so that seed 1 does not draw seed 0's trials shifted by one.
+
+    Example:
+        >>> trial_seed(0, 0) != trial_seed(0, 1) != trial_seed(1, 0)
+        True
+    """
+    import numpy as np
+
+    return int(np.random.SeedSequence([seed, number]).generate_state(1)[0])
+
+
+def sampler_of(search: SearchConfig, number: int):
+    """The sampler that draws trial ``number``, seeded by :func:`trial_seed`: a fresh one for each trial.
+
+    Fresh, because TPE after its startup trials is a function of the study's history and its
+    random state: two workers that ask on the same history with one long-lived sampler each would
+    differ only by their seeds' histories; one sampler per trial number makes them differ by design.
+    """
     import optuna
 
-    seed = search.seed + worker + done
+    seed = trial_seed(search.seed, number)
     if search.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=search.startup_trials)
@@ -216,7 +245,7 @@ def trial_value(metrics: dict[str, Any], search: SearchConfig, chosen: Experimen
     return (min if direction == "minimize" else max)(scores.values())
 
 
-# --- workers ------------------------------------------------------------------------------------
+# --- the study's trials and its locks ------------------------------------------------------------
 
 @dataclass
 class Sweep:
@@ -235,7 +264,11 @@ def _me() -> dict[str, Any]:
 
 def fail_orphans(study, log: Callable[[str], None] | None = None) -> list[int]:
     """Mark FAIL the RUNNING trials whose worker is gone: a process of this host that no longer runs,
-    or (on a database) a trial whose heartbeat stopped. Returns their numbers."""
+    or (on a database) a trial whose heartbeat stopped. Returns their numbers.
+
+    A trial failed here records why in its ``error`` attribute (the error column of trials.csv):
+    its worker was killed, or the sweep that started it was (``kill -9`` of ``rnnkit sweep``).
+    """
     import optuna
     from optuna.trial import TrialState
 
@@ -243,9 +276,10 @@ def fail_orphans(study, log: Callable[[str], None] | None = None) -> list[int]:
     host = socket.gethostname()
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker = t.user_attrs.get("worker") or {}
-        if worker.get("host") == host and not pid_alive(int(worker.get("pid", -1))):
+        pid = int(worker.get("pid", -1))
+        if worker.get("host") == host and not pid_alive(pid):
             with contextlib.suppress(RuntimeError, ValueError):  # another worker failed it first
-                study.tell(t.number, state=TrialState.FAIL)
+                fail_trial(study, t, f"its worker (pid {pid}) ended while the trial ran: killed, or its sweep was")
                 failed.append(t.number)
     before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))}
     optuna.storages.fail_stale_trials(study)  # heartbeat-based (database storages only)
@@ -255,6 +289,25 @@ def fail_orphans(study, log: Callable[[str], None] | None = None) -> list[int]:
         for number in failed:
             log(f"trial {number}: its worker is gone; marked FAIL")
     return failed
+
+
+def fail_trial(study, trial, reason: str, *, bad_input: bool = False) -> None:
+    """Tell the study that ``trial`` (a Trial or a RUNNING FrozenTrial) FAILed, with its reason as the ``error`` attribute.
+
+    ``bad_input``: the reason is the trial's config or data (an RnnkitError), not a bug or a kill.
+    """
+    from optuna.trial import TrialState
+
+    storage = study._storage  # a FrozenTrial has no set_user_attr: through the storage, while it is RUNNING
+    storage.set_trial_user_attr(trial._trial_id, "error", _one_line(reason))
+    if bad_input:
+        storage.set_trial_user_attr(trial._trial_id, "bad_input", True)
+    study.tell(trial.number, state=TrialState.FAIL)
+
+
+def _one_line(message: object) -> str:
+    """A message on one line, its lines joined with "; " (as the CLI's): a table cell, a console line."""
+    return "; ".join(part.strip() for part in str(message).splitlines() if part.strip()) or "(no message)"
 
 
 @contextlib.contextmanager
@@ -316,8 +369,125 @@ def _heartbeat(study, trial) -> Iterator[None]:
         thread.join()
 
 
-def work(sweep: Sweep, worker: int) -> int:
-    """One worker: ask the study for trials and run them until it holds ``sweep.trials``; returns how many it ran."""
+# --- a worker stops with its sweep --------------------------------------------------------------
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+class ParentGone(BaseException):
+    """Raised in a worker whose sweep process ended (``kill -9`` of ``rnnkit sweep``): the worker stops too.
+
+    A BaseException, like KeyboardInterrupt: no ``except Exception`` of the training may swallow it.
+    """
+
+
+class ParentWatch(Hook):
+    """The epoch hook that stops a worker's trial when its sweep process is gone (the fallback of the signal)."""
+
+    def __init__(self, stop: WorkerStop) -> None:
+        self.stop = stop
+
+    def on_epoch_end(self, loop, record: dict[str, Any]) -> None:
+        self.stop.check()
+
+
+class WorkerStop:
+    """How a worker process stops when its parent, the ``rnnkit sweep`` process, ends.
+
+    :meth:`arm` asks Linux for a SIGTERM at the parent's death (``prctl(PR_SET_PDEATHSIG)``) and turns
+    the signal into :class:`ParentGone`, except inside :meth:`storage_call` (a trial's ask or tell),
+    where it waits for the call's end: the study is never left half-told. :meth:`check`, each trial
+    and each epoch, is the fallback where no signal comes (not Linux; the parent gone before the
+    request took hold): the worker's parent pid is then no longer the sweep's.
+    ``parent=None``: the worker is the sweep's own process, nothing to watch.
+    """
+
+    def __init__(self, parent: int | None) -> None:
+        self.parent = parent
+        self.critical = 0
+        self.pending = False
+
+    def arm(self) -> None:
+        if self.parent is None:
+            return
+        import signal
+
+        signal.signal(signal.SIGTERM, self._on_signal)
+        with contextlib.suppress(OSError, AttributeError):  # no prctl (not Linux): the liveness check alone
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        self.check()  # the parent ended before the request took hold: no signal will come
+
+    def reason(self) -> str:
+        return f"stopped: the sweep's process (pid {self.parent}) ended or stopped its workers"
+
+    def _on_signal(self, signum, frame) -> None:
+        if self.critical:
+            self.pending = True
+            return
+        raise ParentGone(self.reason())
+
+    def check(self) -> None:
+        """Raise ParentGone if the sweep's process is gone (or its signal waited for a storage call's end)."""
+        if self.parent is not None and not self.critical and (self.pending or os.getppid() != self.parent):
+            raise ParentGone(self.reason())
+
+    @contextlib.contextmanager
+    def storage_call(self) -> Iterator[None]:
+        self.critical += 1
+        try:
+            yield
+        finally:
+            self.critical -= 1
+        self.check()
+
+
+# --- workers ------------------------------------------------------------------------------------
+
+def ask_trial(sweep: Sweep, study, storage, log: Callable[[str], None]):
+    """The study's next trial for this worker, or None once the study holds ``sweep.trials``.
+
+    Under the ask lock, so that the count stays exact. The study's sampler is then replaced by the
+    one of the trial's number (:func:`sampler_of`): Optuna draws a trial's values at its first
+    suggest, after ask, so they depend on the trial's number, never on the worker or its join order.
+    """
+    with _ask_lock(sweep, storage):
+        fail_orphans(study, log)
+        if len(study.get_trials(deepcopy=False)) >= sweep.trials:
+            return None
+        trial = study.ask()
+        study.sampler = sampler_of(sweep.config.search, trial.number)
+        trial.set_user_attr("worker", _me())
+        if getattr(storage, "get_heartbeat_interval", lambda: None)() is not None:
+            storage.record_heartbeat(trial._trial_id)
+    return trial
+
+
+def sample(trial, search: SearchConfig) -> dict[str, Any]:
+    """The trial's value of every dimension of ``search.params``, by their dotted paths."""
+    return {path: suggest(trial, path, param) for path, param in search.params.items()}
+
+
+def trial_line(number: int, state: str, seconds: float, values: dict[str, Any], detail: str = "",
+               reason: str = "") -> str:
+    """The console's line for a finished trial.
+
+    Example:
+        >>> trial_line(3, "COMPLETE", 12.34, {"training.learning_rate": 0.0031234, "units": 16}, ", mae_val 2.345")
+        'trial 3: COMPLETE, mae_val 2.345, 12.3 s, {"training.learning_rate": 0.003123, "units": 16}'
+    """
+    shown_values = {k: float(f"{v:.4g}") if isinstance(v, float) else v for k, v in values.items()}
+    return (f"trial {number}: {state}{detail}, {seconds:.1f} s, {json.dumps(shown_values)}"
+            + (f": {reason}" if reason else ""))
+
+
+def work(sweep: Sweep, worker: int, report: Callable[[str], None] = print, stop: WorkerStop | None = None) -> int:
+    """One worker: ask the study for trials and run them until it holds ``sweep.trials``; returns how many it ran.
+
+    ``report`` gets one line per finished trial (:func:`trial_line`); a worker process sends it to
+    the sweep's process, which prints every worker's lines, one at a time. ``stop``: see WorkerStop.
+    """
     import optuna
     import torch
     from optuna.trial import TrialState
@@ -326,6 +496,7 @@ def work(sweep: Sweep, worker: int) -> int:
     from rnnkit.rundir import release
 
     config, search = sweep.config, sweep.config.search
+    stop = stop or WorkerStop(None)
     torch.set_num_threads(search.threads)
     metric, direction = direction_of(config)
     sign = 1.0 if direction == "minimize" else -1.0
@@ -337,65 +508,94 @@ def work(sweep: Sweep, worker: int) -> int:
             f.write(f"{time.strftime('%H:%M:%S')} {line}\n")
 
     with _quiet_optuna(), opened(sweep.storage) as storage:
-        done = len(optuna.load_study(study_name=sweep.study, storage=storage).get_trials(deepcopy=False))
-        study = optuna.load_study(study_name=sweep.study, storage=storage, sampler=sampler_of(search, worker, done),
+        # each trial draws with its own sampler, set at its ask (ask_trial): this one is replaced before it draws
+        study = optuna.load_study(study_name=sweep.study, storage=storage, sampler=sampler_of(search, 0),
                                   pruner=pruner_of(search))
+        done = len(study.get_trials(deepcopy=False))
+
+        def hooks_of(trial, chosen: ExperimentConfig) -> Callable[[Any], list[Hook]]:
+            """Each model's epoch hooks: the parent watch, and pruning on the model that the trial's value scores."""
+            pruned = search.model or chosen.models[0].name
+            return lambda spec: [ParentWatch(stop), *([Pruning(trial, sign)] if search.pruner != "none"
+                                                      and spec.name == pruned else [])]
+
+        def finished(trial, started: float, values: dict[str, Any], state: str, detail: str = "",
+                     reason: str = "") -> None:
+            """The trial's line on the log and the console; trials.csv rewritten (it follows the study, trial by trial)."""
+            line = trial_line(trial.number, state, time.perf_counter() - started, values, detail, reason)
+            log(line)
+            report(line)
+            with stop.storage_call(), _ask_lock(sweep, storage):
+                write_table(study, sweep.folder)
+
         log(f"worker {worker} (pid {os.getpid()}) joins study {sweep.study!r}: {done} trials so far")
         while True:
-            with _ask_lock(sweep, storage):
-                fail_orphans(study, log)
-                if len(study.get_trials(deepcopy=False)) >= sweep.trials:
-                    break
-                trial = study.ask()
-                trial.set_user_attr("worker", _me())
-                if getattr(storage, "get_heartbeat_interval", lambda: None)() is not None:
-                    storage.record_heartbeat(trial._trial_id)
+            stop.check()
+            with stop.storage_call():
+                trial = ask_trial(sweep, study, storage, log)
+            if trial is None:
+                break
             ran += 1
             out = sweep.folder / "trials" / f"{trial.number:04d}"
             started = time.perf_counter()
+            values: dict[str, Any] = {}
             try:
                 with _heartbeat(study, trial):
-                    values = {path: suggest(trial, path, param) for path, param in search.params.items()}
+                    values = sample(trial, search)
                     log(f"trial {trial.number}: {json.dumps(values)}")
                     chosen = trial_config(config, values, f"trial {trial.number}")
                     trial.set_user_attr("run", str(out.relative_to(sweep.folder)))
-                    hooks = None
-                    if search.pruner != "none":
-                        pruned = search.model or chosen.models[0].name
-                        hooks = lambda spec: [Pruning(trial, sign)] if spec.name == pruned else []  # noqa: E731
                     try:
                         metrics = run_experiment(chosen, out, progress=False, log=lambda line: None,
-                                                 model_hooks=hooks)
+                                                 model_hooks=hooks_of(trial, chosen))
                     finally:
                         release(out)
                     value = trial_value(metrics, search, chosen, metric, direction)
                     trial.set_user_attr("seconds", time.perf_counter() - started)
-                study.tell(trial, value)
-                log(f"trial {trial.number}: COMPLETE {metric} {value:.6g} ({time.perf_counter() - started:.1f} s)")
+                with stop.storage_call():
+                    study.tell(trial, value)
+                finished(trial, started, values, "COMPLETE", f", {metric} {value:.6g}")
             except optuna.TrialPruned as e:
-                trial.set_user_attr("seconds", time.perf_counter() - started)
-                study.tell(trial, state=TrialState.PRUNED)
-                log(f"trial {trial.number}: PRUNED, {e}")
+                with stop.storage_call():
+                    trial.set_user_attr("seconds", time.perf_counter() - started)
+                    study.tell(trial, state=TrialState.PRUNED)
+                finished(trial, started, values, "PRUNED", f" {str(e).removeprefix('pruned ')}")
             except RnnkitError as e:
-                trial.set_user_attr("error", str(e))
-                study.tell(trial, state=TrialState.FAIL)
-                log(f"trial {trial.number}: FAIL: {e}")
+                with stop.storage_call():
+                    fail_trial(study, trial, str(e), bad_input=True)
+                finished(trial, started, values, "FAIL", reason=_one_line(e))
                 if str(e).startswith("search."):  # the sweep's own setting is wrong: every trial would fail
                     raise
+            except ParentGone as e:  # the one signal has come: no storage_call needed
+                log(f"trial {trial.number}: FAIL: {e}")
+                with contextlib.suppress(Exception):
+                    fail_trial(study, trial, str(e))
+                raise
             except BaseException as e:
                 with contextlib.suppress(Exception):
-                    trial.set_user_attr("error", f"{type(e).__name__}: {e}")
-                    study.tell(trial, state=TrialState.FAIL)
+                    fail_trial(study, trial, f"{type(e).__name__}: {e} (a bug: see worker-{worker}.log)")
                 log(f"trial {trial.number}: FAIL (a bug): {traceback.format_exc()}")
                 raise
     log(f"worker {worker} done: {ran} trials")
     return ran
 
 
-def _worker_main(sweep: Sweep, worker: int) -> None:
-    """A worker process: errors go to ``worker-K.error`` for the parent (exit 2: bad input, 1: a bug)."""
+def _worker_main(sweep: Sweep, worker: int, parent: int, lines) -> None:
+    """A worker process: its trials' lines go to the sweep's process through ``lines`` (a pipe's end);
+    errors to ``worker-K.error`` (exit 2: bad input, 1: a bug); it stops when its sweep process ends."""
+    stop = WorkerStop(parent)
+
+    def report(line: str) -> None:
+        try:
+            lines.send(line)
+        except OSError:  # the sweep's end of the pipe is closed: it is gone
+            stop.check()
+
     try:
-        work(sweep, worker)
+        stop.arm()
+        work(sweep, worker, report, stop)
+    except ParentGone:
+        raise SystemExit(3) from None  # nobody is left to tell
     except RnnkitError as e:
         (sweep.folder / f"worker-{worker}.error").write_text(str(e), encoding="utf-8")
         raise SystemExit(2) from None
@@ -461,7 +661,7 @@ def run_sweep(config: ExperimentConfig, folder: str | Path, *, trials: int | Non
         for stale in folder.glob("worker-*.error"):
             stale.unlink()
         if workers == 1 and on_start is None:
-            work(sweep, 0)
+            work(sweep, 0, report=log)
         else:
             _run_workers(sweep, workers, log, on_start)
         with _quiet_optuna(), opened(url) as store:
@@ -471,28 +671,51 @@ def run_sweep(config: ExperimentConfig, folder: str | Path, *, trials: int | Non
             if errors:
                 messages = {p.read_text(encoding="utf-8") for p in errors}
                 raise RnnkitError("; ".join(sorted(messages)))
-            return write_results(final, config, folder, metric, log)
+            summary = write_results(final, config, folder, metric, log)
+        if summary.get("all_bad_input"):  # nothing to show: say so, as bad input (exit 2)
+            raise RnnkitError(f"every trial of the sweep failed on bad input ({summary['trials']} FAIL; each one's "
+                              f"reason in {folder}/trials.csv): {summary['first_error']}")
+        return summary
     finally:
         release(folder)
 
 
 def _run_workers(sweep: Sweep, workers: int, log: Callable[[str], None],
                  on_start: Callable[[list[int]], None] | None) -> None:
+    """Start ``workers`` worker processes, print their trials' lines as they come and reap each one as it ends.
+
+    Each worker sends its lines through its own pipe and this process alone prints them, whole: the
+    workers' lines never interleave mid-line. Each worker gets this process's pid and stops when it
+    ends (WorkerStop), so that a ``kill -9`` of the sweep leaves no worker training on its own.
+    """
+    from multiprocessing.connection import wait
+
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch threads or open databases
-    processes = [context.Process(target=_worker_main, args=(sweep, k), name=f"rnnkit-sweep-{k}") for k in range(workers)]
+    pipes = [context.Pipe(duplex=False) for _ in range(workers)]
+    processes = [context.Process(target=_worker_main, args=(sweep, k, os.getpid(), pipes[k][1]),
+                                 name=f"rnnkit-sweep-{k}") for k in range(workers)]
     for p in processes:
         p.start()
+    readers = {}
+    for k, (reader, sender) in enumerate(pipes):
+        sender.close()  # the worker holds the only sending end: its reader sees EOF when the worker ends
+        readers[reader] = k
     log(f"workers started: pids {', '.join(str(p.pid) for p in processes)}")
     if on_start is not None:
         on_start([p.pid for p in processes])
-    from multiprocessing.connection import wait
 
     running = dict(enumerate(processes))
     try:
-        while running:  # reap each worker as it ends, so that a killed one is no zombie that looks alive
-            ended = set(wait([p.sentinel for p in running.values()]))
+        while running or readers:  # reap each worker as it ends, so that a killed one is no zombie that looks alive
+            ready = wait([*readers, *(p.sentinel for p in running.values())])
+            for reader in [r for r in readers if r in ready]:
+                try:
+                    log(reader.recv())
+                except (EOFError, OSError):
+                    del readers[reader]
+                    reader.close()
             for k, p in list(running.items()):
-                if p.sentinel not in ended:
+                if p.sentinel not in ready:
                     continue
                 p.join()
                 del running[k]
@@ -508,14 +731,19 @@ def _run_workers(sweep: Sweep, workers: int, log: Callable[[str], None],
 
 # --- results ------------------------------------------------------------------------------------
 
+NO_REASON = "no reason recorded: its worker stopped without one (killed, or its heartbeat stopped)"
+
+
 def trials_table(study) -> list[dict[str, Any]]:
-    """One row per trial: number, state, value, seconds, (the epoch a pruned trial stopped after,) the sampled values.
+    """One row per trial: number, state, value, seconds, (the epoch a pruned trial stopped after,) the sampled
+    values, (and, once a trial failed, the error column: why each FAIL failed).
 
     Only a COMPLETE trial has a value: Optuna gives a pruned trial its last reported epoch loss,
     which is in the loss's units, not the metric's.
     """
     trials = study.get_trials(deepcopy=False)
     pruning = any(t.state.name == "PRUNED" for t in trials)
+    failing = any(t.state.name == "FAIL" for t in trials)
     rows = []
     for t in trials:
         end = t.datetime_complete
@@ -524,26 +752,63 @@ def trials_table(study) -> list[dict[str, Any]]:
         row = {"number": t.number, "state": t.state.name, "value": value, "seconds": seconds}
         if pruning:
             row["pruned_after"] = t.last_step if t.state.name == "PRUNED" else math.nan
-        rows.append({**row, **t.params})
+        row.update(t.params)
+        if failing:
+            row["error"] = t.user_attrs.get("error", NO_REASON) if t.state.name == "FAIL" else ""
+        rows.append(row)
     return rows
+
+
+def write_table(study, folder: Path) -> list[dict[str, Any]]:
+    """trials.csv of the study as it is now (each worker rewrites it after each trial: it never lags the study)."""
+    import pandas as pd
+
+    from rnnkit.io import write_text_atomic
+
+    rows = trials_table(study)
+    write_text_atomic(Path(folder) / "trials.csv", pd.DataFrame(rows).to_csv(index=False))
+    return rows
+
+
+def failure_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """One line per distinct reason of the FAIL trials, with their numbers.
+
+    Example:
+        >>> failure_lines([{"number": 0, "state": "FAIL", "error": "x"}, {"number": 2, "state": "FAIL", "error": "x"}])
+        ['FAIL trials 0, 2: x']
+    """
+    reasons: dict[str, list[int]] = {}
+    for row in rows:
+        if row["state"] == "FAIL":
+            reasons.setdefault(row.get("error") or NO_REASON, []).append(row["number"])
+    return [f"FAIL trial{'s' if len(numbers) > 1 else ''} {', '.join(map(str, numbers))}: {reason}"
+            for reason, numbers in reasons.items()]
 
 
 def write_results(study, config: ExperimentConfig, folder: Path, metric: str,
                   log: Callable[[str], None]) -> dict[str, Any]:
-    """trials.csv, best.toml, the plots; the table and the counts of each state on the log."""
+    """trials.csv, best.toml, the plots; the table, the counts of each state and each failure's reason on the log.
+
+    The summary's ``all_bad_input`` is true when every trial of the study FAILed on bad input (its
+    config or data: the reason in the error column), with the first reason as ``first_error``.
+    """
     import pandas as pd
     from optuna.trial import TrialState
 
     from rnnkit.config import config_toml
     from rnnkit.io import write_text_atomic
 
-    rows = trials_table(study)
-    table = pd.DataFrame(rows)
-    write_text_atomic(folder / "trials.csv", table.to_csv(index=False))
+    rows = write_table(study, folder)
+    shown_table = pd.DataFrame(rows).drop(columns=["error"], errors="ignore")  # the reasons: one line each, below
     counts = {state: sum(r["state"] == state for r in rows) for state in ("COMPLETE", "PRUNED", "FAIL", "RUNNING")}
-    log(table.to_string(index=False, float_format=lambda v: f"{v:.4g}") if rows else "no trials")
+    log(shown_table.to_string(index=False, float_format=lambda v: f"{v:.4g}") if rows else "no trials")
     log("trials: " + ", ".join(f"{n} {state}" for state, n in counts.items() if n or state != "RUNNING"))
+    for line in failure_lines(rows):
+        log(line)
     summary: dict[str, Any] = {"study": study.study_name, "trials": len(rows), "counts": counts, "metric": metric}
+    failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+    if failed and len(failed) == len(rows) and all(t.user_attrs.get("bad_input") for t in failed):
+        summary.update(all_bad_input=True, first_error=f"trial {failed[0].number}: {failed[0].user_attrs['error']}")
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if complete:
         best = study.best_trial
@@ -564,4 +829,6 @@ def write_results(study, config: ExperimentConfig, folder: Path, metric: str,
             plots = plot_sweep(study, folder, metric)
         if plots:
             log("plots: " + ", ".join(str(p) for p in plots))
+    else:
+        log(f"written: {folder}/trials.csv (no trial COMPLETE: no best.toml)")
     return summary
