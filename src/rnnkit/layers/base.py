@@ -42,8 +42,14 @@ class Layer(nn.Module):
         if not x.is_floating_point():
             raise RnnkitError(f"{type(self).__name__} input must be floating point, got {x.dtype}"
                               " (token ids go through an Embedding layer first)")
+        dtype = self._weight_dtype()
+        return x if dtype is None or x.dtype == dtype else x.to(dtype)
+
+    def _weight_dtype(self) -> torch.dtype | None:
+        """The dtype of the layer's weights (None without weights); layers override it with a
+        direct look-up, since ``parameters()`` walks the module tree on every call."""
         weight = next(iter(self.parameters()), None)
-        return x if weight is None or x.dtype == weight.dtype else x.to(weight.dtype)
+        return None if weight is None else weight.dtype
 
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> Any:
         """Output shape (without the batch axis) for an input of ``input_shape``."""

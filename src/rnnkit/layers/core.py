@@ -101,6 +101,9 @@ class Dense(Layer):
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         return tuple(input_shape[:-1]) + (self.units,)
 
+    def _weight_dtype(self) -> torch.dtype | None:
+        return self.kernel.dtype if self.built else None
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() < 2:
             raise ValueError(f"Dense expects inputs of shape (batch, ..., features), got shape {tuple(x.shape)}")

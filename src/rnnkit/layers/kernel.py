@@ -453,9 +453,15 @@ def run(
     ext = extension()
     empty = x.new_empty(0)
     c0 = state[1] if kind == "lstm" else empty
-    outputs = _Sequence.apply(
-        ext, KINDS[kind], bool(reverse), x.contiguous(), state[0], c0, w_ih, w_hh,
+    arguments = (
+        KINDS[kind], bool(reverse), x.contiguous(), state[0], c0, w_ih, w_hh,
         empty if b_ih is None else b_ih, empty if b_hh is None else b_hh,
         empty if recurrent_mask is None else recurrent_mask, empty if mask is None else mask,
     )  # fmt: skip
-    return outputs[0], tuple(outputs[1:])
+    if torch.is_grad_enabled() and any(t.requires_grad for t in arguments[2:9]):
+        outputs = _Sequence.apply(ext, *arguments)
+        return outputs[0], tuple(outputs[1:])
+    # nothing to differentiate (inference): the extension directly, without autograd's bookkeeping
+    # (a third of a batch-1 call's time: GRU(32) on (1, 120, 14) took 137 µs, the kernel 34 µs)
+    H, h_last, c_last, _ = ext.forward(*arguments)
+    return H, ((h_last, c_last) if kind == "lstm" else (h_last,))

@@ -259,25 +259,37 @@ class RNN(Layer):
         """(input bias, recurrent bias) for the compiled kernel; the recurrent one for GRU only."""
         return (self.cell.bias if self.use_bias else None), None
 
+    def _weight_dtype(self) -> torch.dtype | None:
+        return self.cell.weight_ih.dtype if self.built else None
+
     def _kernel_applies(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> bool:
         """Whether the compiled kernel runs this call; in ``auto`` mode, the faster path by measurement."""
-        if not self.built or self._force_loop or self._kernel_kind() is None:
+        if not self.built or self._force_loop:
             return False
-        if not kernel.applies(x, *self.cell.parameters()):
+        mode = kernel.kernel_mode()
+        if mode == "torch":
             return False
-        if kernel.kernel_mode() != "auto":
-            return True
-        backward = torch.is_grad_enabled() and self.cell.weight_ih.requires_grad
-        # the layer remembers its verdicts by exact shape (a call's overhead stays a dict look-up)
-        verdicts = kernel.auto_verdicts()
-        seen = (id(verdicts), x.shape[0], x.shape[1], x.shape[2], x.dtype, backward, self.training, mask is None,
-                torch.get_num_threads())  # fmt: skip
+        weight = self.cell.weight_ih
+        backward = torch.is_grad_enabled() and weight.requires_grad
+        # the layer remembers its decisions by everything they depend on: a call's overhead stays a
+        # dict look-up (a batch-1 inference call is tens of microseconds)
+        seen = (mode, id(kernel.auto_verdicts()) if mode == "auto" else None, x.shape, x.dtype, x.device,
+                weight.dtype, weight.device, backward, self.training, mask is None, torch.get_num_threads(),
+                torch.is_autocast_enabled("cpu"))  # fmt: skip
         choice = self._auto_choices.get(seen)
         if choice is None:
-            key = kernel.auto_key(type(self).__name__, str(self._kernel_kind()), x.dtype, backward, x.shape[0],
-                                  x.shape[1], self.units, x.shape[2], self._torch_path(mask))  # fmt: skip
-            choice = self._auto_choices[seen] = kernel.choose_kernel(key, lambda: self._time_paths(x, mask, backward))
+            choice = self._auto_choices[seen] = self._decide_kernel(x, mask, mode, backward)
         return choice
+
+    def _decide_kernel(self, x: torch.Tensor, mask: torch.Tensor | None, mode: str, backward: bool) -> bool:
+        """The first call of its kind: whether the kernel can run it, and in ``auto`` whether it is faster."""
+        if self._kernel_kind() is None or not kernel.applies(x, *self.cell.parameters()):
+            return False
+        if mode != "auto":
+            return True
+        key = kernel.auto_key(type(self).__name__, str(self._kernel_kind()), x.dtype, backward, x.shape[0],
+                              x.shape[1], self.units, x.shape[2], self._torch_path(mask))  # fmt: skip
+        return kernel.choose_kernel(key, lambda: self._time_paths(x, mask, backward))
 
     def _torch_path(self, mask: torch.Tensor | None) -> str:
         """Which PyTorch path a call would take instead of the kernel (part of auto's shape class)."""
@@ -479,10 +491,12 @@ class RNN(Layer):
         input_mask = recurrent_mask = None
         if self.training:
             input_mask, recurrent_mask = self._draw_masks(x.shape[0], x)
-        self.last_dropout_mask, self.last_recurrent_dropout_mask = input_mask, recurrent_mask
+        # plain attributes: written past nn.Module.__setattr__, which costs microseconds a call
+        self.__dict__["last_dropout_mask"], self.__dict__["last_recurrent_dropout_mask"] = input_mask, recurrent_mask
         if input_mask is not None:
             x = x * input_mask.unsqueeze(1)  # the same mask at every step
-        weight_hh = self.cell.weight_hh
+        cell = self.cell  # a submodule: each self.cell is a trip through nn.Module.__getattr__
+        weight_hh = cell.weight_hh
         if recurrent_mask is not None and recurrent_mask.dim() == 1:
             # (h ⊙ m) Uᵀ == h (U diag(m))ᵀ: scale the columns of weight_hh (G·n, n)
             weight_hh = weight_hh * recurrent_mask
@@ -494,7 +508,7 @@ class RNN(Layer):
             if mask is not None:  # padded steps are skipped; zeros keep their x out of Xᵀ·dG even when not finite
                 x = torch.where(mask.unsqueeze(-1), x, torch.zeros_like(x))
             sequence, state = kernel.run(
-                self._kernel_kind(), self.go_backwards, x, state, self.cell.weight_ih, weight_hh, b_ih, b_hh,
+                self._kernel_kind(), self.go_backwards, x, state, cell.weight_ih, weight_hh, b_ih, b_hh,
                 recurrent_mask, mask,
             )  # fmt: skip
             if not self.return_sequences:

@@ -187,7 +187,8 @@ class Sequential(KerasModel):
         mask = None
         for layer in self.layers:
             output = layer(x, mask=mask) if mask is not None and _takes_mask(layer) else layer(x)
-            mask = _next_mask(layer, x, output, mask)
+            if mask is not None or hasattr(layer, "compute_mask"):
+                mask = _next_mask(layer, x, output, mask)
             x = output
         return x
 
