@@ -97,6 +97,19 @@ def test_linear_baseline_ridge_is_the_closed_form_without_penalising_the_bias():
     assert np.allclose(lin.linear.weight.detach().numpy().T, ref[:-1], atol=1e-5)
 
 
+def test_linear_baseline_without_ridge_on_fewer_windows_than_weights_is_the_minimum_norm_fit():
+    """XᵀX is singular there: Cholesky fails and least squares gives numpy's minimum-norm answer."""
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(5, 4, 3, generator=g)  # 5 windows, 13 weights
+    y = torch.randn(5, 1, generator=g)
+    lin = LinearBaseline(4, 3).fit((x, y))
+    a = np.hstack([x.reshape(5, 12).double().numpy(), np.ones((5, 1))])
+    ref, *_ = np.linalg.lstsq(a, y.double().numpy(), rcond=None)
+    assert np.allclose(lin.linear.weight.detach().double().numpy().T, ref[:-1], atol=1e-4)
+    with torch.no_grad():
+        assert torch.allclose(lin(x), y, atol=1e-4)  # it interpolates the 5 windows
+
+
 def test_linear_baseline_checks_the_window_shape_and_arguments():
     with pytest.raises(RnnkitError, match=r"expects windows \(batch, 4, 3\), got \(5, 4, 2\)"):
         LinearBaseline(4, 3).fit((torch.zeros(5, 4, 2), torch.zeros(5, 1)))

