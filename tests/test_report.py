@@ -54,12 +54,18 @@ def test_every_run_writes_its_report_with_the_runs_numbers(runs):
         cells = re.findall(r"<td>(.*?)</td>", row.group(1))
         assert cells[2] == f"{m['mae_val']:.3f}" and cells[3] == f"{m['mae_test']:.3f}", (name, cells)
         assert cells[5] == f"{100 * m['skill_test']:+.1f}%"
+        assert cells[6] == f"{m['train_seconds']:.1f}"  # seconds as the console prints them
     assert f"<tr class='best'><td>{best} (best by validation)</td>" in text
-    # the exact config, as config.json holds it
-    block = re.search(r"<section id='config'><h2>Config</h2><pre>(.*?)</pre>", text, re.S).group(1)
+    # the exact config as TOML, folded: it reads back to the run's config
+    block = re.search(r"<section id='config'><h2>Config</h2><details><summary>.*?</summary><pre>(.*?)</pre></details>",
+                      text, re.S).group(1)
     import html
+    import tomllib
 
-    assert json.loads(html.unescape(block)) == json.loads((tmp / "one" / "config.json").read_text())
+    from rnnkit.config import parse_schema
+    from rnnkit.experiment import load_run
+
+    assert parse_schema(tomllib.loads(html.unescape(block))) == load_run(tmp / "one")[0]
     # the parameter formulas of both models
     assert "3·(4·2 + 4·4 + 2·4)" in text and "4·(3·2 + 3·3 + 3)" in text
     # learning curves and one forecast week at least, as inline SVG
@@ -91,9 +97,12 @@ def test_the_page_is_self_contained(runs):
     for run in ("one", "multi"):
         text = page(tmp / run)
         assert "<script" not in text and "<link" not in text and "@import" not in text
-        # every src/href is a data: URL or a link inside the page
-        refs = re.findall(r"(?:src|href)\s*=\s*['\"]([^'\"]*)", text)
-        assert refs and all(r.startswith(("data:", "#")) for r in refs), [r for r in refs if not r.startswith("#")]
+        # every src is a data: URL; every href a link inside the page or to a file of the run folder
+        sources = re.findall(r"src\s*=\s*['\"]([^'\"]*)", text)
+        assert all(r.startswith("data:") for r in sources), sources
+        refs = re.findall(r"href\s*=\s*['\"]([^'\"]*)", text)
+        files = [r for r in refs if not r.startswith("#")]
+        assert refs and all((tmp / run / r).is_file() and ":" not in r and ".." not in r for r in files), files
         assert "url(" not in text.replace("url(#", "")  # SVG clip paths refer to ids inside the page
 
 
@@ -178,9 +187,10 @@ def test_published_numbers_sit_beside_the_runs_rows():
     text = scores_section(config, metrics)
     assert ("<tr class='best'><td>LSTM (best by validation)</td><td>model</td><td>10</td><td>2.500</td>"
             "<td>2.600</td>") in text
-    assert ("<tr class='published'><td>LSTM(16) (published: Chollet 2021)</td><td>published</td><td></td>"
+    assert ("<tr class='published'><td>LSTM(16) [1]</td><td>published</td><td></td>"
             "<td>–</td><td>2.55</td><td>–</td><td>–</td><td>compare: LSTM</td></tr>") in text
-    assert "<td>GRU(16) (published: Chollet 2021)</td><td>published</td><td></td><td>3.55–3.58</td><td>–</td>" in text
+    assert "<td>GRU(16) [1]</td><td>published</td><td></td><td>3.55–3.58</td><td>–</td>" in text
+    assert text.count("Chollet 2021") == 1 and "Published numbers: [1] Chollet 2021." in text
 
 
 def test_chosen_weeks_and_a_bad_week(runs, tmp_path, capsys):
@@ -199,3 +209,99 @@ def test_chosen_weeks_and_a_bad_week(runs, tmp_path, capsys):
     assert main(["windows", str(bad)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "report_weeks" in err and "next tuesday" in err, err
+
+
+# --- the report for a reader (issue 20, part 8) ------------------------------------------------------
+
+def test_each_published_source_appears_once_and_each_row_names_its_own():
+    from types import SimpleNamespace
+
+    from rnnkit.demo import demo_config
+    from rnnkit.report import scores_section
+
+    config = demo_config()
+    text = scores_section(config, {"units": "degC", "models": {}})
+    chollet, course = config.published.source, config.published.rows[-1].source
+    assert course.startswith("course notebook 05a") and "Chollet" in chollet and "course" not in chollet
+    assert text.count(chollet) == 1 and text.count(course) == 1
+    assert f"Published numbers: [1] {chollet}; [2] {course}." in text
+    assert "<td>course 05a GRU(16) [2]</td>" in text and "<td>persistence [1]</td>" in text
+    assert text.count("[1]</td>") == 4 and text.count("[2]</td>") == 1
+    # the console names the other source on its row too
+    from rnnkit.published import notes
+
+    lines = notes(config.published.model_dump(mode="json"))
+    assert lines[0] == f"published (degC): {chollet}"
+    assert [line for line in lines if course in line] == [next(line for line in lines if "course 05a" in line)]
+    one = SimpleNamespace(published=SimpleNamespace(source="S", rows=[SimpleNamespace(model="m", mae_test=1.0)]))
+    assert "Published numbers: [1] S." in scores_section(one, {"units": "degC", "models": {}})
+
+
+def test_learning_curves_are_wide_with_the_legend_below_and_the_first_epoch_off_the_scale():
+    from rnnkit.plots import history_figure
+
+    long = "recipe: GRU(64, dropout 0.1, recurrent_dropout 0.1), LR halved on plateaus"
+    histories = {name: [{"epoch": e, "loss": 0.2 + k / e ** 2, "val_loss": 0.25 + k / e ** 2} for e in range(1, 11)]
+                 for name, k in ((long, 3.0), ("LSTM(16)", 0.3), ("GRU(16)", 0.2))}
+    fig = history_figure(histories)
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    axes, legend = ax.get_window_extent(), ax.get_legend().get_window_extent()
+    assert axes.width / fig.dpi * 96 > 600  # CSS pixels, > the 450 px of before
+    assert legend.width <= axes.width and legend.y1 < axes.y0  # below the axes, not beside them
+    low, high = ax.get_ylim()
+    later = [r[key] for h in histories.values() for r in h[1:] for key in ("loss", "val_loss")]
+    assert low <= min(later) and max(later) <= high < 0.2 + 3.0  # epoch 1 (3.2) is off the scale ...
+    assert any(t.get_text() == "epoch 1 off the scale (up to 3.25)" for t in ax.texts)  # ... and says so
+    flat = history_figure({"a": [{"epoch": e, "loss": 1.0 - 0.01 * e} for e in range(1, 6)]})
+    assert flat.axes[0].get_ylim()[1] > 0.99 and not flat.axes[0].texts  # nothing squashed: nothing clipped
+    two = history_figure({"a": [{"epoch": 1, "loss": 5.0}, {"epoch": 2, "loss": 0.3}], "b": [
+        {"epoch": 1, "loss": 4.0}, {"epoch": 2, "loss": 0.2}]})
+    assert two.axes[0].get_ylim()[1] > 5.0  # two epochs: clipping the first would leave single points
+
+
+def test_curves_svg_is_wider_than_450_px(runs):
+    tmp, _ = runs
+    svg = re.search(r"<section id='curves'>.*?<svg[^>]*width=\"([\d.]+)pt\"", page(tmp / "one"), re.S)
+    assert float(svg.group(1)) * 96 / 72 > 600
+
+
+def test_persistence_winning_a_week_gets_a_sentence_and_errors_by_hour_and_month(runs):
+    tmp, _ = runs
+    from rnnkit.report import persistence_wins
+
+    text = page(tmp / "one")
+    metrics = json.loads((tmp / "one" / "metrics.json").read_text())
+    weeks = re.findall(r"Test targets of the week from (\S+) \(\d+ windows\): (\S+) MAE ([\d.]+), persistence MAE "
+                       r"([\d.]+)</figcaption></figure>(<p class='note'>Persistence wins this week[^<]*</p>)?", text)
+    assert weeks
+    for _, name, model, base, sentence in weeks:
+        assert bool(sentence) == (float(base) < float(model))
+        if sentence:
+            assert f"MAE {base} against {model} for {name}." in sentence
+    line = persistence_wins("GRU", 2.35, 1.77, {"models": {"GRU": {"mae_test": 2.5, "skill_test": -0.04},
+                                                           "persistence": {"mae_test": 2.4}}})
+    assert line.endswith("(skill -4.0%): persistence wins on the whole test split too.")
+    # by hour of day: 24 columns of the best model's and persistence's test MAE; each hour's windows add up
+    hours = re.search(r"Test error by the target's hour of day</h3><div class='wide'><table><thead><tr><th></th>(.*?)</tr></thead>"
+                      r"<tbody>(.*?)</tbody>", text, re.S)
+    assert re.findall(r"<th>(\d\d)</th>", hours.group(1)) == [f"{h:02d}" for h in range(24)]
+    counts = re.search(r"<td>test windows</td>(.*?)</tr>", hours.group(2)).group(1)
+    assert sum(int(c.replace(",", "")) for c in re.findall(r"<td>([\d,]+)</td>", counts)) == metrics["windows"]["test"]
+    assert "<td>best model MAE</td>" in hours.group(2)
+    assert f"The best model by validation ({metrics['best']}) against persistence" in text
+
+
+def test_the_data_section_in_words_and_links_to_the_runs_files(runs):
+    tmp, _ = runs
+    from rnnkit.report import data_in_words
+
+    text = page(tmp / "one")
+    assert "embedded_record" not in text and "file_resolution" not in text
+    assert "Read hourly.csv, whose rows are 1 h apart; the run uses every row." in text
+    assert data_in_words({"files": ["a.csv", "b.csv"], "file_resolution": "10 min", "resolution": "1 h"}) == (
+        "Read a.csv, b.csv, whose rows are 10 min apart; the run uses one row every 1 h.")
+    links = re.findall(r"<li><a href='([^']+)'>\1</a></li>", re.search(r"<section id='files'>(.*?)</section>",
+                                                                       text, re.S).group(1))
+    assert {"config.json", "metrics.json", "scaler.json", "history.csv", "models/gru_4/model.safetensors"} <= set(links)
+    assert all((tmp / "one" / link).is_file() for link in links) and "report.html" not in links

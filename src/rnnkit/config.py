@@ -193,13 +193,15 @@ class TaggingConfig(_Strict):
 
 class PublishedRow(_Strict):
     """One published result: the model as the source names it, its MAE (a number or [low, high]),
-    and ``run_as``, the row of this config's table it is compared with (a model or baseline name)."""
+    and ``run_as``, the row of this config's table it is compared with (a model or baseline name);
+    ``source``: where this row comes from, when not the ``[published]`` block's source."""
 
     model: str = Field(min_length=1)
     run_as: str | None = None
     mae_val: float | list[float] | None = None
     mae_test: float | list[float] | None = None
     note: str = ""
+    source: str | None = Field(default=None, min_length=1)
 
     @field_validator("mae_val", "mae_test", mode="before")
     @classmethod

@@ -62,14 +62,16 @@ DEMO: dict = {
     ],
     "published": {
         "source": "Chollet, Deep Learning with Python, 2nd ed., ch. 10 (raw 14 columns, T itself as the target, "
-                  "windows every 10 minutes); course 05a on another protocol (96 h in, windows every 24 h)",
+                  "windows every 10 minutes)",
         "rows": [
             {"model": "persistence", "run_as": "persistence", "mae_val": 2.44, "mae_test": 2.62},
             {"model": "LSTM(16)", "run_as": "LSTM(16)", "mae_test": 2.55},
             {"model": "LSTM(32, recurrent_dropout 0.25) + Dropout(0.5), 50 epochs", "mae_val": 2.27, "mae_test": 2.45},
             {"model": "2 x GRU(32, recurrent_dropout 0.5) + Dropout(0.5), 50 epochs (the book's best)",
              "mae_test": 2.39},
-            {"model": "course 05a GRU(16)", "mae_val": [3.55, 3.58], "mae_test": [3.40, 3.50]},
+            {"model": "course 05a GRU(16)", "mae_val": [3.55, 3.58], "mae_test": [3.40, 3.50],
+             "source": "course notebook 05a (04b-rnns), sara-nl/ML_Erasmus, R keras, last epoch; another protocol "
+                       "(96 h in, windows every 24 h)"},
         ],
     },
 }

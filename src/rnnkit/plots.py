@@ -72,12 +72,22 @@ def plot_history(history: Any, path: str | os.PathLike[str] | None, *, title: st
     Example:
         >>> plot_history(trainer.fit(model, train, val), "run/learning_curves.png")  # doctest: +SKIP
     """
+    return _save(history_figure(history, title=title, loss_name=loss_name), path)
+
+
+def history_figure(history: Any, *, title: str = "Learning curves", loss_name: str = "loss") -> Any:
+    """The figure of :func:`plot_history`, not yet saved.
+
+    Several models: the legend goes below the axes, in columns, never wider than them. The y-axis
+    is fit to the epochs after the first when the first epoch's loss would take most of it (a
+    note in the corner gives the first epoch's value that is off the scale).
+    """
     histories = dict(history) if isinstance(history, Mapping) else {"": history}
     if not histories:
         raise ValueError("history must hold at least one model, got an empty dict")
-    # Several models: a wider figure with the legend beside the axes, so it hides no curve.
-    fig, ax = plt.subplots(figsize=(7, 4) if len(histories) == 1 else (11, 4.5))
+    fig, ax = plt.subplots(figsize=(10, 4.5))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    first, later, epochs = [], [], 0
     for i, (name, h) in enumerate(histories.items()):
         cols = _history_columns(h)
         color = colors[i % len(colors)]
@@ -85,17 +95,33 @@ def plot_history(history: Any, path: str | os.PathLike[str] | None, *, title: st
         ax.plot(cols["epoch"], cols["loss"], "-o", color=color, markersize=3, label=f"{prefix}training")
         if "val_loss" in cols:
             ax.plot(cols["epoch"], cols["val_loss"], "--s", color=color, markersize=3, label=f"{prefix}validation")
+        epochs = max(epochs, len(cols["epoch"]))
+        for key in ("loss", "val_loss"):
+            values = np.asarray(cols.get(key, []), dtype=float)
+            first += [v for v in values[:1] if np.isfinite(v)]
+            later += [v for v in values[1:] if np.isfinite(v)]
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     ax.set_ylabel(loss_name)
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
+    if epochs >= 3 and first:  # with two epochs, clipping the first would leave single points
+        low, high = min(later), max(later)
+        spread = high - low if high > low else abs(high) * 0.1 or 1.0
+        if max(first) > high + spread:  # the first epoch would squash the later ones into the bottom of the axes
+            ax.set_ylim(low - 0.08 * spread, high + 0.15 * spread)
+            ax.text(0.01, 0.98, f"epoch 1 off the scale (up to {max(first):.4g})", transform=ax.transAxes,
+                    va="top", ha="left", fontsize="small", color="#57606a",
+                    bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.85, "pad": 2})
     if len(histories) == 1:
-        ax.legend(fontsize="small")
-    else:
-        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
-        fig.tight_layout()
-    return _save(fig, path)
+        ax.legend(fontsize="small", loc="upper right")
+    else:  # below the axes, in as many columns as fit their width
+        longest = max(len(label) for label in ax.get_legend_handles_labels()[1])
+        columns = max(1, min(len(histories) * 2, int(110 // max(longest + 6, 1))))
+        ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=columns,
+                  borderaxespad=0, frameon=False)
+    fig.tight_layout()
+    return fig
 
 
 def plot_predictions(

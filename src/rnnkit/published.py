@@ -47,6 +47,8 @@ def notes(published: dict[str, Any] | None) -> list[str]:
     for ref in published["rows"]:
         where = f"rnnkit row {ref['run_as']!r}" if ref.get("run_as") else "not run here"
         note = f"; {ref['note']}" if ref.get("note") else ""
+        if ref.get("source") and ref["source"] != published["source"]:  # a row from another source says which
+            note += f"; source: {ref['source']}"
         lines.append(f"  {ref['model']}: val {format_value(ref['mae_val'])}, test {format_value(ref['mae_test'])} "
                      f"({where}{note})")
     return lines

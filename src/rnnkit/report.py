@@ -5,9 +5,11 @@ again, and holds, in order: the data (source, rows, periods, each column's units
 the windowing (the first windows of each part with their rows and timestamps, and the first
 window's values), each model's summary with its parameter formulas, the scores of every model
 beside the baselines (and published numbers where the config names them), the learning
-curves, the forecasts of the best model against the truth and persistence over chosen weeks,
-the error per forecast step (multi-step runs), the gradient-flow picture when the run folder
-holds one, and the exact resolved config. Figures are inline SVG (PNG as a data: URL for a
+curves, the forecasts of the best model against the truth and persistence over chosen weeks
+(with a sentence under a week that persistence wins), its test error by the target's hour of day
+and month against persistence, the error per forecast step (multi-step runs), the gradient-flow
+picture when the run folder holds one, the exact resolved config as TOML (folded) and links to
+the run's files. Figures are inline SVG (PNG as a data: URL for a
 picture already drawn); the page loads nothing from the network and runs no script.
 
 Written at the end of every run (``[output] report = false`` turns it off) and by
@@ -23,7 +25,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 from pathlib import Path
 from typing import Any
 
@@ -44,11 +45,12 @@ th { background: #f3f5f7; } tr.best td { background: #e7f5e9; font-weight: 600; 
 tr.published td { color: #6e4c00; font-style: italic; }
 pre { background: #f6f8fa; padding: 10px 12px; overflow-x: auto; font-size: 12.5px; border-radius: 4px; }
 figure { margin: 10px 0 18px; } figure svg, figure img { max-width: 100%; height: auto; }
+.wide { overflow-x: auto; } .wide table { font-size: 12px; } .wide th, .wide td { padding: 3px 5px; }
 figcaption { color: #57606a; font-size: 13px; } .note { color: #57606a; } nav a { margin-right: 12px; }
 """
 
 SECTIONS = [("data", "Data"), ("windows", "Windowing"), ("models", "Models"), ("scores", "Scores"),
-            ("curves", "Learning curves"), ("forecasts", "Forecasts"), ("config", "Config")]
+            ("curves", "Learning curves"), ("forecasts", "Forecasts"), ("config", "Config"), ("files", "Files")]
 
 
 def _e(value: Any) -> str:
@@ -93,12 +95,14 @@ def data_section(config: Any, prepared: Any, metrics: dict[str, Any]) -> str:
     from rnnkit.tasks.series import describe_prepared, units_of
 
     frame = prepared.frame
-    source = config.data.paths or ["(default: RNNKIT_DATA_DIR, the cache, or the embedded record)"]
-    facts = [f"dataset <b>{_e(config.data.dataset)}</b>, files: {_e(', '.join(map(str, source)))}"]
+    if config.data.paths:
+        facts = [f"Dataset <b>{_e(config.data.dataset)}</b>, from the file(s) the config names."]
+    else:
+        facts = [f"Dataset <b>{_e(config.data.dataset)}</b>; the config names no file, so rnnkit looked in "
+                 "RNNKIT_DATA_DIR, then its cache, then took the record embedded in the package."]
     used = metrics.get("data_used") or {}  # what the run read: files and resolution, where it records them
     if used:
-        facts.append("read: " + "; ".join(f"{_e(k)} {_e(', '.join(map(str, v)) if isinstance(v, list) else v)}"
-                                           for k, v in used.items() if v not in (None, False, [])))
+        facts.append(_e(data_in_words(used)))
     step = pd.Series(frame.index).diff().median() if isinstance(frame.index, pd.DatetimeIndex) else None
     if step is not None and pd.notna(step):
         every = f"{step / pd.Timedelta(hours=1):g} h" if step < pd.Timedelta(days=2) else f"{step.days} days"
@@ -108,6 +112,28 @@ def data_section(config: Any, prepared: Any, metrics: dict[str, Any]) -> str:
                 "role": "target" if c == config.data.target else "feature"} for c in frame.columns]
     return ("<p>" + "<br>".join(facts) + "</p>" + f"<pre>{_e(describe_prepared(prepared))}</pre>"
             + "<h3>Columns (data units, whole series)</h3>" + table(columns))
+
+
+def data_in_words(used: dict[str, Any]) -> str:
+    """What a run read, as a sentence (from ``data_used``: files, embedded_record, file_resolution, resolution).
+
+    Example:
+        >>> data_in_words({"files": ["/x/jena_climate_2009_2016_hourly.csv.gz"], "embedded_record": True,
+        ...                "file_resolution": "1 h", "resolution": "7 days"})
+        'Read jena_climate_2009_2016_hourly.csv.gz (the 2009-2016 record embedded in rnnkit, every 6th 10-minute row), whose rows are 1 h apart; the run uses one row every 7 days.'
+    """
+    files = [Path(str(f)).name for f in used.get("files") or []]
+    text = "Read " + (", ".join(files) or "no file")
+    if used.get("embedded_record"):
+        text += " (the 2009-2016 record embedded in rnnkit, every 6th 10-minute row)"
+    step, every = used.get("file_resolution"), used.get("resolution")
+    if step:
+        text += f", whose rows are {step} apart"
+    if every and every != step:
+        text += f"; the run uses one row every {every}"
+    elif every:
+        text += "; the run uses every row"
+    return text + "."
 
 
 def windows_section(prepared: Any) -> str:
@@ -168,20 +194,29 @@ def scores_section(config: Any, metrics: dict[str, Any]) -> str:
                f"MAE test ({units})": m.get("mae_test", float("nan")),
                f"RMSE test ({units})": m.get("rmse_test", float("nan")),
                "skill test": f"{100 * m['skill_test']:+.1f}%" if "skill_test" in m else "–",
-               "seconds": m.get("train_seconds", float("nan"))}
+               "seconds": seconds(m.get("train_seconds"))}
         rows.append(row)
         classes.append("best" if name == best else "baseline" if m.get("kind") == "baseline" else "")
-    for entry in _published(config):
-        rows.append({"model": f"{entry['model']} (published: {entry['source']})", "kind": "published",
+    entries = _published(config)
+    sources = list(dict.fromkeys(entry["source"] for entry in entries))  # each source once, numbered in order
+    for entry in entries:
+        rows.append({"model": f"{entry['model']} [{sources.index(entry['source']) + 1}]", "kind": "published",
                      "params": "", f"MAE val ({units})": entry["mae_val"], f"MAE test ({units})": entry["mae_test"],
                      f"RMSE test ({units})": "–", "skill test": "–",
                      "seconds": f"compare: {entry['run_as']}" if entry["run_as"] else "–"})
         classes.append("published")
+    legend = ("<p class='note'>Published numbers: " + "; ".join(f"[{i}] {_e(source)}" for i, source
+                                                                 in enumerate(sources, 1)) + ".</p>") if sources else ""
     note = ("<p class='note'>Skill: 1 − MAE / MAE of persistence on the same windows. The best model is chosen on "
             "the validation split; the test split is only reported.</p>")
     beside = "".join(f"<p class='note'>{_e(line)}</p>" for line in best_lines(metrics, task.best_key,
                                                                                lowest=task.lowest))
-    return table(rows, classes) + note + beside
+    return table(rows, classes) + legend + note + beside
+
+
+def seconds(value: Any) -> str:
+    """A training time as the console prints it: one decimal (``"25.8"``), ``"–"`` when unknown."""
+    return f"{value:.1f}" if isinstance(value, (int, float)) and np.isfinite(value) else "–"
 
 
 def _published(config: Any) -> list[dict[str, Any]]:
@@ -197,7 +232,8 @@ def _published(config: Any) -> list[dict[str, Any]]:
             return "–".join(f"{v:.2f}" for v in value)
         return f"{value:.2f}"
 
-    return [{"model": row.model, "source": published.source, "run_as": getattr(row, "run_as", None),
+    return [{"model": row.model, "source": getattr(row, "source", None) or published.source,
+             "run_as": getattr(row, "run_as", None),
              "mae_val": mae(getattr(row, "mae_val", None)), "mae_test": mae(getattr(row, "mae_test", None))}
             for row in published.rows]
 
@@ -248,15 +284,78 @@ def forecasts_section(run: Path, config: Any, prepared: Any, metrics: dict[str, 
                                      title=f"{config.data.target}, {_ahead(prepared)} ahead: the week from "
                                            f"{start:%Y-%m-%d}")
         errors = ", ".join(f"{n} MAE {np.abs(v[shown] - truth[shown]).mean():.2f}" for n, v in series.items())
+        week_persistence = float(np.abs(base[shown] - truth[shown]).mean())
         parts.append(figure(svg, f"Test targets of the week from {start:%Y-%m-%d} ({int(shown.sum())} windows): "
-                                 f"{errors + ', ' if errors else ''}persistence MAE "
-                                 f"{np.abs(base[shown] - truth[shown]).mean():.2f}"))
+                                 f"{errors + ', ' if errors else ''}persistence MAE {week_persistence:.2f}"))
+        for name, values in series.items():
+            week_model = float(np.abs(values[shown] - truth[shown]).mean())
+            if week_persistence < week_model:
+                parts.append(f"<p class='note'>{_e(persistence_wins(name, week_model, week_persistence, metrics))}</p>")
+    if chosen is not None:
+        parts.append(error_by_time(times, truth, series[chosen], base, chosen))
     by_step = {n: m["mae_test_by_step"] for n, m in metrics.get("models", {}).items() if "mae_test_by_step" in m}
     if by_step:
         parts.append("<h3>Error per forecast step (test)</h3>"
                      + figure(plots.plot_step_errors(by_step, None, units=metrics.get("units") or ""),
                               "MAE of each forecast step on the test windows, every model and baseline."))
     return "".join(parts)
+
+
+def persistence_wins(name: str, week_model: float, week_persistence: float, metrics: dict[str, Any]) -> str:
+    """The sentence under a forecast week that persistence wins: the week's scores beside the whole test split's.
+
+    Example:
+        >>> persistence_wins("GRU", 2.35, 1.77, {"models": {"GRU": {"mae_test": 2.2, "skill_test": 0.08},
+        ...                                                  "persistence": {"mae_test": 2.4}}})
+        'Persistence wins this week: MAE 1.77 against 2.35 for GRU. Over the whole test split GRU scores 2.20 against persistence 2.40 (skill +8.0%): a model that is better on average still loses the weeks in which the weather holds from one day to the next.'
+    """
+    text = f"Persistence wins this week: MAE {week_persistence:.2f} against {week_model:.2f} for {name}."
+    models = metrics.get("models", {})
+    model, base = models.get(name, {}), models.get("persistence", {})
+    if "mae_test" in model and "mae_test" in base:
+        text += (f" Over the whole test split {name} scores {model['mae_test']:.2f} against persistence "
+                 f"{base['mae_test']:.2f}" + (f" (skill {100 * model['skill_test']:+.1f}%)" if "skill_test" in model else ""))
+        if model["mae_test"] < base["mae_test"]:
+            text += (": a model that is better on average still loses the weeks in which the weather holds "
+                     "from one day to the next.")
+        else:
+            text += ": persistence wins on the whole test split too."
+    return text
+
+
+MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+
+
+def error_by_time(times: pd.DatetimeIndex, truth: np.ndarray, model: np.ndarray, persistence: np.ndarray,
+                  name: str) -> str:
+    """Tables of the test MAE by the target's hour of day and by its month, the model against persistence
+    (a table only where the test targets fall on more than one hour, or month)."""
+    times = pd.DatetimeIndex(times)
+    error, base = np.abs(model - truth), np.abs(persistence - truth)
+    out = []
+    for title, keys, label in (("hour of day", times.hour, lambda k: f"{k:02d}"),
+                               ("month", times.month, lambda k: MONTHS[k - 1])):
+        groups = sorted(set(int(k) for k in keys))
+        if len(groups) < 2:
+            continue
+        rows = [{"": "best model MAE", **{label(k): f"{error[keys == k].mean():.2f}" for k in groups}},
+                {"": "persistence MAE", **{label(k): f"{base[keys == k].mean():.2f}" for k in groups}},
+                {"": "test windows", **{label(k): int((keys == k).sum()) for k in groups}}]
+        out.append(f"<h3>Test error by the target's {title}</h3><div class='wide'>"
+                   + table(rows, ["best", "baseline", ""]) + "</div>")
+    if out:
+        out.insert(0, f"<p class='note'>The best model by validation ({_e(name)}) against persistence, on every "
+                      "test window, grouped by the time of its target (the station's local time).</p>")
+    return "".join(out)
+
+
+def files_section(folder: Path) -> str:
+    """Links to the run's files (paths relative to the run folder; a model's checkpoint folder is left out)."""
+    names = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
+                   if p.is_file() and not any(part.startswith(".") or part == "checkpoint"
+                                              for part in p.relative_to(folder).parts))
+    items = "".join(f"<li><a href='{_e(n)}'>{_e(n)}</a></li>" for n in names if n != "report.html")
+    return f"<p class='note'>Links relative to the run folder.</p><ul>{items}</ul>"
 
 
 def _forecast_model(config: Any, metrics: dict[str, Any]) -> str | None:
@@ -307,9 +406,13 @@ def build_report(run: str | Path) -> str:
     if gradients.is_file():
         sections["forecasts"] = sections.get("forecasts", "") + "<h3>Gradient flow</h3>" + png_figure(
             gradients, "The gradient reaching each input step (rnnkit gradients).")
-    # the exact config: config.json as the run wrote it (every default filled in, and the data it read)
-    raw = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    sections["config"] = "<pre>" + _e(json.dumps(raw, indent=2, ensure_ascii=False)) + "</pre>"
+    # the exact config as TOML, folded: every default filled in; rnnkit train reads it back
+    from rnnkit.config import config_toml
+
+    sections["config"] = ("<details><summary>The resolved config as TOML (every default filled in; "
+                          "<code>rnnkit train</code> reads it back)</summary><pre>" + _e(config_toml(config))
+                          + "</pre></details>")
+    sections["files"] = files_section(folder)
     nav = " ".join(f"<a href='#{key}'>{_e(title)}</a>" for key, title in SECTIONS if key in sections)
     body = "".join(f"<section id='{key}'><h2>{_e(title)}</h2>{sections[key]}</section>"
                    for key, title in SECTIONS if key in sections)
