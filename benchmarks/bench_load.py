@@ -9,7 +9,7 @@ This benchmark trains GRU(32) and LSTM(32) + a linear head (forward + backward +
 (256, 120, 14) float32, as ``bench_layers.py`` does, on the first two CPUs of this process's
 affinity, with rnnkit's default path (``auto``), the compiled kernel and rnnkit's PyTorch path:
 
-- "idle": nothing else started by the benchmark (whatever else runs on the machine still does);
+- "as found": nothing started by the benchmark (whatever else runs on the machine still does);
 - "loaded": a busy loop (``while True: pass``, its own process) pinned to the second CPU.
 
 In each condition 1 and 2 threads are measured alternately, ``--repeats`` times, by the wall
@@ -31,7 +31,6 @@ import time
 import warnings
 
 import torch
-from torch import nn
 
 from rnnkit.layers import use_kernel
 from rnnkit.layers.recurrent import GRU, LSTM
@@ -119,7 +118,7 @@ def main() -> None:
           f"wall clock, median of {args.repeats}; load average {os.getloadavg()[0]:.2f} at the start")  # fmt: skip
     print(f"{'case':<22}{'condition':<10}{'wait policy':<13}{'1 thread ex/s':>15}{'2 threads ex/s':>16}{'2/1':>7}")
     lowest: dict[str, float] = {}
-    for condition in ("idle", "loaded"):
+    for condition in ("as found", "loaded"):
         spinner = busy_loop(second) if condition == "loaded" else None
         try:
             results = {policy: run_child(policy, args) for policy in policies}
