@@ -44,3 +44,17 @@ def test_public_names_still_load_on_use():
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["Sequential", "GRU", "load_run", "True", "True"]
+
+
+def test_data_reads_a_file_without_torch_and_the_config_schema_needs_none():
+    from rnnkit.datasets.jena import EMBEDDED_JENA
+
+    probe = PROBE.format(args=["data", str(EMBEDDED_JENA)], heavy=HEAVY)
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "70,068" in done.stdout  # it did read the file (its rows once the duplicated stamps are dropped)
+    assert [line for line in done.stdout.splitlines() if line.startswith("LOADED")] == ["LOADED pandas"]
+    schema = subprocess.run([sys.executable, "-c", "import sys, rnnkit.config, rnnkit.training.settings, "
+                             "rnnkit.datasets; print('torch' in sys.modules)"], capture_output=True, text=True,
+                            timeout=120)
+    assert schema.stdout.split() == ["False"], schema.stderr

@@ -242,10 +242,9 @@ def doctor_command(measure: bool) -> None:
               help="Input features (default: read the data to find out; 14 when no data is found).")
 def summary_command(config_path: str, features: int | None) -> None:
     """Print each model of a config: layers, output shapes, parameters and their formulas."""
-    from rnnkit.tasks import load_config
-    from rnnkit.experiment import model_summaries
+    from rnnkit.tasks import load_config, task_for  # not rnnkit.experiment: the runner's imports are not needed
 
-    click.echo(model_summaries(load_config(config_path), features))
+    click.echo(task_for(load_config(config_path)).summaries(features))
 
 
 @app.command("windows")

@@ -5,13 +5,18 @@ Shared by windowing and stream batching. Data only: no file I/O.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
+
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import torch
 
 from rnnkit.errors import RnnkitError
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
@@ -85,7 +90,8 @@ def _to_numpy(part, what: str) -> tuple[np.ndarray, list[str] | None, pd.Index |
         return part.to_numpy(dtype=np.float32), [str(c) for c in part.columns], part.index
     if isinstance(part, pd.Series):
         return part.to_numpy(dtype=np.float32)[:, None], [str(part.name)], part.index
-    if isinstance(part, torch.Tensor):
+    torch = sys.modules.get("torch")  # a tensor can only come from a loaded torch: reading files needs none
+    if torch is not None and isinstance(part, torch.Tensor):
         arr = part.detach().cpu()
         arr = arr.numpy() if arr.dtype == torch.float32 else arr.to(torch.float32).numpy()
     elif isinstance(part, np.ndarray):
@@ -140,6 +146,8 @@ def as_series(data, what: str = "data") -> Series:
     if not joined.flags.writeable:
         # torch cannot share a read-only buffer without a warning; copy once.
         joined = joined.copy()
+    import torch
+
     values = torch.from_numpy(joined)
     if names is None:
         names = [str(i) for i in range(values.shape[1])]

@@ -1,11 +1,55 @@
 """Training: a model-agnostic Trainer, losses, metrics in data units, callbacks, checkpoints."""
 
-from rnnkit.training.callbacks import BestTracker, EarlyStopping, ReduceLROnPlateau
-from rnnkit.training.inference import predict
-from rnnkit.training.keras_api import KerasModel
-from rnnkit.training.losses import LOSSES, get_loss
-from rnnkit.training.metrics import accuracy, classification_metrics, confusion_matrix, mae, regression_metrics, rmse, score, skill, to_units
-from rnnkit.training.trainer import OPTIMIZERS, History, Trainer
+from typing import TYPE_CHECKING
+
+# The names load on first use (PEP 562): the config schema reads rnnkit.training.settings, which
+# needs no torch, so that ``rnnkit data`` and a config's checks start without it (issue 20, part 6).
+_NAMES = {
+    "BestTracker": "rnnkit.training.callbacks",
+    "EarlyStopping": "rnnkit.training.callbacks",
+    "ReduceLROnPlateau": "rnnkit.training.callbacks",
+    "predict": "rnnkit.training.inference",
+    "KerasModel": "rnnkit.training.keras_api",
+    "LOSSES": "rnnkit.training.losses",
+    "get_loss": "rnnkit.training.losses",
+    "accuracy": "rnnkit.training.metrics",
+    "classification_metrics": "rnnkit.training.metrics",
+    "confusion_matrix": "rnnkit.training.metrics",
+    "mae": "rnnkit.training.metrics",
+    "regression_metrics": "rnnkit.training.metrics",
+    "rmse": "rnnkit.training.metrics",
+    "score": "rnnkit.training.metrics",
+    "skill": "rnnkit.training.metrics",
+    "to_units": "rnnkit.training.metrics",
+    "OPTIMIZERS": "rnnkit.training.trainer",
+    "History": "rnnkit.training.trainer",
+    "Trainer": "rnnkit.training.trainer",
+}
+
+if TYPE_CHECKING:
+    from rnnkit.training.callbacks import BestTracker, EarlyStopping, ReduceLROnPlateau
+    from rnnkit.training.inference import predict
+    from rnnkit.training.keras_api import KerasModel
+    from rnnkit.training.losses import LOSSES, get_loss
+    from rnnkit.training.metrics import (
+        accuracy, classification_metrics, confusion_matrix, mae, regression_metrics, rmse, score, skill, to_units,
+    )
+    from rnnkit.training.trainer import OPTIMIZERS, History, Trainer
+
+
+def __getattr__(name: str):
+    import importlib
+
+    if name not in _NAMES:
+        raise AttributeError(f"module 'rnnkit.training' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_NAMES[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_NAMES))
+
 
 __all__ = [
     "LOSSES",
