@@ -55,7 +55,8 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 
-__all__ = ["ClassificationConfig", "DataConfig", "ExperimentConfig", "ModelConfig", "QuantileConfig", "TaggingConfig",
+__all__ = ["ClassificationConfig", "DataConfig", "ExperimentConfig", "IntervalsConfig", "ModelConfig", "QuantileConfig",
+           "TaggingConfig",
            "SearchConfig", "TrainingConfig", "WindowConfig", "override", "parse_schema", "read_toml"]
 
 class _Strict(BaseModel):
@@ -152,12 +153,33 @@ TrainingOverrides.__doc__ = "Any [training] key, set for one model only."
 
 
 class ModelConfig(_Strict):
-    """One model: a name and its layers, each ``{type = "GRU", units = 32, ...}`` with Keras argument names."""
+    """One model: a name and its layers, each ``{type = "GRU", units = 32, ...}`` with Keras argument names.
+
+    Or an ensemble: ``members = ["GRU seed 0", "GRU seed 1", ...]``, names of models listed before it in
+    the same run; it trains nothing and forecasts the mean of its trained members (rnnkit.models.ensemble).
+    """
 
     name: str = Field(min_length=1)
-    layers: list[dict[str, Any]] = Field(min_length=1)
+    layers: list[dict[str, Any]] = Field(default_factory=list)
+    members: list[str] = Field(default_factory=list)  # an ensemble: the mean of these earlier models
     residual: bool | None = None  # None: the [windows] setting
     training: TrainingOverrides = Field(default_factory=lambda: TrainingOverrides())  # this model's own settings
+
+    @model_validator(mode="after")
+    def _layers_or_members(self) -> ModelConfig:
+        if bool(self.layers) == bool(self.members):
+            raise ValueError(f"model {self.name!r} needs either layers (a model to train) or members (an ensemble "
+                             f"of models listed before it), got {'both' if self.layers else 'neither'}")
+        if self.members:
+            if len(self.members) < 2 or len(set(self.members)) < len(self.members):
+                raise ValueError(f"members of the ensemble {self.name!r} must be at least two different model names, "
+                                 f"got {self.members}")
+            set_ = [k for k in ("residual",) if getattr(self, k) is not None]
+            set_ += [f"training.{k}" for k in self.training.model_dump(exclude_none=True)]
+            if set_:
+                raise ValueError(f"the ensemble {self.name!r} trains nothing (it averages its members): "
+                                 f"{', '.join(set_)} does nothing there")
+        return self
 
 
 class ClassificationConfig(_Strict):
@@ -351,6 +373,25 @@ class QuantileConfig(_Strict):
         return v
 
 
+class IntervalsConfig(_Strict):
+    """Prediction intervals for every point forecaster of a run (``[intervals]``; rnnkit.intervals).
+
+    ``method = "conformal"``: split conformal, calibrated on the validation part: the interval of level
+    a is the forecast ± the ceil((n + 1) a)-th smallest of the n validation absolute errors, per forecast
+    step; its coverage and width are reported on test.
+    """
+
+    method: Literal["conformal"] = "conformal"
+    levels: list[float] = Field(default_factory=lambda: [0.8, 0.9])
+
+    @field_validator("levels")
+    @classmethod
+    def _levels(cls, v: list[float]) -> list[float]:
+        if not v or any(not 0 < a < 1 for a in v) or any(b <= a for a, b in zip(v, v[1:])):
+            raise ValueError(f"must be one or more increasing coverage levels in (0, 1), such as [0.8, 0.9], got {v}")
+        return v
+
+
 class ExperimentConfig(_Strict):
     """A whole run: data, windows, training, baselines and the models to compare."""
 
@@ -368,6 +409,7 @@ class ExperimentConfig(_Strict):
     classification: ClassificationConfig | None = None  # task = "classification": its defaults when left out
     tagging: TaggingConfig | None = None  # task = "tagging": its defaults when left out
     quantile: QuantileConfig | None = None  # task = "quantile": its defaults when left out
+    intervals: IntervalsConfig | None = None  # conformal intervals around every point forecast (rnnkit.intervals)
     # task = "generation": its [generation] table, checked and filled in by rnnkit.tasks.generation
     generation: dict[str, Any] | None = None
     models: list[ModelConfig] = Field(default_factory=list)
@@ -392,6 +434,22 @@ class ExperimentConfig(_Strict):
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(f"model names must be unique, got {dup} more than once")
+        return self
+
+    @model_validator(mode="after")
+    def _members_named_before(self) -> ExperimentConfig:
+        seen: dict[str, ModelConfig] = {}
+        for i, model in enumerate(self.models):
+            for member in model.members:
+                if member not in seen:
+                    raise ValueError(f"models[{i}].members: {member!r} is not a model listed before the ensemble "
+                                     f"{model.name!r} (those are {list(seen)}){closest(member, seen)}")
+                if seen[member].members:
+                    raise ValueError(f"models[{i}].members: {member!r} is an ensemble itself; list its members instead")
+                if self.training_for(seen[member]).stateful:
+                    raise ValueError(f"models[{i}].members: {member!r} is stateful (it reads contiguous streams, not "
+                                     f"windows): an ensemble averages window models")
+            seen[model.name] = model
         return self
 
     @model_validator(mode="after")

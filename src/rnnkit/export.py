@@ -40,6 +40,7 @@ from rnnkit.layers.recurrent import RNN
 from rnnkit.baselines import (MultiStepResidualTarget, RepeatLastDay, RepeatLastPeriod, StepMean, StepPersistence,
                               StepResidualTarget)
 from rnnkit.models import Sequential
+from rnnkit.models.ensemble import Ensemble
 
 OPSET = 17
 INT64_MAX = np.iinfo(np.int64).max
@@ -347,6 +348,13 @@ def _multistep_residual(graph: Graph, model: MultiStepResidualTarget, x: str) ->
 @converts(StepResidualTarget)
 def _step_residual(graph: Graph, model: StepResidualTarget, x: str) -> str:
     return graph.op("Add", [convert(graph, model.model, x), graph.take(x, model.target_index, 2)])
+
+
+@converts(Ensemble)
+def _ensemble(graph: Graph, model: Ensemble, x: str) -> str:
+    # every member reads the same window; their outputs have one shape: (sum of the members) / M
+    total = graph.op("Sum", [convert(graph, member, x) for member in model.members])
+    return graph.op("Div", [total, graph.const(np.array(len(model.members), dtype=np.float32), "members")])
 
 
 # --- the model -------------------------------------------------------------------------------------

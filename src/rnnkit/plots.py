@@ -133,6 +133,7 @@ def plot_predictions(
     persistence: Any = None,
     title: str = "Predictions against the truth",
     units: str = "",
+    bands: Mapping[str, Any] | None = None,
 ) -> Path:
     """The truth and each model's predictions over a test period, with persistence drawn too.
 
@@ -144,6 +145,8 @@ def plot_predictions(
         persistence: persistence's predictions, length n, drawn dotted (default ``None``).
         title: the figure title.
         units: the y-axis label, e.g. ``"T (degC)"``.
+        bands: ``{label: (lower, upper)}``, each of length n: intervals drawn as shaded bands, the first
+            the lightest (default ``None``; e.g. the conformal 90% and 80% intervals, rnnkit.intervals).
 
     Returns:
         The path written (the SVG text when ``path`` is None).
@@ -162,6 +165,12 @@ def plot_predictions(
         if n != y.shape[0]:
             raise ValueError(f"predictions[{name!r}] must have {y.shape[0]} values like truth, got {n}")
     fig, ax = plt.subplots(figsize=(10, 4))
+    for i, (label, (low, high)) in enumerate((bands or {}).items()):
+        low, high = np.asarray(low, dtype=float).reshape(-1), np.asarray(high, dtype=float).reshape(-1)
+        if low.shape != y.shape or high.shape != y.shape:
+            raise ValueError(f"bands[{label!r}] must be two arrays of {y.shape[0]} values like truth, got "
+                             f"{low.shape[0]} and {high.shape[0]}")
+        ax.fill_between(x, low, high, color="tab:blue", alpha=0.12 + 0.1 * i, linewidth=0, label=label)
     ax.plot(x, y, color="black", linewidth=1.6, label="truth")
     if persistence is not None:
         ax.plot(x, np.asarray(persistence, dtype=float).reshape(-1), ":", color="gray", linewidth=1.2, label="persistence")

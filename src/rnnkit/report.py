@@ -272,6 +272,7 @@ def forecasts_section(run: Path, config: Any, prepared: Any, metrics: dict[str, 
         model = task_for(config).scored(model, prepared.target_index)  # the target's forecast
         series[chosen] = prepared.to_units(prepared.last_step(predict(model, test, 1024)))
     base = prepared.to_units(prepared.last_step(predict(persistence, test, 1024)))
+    interval_bands = conformal_bands(run, chosen, series.get(chosen))
     week = 7 * _rows_per_day(prepared)
     parts = []
     for start in _weeks(config, times, week):
@@ -279,14 +280,16 @@ def forecasts_section(run: Path, config: Any, prepared: Any, metrics: dict[str, 
         if not shown.any():
             parts.append(f"<p class='note'>No test target in the week from {start:%Y-%m-%d}.</p>")
             continue
+        bands = {label: (low[shown], high[shown]) for label, (low, high) in interval_bands.items()}
         svg = plots.plot_predictions(times[shown], truth[shown], {n: v[shown] for n, v in series.items()}, None,
-                                     persistence=base[shown], units=config.data.target,
+                                     persistence=base[shown], units=config.data.target, bands=bands,
                                      title=f"{config.data.target}, {_ahead(prepared)} ahead: the week from "
                                            f"{start:%Y-%m-%d}")
         errors = ", ".join(f"{n} MAE {np.abs(v[shown] - truth[shown]).mean():.2f}" for n, v in series.items())
         week_persistence = float(np.abs(base[shown] - truth[shown]).mean())
         parts.append(figure(svg, f"Test targets of the week from {start:%Y-%m-%d} ({int(shown.sum())} windows): "
-                                 f"{errors + ', ' if errors else ''}persistence MAE {week_persistence:.2f}"))
+                                 f"{errors + ', ' if errors else ''}persistence MAE {week_persistence:.2f}"
+                                 + intervals_caption(truth[shown], bands)))
         for name, values in series.items():
             week_model = float(np.abs(values[shown] - truth[shown]).mean())
             if week_persistence < week_model:
@@ -299,6 +302,29 @@ def forecasts_section(run: Path, config: Any, prepared: Any, metrics: dict[str, 
                      + figure(plots.plot_step_errors(by_step, None, units=metrics.get("units") or ""),
                               "MAE of each forecast step on the test windows, every model and baseline."))
     return "".join(parts)
+
+
+def conformal_bands(run: Path, name: str | None, point: np.ndarray | None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The conformal intervals of model ``name`` around its test forecasts ``point`` (its last step), widest
+    first, from the run's ``intervals.json``; none when the run has no intervals."""
+    from rnnkit import intervals
+
+    cal = intervals.read(run, name) if name is not None and point is not None else None
+    if cal is None:
+        return {}
+    lower, upper = cal.bounds(point.reshape(-1, 1))
+    return {f"{name}: {intervals.percent(a)}% conformal interval": (lower[i, :, 0], upper[i, :, 0])
+            for i, a in reversed(list(enumerate(cal.levels)))}
+
+
+def intervals_caption(truth: np.ndarray, bands: dict[str, Any]) -> str:
+    """The caption's words on the shaded intervals: the share of the week's targets inside each."""
+    if not bands:
+        return ""
+    covered = [f"{label.rsplit(': ', 1)[-1].removesuffix(' conformal interval')} "
+               f"{np.mean((truth >= low) & (truth <= high)):.0%}" for label, (low, high) in bands.items()]
+    return ("; shaded: the conformal intervals (calibrated on validation), the week's targets inside: "
+            + ", ".join(covered))
 
 
 def persistence_wins(name: str, week_model: float, week_persistence: float, metrics: dict[str, Any]) -> str:

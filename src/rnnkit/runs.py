@@ -138,6 +138,11 @@ def train_models(
     for spec in specs:
         model_dir = out / "models" / slug(spec.name)
         training = config.training_for(spec)
+        if spec.members:  # an ensemble of models trained above: nothing to train
+            trained.results[spec.name] = ensemble_result(spec, trained, model_dir, training, score=score,
+                                                         metadata=metadata, summary=summary, log=log, write=write)
+            trained.training[spec.name] = training
+            continue
         settings = training.model_dump()
         if epochs is not None:
             settings["epochs"] = epochs
@@ -191,6 +196,28 @@ def train_models(
         trained.models[spec.name] = model
         trained.training[spec.name] = training
     return trained
+
+
+def ensemble_result(spec: ModelConfig, trained: Trained, model_dir: Path, training: TrainingConfig, *,
+                    score: Score, metadata: Callable[[ModelConfig], dict[str, Any]],
+                    summary: Callable[[dict[str, Any]], str], log: Log, write: bool) -> dict[str, Any]:
+    """Build the ensemble ``spec`` from its trained members (``trained.models``), score and save it like a model.
+
+    Its ``train_seconds`` is the sum of its members'; ``members`` lists them; it has no history.
+    """
+    from rnnkit.models.ensemble import Ensemble
+
+    model = Ensemble([trained.models[m] for m in spec.members], names=spec.members)
+    seconds = sum(trained.results[m]["train_seconds"] for m in spec.members)
+    result = {"params": count_values(model), **score(model, training), "train_seconds": seconds, "kind": "model",
+              "epochs_run": 0, "members": list(spec.members)}
+    if write:
+        model_dir.mkdir(parents=True, exist_ok=True)
+        save_model(model, model_dir / "model", metadata={**metadata(spec), "members": list(spec.members)})
+        write_json_atomic(model_dir / "result.json", {**result, "history": []})
+    log(f"ensemble {spec.name} (the mean of {', '.join(spec.members)}): {summary(result)}")
+    trained.models[spec.name] = model
+    return result
 
 
 def saved_model_results(config: ExperimentConfig, specs: Iterable[ModelConfig], stored: dict[str, Any],

@@ -17,6 +17,7 @@ from torch import nn
 from rnnkit import baselines as bl
 from rnnkit.errors import RnnkitError
 from rnnkit.io import load_weights, read_model_json
+from rnnkit.models.ensemble import Ensemble
 from rnnkit.models.forecasters import AutoregressiveForecaster, Seq2SeqForecaster
 from rnnkit.models.generators import CharRNN
 from rnnkit.models.sequential import Sequential
@@ -41,7 +42,16 @@ BUILDERS: dict[str, Callable[[dict[str, Any]], nn.Module]] = {
     "rnnkit.baselines.MultiStepResidualTarget": lambda c: bl.MultiStepResidualTarget(
         _inner(c), c["target_index"], c["output_shape"]),
     "rnnkit.models.series_embedding.SeriesEmbedding": lambda c: SeriesEmbedding(_inner(c), c["series"], c["dim"]),
+    "rnnkit.models.ensemble.Ensemble": lambda c: Ensemble.from_config(c, _member),
 }
+
+
+def _member(description: dict[str, Any]) -> nn.Module:
+    """An ensemble's member from its ``{"class", "config"}``, by the same allow-list."""
+    cls = str(description.get("class", ""))
+    if cls not in BUILDERS or not isinstance(description.get("config"), dict):
+        raise ValueError(f"an ensemble member of class {cls!r} cannot be rebuilt")
+    return BUILDERS[cls](description["config"])
 
 
 def load_model(filepath: str | Path) -> nn.Module:

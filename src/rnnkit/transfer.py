@@ -3,7 +3,9 @@
 ``rnnkit evaluate RUN --data FILE...`` reads each file with the run's data settings (columns,
 derived features, step; gaps always respected: a window never spans a gap), scales it with the
 run's training statistics, cuts every window the file holds, and scores persistence and each
-saved model of the run on the same windows, in data units. The station's half-year exports
+saved model of the run on the same windows, in data units; a run with ``[intervals]`` also gives the
+coverage and width of each model's conformal intervals there, with the radii calibrated in the run
+(``RUN/intervals.json``, the last forecast step's). The station's half-year exports
 (``mpi_roof*.csv``) carry the benchmark's 14 columns under the same names (the loader reads
 them from the 22), so a model trained on the 2009-2016 record runs on them as it is.
 """
@@ -32,8 +34,10 @@ def evaluate_on_files(run: str | Path, data_paths: list[str]) -> list[dict[str, 
 
     Returns:
         One entry per file: ``{"file", "rows", "first", "last", "windows", "models": {name: {"mae",
-        "rmse", "skill"}}}`` (MAE/RMSE in the target's units, skill against persistence on the same windows).
+        "rmse", "skill"}}}`` (MAE/RMSE in the target's units, skill against persistence on the same windows;
+        with the run's intervals also ``conformal_<pct>_coverage`` and ``conformal_<pct>_width`` per level).
     """
+    from rnnkit import intervals
     from rnnkit.runs import load_run, load_trained
     from rnnkit.tasks.regression import NAIVE_DENSE
     from rnnkit.tasks.series import load_frame, units_of
@@ -46,6 +50,8 @@ def evaluate_on_files(run: str | Path, data_paths: list[str]) -> list[dict[str, 
     specs = ([NAIVE_DENSE] if "naive_dense" in config.baselines else []) + list(config.models)
     names = [s.name for s in specs if not config.training_for(s).stateful]
     models = {name: load_trained(run, name)[1] for name in names}
+    calibrations = {name: intervals.read(run, name) for name in ["persistence", *names]} if (
+        Path(run) / intervals.FILE).is_file() else {}
     w = config.windows
     ti = scaler.column_index(config.data.target)
     out = []
@@ -67,6 +73,10 @@ def evaluate_on_files(run: str | Path, data_paths: list[str]) -> list[dict[str, 
         for name, model in models.items():
             pred = _last(predict(model, windows, 1024)).detach().numpy() * scaler.std[ti] + scaler.mean[ti]
             scores[name] = _scores(pred, truth, persistence)
+        for name, cal in calibrations.items():  # the run's radii, around the forecasts made here
+            point = persistence if name == "persistence" else _last(
+                predict(models[name], windows, 1024)).detach().numpy() * scaler.std[ti] + scaler.mean[ti]
+            scores[name].update(intervals.interval_scores(cal, point.reshape(-1, 1), truth.reshape(-1, 1)))
         out.append({"file": Path(path).name, "rows": len(frame), "first": str(frame.index[0]),
                     "last": str(frame.index[-1]), "windows": len(windows), "units": units_of(config.data.target),
                     "resolution": frame.attrs.get("resolution"), "models": scores})
@@ -85,10 +95,18 @@ def transfer_table(results: list[dict[str, Any]]) -> str:
     for r in results:
         units = r["units"] or "units"
         rows = [{"model": name, f"MAE ({units})": s["mae"], f"RMSE ({units})": s["rmse"],
-                 "skill": f"{100 * s['skill']:+.1f}%"} for name, s in r["models"].items()]
+                 "skill": f"{100 * s['skill']:+.1f}%",
+                 **{_interval_column(k, units): v for k, v in s.items() if k.startswith("conformal_")}}
+                for name, s in r["models"].items()]
         blocks.append(f"{r['file']}: {r['rows']:,} rows ({r['first']} to {r['last']}, every {r['resolution']}), "
                       f"{r['windows']:,} windows\n{format_table(rows)}")
     return "\n\n".join(blocks)
+
+
+def _interval_column(key: str, units: str) -> str:
+    """``"80% coverage"`` for ``conformal_80_coverage``, ``"80% width (degC)"`` for ``conformal_80_width``."""
+    _, pct, what = key.split("_")
+    return f"{pct}% {what}" + (f" ({units})" if what == "width" else "")
 
 
 __all__ = ["evaluate_on_files", "transfer_table"]

@@ -78,6 +78,15 @@ def check_config(config: ExperimentConfig, source: str = "config") -> Experiment
         readers = [name for name in TASKS if task_class(name).reads_known_future]
         raise RnnkitError(f"{source}: windows.known_future: task = {config.task!r} takes no known-future inputs "
                           f"(task = {' or '.join(repr(n) for n in readers)} does), got {known}")
+    if not task_class(config.task).point_forecasts:  # conformal intervals and ensembles need point forecasts
+        takers = " or ".join(repr(name) for name in TASKS if task_class(name).point_forecasts)
+        if config.intervals is not None:
+            raise RnnkitError(f"{source}: intervals: task = {config.task!r} has no point forecast to put intervals "
+                              f"around (task = {takers} has)")
+        ensembles = [m.name for m in config.models if m.members]
+        if ensembles:
+            raise RnnkitError(f"{source}: models {ensembles}: an ensemble averages point forecasts; task = "
+                              f"{config.task!r} has none (task = {takers} has)")
     try:
         for name in TASKS:
             if name != config.task:

@@ -105,6 +105,8 @@ class Task:
         draws_forecasts: whether the report draws the best model's point forecasts on test weeks.
         reads_known_future: whether its models take ``windows.known_future`` columns (the registry
             refuses the key for the other tasks).
+        point_forecasts: whether its models forecast a series in data units, so that ``[intervals]`` (conformal
+            intervals) and ensembles (``members = [...]``: the mean of models) apply (the registry refuses both elsewhere).
     """
 
     name: ClassVar[str] = ""
@@ -117,6 +119,7 @@ class Task:
     own_table: ClassVar[bool] = False
     draws_forecasts: ClassVar[bool] = False
     reads_known_future: ClassVar[bool] = False
+    point_forecasts: ClassVar[bool] = False  # [intervals] and ensembles (models with members) apply
 
     # --- the config (called by ExperimentConfig's validator through the registry) -------------------
     @classmethod
@@ -170,6 +173,10 @@ class Task:
         """A model from the ``model.json`` a run saved (architecture only; weights are loaded after)."""
         config = description.get("config")
         cls = str(description.get("class", ""))
+        if isinstance(config, dict) and cls == "rnnkit.models.ensemble.Ensemble":  # each member by this task
+            from rnnkit.models.ensemble import Ensemble
+
+            return Ensemble.from_config(config, self.rebuild)
         if not isinstance(config, dict) or not cls.endswith(".Sequential"):
             raise RnnkitError(f"cannot rebuild a model of class {cls} for task = {self.name!r}")
         return Sequential.from_config(config)

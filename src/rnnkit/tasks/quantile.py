@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from rnnkit import baselines as bl
+from rnnkit import intervals
 from rnnkit.config import ExperimentConfig, ModelConfig, QuantileConfig, TrainingConfig
 from rnnkit.errors import RnnkitError
 from rnnkit.models import Sequential
@@ -173,6 +174,8 @@ class Quantile(Regression):
             s = quantile_scores(predict(model, windows, 1024), windows.y, self.levels, scale=prepared.scale,
                                 offset=prepared.offset, persistence=predict(self._persistence, windows, 1024))
             out.update({f"{k}_{part}": v for k, v in s.items()})
+        median = self.levels.index(0.5)  # conformal intervals around the median, beside the quantile interval
+        out.update(intervals.run_scores(self.config, model, prepared, point=lambda o: o[:, median:median + 1]))
         return out
 
     def summary(self, result: dict[str, Any]) -> str:
@@ -187,11 +190,12 @@ class Quantile(Regression):
     def document(self, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
         config = self.config
         kept = ("params", "mae_val", "mae_test", "rmse_test", "skill_test", "coverage_val", "coverage_test",
-                "width_val", "width_test", "pinball_val", "pinball_test", "train_seconds", "kind")
-        models = {name: {k: r[k] for k in kept if k in r} for name, r in results.items()}
+                "width_val", "width_test", "pinball_val", "pinball_test", "train_seconds", "kind", "members")
+        models = {name: {**{k: r[k] for k in kept if k in r}, **intervals.kept(r)} for name, r in results.items()}
         used = data_used(self.prepared.frame)
         return {
             "task": "quantile",
+            **intervals.document(config),
             "models": models,
             "target": config.data.target,
             "units": units_of(config.data.target),
@@ -204,7 +208,8 @@ class Quantile(Regression):
         }
 
     def finish(self, out: Path, baselines: dict[str, nn.Module], trained: Any, metrics: dict[str, Any]) -> None:
-        """No predictions plot yet for quantiles."""
+        """No predictions plot yet for quantiles; the conformal calibration where [intervals] asks for it."""
+        intervals.write(out, metrics)
 
     @classmethod
     def table(cls, metrics: dict[str, Any]) -> str:
@@ -214,9 +219,11 @@ class Quantile(Regression):
         rows = [{"model": name, "params": m["params"], f"median MAE val ({units})": m["mae_val"],
                  f"median MAE test ({units})": m["mae_test"], "skill test": f"{100 * m['skill_test']:+.1f}%",
                  f"{share} coverage val": m["coverage_val"], f"{share} coverage test": m["coverage_test"],
-                 f"width test ({units})": m["width_test"], "seconds": seconds(m["train_seconds"])}
+                 f"width test ({units})": m["width_test"], **intervals.table_columns(m, units),
+                 "seconds": seconds(m["train_seconds"])}
                 for name, m in metrics["models"].items()]
-        return format_table(rows) + f"\ninterval: levels {low:g} to {high:g} ({share} if calibrated)"
+        return "\n".join([format_table(rows) + f"\ninterval: levels {low:g} to {high:g} ({share} if calibrated)",
+                          *(f"conformal {line} (around the median)" for line in intervals.notes(metrics))])
 
     @classmethod
     def best_line(cls, name: str, scores: dict[str, Any]) -> str:

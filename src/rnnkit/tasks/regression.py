@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from rnnkit import baselines as bl
-from rnnkit import published
+from rnnkit import intervals, published
 from rnnkit.config import ExperimentConfig, ModelConfig, TrainingConfig, WindowConfig, build_layer
 from rnnkit.errors import RnnkitError
 from rnnkit.models import Sequential
@@ -314,6 +314,7 @@ class Regression(Task):
     draws_forecasts = True
     baseline_names = BASELINES
     reads_known_future = True  # windows.known_future: appended input columns (rk.data.make_windows)
+    point_forecasts = True  # [intervals] (rnnkit.intervals) and ensembles (rnnkit.models.ensemble) apply
 
     @classmethod
     def check_config(cls, config: ExperimentConfig) -> None:
@@ -327,6 +328,9 @@ class Regression(Task):
             if loss == "cross_entropy":
                 raise ValueError(f"{key} 'cross_entropy' needs task = 'classification', got task = {config.task!r}")
         check_baselines(config, BASELINES)
+        if config.intervals is not None and stateful_anywhere(config):
+            raise ValueError("intervals: conformal intervals are calibrated on windows; a stateful model forecasts "
+                             "contiguous streams, got [intervals] with training.stateful = true")
         if config.windows.known_future and stateful_anywhere(config):
             raise ValueError(f"windows.known_future: stateful training reads contiguous streams, which carry no "
                              f"known-future columns, got {config.windows.known_future} with training.stateful = true")
@@ -423,6 +427,8 @@ class Regression(Task):
             out[f"rmse_{part}"] = s["rmse"]
             out[f"skill_{part}"] = s["skill"]
             out.update(self.shape.extra_scores(model, prepared, part))
+        if not stateful:  # a stateful model's forecasts come from streams, not windows
+            out.update(intervals.run_scores(config=self.config, model=model, prepared=prepared))
         return out
 
     def summary(self, result: dict[str, Any]) -> str:
@@ -435,11 +441,12 @@ class Regression(Task):
     def document(self, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
         config, prepared = self.config, self.prepared
         kept = ("params", "mae_val", "mae_test", "rmse_test", "skill_test", "train_seconds", "kind",
-                "mae_last_val", "mae_last_test", "mae_val_by_step", "mae_test_by_step")
-        models = {name: {k: r[k] for k in kept if k in r} for name, r in results.items()}
+                "mae_last_val", "mae_last_test", "mae_val_by_step", "mae_test_by_step", "members")
+        models = {name: {**{k: r[k] for k in kept if k in r}, **intervals.kept(r)} for name, r in results.items()}
         used = data_used(prepared.frame)
         return {
             "models": models,
+            **intervals.document(config),
             "target": config.data.target,
             "units": units_of(config.data.target),
             "best": best_model(models, self.best_key, lowest=self.lowest),
@@ -457,6 +464,7 @@ class Regression(Task):
         """``predictions.png``: the first two test weeks of the best model and persistence."""
         from rnnkit import plots
 
+        intervals.write(out, metrics)  # intervals.json: the calibration that predict and evaluate --data reuse
         prepared, best = self.prepared, metrics["best"]
         chosen = {**baselines, **{n: m for n, m in trained.models.items() if not trained.training[n].stateful}}
         chosen = {n: m for n, m in chosen.items() if n in (best, "persistence")}  # one model: the plot stays readable
@@ -482,9 +490,10 @@ class Regression(Task):
         for name, m in metrics["models"].items():
             rows.append({"model": name, "params": m["params"], f"MAE val ({units})": m["mae_val"],
                          f"MAE test ({units})": m["mae_test"], **shape.table_columns(m, units),
-                         "skill test": f"{100 * m['skill_test']:+.1f}%", "seconds": seconds(m["train_seconds"])})
+                         "skill test": f"{100 * m['skill_test']:+.1f}%", **intervals.table_columns(m, units),
+                         "seconds": seconds(m["train_seconds"])})
         table = format_table(published.add_columns(rows, metrics.get("published")))
-        return "\n".join([table, *published.notes(metrics.get("published"))])
+        return "\n".join([table, *published.notes(metrics.get("published")), *intervals.notes(metrics)])
 
     @classmethod
     def best_line(cls, name: str, scores: dict[str, Any]) -> str:
@@ -500,6 +509,7 @@ class Regression(Task):
         predicted = self.shape.predict_columns(output, std, mean, self.config.data.target)
         for column, values in predicted.items():
             table[column] = values
+        intervals.add_columns(table, intervals.read(run, name), predicted)  # lower/upper per level (intervals.json)
         return with_truth(table, next(iter(predicted)), self.config.data.target, name)
 
     def predictions_on(self, scaler: Any, name: str, model: nn.Module, description: dict[str, Any],

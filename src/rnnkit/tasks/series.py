@@ -358,6 +358,9 @@ def window_summaries(config: ExperimentConfig, specs: list[ModelConfig], feature
         note = f"{note} (+ {known_columns(config.windows)} known-future columns)".strip()
     blocks = [f"{config.name}: input_shape {shape} {note}".rstrip()]
     for spec in specs:
+        if spec.members:  # an ensemble: its members' summaries are above it
+            blocks.append(f"\n{spec.name}: an ensemble, the mean of {', '.join(spec.members)} (trains nothing)")
+            continue
         try:
             net = Sequential(*[build_layer(s) for s in spec.layers], input_shape=shape)
         except ValueError as e:
