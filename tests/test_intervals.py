@@ -126,6 +126,11 @@ def test_a_quantile_run_reports_conformal_intervals_around_its_median_beside_its
     from rnnkit.experiment import metrics_table
 
     assert "80% cov. test" in metrics_table(metrics) and "coverage test" in metrics_table(metrics)
+    table = predict_file(tmp_path / "run", [str(csv)], "GRU q")
+    radius = metrics["models"]["GRU q"]["conformal"]["radius"][0][0]
+    median = table["predicted T (degC) q0.5"].to_numpy()
+    assert np.allclose(table["upper T (degC) q0.5 80%"] - median, radius)
+    assert np.allclose(median - table["lower T (degC) q0.5 80%"], radius)
 
 
 @pytest.mark.parametrize(("intervals", "fragments"), [

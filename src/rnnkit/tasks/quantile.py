@@ -247,8 +247,9 @@ class Quantile(Regression):
         for k, level in enumerate(levels):
             table[f"predicted {self.config.data.target} q{level:g}"] = ordered[:, k]
         median = min(range(len(levels)), key=lambda k: abs(levels[k] - 0.5))
-        table = with_truth(table, f"predicted {self.config.data.target} q{levels[median]:g}",
-                           self.config.data.target, name)
+        column = f"predicted {self.config.data.target} q{levels[median]:g}"
+        intervals.add_columns(table, intervals.read(run, name), {column: table[column].to_numpy()})  # around the median
+        table = with_truth(table, column, self.config.data.target, name)
         table.attrs["note"] = (f"quantiles sorted in each row so that they never cross ({crossed:,} of "
                                f"{len(table):,} rows had crossed)")
         return table
