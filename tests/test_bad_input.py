@@ -366,3 +366,122 @@ def test_a_constant_feature_in_the_training_part_is_bad_input_not_a_bug(tmp_path
     flat.write_text("\n".join([lines[0] + ',"rain (mm)"', *[line + ",0.00" for line in lines[1:]]]) + "\n")
     config = write_config(tmp_path, flat, data={"features": ["T (degC)", "rain (mm)"], "columns": "all"})
     one_line(capsys, ["train", config, "--output", tmp_path / "run", "--quiet"], "['rain (mm)'] are constant (std 0)")
+
+
+# --- door: sweeps (issue 22) ----------------------------------------------------------------------
+def write_sweep(tmp_path, csv, params, epochs=2, **search):
+    """A sweep config on ``csv`` searching ``params`` (random sampler, seed 0, 3 trials unless told)."""
+    from rnnkit.config import config_toml
+    from rnnkit.tasks import parse_config
+
+    raw = {**tiny_config(csv, training={"epochs": epochs}, baselines=["persistence"]), "output": {"report": False}}
+    raw["search"] = {"trials": 3, "sampler": "random", "seed": 0, "params": params, **search}
+    path = tmp_path / "sweep.toml"
+    path.write_text(config_toml(parse_config(raw)), encoding="utf-8")
+    return path
+
+
+def _alive(pid):
+    from rnnkit.rundir import pid_alive
+
+    return pid_alive(pid)
+
+
+def killed_sweep(tmp_path, csv, *, group):
+    """``rnnkit sweep --workers 2`` killed with -9 once both workers run a trial: the sweep alone (group=False)
+    or with its workers (group=True: the whole process group, as the OOM killer or a job scheduler may).
+    Returns the config, the sweep folder and the workers' pids."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    config = write_sweep(tmp_path, csv, {"training.learning_rate": {"type": "float", "low": 1e-3, "high": 1e-2}},
+                         epochs=100_000, trials=2)  # trials long enough to be caught running
+    out = tmp_path / "sweep"
+    sweep = subprocess.Popen([sys.executable, "-m", "rnnkit", "sweep", str(config), "--output", str(out),
+                              "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             start_new_session=True)
+    try:
+        for line in sweep.stdout:
+            if line.startswith("workers started: pids "):
+                pids = [int(p) for p in line.removeprefix("workers started: pids ").split(",")]
+                break
+        else:
+            raise AssertionError("the sweep started no workers")
+        deadline = time.monotonic() + 60
+        while sum("trial " in p.read_text() for p in out.glob("worker-*.log")) < 2:
+            assert time.monotonic() < deadline, "the workers ran no trial"
+            time.sleep(0.1)
+        time.sleep(0.5)  # into the trials' epochs
+    except BaseException:
+        os.killpg(sweep.pid, signal.SIGKILL)
+        raise
+    if group:
+        os.killpg(sweep.pid, signal.SIGKILL)
+    else:
+        os.kill(sweep.pid, signal.SIGKILL)
+    sweep.wait()
+    sweep.stdout.close()
+    return config, out, pids
+
+
+def test_sweep_killed_with_9_stops_its_workers(tmp_path, csv):
+    import time
+
+    _, out, pids = killed_sweep(tmp_path, csv, group=False)
+    killed = time.monotonic()
+    while any(_alive(pid) for pid in pids) and time.monotonic() - killed < 5:
+        time.sleep(0.05)
+    assert not any(_alive(pid) for pid in pids), f"workers {pids} still run 5 s after their sweep was killed"
+    table = pd.read_csv(out / "trials.csv")  # each worker told its trial FAIL, and why, before it stopped
+    assert table["state"].tolist() == ["FAIL", "FAIL"]
+    assert all(reason.startswith("stopped: the sweep's process (pid ") for reason in table["error"]), table
+
+
+def test_sweep_resumed_after_a_kill_agrees_with_its_study(tmp_path, csv, capsys):
+    import optuna
+
+    from rnnkit.search import opened
+
+    config, out, pids = killed_sweep(tmp_path, csv, group=True)  # nobody lived to tell: both trials RUNNING
+    assert main(["sweep", str(config), "--output", str(out), "--resume", "--trials", "2"]) == 0
+    printed = capsys.readouterr().out
+    with opened(f"sqlite:///{out / 'study.db'}") as storage:
+        study = {t.number: t.state.name for t in optuna.load_study(study_name="tiny", storage=storage).get_trials()}
+    table = pd.read_csv(out / "trials.csv").set_index("number")
+    assert study == table["state"].to_dict() == {0: "FAIL", 1: "FAIL"}  # no RUNNING left in either
+    reasons = set(table["error"])
+    assert reasons == {f"its worker (pid {pid}) ended while the trial ran: killed, or its sweep was" for pid in pids}
+    assert "trials: 0 COMPLETE, 0 PRUNED, 2 FAIL" in printed and "FAIL trial 0: its worker (pid " in printed
+
+
+def test_sweep_whose_every_trial_fails_on_bad_input_says_why(tmp_path, csv, capsys):
+    config = write_sweep(tmp_path, csv, {"windows.sequence_length": {"type": "int", "low": 400, "high": 800}})
+    assert main(["sweep", str(config), "--output", str(tmp_path / "out")]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and "Traceback" not in captured.err, captured.err
+    assert captured.err.startswith("rnnkit: error: every trial of the sweep failed on bad input (3 FAIL; each one's "
+                                   "reason in "), captured.err
+    table = pd.read_csv(tmp_path / "out" / "trials.csv")
+    assert table["state"].tolist() == ["FAIL"] * 3
+    for number, length, reason in zip(table["number"], table["windows.sequence_length"], table["error"]):
+        assert f"sequence_length {length} is too long for the data" in reason, reason
+        assert f"trial {number}: FAIL, " in captured.out  # each trial's line, as it ended
+        assert f"FAIL trial {number}: {reason}" in captured.out  # and the summary's
+    assert f"trial 0: {table['error'][0]}" in captured.err
+
+
+def test_sweep_trial_with_a_sequence_too_long_fails_alone(tmp_path, capsys):
+    rows = write_jena_csv(tmp_path / "rows.csv", days=63)  # 1,512 rows
+    config = write_sweep(tmp_path, rows, {"windows.sequence_length": {"type": "categorical", "choices": [24, 4000]}})
+    assert main(["sweep", str(config), "--output", str(tmp_path / "out")]) == 0
+    printed = capsys.readouterr().out
+    table = pd.read_csv(tmp_path / "out" / "trials.csv").set_index("number")
+    assert table["windows.sequence_length"].to_dict() == {0: 4000, 1: 24, 2: 24}  # seed 0's draws
+    assert table["state"].to_dict() == {0: "FAIL", 1: "COMPLETE", 2: "COMPLETE"}
+    assert "sequence_length 4000 is too long for the data" in table.loc[0, "error"]
+    assert re.search(r"^trial 0: FAIL, [\d.]+ s, \{\"windows.sequence_length\": 4000\}: .*sequence_length 4000 is "
+                     r"too long for the data", printed, re.M), printed
+    assert "trials: 2 COMPLETE, 0 PRUNED, 1 FAIL" in printed and "internal error" not in printed

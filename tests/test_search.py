@@ -7,6 +7,7 @@ import copy
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import socket
@@ -306,6 +307,10 @@ def test_a_killed_worker_loses_only_its_running_trial(tmp_path):
     assert sorted(trials.values()) == ["COMPLETE", "COMPLETE", "COMPLETE", "FAIL"]
     assert summary["counts"] == {"COMPLETE": 3, "PRUNED": 0, "FAIL": 1, "RUNNING": 0}
     assert any("was ended by signal 9" in line for line in lines)
+    for number, state in trials.items():  # each finished trial's line, printed once and whole by the sweep
+        if state == "COMPLETE":
+            pattern = rf"trial {number}: COMPLETE, mae_val [\d.]+, [\d.]+ s, \{{\"training.learning_rate\": .*\}}"
+            assert sum(re.fullmatch(pattern, line) is not None for line in lines) == 1, lines
     # the other worker found the killed one's trial orphaned at its next ask (no zombie looks alive)
     marked = "".join(log.read_text() for log in out.glob("worker-*.log"))
     assert f"trial {killed[0]}: its worker is gone; marked FAIL" in marked
@@ -313,6 +318,23 @@ def test_a_killed_worker_loses_only_its_running_trial(tmp_path):
     assert set(started.values()) == {1} and {n for n, s in trials.items() if s == "COMPLETE"} <= set(started)
     folders = {int(p.name) for p in (out / "trials").iterdir()}  # the killed trial's, if it got that far
     assert {n for n, state in trials.items() if state == "COMPLETE"} <= folders <= set(trials)
+
+
+
+def test_a_worker_stops_when_its_sweep_is_gone_and_never_mid_storage_call():
+    from rnnkit.search import ParentGone, WorkerStop
+
+    WorkerStop(None).check()  # the sweep's own process: nothing to watch
+    WorkerStop(os.getppid()).check()  # its parent runs
+    with pytest.raises(ParentGone, match=rf"the sweep's process \(pid {os.getpid()}\) ended"):
+        WorkerStop(os.getpid()).check()  # the fallback: the parent pid is no longer the sweep's
+    stop = WorkerStop(os.getppid())
+    with pytest.raises(ParentGone):
+        with stop.storage_call():
+            stop._on_signal(15, None)  # the parent-death signal inside a tell: it waits for the call's end
+            reached = True
+    assert reached
+    stop._on_signal(15, None)  # a second signal while the first one's stop runs: ignored
 
 
 # --- pruning ---------------------------------------------------------------------------------------

@@ -423,10 +423,11 @@ class WorkerStop:
         return f"stopped: the sweep's process (pid {self.parent}) ended or stopped its workers"
 
     def _on_signal(self, signum, frame) -> None:
-        if self.critical:
-            self.pending = True
+        if self.pending:  # once: the signal can come twice (measured), and the first one's stop must finish
             return
-        raise ParentGone(self.reason())
+        self.pending = True
+        if not self.critical:
+            raise ParentGone(self.reason())
 
     def check(self) -> None:
         """Raise ParentGone if the sweep's process is gone (or its signal waited for a storage call's end)."""
@@ -566,10 +567,14 @@ def work(sweep: Sweep, worker: int, report: Callable[[str], None] = print, stop:
                 finished(trial, started, values, "FAIL", reason=_one_line(e))
                 if str(e).startswith("search."):  # the sweep's own setting is wrong: every trial would fail
                     raise
-            except ParentGone as e:  # the one signal has come: no storage_call needed
+            except ParentGone as e:  # the signal has come (WorkerStop ignores another): no storage_call needed
                 log(f"trial {trial.number}: FAIL: {e}")
-                with contextlib.suppress(Exception):
+                try:
                     fail_trial(study, trial, str(e))
+                    with _ask_lock(sweep, storage):
+                        write_table(study, sweep.folder)
+                except Exception as failed:  # left RUNNING: fail_orphans marks it at the next ask or --resume
+                    log(f"trial {trial.number}: could not be told FAIL: {type(failed).__name__}: {failed}")
                 raise
             except BaseException as e:
                 with contextlib.suppress(Exception):
