@@ -327,7 +327,7 @@ class SearchConfig(_Strict):
     params: dict[str, SearchParam] = Field(min_length=1)
     trials: int = Field(20, ge=1)
     sampler: Literal["tpe", "random"] = "tpe"
-    seed: int = 0  # the sampler's; worker k of a sweep samples with seed + k
+    seed: int = 0  # the sampler's; trial n of a sweep draws with a seed of (seed, n) (rnnkit.search.trial_seed)
     metric: str | None = None  # None: the task's validation score (regression: mae_val)
     direction: Literal["minimize", "maximize"] | None = None  # None: the task's (mae_val: minimize)
     model: str | None = None  # None: the best of each trial's models
