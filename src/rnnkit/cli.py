@@ -107,15 +107,17 @@ def _train_and_report(config, output: Path, data: tuple[str, ...], epochs: int |
 @click.option("--overwrite", is_flag=True, help="Replace the run that --output holds (its files are removed first).")
 @click.option("--quiet", is_flag=True, help="No progress output (bar or line per epoch).")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="Torch threads for training (default: 1, or OMP_NUM_THREADS). On a busy machine 1 is often "
-                   "much faster: a recurrent step's threads wait for each other at every time step.")
+              help="Torch threads for training (default: one per CPU that other processes leave idle, or "
+                   "OMP_NUM_THREADS).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help=_DEVICE_HELP)
 def demo_command(output: Path | None, data: tuple[str, ...], epochs: int | None, overwrite: bool, quiet: bool,
                  threads: int | None, device: str | None) -> None:
     """The main job: Chollet's Jena protocol on the embedded 2009-2016 record, beside the published numbers."""
     from rnnkit.demo import demo_config, use_demo_threads
 
-    use_demo_threads()
+    chosen = use_demo_threads() if threads is None else None
+    if chosen and not quiet:
+        click.echo(f"training on {chosen}; --threads N chooses")
     config = demo_config()
     _train_and_report(config, output or _default_output("demo"), data, epochs, False, quiet, overwrite, threads,
                       device)

@@ -18,10 +18,11 @@ import os
 from rnnkit.config import ExperimentConfig
 from rnnkit.tasks import parse_config
 
-# Small recurrent layers gain nothing from a second thread, and on a busy machine two threads that
-# wait for each other at every time step cost far more: SimpleRNN(16), 8 epochs, same numbers,
-# 615 s with 2 threads against 36 s with 1 (this 2-core machine, load average ~10).
-DEMO_THREADS = 1
+# The demo trains on as many threads as there are idle CPUs (rnnkit.training.threads), unless the
+# user chose (--threads, OMP_NUM_THREADS). Two threads that wait for each other at every time step
+# were far slower on a busy machine when waiting threads spun (SimpleRNN(16), 8 epochs: 615 s with
+# 2 threads against 36 s with 1 on this 2-core machine at load ~10); rnnkit now makes them sleep
+# (OMP_WAIT_POLICY=PASSIVE), and a CPU another process holds is not counted.
 
 DEMO: dict = {
     "name": "demo",
@@ -77,12 +78,20 @@ DEMO: dict = {
 }
 
 
-def use_demo_threads() -> None:
-    """One thread for the demo's training, unless the user chose a number (``OMP_NUM_THREADS``)."""
-    if not os.environ.get("OMP_NUM_THREADS"):
-        import torch
+def use_demo_threads() -> str | None:
+    """The demo's thread count: one per idle CPU, unless the user chose one (``OMP_NUM_THREADS``).
 
-        torch.set_num_threads(DEMO_THREADS)
+    Returns what was chosen and why, for the console (None when the user chose).
+    """
+    if os.environ.get("OMP_NUM_THREADS"):
+        return None
+    import torch
+
+    from rnnkit.training.threads import threads_for_load
+
+    threads, why = threads_for_load()
+    torch.set_num_threads(threads)
+    return why
 
 
 def demo_config() -> ExperimentConfig:
