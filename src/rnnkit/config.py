@@ -37,7 +37,9 @@ import difflib
 from datetime import datetime
 import inspect
 import json
+import math
 import sys
+import warnings
 import types
 import typing
 from pathlib import Path
@@ -373,16 +375,25 @@ class QuantileConfig(_Strict):
         return v
 
 
+ROLLING_WINDOW = 2160  # [intervals] update = "rolling": errors kept by default (hourly rows: 90 days; chosen on validation)
+
+
 class IntervalsConfig(_Strict):
     """Prediction intervals for every point forecaster of a run (``[intervals]``; rnnkit.intervals).
 
-    ``method = "conformal"``: split conformal, calibrated on the validation part: the interval of level
-    a is the forecast ± the ceil((n + 1) a)-th smallest of the n validation absolute errors, per forecast
-    step; its coverage and width are reported on test.
+    ``method = "conformal"``: the interval of level a is the forecast ± the ceil((n + 1) a)-th smallest of
+    n absolute errors, per forecast step; its coverage and width are reported on test. ``update = "static"``:
+    the n validation errors throughout (split conformal). ``update = "rolling"`` (the default, chosen on
+    validation halves): the last ``window`` errors known when each forecast is made (validation's, then the
+    scored part's own whose target row is at or before the forecast's last input row).
     """
 
     method: Literal["conformal"] = "conformal"
     levels: list[float] = Field(default_factory=lambda: [0.8, 0.9])
+    # "rolling": each forecast's radius from the last `window` errors known when it is made (validation's, then the
+    # scored part's own, truth at or before the forecast's last input row); "static": the validation radius throughout
+    update: Literal["static", "rolling"] = "rolling"  # chosen on validation halves (docs/guides/intervals.md)
+    window: int | None = None  # rolling: how many recent errors (default ROLLING_WINDOW)
 
     @field_validator("levels")
     @classmethod
@@ -390,6 +401,21 @@ class IntervalsConfig(_Strict):
         if not v or any(not 0 < a < 1 for a in v) or any(b <= a for a, b in zip(v, v[1:])):
             raise ValueError(f"must be one or more increasing coverage levels in (0, 1), such as [0.8, 0.9], got {v}")
         return v
+
+    @model_validator(mode="after")
+    def _window(self) -> "IntervalsConfig":
+        if self.update == "static":
+            if self.window is not None:
+                warnings.warn(f"intervals.window = {self.window} does nothing with update = 'static' (it is the "
+                              "rolling update's number of recent errors)", UserWarning, stacklevel=2)
+            return self
+        if self.window is None:
+            self.window = ROLLING_WINDOW
+        need = max(math.ceil(a / (1 - a) - 1e-9) for a in self.levels)
+        if self.window < need:
+            raise ValueError(f"window must be at least {need} errors for the levels {self.levels} "
+                             f"(ceil((window + 1) a) <= window), got {self.window}")
+        return self
 
 
 class ExperimentConfig(_Strict):

@@ -272,7 +272,7 @@ def forecasts_section(run: Path, config: Any, prepared: Any, metrics: dict[str, 
         model = task_for(config).scored(model, prepared.target_index)  # the target's forecast
         series[chosen] = prepared.to_units(prepared.last_step(predict(model, test, 1024)))
     base = prepared.to_units(prepared.last_step(predict(persistence, test, 1024)))
-    interval_bands = conformal_bands(run, chosen, series.get(chosen))
+    interval_bands = conformal_bands(run, chosen, series.get(chosen), truth, intervals_clock(test))
     week = 7 * _rows_per_day(prepared)
     parts = []
     for start in _weeks(config, times, week):
@@ -304,15 +304,25 @@ def forecasts_section(run: Path, config: Any, prepared: Any, metrics: dict[str, 
     return "".join(parts)
 
 
-def conformal_bands(run: Path, name: str | None, point: np.ndarray | None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def intervals_clock(windows: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The windows' last rows and last step's target rows: when rolling intervals' errors are known."""
+    from rnnkit import intervals
+
+    last_rows, target_rows = intervals.clock_of(windows)
+    return last_rows, target_rows[:, -1:]
+
+
+def conformal_bands(run: Path, name: str | None, point: np.ndarray | None, truth: np.ndarray | None = None,
+                    clock: tuple[Any, Any] | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """The conformal intervals of model ``name`` around its test forecasts ``point`` (its last step), widest
-    first, from the run's ``intervals.json``; none when the run has no intervals."""
+    first, from the run's ``intervals.json``; none when the run has no intervals. Rolling intervals: from
+    ``truth`` and the windows' ``clock`` (each radius from the errors known when its forecast is made)."""
     from rnnkit import intervals
 
     cal = intervals.read(run, name) if name is not None and point is not None else None
     if cal is None:
         return {}
-    lower, upper = cal.bounds(point.reshape(-1, 1))
+    lower, upper = cal.bounds(point.reshape(-1, 1), None if truth is None else truth.reshape(-1, 1), clock)
     return {f"{name}: {intervals.percent(a)}% conformal interval": (lower[i, :, 0], upper[i, :, 0])
             for i, a in reversed(list(enumerate(cal.levels)))}
 

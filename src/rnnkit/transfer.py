@@ -5,7 +5,8 @@ derived features, step; gaps always respected: a window never spans a gap), scal
 run's training statistics, cuts every window the file holds, and scores persistence and each
 saved model of the run on the same windows, in data units; a run with ``[intervals]`` also gives the
 coverage and width of each model's conformal intervals there, with the radii calibrated in the run
-(``RUN/intervals.json``, the last forecast step's). The station's half-year exports
+(``RUN/intervals.json``, the last forecast step's; rolling ones recalibrated online on the file's own
+errors, each forecast's radius from those whose truth was known when it was made). The station's half-year exports
 (``mpi_roof*.csv``) carry the benchmark's 14 columns under the same names (the loader reads
 them from the 22), so a model trained on the 2009-2016 record runs on them as it is.
 """
@@ -76,7 +77,9 @@ def evaluate_on_files(run: str | Path, data_paths: list[str]) -> list[dict[str, 
         for name, cal in calibrations.items():  # the run's radii, around the forecasts made here
             point = persistence if name == "persistence" else _last(
                 predict(models[name], windows, 1024)).detach().numpy() * scaler.std[ti] + scaler.mean[ti]
-            scores[name].update(intervals.interval_scores(cal, point.reshape(-1, 1), truth.reshape(-1, 1)))
+            last_rows, target_rows = intervals.clock_of(windows)  # rolling: the file's own errors known by then
+            scores[name].update(intervals.interval_scores(cal, point.reshape(-1, 1), truth.reshape(-1, 1),
+                                                          (last_rows, target_rows[:, -1:])))
         out.append({"file": Path(path).name, "rows": len(frame), "first": str(frame.index[0]),
                     "last": str(frame.index[-1]), "windows": len(windows), "units": units_of(config.data.target),
                     "resolution": frame.attrs.get("resolution"), "models": scores})

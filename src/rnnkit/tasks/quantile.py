@@ -33,7 +33,7 @@ from rnnkit.errors import RnnkitError
 from rnnkit.models import Sequential
 from rnnkit.results import best_model, format_table, seconds
 from rnnkit.tasks.base import default_loss_and_baselines, losses_of, require_loss, stateful_anywhere
-from rnnkit.tasks.regression import Regression, with_truth
+from rnnkit.tasks.regression import Regression, step_truth, with_truth
 from rnnkit.tasks.series import data_counts, data_used, require_windows, units_of
 from rnnkit.training import predict
 from rnnkit.training.losses import pinball
@@ -248,7 +248,8 @@ class Quantile(Regression):
             table[f"predicted {self.config.data.target} q{level:g}"] = ordered[:, k]
         median = min(range(len(levels)), key=lambda k: abs(levels[k] - 0.5))
         column = f"predicted {self.config.data.target} q{levels[median]:g}"
-        intervals.add_columns(table, intervals.read(run, name), {column: table[column].to_numpy()})  # around the median
+        intervals.add_columns(table, intervals.read(run, name), {column: table[column].to_numpy()},  # around the median
+                              *step_truth(table, 1, self.config.windows))
         table = with_truth(table, column, self.config.data.target, name)
         table.attrs["note"] = (f"quantiles sorted in each row so that they never cross ({crossed:,} of "
                                f"{len(table):,} rows had crossed)")

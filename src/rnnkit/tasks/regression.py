@@ -509,7 +509,8 @@ class Regression(Task):
         predicted = self.shape.predict_columns(output, std, mean, self.config.data.target)
         for column, values in predicted.items():
             table[column] = values
-        intervals.add_columns(table, intervals.read(run, name), predicted)  # lower/upper per level (intervals.json)
+        intervals.add_columns(table, intervals.read(run, name), predicted,  # lower/upper per level (intervals.json)
+                              *step_truth(table, len(predicted), self.config.windows))
         return with_truth(table, next(iter(predicted)), self.config.data.target, name)
 
     def predictions_on(self, scaler: Any, name: str, model: nn.Module, description: dict[str, Any],
@@ -535,6 +536,7 @@ class Regression(Task):
         truth[inside] = target[rows[inside]]
         truth[inside] = np.where(frame.index[rows[inside]] == target_time[inside], truth[inside], np.nan)
         table["_truth"], table["_persistence"] = truth, target[last_rows]  # with_truth moves them to the end
+        table.attrs["_rows"] = (frame.index, target, last_rows)  # step_truth: rolling intervals' errors per step
         return table, predict(model, windows.x, 1024), float(scaler.std[ti]), float(scaler.mean[ti])
 
     def summaries(self, features: int | None = None) -> str:
@@ -542,6 +544,22 @@ class Regression(Task):
 
     def describe_windows(self, data_paths: list[str] | None = None) -> str:
         return describe_windows(self.config, data_paths)
+
+
+def step_truth(table: pd.DataFrame, steps: int, windows: Any) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """``(truth, (last_rows, target_rows))`` of the ``steps`` predicted columns (the last ``steps`` target steps;
+    NaN where the file ends or has a gap), which rolling intervals need; popped from ``table.attrs``."""
+    index, target, last_rows = table.attrs.pop("_rows")
+    k = max(windows.target_length, steps)
+    offsets = windows.horizon + np.arange(k)[-steps:] * windows.sampling_rate
+    rows = last_rows[:, None] + offsets[None, :]  # (windows, steps)
+    times = index.to_numpy()
+    step = pd.Series(index).diff().median().to_timedelta64()
+    expected = times[last_rows][:, None] + offsets[None, :] * step  # a gap moves the row off its target time
+    inside = rows < len(index)
+    truth = np.full(rows.shape, np.nan)
+    truth[inside] = np.where(times[rows[inside]] == expected[inside], target[rows[inside]], np.nan)
+    return truth, (last_rows, rows)
 
 
 def with_truth(table: pd.DataFrame, predicted: str, target: str, name: str) -> pd.DataFrame:
