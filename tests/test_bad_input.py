@@ -485,3 +485,129 @@ def test_sweep_trial_with_a_sequence_too_long_fails_alone(tmp_path, capsys):
     assert re.search(r"^trial 0: FAIL, [\d.]+ s, \{\"windows.sequence_length\": 4000\}: .*sequence_length 4000 is "
                      r"too long for the data", printed, re.M), printed
     assert "trials: 2 COMPLETE, 0 PRUNED, 1 FAIL" in printed and "internal error" not in printed
+
+
+# --- door: data files cut short, Parquet, torchrun (issue 22) -------------------------------------
+REAL_EXPORT = "mpi_roof_2025-01-01_2025-04-27.csv.gz"  # the station's own layout: quoted header, padded numbers
+
+
+def real_export_cut(tmp_path, rows=300, keep_fields=5):
+    """The first ``rows`` data rows of a real station export, its last row cut in the middle of a number."""
+    import os
+
+    source = Path(os.environ.get("RNNKIT_DATA_DIR", "")) / REAL_EXPORT
+    if not source.is_file():
+        pytest.skip(f"RNNKIT_DATA_DIR holds no {REAL_EXPORT} (the Makefile points it at ../shared/data)")
+    lines = gzip.decompress(source.read_bytes()).decode("latin-1").splitlines()[: rows + 1]
+    cut = ",".join(lines[-1].split(",")[:keep_fields])
+    cut = cut[: len(cut) - 1]  # '   87.20' -> '   87.2', a number cut short
+    path = tmp_path / "mpi_roof_cut.csv"
+    path.write_bytes(("\n".join([*lines[:-1], cut])).encode("latin-1"))
+    return path, lines
+
+
+def test_a_truncated_last_row_is_dropped_with_a_warning_naming_file_and_line(tmp_path, capsys):
+    from rnnkit.datasets import jena_climate
+    from rnnkit.errors import RnnkitWarning
+
+    path, lines = real_export_cut(tmp_path)
+    with pytest.warns(RnnkitWarning, match=re.escape(f"{path}: line 301, the last row, has 5 of the header's 22 "
+                                                     "fields (the file was cut short?): dropped, not read as data")):
+        frame = jena_climate(path, columns="all", clean=False)
+    assert len(frame) == 299 and not frame.isna().any().any()
+    assert str(frame.index[-1]) == "2025-01-03 01:50:00"  # the row before the cut one
+    assert frame["rh (%)"].iloc[-1] == float(lines[-2].split(",")[5])
+    assert main(["data", str(path)]) == 0  # the command line: one warning line, then the description
+    captured = capsys.readouterr()
+    assert captured.err == (f"rnnkit: warning: {path}: line 301, the last row, has 5 of the header's 22 fields "
+                            "(the file was cut short?): dropped, not read as data\n")
+    assert "rows: 299" in captured.out
+
+
+def test_a_short_row_before_the_last_is_refused(tmp_path, capsys):
+    path, lines = real_export_cut(tmp_path)
+    text = path.read_text(encoding="latin-1").splitlines()
+    text[100] = ",".join(text[100].split(",")[:7])  # line 101 short, then full rows again: damaged, not cut
+    path.write_text("\n".join(text[:-1]) + "\n", encoding="latin-1")
+    one_line(capsys, ["data", path], f"{path}: line 101 has 7 fields, the header 22", "the file is damaged")
+
+
+def _parquet_table(tmp_path, name="stations.parquet", id_name="id"):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    times = pd.date_range("2020-01-01", periods=40, freq="h").to_numpy()
+    table = pa.table({id_name: ["a"] * 40 + ["b"] * 40, "time": np.concatenate([times, times]),
+                      "T (degC)": np.arange(80, dtype=float)})
+    pq.write_table(table, tmp_path / name)
+    return tmp_path / name
+
+
+def parquet_config(tmp_path, path):
+    text = (f'name = "pq"\ntask = "many_series"\n[data]\ndataset = "parquet"\npaths = ["{path}"]\n'
+            'id_column = "id"\ntime_column = "time"\ntarget = "T (degC)"\nfeatures = ["T (degC)"]\n'
+            'split = [0.6, 0.2, 0.2]\n[windows]\nsequence_length = 4\n[training]\nepochs = 1\n'
+            '[[models]]\nname = "GRU(2)"\nlayers = [{type = "GRU", units = 2}, {type = "Dense", units = 1}]\n')
+    (tmp_path / "pq.toml").write_text(text, encoding="utf-8")
+    return tmp_path / "pq.toml"
+
+
+def parquet_id_named_station(tmp_path):
+    return _parquet_table(tmp_path, id_name="station")
+
+
+def parquet_empty(tmp_path):
+    (tmp_path / "stations.parquet").write_bytes(b"")
+    return tmp_path / "stations.parquet"
+
+
+def parquet_folder_one_corrupt(tmp_path):
+    folder = tmp_path / "pq"
+    folder.mkdir()
+    _parquet_table(folder, "a.parquet")
+    (folder / "b.parquet").write_bytes(b"not parquet at all, these bytes" * 10)
+    return folder
+
+
+PARQUET_CASES = [
+    ("id column named station", parquet_id_named_station,
+     ["stations.parquet: no id column 'id' (data.id_column); its columns are ['station', 'time', 'T (degC)']"]),
+    ("0-byte file", parquet_empty, ["stations.parquet: the file is empty (0 bytes), not a Parquet file"]),
+    ("a corrupt file in a folder", parquet_folder_one_corrupt,
+     ["b.parquet: not a readable Parquet file (", "magic bytes not found"]),
+]
+
+
+@pytest.mark.parametrize("make,fragments", [c[1:] for c in PARQUET_CASES], ids=[c[0] for c in PARQUET_CASES])
+def test_parquet_door(tmp_path, capsys, make, fragments):
+    config = parquet_config(tmp_path, make(tmp_path))
+    one_line(capsys, ["train", config, "--output", tmp_path / "run", "--quiet"], *fragments)
+
+
+def test_torchrun_bad_config_is_said_once_by_rank_0(tmp_path, csv):
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
+    if torchrun is None:
+        pytest.skip("no torchrun next to this python or on PATH")
+    config = write_config(tmp_path, csv, _replace("[windows]", "[windows]\nhorizn = 3"))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    got = subprocess.run([torchrun, "--standalone", "--nproc-per-node", "2", "-m", "rnnkit", "train", str(config),
+                          "--output", str(tmp_path / "run")], capture_output=True, text=True, env=env, timeout=120)
+    said = [line for line in got.stderr.splitlines() if line.startswith("rnnkit:")]
+    assert said == [f"rnnkit: error: {config}: unknown key 'windows.horizn' (did you mean 'horizon'?)"], got.stderr
+    assert "exitcode  : 2" in got.stderr and "exitcode  : 1" not in got.stderr  # both ranks: bad input, exit 2
+    assert not (tmp_path / "run").exists()
+
+
+def test_other_ranks_exit_2_silently(tmp_path, csv, capsys, monkeypatch):
+    config = write_config(tmp_path, csv, _replace("[windows]", "[windows]\nhorizn = 3"))
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    assert main(["summary", str(config), "--features", "2"]) == 2
+    assert capsys.readouterr().err == ""
+    monkeypatch.setenv("RANK", "0")
+    one_line(capsys, ["summary", config, "--features", "2"], "unknown key 'windows.horizn'")

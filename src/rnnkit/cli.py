@@ -15,11 +15,12 @@ import sys
 import tempfile
 import time
 import traceback
+import warnings
 from pathlib import Path
 
 import click
 
-from rnnkit.errors import RnnkitError
+from rnnkit.errors import RnnkitError, RnnkitWarning
 
 # Errors that mean "bad input": reported as one line, exit code 2. rnnkit raises RnnkitError for
 # everything it checks; the OS errors are a path the user gave that is missing, unreadable or not
@@ -369,24 +370,55 @@ def main(argv: list[str] | None = None) -> int:
     _state["run_folder"] = None
     _state["debug"] = os.environ.get("RNNKIT_DEBUG", "").strip() not in ("", "0")
     try:
-        app.main(args=argv, prog_name="rnnkit", standalone_mode=False)
+        with warnings.catch_warnings():
+            shown = warnings.showwarning
+            warnings.showwarning = _show_warning(shown)
+            warnings.simplefilter("always", RnnkitWarning)  # said at the command line, whatever the filters
+            app.main(args=argv, prog_name="rnnkit", standalone_mode=False)
     except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("rnnkit: aborted", err=True)
         return 130
     except click.ClickException as e:
-        click.echo(f"rnnkit: {one_line(e.format_message())}", err=True)
+        _say(f"rnnkit: {one_line(e.format_message())}")
         return 2
     except INPUT_ERRORS as e:
-        click.echo(f"rnnkit: error: {_input_message(e)}", err=True)
+        _say(f"rnnkit: error: {_input_message(e)}")
         return 2
     except OSError as e:
         if e.errno in NO_SPACE:
-            click.echo(f"rnnkit: error: {_input_message(e)} (free some space, then run again or --resume)", err=True)
+            _say(f"rnnkit: error: {_input_message(e)} (free some space, then run again or --resume)")
             return 2
         return _bug(e)
     except Exception as e:  # noqa: BLE001 - a bug: one line and the traceback in a file
         return _bug(e)
     return 0
+
+
+def _show_warning(shown):
+    """rnnkit's own warnings as one line, ``rnnkit: warning: ...`` (rank 0 alone under torchrun); others as Python shows them."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, RnnkitWarning):
+            _say(f"rnnkit: warning: {one_line(message)}")
+        else:
+            shown(message, category, filename, lineno, file, line)
+    return show
+
+
+def _other_rank() -> bool:
+    """Whether this process is a rank other than 0 under torchrun (``RANK`` > 0 of ``WORLD_SIZE`` > 1).
+
+    Read from the environment, not the process group: a bad config is found before the ranks join."""
+    try:
+        return int(os.environ.get("WORLD_SIZE", "1")) > 1 and int(os.environ.get("RANK", "0")) > 0
+    except ValueError:
+        return False
+
+
+def _say(line: str) -> None:
+    """A bad-input line on stderr; under torchrun rank 0 alone says it (every rank reads the same config
+    and data, so the others would print the same line again) and the others exit 2 silently."""
+    if not _other_rank():
+        click.echo(line, err=True)
 
 
 def _bug(e: BaseException) -> int:

@@ -32,6 +32,11 @@ class RnnkitError(ValueError):
     """Bad input: a file, a config or data that rnnkit cannot use. The message names the problem."""
 
 
+class RnnkitWarning(UserWarning):
+    """Input that rnnkit can use after a stated change (e.g. a truncated last row dropped); the command
+    line prints it as one line, ``rnnkit: warning: ...``."""
+
+
 def check_bool(name: str, value: Any) -> bool:
     """``value`` when it is a bool (numpy's too); else a :class:`RnnkitError` (no truthy strings or ints)."""
     if isinstance(value, bool):

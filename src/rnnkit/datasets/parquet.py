@@ -151,7 +151,7 @@ def _batches(files: list[Path], columns: list[str], id_column: str, batch_rows: 
     """``(file, ids (object array), record batch)`` of every file, ``batch_rows`` rows at a time."""
     pq = _pyarrow()
     for f in files:
-        pf = pq.ParquetFile(f)
+        pf = _open(pq, f)
         names = pf.schema_arrow.names
         has_id = id_column in names
         missing = [c for c in columns if c not in names and c != id_column]
@@ -163,6 +163,21 @@ def _batches(files: list[Path], columns: list[str], id_column: str, batch_rows: 
         for group in range(pf.num_row_groups):
             for batch in pf.read_row_group(group, columns=wanted, use_threads=False).to_batches(max_chunksize=batch_rows):
                 yield f, _ids(f, batch, id_column, has_id), batch
+
+
+def _open(pq, f: Path):
+    """``pq.ParquetFile(f)``; an empty, cut or non-Parquet file is bad input that names the file."""
+    import pyarrow as pa
+
+    if f.stat().st_size == 0:
+        raise RnnkitError(f"{f}: the file is empty (0 bytes), not a Parquet file")
+    try:
+        return pq.ParquetFile(f)
+    except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as e:
+        if isinstance(e, (FileNotFoundError, PermissionError, IsADirectoryError)):
+            raise
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise RnnkitError(f"{f}: not a readable Parquet file ({reason}); the file is corrupt or cut short") from None
 
 
 def _ids(f: Path, batch, id_column: str, has_id: bool) -> np.ndarray:
@@ -222,6 +237,12 @@ def read_parquet_series(
             steps = np.diff(before)
             if steps.size and steps.min() <= 0:
                 i = int(np.argmax(steps <= 0))
+                if sid == f.stem and id_column not in _pyarrow().ParquetFile(f).schema_arrow.names:
+                    # most likely the id column under another name, not one file per series
+                    raise RnnkitError(f"{f}: no id column {id_column!r} (data.id_column); its columns are "
+                                      f"{_pyarrow().ParquetFile(f).schema_arrow.names}. Read as one series "
+                                      f"(a file without the id column is one), its times repeat ({int(before[i + 1])} "
+                                      f"follows {int(before[i])}): name the id column in id_column")
                 raise RnnkitError(f"{f}: series {sid!r}: times must increase within a series, but {int(before[i + 1])} "
                                   f"follows {int(before[i])}; sort the table by id and time")
             values, counts = np.unique(steps, return_counts=True)
