@@ -181,7 +181,8 @@ def test_predict_writes_the_bounds_and_evaluate_data_scores_them_with_the_saved_
     # report.html draws the band of the best model (here the only one), both levels, widest first
     page = (run / "report.html").read_text(encoding="utf-8")
     assert page.index("GRU(4): 90% conformal interval") < page.index("GRU(4): 80% conformal interval")
-    assert "shaded: the conformal intervals (calibrated on validation)" in page
+    how = "recalibrated online from the errors known at each forecast" if update == "rolling" else "calibrated on validation"
+    assert f"shaded: the conformal intervals ({how})" in page
     # evaluate RUN calibrates again on the same validation windows: the same radii and test coverage
     again = evaluate_run(run)
     for name, m in metrics["models"].items():

@@ -289,7 +289,8 @@ def forecasts_section(run: Path, config: Any, prepared: Any, metrics: dict[str, 
         week_persistence = float(np.abs(base[shown] - truth[shown]).mean())
         parts.append(figure(svg, f"Test targets of the week from {start:%Y-%m-%d} ({int(shown.sum())} windows): "
                                  f"{errors + ', ' if errors else ''}persistence MAE {week_persistence:.2f}"
-                                 + intervals_caption(truth[shown], bands)))
+                                 + intervals_caption(truth[shown], bands,
+                                                     (metrics.get("intervals") or {}).get("update", "static"))))
         for name, values in series.items():
             week_model = float(np.abs(values[shown] - truth[shown]).mean())
             if week_persistence < week_model:
@@ -327,14 +328,15 @@ def conformal_bands(run: Path, name: str | None, point: np.ndarray | None, truth
             for i, a in reversed(list(enumerate(cal.levels)))}
 
 
-def intervals_caption(truth: np.ndarray, bands: dict[str, Any]) -> str:
-    """The caption's words on the shaded intervals: the share of the week's targets inside each."""
+def intervals_caption(truth: np.ndarray, bands: dict[str, Any], update: str = "static") -> str:
+    """The caption's words on the shaded intervals: how they were made, the share of the week's targets inside each."""
     if not bands:
         return ""
     covered = [f"{label.rsplit(': ', 1)[-1].removesuffix(' conformal interval')} "
                f"{np.mean((truth >= low) & (truth <= high)):.0%}" for label, (low, high) in bands.items()]
-    return ("; shaded: the conformal intervals (calibrated on validation), the week's targets inside: "
-            + ", ".join(covered))
+    how = ("recalibrated online from the errors known at each forecast" if update == "rolling"
+           else "calibrated on validation")
+    return f"; shaded: the conformal intervals ({how}), the week's targets inside: " + ", ".join(covered)
 
 
 def persistence_wins(name: str, week_model: float, week_persistence: float, metrics: dict[str, Any]) -> str:
