@@ -115,12 +115,15 @@ def build(config, spec, features=14):
 
 
 def test_course_configs_have_the_published_parameter_counts():
-    # COURSE.md: 04a dense 40,345 and SimpleRNN(12) 337; 05a SimpleRNN(16) 513, GRU(16) 1,505, LSTM(32)+Dense(16) 6,561.
+    # COURSE.md: 04a dense 40,345 on 240 ten-minute rows, 6,745 on the config's 40 hourly rows (the same 40
+    # hours), and SimpleRNN(12) 337; 05a SimpleRNN(16) 513, GRU(16) 1,505, LSTM(32)+Dense(16) 6,561.
     c04 = load_config(CONFIGS / "course_04a.toml")
-    assert [build(c04, m).count_params() for m in c04.models] == [40_345, 337]
+    assert [build(c04, m).count_params() for m in c04.models] == [40 * 14 * 12 + 12 + 13, 337] == [6_745, 337]
+    w = c04.windows
+    assert (c04.data.step, w.sequence_length, w.shift, w.horizon) == (6, 40, 40, 24)  # 40 h in, 24 h ahead
     c05 = load_config(CONFIGS / "course_05a.toml")
     assert [build(c05, m).count_params() for m in c05.models] == [513, 1_505, 6_561]
-    assert build(c04, NAIVE_DENSE).count_params() == 40_345
+    assert build(c04, NAIVE_DENSE).count_params() == 6_745
 
 
 def test_course_windows_follow_the_course_helper():

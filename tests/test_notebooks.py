@@ -25,10 +25,21 @@ EXERCISES = {
 }
 
 
+def printed(cell) -> list[str]:
+    """What a code cell printed and returned, as text (streams and each result's text/plain)."""
+    return [out.text if out.output_type == "stream" else out.get("data", {}).get("text/plain", "")
+            for out in cell.get("outputs", [])]
+
+
 def execute(name: str, extra: str, monkeypatch) -> tuple[dict, str, float]:
-    """Run a notebook with one more cell printing ``extra``'s value; returns (that value, its sources, seconds)."""
+    """Run a notebook with one more cell printing ``extra``'s value; returns (that value, its sources, seconds).
+
+    The outputs stored in the notebook must be the ones it prints fresh (they were executed on the
+    2009-2016 record, which every exercise config reads: ``data.source = "record"``)."""
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the same thread count as the command line in this test run
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    stored = [printed(c) for c in nb.cells if c.cell_type == "code"]
+    assert any(any(text) for text in stored), f"{name} stores no outputs"
     source = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
     nb.cells.append(nbformat.v4.new_code_cell(f"import json\nprint('RESULT:' + json.dumps({extra}))"))
     started = time.perf_counter()
@@ -39,8 +50,11 @@ def execute(name: str, extra: str, monkeypatch) -> tuple[dict, str, float]:
         for out in cell.get("outputs", []):
             assert out.output_type != "error", (name, out.get("ename"), out.get("evalue"))
             assert not (out.output_type == "stream" and out.name == "stderr"), (name, out.text[:500])
-    printed = nb.cells[-1].outputs[0].text
-    return json.loads(printed.split("RESULT:", 1)[1]), source, seconds
+    fresh = [printed(c) for c in nb.cells[:-1] if c.cell_type == "code"]
+    for k, (was, now) in enumerate(zip(stored, fresh, strict=True)):
+        assert was == now, (name, f"code cell {k}: stored outputs differ from a fresh run", was, now)
+    result = nb.cells[-1].outputs[0].text
+    return json.loads(result.split("RESULT:", 1)[1]), source, seconds
 
 
 @pytest.mark.parametrize("name", list(EXERCISES))
