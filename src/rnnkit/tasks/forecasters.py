@@ -174,7 +174,7 @@ class Forecaster(Regression):
     def describe(self) -> str:
         clock = self.clock()
         names = self.prepared.features
-        known = (f"; known future inputs (advanced, never predicted): "
+        known = ("; known future inputs (advanced, never predicted): "
                  + ", ".join(f"{names[s]}/{names[c]} (period {period:g} rows)" for s, c, period in clock.pairs)
                  if clock is not None else "; no clock columns (Day sin/cos, Year sin/cos) among the features")
         return super().describe() + f"\nforecaster: {self.name}{known}"
