@@ -9,7 +9,6 @@ is exit code 1 with one line saying where the traceback was written.
 from __future__ import annotations
 
 import gzip
-import json
 import math
 import re
 from pathlib import Path
@@ -20,7 +19,6 @@ import pytest
 import torch
 
 from helpers import tiny_config, write_jena_csv
-from rnnkit import cli
 from rnnkit.cli import main
 from rnnkit.errors import RnnkitError
 from test_cli import toml_of
