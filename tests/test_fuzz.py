@@ -7,7 +7,6 @@ bounded and the runs derandomized, so the suite repeats exactly and stays fast.
 
 from __future__ import annotations
 
-import io
 import string
 
 import numpy as np
