@@ -20,7 +20,6 @@ from rnnkit.corpora import weather_text
 from rnnkit.errors import RnnkitError
 from rnnkit.experiment import evaluate_run, metrics_table, predict_file, run_experiment
 from rnnkit.io import load_weights, read_model_json, save_model
-from rnnkit.models.generators import CharRNN
 from rnnkit.runs import load_trained
 from rnnkit.tasks import task_for
 from rnnkit.tasks.generation import split_text
