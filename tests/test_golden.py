@@ -305,6 +305,6 @@ def _to_toml(raw: dict[str, Any]) -> str:
     top = [f"{k} = {value(v)}" for k, v in raw.items() if not isinstance(v, dict) and k != "models"]
     tables = [f"\n[{k}]\n" + "\n".join(f"{json.dumps(kk)} = {value(vv)}" for kk, vv in v.items())
               for k, v in raw.items() if isinstance(v, dict)]
-    models = [f"\n[[models]]\n" + "\n".join(f"{json.dumps(kk)} = {value(vv)}" for kk, vv in m.items())
+    models = ["\n[[models]]\n" + "\n".join(f"{json.dumps(kk)} = {value(vv)}" for kk, vv in m.items())
               for m in raw.get("models", [])]
     return "\n".join(top + tables + models) + "\n"
