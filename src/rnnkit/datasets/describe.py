@@ -61,7 +61,7 @@ def load(paths, *, clean: bool = True) -> pd.DataFrame:
     """
     paths = [Path(p) for p in ([paths] if isinstance(paths, str | Path) else paths)]
     if not paths:
-        raise ValueError("paths must name at least one file, got none")
+        raise RnnkitError("paths must name at least one file, got none")
     kinds = {kind_of(p) for p in paths}
     if len(kinds) > 1:
         raise RnnkitError(f"the files mix Jena climate and sunspot data: {[str(p) for p in paths]}")

@@ -212,13 +212,13 @@ def jena_climate(
         >>> df.attrs["segments"]   # (first, last, rows) per segment: depends on the file found  # doctest: +SKIP
     """
     if isinstance(step, bool) or not isinstance(step, int | np.integer) or step < 1:
-        raise ValueError(f"step must be a positive integer, got {step!r}")
+        raise RnnkitError(f"step must be a positive integer, got {step!r}")
     if how not in HOWS:
-        raise ValueError(f"how must be one of {list(HOWS)}, got {how!r}")
+        raise RnnkitError(f"how must be one of {list(HOWS)}, got {how!r}")
     if source not in SOURCES:
-        raise ValueError(f"source must be one of {list(SOURCES)}, got {source!r}")
+        raise RnnkitError(f"source must be one of {list(SOURCES)}, got {source!r}")
     if not isinstance(download, bool):
-        raise ValueError(f"download must be True or False, got {download!r}")
+        raise RnnkitError(f"download must be True or False, got {download!r}")
     wanted = _derived_set(derived)
     paths = _jena_paths(path_or_paths, source=source, download=download)
 
@@ -231,7 +231,7 @@ def jena_climate(
         "columns_not_in_every_file": sorted({c for f in frames for c in f.columns} - set(common)),
     }
     df = pd.concat([f[common] for f in frames]) if len(frames) > 1 else frames[0]
-    df = df[_select_columns(df, columns)]
+    df = df[_select_columns(df, columns, paths)]
     if how == "position":  # the file's rows as they are, as the course's and Chollet's code read them
         times = df.index.as_unit("ns").asi8
         report["rows_out_of_order"] = int((np.diff(times) < 0).sum())
@@ -310,7 +310,7 @@ def _derived_set(derived) -> set[str]:
     items = [derived] if isinstance(derived, str) else list(derived)
     unknown = [d for d in items if d not in DERIVED]
     if unknown:
-        raise ValueError(f"derived must be True, False or a list from {list(DERIVED)}, got {derived!r}")
+        raise RnnkitError(f"derived must be True, False or a list from {list(DERIVED)}, got {derived!r}")
     return set(items)
 
 
@@ -322,7 +322,7 @@ def _jena_paths(path_or_paths, *, source: str = "auto", download: bool = False) 
                               fallback=None if download else EMBEDDED_JENA)
     items = [path_or_paths] if isinstance(path_or_paths, str | Path) else list(path_or_paths)
     if not items:
-        raise ValueError("path_or_paths must name at least one file, got an empty list")
+        raise RnnkitError("path_or_paths must name at least one file, got an empty list")
     paths: list[Path] = []
     for item in map(Path, items):
         if item.is_dir():
@@ -354,16 +354,17 @@ def _verify_benchmark_zip(path: Path) -> None:
                           f"expected 15 and {JENA_ROWS}")
 
 
-def _select_columns(df: pd.DataFrame, columns) -> list[str]:
+def _select_columns(df: pd.DataFrame, columns, paths: list[Path]) -> list[str]:
     if columns == "benchmark":
         return [c for c in BENCHMARK_COLUMNS if c in df.columns]
     if columns == "all":
         return list(df.columns)
     if isinstance(columns, str) or not all(isinstance(c, str) for c in columns):
-        raise ValueError(f"columns must be 'benchmark', 'all' or a list of column names, got {columns!r}")
+        raise RnnkitError(f"columns must be 'benchmark', 'all' or a list of column names, got {columns!r}")
     missing = [c for c in columns if c not in df.columns]
     if missing:
-        raise ValueError(f"columns {missing} are not in the data; it has {list(df.columns)}")
+        names = ", ".join(p.name for p in paths)
+        raise RnnkitError(f"columns (data.columns) {missing} are not in {names}; it has {list(df.columns)}")
     return list(columns)
 
 
