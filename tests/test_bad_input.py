@@ -18,20 +18,11 @@ import pandas as pd
 import pytest
 import torch
 
+from helpers import one_line_error as one_line
 from helpers import tiny_config, write_jena_csv
 from rnnkit.cli import main
 from rnnkit.errors import RnnkitError
 from test_cli import toml_of
-
-
-def one_line(capsys, argv, *fragments, code=2):
-    got = main([str(a) for a in argv])
-    err = capsys.readouterr().err
-    assert got == code, err
-    assert err.count("\n") == 1 and "Traceback" not in err, err
-    for fragment in fragments:
-        assert fragment in err, err
-    return err
 
 
 @pytest.fixture

@@ -11,6 +11,8 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
+from rnnkit._lazy import lazy_names as _lazy_names
+
 # OpenMP threads that wait sleep instead of spinning, unless the user chose (issue 18, part 4). A
 # spinning thread uses up its core's share, so when another process needs that core the thread is
 # descheduled for whole time slices and every parallel region waits for it: on a 2-core machine
@@ -43,22 +45,7 @@ if TYPE_CHECKING:
     from rnnkit.tasks import load_config
 
 
-def __getattr__(name: str):
-    import importlib
-
-    if name in _MODULES:
-        value = importlib.import_module(f"rnnkit.{name}")
-    elif name in _NAMES:
-        value = getattr(importlib.import_module(_NAMES[name]), name)
-    else:
-        raise AttributeError(f"module 'rnnkit' has no attribute {name!r}")
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | _MODULES | set(_NAMES))
-
+__getattr__, __dir__ = _lazy_names("rnnkit", _NAMES, globals(), frozenset(_MODULES))
 
 __version__ = "0.1.0"
 

@@ -2,6 +2,8 @@
 
 from typing import TYPE_CHECKING
 
+from rnnkit._lazy import lazy_names as _lazy_names
+
 # The names load on first use (PEP 562): the data readers use ``segments`` without importing torch,
 # so that ``rnnkit data`` starts without it (issue 20, part 6).
 _NAMES = {
@@ -26,19 +28,7 @@ if TYPE_CHECKING:
     from rnnkit.data.windows import Windows, make_windows
 
 
-def __getattr__(name: str):
-    import importlib
-
-    if name not in _NAMES:
-        raise AttributeError(f"module 'rnnkit.data' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_NAMES[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_NAMES))
-
+__getattr__, __dir__ = _lazy_names('rnnkit.data', _NAMES, globals())
 
 __all__ = ["Standardizer", "StreamBatches", "Vocabulary", "Windows", "make_windows", "pad_sequences", "segments", "split",
            "split_per_segment", "stream_batches"]

@@ -2,6 +2,8 @@
 
 from typing import TYPE_CHECKING
 
+from rnnkit._lazy import lazy_names as _lazy_names
+
 # The names load on first use (PEP 562): the config schema reads rnnkit.training.settings, which
 # needs no torch, so that ``rnnkit data`` and a config's checks start without it (issue 20, part 6).
 _NAMES = {
@@ -37,19 +39,7 @@ if TYPE_CHECKING:
     from rnnkit.training.trainer import OPTIMIZERS, History, Trainer
 
 
-def __getattr__(name: str):
-    import importlib
-
-    if name not in _NAMES:
-        raise AttributeError(f"module 'rnnkit.training' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_NAMES[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_NAMES))
-
+__getattr__, __dir__ = _lazy_names('rnnkit.training', _NAMES, globals())
 
 __all__ = [
     "LOSSES",
