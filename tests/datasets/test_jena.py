@@ -169,7 +169,7 @@ def test_a_download_with_the_wrong_content_is_rejected_and_not_kept(monkeypatch,
         ({"how": "median"}, "how must be one of ['every', 'mean', 'position'], got 'median'"),
         ({"source": "station"}, "source must be one of ['auto', 'record'], got 'station'"),
         ({"derived": ["wind", "moon"]}, "derived must be True, False or a list from ['wind', 'time'], got ['wind', 'moon']"),
-        ({"columns": ["T (degC)", "X"]}, "columns ['X'] are not in the data"),
+        ({"columns": ["T (degC)", "X"]}, "columns (data.columns) ['X'] are not in "),
     ],
 )
 def test_invalid_arguments(data_dir, kwargs, message):
