@@ -78,13 +78,19 @@ def main() -> None:
         bare = bare[5:]
     if rank == 0:
         med = statistics.median
-        print(f"ranks {ranks}, global batch {a.batch} ({x.shape[0]} per rank), GRU({a.units}) on (120, 14), "
-              f"{flat.numel():,} parameters, kernel {kernel.kernel_mode()} (compiled: {kernel.extension() is not None})")
-        print(f"step {med(full) * 1e3:.1f} ms -> {a.batch / med(full):,.0f} examples/s; local (no all-reduce) "
-              f"{med(local) * 1e3:.1f} ms")
+        print(
+            f"ranks {ranks}, global batch {a.batch} ({x.shape[0]} per rank), GRU({a.units}) on (120, 14), "
+            f"{flat.numel():,} parameters, kernel {kernel.kernel_mode()} (compiled: {kernel.extension() is not None})"
+        )
+        print(
+            f"step {med(full) * 1e3:.1f} ms -> {a.batch / med(full):,.0f} examples/s; local (no all-reduce) "
+            f"{med(local) * 1e3:.1f} ms"
+        )
         if ranks > 1:
-            print(f"all-reduce in the step: {(med(full) - med(local)) * 1e3:.2f} ms; bare dist.all_reduce of "
-                  f"{flat.numel():,} floats: {med(bare) * 1e3:.2f} ms")
+            print(
+                f"all-reduce in the step: {(med(full) - med(local)) * 1e3:.2f} ms; bare dist.all_reduce of "
+                f"{flat.numel():,} floats: {med(bare) * 1e3:.2f} ms"
+            )
     del net  # DDP's reducer goes before its process group does (else gloo may abort at exit)
     finish()
 

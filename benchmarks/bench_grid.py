@@ -123,7 +123,9 @@ def main() -> None:
         rest = [a for a in sys.argv[1:] if a not in ("--isa", "all")]
         for level in runnable_levels():
             print(f"\n===== level {level} =====", flush=True)
-            subprocess.run([sys.executable, sys.argv[0], *rest, "--isa", level], env=level_environment(level), check=True)
+            subprocess.run(
+                [sys.executable, sys.argv[0], *rest, "--isa", level], env=level_environment(level), check=True
+            )
         return
     reexec_at_level(args.isa)
     torch.set_num_threads(1)
@@ -133,7 +135,9 @@ def main() -> None:
     kernel._save_verdict = lambda key, verdict: None
     print(f"level {kernel.isa_level()} (kernel flags {' '.join(kernel.isa_flags())}), PyTorch's CPU capability "
           f"{torch.backends.cpu.get_cpu_capability()}; input (batch, {STEPS}, features) float32, 1 thread, CPU time")  # fmt: skip
-    print(f"{'cell':<40} {'kernel ms':>10} {'torch ms':>10} {'auto ms':>10} {'kernel/torch':>12} {'auto runs':>9} {'auto/best':>9}")
+    print(
+        f"{'cell':<40} {'kernel ms':>10} {'torch ms':>10} {'auto ms':>10} {'kernel/torch':>12} {'auto runs':>9} {'auto/best':>9}"
+    )
     worst, count = float("inf"), 0
     with denormals_flushed(True), warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -214,7 +214,9 @@ def kernel_line() -> str:
     return f"rnnkit layers: compiled kernel ({how} in {seconds:.2f} s)"
 
 
-def run_threads(threads: int, args: argparse.Namespace, repeats: int, steps: int, x: torch.Tensor, y: torch.Tensor) -> None:
+def run_threads(
+    threads: int, args: argparse.Namespace, repeats: int, steps: int, x: torch.Tensor, y: torch.Tensor
+) -> None:
     global clock
     torch.set_num_threads(threads)
     clock = CLOCKS[args.clock if threads == 1 else "wall"]
@@ -231,12 +233,19 @@ def run_threads(threads: int, args: argparse.Namespace, repeats: int, steps: int
         f"{'candidate':<30} {'ex/s':>8} {'[min–max]':>15}  {'reference':<17} {'ex/s':>8} {'[min–max]':>15}  "
         f"{'ratio':>5} {'[min–max]':>11}  {'of peak' if peak else 'of matmul':>6}"
     )
-    cases = (("GRU", GRU, nn.GRU, 32), ("GRU", GRU, nn.GRU, 64), ("LSTM", LSTM, nn.LSTM, 32), ("SimpleRNN", SimpleRNN, nn.RNN, 16))
+    cases = (
+        ("GRU", GRU, nn.GRU, 32),
+        ("GRU", GRU, nn.GRU, 64),
+        ("LSTM", LSTM, nn.LSTM, 32),
+        ("SimpleRNN", SimpleRNN, nn.RNN, 16),
+    )
     for kind, cls, ref_cls, units in cases:
         flops = step_flops(kind, units)
         plain = make_step(RnnkitModel(cls(units, input_size=FEATURES), units), x, y)
         reference = make_step(TorchReference(ref_cls(FEATURES, units, batch_first=True), units), x, y)
-        compare(f"rnnkit {kind}({units})", plain, reference, f"nn.{ref_cls.__name__}({units})", repeats, steps, flops, rate)
+        compare(
+            f"rnnkit {kind}({units})", plain, reference, f"nn.{ref_cls.__name__}({units})", repeats, steps, flops, rate
+        )
         if threads > 1 or units == 64:
             continue
         for mode in ("batch", "sample"):
@@ -280,7 +289,9 @@ def main() -> None:
     )
     parser.add_argument("--no-keras", dest="keras", action="store_false", help="leave out Keras 3 (torch backend)")
     parser.add_argument("--cold-build", action="store_true", help="also time a build of the kernel from scratch")
-    parser.add_argument("--isa", default=None, help="instruction-set level to run at, or 'all' (see benchmarks/levels.py)")
+    parser.add_argument(
+        "--isa", default=None, help="instruction-set level to run at, or 'all' (see benchmarks/levels.py)"
+    )
     args = parser.parse_args()
     if args.isa == "all":
         argv, rest = sys.argv[1:], []
@@ -292,7 +303,9 @@ def main() -> None:
                 rest.append(a)
         for level in runnable_levels():
             print(f"\n===== level {level} =====", flush=True)
-            subprocess.run([sys.executable, sys.argv[0], *rest, "--isa", level], env=level_environment(level), check=True)
+            subprocess.run(
+                [sys.executable, sys.argv[0], *rest, "--isa", level], env=level_environment(level), check=True
+            )
         return
     reexec_at_level(args.isa)
     repeats, steps = (3, 2) if args.quick else (args.repeats, args.steps)
@@ -306,9 +319,11 @@ def main() -> None:
         f"denormals {'flushed (as Trainer(flush_denormal=True))' if args.flush_denormal else 'kept'}"
     )
     print(kernel_line())
-    print(f"level {kernel.isa_level()} (kernel flags {' '.join(kernel.isa_flags())}); PyTorch's CPU capability "
-          f"{torch.backends.cpu.get_cpu_capability()}, MKL {os.environ.get('MKL_ENABLE_INSTRUCTIONS', 'its best')}, "
-          f"oneDNN {os.environ.get('ONEDNN_MAX_CPU_ISA', 'its best')}")
+    print(
+        f"level {kernel.isa_level()} (kernel flags {' '.join(kernel.isa_flags())}); PyTorch's CPU capability "
+        f"{torch.backends.cpu.get_cpu_capability()}, MKL {os.environ.get('MKL_ENABLE_INSTRUCTIONS', 'its best')}, "
+        f"oneDNN {os.environ.get('ONEDNN_MAX_CPU_ISA', 'its best')}"
+    )
     if args.cold_build:
         print(f"kernel build from scratch: {cold_build_seconds():.1f} s")
     with denormals_flushed(args.flush_denormal), warnings.catch_warnings():

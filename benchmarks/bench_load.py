@@ -68,7 +68,7 @@ def measure(layer_class, mode: str, repeats: int, steps: int) -> dict[int, float
             torch.set_num_threads(threads)
             step()
         for i in range(repeats):
-            for threads in ((1, 2) if i % 2 == 0 else (2, 1)):
+            for threads in (1, 2) if i % 2 == 0 else (2, 1):
                 torch.set_num_threads(threads)
                 speeds[threads].append(examples_per_second(step, steps))
     return {threads: statistics.median(values) for threads, values in speeds.items()}

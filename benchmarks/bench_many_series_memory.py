@@ -51,9 +51,13 @@ def write(path: Path, copies: int) -> dict:
             ids = pa.array([f"{i} #{k}" for i in table["id"]], type=base.schema.field("id").type)
             writer.write_table(base.set_column(0, "id", ids), row_group_size=65_536)
     meta = pq.read_metadata(path)
-    return {"rows": meta.num_rows, "row_groups": meta.num_row_groups, "file_bytes": path.stat().st_size,
-            "uncompressed_bytes": sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups)),
-            "series": copies * table["id"].nunique()}
+    return {
+        "rows": meta.num_rows,
+        "row_groups": meta.num_row_groups,
+        "file_bytes": path.stat().st_size,
+        "uncompressed_bytes": sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups)),
+        "series": copies * table["id"].nunique(),
+    }
 
 
 def whole(path: Path) -> dict:
@@ -79,25 +83,42 @@ def train(path: Path, cap: int, out: Path) -> dict:
     import pyarrow.parquet  # noqa: F401
 
     torch.set_num_threads(1)
-    config = parse_config({
-        "name": "memory", "task": "many_series",
-        "data": {"dataset": "parquet", "paths": [str(path)], "id_column": "id", "time_column": "time",
-                 "target": "T (degC)", "features": ["T (degC)", "p (mbar)", "rh (%)", "sh (g/kg)"],
-                 "split": [0.7, 0.15, 0.15], "scaling": "series"},
-        "windows": {"sequence_length": 24, "shift": 24, "horizon": 12},
-        "training": {"epochs": 1, "batch_size": 256},
-        "output": {"report": False},
-        "models": [{"name": "GRU(8)", "layers": [{"type": "GRU", "units": 8}, {"type": "Dense", "units": 1}]}],
-    })
+    config = parse_config(
+        {
+            "name": "memory",
+            "task": "many_series",
+            "data": {
+                "dataset": "parquet",
+                "paths": [str(path)],
+                "id_column": "id",
+                "time_column": "time",
+                "target": "T (degC)",
+                "features": ["T (degC)", "p (mbar)", "rh (%)", "sh (g/kg)"],
+                "split": [0.7, 0.15, 0.15],
+                "scaling": "series",
+            },
+            "windows": {"sequence_length": 24, "shift": 24, "horizon": 12},
+            "training": {"epochs": 1, "batch_size": 256},
+            "output": {"report": False},
+            "models": [{"name": "GRU(8)", "layers": [{"type": "GRU", "units": 8}, {"type": "Dense", "units": 1}]}],
+        }
+    )
     # warm: one tiny forward/backward, so the baseline holds torch's own first-use buffers
     torch.nn.GRU(4, 8)(torch.zeros(2, 3, 4))[0].sum().backward()
     baseline_rss, baseline_vm = status("VmRSS"), status("VmSize")
     t0 = time.perf_counter()
     metrics = run_experiment(config, out, progress=False, log=lambda line: None)
-    return {"seconds": time.perf_counter() - t0, "baseline_rss": baseline_rss, "baseline_vm": baseline_vm,
-            "peak_rss_added": status("VmHWM") - baseline_rss, "vm_added": status("VmSize") - baseline_vm,
-            "windows": metrics["windows"], "series": metrics["series"], "rows": metrics["rows"],
-            "mae_val": {n: m["mae_val"] for n, m in metrics["models"].items()}}
+    return {
+        "seconds": time.perf_counter() - t0,
+        "baseline_rss": baseline_rss,
+        "baseline_vm": baseline_vm,
+        "peak_rss_added": status("VmHWM") - baseline_rss,
+        "vm_added": status("VmSize") - baseline_vm,
+        "windows": metrics["windows"],
+        "series": metrics["series"],
+        "rows": metrics["rows"],
+        "mae_val": {n: m["mae_val"] for n, m in metrics["models"].items()},
+    }
 
 
 def child(step: str, *args: str) -> dict:
@@ -133,16 +154,24 @@ def main() -> None:
     loaded = child("whole", "--path", str(path))
     trained = child("train", "--path", str(path), "--cap-mib", str(a.cap_mib), "--out", str(work / "run"))
     mib = 2**20
-    print(f"data: {written['rows']:,} rows, {written['series']:,} series, {written['row_groups']} row groups; "
-          f"file {written['file_bytes'] / mib:.0f} MiB, uncompressed {written['uncompressed_bytes'] / mib:.0f} MiB")
-    print(f"loaded whole (pyarrow.read_table): Arrow table {loaded['arrow_bytes'] / mib:.0f} MiB, "
-          f"resident memory +{loaded['rss_added'] / mib:.0f} MiB")
-    print(f"cap: {a.cap_mib} MiB of resident memory above the imports; data (Arrow table) / cap = "
-          f"{loaded['arrow_bytes'] / cap:.1f}x")
+    print(
+        f"data: {written['rows']:,} rows, {written['series']:,} series, {written['row_groups']} row groups; "
+        f"file {written['file_bytes'] / mib:.0f} MiB, uncompressed {written['uncompressed_bytes'] / mib:.0f} MiB"
+    )
+    print(
+        f"loaded whole (pyarrow.read_table): Arrow table {loaded['arrow_bytes'] / mib:.0f} MiB, "
+        f"resident memory +{loaded['rss_added'] / mib:.0f} MiB"
+    )
+    print(
+        f"cap: {a.cap_mib} MiB of resident memory above the imports; data (Arrow table) / cap = "
+        f"{loaded['arrow_bytes'] / cap:.1f}x"
+    )
     peak = trained["peak_rss_added"]
-    print(f"train (one epoch, {trained['windows']['train']:,} training windows, {trained['seconds']:.0f} s): resident "
-          f"high-water mark +{peak / mib:.1f} MiB above the {trained['baseline_rss'] / mib:.0f} MiB after the imports: "
-          + ("under the cap" if peak <= cap else "OVER THE CAP"))
+    print(
+        f"train (one epoch, {trained['windows']['train']:,} training windows, {trained['seconds']:.0f} s): resident "
+        f"high-water mark +{peak / mib:.1f} MiB above the {trained['baseline_rss'] / mib:.0f} MiB after the imports: "
+        + ("under the cap" if peak <= cap else "OVER THE CAP")
+    )
     print(f"MAE val: {trained['mae_val']}")
 
 

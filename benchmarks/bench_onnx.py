@@ -54,8 +54,9 @@ def kinds(target: int) -> dict[str, torch.nn.Module]:
 def session(model: torch.nn.Module) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.intra_op_num_threads = options.inter_op_num_threads = 1
-    return ort.InferenceSession(to_model_proto(model, F).SerializeToString(), options,
-                                providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(
+        to_model_proto(model, F).SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
 
 
 def difference(model: torch.nn.Module, s: ort.InferenceSession, x: torch.Tensor) -> float:
@@ -121,6 +122,7 @@ def main() -> None:
                 def call():
                     with torch.no_grad(), modes[mode]():
                         model(x)
+
                 return call
 
             def run_ort():
@@ -138,8 +140,10 @@ def main() -> None:
             parts = []
             for k in fns:
                 ratios = [a / b for a, b in zip(times[k], times["ort"])]
-                parts.append(f"rnnkit {k} {statistics.median(times[k]) * 1e3:7.3f} ms, ratio "
-                             f"{statistics.median(ratios):5.2f} ({min(ratios):.2f}-{max(ratios):.2f})")
+                parts.append(
+                    f"rnnkit {k} {statistics.median(times[k]) * 1e3:7.3f} ms, ratio "
+                    f"{statistics.median(ratios):5.2f} ({min(ratios):.2f}-{max(ratios):.2f})"
+                )
             print(f"{name:<26} batch {batch:>3}: onnxruntime {t_ort * 1e3:7.3f} ms; " + "; ".join(parts))
 
 

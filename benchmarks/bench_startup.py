@@ -38,8 +38,9 @@ def time_command(args: list[str], repeats: int) -> tuple[list[float], list[float
     times, first = [], []
     for _ in range(repeats):
         start = time.perf_counter()
-        process = subprocess.Popen([sys.executable, "-m", "rnnkit", *args], stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "rnnkit", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         process.stdout.readline()
         first.append(time.perf_counter() - start)
         _, err = process.communicate()

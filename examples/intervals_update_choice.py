@@ -54,16 +54,22 @@ def main(run: str) -> None:
             st = scores(full, tp, tt, tclock)
             rows.append((name, update if window is None else f"rolling {window}", s2, st))
     pct = [iv.percent(a) for a in levels]
-    head = "model".ljust(28) + "setting".ljust(14) + "".join(
-        f"{part} {q}% cov/width".rjust(22) for part in ("val2", "test") for q in pct)
+    head = (
+        "model".ljust(28)
+        + "setting".ljust(14)
+        + "".join(f"{part} {q}% cov/width".rjust(22) for part in ("val2", "test") for q in pct)
+    )
     print(head)
     for name, setting, s2, st in rows:
-        cells = "".join(f"{s[f'conformal_{q}_coverage']:.3f} / {s[f'conformal_{q}_width']:.2f}".rjust(22)
-                        for s in (s2, st) for q in pct)
+        cells = "".join(
+            f"{s[f'conformal_{q}_coverage']:.3f} / {s[f'conformal_{q}_width']:.2f}".rjust(22)
+            for s in (s2, st)
+            for q in pct
+        )
         print(name[:27].ljust(28) + setting.ljust(14) + cells)
     print("\nsecond validation half, mean over models: worst |coverage - nominal|, mean width of the last level")
     summary = {}
-    for _, setting, _, _ in rows[:len(SETTINGS)]:
+    for _, setting, _, _ in rows[: len(SETTINGS)]:
         picked = [s2 for _, st_, s2, _ in rows if st_ == setting]
         miss = np.mean([max(abs(s[f"conformal_{q}_coverage"] - a) for q, a in zip(pct, levels)) for s in picked])
         width = np.mean([s[f"conformal_{pct[-1]}_width"] for s in picked])

@@ -31,11 +31,24 @@ from rnnkit.training import Trainer, predict
 GRU = "GRU"
 BASE = {
     "name": "sweep",
-    "data": {"source": "record", "target": "T (degC)", "step": 6, "gaps": "ignore", "split": [0.5, 0.25, 0.25],
-             "split_per_segment": False},
+    "data": {
+        "source": "record",
+        "target": "T (degC)",
+        "step": 6,
+        "gaps": "ignore",
+        "split": [0.5, 0.25, 0.25],
+        "split_per_segment": False,
+    },
     "windows": {"sequence_length": 120, "horizon": 24},
-    "training": {"optimizer": "adam", "learning_rate": 1e-3, "loss": "mae", "batch_size": 256, "epochs": 12,
-                 "early_stopping_patience": 3, "restore_best": True},
+    "training": {
+        "optimizer": "adam",
+        "learning_rate": 1e-3,
+        "loss": "mae",
+        "batch_size": 256,
+        "epochs": 12,
+        "early_stopping_patience": 3,
+        "restore_best": True,
+    },
 }
 
 
@@ -51,43 +64,105 @@ VARIANTS: dict[str, tuple[dict, list[dict]]] = {
     "gru32_residual": ({"residual": True, "derived": False}, _rnn(GRU, 32)),
     "gru32_res_wt": ({"residual": True, "derived": ["wind", "time"]}, _rnn(GRU, 32)),
     "gru64_res_wt_drop": ({"residual": True, "derived": ["wind", "time"]}, _rnn(GRU, 64, **_DROP)),
-    "gru64_res_wt_drop_plateau": ({"residual": True, "derived": ["wind", "time"], "epochs": 20,
-                                   "early_stopping_patience": 4, "lr_plateau_patience": 1},
-                                  _rnn(GRU, 64, **_DROP)),
-    "gru64x2_res_wt_drop_plateau": ({"residual": True, "derived": ["wind", "time"], "epochs": 20,
-                                     "early_stopping_patience": 4, "lr_plateau_patience": 1},
-                                    [{"type": GRU, "units": 64, "return_sequences": True, **_DROP},
-                                     {"type": GRU, "units": 64, **_DROP}, {"type": "Dense", "units": 1}]),
-    "gru64_res_wt_drop_plateau_L48": ({"residual": True, "derived": ["wind", "time"], "epochs": 20,
-                                       "early_stopping_patience": 4, "lr_plateau_patience": 1,
-                                       "sequence_length": 48}, _rnn(GRU, 64, **_DROP)),
-    "gru64_res_wt_drop_plateau_L240": ({"residual": True, "derived": ["wind", "time"], "epochs": 20,
-                                        "early_stopping_patience": 4, "lr_plateau_patience": 1,
-                                        "sequence_length": 240}, _rnn(GRU, 64, **_DROP)),
-    "gru128_res_wt_drop_plateau": ({"residual": True, "derived": ["wind", "time"], "epochs": 20,
-                                    "early_stopping_patience": 4, "lr_plateau_patience": 1},
-                                   _rnn(GRU, 128, **_DROP)),
-    "lstm64_res_wt_drop_plateau": ({"residual": True, "derived": ["wind", "time"], "epochs": 20,
-                                    "early_stopping_patience": 4, "lr_plateau_patience": 1},
-                                   _rnn("LSTM", 64, **_DROP)),
-    "gru64_res_wt_drop_plateau_mse": ({"residual": True, "derived": ["wind", "time"], "epochs": 20,
-                                       "early_stopping_patience": 4, "lr_plateau_patience": 1, "loss": "mse"},
-                                      _rnn(GRU, 64, **_DROP)),
+    "gru64_res_wt_drop_plateau": (
+        {
+            "residual": True,
+            "derived": ["wind", "time"],
+            "epochs": 20,
+            "early_stopping_patience": 4,
+            "lr_plateau_patience": 1,
+        },
+        _rnn(GRU, 64, **_DROP),
+    ),
+    "gru64x2_res_wt_drop_plateau": (
+        {
+            "residual": True,
+            "derived": ["wind", "time"],
+            "epochs": 20,
+            "early_stopping_patience": 4,
+            "lr_plateau_patience": 1,
+        },
+        [
+            {"type": GRU, "units": 64, "return_sequences": True, **_DROP},
+            {"type": GRU, "units": 64, **_DROP},
+            {"type": "Dense", "units": 1},
+        ],
+    ),
+    "gru64_res_wt_drop_plateau_L48": (
+        {
+            "residual": True,
+            "derived": ["wind", "time"],
+            "epochs": 20,
+            "early_stopping_patience": 4,
+            "lr_plateau_patience": 1,
+            "sequence_length": 48,
+        },
+        _rnn(GRU, 64, **_DROP),
+    ),
+    "gru64_res_wt_drop_plateau_L240": (
+        {
+            "residual": True,
+            "derived": ["wind", "time"],
+            "epochs": 20,
+            "early_stopping_patience": 4,
+            "lr_plateau_patience": 1,
+            "sequence_length": 240,
+        },
+        _rnn(GRU, 64, **_DROP),
+    ),
+    "gru128_res_wt_drop_plateau": (
+        {
+            "residual": True,
+            "derived": ["wind", "time"],
+            "epochs": 20,
+            "early_stopping_patience": 4,
+            "lr_plateau_patience": 1,
+        },
+        _rnn(GRU, 128, **_DROP),
+    ),
+    "lstm64_res_wt_drop_plateau": (
+        {
+            "residual": True,
+            "derived": ["wind", "time"],
+            "epochs": 20,
+            "early_stopping_patience": 4,
+            "lr_plateau_patience": 1,
+        },
+        _rnn("LSTM", 64, **_DROP),
+    ),
+    "gru64_res_wt_drop_plateau_mse": (
+        {
+            "residual": True,
+            "derived": ["wind", "time"],
+            "epochs": 20,
+            "early_stopping_patience": 4,
+            "lr_plateau_patience": 1,
+            "loss": "mse",
+        },
+        _rnn(GRU, 64, **_DROP),
+    ),
 }
 # Multi-horizon: the next 24 hours at once (Dense(24), residual per step); scored on the 24th hour only.
 _MH = {"residual": True, "derived": ["wind", "time"], "horizon": 1, "target_length": 24}
 VARIANTS["gru64_res_wt_drop_mh24"] = (_MH, [{"type": GRU, "units": 64, **_DROP}, {"type": "Dense", "units": 24}])
 VARIANTS["gru32_res_wt_mh24"] = (_MH, [{"type": GRU, "units": 32}, {"type": "Dense", "units": 24}])
 # Issue 19, part 5: what the last ablation left untried, each on top of the recipe.
-_RECIPE = {"residual": True, "derived": ["wind", "time"], "epochs": 20, "early_stopping_patience": 4,
-           "lr_plateau_patience": 1}
+_RECIPE = {
+    "residual": True,
+    "derived": ["wind", "time"],
+    "epochs": 20,
+    "early_stopping_patience": 4,
+    "lr_plateau_patience": 1,
+}
 # known-future inputs: the calendar of the target time (24 h after the last input) on every input row
 CALENDAR = ["Day sin", "Day cos", "Year sin", "Year cos"]
 VARIANTS["gru64_res_wt_drop_plateau_kf"] = ({**_RECIPE, "known_future": CALENDAR}, _rnn(GRU, 64, **_DROP))
 # multi-horizon targets as an auxiliary loss: the next 24 hours (Dense(24)); the loss is the 24th hour's MAE
 # plus AUX_WEIGHT times the mean MAE of hours 1-23 (validation loss too); scored on the 24th hour only
-VARIANTS["gru64_res_wt_drop_plateau_aux"] = ({**_RECIPE, "horizon": 1, "target_length": 24, "aux_weight": 0.5},
-                                             [{"type": GRU, "units": 64, **_DROP}, {"type": "Dense", "units": 24}])
+VARIANTS["gru64_res_wt_drop_plateau_aux"] = (
+    {**_RECIPE, "horizon": 1, "target_length": 24, "aux_weight": 0.5},
+    [{"type": GRU, "units": 64, **_DROP}, {"type": "Dense", "units": 24}],
+)
 DATA_KEYS = {"derived"}
 WINDOW_KEYS = {"residual", "sequence_length", "horizon", "target_length", "known_future"}
 SCRIPT_KEYS = {"aux_weight"}  # read by run(), not config keys

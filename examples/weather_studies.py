@@ -87,8 +87,15 @@ def weather_parts(frame: pd.DataFrame | None = None, fractions=(0.6, 0.2, 0.2)) 
 
 def _fit(model: nn.Module, train, val, epochs: int, seed: int, log: Log | None, name: str) -> tuple[nn.Module, float]:
     torch.manual_seed(seed)  # the model was built by the caller; the Trainer seeds shuffling and dropout
-    trainer = Trainer(learning_rate=3e-3, batch_size=64, epochs=epochs, early_stopping_patience=3, seed=seed,
-                      clip_grad_norm=1.0, progress=False)
+    trainer = Trainer(
+        learning_rate=3e-3,
+        batch_size=64,
+        epochs=epochs,
+        early_stopping_patience=3,
+        seed=seed,
+        clip_grad_norm=1.0,
+        progress=False,
+    )
     started = time.perf_counter()
     history = trainer.fit(model, train, val)
     seconds = time.perf_counter() - started
@@ -97,13 +104,14 @@ def _fit(model: nn.Module, train, val, epochs: int, seed: int, log: Log | None, 
     return model, seconds
 
 
-def _row(name: str, model: nn.Module, windows: Windows, parts: WeatherParts, column: int = 0, seconds: float = 0.0) -> dict:
+def _row(
+    name: str, model: nn.Module, windows: Windows, parts: WeatherParts, column: int = 0, seconds: float = 0.0
+) -> dict:
     prediction = predict(model, windows)[..., column]  # (examples, target_length)
     truth = windows.y[..., column]
     s = forecast_scores(truth, prediction, scale=parts.scale, offset=parts.offset)
     target_length = len(s["mae_by_step"])
-    row = {"model": name, "params": sum(p.numel() for p in model.parameters()),
-           "mae": s["mae"], "rmse": s["rmse"]}
+    row = {"model": name, "params": sum(p.numel() for p in model.parameters()), "mae": s["mae"], "rmse": s["rmse"]}
     for k in sorted({1, 6, 12, target_length}):
         if k <= target_length:
             row[f"mae_h{k}"] = s["mae_by_step"][k - 1]
@@ -142,7 +150,9 @@ def multistep_comparison(
     rows.append(_row("mean daily change from now", curve, w["test"], parts))
 
     torch.manual_seed(seed)
-    direct, seconds = _fit(DirectForecaster(F, target_length, units=units), w["train"], w["val"], epochs, seed, log, "direct")
+    direct, seconds = _fit(
+        DirectForecaster(F, target_length, units=units), w["train"], w["val"], epochs, seed, log, "direct"
+    )
     rows.append(_row("direct GRU", direct, w["test"], parts, seconds=seconds))
     torch.manual_seed(seed)
     auto = AutoregressiveForecaster(F, target_length, units=units, clock=parts.clock)
@@ -159,7 +169,12 @@ def multistep_comparison(
 
 
 def curve_generation_comparison(
-    parts: WeatherParts | None = None, *, target_length: int = 24, units: int = 32, epochs: int = 15, seed: int = 0,
+    parts: WeatherParts | None = None,
+    *,
+    target_length: int = 24,
+    units: int = 32,
+    epochs: int = 15,
+    seed: int = 0,
     log: Log | None = None,
 ) -> pd.DataFrame:
     """Test scores (°C) of a 24-hour temperature curve generated from one vector of current conditions.
@@ -176,8 +191,12 @@ def curve_generation_comparison(
     rows = [
         _row("repeat the current temperature", RepeatLastPeriod(0, 1, target_length), w["test"], parts),
         _row("mean daily curve", MeanDailyCurve(0, F - 2, F - 1, target_length).fit(train_rows), w["test"], parts),
-        _row("mean daily change from now", MeanDailyCurve(0, F - 2, F - 1, target_length, anchored=True).fit(train_rows),
-             w["test"], parts),
+        _row(
+            "mean daily change from now",
+            MeanDailyCurve(0, F - 2, F - 1, target_length, anchored=True).fit(train_rows),
+            w["test"],
+            parts,
+        ),
     ]
     torch.manual_seed(seed)
     model = OneToMany(F, target_length=target_length, units=units, target_index=0, clock=parts.clock)

@@ -8,7 +8,9 @@ import numpy as np
 import pandas as pd
 
 
-def write_jena_csv(path: Path, days: int = 40, seed: int = 0, columns: tuple[str, ...] = ("p (mbar)", "T (degC)")) -> Path:
+def write_jena_csv(
+    path: Path, days: int = 40, seed: int = 0, columns: tuple[str, ...] = ("p (mbar)", "T (degC)")
+) -> Path:
     """Hourly rows in the benchmark's format: T follows a daily cycle plus noise, p is noise."""
     rng = np.random.default_rng(seed)
     n = days * 24

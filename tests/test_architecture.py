@@ -67,20 +67,27 @@ def imports_of(module: str) -> set[str]:
             if target and target != module and not (path.name == "__init__.py" and target.startswith(module + ".")):
                 found.add(target)
     # "from rnnkit.x import y" where y is a module adds both rnnkit.x.y and rnnkit.x; keep the deepest only
-    static = {t for t in found if not any(o != t and o.startswith(t + ".") and o in found for o in found)
-              or t in _direct_targets(tree, skip)}
+    static = {
+        t
+        for t in found
+        if not any(o != t and o.startswith(t + ".") and o in found for o in found) or t in _direct_targets(tree, skip)
+    }
     return static | LOADED.setdefault(module, _loaded_by_name(tree) - {module})
 
 
 def _loaded_by_name(tree: ast.AST) -> set[str]:
     """The rnnkit modules named in the strings of a module that calls ``import_module`` (a plug-in
     load is an import all the same, and no re-export: the package ``__init__`` exemption does not apply)."""
-    calls = any(isinstance(node, ast.Call) and ast.unparse(node.func).endswith("import_module")
-                for node in ast.walk(tree))
+    calls = any(
+        isinstance(node, ast.Call) and ast.unparse(node.func).endswith("import_module") for node in ast.walk(tree)
+    )
     if not calls:
         return set()
-    return {node.value for node in ast.walk(tree)
-            if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in MODULES}
+    return {
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in MODULES
+    }
 
 
 def _direct_targets(tree: ast.AST, skip: set[int]) -> set[str]:
@@ -104,7 +111,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         stack.append(node)
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == 1:
-                return stack[stack.index(nxt):] + [nxt]
+                return stack[stack.index(nxt) :] + [nxt]
             if nxt not in state:
                 found = visit(nxt)
                 if found:
@@ -133,16 +140,21 @@ def test_the_import_graph_has_no_circle():
 def test_imports_inside_functions_and_the_registrys_loads_are_edges(tmp_path):
     # A function-level import and an import_module of a named module both count: the circle that
     # config -> (inside a function) tasks -> (registry) tasks.regression -> config once made.
-    source = ("from importlib import import_module\n"
-              "TASKS = {'regression': 'rnnkit.tasks.regression'}\n"
-              "def task_class(name):\n"
-              "    from rnnkit.config import ExperimentConfig\n"
-              "    return import_module(TASKS[name]).TASK\n")
+    source = (
+        "from importlib import import_module\n"
+        "TASKS = {'regression': 'rnnkit.tasks.regression'}\n"
+        "def task_class(name):\n"
+        "    from rnnkit.config import ExperimentConfig\n"
+        "    return import_module(TASKS[name]).TASK\n"
+    )
     tree = ast.parse(source)
     assert _loaded_by_name(tree) == {"rnnkit.tasks.regression"}
     assert _loaded_by_name(ast.parse("TASKS = {'regression': 'rnnkit.tasks.regression'}\n")) == set()
-    graph = {"rnnkit.config": {"rnnkit.tasks"}, "rnnkit.tasks": _loaded_by_name(tree),
-             "rnnkit.tasks.regression": {"rnnkit.config"}}
+    graph = {
+        "rnnkit.config": {"rnnkit.tasks"},
+        "rnnkit.tasks": _loaded_by_name(tree),
+        "rnnkit.tasks.regression": {"rnnkit.config"},
+    }
     assert find_cycle(graph) == ["rnnkit.config", "rnnkit.tasks", "rnnkit.tasks.regression", "rnnkit.config"]
     assert GRAPH["rnnkit.tasks"] >= set(TASK_MODULES) - {"rnnkit.tasks.forecasters"}
 
@@ -164,7 +176,9 @@ def test_the_config_schema_imports_no_task():
     assert not wrong, f"rnnkit.config reaches {wrong}"
 
 
-TASK_MODULES = sorted(m for m in MODULES if m.startswith("rnnkit.tasks.") and m.rsplit(".", 1)[1] not in ("base", "series"))
+TASK_MODULES = sorted(
+    m for m in MODULES if m.startswith("rnnkit.tasks.") and m.rsplit(".", 1)[1] not in ("base", "series")
+)
 COMMAND_LAYER = {"rnnkit.experiment", "rnnkit.cli", "rnnkit.demo"}
 
 
@@ -190,8 +204,9 @@ def test_a_task_module_imports_nothing_from_the_runner(module):
     assert not wrong, f"{module} imports {sorted(wrong)}"
 
 
-@pytest.mark.parametrize("module", ["rnnkit.experiment", "rnnkit.runs", "rnnkit.tasks", "rnnkit.tasks.base",
-                                    "rnnkit.tasks.series"])
+@pytest.mark.parametrize(
+    "module", ["rnnkit.experiment", "rnnkit.runs", "rnnkit.tasks", "rnnkit.tasks.base", "rnnkit.tasks.series"]
+)
 def test_the_runner_imports_no_task_module_by_name(module):
     # The registry's names of the task modules are its job: loads by name are not imports by name.
     wrong = (GRAPH[module] - LOADED[module]) & set(TASK_MODULES)
@@ -203,29 +218,79 @@ def test_the_runner_imports_no_task_module_by_name(module):
 MODELS_MAY_IMPORT = {"rnnkit.training.keras_api"}
 
 
-@pytest.mark.parametrize(("floor", "forbidden"), [
-    ("rnnkit.layers", ("rnnkit.data", "rnnkit.datasets", "rnnkit.training", "rnnkit.tasks", "rnnkit.experiment",
-                       "rnnkit.runs", "rnnkit.cli", "rnnkit.config")),
-    ("rnnkit.training", ("rnnkit.datasets", "rnnkit.tasks", "rnnkit.experiment", "rnnkit.runs", "rnnkit.cli",
-                         "rnnkit.config", "rnnkit.models")),
-    ("rnnkit.data", ("rnnkit.datasets", "rnnkit.training", "rnnkit.tasks", "rnnkit.experiment", "rnnkit.cli")),
-    # the model families (forecasters, generators, language, taggers) are built from layers only
-    ("rnnkit.models", ("rnnkit.datasets", "rnnkit.training", "rnnkit.baselines", "rnnkit.tasks", "rnnkit.experiment",
-                       "rnnkit.runs", "rnnkit.cli", "rnnkit.config")),
-    ("rnnkit.baselines", ("rnnkit.datasets", "rnnkit.tasks", "rnnkit.experiment", "rnnkit.runs", "rnnkit.cli",
-                          "rnnkit.config")),
-])
+@pytest.mark.parametrize(
+    ("floor", "forbidden"),
+    [
+        (
+            "rnnkit.layers",
+            (
+                "rnnkit.data",
+                "rnnkit.datasets",
+                "rnnkit.training",
+                "rnnkit.tasks",
+                "rnnkit.experiment",
+                "rnnkit.runs",
+                "rnnkit.cli",
+                "rnnkit.config",
+            ),
+        ),
+        (
+            "rnnkit.training",
+            (
+                "rnnkit.datasets",
+                "rnnkit.tasks",
+                "rnnkit.experiment",
+                "rnnkit.runs",
+                "rnnkit.cli",
+                "rnnkit.config",
+                "rnnkit.models",
+            ),
+        ),
+        ("rnnkit.data", ("rnnkit.datasets", "rnnkit.training", "rnnkit.tasks", "rnnkit.experiment", "rnnkit.cli")),
+        # the model families (forecasters, generators, language, taggers) are built from layers only
+        (
+            "rnnkit.models",
+            (
+                "rnnkit.datasets",
+                "rnnkit.training",
+                "rnnkit.baselines",
+                "rnnkit.tasks",
+                "rnnkit.experiment",
+                "rnnkit.runs",
+                "rnnkit.cli",
+                "rnnkit.config",
+            ),
+        ),
+        (
+            "rnnkit.baselines",
+            ("rnnkit.datasets", "rnnkit.tasks", "rnnkit.experiment", "rnnkit.runs", "rnnkit.cli", "rnnkit.config"),
+        ),
+    ],
+)
 def test_the_lower_floors_import_nothing_above_them(floor, forbidden):
     for module, targets in GRAPH.items():
         if module == floor or module.startswith(floor + "."):
-            wrong = sorted(t for t in targets if any(t == f or t.startswith(f + ".") for f in forbidden)
-                           and not (floor == "rnnkit.models" and t in MODELS_MAY_IMPORT))
+            wrong = sorted(
+                t
+                for t in targets
+                if any(t == f or t.startswith(f + ".") for f in forbidden)
+                and not (floor == "rnnkit.models" and t in MODELS_MAY_IMPORT)
+            )
             assert not wrong, f"{module} imports {wrong}"
 
 
 def test_the_package_top_level_holds_no_model_family_or_task_glue():
     # Where each concern lives (README, Architecture): model families under models/, a task's config
     # path under tasks/, scripted studies under examples/. The old top-level homes stay gone.
-    moved = {"forecasting", "generation", "language", "tagging", "text", "multistep", "sequence_tasks",
-             "weather_tasks", "classification"}
+    moved = {
+        "forecasting",
+        "generation",
+        "language",
+        "tagging",
+        "text",
+        "multistep",
+        "sequence_tasks",
+        "weather_tasks",
+        "classification",
+    }
     assert not {f"rnnkit.{name}" for name in moved} & set(MODULES)

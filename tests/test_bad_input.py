@@ -50,23 +50,45 @@ CONFIG_CASES = [
     ("not UTF-8", None, "not a UTF-8 text file"),
     ("unknown key", _replace("[windows]", "[windows]\nhorizn = 3"), "'windows.horizn'"),
     ("epochs a string", _replace("epochs = 2", 'epochs = "two"'), "'training.epochs' must be an integer"),
-    ("use_bias a string", _replace('units = 4}', 'units = 4, use_bias = "false"}'),
-     "models[0].layers[0] (GRU): use_bias must be True or False, got 'false'"),
-    ("go_backwards a string", _replace('units = 4}', 'units = 4, go_backwards = "false"}'),
-     "go_backwards must be True or False, got 'false'"),
-    ("return_sequences 1", _replace('units = 4}', 'units = 4, return_sequences = 1}'),
-     "return_sequences must be True or False, got 1"),
-    ("dropout 1.5", _replace('units = 4}', 'units = 4, dropout = 1.5}'), "dropout must be in [0, 1), got 1.5"),
-    ("recurrent_dropout -0.1", _replace('units = 4}', 'units = 4, recurrent_dropout = -0.1}'),
-     "recurrent_dropout must be in [0, 1), got -0.1"),
-    ("units 0", _replace('units = 4}', 'units = 0}'), "units must be a positive integer, got 0"),
-    ("units 2.5", _replace('units = 4}', 'units = 2.5}'), "units must be a positive integer, got 2.5"),
-    ("unknown activation", _replace('units = 4}', 'units = 4, activation = "tanhh"}'), "activation must be one of"),
-    ("Dense use_bias string", _replace('"Dense", units = 1}', '"Dense", units = 1, use_bias = "no"}'),
-     "models[0].layers[1] (Dense): use_bias must be True or False"),
-    ("Dropout rate 1", _replace('{type = "Dense"', '{type = "Dropout", rate = 1.0}, {type = "Dense"'),
-     "rate must be in [0, 1), got 1.0"),
-    ("horizon 0 leak", _replace("horizon = 6", "horizon = 0"), "windows.horizon = 0 makes the target ('T (degC)') the last input row"),
+    (
+        "use_bias a string",
+        _replace("units = 4}", 'units = 4, use_bias = "false"}'),
+        "models[0].layers[0] (GRU): use_bias must be True or False, got 'false'",
+    ),
+    (
+        "go_backwards a string",
+        _replace("units = 4}", 'units = 4, go_backwards = "false"}'),
+        "go_backwards must be True or False, got 'false'",
+    ),
+    (
+        "return_sequences 1",
+        _replace("units = 4}", "units = 4, return_sequences = 1}"),
+        "return_sequences must be True or False, got 1",
+    ),
+    ("dropout 1.5", _replace("units = 4}", "units = 4, dropout = 1.5}"), "dropout must be in [0, 1), got 1.5"),
+    (
+        "recurrent_dropout -0.1",
+        _replace("units = 4}", "units = 4, recurrent_dropout = -0.1}"),
+        "recurrent_dropout must be in [0, 1), got -0.1",
+    ),
+    ("units 0", _replace("units = 4}", "units = 0}"), "units must be a positive integer, got 0"),
+    ("units 2.5", _replace("units = 4}", "units = 2.5}"), "units must be a positive integer, got 2.5"),
+    ("unknown activation", _replace("units = 4}", 'units = 4, activation = "tanhh"}'), "activation must be one of"),
+    (
+        "Dense use_bias string",
+        _replace('"Dense", units = 1}', '"Dense", units = 1, use_bias = "no"}'),
+        "models[0].layers[1] (Dense): use_bias must be True or False",
+    ),
+    (
+        "Dropout rate 1",
+        _replace('{type = "Dense"', '{type = "Dropout", rate = 1.0}, {type = "Dense"'),
+        "rate must be in [0, 1), got 1.0",
+    ),
+    (
+        "horizon 0 leak",
+        _replace("horizon = 6", "horizon = 0"),
+        "windows.horizon = 0 makes the target ('T (degC)') the last input row",
+    ),
     ("horizon -1", _replace("horizon = 6", "horizon = -1"), "windows.horizon"),
     ("sequence_length 0", _replace("sequence_length = 24", "sequence_length = 0"), "windows.sequence_length"),
     ("learning_rate 0", _replace("[training]", "[training]\nlearning_rate = 0.0"), "training.learning_rate"),
@@ -76,10 +98,13 @@ CONFIG_CASES = [
     ("split not summing to 1", _replace("split = [0.6, 0.2, 0.2]", "split = [0.6, 0.2, 0.3]"), "data.split"),
     ("stateful 1", _replace("[training]", "[training]\nstateful = 1"), "training.stateful"),
     ("unknown table", lambda t: t + "\n[trainig]\nepochs = 1\n", "trainig"),
-    ("duplicate model names", lambda t: t + '[[models]]\nname = "GRU(4)"\nlayers = [{type = "Dense", units = 1}]\n',
-     "model names must be unique"),
+    (
+        "duplicate model names",
+        lambda t: t + '[[models]]\nname = "GRU(4)"\nlayers = [{type = "Dense", units = 1}]\n',
+        "model names must be unique",
+    ),
     ("unknown layer type", _replace('"GRU"', '"GRUU"'), "unknown layer type 'GRUU'"),
-    ("unknown layer argument", _replace('units = 4}', 'units = 4, unitz = 3}'), "unknown argument 'unitz'"),
+    ("unknown layer argument", _replace("units = 4}", "units = 4, unitz = 3}"), "unknown argument 'unitz'"),
     ("task unknown", lambda t: 'task = "forecastt"\n' + t, "task"),
 ]
 
@@ -129,7 +154,7 @@ def empty_file(tmp_path, csv):
 
 def iso_timestamps(tmp_path, csv):
     lines = csv.read_text().splitlines()
-    lines[3] = "2020-01-01 03:00:00" + lines[3][len("01.01.2020 03:00:00"):]
+    lines[3] = "2020-01-01 03:00:00" + lines[3][len("01.01.2020 03:00:00") :]
     (tmp_path / "bad.csv").write_text("\n".join(lines) + "\n")
     return tmp_path / "bad.csv"
 
@@ -174,12 +199,24 @@ def _layers():
 
 
 API_CASES = [
-    ("GRU go_backwards 'false'", lambda L: L.GRU(4, go_backwards="false"), "go_backwards must be True or False, got 'false'"),
-    ("LSTM return_sequences 'true'", lambda L: L.LSTM(4, return_sequences="true"), "return_sequences must be True or False"),
+    (
+        "GRU go_backwards 'false'",
+        lambda L: L.GRU(4, go_backwards="false"),
+        "go_backwards must be True or False, got 'false'",
+    ),
+    (
+        "LSTM return_sequences 'true'",
+        lambda L: L.LSTM(4, return_sequences="true"),
+        "return_sequences must be True or False",
+    ),
     ("SimpleRNN stateful 1", lambda L: L.SimpleRNN(4, stateful=1), "stateful must be True or False, got 1"),
     ("GRU use_bias 'false'", lambda L: L.GRU(4, use_bias="false"), "use_bias must be True or False"),
     ("GRU reset_after 0", lambda L: L.GRU(4, reset_after=0), "reset_after must be True or False, got 0"),
-    ("LSTM unit_forget_bias 'yes'", lambda L: L.LSTM(4, unit_forget_bias="yes"), "unit_forget_bias must be True or False"),
+    (
+        "LSTM unit_forget_bias 'yes'",
+        lambda L: L.LSTM(4, unit_forget_bias="yes"),
+        "unit_forget_bias must be True or False",
+    ),
     ("GRU return_state None", lambda L: L.GRU(4, return_state=None), "return_state must be True or False, got None"),
     ("Dense use_bias 'yes'", lambda L: L.Dense(4, use_bias="yes"), "use_bias must be True or False"),
     ("Embedding mask_zero 1", lambda L: L.Embedding(5, 2, mask_zero=1), "mask_zero must be True or False"),
@@ -192,10 +229,17 @@ API_CASES = [
     ("GRU dropout nan", lambda L: L.GRU(4, dropout=math.nan), "dropout must be in [0, 1), got nan"),
     ("LSTM recurrent_dropout -0.5", lambda L: L.LSTM(4, recurrent_dropout=-0.5), "recurrent_dropout must be in [0, 1)"),
     ("Dropout rate 1.5", lambda L: L.Dropout(1.5), "rate must be in [0, 1), got 1.5"),
-    ("Bidirectional merge_mode 'cat'", lambda L: L.Bidirectional(L.GRU(2), merge_mode="cat"), "merge_mode must be one of"),
+    (
+        "Bidirectional merge_mode 'cat'",
+        lambda L: L.Bidirectional(L.GRU(2), merge_mode="cat"),
+        "merge_mode must be one of",
+    ),
     ("GRU activation 'relu6'", lambda L: L.GRU(2, activation="relu6"), "activation must be one of"),
-    ("GRU recurrent_dropout_mode 'x'", lambda L: L.GRU(2, recurrent_dropout=0.1, recurrent_dropout_mode="x"),
-     "recurrent_dropout_mode must be one of"),
+    (
+        "GRU recurrent_dropout_mode 'x'",
+        lambda L: L.GRU(2, recurrent_dropout=0.1, recurrent_dropout_mode="x"),
+        "recurrent_dropout_mode must be one of",
+    ),
     ("l2 negative", lambda L: L.GRU(2, kernel_regularizer={"l2": -1.0}), "l2 must be a finite number >= 0"),
     ("regulariser typo", lambda L: L.GRU(2, kernel_regularizer={"l3": 1.0}), "unknown regulariser keys"),
 ]
@@ -256,14 +300,17 @@ def test_output_below_a_regular_file(tmp_path, csv, capsys):
     one_line(capsys, ["train", config, "--output", tmp_path / "afile" / "run", "--quiet"], "afile")
 
 
-@pytest.mark.parametrize("name,content,fragment", [
-    ("metrics.json", "{not json", "metrics.json: the run metrics is not valid JSON"),
-    ("metrics.json", "[1, 2]", "metrics.json: the run metrics must hold a JSON object"),
-    ("scaler.json", "garbage", "scaler.json: the scaler is not valid JSON"),
-    ("scaler.json", '{"columns": ["a"], "mean": ["x"], "std": [1]}', "scaler.json: a scaler needs"),
-    ("scaler.json", '{"columns": ["a", "b"], "mean": [1], "std": [1]}', "scaler.json: a scaler's 'columns'"),
-    ("config.json", "\x00\x01", "config.json: the run config is not valid JSON"),
-])
+@pytest.mark.parametrize(
+    "name,content,fragment",
+    [
+        ("metrics.json", "{not json", "metrics.json: the run metrics is not valid JSON"),
+        ("metrics.json", "[1, 2]", "metrics.json: the run metrics must hold a JSON object"),
+        ("scaler.json", "garbage", "scaler.json: the scaler is not valid JSON"),
+        ("scaler.json", '{"columns": ["a"], "mean": ["x"], "std": [1]}', "scaler.json: a scaler needs"),
+        ("scaler.json", '{"columns": ["a", "b"], "mean": [1], "std": [1]}', "scaler.json: a scaler's 'columns'"),
+        ("config.json", "\x00\x01", "config.json: the run config is not valid JSON"),
+    ],
+)
 def test_damaged_run_files(tmp_path, csv, capsys, name, content, fragment):
     run = tmp_path / "run"
     config = write_config(tmp_path, csv, training={"epochs": 1})
@@ -312,8 +359,9 @@ def test_a_full_disk_is_one_line_exit_2(tmp_path, csv, capsys, monkeypatch):
 
     monkeypatch.setattr(experiment, "run_report", full)
     config = write_config(tmp_path, csv, training={"epochs": 1})
-    one_line(capsys, ["train", config, "--output", tmp_path / "run", "--quiet"], "No space left on device",
-             "metrics.json")
+    one_line(
+        capsys, ["train", config, "--output", tmp_path / "run", "--quiet"], "No space left on device", "metrics.json"
+    )
 
 
 # --- door: data files (more) ----------------------------------------------------------------------
@@ -326,7 +374,9 @@ def test_files_of_different_sampling_steps_are_refused(tmp_path, csv, capsys):
     lines = ten.read_text().splitlines()
     stamps = pd.date_range("2020-03-01 00:10", periods=len(lines) - 1, freq="10min").strftime("%d.%m.%Y %H:%M:%S")
     ten.write_text("\n".join([lines[0], *[s + line[19:] for s, line in zip(stamps, lines[1:])]]) + "\n")
-    one_line(capsys, ["data", csv, ten], "different sampling steps (hourly.csv: 0 days 01:00:00, ten.csv: 0 days 00:10:00)")
+    one_line(
+        capsys, ["data", csv, ten], "different sampling steps (hourly.csv: 0 days 01:00:00, ten.csv: 0 days 00:10:00)"
+    )
 
 
 def test_a_block_at_another_step_inside_a_file_is_refused(tmp_path, csv, capsys):
@@ -334,7 +384,9 @@ def test_a_block_at_another_step_inside_a_file_is_refused(tmp_path, csv, capsys)
     late = pd.date_range("2021-01-01 00:00", periods=60, freq="10min").strftime("%d.%m.%Y %H:%M:%S")
     mixed = tmp_path / "mixed.csv"
     mixed.write_text("\n".join([*lines, *[s + line[19:] for s, line in zip(late, lines[1:61])]]) + "\n")
-    one_line(capsys, ["data", mixed], "mixed.csv: rows at two sampling steps: 0 days 01:00:00 for most, 0 days 00:10:00")
+    one_line(
+        capsys, ["data", mixed], "mixed.csv: rows at two sampling steps: 0 days 01:00:00 for most, 0 days 00:10:00"
+    )
 
 
 @pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "latin-1", "utf-16"])
@@ -386,12 +438,21 @@ def killed_sweep(tmp_path, csv, *, group):
     import sys
     import time
 
-    config = write_sweep(tmp_path, csv, {"training.learning_rate": {"type": "float", "low": 1e-3, "high": 1e-2}},
-                         epochs=100_000, trials=2)  # trials long enough to be caught running
+    config = write_sweep(
+        tmp_path,
+        csv,
+        {"training.learning_rate": {"type": "float", "low": 1e-3, "high": 1e-2}},
+        epochs=100_000,
+        trials=2,
+    )  # trials long enough to be caught running
     out = tmp_path / "sweep"
-    sweep = subprocess.Popen([sys.executable, "-m", "rnnkit", "sweep", str(config), "--output", str(out),
-                              "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                             start_new_session=True)
+    sweep = subprocess.Popen(
+        [sys.executable, "-m", "rnnkit", "sweep", str(config), "--output", str(out), "--workers", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         for line in sweep.stdout:
             if line.startswith("workers started: pids "):
@@ -451,8 +512,9 @@ def test_sweep_whose_every_trial_fails_on_bad_input_says_why(tmp_path, csv, caps
     assert main(["sweep", str(config), "--output", str(tmp_path / "out")]) == 2
     captured = capsys.readouterr()
     assert captured.err.count("\n") == 1 and "Traceback" not in captured.err, captured.err
-    assert captured.err.startswith("rnnkit: error: every trial of the sweep failed on bad input (3 FAIL; each one's "
-                                   "reason in "), captured.err
+    assert captured.err.startswith(
+        "rnnkit: error: every trial of the sweep failed on bad input (3 FAIL; each one's reason in "
+    ), captured.err
     table = pd.read_csv(tmp_path / "out" / "trials.csv")
     assert table["state"].tolist() == ["FAIL"] * 3
     for number, length, reason in zip(table["number"], table["windows.sequence_length"], table["error"]):
@@ -471,8 +533,12 @@ def test_sweep_trial_with_a_sequence_too_long_fails_alone(tmp_path, capsys):
     assert table["windows.sequence_length"].to_dict() == {0: 4000, 1: 24, 2: 24}  # seed 0's draws
     assert table["state"].to_dict() == {0: "FAIL", 1: "COMPLETE", 2: "COMPLETE"}
     assert "sequence_length 4000 is too long for the data" in table.loc[0, "error"]
-    assert re.search(r"^trial 0: FAIL, [\d.]+ s, \{\"windows.sequence_length\": 4000\}: .*sequence_length 4000 is "
-                     r"too long for the data", printed, re.M), printed
+    assert re.search(
+        r"^trial 0: FAIL, [\d.]+ s, \{\"windows.sequence_length\": 4000\}: .*sequence_length 4000 is "
+        r"too long for the data",
+        printed,
+        re.M,
+    ), printed
     assert "trials: 2 COMPLETE, 0 PRUNED, 1 FAIL" in printed and "internal error" not in printed
 
 
@@ -500,16 +566,23 @@ def test_a_truncated_last_row_is_dropped_with_a_warning_naming_file_and_line(tmp
     from rnnkit.errors import RnnkitWarning
 
     path, lines = real_export_cut(tmp_path)
-    with pytest.warns(RnnkitWarning, match=re.escape(f"{path}: line 301, the last row, has 5 of the header's 22 "
-                                                     "fields (the file was cut short?): dropped, not read as data")):
+    with pytest.warns(
+        RnnkitWarning,
+        match=re.escape(
+            f"{path}: line 301, the last row, has 5 of the header's 22 "
+            "fields (the file was cut short?): dropped, not read as data"
+        ),
+    ):
         frame = jena_climate(path, columns="all", clean=False)
     assert len(frame) == 299 and not frame.isna().any().any()
     assert str(frame.index[-1]) == "2025-01-03 01:50:00"  # the row before the cut one
     assert frame["rh (%)"].iloc[-1] == float(lines[-2].split(",")[5])
     assert main(["data", str(path)]) == 0  # the command line: one warning line, then the description
     captured = capsys.readouterr()
-    assert captured.err == (f"rnnkit: warning: {path}: line 301, the last row, has 5 of the header's 22 fields "
-                            "(the file was cut short?): dropped, not read as data\n")
+    assert captured.err == (
+        f"rnnkit: warning: {path}: line 301, the last row, has 5 of the header's 22 fields "
+        "(the file was cut short?): dropped, not read as data\n"
+    )
     assert "rows: 299" in captured.out
 
 
@@ -526,17 +599,24 @@ def _parquet_table(tmp_path, name="stations.parquet", id_name="id"):
     import pyarrow.parquet as pq
 
     times = pd.date_range("2020-01-01", periods=40, freq="h").to_numpy()
-    table = pa.table({id_name: ["a"] * 40 + ["b"] * 40, "time": np.concatenate([times, times]),
-                      "T (degC)": np.arange(80, dtype=float)})
+    table = pa.table(
+        {
+            id_name: ["a"] * 40 + ["b"] * 40,
+            "time": np.concatenate([times, times]),
+            "T (degC)": np.arange(80, dtype=float),
+        }
+    )
     pq.write_table(table, tmp_path / name)
     return tmp_path / name
 
 
 def parquet_config(tmp_path, path):
-    text = (f'name = "pq"\ntask = "many_series"\n[data]\ndataset = "parquet"\npaths = ["{path}"]\n'
-            'id_column = "id"\ntime_column = "time"\ntarget = "T (degC)"\nfeatures = ["T (degC)"]\n'
-            'split = [0.6, 0.2, 0.2]\n[windows]\nsequence_length = 4\n[training]\nepochs = 1\n'
-            '[[models]]\nname = "GRU(2)"\nlayers = [{type = "GRU", units = 2}, {type = "Dense", units = 1}]\n')
+    text = (
+        f'name = "pq"\ntask = "many_series"\n[data]\ndataset = "parquet"\npaths = ["{path}"]\n'
+        'id_column = "id"\ntime_column = "time"\ntarget = "T (degC)"\nfeatures = ["T (degC)"]\n'
+        "split = [0.6, 0.2, 0.2]\n[windows]\nsequence_length = 4\n[training]\nepochs = 1\n"
+        '[[models]]\nname = "GRU(2)"\nlayers = [{type = "GRU", units = 2}, {type = "Dense", units = 1}]\n'
+    )
     (tmp_path / "pq.toml").write_text(text, encoding="utf-8")
     return tmp_path / "pq.toml"
 
@@ -559,11 +639,17 @@ def parquet_folder_one_corrupt(tmp_path):
 
 
 PARQUET_CASES = [
-    ("id column named station", parquet_id_named_station,
-     ["stations.parquet: no id column 'id' (data.id_column); its columns are ['station', 'time', 'T (degC)']"]),
+    (
+        "id column named station",
+        parquet_id_named_station,
+        ["stations.parquet: no id column 'id' (data.id_column); its columns are ['station', 'time', 'T (degC)']"],
+    ),
     ("0-byte file", parquet_empty, ["stations.parquet: the file is empty (0 bytes), not a Parquet file"]),
-    ("a corrupt file in a folder", parquet_folder_one_corrupt,
-     ["b.parquet: not a readable Parquet file (", "magic bytes not found"]),
+    (
+        "a corrupt file in a folder",
+        parquet_folder_one_corrupt,
+        ["b.parquet: not a readable Parquet file (", "magic bytes not found"],
+    ),
 ]
 
 
@@ -584,8 +670,24 @@ def test_torchrun_bad_config_is_said_once_by_rank_0(tmp_path, csv):
         pytest.skip("no torchrun next to this python or on PATH")
     config = write_config(tmp_path, csv, _replace("[windows]", "[windows]\nhorizn = 3"))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    got = subprocess.run([torchrun, "--standalone", "--nproc-per-node", "2", "-m", "rnnkit", "train", str(config),
-                          "--output", str(tmp_path / "run")], capture_output=True, text=True, env=env, timeout=120)
+    got = subprocess.run(
+        [
+            torchrun,
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            "-m",
+            "rnnkit",
+            "train",
+            str(config),
+            "--output",
+            str(tmp_path / "run"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     said = [line for line in got.stderr.splitlines() if line.startswith("rnnkit:")]
     assert said == [f"rnnkit: error: {config}: unknown key 'windows.horizn' (did you mean 'horizon'?)"], got.stderr
     assert "exitcode  : 2" in got.stderr and "exitcode  : 1" not in got.stderr  # both ranks: bad input, exit 2

@@ -22,12 +22,39 @@ from helpers import tiny_config, write_jena_csv
 from rnnkit.cli import main
 from rnnkit.config import _toml_value
 
-PROPERTY = settings(derandomize=True, deadline=None, database=None, print_blob=True,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+PROPERTY = settings(
+    derandomize=True,
+    deadline=None,
+    database=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 # Values a hand-edited file or a typo gives: non-finite numbers, huge and negative ones, wrong types.
-NASTY = st.sampled_from([math.inf, -math.inf, math.nan, 0, -1, 1, 2.5, 10**6, 1e300, -1e-300, "", "x", "inf",
-                         "false", True, False, [], [1], {}, {"a": 1}])
+NASTY = st.sampled_from(
+    [
+        math.inf,
+        -math.inf,
+        math.nan,
+        0,
+        -1,
+        1,
+        2.5,
+        10**6,
+        1e300,
+        -1e-300,
+        "",
+        "x",
+        "inf",
+        "false",
+        True,
+        False,
+        [],
+        [1],
+        {},
+        {"a": 1},
+    ]
+)
 
 
 def toml_text(config: dict) -> str:
@@ -114,12 +141,25 @@ def test_a_mangled_config_is_bad_input_never_a_bug(files, tmp_path, capsys, edit
 MODEL_EDITS = st.one_of(
     st.tuples(st.just("replace"), st.integers(0, 10**6), NASTY),
     st.tuples(st.just("delete"), st.integers(0, 10**6), st.none()),
-    st.tuples(st.just("class_name"), st.integers(0, 10**6),
-              st.sampled_from(["Dense2", "gru", "", "Sequential", "Bidirectional", "LSTM", "Dropout"])),
-    st.tuples(st.just("extra_layer"), st.integers(0, 10**6),
-              st.sampled_from([{"class_name": "Dense", "config": {"units": 1, "input_size": 4}},
-                               {"class_name": "GRU", "config": {"units": 3}}, {"class_name": "Flatten", "config": {}},
-                               {"class_name": "Dropout", "config": {"rate": 0.5}}, "Dense", None])),
+    st.tuples(
+        st.just("class_name"),
+        st.integers(0, 10**6),
+        st.sampled_from(["Dense2", "gru", "", "Sequential", "Bidirectional", "LSTM", "Dropout"]),
+    ),
+    st.tuples(
+        st.just("extra_layer"),
+        st.integers(0, 10**6),
+        st.sampled_from(
+            [
+                {"class_name": "Dense", "config": {"units": 1, "input_size": 4}},
+                {"class_name": "GRU", "config": {"units": 3}},
+                {"class_name": "Flatten", "config": {}},
+                {"class_name": "Dropout", "config": {"rate": 0.5}},
+                "Dense",
+                None,
+            ]
+        ),
+    ),
 )
 
 

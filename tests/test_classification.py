@@ -42,8 +42,8 @@ def toy_windows():
 def test_same_as_now_and_never_equal_hand_computed_labels_and_scores():
     windows, scaler = toy_windows()
     # Window i: inputs rows i..i+2, target row i+3 (7 windows). By hand from RAIN:
-    truth = [0, 1, 1, 0, 0, 1, 0]        # RAIN[3..9] > 0
-    now = [1, 0, 1, 1, 0, 0, 1]          # RAIN[2..8] > 0: the last input row
+    truth = [0, 1, 1, 0, 0, 1, 0]  # RAIN[3..9] > 0
+    now = [1, 0, 1, 1, 0, 0, 1]  # RAIN[2..8] > 0: the last input row
     threshold = float(np.float32(scaler.transform_column(np.float64(0.0), "raining (s)")))
     same = SameAsNow(0, threshold=threshold)
     assert same.labels(windows.x).tolist() == now
@@ -79,6 +79,7 @@ def test_majority_rejects_a_label_outside_the_classes():
 
 # --- a known answer ----------------------------------------------------------------------------------
 
+
 def _first_channel_sign_accuracy(seed: int) -> float:
     """Held-out accuracy of GRU(8) trained on: label = 1 where channel 0's mean over 20 steps is > 0."""
     torch.manual_seed(seed)
@@ -87,7 +88,8 @@ def _first_channel_sign_accuracy(seed: int) -> float:
     y = (x[:, :, 0].mean(1) > 0).long()
     model = Sequential(layers.GRU(8), layers.Dense(2), input_shape=(20, 2))
     Trainer(loss="cross_entropy", learning_rate=1e-2, epochs=12, batch_size=64, progress=False, seed=seed).fit(
-        model, (x[:1536], y[:1536]))
+        model, (x[:1536], y[:1536])
+    )
     with torch.no_grad():
         return classification_metrics(y[1536:], model(x[1536:]))["accuracy"]
 
@@ -104,6 +106,7 @@ def test_gru_classifier_learns_the_sign_of_the_first_channels_mean():
 
 # --- the config path -----------------------------------------------------------------------------------
 
+
 def write_station_csv(path: Path, days: int = 30, seed: int = 0) -> Path:
     """Hourly rows: it rains in an hour exactly when the pressure of the hour before was below 995 mbar."""
     rng = np.random.default_rng(seed)
@@ -111,12 +114,14 @@ def write_station_csv(path: Path, days: int = 30, seed: int = 0) -> Path:
     p = 1000 + rng.normal(0, 5, n)
     raining = np.zeros(n)
     raining[1:] = np.where(p[:-1] < 995, 300.0, 0.0)  # about 16% rainy hours
-    frame = pd.DataFrame({
-        "Date Time": pd.date_range("2024-06-01 01:00", periods=n, freq="h").strftime("%d.%m.%Y %H:%M:%S"),
-        "p (mbar)": p.round(2),
-        "T (degC)": (15 + rng.normal(0, 2, n)).round(2),
-        "raining (s)": raining,
-    })
+    frame = pd.DataFrame(
+        {
+            "Date Time": pd.date_range("2024-06-01 01:00", periods=n, freq="h").strftime("%d.%m.%Y %H:%M:%S"),
+            "p (mbar)": p.round(2),
+            "T (degC)": (15 + rng.normal(0, 2, n)).round(2),
+            "raining (s)": raining,
+        }
+    )
     frame.to_csv(path, index=False)
     return path
 
@@ -172,7 +177,7 @@ def test_the_baselines_equal_hand_computed_scores_from_the_file(rain_run):
     # split 60/20/20 of 720 rows: the test part is rows 576..719; windows of 6 rows, horizon 1.
     start = int(round(n * 0.8))
     rows = np.arange(start, n)
-    last = rows[5:-1]                # the last input row of each test window
+    last = rows[5:-1]  # the last input row of each test window
     truth, now = rain[last + 1].astype(int), rain[last].astype(int)
     expected = classification_metrics(truth, now)
     got = metrics["models"]["same_as_now"]
@@ -222,9 +227,10 @@ def test_cli_train_prints_the_classification_table(rain_run, tmp_path, capsys):
     config.write_text(
         'task = "classification"\n'
         f'[data]\npaths = ["{csv.as_posix()}"]\ncolumns = "all"\ntarget = "raining (s)"\nsplit = [0.6, 0.2, 0.2]\n'
-        '[windows]\nsequence_length = 6\n[classification]\nthreshold = 0.0\n[training]\nepochs = 1\n'
+        "[windows]\nsequence_length = 6\n[classification]\nthreshold = 0.0\n[training]\nepochs = 1\n"
         '[[models]]\nname = "GRU"\nlayers = [{type = "GRU", units = 4}, {type = "Dense", units = 2}]\n',
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     assert main(["train", str(config), "--output", str(tmp_path / "run"), "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "bal. acc. test" in out and "best by validation balanced accuracy: GRU" in out
@@ -238,25 +244,33 @@ def test_integer_labels_need_no_threshold(rain_run, tmp_path):
     frame = frame.drop(columns="raining (s)")
     labelled = tmp_path / "labelled.csv"
     frame.to_csv(labelled, index=False)
-    config = parse_config(rain_config(labelled, data={"target": "rain label"}, classification={"threshold": None},
-                                      models=[]))
+    config = parse_config(
+        rain_config(labelled, data={"target": "rain label"}, classification={"threshold": None}, models=[])
+    )
     metrics = run_experiment(config, tmp_path / "run", **quiet)
     assert metrics["models"]["same_as_now"] == rain_run[3]["models"]["same_as_now"]
 
 
 def test_a_target_that_is_not_a_label_needs_a_threshold(rain_run, tmp_path):
-    config = parse_config(rain_config(rain_run[0], data={"target": "p (mbar)"}, classification={"threshold": None},
-                                      models=[]))
-    with pytest.raises(RnnkitError, match=r"training part: the target holds .*, not an integer label >= 0; "
-                                          r"set classification.threshold"):
+    config = parse_config(
+        rain_config(rain_run[0], data={"target": "p (mbar)"}, classification={"threshold": None}, models=[])
+    )
+    with pytest.raises(
+        RnnkitError,
+        match=r"training part: the target holds .*, not an integer label >= 0; "
+        r"set classification.threshold",
+    ):
         run_experiment(config, tmp_path / "run", **quiet)
 
 
 def test_a_model_without_a_logits_head_is_refused(rain_run, tmp_path):
     bad = [{"name": "one", "layers": [{"type": "GRU", "units": 4}, {"type": "Dense", "units": 1}]}]
     config = parse_config(rain_config(rain_run[0], models=bad))
-    with pytest.raises(RnnkitError, match=r"model 'one' outputs shape \(1,\) per example; 2 classes need \(2,\) "
-                                          r"logits: end with Dense\(2\)"):
+    with pytest.raises(
+        RnnkitError,
+        match=r"model 'one' outputs shape \(1,\) per example; 2 classes need \(2,\) "
+        r"logits: end with Dense\(2\)",
+    ):
         run_experiment(config, tmp_path / "run", **quiet)
 
 
@@ -265,29 +279,58 @@ def test_a_model_without_a_logits_head_is_refused(rain_run, tmp_path):
 BASE = {"task": "classification", "windows": {"sequence_length": 4}}
 
 
-@pytest.mark.parametrize("extra, message", [
-    ({"classification": {"class_weight": "auto"}},
-     "config: 'classification.class_weight' must be one of 'balanced', 'none', got 'auto'"),
-    ({"classification": {"threshold": "zero"}}, "config: 'classification.threshold' must be a number, got 'zero'"),
-    ({"classification": {"classes": 1}}, "config: 'classification.classes': Input should be greater than or equal to 2, got 1"),
-    ({"classification": {"threshold": 0.0, "classes": 3}},
-     "config: 'classification': classes must be 2 (or left out) when a threshold makes the labels, got 3"),
-    ({"classification": {"treshold": 0.0}}, "config: unknown key 'classification.treshold' (did you mean 'threshold'?)"),
-    ({"task": "sorting"}, f"config: 'task' must be one of {', '.join(repr(n) for n in TASKS)}, got 'sorting'"),
-    ({"task": "regression", "classification": {"threshold": 0.0}},
-     "config: classification: settings need task = 'classification', got task = 'regression'"),
-    ({"training": {"loss": "mae"}}, "config: training.loss must be 'cross_entropy' when task = 'classification', got 'mae'"),
-    ({"task": "regression", "training": {"loss": "cross_entropy"}},
-     "config: training.loss 'cross_entropy' needs task = 'classification', got task = 'regression'"),
-    ({"baselines": ["persistence"]},
-     "config: baselines for task = 'classification' must be among ['same_as_now', 'majority'], got ['persistence']"),
-    ({"windows": {"sequence_length": 4, "residual": True}},
-     "config: residual: a residual target (change from the last input) needs task = 'regression', "
-     "got residual = true with task = 'classification'"),
-    ({"training": {"stateful": True}}, "config: training.stateful: stateful training has no classification path yet, got true"),
-    ({"data": {"columns": "some"}},
-     "config: 'data.columns': must be 'benchmark', 'all' or a non-empty list of column names, got 'some'"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (
+            {"classification": {"class_weight": "auto"}},
+            "config: 'classification.class_weight' must be one of 'balanced', 'none', got 'auto'",
+        ),
+        ({"classification": {"threshold": "zero"}}, "config: 'classification.threshold' must be a number, got 'zero'"),
+        (
+            {"classification": {"classes": 1}},
+            "config: 'classification.classes': Input should be greater than or equal to 2, got 1",
+        ),
+        (
+            {"classification": {"threshold": 0.0, "classes": 3}},
+            "config: 'classification': classes must be 2 (or left out) when a threshold makes the labels, got 3",
+        ),
+        (
+            {"classification": {"treshold": 0.0}},
+            "config: unknown key 'classification.treshold' (did you mean 'threshold'?)",
+        ),
+        ({"task": "sorting"}, f"config: 'task' must be one of {', '.join(repr(n) for n in TASKS)}, got 'sorting'"),
+        (
+            {"task": "regression", "classification": {"threshold": 0.0}},
+            "config: classification: settings need task = 'classification', got task = 'regression'",
+        ),
+        (
+            {"training": {"loss": "mae"}},
+            "config: training.loss must be 'cross_entropy' when task = 'classification', got 'mae'",
+        ),
+        (
+            {"task": "regression", "training": {"loss": "cross_entropy"}},
+            "config: training.loss 'cross_entropy' needs task = 'classification', got task = 'regression'",
+        ),
+        (
+            {"baselines": ["persistence"]},
+            "config: baselines for task = 'classification' must be among ['same_as_now', 'majority'], got ['persistence']",
+        ),
+        (
+            {"windows": {"sequence_length": 4, "residual": True}},
+            "config: residual: a residual target (change from the last input) needs task = 'regression', "
+            "got residual = true with task = 'classification'",
+        ),
+        (
+            {"training": {"stateful": True}},
+            "config: training.stateful: stateful training has no classification path yet, got true",
+        ),
+        (
+            {"data": {"columns": "some"}},
+            "config: 'data.columns': must be 'benchmark', 'all' or a non-empty list of column names, got 'some'",
+        ),
+    ],
+)
 def test_invalid_classification_settings(extra, message):
     with pytest.raises(RnnkitError) as info:
         parse_config({**BASE, **extra})

@@ -78,14 +78,17 @@ def test_train_evaluate_predict(setup, capsys):
     first = min(baselines, key=baselines.get)
     assert stored["best_baseline"] == first and stored["best"] == "GRU(4)"
     model_val = stored["models"]["GRU(4)"]["mae_val"]
-    assert (f"best baseline by validation MAE: {first} ({baselines[first]:.3f}, best model GRU(4) "
-            f"{model_val:.3f})") in out
+    assert (
+        f"best baseline by validation MAE: {first} ({baselines[first]:.3f}, best model GRU(4) {model_val:.3f})"
+    ) in out
     assert ("a baseline wins: " in out) == (baselines[first] < model_val)
     # written: (issue 20, part 7) names every file of the folder and of each model's folder, read from the disk
     lines = out.splitlines()
     at = next(i for i, line in enumerate(lines) if line.startswith("written: "))
     assert lines[at] == f"written: {run}/: " + ", ".join(sorted(p.name for p in run.iterdir() if p.is_file()))
-    assert {"config.json", "scaler.json", "run.json", "report.html", "metrics.json"} <= set(lines[at].split(": ")[2].split(", "))
+    assert {"config.json", "scaler.json", "run.json", "report.html", "metrics.json"} <= set(
+        lines[at].split(": ")[2].split(", ")
+    )
     model_files = sorted(p.name + "/" * p.is_dir() for p in (run / "models" / "gru_4").iterdir())
     assert lines[at + 1] == f"  models/: gru_4/ ({', '.join(model_files)})" and "model.safetensors" in model_files
     assert [p.name for p in (run / "models").iterdir()] == ["gru_4"] and len(lines) == at + 2
@@ -99,7 +102,8 @@ def test_train_evaluate_predict(setup, capsys):
     printed = capsys.readouterr().out
     assert "49 predictions written" in printed
     assert (tmp / "p.csv").read_text().splitlines()[0] == (
-        "model,last_input_time,target_time,predicted T (degC),true T (degC),persistence T (degC)")
+        "model,last_input_time,target_time,predicted T (degC),true T (degC),persistence T (degC)"
+    )
     # the truth is the file's row at the target time (NaN past its end), persistence the last input's value
     got = pd.read_csv(tmp / "p.csv", parse_dates=["last_input_time", "target_time"])
     series = jena_climate(str(new))["T (degC)"]
@@ -116,15 +120,21 @@ def test_predict_with_a_stateful_model_is_refused_in_one_line(tmp_path, capsys):
     # issue 22: was "internal error ... stateful layer holds states for batch size 4, got a batch of ..."
     csv = write_jena_csv(tmp_path / "hourly.csv")
     config = tmp_path / "stateful.toml"
-    stateful = {"name": "stateful GRU(4)", "layers": [{"type": "GRU", "units": 4, "stateful": True},
-                                                     {"type": "Dense", "units": 1}],
-                "training": {"batch_size": 4, "shuffle": False, "stateful": True, "epochs": 1}}
+    stateful = {
+        "name": "stateful GRU(4)",
+        "layers": [{"type": "GRU", "units": 4, "stateful": True}, {"type": "Dense", "units": 1}],
+        "training": {"batch_size": 4, "shuffle": False, "stateful": True, "epochs": 1},
+    }
     config.write_text(toml_of(tiny_config(csv, baselines=["persistence"], models=[stateful])))
     run = tmp_path / "run"
     assert main(["train", str(config), "--output", str(run), "--quiet"]) == 0
     capsys.readouterr()
-    one_line_error(capsys, ["predict", str(run), "--data", str(csv), "--model", "stateful GRU(4)"],
-                   "predict: the model 'stateful GRU(4)' is stateful", "--model NAME")
+    one_line_error(
+        capsys,
+        ["predict", str(run), "--data", str(csv), "--model", "stateful GRU(4)"],
+        "predict: the model 'stateful GRU(4)' is stateful",
+        "--model NAME",
+    )
 
 
 def test_train_with_epochs_override_and_resume_of_a_finished_run(setup, capsys):
@@ -152,8 +162,7 @@ def test_train_threads_sets_torchs_thread_count_for_the_run_and_gives_the_same_s
         torch.set_num_threads(before)
     one, two = (json.loads((tmp / r / "metrics.json").read_text())["models"]["GRU(4)"] for r in ("one", "two"))
     assert one["mae_val"] == pytest.approx(two["mae_val"], rel=1e-5)
-    one_line_error(capsys, ["train", str(config), "--output", str(tmp / "zero"), "--threads", "0"],
-                   "--threads")
+    one_line_error(capsys, ["train", str(config), "--output", str(tmp / "zero"), "--threads", "0"], "--threads")
 
 
 def test_summary_and_windows(setup, capsys):
@@ -205,7 +214,12 @@ def test_unknown_command_and_missing_argument(capsys):
 
 def test_the_console_script_prints_no_traceback(tmp_path):
     env = {**os.environ, "KERAS_BACKEND": "torch"}
-    result = subprocess.run([sys.executable, "-m", "rnnkit.cli", "train", str(tmp_path / "x.toml")],
-                            capture_output=True, text=True, env=env, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "rnnkit.cli", "train", str(tmp_path / "x.toml")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert result.returncode == 2
     assert result.stderr.strip() == f"rnnkit: error: config file not found: {tmp_path / 'x.toml'}"

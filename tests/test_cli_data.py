@@ -23,8 +23,15 @@ def data_dir() -> Path:
 
 def test_describes_two_exports(data_dir, capsys, tmp_path):
     png = tmp_path / "series.png"
-    rc = main(["data", str(data_dir / "mpi_roof_2024-06-09_2024-10-20.csv.gz"),
-               str(data_dir / "mpi_roof_2025-01-01_2025-04-27.csv.gz"), "--plot", str(png)])
+    rc = main(
+        [
+            "data",
+            str(data_dir / "mpi_roof_2024-06-09_2024-10-20.csv.gz"),
+            str(data_dir / "mpi_roof_2025-01-01_2025-04-27.csv.gz"),
+            "--plot",
+            str(png),
+        ]
+    )
     out = capsys.readouterr().out
     assert rc == 0
     assert "rows: 35,935" in out
@@ -56,8 +63,12 @@ def test_not_a_data_file_is_one_line_and_exit_2(capsys, tmp_path):
 
 
 def test_subprocess_exit_code(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "rnnkit.cli", "data", str(tmp_path / "missing.csv")],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "rnnkit.cli", "data", str(tmp_path / "missing.csv")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().endswith("missing.csv: no such file") and "Traceback" not in proc.stderr
     assert proc.stderr.count("\n") == 1

@@ -34,7 +34,10 @@ def test_defaults_are_filled_in():
     ("raw", "message"),
     [
         ({**MINIMAL, "trainig": {}}, "c.toml: unknown key 'trainig' (did you mean 'training'?)"),
-        ({"windows": {"sequence_lenght": 10}}, "c.toml: unknown key 'windows.sequence_lenght' (did you mean 'sequence_length'?)"),
+        (
+            {"windows": {"sequence_lenght": 10}},
+            "c.toml: unknown key 'windows.sequence_lenght' (did you mean 'sequence_length'?)",
+        ),
         ({**MINIMAL, "data": {"stpe": 6}}, "unknown key 'data.stpe' (did you mean 'step'?)"),
         (
             {**MINIMAL, "models": [{"name": "a", "layers": [{"type": "GRU", "units": 3}], "training": {"epochz": 3}}]},
@@ -52,10 +55,16 @@ def test_unknown_key_is_named_with_the_closest_valid_key(raw, message):
         ({"windows": {"sequence_length": "ten"}}, "'windows.sequence_length' must be an integer, got 'ten'"),
         ({**MINIMAL, "training": {"epochs": 1.5}}, "'training.epochs' must be an integer, got 1.5"),
         ({**MINIMAL, "training": {"learning_rate": "fast"}}, "'training.learning_rate' must be a number, got 'fast'"),
-        ({**MINIMAL, "training": {"optimizer": "adamw"}}, "'training.optimizer' must be one of 'adam', 'rmsprop', 'sgd', got 'adamw'"),
+        (
+            {**MINIMAL, "training": {"optimizer": "adamw"}},
+            "'training.optimizer' must be one of 'adam', 'rmsprop', 'sgd', got 'adamw'",
+        ),
         ({**MINIMAL, "data": {"paths": "x.csv"}}, "'data.paths' must be a list of strings, got 'x.csv'"),
         ({**MINIMAL, "data": {"paths": [3]}}, "'data.paths[0]' must be a string, got 3"),
-        ({**MINIMAL, "windows": {"sequence_length": 10, "residual": "yes"}}, "'windows.residual' must be true or false, got 'yes'"),
+        (
+            {**MINIMAL, "windows": {"sequence_length": 10, "residual": "yes"}},
+            "'windows.residual' must be true or false, got 'yes'",
+        ),
         ({**MINIMAL, "baselines": ["persistance"]}, "'baselines[0]' must be one of 'persistence'"),
     ],
 )
@@ -76,7 +85,10 @@ def test_layer_specs_are_checked_before_building():
     assert "models[0].layers[0]: unknown layer type 'GRUU' (did you mean 'GRU'?)" in error_of(bad_type)
     bad_arg = {**MINIMAL, "models": [{"name": "a", "layers": [{"type": "GRU", "unit": 3}]}]}
     assert "unknown argument 'unit' for GRU (did you mean 'units'?)" in error_of(bad_arg)
-    nested = {**MINIMAL, "models": [{"name": "a", "layers": [{"type": "Bidirectional", "layer": {"type": "LSTM", "untis": 3}}]}]}
+    nested = {
+        **MINIMAL,
+        "models": [{"name": "a", "layers": [{"type": "Bidirectional", "layer": {"type": "LSTM", "untis": 3}}]}],
+    }
     assert "layers[0].layer: unknown argument 'untis' for LSTM (did you mean 'units'?)" in error_of(nested)
     no_type = {**MINIMAL, "models": [{"name": "a", "layers": [{"units": 3}]}]}
     assert "missing 'type'" in error_of(no_type)
@@ -84,12 +96,19 @@ def test_layer_specs_are_checked_before_building():
 
 def test_duplicate_model_names_are_rejected():
     layers = [{"type": "Dense", "units": 1}]
-    assert "model names must be unique, got ['a']" in error_of({**MINIMAL, "models": [{"name": "a", "layers": layers}] * 2})
+    assert "model names must be unique, got ['a']" in error_of(
+        {**MINIMAL, "models": [{"name": "a", "layers": layers}] * 2}
+    )
 
 
 def test_model_training_overrides_merge_over_the_global_settings():
-    config = parse_config({**MINIMAL, "training": {"epochs": 7, "batch_size": 8},
-                           "models": [{"name": "a", "layers": [{"type": "Dense", "units": 1}], "training": {"epochs": 3}}]})
+    config = parse_config(
+        {
+            **MINIMAL,
+            "training": {"epochs": 7, "batch_size": 8},
+            "models": [{"name": "a", "layers": [{"type": "Dense", "units": 1}], "training": {"epochs": 3}}],
+        }
+    )
     merged = config.training_for(config.models[0])
     assert (merged.epochs, merged.batch_size) == (3, 8)
     assert config.training.epochs == 7
@@ -146,6 +165,7 @@ def test_model_summaries_show_formulas_for_given_features():
 
 # --- a new task: one module and one registry line, no edit of config.py ----------------------------
 
+
 def test_a_task_registered_in_one_line_is_a_config_kind_with_its_own_checks_and_baselines(monkeypatch):
     import sys
     import types
@@ -165,8 +185,10 @@ def test_a_task_registered_in_one_line_is_a_config_kind_with_its_own_checks_and_
                 config.baselines = list(cls.baseline_names)
             check_baselines(config, cls.baseline_names)
             if config.windows.sequence_length > 50:
-                raise ValueError(f"windows.sequence_length must be at most 50 for task = 'echo', got "
-                                 f"{config.windows.sequence_length}")
+                raise ValueError(
+                    f"windows.sequence_length must be at most 50 for task = 'echo', got "
+                    f"{config.windows.sequence_length}"
+                )
 
     module = types.ModuleType("echo_task")
     module.TASK = Echo
@@ -176,15 +198,19 @@ def test_a_task_registered_in_one_line_is_a_config_kind_with_its_own_checks_and_
     config = parse_config({"task": "echo", **MINIMAL})
     assert config.task == "echo" and config.baselines == ["echo_last"]  # its check filled in its default
     assert error_of({"task": "echo", "windows": {"sequence_length": 60}}) == (
-        "c.toml: windows.sequence_length must be at most 50 for task = 'echo', got 60")
+        "c.toml: windows.sequence_length must be at most 50 for task = 'echo', got 60"
+    )
     assert error_of({"task": "echo"}) == (
-        "c.toml: missing key 'windows' (the [windows] table with sequence_length) for task = 'echo'")
+        "c.toml: missing key 'windows' (the [windows] table with sequence_length) for task = 'echo'"
+    )
     # its baseline name is known to the config, and still refused by the other tasks
     assert error_of({"baselines": ["echo_last"], **MINIMAL}) == (
         "c.toml: baselines for task = 'regression' must be among ['persistence', 'seasonal_persistence', 'mean', "
-        "'linear', 'naive_dense', 'repeat_last_day'], got ['echo_last']")
+        "'linear', 'naive_dense', 'repeat_last_day'], got ['echo_last']"
+    )
     listed = ", ".join(repr(name) for name in tasks.TASKS)  # the registry's order, 'echo' last
     assert listed.startswith("'regression', 'classification', 'tagging', 'quantile'") and listed.endswith(", 'echo'")
     assert error_of({"task": "echoo", **MINIMAL}) == f"c.toml: 'task' must be one of {listed}, got 'echoo'"
     assert error_of({"task": "echo", "baselines": ["echo_lst"], **MINIMAL}).startswith(
-        "c.toml: 'baselines[0]' must be one of 'persistence', ")
+        "c.toml: 'baselines[0]' must be one of 'persistence', "
+    )

@@ -60,7 +60,9 @@ def test_a_cpu_that_another_process_keeps_busy_is_not_counted():
     from rnnkit.training.threads import idle_cpus, threads_for_load
 
     cpus = sorted(os.sched_getaffinity(0))
-    spinner = subprocess.Popen([sys.executable, "-c", f"import os; os.sched_setaffinity(0, {{{cpus[0]}}})\nwhile True: pass"])
+    spinner = subprocess.Popen(
+        [sys.executable, "-c", f"import os; os.sched_setaffinity(0, {{{cpus[0]}}})\nwhile True: pass"]
+    )
     try:
         time.sleep(0.3)
         idle, count = idle_cpus(0.5)

@@ -46,6 +46,7 @@ class StepWeights(nn.Module):
 
 # --- gradient_flow on models whose gradient is known ---------------------------------------------
 
+
 def test_gradient_flow_of_a_linear_model_is_the_norm_of_each_step_weight(seed):
     w = torch.tensor([[3.0, 4.0], [0.0, 1.0], [1.0, 0.0], [0.0, 0.0]], dtype=torch.float64)
     g = gradient_flow(StepWeights(w), torch.randn(5, 4, 2, dtype=torch.float64))
@@ -143,8 +144,10 @@ def test_gradient_flow_of_a_model_that_ignores_x_is_zero():
         ({"reduction": "sum"}, "reduction must be 'mean' or 'none', got 'sum'"),
         ({"y": torch.zeros(3, 1)}, r"y must have one entry per example of x \(2\), got 3"),
         ({"y": torch.zeros(2, 5)}, r"y must have the model output's shape \(2, 1\), got \(2, 5\)"),
-        ({"y": torch.zeros(2, 3), "loss": "cross_entropy"},
-         r"y must hold one class index per logit vector for cross_entropy: shape \(2,\), got \(2, 3\)"),
+        (
+            {"y": torch.zeros(2, 3), "loss": "cross_entropy"},
+            r"y must hold one class index per logit vector for cross_entropy: shape \(2,\), got \(2, 3\)",
+        ),
         ({"y": torch.zeros(2), "loss": lambda out, y: 1.0}, "loss must return a tensor, got float"),
     ],
 )
@@ -156,6 +159,7 @@ def test_gradient_flow_arguments_are_checked(kwargs, message):
 
 # --- the long-dependency task --------------------------------------------------------------------
 
+
 def test_long_dependency_task_labels_are_the_sign_of_the_first_step():
     x, y = long_dependency_task(200, 100, seed=3)
     assert x.shape == (200, 100, 2) and y.dtype == torch.int64
@@ -165,11 +169,14 @@ def test_long_dependency_task_labels_are_the_sign_of_the_first_step():
     assert torch.equal(long_dependency_task(200, 100, seed=3)[0], x)  # same seed, same data
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"examples": 0}, "examples must be an integer >= 1, got 0"),
-    ({"examples": 5, "steps": 1}, "steps must be an integer >= 2, got 1"),
-    ({"examples": 5, "steps": 10.0}, "steps must be an integer >= 2, got 10.0"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"examples": 0}, "examples must be an integer >= 1, got 0"),
+        ({"examples": 5, "steps": 1}, "steps must be an integer >= 2, got 1"),
+        ({"examples": 5, "steps": 10.0}, "steps must be an integer >= 2, got 10.0"),
+    ],
+)
 def test_long_dependency_task_arguments_are_checked(kwargs, message):
     with pytest.raises(ValueError, match=message):
         long_dependency_task(**kwargs)
@@ -241,23 +248,31 @@ def test_after_training_the_gru_learns_the_long_dependency():
 
 
 def test_describe_gradients_reads_the_ratios():
-    line = describe_gradients({"SimpleRNN": 3e-4, "LSTM": 20.0, "GRU": 2000.0}, 100,
-                              {"SimpleRNN": 0.5, "LSTM": 0.99, "GRU": 1.0})
-    assert line == ("‖∂L/∂x_1‖ / ‖∂L/∂x_100‖: SimpleRNN 3e-04, LSTM 2e+01, GRU 2e+03 "
-                    "(accuracy SimpleRNN 50%, LSTM 99%, GRU 100%): the gradient from step 1 is 7e+06 times "
-                    "weaker in SimpleRNN than in GRU: SimpleRNN barely learns from the early steps")
+    line = describe_gradients(
+        {"SimpleRNN": 3e-4, "LSTM": 20.0, "GRU": 2000.0}, 100, {"SimpleRNN": 0.5, "LSTM": 0.99, "GRU": 1.0}
+    )
+    assert line == (
+        "‖∂L/∂x_1‖ / ‖∂L/∂x_100‖: SimpleRNN 3e-04, LSTM 2e+01, GRU 2e+03 "
+        "(accuracy SimpleRNN 50%, LSTM 99%, GRU 100%): the gradient from step 1 is 7e+06 times "
+        "weaker in SimpleRNN than in GRU: SimpleRNN barely learns from the early steps"
+    )
     alike = describe_gradients({"LSTM": 0.5, "GRU": 2.0}, 10, {"LSTM": 0.25, "GRU": 0.5}, "mse")
-    assert alike == ("‖∂L/∂x_1‖ / ‖∂L/∂x_10‖: LSTM 5e-01, GRU 2e+00 (mse LSTM 0.25, GRU 0.5): "
-                     "the gradient reaches step 1 alike in all of them (within a factor 4)")
+    assert alike == (
+        "‖∂L/∂x_1‖ / ‖∂L/∂x_10‖: LSTM 5e-01, GRU 2e+00 (mse LSTM 0.25, GRU 0.5): "
+        "the gradient reaches step 1 alike in all of them (within a factor 4)"
+    )
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"units": 0}, "units must be an integer >= 1, got 0"),
-    ({"train_epochs": -1}, "train_epochs must be an integer >= 0, got -1"),
-    ({"layers": ("RNN",)}, r"layers must name some of SimpleRNN, LSTM, GRU, got \['RNN'\]"),
-    ({"x": torch.randn(8, 5, 1)}, "x and y must be given together"),
-    ({"x": torch.randn(8, 5, 1), "y": torch.randn(7, 1)}, r"y must have one row per example of x \(8\), got 7"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"units": 0}, "units must be an integer >= 1, got 0"),
+        ({"train_epochs": -1}, "train_epochs must be an integer >= 0, got -1"),
+        ({"layers": ("RNN",)}, r"layers must name some of SimpleRNN, LSTM, GRU, got \['RNN'\]"),
+        ({"x": torch.randn(8, 5, 1)}, "x and y must be given together"),
+        ({"x": torch.randn(8, 5, 1), "y": torch.randn(7, 1)}, r"y must have one row per example of x \(8\), got 7"),
+    ],
+)
 def test_gradient_picture_arguments_are_checked(kwargs, message):
     with pytest.raises(ValueError, match=message):
         gradient_picture(**kwargs)
@@ -274,6 +289,7 @@ def test_gradient_picture_on_given_regression_data_scores_mse():
 
 
 # --- the plot and the command --------------------------------------------------------------------
+
 
 def test_plot_gradient_flow_draws_each_curve_on_a_log_axis(tmp_path):
     t = np.arange(1, 51)
@@ -313,10 +329,15 @@ def _data_dir() -> Path | None:
 @pytest.mark.skipif(_data_dir() is None, reason="the station exports mpi_roof_*.csv(.gz) are not in RNNKIT_DATA_DIR")
 def test_cli_gradients_on_a_config_uses_its_windows(tmp_path, capsys):
     config = tmp_path / "hourly.toml"
-    config.write_text('name = "hourly"\n[data]\nstep = 6\nfeatures = ["T (degC)", "p (mbar)"]\n'
-                      "[windows]\nsequence_length = 96\nshift = 24\nhorizon = 24\n", encoding="utf-8")
+    config.write_text(
+        'name = "hourly"\n[data]\nstep = 6\nfeatures = ["T (degC)", "p (mbar)"]\n'
+        "[windows]\nsequence_length = 96\nshift = 24\nhorizon = 24\n",
+        encoding="utf-8",
+    )
     out = tmp_path / "g.png"
-    code = main(["gradients", str(config), "--steps", "24", "--units", "4", "--train-epochs", "1", "--output", str(out)])
+    code = main(
+        ["gradients", str(config), "--steps", "24", "--units", "4", "--train-epochs", "1", "--output", str(out)]
+    )
     printed = capsys.readouterr().out.splitlines()
     assert code == 0, printed
     assert printed[0].startswith("‖∂L/∂x_1‖ / ‖∂L/∂x_24‖: SimpleRNN ") and "(mse SimpleRNN " in printed[0]

@@ -30,8 +30,11 @@ PLUGINS = ("mkdocs", "material", "mkdocstrings", "mkdocstrings_handlers.python")
 
 
 def missing_plugins() -> list[str]:
-    return [name for name in PLUGINS if importlib.util.find_spec(name.split(".")[0]) is None
-            or importlib.util.find_spec(name) is None]
+    return [
+        name
+        for name in PLUGINS
+        if importlib.util.find_spec(name.split(".")[0]) is None or importlib.util.find_spec(name) is None
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +43,14 @@ def site(tmp_path_factory) -> Path:
     if missing:
         pytest.skip(f"the docs' tools are not installed ({', '.join(missing)}): pip install -e '.[docs]'")
     out = tmp_path_factory.mktemp("site")
-    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=600, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    done = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+    )
     assert done.returncode == 0, done.stderr[-4000:]
     return out
 
@@ -103,18 +112,28 @@ def broken_links(site: Path) -> list[str]:
 
 def test_the_link_check_finds_a_broken_link_and_a_missing_anchor(tmp_path):
     (tmp_path / "a").mkdir()
-    (tmp_path / "index.html").write_text("<a href='a/'>ok</a><a href='b/'>gone</a><a href='a/#x'>x</a>"
-                                         "<a href='https://example.org/'>out</a>")
+    (tmp_path / "index.html").write_text(
+        "<a href='a/'>ok</a><a href='b/'>gone</a><a href='a/#x'>x</a><a href='https://example.org/'>out</a>"
+    )
     (tmp_path / "a" / "index.html").write_text("<h2 id='y'>y</h2><a href='../#top'>up</a><img src='../i.png'>")
-    assert broken_links(tmp_path) == ["a/index.html -> ../#top (no #top there)",
-                                      "a/index.html -> ../i.png (no such file)",
-                                      "index.html -> b/ (no such file)",
-                                      "index.html -> a/#x (no #x there)"]
+    assert broken_links(tmp_path) == [
+        "a/index.html -> ../#top (no #top there)",
+        "a/index.html -> ../i.png (no such file)",
+        "index.html -> b/ (no such file)",
+        "index.html -> a/#x (no #x there)",
+    ]
 
 
 def test_the_site_has_every_page_and_no_broken_internal_link(site):
-    for page in ("index.html", "getting-started/index.html", "concepts/index.html", "guides/gpu/index.html",
-                 "guides/backtest/index.html", "measured/demo/index.html", "reference/layers/index.html"):
+    for page in (
+        "index.html",
+        "getting-started/index.html",
+        "concepts/index.html",
+        "guides/gpu/index.html",
+        "guides/backtest/index.html",
+        "measured/demo/index.html",
+        "reference/layers/index.html",
+    ):
         assert (site / page).is_file(), page
     assert broken_links(site) == []
 
@@ -129,6 +148,7 @@ def test_the_api_reference_is_generated_from_the_docstrings(site):
 
 
 # --- a real browser --------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def served(site):
@@ -153,17 +173,32 @@ class _QuietHandler(SimpleHTTPRequestHandler):
 def browse(url: str, screenshot: Path) -> list[str]:
     """Load a page in headless Chromium (any host but 127.0.0.1 unreachable); returns its console messages."""
     done = subprocess.run(
-        [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0",
-         "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1", "--window-size=1280,1600",
-         "--hide-scrollbars", "--virtual-time-budget=3000", f"--screenshot={screenshot}", url],
-        capture_output=True, text=True, timeout=120)
+        [
+            chromium(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+            "--window-size=1280,1600",
+            "--hide-scrollbars",
+            "--virtual-time-budget=3000",
+            f"--screenshot={screenshot}",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert screenshot.is_file(), done.stderr[-2000:]
     return [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
 
 
 def test_a_console_error_on_a_served_page_is_caught(tmp_path):
-    (tmp_path / "bad.html").write_text("<!DOCTYPE html><html><body><script>console.error('docs-test-marker')"
-                                       "</script></body></html>")
+    (tmp_path / "bad.html").write_text(
+        "<!DOCTYPE html><html><body><script>console.error('docs-test-marker')</script></body></html>"
+    )
     server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(tmp_path)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -176,8 +211,10 @@ def test_a_console_error_on_a_served_page_is_caught(tmp_path):
     assert any("docs-test-marker" in m for m in messages), messages
 
 
-@pytest.mark.parametrize("page", ["", "getting-started/", "concepts/", "guides/gpu/", "measured/demo/",
-                                  "reference/layers/", "reference/training/"])
+@pytest.mark.parametrize(
+    "page",
+    ["", "getting-started/", "concepts/", "guides/gpu/", "measured/demo/", "reference/layers/", "reference/training/"],
+)
 def test_chromium_opens_the_pages_without_a_console_message(served, tmp_path, page):
     shot = tmp_path / "page.png"
     assert browse(served + page, shot) == []

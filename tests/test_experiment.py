@@ -36,8 +36,9 @@ def test_parts_do_not_leak_and_the_scaler_sees_training_rows_only(tmp_path):
     a = write_jena_csv(tmp_path / "a.csv", days=20, seed=1)
     b = tmp_path / "b.csv"
     frame_b = pd.read_csv(write_jena_csv(tmp_path / "b0.csv", days=20, seed=2))
-    frame_b["Date Time"] = (pd.to_datetime(frame_b["Date Time"], format="%d.%m.%Y %H:%M:%S")
-                            + pd.Timedelta(days=60)).dt.strftime("%d.%m.%Y %H:%M:%S")
+    frame_b["Date Time"] = (
+        pd.to_datetime(frame_b["Date Time"], format="%d.%m.%Y %H:%M:%S") + pd.Timedelta(days=60)
+    ).dt.strftime("%d.%m.%Y %H:%M:%S")
     frame_b.to_csv(b, index=False)
     config = parse_config(tiny_config(a, data={"paths": [str(a), str(b)]}))
     prepared = prepare(config, load_frame(config))
@@ -58,11 +59,11 @@ def test_baselines_equal_hand_computed_values(csv, tmp_path):
     metrics = run_experiment(parse_config(tiny_config(csv)), tmp_path / "run", **quiet)
     t = raw_t(csv)
     n = len(t)
-    test = t[int(0.6 * n) + int(0.2 * n):]
+    test = t[int(0.6 * n) + int(0.2 * n) :]
     last = np.arange(23, len(test) - 6)
     persistence = np.abs(test[last + 6] - test[last]).mean()
     seasonal = np.abs(test[last + 6] - test[last + 6 - 24]).mean()  # same hour the day before the target
-    mean = np.abs(test[last + 6] - t[:int(0.6 * n)][29:].mean()).mean()  # mean of the training targets
+    mean = np.abs(test[last + 6] - t[: int(0.6 * n)][29:].mean()).mean()  # mean of the training targets
     m = metrics["models"]
     assert m["persistence"]["mae_test"] == pytest.approx(persistence, abs=1e-4)
     assert m["seasonal_persistence"]["mae_test"] == pytest.approx(seasonal, abs=1e-4)
@@ -138,8 +139,10 @@ def test_an_interrupted_run_resumes_to_the_same_weights(csv, tmp_path, monkeypat
     cut, _ = read_safetensors(tmp_path / "cut" / "models" / "gru_4" / "model.safetensors")
     assert whole.keys() == cut.keys()
     assert all(torch.equal(whole[k], cut[k]) for k in whole)
-    assert resumed["models"]["GRU(4)"]["mae_test"] == json.loads(
-        (tmp_path / "whole" / "metrics.json").read_text())["models"]["GRU(4)"]["mae_test"]
+    assert (
+        resumed["models"]["GRU(4)"]["mae_test"]
+        == json.loads((tmp_path / "whole" / "metrics.json").read_text())["models"]["GRU(4)"]["mae_test"]
+    )
 
 
 def test_predict_on_new_data(csv, tmp_path):
@@ -154,7 +157,7 @@ def test_predict_on_new_data(csv, tmp_path):
     frame = pd.read_csv(new, index_col=0)
     scaler = json.loads((out / "scaler.json").read_text())
     z = (frame.to_numpy() - np.array(scaler["mean"])) / np.array(scaler["std"])
-    x = torch.tensor(np.stack([z[i:i + 24] for i in range(len(z) - 23)]), dtype=torch.float32)
+    x = torch.tensor(np.stack([z[i : i + 24] for i in range(len(z) - 23)]), dtype=torch.float32)
     with torch.no_grad():
         expected = model(x).numpy().reshape(-1) * scaler["std"][1] + scaler["mean"][1]
     np.testing.assert_allclose(table["predicted T (degC)"], expected, rtol=1e-5)
@@ -186,7 +189,10 @@ def test_a_pickle_given_as_a_model_never_runs(csv, tmp_path):
 def test_a_series_too_short_for_the_config_stops_with_what_is_missing(tmp_path):
     short = write_jena_csv(tmp_path / "short.csv", days=3)
     config = parse_config(tiny_config(short, windows={"sequence_length": 48, "horizon": 24}))
-    with pytest.raises(RnnkitError, match=r"the training part \(43 rows of 72\) yields no window: .* needs 72 rows.*needs a longer series"):
+    with pytest.raises(
+        RnnkitError,
+        match=r"the training part \(43 rows of 72\) yields no window: .* needs 72 rows.*needs a longer series",
+    ):
         prepare(config, load_frame(config))
 
 
@@ -239,13 +245,24 @@ def test_written_lines_list_the_folder_as_it_is_on_disk(tmp_path):
     from rnnkit.experiment import written_lines
 
     run = tmp_path / "run"
-    for name in ("models/gru_4/model.json", "models/gru_4/checkpoint/checkpoint.safetensors", "models/lstm_8/model.json",
-                 "models/lstm_8/checkpoint/checkpoint.safetensors", "scaler.json", "report.html", ".lock", "b.csv"):
+    for name in (
+        "models/gru_4/model.json",
+        "models/gru_4/checkpoint/checkpoint.safetensors",
+        "models/lstm_8/model.json",
+        "models/lstm_8/checkpoint/checkpoint.safetensors",
+        "scaler.json",
+        "report.html",
+        ".lock",
+        "b.csv",
+    ):
         (run / name).parent.mkdir(parents=True, exist_ok=True)
         (run / name).write_text("")
-    assert written_lines(run) == (f"written: {run}/: b.csv, report.html, scaler.json\n"
-                                  "  models/: gru_4/, lstm_8/ (each: checkpoint/, model.json)")
+    assert written_lines(run) == (
+        f"written: {run}/: b.csv, report.html, scaler.json\n  models/: gru_4/, lstm_8/ (each: checkpoint/, model.json)"
+    )
     (run / "models/lstm_8/history.csv").write_text("")  # the models' folders differ: each is listed
     (run / "plots").mkdir()
     assert written_lines(run).splitlines()[1:] == [
-        "  models/: gru_4/ (checkpoint/, model.json), lstm_8/ (checkpoint/, history.csv, model.json)", "  plots/: (empty)"]
+        "  models/: gru_4/ (checkpoint/, model.json), lstm_8/ (checkpoint/, history.csv, model.json)",
+        "  plots/: (empty)",
+    ]

@@ -16,8 +16,14 @@ import rnnkit as rk
 from rnnkit import baselines as bl
 from rnnkit.errors import RnnkitError
 from rnnkit.export import to_model_proto, torch_kernel
-from rnnkit.baselines import (MultiStepResidualTarget, RepeatLastDay, RepeatLastPeriod, StepMean, StepPersistence,
-                              StepResidualTarget)
+from rnnkit.baselines import (
+    MultiStepResidualTarget,
+    RepeatLastDay,
+    RepeatLastPeriod,
+    StepMean,
+    StepPersistence,
+    StepResidualTarget,
+)
 from rnnkit.layers import GRU, LSTM, Bidirectional, Dense, Dropout, Flatten, SimpleRNN
 
 TOLERANCE = 1e-5
@@ -57,16 +63,26 @@ MODELS = {
     "LSTM": lambda: seq(LSTM(8), Dense(1)),
     "GRU reset_after=True": lambda: seq(GRU(8), Dense(1)),
     "GRU reset_after=False": lambda: seq(GRU(8, reset_after=False), Dense(1)),
-    "GRU hard_sigmoid/softsign": lambda: seq(GRU(8, recurrent_activation="hard_sigmoid", activation="softsign"), Dense(1)),
+    "GRU hard_sigmoid/softsign": lambda: seq(
+        GRU(8, recurrent_activation="hard_sigmoid", activation="softsign"), Dense(1)
+    ),
     "Bidirectional(LSTM) concat": lambda: seq(Bidirectional(LSTM(6)), Dense(1)),
-    "Bidirectional(GRU) ave, sequences": lambda: seq(Bidirectional(GRU(6, return_sequences=True), merge_mode="ave"),
-                                                     Dense(1)),
+    "Bidirectional(GRU) ave, sequences": lambda: seq(
+        Bidirectional(GRU(6, return_sequences=True), merge_mode="ave"), Dense(1)
+    ),
     "Bidirectional(SimpleRNN) sum / mul": lambda: seq(
         Bidirectional(SimpleRNN(6, return_sequences=True), merge_mode="sum"),
-        Bidirectional(SimpleRNN(4), merge_mode="mul"), Dense(1)),
+        Bidirectional(SimpleRNN(4), merge_mode="mul"),
+        Dense(1),
+    ),
     "stacked GRU-LSTM, dropout, dense relu": lambda: seq(
-        GRU(8, return_sequences=True, dropout=0.2, recurrent_dropout=0.2), LSTM(6, return_sequences=True),
-        Dropout(0.5), SimpleRNN(4), Dense(3, activation="relu"), Dense(1)),
+        GRU(8, return_sequences=True, dropout=0.2, recurrent_dropout=0.2),
+        LSTM(6, return_sequences=True),
+        Dropout(0.5),
+        SimpleRNN(4),
+        Dense(3, activation="relu"),
+        Dense(1),
+    ),
     "ResidualTarget(GRU)": lambda: bl.ResidualTarget(seq(GRU(8), Dense(1)), target_index=2),
     "MultiStepResidualTarget(LSTM)": lambda: MultiStepResidualTarget(seq(LSTM(8), Dense(4)), 1, (4,)),
     "StepResidualTarget(GRU per step)": lambda: StepResidualTarget(seq(GRU(8, return_sequences=True), Dense(1)), 0),
@@ -124,8 +140,18 @@ def test_window_flattening_models_read_their_own_length_and_match():
 
 def test_dense_activations_match():
     torch.manual_seed(3)
-    for activation in ("tanh", "sigmoid", "relu", "elu", "selu", "softsign", "softplus", "hard_sigmoid", "silu",
-                       "gelu"):
+    for activation in (
+        "tanh",
+        "sigmoid",
+        "relu",
+        "elu",
+        "selu",
+        "softsign",
+        "softplus",
+        "hard_sigmoid",
+        "silu",
+        "gelu",
+    ):
         model = scramble(seq(GRU(4, return_sequences=True), Dense(3, activation=activation)))
         assert max_difference(model, torch.randn(4, 12, F) * 3) < TOLERANCE, activation
 
@@ -143,8 +169,18 @@ def real_windows():
     return w.x[:256].float(), list(frame.columns).index("T (degC)")
 
 
-@pytest.mark.parametrize("kind", ["SimpleRNN", "LSTM", "GRU reset_after=True", "GRU reset_after=False",
-                                  "Bidirectional", "stacked", "ResidualTarget"])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "SimpleRNN",
+        "LSTM",
+        "GRU reset_after=True",
+        "GRU reset_after=False",
+        "Bidirectional",
+        "stacked",
+        "ResidualTarget",
+    ],
+)
 def test_recurrent_models_match_on_real_windows(kind, real_windows):
     x, target = real_windows
     features = x.shape[-1]
@@ -254,8 +290,9 @@ def test_cli_bad_input_is_one_line_exit_2(tiny_run, tmp_path, capsys):
     one_line_error(capsys, ["export", str(tiny_run)], "--onnx")
     one_line_error(capsys, ["export", str(tmp_path / "nothing"), "--onnx"], "run folder not found")
     one_line_error(capsys, ["export", str(tiny_run), "--onnx", "--model", "LSTM(9)"], "'LSTM(9)' is not in the run")
-    one_line_error(capsys, ["export", str(tiny_run), "--onnx", "--output", str(tmp_path / "no" / "m.onnx")],
-                   "does not exist")
+    one_line_error(
+        capsys, ["export", str(tiny_run), "--onnx", "--output", str(tmp_path / "no" / "m.onnx")], "does not exist"
+    )
     # a run whose training never wrote a model
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -265,5 +302,6 @@ def test_cli_bad_input_is_one_line_exit_2(tiny_run, tmp_path, capsys):
     if os.geteuid() != 0:  # root writes anywhere
         locked = tmp_path / "locked"
         locked.mkdir(mode=0o500)
-        one_line_error(capsys, ["export", str(tiny_run), "--onnx", "--output", str(locked / "m.onnx")],
-                       "permission denied")
+        one_line_error(
+            capsys, ["export", str(tiny_run), "--onnx", "--output", str(locked / "m.onnx")], "permission denied"
+        )

@@ -65,8 +65,12 @@ WORKER = textwrap.dedent("""
 
 class Worker:
     def __init__(self, config: dict, scratch: Path) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-c", WORKER, json.dumps(config), str(scratch)],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", WORKER, json.dumps(config), str(scratch)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert self.proc.stdout.readline().strip() == "warm"
 
     def run(self, folder: Path, resume: bool = False, kill_after: float | None = None) -> tuple[int, float]:
@@ -128,10 +132,14 @@ def metrics_without_seconds(folder: Path) -> dict:
 @pytest.fixture(scope="module")
 def config(tmp_path_factory):
     csv = write_jena_csv(tmp_path_factory.mktemp("data") / "hourly.csv", days=8)
-    config = tiny_config(csv, training={"epochs": 4, "batch_size": 32, "seed": 0}, models=[
-        {"name": "GRU(4)", "layers": [{"type": "GRU", "units": 4}, {"type": "Dense", "units": 1}]},
-        {"name": "LSTM(3)", "layers": [{"type": "LSTM", "units": 3}, {"type": "Dense", "units": 1}]},
-    ])
+    config = tiny_config(
+        csv,
+        training={"epochs": 4, "batch_size": 32, "seed": 0},
+        models=[
+            {"name": "GRU(4)", "layers": [{"type": "GRU", "units": 4}, {"type": "Dense", "units": 1}]},
+            {"name": "LSTM(3)", "layers": [{"type": "LSTM", "units": 3}, {"type": "Dense", "units": 1}]},
+        ],
+    )
     return {**config, "output": {"report": False}}
 
 
@@ -144,8 +152,12 @@ def test_kill_9_at_random_moments_then_resume_gives_the_uninterrupted_weights(tm
         reference, expected = weights(tmp_path / "reference"), metrics_without_seconds(tmp_path / "reference")
         assert sorted(reference) == ["gru_4", "lstm_3"]
         rng = np.random.default_rng(SEED)
-        outcome = {"kills": 0, "finished before the kill (not counted)": 0, "restarted (killed before run.json)": 0,
-                   "torn temp files swept": 0}
+        outcome = {
+            "kills": 0,
+            "finished before the kill (not counted)": 0,
+            "restarted (killed before run.json)": 0,
+            "torn temp files swept": 0,
+        }
         for attempt in range(2 * TRIALS):
             if outcome["kills"] == TRIALS:
                 break
@@ -168,7 +180,9 @@ def test_kill_9_at_random_moments_then_resume_gives_the_uninterrupted_weights(tm
             assert sorted(got) == sorted(reference)
             for model, tensors in reference.items():
                 for name, tensor in tensors.items():
-                    assert torch.equal(got[model][name], tensor), f"attempt {attempt} (kill at {delay:.3f} s): {model}.{name}"
+                    assert torch.equal(got[model][name], tensor), (
+                        f"attempt {attempt} (kill at {delay:.3f} s): {model}.{name}"
+                    )
             assert metrics_without_seconds(folder) == expected
         print(f"kill -9: {outcome}; uninterrupted run {seconds:.2f} s")
         assert outcome["kills"] == TRIALS, outcome
@@ -186,8 +200,15 @@ def run_with_file_size_limit(size: int, args: list[str], cwd: Path) -> subproces
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (size, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
 
-    return subprocess.run([sys.executable, *args], cwd=cwd, preexec_fn=limit, capture_output=True,
-                          text=True, timeout=300, env={**os.environ, "RNNKIT_KERNEL": "torch"})
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=cwd,
+        preexec_fn=limit,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "RNNKIT_KERNEL": "torch"},
+    )
 
 
 FULL_DISK_CHECKPOINT = textwrap.dedent("""
@@ -229,8 +250,9 @@ def test_a_full_disk_at_the_cli_is_one_line_exit_2_and_the_run_resumes(tmp_path,
     path.write_text(toml_of({**config, "models": config["models"][:1]}))
     run = tmp_path / "run"
     # config.json, run.json fit in 3,000 bytes; a model's checkpoint (about 4 KB) does not
-    done = run_with_file_size_limit(3000, ["-m", "rnnkit", "train", str(path), "--output", str(run), "--quiet"],
-                                    tmp_path)
+    done = run_with_file_size_limit(
+        3000, ["-m", "rnnkit", "train", str(path), "--output", str(run), "--quiet"], tmp_path
+    )
     err = done.stderr
     assert done.returncode == 2 and err.count("\n") == 1 and "Traceback" not in err, err
     assert "File too large" in err and "checkpoint.safetensors" in err and "--resume" in err, err

@@ -35,10 +35,15 @@ DIRECT = [{"name": "GRU", "layers": [{"type": "GRU", "units": 4}, {"type": "Dens
 
 def _raw(csv: Path, task: str, **overrides) -> dict:
     models = DIRECT if task == "regression" else FORECASTER
-    raw = tiny_config(csv, task=task, data={"derived": ["time"]},
-                      windows={"sequence_length": 24, "horizon": 1, "target_length": K, "residual": True},
-                      training={"epochs": 2, "batch_size": 32, "seed": 0},
-                      baselines=["persistence", "repeat_last_day", "mean", "linear"], models=models)
+    raw = tiny_config(
+        csv,
+        task=task,
+        data={"derived": ["time"]},
+        windows={"sequence_length": 24, "horizon": 1, "target_length": K, "residual": True},
+        training={"epochs": 2, "batch_size": 32, "seed": 0},
+        baselines=["persistence", "repeat_last_day", "mean", "linear"],
+        models=models,
+    )
     for key, value in overrides.items():
         raw[key] = {**raw[key], **value} if isinstance(value, dict) else value
     return raw
@@ -49,12 +54,15 @@ def runs(tmp_path_factory):
     """The same station file and windows as a direct (regression), an autoregressive and a seq2seq run."""
     folder = tmp_path_factory.mktemp("forecasters")
     csv = write_jena_csv(folder / "station.csv", days=20, columns=("p (mbar)", "T (degC)", "rh (%)"))
-    metrics = {task: run_experiment(parse_config(_raw(csv, task)), folder / task, **quiet)
-               for task in ("regression", "autoregressive", "seq2seq")}
+    metrics = {
+        task: run_experiment(parse_config(_raw(csv, task)), folder / task, **quiet)
+        for task in ("regression", "autoregressive", "seq2seq")
+    }
     return folder, csv, metrics
 
 
 # --- scored like the direct multi-step regression -------------------------------------------------
+
 
 @pytest.mark.parametrize("task", ["autoregressive", "seq2seq"])
 def test_baselines_and_keys_equal_the_direct_regression_runs(runs, task):
@@ -118,17 +126,30 @@ def test_predict_gives_the_trained_models_target_forecast_per_step(runs):
     t = task_for(config)
     t.prepare()  # the run's scaler and features
     columns = [f"predicted T (degC) step {k + 1}" for k in range(K)]
-    assert list(table.columns) == ["model", "last_input_time", "target_time", *columns, "true T (degC)",
-                                   "persistence T (degC)"]
+    assert list(table.columns) == [
+        "model",
+        "last_input_time",
+        "target_time",
+        *columns,
+        "true T (degC)",
+        "persistence T (degC)",
+    ]
     assert len(table) == 20 * 24 - 24 + 1  # every 24-row window of the file
     # by hand: the whole file scaled by the run's scaler, the forecaster's T column (fed back: p, T, rh -> 1)
     frame = pd.read_csv(csv)
     times = pd.to_datetime(frame["Date Time"], format="%d.%m.%Y %H:%M:%S")
     seconds = (times - pd.Timestamp(0)).dt.total_seconds().to_numpy()
-    full = pd.DataFrame({"p (mbar)": frame["p (mbar)"], "T (degC)": frame["T (degC)"], "rh (%)": frame["rh (%)"],
-                         "Day sin": np.sin(2 * np.pi * seconds / 86400), "Day cos": np.cos(2 * np.pi * seconds / 86400),
-                         "Year sin": np.sin(2 * np.pi * seconds / (365.2425 * 86400)),
-                         "Year cos": np.cos(2 * np.pi * seconds / (365.2425 * 86400))})
+    full = pd.DataFrame(
+        {
+            "p (mbar)": frame["p (mbar)"],
+            "T (degC)": frame["T (degC)"],
+            "rh (%)": frame["rh (%)"],
+            "Day sin": np.sin(2 * np.pi * seconds / 86400),
+            "Day cos": np.cos(2 * np.pi * seconds / 86400),
+            "Year sin": np.sin(2 * np.pi * seconds / (365.2425 * 86400)),
+            "Year cos": np.cos(2 * np.pi * seconds / (365.2425 * 86400)),
+        }
+    )
     scaler = t.prepared.scaler
     z = torch.tensor(scaler.transform(full[scaler.columns]).to_numpy(), dtype=torch.float32)
     x = z.unfold(0, 24, 1).transpose(1, 2)  # (windows, 24, 7)
@@ -145,6 +166,7 @@ def load_config_json(run: Path):
 
 
 # --- the autoregressive loop, by hand ---------------------------------------------------------------
+
 
 def test_autoregressive_training_windows_hold_every_fed_back_column(runs):
     folder, _, _ = runs
@@ -205,6 +227,7 @@ def test_the_clock_advances_the_time_columns_to_the_datas_own(runs):
 
 # --- the command line ----------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("task", ["autoregressive", "seq2seq"])
 def test_cli_train_evaluate_predict(tmp_path, capsys, task):
     csv = write_jena_csv(tmp_path / "station.csv", days=20, columns=("p (mbar)", "T (degC)", "rh (%)"))
@@ -212,8 +235,9 @@ def test_cli_train_evaluate_predict(tmp_path, capsys, task):
     config.write_text(
         f'name = "c"\ntask = "{task}"\nbaselines = ["persistence", "repeat_last_day"]\n'
         f'[data]\npaths = [{json.dumps(str(csv))}]\nderived = ["time"]\nsplit = [0.6, 0.2, 0.2]\n'
-        f'[windows]\nsequence_length = 24\ntarget_length = 3\nresidual = true\n[training]\nepochs = 1\n'
-        f'[[models]]\nname = "{task} GRU"\nlayers = [{{type = "GRU", units = 4}}]\n')
+        f"[windows]\nsequence_length = 24\ntarget_length = 3\nresidual = true\n[training]\nepochs = 1\n"
+        f'[[models]]\nname = "{task} GRU"\nlayers = [{{type = "GRU", units = 4}}]\n'
+    )
     run = tmp_path / "run"
     assert main(["train", str(config), "--output", str(run), "--quiet"]) == 0
     trained = capsys.readouterr().out
@@ -252,17 +276,28 @@ def test_shipped_configs_window_the_embedded_record_with_nothing_local(nothing_l
 
 # --- refused settings ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"windows": {"target_length": 1}}, "windows.target_length: task = 'autoregressive' forecasts several steps"),
-    ({"windows": {"horizon": 2}}, "windows.horizon must equal windows.sampling_rate with task = 'autoregressive'"),
-    ({"models": [{"name": "m", "layers": [{"type": "GRU", "units": 4}, {"type": "Dense", "units": K}]}]},
-     "models[0].layers: task = 'autoregressive' builds the forecaster around one recurrent layer"),
-    ({"models": [{"name": "m", "layers": [{"type": "LSTM", "units": 4, "dropout": 0.1}]}]},
-     "models[0].layers: task = 'autoregressive' builds the forecaster around one recurrent layer"),
-    ({"models": [{"name": "m", "layers": [{"type": "Dense", "units": 4}]}]}, "(type SimpleRNN, LSTM, GRU; units only)"),
-    ({"training": {"stateful": True}}, "stateful training has no multi-step"),
-    ({"baselines": ["seasonal_persistence"]}, "must be among ['persistence', 'repeat_last_day', 'mean', 'linear']"),
-])
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"windows": {"target_length": 1}}, "windows.target_length: task = 'autoregressive' forecasts several steps"),
+        ({"windows": {"horizon": 2}}, "windows.horizon must equal windows.sampling_rate with task = 'autoregressive'"),
+        (
+            {"models": [{"name": "m", "layers": [{"type": "GRU", "units": 4}, {"type": "Dense", "units": K}]}]},
+            "models[0].layers: task = 'autoregressive' builds the forecaster around one recurrent layer",
+        ),
+        (
+            {"models": [{"name": "m", "layers": [{"type": "LSTM", "units": 4, "dropout": 0.1}]}]},
+            "models[0].layers: task = 'autoregressive' builds the forecaster around one recurrent layer",
+        ),
+        (
+            {"models": [{"name": "m", "layers": [{"type": "Dense", "units": 4}]}]},
+            "(type SimpleRNN, LSTM, GRU; units only)",
+        ),
+        ({"training": {"stateful": True}}, "stateful training has no multi-step"),
+        ({"baselines": ["seasonal_persistence"]}, "must be among ['persistence', 'repeat_last_day', 'mean', 'linear']"),
+    ],
+)
 def test_invalid_forecaster_settings_are_one_line_naming_the_key(tmp_path, change, message):
     raw = _raw(tmp_path / "none.csv", "autoregressive", **change)
     with pytest.raises(RnnkitError) as info:
@@ -275,11 +310,14 @@ def test_a_run_folder_of_one_forecaster_refuses_another_models_description(runs,
     folder, _, _ = runs
     t = task_for(load_config_json(folder / "seq2seq"))
     description = json.loads((folder / "autoregressive" / "models" / "gru" / "model.json").read_text())
-    with pytest.raises(RnnkitError, match="cannot rebuild a model of class .*AutoregressiveForecaster for task = 'seq2seq'"):
+    with pytest.raises(
+        RnnkitError, match="cannot rebuild a model of class .*AutoregressiveForecaster for task = 'seq2seq'"
+    ):
         t.rebuild(description)
 
 
 # --- the clock on standardised columns, and its config ---------------------------------------------------
+
 
 def test_a_scaled_clock_rotates_in_data_units_and_round_trips_its_config():
     from rnnkit.models.forecasters import Clock
@@ -296,11 +334,14 @@ def test_a_scaled_clock_rotates_in_data_units_and_round_trips_its_config():
     assert Clock.from_config(None) is None
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"mean": [0.0, 0.0]}, "mean and std must be given together"),
-    ({"mean": [0.0], "std": [1.0]}, "mean and std must hold 2 numbers (std > 0), one per clock column"),
-    ({"mean": [0.0, 0.0], "std": [1.0, 0.0]}, "mean and std must hold 2 numbers (std > 0)"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"mean": [0.0, 0.0]}, "mean and std must be given together"),
+        ({"mean": [0.0], "std": [1.0]}, "mean and std must hold 2 numbers (std > 0), one per clock column"),
+        ({"mean": [0.0, 0.0], "std": [1.0, 0.0]}, "mean and std must hold 2 numbers (std > 0)"),
+    ],
+)
 def test_invalid_clock_scaling(kwargs, message):
     from rnnkit.models.forecasters import Clock
 

@@ -21,8 +21,13 @@ from rnnkit.data import make_windows
 from rnnkit.datasets.jena import read_jena_file
 from rnnkit.errors import RnnkitError
 
-FUZZ = settings(derandomize=True, deadline=None, database=None, print_blob=True,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FUZZ = settings(
+    derandomize=True,
+    deadline=None,
+    database=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 # --- the config parser ------------------------------------------------------------------------------
 VALID = {
@@ -32,14 +37,48 @@ VALID = {
     "training": {"epochs": 2, "batch_size": 32},
     "models": [{"name": "GRU", "layers": [{"type": "GRU", "units": 4}, {"type": "Dense", "units": 1}]}],
 }
-KEYS = ["name", "data", "windows", "training", "models", "task", "target", "split", "sequence_length", "horizon",
-        "shift", "sampling_rate", "epochs", "batch_size", "learning_rate", "layers", "type", "units", "use_bias",
-        "dropout", "go_backwards", "return_sequences", "features", "paths", "stateful", "residual", "baselines"]
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-10, 10**6), st.floats(allow_nan=True, allow_infinity=True),
-                    st.text(string.printable, max_size=8), st.sampled_from(["false", "true", "GRU", "0", "T (degC)"]))
-values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                                        st.dictionaries(st.sampled_from(KEYS), inner, max_size=4)),
-                      max_leaves=12)
+KEYS = [
+    "name",
+    "data",
+    "windows",
+    "training",
+    "models",
+    "task",
+    "target",
+    "split",
+    "sequence_length",
+    "horizon",
+    "shift",
+    "sampling_rate",
+    "epochs",
+    "batch_size",
+    "learning_rate",
+    "layers",
+    "type",
+    "units",
+    "use_bias",
+    "dropout",
+    "go_backwards",
+    "return_sequences",
+    "features",
+    "paths",
+    "stateful",
+    "residual",
+    "baselines",
+]
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-10, 10**6),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(string.printable, max_size=8),
+    st.sampled_from(["false", "true", "GRU", "0", "T (degC)"]),
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.sampled_from(KEYS), inner, max_size=4)),
+    max_leaves=12,
+)
 
 
 def _paths(tree, prefix=()):
@@ -94,8 +133,12 @@ def test_config_parser_accepts_or_names_the_problem(raw):
     # Accepted: what was given comes back as given (no truthy strings, no coercion of the values).
     resolved = config.to_dict()
     assert resolved["windows"]["sequence_length"] == raw["windows"]["sequence_length"]
-    assert all(isinstance(v, bool) for layer in resolved["models"][0]["layers"] for k, v in layer.items()
-               if k in ("use_bias", "go_backwards", "return_sequences"))
+    assert all(
+        isinstance(v, bool)
+        for layer in resolved["models"][0]["layers"]
+        for k, v in layer.items()
+        if k in ("use_bias", "go_backwards", "return_sequences")
+    )
     assert resolved["windows"]["horizon"] >= 1 or raw["data"].get("features") not in (None,)
 
 
@@ -119,8 +162,10 @@ HEADER = ["Date Time", "p (mbar)", "T (degC)", "SWDR (W/m²)"]
 
 def station_rows(n: int, step_minutes: int = 10) -> list[list[str]]:
     times = pd.date_range("2025-01-01 00:10", periods=n, freq=f"{step_minutes}min")
-    return [[t.strftime("%d.%m.%Y %H:%M:%S"), f"{990 + i % 7:.2f}", f"{-1.5 + 0.1 * i:.2f}", f"{(i * 13) % 50:.2f}"]
-            for i, t in enumerate(times)]
+    return [
+        [t.strftime("%d.%m.%Y %H:%M:%S"), f"{990 + i % 7:.2f}", f"{-1.5 + 0.1 * i:.2f}", f"{(i * 13) % 50:.2f}"]
+        for i, t in enumerate(times)
+    ]
 
 
 @st.composite
@@ -129,8 +174,9 @@ def mangled_files(draw):
     timestamps, a block of another step, one of four encodings."""
     n = draw(st.integers(3, 40))
     rows = station_rows(n)
-    faults = draw(st.lists(st.sampled_from(["truncate", "nan_block", "duplicate", "swap", "mixed_step", "garbage"]),
-                           max_size=3))
+    faults = draw(
+        st.lists(st.sampled_from(["truncate", "nan_block", "duplicate", "swap", "mixed_step", "garbage"]), max_size=3)
+    )
     for fault in faults:
         i = draw(st.integers(0, len(rows) - 1))
         if fault == "truncate":
@@ -145,7 +191,7 @@ def mangled_files(draw):
             j = draw(st.integers(0, len(rows) - 1))
             rows[i], rows[j] = rows[j], rows[i]
         elif fault == "mixed_step":
-            rows += [r for r in station_rows(len(rows) * 7, step_minutes=60)[len(rows):][: draw(st.integers(3, 12))]]
+            rows += [r for r in station_rows(len(rows) * 7, step_minutes=60)[len(rows) :][: draw(st.integers(3, 12))]]
         elif len(rows[i]) > 1:
             rows[i][1] = draw(st.sampled_from(["x", "1,5", "--", "nan"]))
     encoding = draw(st.sampled_from(["utf-8", "utf-8-sig", "latin-1", "utf-16"]))
@@ -176,9 +222,16 @@ def test_jena_loader_reads_or_names_the_problem(tmp_path, case):
 
 @settings(FUZZ, max_examples=60)
 @given(mangled_files())
-@example((",".join(f'"{h}"' for h in HEADER).encode() + b"\n" + "\n".join(
-    ", ".join(r) for r in station_rows(12) + station_rows(30, step_minutes=60)[12:18]).encode() + b"\n", ["mixed_step"],
-    None))
+@example(
+    (
+        ",".join(f'"{h}"' for h in HEADER).encode()
+        + b"\n"
+        + "\n".join(", ".join(r) for r in station_rows(12) + station_rows(30, step_minutes=60)[12:18]).encode()
+        + b"\n",
+        ["mixed_step"],
+        None,
+    )
+)
 def test_jena_climate_sorts_dedups_and_refuses_mixed_steps(tmp_path, case):
     from rnnkit.datasets import jena_climate
 
@@ -198,16 +251,31 @@ def test_jena_climate_sorts_dedups_and_refuses_mixed_steps(tmp_path, case):
 
 # --- make_windows -----------------------------------------------------------------------------------
 @settings(FUZZ, max_examples=150)
-@given(rows=st.integers(0, 40), features=st.integers(1, 3),
-       sequence_length=st.integers(1, 12) | st.sampled_from([0, -1]), shift=st.integers(1, 5) | st.just(0),
-       sampling_rate=st.integers(1, 4) | st.just(0), horizon=st.integers(0, 6) | st.just(-1),
-       target_length=st.just(1) | st.integers(0, 3), return_sequences=st.sampled_from([False, False, True]))
-def test_make_windows_matches_a_plain_loop(rows, features, sequence_length, shift, sampling_rate, horizon,
-                                           target_length, return_sequences):
+@given(
+    rows=st.integers(0, 40),
+    features=st.integers(1, 3),
+    sequence_length=st.integers(1, 12) | st.sampled_from([0, -1]),
+    shift=st.integers(1, 5) | st.just(0),
+    sampling_rate=st.integers(1, 4) | st.just(0),
+    horizon=st.integers(0, 6) | st.just(-1),
+    target_length=st.just(1) | st.integers(0, 3),
+    return_sequences=st.sampled_from([False, False, True]),
+)
+def test_make_windows_matches_a_plain_loop(
+    rows, features, sequence_length, shift, sampling_rate, horizon, target_length, return_sequences
+):
     data = np.arange(rows * features, dtype=np.float64).reshape(rows, features)
     try:
-        w = make_windows(data, sequence_length, shift=shift, sampling_rate=sampling_rate, horizon=horizon,
-                         target_length=target_length, targets=0, return_sequences=return_sequences)
+        w = make_windows(
+            data,
+            sequence_length,
+            shift=shift,
+            sampling_rate=sampling_rate,
+            horizon=horizon,
+            target_length=target_length,
+            targets=0,
+            return_sequences=return_sequences,
+        )
     except ValueError as e:  # RnnkitError or an argument check: one line naming the argument
         event("refused")
         assert "\n" not in str(e)
@@ -227,5 +295,7 @@ def test_make_windows_matches_a_plain_loop(rows, features, sequence_length, shif
             expected = data[s + horizon : s + span + horizon + 1 : sampling_rate, 0]
         else:
             last = s + span
-            expected = data[last + horizon : last + horizon + (target_length - 1) * sampling_rate + 1 : sampling_rate, 0]
+            expected = data[
+                last + horizon : last + horizon + (target_length - 1) * sampling_rate + 1 : sampling_rate, 0
+            ]
         assert np.array_equal(y[i].reshape(-1).numpy(), expected.astype(np.float32)), (i, s)

@@ -30,7 +30,9 @@ quiet = {"progress": False, "log": lambda _: None}
 
 def _raw(**overrides) -> dict:
     raw = {
-        "name": "gen", "task": "generation", "baselines": ["unigram", "bigram"],
+        "name": "gen",
+        "task": "generation",
+        "baselines": ["unigram", "bigram"],
         "data": {"dataset": "weather_text", "split": [0.7, 0.15, 0.15]},
         "windows": {"sequence_length": 32, "shift": 8},
         "generation": {"length": 20, "embedding_dim": 4},
@@ -79,8 +81,17 @@ def test_metrics_document_and_table(run):
     assert metrics["windows"]["train"] == (metrics["characters"]["train"] - 33) // 8 + 1
     assert metrics["best"] == "char GRU"
     gru = metrics["models"]["char GRU"]
-    assert set(gru) == {"params", "loss_val", "loss_test", "perplexity_val", "perplexity_test", "accuracy_val",
-                        "accuracy_test", "train_seconds", "kind"}
+    assert set(gru) == {
+        "params",
+        "loss_val",
+        "loss_test",
+        "perplexity_val",
+        "perplexity_test",
+        "accuracy_val",
+        "accuracy_test",
+        "train_seconds",
+        "kind",
+    }
     assert gru["perplexity_test"] == pytest.approx(math.exp(gru["loss_test"]))
     V = len(weather_text.VOCABULARY)
     assert gru["params"] == V * 4 + 3 * (8 * 4 + 8 * 8 + 2 * 8) + (8 * V + V)  # Embedding, GRU, Dense
@@ -93,8 +104,12 @@ def test_evaluate_rebuilds_the_model_from_model_json_and_scores_the_same(run):
     folder, metrics = run
     description = json.loads((folder / "models" / "char_gru" / "model.json").read_text())
     assert description["class"].endswith(".CharRNN")
-    assert description["config"] == {"vocabulary": weather_text.VOCABULARY, "embedding_dim": 4, "units": 8,
-                                     "layer": "GRU"}
+    assert description["config"] == {
+        "vocabulary": weather_text.VOCABULARY,
+        "embedding_dim": 4,
+        "units": 8,
+        "layer": "GRU",
+    }
     again = evaluate_run(folder)
     for name, scores in metrics["models"].items():
         for key, value in scores.items():
@@ -136,7 +151,7 @@ def test_predict_continues_each_prompt_as_a_greedy_loop_written_here(run, tmp_pa
             for _ in range(20):
                 logits = model(model.encode(text)[None])[0, -1]
                 text += model.vocabulary[int(logits.argmax())]
-        assert generated == text[len(prompt):]
+        assert generated == text[len(prompt) :]
         assert len(generated) == 20
 
 
@@ -144,8 +159,11 @@ def test_predict_refuses_characters_outside_the_alphabet(run, tmp_path):
     folder, _ = run
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("Monday!\n")
-    with pytest.raises(RnnkitError, match=r"the prompt 'Monday!' holds characters the model 'char GRU' does not "
-                                          r"know: \['!', 'M'\]"):
+    with pytest.raises(
+        RnnkitError,
+        match=r"the prompt 'Monday!' holds characters the model 'char GRU' does not "
+        r"know: \['!', 'M'\]",
+    ):
         predict_file(folder, [str(prompts)])
 
 
@@ -164,8 +182,9 @@ def test_cli_train_evaluate_predict_summary_windows(tmp_path, capsys):
     config = tmp_path / "g.toml"
     config.write_text(
         'name = "g"\ntask = "generation"\nbaselines = ["unigram", "bigram"]\n[data]\ndataset = "weather_text"\n'
-        '[windows]\nsequence_length = 32\nshift = 16\n[generation]\nlength = 12\n[training]\nepochs = 1\n'
-        '[[models]]\nname = "char GRU"\nlayers = [{type = "GRU", units = 8}]\n')
+        "[windows]\nsequence_length = 32\nshift = 16\n[generation]\nlength = 12\n[training]\nepochs = 1\n"
+        '[[models]]\nname = "char GRU"\nlayers = [{type = "GRU", units = 8}]\n'
+    )
     out = tmp_path / "run"
     assert main(["train", str(config), "--output", str(out), "--quiet"]) == 0
     trained = capsys.readouterr().out
@@ -199,16 +218,27 @@ def test_shipped_config_is_valid():
     assert config.training.loss == "cross_entropy"
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"data": {"dataset": "jena"}}, "data.dataset must be a character corpus ('weather_text', 'text') with task = 'generation'"),
-    ({"windows": {"horizon": 2}}, "windows: task = 'generation' reads sequence_length characters"),
-    ({"models": [{"name": "m", "layers": [{"type": "GRU", "units": 4}, {"type": "Dense", "units": 3}]}]},
-     "models[0].layers: task = 'generation' builds Embedding -> the recurrent layer -> Dense(vocabulary)"),
-    ({"generation": {"temperature": -1.0}}, "generation: 'temperature': Input should be greater than or equal to 0"),
-    ({"generation": {"lenght": 3}}, "unknown key 'lenght' (did you mean 'length'?)"),
-    ({"baselines": ["persistence"]}, "baselines for task = 'generation' must be among ['unigram', 'bigram']"),
-    ({"training": {"loss": "mae"}}, "training.loss must be 'cross_entropy' when task = 'generation'"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"data": {"dataset": "jena"}},
+            "data.dataset must be a character corpus ('weather_text', 'text') with task = 'generation'",
+        ),
+        ({"windows": {"horizon": 2}}, "windows: task = 'generation' reads sequence_length characters"),
+        (
+            {"models": [{"name": "m", "layers": [{"type": "GRU", "units": 4}, {"type": "Dense", "units": 3}]}]},
+            "models[0].layers: task = 'generation' builds Embedding -> the recurrent layer -> Dense(vocabulary)",
+        ),
+        (
+            {"generation": {"temperature": -1.0}},
+            "generation: 'temperature': Input should be greater than or equal to 0",
+        ),
+        ({"generation": {"lenght": 3}}, "unknown key 'lenght' (did you mean 'length'?)"),
+        ({"baselines": ["persistence"]}, "baselines for task = 'generation' must be among ['unigram', 'bigram']"),
+        ({"training": {"loss": "mae"}}, "training.loss must be 'cross_entropy' when task = 'generation'"),
+    ],
+)
 def test_invalid_generation_settings_are_one_line_naming_the_key(change, message):
     with pytest.raises(RnnkitError) as info:
         parse_config(_raw(**change))
@@ -216,10 +246,16 @@ def test_invalid_generation_settings_are_one_line_naming_the_key(change, message
     assert "\n" not in str(info.value)
 
 
-@pytest.mark.parametrize(("raw", "message"), [
-    ({"task": "regression", "generation": {"length": 3}}, "generation: settings need task = 'generation'"),
-    ({"task": "regression", "data": {"dataset": "weather_text"}}, "data.dataset 'weather_text' is a character corpus"),
-])
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"task": "regression", "generation": {"length": 3}}, "generation: settings need task = 'generation'"),
+        (
+            {"task": "regression", "data": {"dataset": "weather_text"}},
+            "data.dataset 'weather_text' is a character corpus",
+        ),
+    ],
+)
 def test_generation_settings_under_another_task_are_refused(raw, message):
     base = {"windows": {"sequence_length": 8}, "models": [{"name": "m", "layers": [{"type": "Dense", "units": 1}]}]}
     with pytest.raises(RnnkitError, match=message):
@@ -228,12 +264,16 @@ def test_generation_settings_under_another_task_are_refused(raw, message):
 
 # --- your own text file: data.dataset = "text" ----------------------------------------------------------
 
+
 def test_a_text_file_is_a_corpus_its_alphabet_and_parts_from_the_file(tmp_path):
     text = "the cat sat on the mat.\nthe dog sat on the log.\n" * 20  # 960 characters, CRLF-free
     corpus = tmp_path / "pets.txt"
     corpus.write_bytes(text.replace("\n", "\r\n").encode())  # Windows newlines are read as \n
-    raw = _raw(data={"dataset": "text", "paths": [str(corpus)], "split": [0.7, 0.15, 0.15]},
-               windows={"sequence_length": 16, "shift": 8}, training={"epochs": 1})
+    raw = _raw(
+        data={"dataset": "text", "paths": [str(corpus)], "split": [0.7, 0.15, 0.15]},
+        windows={"sequence_length": 16, "shift": 8},
+        training={"epochs": 1},
+    )
     metrics = run_experiment(parse_config(raw), tmp_path / "run", **quiet)
     assert metrics["vocabulary"] == len(set(text)) and sum(metrics["characters"].values()) == len(text)
     parts = split_text(text, [0.7, 0.15, 0.15])
@@ -254,9 +294,11 @@ def test_cli_train_on_a_text_file_given_with_data(tmp_path, capsys):
     corpus = tmp_path / "abc.txt"
     corpus.write_text("abcabcabd\n" * 30)
     config = tmp_path / "g.toml"
-    config.write_text('name = "g"\ntask = "generation"\n[data]\ndataset = "text"\n[windows]\nsequence_length = 12\n'
-                      'shift = 6\n[generation]\nlength = 5\n[training]\nepochs = 1\n'
-                      '[[models]]\nname = "m"\nlayers = [{type = "GRU", units = 4}]\n')
+    config.write_text(
+        'name = "g"\ntask = "generation"\n[data]\ndataset = "text"\n[windows]\nsequence_length = 12\n'
+        "shift = 6\n[generation]\nlength = 5\n[training]\nepochs = 1\n"
+        '[[models]]\nname = "m"\nlayers = [{type = "GRU", units = 4}]\n'
+    )
     assert main(["train", str(config), "--output", str(tmp_path / "none"), "--quiet"]) == 2
     assert "data.dataset 'text' trains on text files: give data.paths" in capsys.readouterr().err
     assert main(["train", str(config), "--data", str(corpus), "--output", str(tmp_path / "run"), "--quiet"]) == 0

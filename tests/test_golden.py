@@ -42,16 +42,18 @@ def write_station(path: Path, days: int = 50, seed: int = 0) -> Path:
     p = 1000 + np.cumsum(rng.normal(0, 0.5, n)) * 0.2 + rng.normal(0, 1, n)
     rain = np.zeros(n)
     rain[1:] = np.where(p[:-1] < 999, 300.0, 0.0)
-    frame = pd.DataFrame({
-        "Date Time": pd.date_range("2024-06-01 01:00", periods=n, freq="h").strftime("%d.%m.%Y %H:%M:%S"),
-        "p (mbar)": p,
-        "T (degC)": 12 + 6 * np.sin(2 * np.pi * t / 24) + 0.01 * t + rng.normal(0, 0.4, n),
-        "rh (%)": 70 + 10 * np.cos(2 * np.pi * t / 24) + rng.normal(0, 2, n),
-        "wv (m/s)": np.abs(rng.normal(2, 1, n)),
-        "max. wv (m/s)": np.abs(rng.normal(4, 1.5, n)),
-        "wd (deg)": rng.uniform(0, 360, n),
-        "raining (s)": rain,
-    })
+    frame = pd.DataFrame(
+        {
+            "Date Time": pd.date_range("2024-06-01 01:00", periods=n, freq="h").strftime("%d.%m.%Y %H:%M:%S"),
+            "p (mbar)": p,
+            "T (degC)": 12 + 6 * np.sin(2 * np.pi * t / 24) + 0.01 * t + rng.normal(0, 0.4, n),
+            "rh (%)": 70 + 10 * np.cos(2 * np.pi * t / 24) + rng.normal(0, 2, n),
+            "wv (m/s)": np.abs(rng.normal(2, 1, n)),
+            "max. wv (m/s)": np.abs(rng.normal(4, 1.5, n)),
+            "wd (deg)": rng.uniform(0, 360, n),
+            "raining (s)": rain,
+        }
+    )
     frame.to_csv(path, index=False, float_format="%.2f")
     return path
 
@@ -66,16 +68,32 @@ CASES: dict[str, dict[str, Any]] = {
         "name": "demo",
         "data": {"target": "T (degC)", "derived": ["wind", "time"], "split": [0.6, 0.2, 0.2]},
         "windows": {"sequence_length": 24, "horizon": 6, "residual": True},
-        "training": {"loss": "mae", "batch_size": 32, "epochs": 2, "early_stopping_patience": 4,
-                     "clip_grad_norm": 1.0, "seed": 0},
+        "training": {
+            "loss": "mae",
+            "batch_size": 32,
+            "epochs": 2,
+            "early_stopping_patience": 4,
+            "clip_grad_norm": 1.0,
+            "seed": 0,
+        },
         "baselines": ["persistence", "seasonal_persistence", "mean", "linear", "naive_dense"],
         "models": [
             {"name": "SimpleRNN(4)", "layers": [{"type": "SimpleRNN", "units": 4}, {"type": "Dense", "units": 1}]},
-            {"name": "GRU(4) x 2 with dropout", "layers": [
-                {"type": "GRU", "units": 4, "return_sequences": True, "dropout": 0.2, "recurrent_dropout": 0.2},
-                {"type": "GRU", "units": 4, "dropout": 0.2, "recurrent_dropout": 0.2}, {"type": "Dense", "units": 1}]},
-            {"name": "Bidirectional GRU(4)", "layers": [
-                {"type": "Bidirectional", "layer": {"type": "GRU", "units": 4}}, {"type": "Dense", "units": 1}]},
+            {
+                "name": "GRU(4) x 2 with dropout",
+                "layers": [
+                    {"type": "GRU", "units": 4, "return_sequences": True, "dropout": 0.2, "recurrent_dropout": 0.2},
+                    {"type": "GRU", "units": 4, "dropout": 0.2, "recurrent_dropout": 0.2},
+                    {"type": "Dense", "units": 1},
+                ],
+            },
+            {
+                "name": "Bidirectional GRU(4)",
+                "layers": [
+                    {"type": "Bidirectional", "layer": {"type": "GRU", "units": 4}},
+                    {"type": "Dense", "units": 1},
+                ],
+            },
         ],
     },
     "chollet_jena": {  # sampling_rate, no split per segment, mse, per-model epochs, recurrent dropout
@@ -86,9 +104,15 @@ CASES: dict[str, dict[str, Any]] = {
         "training": {"optimizer": "adam", "learning_rate": 1e-3, "loss": "mse", "batch_size": 64, "epochs": 1},
         "models": [
             {"name": "LSTM(4)", "layers": [{"type": "LSTM", "units": 4}, {"type": "Dense", "units": 1}]},
-            {"name": "LSTM(4, recurrent_dropout 0.25) + Dropout(0.5)", "layers": [
-                {"type": "LSTM", "units": 4, "recurrent_dropout": 0.25}, {"type": "Dropout", "rate": 0.5},
-                {"type": "Dense", "units": 1}], "training": {"epochs": 2}},
+            {
+                "name": "LSTM(4, recurrent_dropout 0.25) + Dropout(0.5)",
+                "layers": [
+                    {"type": "LSTM", "units": 4, "recurrent_dropout": 0.25},
+                    {"type": "Dropout", "rate": 0.5},
+                    {"type": "Dense", "units": 1},
+                ],
+                "training": {"epochs": 2},
+            },
         ],
     },
     "course_04a": {  # the reshape approach (shift = sequence_length), Flatten + Dense
@@ -98,9 +122,15 @@ CASES: dict[str, dict[str, Any]] = {
         "windows": {"sequence_length": 24, "shift": 24, "horizon": 12},
         "training": {"learning_rate": 1e-3, "loss": "mae", "batch_size": 8, "epochs": 2},
         "models": [
-            {"name": "Dense(6) on the flattened window", "layers": [
-                {"type": "Flatten"}, {"type": "Dense", "units": 6, "activation": "relu"}, {"type": "Dense", "units": 1}],
-             "training": {"epochs": 3}},
+            {
+                "name": "Dense(6) on the flattened window",
+                "layers": [
+                    {"type": "Flatten"},
+                    {"type": "Dense", "units": 6, "activation": "relu"},
+                    {"type": "Dense", "units": 1},
+                ],
+                "training": {"epochs": 3},
+            },
             {"name": "SimpleRNN(4)", "layers": [{"type": "SimpleRNN", "units": 4}, {"type": "Dense", "units": 1}]},
         ],
     },
@@ -112,9 +142,14 @@ CASES: dict[str, dict[str, Any]] = {
         "training": {"loss": "mae", "batch_size": 16, "epochs": 2},
         "models": [
             {"name": "GRU(4)", "layers": _gru(4, reset_after=False)},
-            {"name": "LSTM(4)+Dense(4)", "layers": [{"type": "LSTM", "units": 4},
-                                                    {"type": "Dense", "units": 4, "activation": "relu"},
-                                                    {"type": "Dense", "units": 1}]},
+            {
+                "name": "LSTM(4)+Dense(4)",
+                "layers": [
+                    {"type": "LSTM", "units": 4},
+                    {"type": "Dense", "units": 4, "activation": "relu"},
+                    {"type": "Dense", "units": 1},
+                ],
+            },
         ],
     },
     "course_05b": {  # stateful training on streams
@@ -125,9 +160,14 @@ CASES: dict[str, dict[str, Any]] = {
         "training": {"loss": "mae", "batch_size": 16, "epochs": 2},
         "models": [
             {"name": "GRU(4)", "layers": _gru(4)},
-            {"name": "stateful GRU(4, recurrent_dropout 0.8)", "layers": [
-                {"type": "GRU", "units": 4, "stateful": True, "recurrent_dropout": 0.8}, {"type": "Dense", "units": 1}],
-             "training": {"batch_size": 1, "shuffle": False, "stateful": True}},
+            {
+                "name": "stateful GRU(4, recurrent_dropout 0.8)",
+                "layers": [
+                    {"type": "GRU", "units": 4, "stateful": True, "recurrent_dropout": 0.8},
+                    {"type": "Dense", "units": 1},
+                ],
+                "training": {"batch_size": 1, "shuffle": False, "stateful": True},
+            },
         ],
     },
     "many_to_many": {  # a target per step, per-step residual
@@ -141,8 +181,12 @@ CASES: dict[str, dict[str, Any]] = {
     "multistep": {  # target_length, repeat_last_day, features, derived
         "name": "multistep",
         "baselines": ["persistence", "repeat_last_day", "mean"],
-        "data": {"target": "T (degC)", "features": ["T (degC)", "p (mbar)", "rh (%)", "Wx", "Wy", "Day sin", "Day cos"],
-                 "derived": ["wind", "time"], "split": [0.6, 0.2, 0.2]},
+        "data": {
+            "target": "T (degC)",
+            "features": ["T (degC)", "p (mbar)", "rh (%)", "Wx", "Wy", "Day sin", "Day cos"],
+            "derived": ["wind", "time"],
+            "split": [0.6, 0.2, 0.2],
+        },
         "windows": {"sequence_length": 24, "shift": 2, "horizon": 1, "target_length": 6, "residual": True},
         "training": {"epochs": 2, "batch_size": 32, "learning_rate": 2e-3, "early_stopping_patience": 3},
         "models": [{"name": "direct GRU", "layers": _gru(4, out=6)}],
@@ -154,8 +198,10 @@ CASES: dict[str, dict[str, Any]] = {
         "windows": {"sequence_length": 12, "horizon": 1},
         "classification": {"threshold": 0.0, "class_weight": "balanced"},
         "training": {"epochs": 2, "batch_size": 64, "learning_rate": 1e-3, "early_stopping_patience": 3},
-        "models": [{"name": "GRU", "layers": _gru(4, out=2)}, {"name": "LSTM", "layers": [
-            {"type": "LSTM", "units": 4}, {"type": "Dense", "units": 2}]}],
+        "models": [
+            {"name": "GRU", "layers": _gru(4, out=2)},
+            {"name": "LSTM", "layers": [{"type": "LSTM", "units": 4}, {"type": "Dense", "units": 2}]},
+        ],
     },
     "teddy_tagging": {  # tagging: the corpus, placeholders
         "name": "teddy_tagging",
@@ -165,13 +211,22 @@ CASES: dict[str, dict[str, Any]] = {
         "tagging": {"sentences": 120, "seed": 0},
         "training": {"loss": "cross_entropy", "epochs": 2, "batch_size": 32, "learning_rate": 1e-2},
         "models": [
-            {"name": "Bidirectional GRU", "layers": [
-                {"type": "Embedding", "input_dim": "vocabulary", "output_dim": 8, "mask_zero": True},
-                {"type": "Bidirectional", "layer": {"type": "GRU", "units": 4, "return_sequences": True}},
-                {"type": "Dense", "units": "tags"}]},
-            {"name": "forward GRU", "layers": [
-                {"type": "Embedding", "input_dim": "vocabulary", "output_dim": 8, "mask_zero": True},
-                {"type": "GRU", "units": 4, "return_sequences": True}, {"type": "Dense", "units": "tags"}]},
+            {
+                "name": "Bidirectional GRU",
+                "layers": [
+                    {"type": "Embedding", "input_dim": "vocabulary", "output_dim": 8, "mask_zero": True},
+                    {"type": "Bidirectional", "layer": {"type": "GRU", "units": 4, "return_sequences": True}},
+                    {"type": "Dense", "units": "tags"},
+                ],
+            },
+            {
+                "name": "forward GRU",
+                "layers": [
+                    {"type": "Embedding", "input_dim": "vocabulary", "output_dim": 8, "mask_zero": True},
+                    {"type": "GRU", "units": 4, "return_sequences": True},
+                    {"type": "Dense", "units": "tags"},
+                ],
+            },
         ],
     },
 }
@@ -234,8 +289,13 @@ def test_train_and_evaluate_give_the_recorded_metrics(name, station, tmp_path):
     config = parse_config(config_of(name, station), source=name)
     metrics = run_experiment(config, tmp_path / "run", progress=False, log=lambda line: None)
     again = evaluate_run(tmp_path / "run")
-    check(name, {**{f"train.{k}": v for k, v in numbers(metrics).items()},
-                 **{f"evaluate.{k}": v for k, v in numbers(again).items()}})
+    check(
+        name,
+        {
+            **{f"train.{k}": v for k, v in numbers(metrics).items()},
+            **{f"evaluate.{k}": v for k, v in numbers(again).items()},
+        },
+    )
 
 
 def test_cli_commands_give_the_recorded_output(station, tmp_path, capsys):
@@ -289,6 +349,7 @@ def _counts_in(text: str) -> list[str]:
 
 def _to_toml(raw: dict[str, Any]) -> str:
     """A TOML file of a config dict (tables for dicts, arrays of tables for the models)."""
+
     def value(v: Any) -> str:
         if isinstance(v, bool):
             return "true" if v else "false"
@@ -303,8 +364,13 @@ def _to_toml(raw: dict[str, Any]) -> str:
         raise TypeError(type(v))
 
     top = [f"{k} = {value(v)}" for k, v in raw.items() if not isinstance(v, dict) and k != "models"]
-    tables = [f"\n[{k}]\n" + "\n".join(f"{json.dumps(kk)} = {value(vv)}" for kk, vv in v.items())
-              for k, v in raw.items() if isinstance(v, dict)]
-    models = ["\n[[models]]\n" + "\n".join(f"{json.dumps(kk)} = {value(vv)}" for kk, vv in m.items())
-              for m in raw.get("models", [])]
+    tables = [
+        f"\n[{k}]\n" + "\n".join(f"{json.dumps(kk)} = {value(vv)}" for kk, vv in v.items())
+        for k, v in raw.items()
+        if isinstance(v, dict)
+    ]
+    models = [
+        "\n[[models]]\n" + "\n".join(f"{json.dumps(kk)} = {value(vv)}" for kk, vv in m.items())
+        for m in raw.get("models", [])
+    ]
     return "\n".join(top + tables + models) + "\n"

@@ -112,17 +112,26 @@ def random_walk_csv(path, seed: int, rows: int = 6000):
     """Hourly rows whose T is a random walk: persistence's errors are the sums of iid steps (exchangeable)."""
     rng = np.random.default_rng(seed)
     index = pd.date_range("2020-01-01 01:00", periods=rows, freq="h")
-    frame = pd.DataFrame({"Date Time": index.strftime("%d.%m.%Y %H:%M:%S"), "p (mbar)": 1000 + rng.normal(0, 2, rows),
-                          "T (degC)": 10 + np.cumsum(rng.normal(0, 0.5, rows))})
+    frame = pd.DataFrame(
+        {
+            "Date Time": index.strftime("%d.%m.%Y %H:%M:%S"),
+            "p (mbar)": 1000 + rng.normal(0, 2, rows),
+            "T (degC)": 10 + np.cumsum(rng.normal(0, 0.5, rows)),
+        }
+    )
     frame.to_csv(path, index=False, float_format="%.3f")
     return path
 
 
 def walk_config(csv, target_length: int = 1, update: str = "static") -> dict:
-    return {"name": "walk", "data": {"paths": [str(csv)], "split": [0.6, 0.2, 0.2]},
-            "windows": {"sequence_length": 12, "horizon": 4, "target_length": target_length},
-            "baselines": ["persistence", "linear"], "intervals": {"levels": [0.8, 0.9], "update": update},
-            "output": {"report": False}}
+    return {
+        "name": "walk",
+        "data": {"paths": [str(csv)], "split": [0.6, 0.2, 0.2]},
+        "windows": {"sequence_length": 12, "horizon": 4, "target_length": target_length},
+        "baselines": ["persistence", "linear"],
+        "intervals": {"levels": [0.8, 0.9], "update": update},
+        "output": {"report": False},
+    }
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -164,8 +173,9 @@ def test_predict_writes_the_bounds_and_evaluate_data_scores_them_with_the_saved_
         truth = table["true T (degC)"].to_numpy()
         made = pd.to_datetime(table["last_input_time"]).to_numpy().astype("int64")
         known = pd.to_datetime(table["target_time"]).to_numpy().astype("int64")
-        radius = rolling_radius([0.8, 0.9], 100, cal.residuals, np.abs(truth - point)[:, None], known[:, None],
-                                made)[:, :, 0]
+        radius = rolling_radius([0.8, 0.9], 100, cal.residuals, np.abs(truth - point)[:, None], known[:, None], made)[
+            :, :, 0
+        ]
         assert cal.window == 100 and cal.residuals.shape == (100, 1) and np.ptp(radius[0]) > 0
     for i, pct in enumerate(("80", "90")):
         assert np.allclose(table[f"lower T (degC) {pct}%"], point - radius[i])
@@ -174,14 +184,20 @@ def test_predict_writes_the_bounds_and_evaluate_data_scores_them_with_the_saved_
     (result,) = evaluate_on_files(run, [str(now)])
     known = table["true T (degC)"].notna().to_numpy()
     truth = table["true T (degC)"].to_numpy()[known]
-    inside = (truth >= table["lower T (degC) 80%"].to_numpy()[known]) & (truth <= table["upper T (degC) 80%"].to_numpy()[known])
+    inside = (truth >= table["lower T (degC) 80%"].to_numpy()[known]) & (
+        truth <= table["upper T (degC) 80%"].to_numpy()[known]
+    )
     assert result["models"]["GRU(4)"]["conformal_80_coverage"] == pytest.approx(inside.mean(), abs=1e-9)
     width = table["upper T (degC) 80%"].to_numpy()[known] - table["lower T (degC) 80%"].to_numpy()[known]
     assert result["models"]["GRU(4)"]["conformal_80_width"] == pytest.approx(width.mean())
     # report.html draws the band of the best model (here the only one), both levels, widest first
     page = (run / "report.html").read_text(encoding="utf-8")
     assert page.index("GRU(4): 90% conformal interval") < page.index("GRU(4): 80% conformal interval")
-    how = "recalibrated online from the errors known at each forecast" if update == "rolling" else "calibrated on validation"
+    how = (
+        "recalibrated online from the errors known at each forecast"
+        if update == "rolling"
+        else "calibrated on validation"
+    )
     assert f"shaded: the conformal intervals ({how})" in page
     # evaluate RUN calibrates again on the same validation windows: the same radii and test coverage
     again = evaluate_run(run)
@@ -192,10 +208,16 @@ def test_predict_writes_the_bounds_and_evaluate_data_scores_them_with_the_saved_
 
 def test_a_quantile_run_reports_conformal_intervals_around_its_median_beside_its_own(tmp_path):
     csv = write_jena_csv(tmp_path / "then.csv", days=40, seed=0)
-    raw = {"name": "q", "task": "quantile", "data": {"paths": [str(csv)], "split": [0.6, 0.2, 0.2]},
-           "windows": {"sequence_length": 24, "horizon": 6}, "training": {"epochs": 1, "batch_size": 64},
-           "intervals": {"levels": [0.8]}, "output": {"report": False},
-           "models": [{"name": "GRU q", "layers": [{"type": "GRU", "units": 4}, {"type": "Dense", "units": 3}]}]}
+    raw = {
+        "name": "q",
+        "task": "quantile",
+        "data": {"paths": [str(csv)], "split": [0.6, 0.2, 0.2]},
+        "windows": {"sequence_length": 24, "horizon": 6},
+        "training": {"epochs": 1, "batch_size": 64},
+        "intervals": {"levels": [0.8]},
+        "output": {"report": False},
+        "models": [{"name": "GRU q", "layers": [{"type": "GRU", "units": 4}, {"type": "Dense", "units": 3}]}],
+    }
     metrics = run_experiment(parse_config(raw), tmp_path / "run", **quiet)
     m = metrics["models"]["GRU q"]
     assert {"coverage_test", "conformal_80_coverage_test", "conformal_80_width_test"} <= set(m)
@@ -212,16 +234,19 @@ def test_a_quantile_run_reports_conformal_intervals_around_its_median_beside_its
     assert upper.iloc[0] == pytest.approx(first)
 
 
-@pytest.mark.parametrize(("intervals", "fragments"), [
-    ({"levels": [0.9, 0.8]}, ("intervals.levels", "increasing coverage levels in (0, 1)", "[0.9, 0.8]")),
-    ({"levels": [1.0]}, ("intervals.levels", "[1.0]")),
-    ({"levels": []}, ("intervals.levels", "got []")),
-    ({"method": "bootstrap"}, ("intervals.method", "'conformal'", "bootstrap")),
-    ({"level": [0.8]}, ("unknown key 'intervals.level'", "did you mean 'levels'")),
-    ({"update": "adaptive"}, ("'intervals.update' must be one of 'static', 'rolling'", "'adaptive'")),
-    ({"window": 5}, ("intervals", "window must be at least 9 errors for the levels [0.8, 0.9]", "got 5")),
-    ({"window": 0, "levels": [0.5]}, ("intervals", "window must be at least 1 errors", "got 0")),
-])
+@pytest.mark.parametrize(
+    ("intervals", "fragments"),
+    [
+        ({"levels": [0.9, 0.8]}, ("intervals.levels", "increasing coverage levels in (0, 1)", "[0.9, 0.8]")),
+        ({"levels": [1.0]}, ("intervals.levels", "[1.0]")),
+        ({"levels": []}, ("intervals.levels", "got []")),
+        ({"method": "bootstrap"}, ("intervals.method", "'conformal'", "bootstrap")),
+        ({"level": [0.8]}, ("unknown key 'intervals.level'", "did you mean 'levels'")),
+        ({"update": "adaptive"}, ("'intervals.update' must be one of 'static', 'rolling'", "'adaptive'")),
+        ({"window": 5}, ("intervals", "window must be at least 9 errors for the levels [0.8, 0.9]", "got 5")),
+        ({"window": 0, "levels": [0.5]}, ("intervals", "window must be at least 1 errors", "got 0")),
+    ],
+)
 def test_bad_intervals_are_one_line_errors(tmp_path, capsys, intervals, fragments):
     raw = tiny_config(write_jena_csv(tmp_path / "a.csv", days=10))
     raw["intervals"] = intervals
@@ -239,7 +264,9 @@ def test_a_window_with_static_intervals_warns_that_it_does_nothing():
 
     with pytest.warns(UserWarning, match="intervals.window = 100 does nothing with update = 'static'"):
         IntervalsConfig.model_validate({"update": "static", "window": 100})
-    assert IntervalsConfig().update == "rolling" and IntervalsConfig().window == 2160  # the default, chosen on validation
+    assert (
+        IntervalsConfig().update == "rolling" and IntervalsConfig().window == 2160
+    )  # the default, chosen on validation
 
 
 def test_intervals_on_a_task_without_point_forecasts_or_too_few_windows_are_one_line_errors(tmp_path, capsys):

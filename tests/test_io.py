@@ -12,7 +12,14 @@ import torch
 from torch import nn
 
 from rnnkit.errors import RnnkitError
-from rnnkit.io import load_weights, read_model_json, save_model, write_bytes_atomic, write_json_atomic, write_text_atomic
+from rnnkit.io import (
+    load_weights,
+    read_model_json,
+    save_model,
+    write_bytes_atomic,
+    write_json_atomic,
+    write_text_atomic,
+)
 
 
 def test_atomic_writes_put_the_content_and_leave_no_temp_file(tmp_path):

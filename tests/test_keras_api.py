@@ -41,6 +41,7 @@ def small_rnn() -> rk.Sequential:
 
 # --- the course's cells ----------------------------------------------------------------------------
 
+
 def test_course_04a_reshape_approach_dense_against_simple_rnn(jena):
     data, T = jena
     # 04a: non-overlapping 40-hour windows (the course's 240 ten-minute rows), split by window in time order
@@ -54,8 +55,9 @@ def test_course_04a_reshape_approach_dense_against_simple_rnn(jena):
     # the course's 1,120 / 279 / 350 pairs; the hourly record holds 1,751 windows, one fewer than the course's 1,752
     assert (len(x_train), len(x_val), len(x_test)) == (1120, 279, 349)
 
-    dense = rk.Sequential(rk.layers.Flatten(), rk.layers.Dense(12, activation="relu"), rk.layers.Dense(1),
-                          input_shape=(L, 14))
+    dense = rk.Sequential(
+        rk.layers.Flatten(), rk.layers.Dense(12, activation="relu"), rk.layers.Dense(1), input_shape=(L, 14)
+    )
     dense.compile(optimizer="adam", loss="mae")
     dense_history = dense.fit(x_train, y_train, epochs=10, batch_size=32, validation_data=(x_val, y_val), verbose=0)
 
@@ -107,8 +109,9 @@ def test_course_05a_shift_approach_gru_with_validation_split(jena):
     cut = int(n_train * 0.8)
     again = rk.Sequential(rk.layers.GRU(16, reset_after=False), rk.layers.Dense(1), input_shape=(96, 14))
     again.compile(optimizer="adam", loss="mae")
-    same = again.fit(x_train[:cut], y_train[:cut], epochs=3, batch_size=16,
-                     validation_data=(x_train[cut:], y_train[cut:]), verbose=0)
+    same = again.fit(
+        x_train[:cut], y_train[:cut], epochs=3, batch_size=16, validation_data=(x_train[cut:], y_train[cut:]), verbose=0
+    )
     assert same.history["val_loss"] == history.history["val_loss"]
 
 
@@ -120,7 +123,7 @@ def test_fit_takes_windows_and_batches_as_keras_takes_datasets():
     model.compile(optimizer="adam", loss="mse", learning_rate=1e-2)
     history = model.fit(train, validation_data=val, epochs=4, verbose=0)
     assert len(history.history["val_loss"]) == 4 and history.history["loss"][-1] < history.history["loss"][0]
-    batches = [(val.x[i:i + 32], val.y[i:i + 32]) for i in range(0, len(val), 32)]
+    batches = [(val.x[i : i + 32], val.y[i : i + 32]) for i in range(0, len(val), 32)]
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(val.x, val.y), batch_size=32)
     expected = model.evaluate(val.x.numpy(), val.y.numpy())
     assert model.evaluate(val) == pytest.approx(expected, rel=1e-6)
@@ -139,15 +142,18 @@ def test_fit_is_the_trainers_fit_with_the_compiled_settings():
     history = ours.fit(x, labels, epochs=3, batch_size=16, validation_split=0.25, class_weight={1: 3.0}, verbose=0)
     torch.manual_seed(0)
     direct = build()
-    trainer = rk.training.Trainer(loss="cross_entropy", learning_rate=1e-2, epochs=3, batch_size=16,
-                                  class_weight=[1.0, 3.0], progress=False)
+    trainer = rk.training.Trainer(
+        loss="cross_entropy", learning_rate=1e-2, epochs=3, batch_size=16, class_weight=[1.0, 3.0], progress=False
+    )
     cut = 72  # Keras's split: the last quarter of 96 examples validates
     xs, ys = torch.from_numpy(x), torch.from_numpy(labels)
     expected = trainer.fit(direct, (xs[:cut], ys[:cut]), (xs[cut:], ys[cut:]))
     assert history.history["loss"] == expected["loss"] and history.history["val_loss"] == expected["val_loss"]
     for a, b in zip(ours.get_weights(), direct.get_weights()):
         np.testing.assert_array_equal(a, b)
-    assert history.history["val_accuracy"][-1] == pytest.approx(trainer.evaluate(direct, (xs[cut:], ys[cut:]))["accuracy"])
+    assert history.history["val_accuracy"][-1] == pytest.approx(
+        trainer.evaluate(direct, (xs[cut:], ys[cut:]))["accuracy"]
+    )
 
 
 def test_the_pinball_loss_compiles_with_its_quantiles(tmp_path):
@@ -164,6 +170,7 @@ def test_the_pinball_loss_compiles_with_its_quantiles(tmp_path):
 
 # --- save and load -----------------------------------------------------------------------------------
 
+
 def test_a_saved_and_loaded_model_predicts_identically_and_stays_compiled(tmp_path):
     x, y = toy()
     model = small_rnn()
@@ -178,8 +185,9 @@ def test_a_saved_and_loaded_model_predicts_identically_and_stays_compiled(tmp_pa
     assert loaded.evaluate(x, y, return_dict=True) == model.evaluate(x, y, return_dict=True)
     loss, mae, rmse = loaded.evaluate(x, y)  # compiled again: mse loss, then the metrics in order
     error = loaded.predict(x) - y
-    np.testing.assert_allclose([loss, mae, rmse], [(error**2).mean(), np.abs(error).mean(), np.sqrt((error**2).mean())],
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        [loss, mae, rmse], [(error**2).mean(), np.abs(error).mean(), np.sqrt((error**2).mean())], rtol=1e-5
+    )
     assert rk.load_model(tmp_path / "toy.safetensors").get_weights()[0].tolist() == model.get_weights()[0].tolist()
 
 
@@ -211,6 +219,7 @@ def test_load_run_gives_the_runs_models_scaler_and_windows(tmp_path):
 
 # --- callbacks -------------------------------------------------------------------------------------
 
+
 def diverging():
     """Validation targets opposite to the training targets: the better the fit, the worse val_loss."""
     x, y = toy(0, 128)
@@ -235,8 +244,15 @@ def test_early_stopping_without_restore_keeps_the_last_epoch_as_keras_does():
     x, y, x_val, y_val = diverging()
     model = small_rnn()
     model.compile(optimizer="adam", loss="mse", learning_rate=1e-2)
-    history = model.fit(x, y, epochs=50, batch_size=16, validation_data=(x_val, y_val), verbose=0,
-                        callbacks=[rk.training.EarlyStopping(patience=1)])
+    history = model.fit(
+        x,
+        y,
+        epochs=50,
+        batch_size=16,
+        validation_data=(x_val, y_val),
+        verbose=0,
+        callbacks=[rk.training.EarlyStopping(patience=1)],
+    )
     val = history.history["val_loss"]
     assert len(val) == int(np.argmin(val)) + 2 < 50
     assert model.evaluate(x_val, y_val) == pytest.approx(val[-1], rel=1e-6)
@@ -246,8 +262,15 @@ def test_reduce_lr_on_plateau_follows_keras_rule():
     x, y, x_val, y_val = diverging()
     model = small_rnn()
     model.compile(optimizer="adam", loss="mse", learning_rate=1e-2)
-    history = model.fit(x, y, epochs=8, batch_size=16, validation_data=(x_val, y_val), verbose=0,
-                        callbacks=[rk.training.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=2)])
+    history = model.fit(
+        x,
+        y,
+        epochs=8,
+        batch_size=16,
+        validation_data=(x_val, y_val),
+        verbose=0,
+        callbacks=[rk.training.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=2)],
+    )
     # Keras's rule replayed: after `patience` epochs without a new best, the rate halves and the count restarts
     lr, best, wait, expected = 1e-2, np.inf, 0, []
     for v in history.history["val_loss"]:
@@ -263,6 +286,7 @@ def test_reduce_lr_on_plateau_follows_keras_rule():
 
 
 # --- against Keras --------------------------------------------------------------------------------
+
 
 def test_same_weights_as_keras_give_the_same_predictions_and_the_same_sgd_steps():
     keras = pytest.importorskip("keras")
@@ -286,6 +310,7 @@ def test_same_weights_as_keras_give_the_same_predictions_and_the_same_sgd_steps(
 
 # --- compile is Keras's; bad arguments are named --------------------------------------------------
 
+
 def test_compile_is_keras_compile_not_torch_compile():
     model = small_rnn()
     model.compile(optimizer="adam", loss="mean_squared_error")
@@ -293,22 +318,30 @@ def test_compile_is_keras_compile_not_torch_compile():
     assert model._compiled().training.loss == "mse"
 
 
-@pytest.mark.parametrize(("call", "message"), [
-    (lambda m, x, y: m.compile(optimizer="adamw"), "optimizer must be one of adam, rmsprop, sgd"),
-    (lambda m, x, y: m.compile(metrics=["accuracy"]), "metrics: 'accuracy' does not go with loss='mae'"),
-    (lambda m, x, y: m.compile(metrics="mae"), "metrics must be a list of names"),
-    (lambda m, x, y: m.compile(momentum=0.9), r"compile: unknown settings \['momentum'\]"),
-    (lambda m, x, y: m.fit(x), "x is an array without targets"),
-    (lambda m, x, y: m.fit(x, y, validation_split=1.0), r"validation_split must be in \[0, 1\), got 1.0"),
-    (lambda m, x, y: m.fit(x, y, validation_split=0.2, validation_data=(x, y)), "validation_data or validation_split"),
-    (lambda m, x, y: m.fit(x, y, verbose=3), "verbose must be 'auto', 0, 1 or 2, got 3"),
-    (lambda m, x, y: m.fit(x, y, callbacks=[rk.training.EarlyStopping()]), "the Trainer watches 'loss'"),
-    (lambda m, x, y: m.fit(x, y, callbacks=[rk.training.EarlyStopping(min_delta=0.1, monitor="loss")]),
-     "min_delta must be 0"),
-    (lambda m, x, y: m.fit(x, y, callbacks=[print]), "callbacks must be rk.training.EarlyStopping"),
-    (lambda m, x, y: m.save("model.keras"), "give a stem such as 'model'"),
-    (lambda m, x, y: rk.training.EarlyStopping(monitor="val_mae"), "monitor must be 'val_loss' or 'loss'"),
-])
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda m, x, y: m.compile(optimizer="adamw"), "optimizer must be one of adam, rmsprop, sgd"),
+        (lambda m, x, y: m.compile(metrics=["accuracy"]), "metrics: 'accuracy' does not go with loss='mae'"),
+        (lambda m, x, y: m.compile(metrics="mae"), "metrics must be a list of names"),
+        (lambda m, x, y: m.compile(momentum=0.9), r"compile: unknown settings \['momentum'\]"),
+        (lambda m, x, y: m.fit(x), "x is an array without targets"),
+        (lambda m, x, y: m.fit(x, y, validation_split=1.0), r"validation_split must be in \[0, 1\), got 1.0"),
+        (
+            lambda m, x, y: m.fit(x, y, validation_split=0.2, validation_data=(x, y)),
+            "validation_data or validation_split",
+        ),
+        (lambda m, x, y: m.fit(x, y, verbose=3), "verbose must be 'auto', 0, 1 or 2, got 3"),
+        (lambda m, x, y: m.fit(x, y, callbacks=[rk.training.EarlyStopping()]), "the Trainer watches 'loss'"),
+        (
+            lambda m, x, y: m.fit(x, y, callbacks=[rk.training.EarlyStopping(min_delta=0.1, monitor="loss")]),
+            "min_delta must be 0",
+        ),
+        (lambda m, x, y: m.fit(x, y, callbacks=[print]), "callbacks must be rk.training.EarlyStopping"),
+        (lambda m, x, y: m.save("model.keras"), "give a stem such as 'model'"),
+        (lambda m, x, y: rk.training.EarlyStopping(monitor="val_mae"), "monitor must be 'val_loss' or 'loss'"),
+    ],
+)
 def test_invalid_argument_is_named(call, message):
     x, y = toy()
     with pytest.raises(ValueError, match=message):

@@ -31,15 +31,26 @@ def parquet(tmp_path_factory):
 
 
 def config(path, **data):
-    return parse_config({
-        "name": "years", "task": "many_series",
-        "data": {"dataset": "parquet", "paths": [str(path)], "id_column": "id", "time_column": "time",
-                 "target": "T (degC)", "features": COLUMNS[:2], "split": [0.6, 0.2, 0.2], **data},
-        "windows": {"sequence_length": 24, "shift": 3, "horizon": 12},
-        "training": {"epochs": 1, "batch_size": 64},
-        "output": {"report": False},
-        "models": [{"name": "GRU(4)", "layers": [{"type": "GRU", "units": 4}, {"type": "Dense", "units": 1}]}],
-    })
+    return parse_config(
+        {
+            "name": "years",
+            "task": "many_series",
+            "data": {
+                "dataset": "parquet",
+                "paths": [str(path)],
+                "id_column": "id",
+                "time_column": "time",
+                "target": "T (degC)",
+                "features": COLUMNS[:2],
+                "split": [0.6, 0.2, 0.2],
+                **data,
+            },
+            "windows": {"sequence_length": 24, "shift": 3, "horizon": 12},
+            "training": {"epochs": 1, "batch_size": 64},
+            "output": {"report": False},
+            "models": [{"name": "GRU(4)", "layers": [{"type": "GRU", "units": 4}, {"type": "Dense", "units": 1}]}],
+        }
+    )
 
 
 def persistence_mae_by_hand(table, part: int, length=24, shift=3, horizon=12, fractions=(0.6, 0.2)) -> float:
@@ -88,8 +99,10 @@ def test_an_id_embedding_is_learned_per_series_and_read_back(parquet, tmp_path):
 
 def test_parquet_keys_belong_to_the_parquet_dataset(parquet, capsys, tmp_path):
     bad = tmp_path / "bad.toml"
-    bad.write_text('name = "x"\n[data]\nid_column = "station"\n[windows]\nsequence_length = 4\n'
-                   '[[models]]\nname = "d"\nlayers = [{type = "Dense", units = 1}]\n')
+    bad.write_text(
+        'name = "x"\n[data]\nid_column = "station"\n[windows]\nsequence_length = 4\n'
+        '[[models]]\nname = "d"\nlayers = [{type = "Dense", units = 1}]\n'
+    )
     assert main(["train", str(bad)]) == 2
     assert "data.id_column: applies to data.dataset = 'parquet'" in capsys.readouterr().err
 
@@ -97,8 +110,22 @@ def test_parquet_keys_belong_to_the_parquet_dataset(parquet, capsys, tmp_path):
 def test_the_station_years_config_trains_from_the_command_line(parquet, tmp_path):
     table, path = parquet
     run = tmp_path / "run"
-    assert main(["train", str(CONFIGS / "station_years.toml"), "--data", str(path), "--epochs", "1",
-                 "--output", str(run), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(CONFIGS / "station_years.toml"),
+                "--data",
+                str(path),
+                "--epochs",
+                "1",
+                "--output",
+                str(run),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["series"] == 3 and metrics["scaling"] == "series" and metrics["rows"] == len(table)
     by_hand = persistence_mae_by_hand(table, 1, length=48, shift=1, horizon=24, fractions=(0.7, 0.15))

@@ -21,8 +21,10 @@ from rnnkit.training import score
 from rnnkit.training.metrics import last_step_scores
 
 quiet = {"progress": False, "log": lambda _: None}
-PER_STEP_GRU = {"name": "GRU per step",
-                "layers": [{"type": "GRU", "units": 16, "return_sequences": True}, {"type": "Dense", "units": 1}]}
+PER_STEP_GRU = {
+    "name": "GRU per step",
+    "layers": [{"type": "GRU", "units": 16, "return_sequences": True}, {"type": "Dense", "units": 1}],
+}
 
 
 def squares_windows():
@@ -64,7 +66,9 @@ class _LastStep(torch.nn.Module):  # a many-to-one model: (batch, T, 1) -> (batc
 
 
 def test_step_residual_rejects_an_output_without_the_time_axis():
-    with pytest.raises(RnnkitError, match=r"StepResidualTarget: model output \(4, 1\) does not fit the per-step target \(4, 3, 1\)"):
+    with pytest.raises(
+        RnnkitError, match=r"StepResidualTarget: model output \(4, 1\) does not fit the per-step target \(4, 3, 1\)"
+    ):
         StepResidualTarget(_LastStep(), 0)(torch.zeros(4, 3, 1))
 
 
@@ -75,10 +79,14 @@ def per_step_run(tmp_path_factory):
     phase at every step, so the change over the next 6 hours is known up to the noise, even at step 0."""
     folder = tmp_path_factory.mktemp("m2m")
     csv = write_jena_csv(folder / "station.csv", days=40, columns=("p (mbar)", "T (degC)", "rh (%)"))
-    raw = tiny_config(csv, data={"derived": ["time"]},
-                      windows={"sequence_length": 24, "horizon": 6, "return_sequences": True, "residual": True},
-                      training={"epochs": 15, "batch_size": 16, "learning_rate": 1e-2, "seed": 0},
-                      baselines=["persistence", "mean"], models=[PER_STEP_GRU])
+    raw = tiny_config(
+        csv,
+        data={"derived": ["time"]},
+        windows={"sequence_length": 24, "horizon": 6, "return_sequences": True, "residual": True},
+        training={"epochs": 15, "batch_size": 16, "learning_rate": 1e-2, "seed": 0},
+        baselines=["persistence", "mean"],
+        models=[PER_STEP_GRU],
+    )
     metrics = run_experiment(parse_config(raw), folder / "run", **quiet)
     return folder, csv, raw, metrics
 
@@ -102,7 +110,7 @@ def test_per_step_persistence_in_the_run_equals_the_data(per_step_run):
     # the test part of the file by hand: rows 80%..100%, windows of 24 rows, target 6 rows after each step
     _, csv, _, metrics = per_step_run
     temperature = pd.read_csv(csv)["T (degC)"].to_numpy()
-    test = temperature[int(round(0.8 * len(temperature))):]
+    test = temperature[int(round(0.8 * len(temperature))) :]
     starts = range(0, len(test) - 24 - 6 + 1)
     errors = [abs(test[s + t + 6] - test[s + t]) for s in starts for t in range(24)]
     last = [abs(test[s + 23 + 6] - test[s + 23]) for s in starts]
@@ -114,11 +122,21 @@ def test_per_step_persistence_in_the_run_equals_the_data(per_step_run):
 def test_per_step_run_folder_and_evaluate(per_step_run):
     folder, csv, _, metrics = per_step_run
     run = folder / "run"
-    for name in ("config.json", "scaler.json", "metrics.json", "history.csv", "learning_curves.png", "predictions.png",
-                 "models/gru_per_step/model.safetensors", "models/gru_per_step/model.json"):
+    for name in (
+        "config.json",
+        "scaler.json",
+        "metrics.json",
+        "history.csv",
+        "learning_curves.png",
+        "predictions.png",
+        "models/gru_per_step/model.safetensors",
+        "models/gru_per_step/model.json",
+    ):
         assert (run / name).is_file(), name
     stored = json.loads((run / "metrics.json").read_text())
-    assert stored["models"]["GRU per step"]["mae_last_test"] == pytest.approx(metrics["models"]["GRU per step"]["mae_last_test"])
+    assert stored["models"]["GRU per step"]["mae_last_test"] == pytest.approx(
+        metrics["models"]["GRU per step"]["mae_last_test"]
+    )
     assert json.loads((run / "config.json").read_text())["windows"]["return_sequences"] is True
     description = json.loads((run / "models" / "gru_per_step" / "model.json").read_text())
     assert description["class"].endswith(".StepResidualTarget")
@@ -131,19 +149,31 @@ def test_per_step_run_folder_and_evaluate(per_step_run):
 
 def test_per_step_plain_target_is_saved_and_scored_again(tmp_path):
     csv = write_jena_csv(tmp_path / "station.csv", days=20)
-    raw = tiny_config(csv, windows={"sequence_length": 12, "horizon": 3, "return_sequences": True},
-                      training={"epochs": 1}, baselines=["persistence"], models=[PER_STEP_GRU])
+    raw = tiny_config(
+        csv,
+        windows={"sequence_length": 12, "horizon": 3, "return_sequences": True},
+        training={"epochs": 1},
+        baselines=["persistence"],
+        models=[PER_STEP_GRU],
+    )
     metrics = run_experiment(parse_config(raw), tmp_path / "run", **quiet)
     description = json.loads((tmp_path / "run" / "models" / "gru_per_step" / "model.json").read_text())
     assert description["class"].endswith(".Sequential")
     again = evaluate_run(tmp_path / "run")
-    assert again["models"]["GRU per step"]["mae_test"] == pytest.approx(metrics["models"]["GRU per step"]["mae_test"], rel=1e-5)
+    assert again["models"]["GRU per step"]["mae_test"] == pytest.approx(
+        metrics["models"]["GRU per step"]["mae_test"], rel=1e-5
+    )
 
 
 def test_cli_train_prints_the_last_step_column(tmp_path, capsys):
     csv = write_jena_csv(tmp_path / "station.csv", days=20)
-    raw = tiny_config(csv, windows={"sequence_length": 12, "horizon": 3, "return_sequences": True},
-                      training={"epochs": 1}, baselines=["persistence", "mean"], models=[PER_STEP_GRU])
+    raw = tiny_config(
+        csv,
+        windows={"sequence_length": 12, "horizon": 3, "return_sequences": True},
+        training={"epochs": 1},
+        baselines=["persistence", "mean"],
+        models=[PER_STEP_GRU],
+    )
     config = tmp_path / "c.toml"
     config.write_text(_toml(raw))
     assert main(["train", str(config), "--output", str(tmp_path / "run"), "--quiet"]) == 0
@@ -157,17 +187,25 @@ def _toml(raw: dict) -> str:
         lines.append(f"[{table}]")
         lines += [f"{k} = {json.dumps(v)}" for k, v in raw[table].items()]
     for model in raw["models"]:
-        layers = ", ".join("{" + ", ".join(f"{k} = {json.dumps(v)}" for k, v in spec.items()) + "}" for spec in model["layers"])
+        layers = ", ".join(
+            "{" + ", ".join(f"{k} = {json.dumps(v)}" for k, v in spec.items()) + "}" for spec in model["layers"]
+        )
         lines += ["[[models]]", f'name = "{model["name"]}"', f"layers = [{layers}]"]
     return "\n".join(lines) + "\n"
 
 
 # --- refused settings: one line naming the key -----------------------------------------------------
 
+
 def _error(tmp_path, windows=None, models=None, **overrides) -> str:
     csv = write_jena_csv(tmp_path / "station.csv", days=20)
-    raw = tiny_config(csv, windows={"sequence_length": 12, "horizon": 3, "return_sequences": True, **(windows or {})},
-                      baselines=["persistence"], models=models or [PER_STEP_GRU], **overrides)
+    raw = tiny_config(
+        csv,
+        windows={"sequence_length": 12, "horizon": 3, "return_sequences": True, **(windows or {})},
+        baselines=["persistence"],
+        models=models or [PER_STEP_GRU],
+        **overrides,
+    )
     with pytest.raises(RnnkitError) as info:
         run_experiment(parse_config(raw), tmp_path / "run", **quiet)
     assert "\n" not in str(info.value)
@@ -178,33 +216,55 @@ def test_a_model_without_the_time_axis_is_refused(tmp_path):
     models = [{"name": "GRU", "layers": [{"type": "GRU", "units": 4}, {"type": "Dense", "units": 1}]}]
     assert _error(tmp_path, models=models) == (
         "model 'GRU' outputs shape (1,) per example; windows.return_sequences = true needs a value per step, "
-        "(12, 1): give its last recurrent layer return_sequences = true and end with Dense(1)")
+        "(12, 1): give its last recurrent layer return_sequences = true and end with Dense(1)"
+    )
 
 
 def test_a_model_that_reads_the_future_steps_is_refused(tmp_path):
-    models = [{"name": "BiGRU", "layers": [
-        {"type": "Bidirectional", "layer": {"type": "GRU", "units": 4, "return_sequences": True}},
-        {"type": "Dense", "units": 1}]}]
+    models = [
+        {
+            "name": "BiGRU",
+            "layers": [
+                {"type": "Bidirectional", "layer": {"type": "GRU", "units": 4, "return_sequences": True}},
+                {"type": "Dense", "units": 1},
+            ],
+        }
+    ]
     message = _error(tmp_path, models=models)
-    assert message.startswith("model 'BiGRU': a per-step forecast (windows.return_sequences = true) must read only "
-                              "inputs up to its step, but Bidirectional reads the whole window")
+    assert message.startswith(
+        "model 'BiGRU': a per-step forecast (windows.return_sequences = true) must read only "
+        "inputs up to its step, but Bidirectional reads the whole window"
+    )
 
 
-@pytest.mark.parametrize("extra, message", [
-    ({"baselines": ["persistence", "seasonal_persistence"]},
-     "config: baselines with windows.return_sequences = true (a target per step) must be among "
-     "['persistence', 'mean'] (they have a per-step version), got ['seasonal_persistence']"),
-    ({"baselines": ["linear"]},
-     "config: baselines with windows.return_sequences = true (a target per step) must be among "
-     "['persistence', 'mean'] (they have a per-step version), got ['linear']"),
-    ({"training": {"stateful": True}},
-     "config: training.stateful: stateful training has no per-step (windows.return_sequences) path yet, got true"),
-    ({"task": "classification"},
-     "config: windows.return_sequences: a label per step is task = 'tagging'; task = 'classification' labels "
-     "whole windows, got return_sequences = true"),
-    ({"windows": {"sequence_length": 12, "return_sequences": "yes"}},
-     "config: 'windows.return_sequences' must be true or false, got 'yes'"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (
+            {"baselines": ["persistence", "seasonal_persistence"]},
+            "config: baselines with windows.return_sequences = true (a target per step) must be among "
+            "['persistence', 'mean'] (they have a per-step version), got ['seasonal_persistence']",
+        ),
+        (
+            {"baselines": ["linear"]},
+            "config: baselines with windows.return_sequences = true (a target per step) must be among "
+            "['persistence', 'mean'] (they have a per-step version), got ['linear']",
+        ),
+        (
+            {"training": {"stateful": True}},
+            "config: training.stateful: stateful training has no per-step (windows.return_sequences) path yet, got true",
+        ),
+        (
+            {"task": "classification"},
+            "config: windows.return_sequences: a label per step is task = 'tagging'; task = 'classification' labels "
+            "whole windows, got return_sequences = true",
+        ),
+        (
+            {"windows": {"sequence_length": 12, "return_sequences": "yes"}},
+            "config: 'windows.return_sequences' must be true or false, got 'yes'",
+        ),
+    ],
+)
 def test_invalid_per_step_settings(extra, message):
     raw = {"windows": {"sequence_length": 12, "return_sequences": True}, **extra}
     with pytest.raises(RnnkitError) as info:

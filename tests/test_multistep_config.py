@@ -29,13 +29,19 @@ DIRECT_GRU = {"name": "direct GRU", "layers": [{"type": "GRU", "units": 16}, {"t
 
 # --- the pieces, by hand ---------------------------------------------------------------------------
 
+
 def test_repeat_last_day_picks_the_same_phase_on_the_latest_day():
     x = torch.arange(10.0).view(1, 10, 1)  # rows 0..9 hold their own number; a "day" is 4 rows
     # horizon 1: targets at rows 10, 11, ...; a day earlier: 6, 7, 8, 9, then 6, 7 again (still the last day)
     assert RepeatLastDay(0, period=4, target_length=6)(x).flatten().tolist() == [6.0, 7.0, 8.0, 9.0, 6.0, 7.0]
     # horizon 3: targets at rows 12, 13, 14, 15, 16 -> 8, 9, 6, 7, 8
     assert RepeatLastDay(0, period=4, target_length=5, horizon=3)(x).flatten().tolist() == [8.0, 9.0, 6.0, 7.0, 8.0]
-    assert RepeatLastDay(0, period=4, target_length=5).get_config() == {"target_index": 0, "period": 4, "target_length": 5, "horizon": 1}
+    assert RepeatLastDay(0, period=4, target_length=5).get_config() == {
+        "target_index": 0,
+        "period": 4,
+        "target_length": 5,
+        "horizon": 1,
+    }
 
 
 def test_repeat_last_day_rejects_a_horizon_below_one():
@@ -57,8 +63,11 @@ def test_persistence_repeats_the_last_value_and_the_residual_adds_it_at_every_st
 
     assert MultiStepResidualTarget(Change((3,)), 1, (3,))(x).tolist() == [[8.0, 9.0, 10.0]]
     assert MultiStepResidualTarget(Change((3, 1)), 1, (3, 1))(x).tolist() == [[[8.0], [9.0], [10.0]]]
-    with pytest.raises(RnnkitError, match=r"MultiStepResidualTarget: model output \(1, 3, 1\) does not fit the "
-                                          r"multi-step target \(1, 3\)"):
+    with pytest.raises(
+        RnnkitError,
+        match=r"MultiStepResidualTarget: model output \(1, 3, 1\) does not fit the "
+        r"multi-step target \(1, 3\)",
+    ):
         MultiStepResidualTarget(Change((3, 1)), 1, (3,))(x)
 
 
@@ -77,14 +86,23 @@ def test_check_output_accepts_k_or_k_by_one_only():
 def test_multistep_scores_by_step_by_hand():
     x = torch.zeros(2, 3, 1)
     y = torch.tensor([[[1.0], [2.0]], [[3.0], [-2.0]]])  # 2 windows, 2 steps
-    w = type("W", (), {"x": x, "y": y, "__len__": lambda self: 2,
-                       "batch": lambda self, i: (x[torch.as_tensor(i)], y[torch.as_tensor(i)])})()
+    w = type(
+        "W",
+        (),
+        {
+            "x": x,
+            "y": y,
+            "__len__": lambda self: 2,
+            "batch": lambda self, i: (x[torch.as_tensor(i)], y[torch.as_tensor(i)]),
+        },
+    )()
     s = multistep_scores(RepeatLastPeriod(0, 1, 2), w, scale=2.0, offset=10.0)  # predicts 0 (10 in data units)
     assert s["mae_by_step"] == pytest.approx([4.0, 4.0])  # step 1: |2·1|, |2·3|; step 2: |2·2|, |2·(−2)|
     assert s["mae"] == pytest.approx(4.0)
 
 
 # --- a run on a synthetic station file -------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def multistep_run(tmp_path_factory):
@@ -93,10 +111,14 @@ def multistep_run(tmp_path_factory):
     the phase, so the change over each of the next 6 hours is known up to the noise."""
     folder = tmp_path_factory.mktemp("multistep")
     csv = write_jena_csv(folder / "station.csv", days=40, columns=("p (mbar)", "T (degC)", "rh (%)"))
-    raw = tiny_config(csv, data={"derived": ["time"]},
-                      windows={"sequence_length": 24, "horizon": 1, "target_length": K, "residual": True},
-                      training={"epochs": 15, "batch_size": 16, "learning_rate": 1e-2, "seed": 0},
-                      baselines=["persistence", "repeat_last_day", "mean"], models=[DIRECT_GRU])
+    raw = tiny_config(
+        csv,
+        data={"derived": ["time"]},
+        windows={"sequence_length": 24, "horizon": 1, "target_length": K, "residual": True},
+        training={"epochs": 15, "batch_size": 16, "learning_rate": 1e-2, "seed": 0},
+        baselines=["persistence", "repeat_last_day", "mean"],
+        models=[DIRECT_GRU],
+    )
     metrics = run_experiment(parse_config(raw), folder / "run", **quiet)
     return folder, csv, raw, metrics
 
@@ -122,7 +144,7 @@ def test_baselines_in_the_run_equal_the_data_by_hand(multistep_run):
     # the test part of the file: rows 80%..100%; windows of 24 rows, targets the next 6 rows
     _, csv, _, metrics = multistep_run
     temperature = pd.read_csv(csv)["T (degC)"].to_numpy()
-    test = temperature[int(round(0.8 * len(temperature))):]
+    test = temperature[int(round(0.8 * len(temperature))) :]
     starts = range(0, len(test) - 24 - K + 1)
     last = np.array([[abs(test[s + 24 + k] - test[s + 23]) for k in range(K)] for s in starts])  # (windows, K)
     day = np.array([[abs(test[s + 24 + k] - test[s + k]) for k in range(K)] for s in starts])  # 24 rows before
@@ -145,8 +167,16 @@ def test_baselines_in_the_run_equal_the_data_by_hand(multistep_run):
 def test_run_folder_metrics_by_step_and_evaluate(multistep_run):
     folder, csv, _, metrics = multistep_run
     run = folder / "run"
-    for name in ("config.json", "scaler.json", "metrics.json", "history.csv", "learning_curves.png", "predictions.png",
-                 "models/direct_gru/model.safetensors", "models/direct_gru/model.json"):
+    for name in (
+        "config.json",
+        "scaler.json",
+        "metrics.json",
+        "history.csv",
+        "learning_curves.png",
+        "predictions.png",
+        "models/direct_gru/model.safetensors",
+        "models/direct_gru/model.json",
+    ):
         assert (run / name).is_file(), name
     stored = json.loads((run / "metrics.json").read_text())
     gru = stored["models"]["direct GRU"]
@@ -159,7 +189,8 @@ def test_run_folder_metrics_by_step_and_evaluate(multistep_run):
     again = evaluate_run(run)  # the saved model is rebuilt and scores the same
     for name in ("persistence", "repeat_last_day", "direct GRU"):
         assert again["models"][name]["mae_test_by_step"] == pytest.approx(
-            metrics["models"][name]["mae_test_by_step"], rel=1e-5)
+            metrics["models"][name]["mae_test_by_step"], rel=1e-5
+        )
     table = predict_file(run, [str(csv)])  # every 24-row window of the file, a column per step
     assert len(table) == 40 * 24 - 24 + 1
     steps = [c for c in table.columns if c.startswith("predicted T (degC) step ")]
@@ -169,10 +200,21 @@ def test_run_folder_metrics_by_step_and_evaluate(multistep_run):
 
 def test_plain_target_with_k_by_one_output_is_saved_and_scored_again(tmp_path):
     csv = write_jena_csv(tmp_path / "station.csv", days=20)
-    model = {"name": "GRU", "layers": [{"type": "GRU", "units": 4, "return_sequences": True},
-                                       {"type": "GRU", "units": 4}, {"type": "Dense", "units": 3}]}
-    raw = tiny_config(csv, windows={"sequence_length": 12, "horizon": 2, "target_length": 3},
-                      training={"epochs": 1}, baselines=["persistence", "mean", "linear"], models=[model])
+    model = {
+        "name": "GRU",
+        "layers": [
+            {"type": "GRU", "units": 4, "return_sequences": True},
+            {"type": "GRU", "units": 4},
+            {"type": "Dense", "units": 3},
+        ],
+    }
+    raw = tiny_config(
+        csv,
+        windows={"sequence_length": 12, "horizon": 2, "target_length": 3},
+        training={"epochs": 1},
+        baselines=["persistence", "mean", "linear"],
+        models=[model],
+    )
     metrics = run_experiment(parse_config(raw), tmp_path / "run", **quiet)
     description = json.loads((tmp_path / "run" / "models" / "gru" / "model.json").read_text())
     assert description["class"].endswith(".Sequential")
@@ -186,8 +228,9 @@ def test_cli_train_prints_the_first_and_last_step(tmp_path, capsys):
     config = tmp_path / "c.toml"
     config.write_text(
         f'name = "m"\nbaselines = ["persistence", "repeat_last_day"]\n[data]\npaths = [{json.dumps(str(csv))}]\n'
-        f'split = [0.6, 0.2, 0.2]\n[windows]\nsequence_length = 24\ntarget_length = 4\n[training]\nepochs = 1\n'
-        f'[[models]]\nname = "GRU"\nlayers = [{{type = "GRU", units = 4}}, {{type = "Dense", units = 4}}]\n')
+        f"split = [0.6, 0.2, 0.2]\n[windows]\nsequence_length = 24\ntarget_length = 4\n[training]\nepochs = 1\n"
+        f'[[models]]\nname = "GRU"\nlayers = [{{type = "GRU", units = 4}}, {{type = "Dense", units = 4}}]\n'
+    )
     assert main(["train", str(config), "--output", str(tmp_path / "run"), "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "MAE step 1 test (degC)" in out and "MAE step 4 test (degC)" in out and "target_length 4" in out
@@ -195,10 +238,15 @@ def test_cli_train_prints_the_first_and_last_step(tmp_path, capsys):
 
 # --- refused settings: one line naming the key -----------------------------------------------------
 
+
 def _run_error(tmp_path, windows=None, models=None, baselines=("persistence",)) -> str:
     csv = write_jena_csv(tmp_path / "station.csv", days=20)
-    raw = tiny_config(csv, windows={"sequence_length": 24, "horizon": 1, "target_length": K, **(windows or {})},
-                      baselines=list(baselines), models=models or [DIRECT_GRU])
+    raw = tiny_config(
+        csv,
+        windows={"sequence_length": 24, "horizon": 1, "target_length": K, **(windows or {})},
+        baselines=list(baselines),
+        models=models or [DIRECT_GRU],
+    )
     with pytest.raises(RnnkitError) as info:
         run_experiment(parse_config(raw), tmp_path / "run", **quiet)
     assert "\n" not in str(info.value)
@@ -209,13 +257,15 @@ def test_a_model_output_width_other_than_k_is_refused(tmp_path):
     models = [{"name": "GRU", "layers": [{"type": "GRU", "units": 4}, {"type": "Dense", "units": 1}]}]
     assert _run_error(tmp_path, models=models) == (
         "model 'GRU' outputs shape (1,) per example; windows.target_length = 6 needs (6,) or (6, 1), "
-        "a value per forecast step: end with Dense(6)")
+        "a value per forecast step: end with Dense(6)"
+    )
 
 
 def test_repeat_last_day_with_a_window_shorter_than_a_day_is_refused(tmp_path):
     assert _run_error(tmp_path, windows={"sequence_length": 12}, baselines=["persistence", "repeat_last_day"]) == (
         "baselines 'repeat_last_day' needs windows.sequence_length >= 24 (one day of window rows at this data's "
-        "step), got 12")
+        "step), got 12"
+    )
 
 
 def test_repeat_last_day_with_horizon_zero_is_refused(tmp_path):
@@ -224,32 +274,56 @@ def test_repeat_last_day_with_horizon_zero_is_refused(tmp_path):
     assert "windows.horizon = 0 makes the target ('T (degC)') the last input row" in message
 
 
-@pytest.mark.parametrize("raw, message", [
-    ({"task": "classification", "windows": {"sequence_length": 12, "target_length": 3}},
-     "config: windows.target_length: a forecast of several steps needs task = 'regression', got target_length = 3 "
-     "with task = 'classification'"),
-    ({"task": "tagging", "data": {"dataset": "teddy"}, "windows": {"sequence_length": 12, "target_length": 3}},
-     "config: windows: task = 'tagging' tags every token of whole sentences (horizon 0) and takes no [windows] "
-     "table, got one"),
-    ({"windows": {"sequence_length": 12, "target_length": 3, "return_sequences": True}},
-     "config: windows.target_length must be 1 with windows.return_sequences = true (one target per input step), "
-     "got 3"),
-    ({"windows": {"sequence_length": 12, "target_length": 3}, "baselines": ["persistence", "seasonal_persistence"]},
-     "config: baselines with windows.target_length > 1 (a forecast of 3 steps) must be among ['persistence', "
-     "'repeat_last_day', 'mean', 'linear'] (they forecast every step), got ['seasonal_persistence']"),
-    ({"windows": {"sequence_length": 12, "target_length": 3}, "baselines": ["naive_dense"]},
-     "config: baselines with windows.target_length > 1 (a forecast of 3 steps) must be among ['persistence', "
-     "'repeat_last_day', 'mean', 'linear'] (they forecast every step), got ['naive_dense']"),
-    ({"windows": {"sequence_length": 12}, "baselines": ["repeat_last_day"]},
-     "config: baselines: 'repeat_last_day' forecasts several steps: it needs windows.target_length > 1 "
-     "(one step: 'seasonal_persistence'), got target_length = 1"),
-    ({"windows": {"sequence_length": 12, "target_length": 3}, "training": {"stateful": True}},
-     "config: training.stateful: stateful training has no multi-step (windows.target_length > 1) path yet, got true"),
-    ({"windows": {"sequence_length": 12, "target_length": 0}},
-     "config: 'windows.target_length': Input should be greater than or equal to 1, got 0"),
-    ({"windows": {"sequence_length": 12, "target_length": "24"}},
-     "config: 'windows.target_length' must be an integer, got '24'"),
-])
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        (
+            {"task": "classification", "windows": {"sequence_length": 12, "target_length": 3}},
+            "config: windows.target_length: a forecast of several steps needs task = 'regression', got target_length = 3 "
+            "with task = 'classification'",
+        ),
+        (
+            {"task": "tagging", "data": {"dataset": "teddy"}, "windows": {"sequence_length": 12, "target_length": 3}},
+            "config: windows: task = 'tagging' tags every token of whole sentences (horizon 0) and takes no [windows] "
+            "table, got one",
+        ),
+        (
+            {"windows": {"sequence_length": 12, "target_length": 3, "return_sequences": True}},
+            "config: windows.target_length must be 1 with windows.return_sequences = true (one target per input step), "
+            "got 3",
+        ),
+        (
+            {
+                "windows": {"sequence_length": 12, "target_length": 3},
+                "baselines": ["persistence", "seasonal_persistence"],
+            },
+            "config: baselines with windows.target_length > 1 (a forecast of 3 steps) must be among ['persistence', "
+            "'repeat_last_day', 'mean', 'linear'] (they forecast every step), got ['seasonal_persistence']",
+        ),
+        (
+            {"windows": {"sequence_length": 12, "target_length": 3}, "baselines": ["naive_dense"]},
+            "config: baselines with windows.target_length > 1 (a forecast of 3 steps) must be among ['persistence', "
+            "'repeat_last_day', 'mean', 'linear'] (they forecast every step), got ['naive_dense']",
+        ),
+        (
+            {"windows": {"sequence_length": 12}, "baselines": ["repeat_last_day"]},
+            "config: baselines: 'repeat_last_day' forecasts several steps: it needs windows.target_length > 1 "
+            "(one step: 'seasonal_persistence'), got target_length = 1",
+        ),
+        (
+            {"windows": {"sequence_length": 12, "target_length": 3}, "training": {"stateful": True}},
+            "config: training.stateful: stateful training has no multi-step (windows.target_length > 1) path yet, got true",
+        ),
+        (
+            {"windows": {"sequence_length": 12, "target_length": 0}},
+            "config: 'windows.target_length': Input should be greater than or equal to 1, got 0",
+        ),
+        (
+            {"windows": {"sequence_length": 12, "target_length": "24"}},
+            "config: 'windows.target_length' must be an integer, got '24'",
+        ),
+    ],
+)
 def test_invalid_multistep_settings(raw, message):
     with pytest.raises(RnnkitError) as info:
         parse_config(raw)
@@ -258,7 +332,11 @@ def test_invalid_multistep_settings(raw, message):
 
 def test_default_baselines_keep_those_that_forecast_every_step():
     assert parse_config({"windows": {"sequence_length": 12, "target_length": 3}}).baselines == ["persistence", "mean"]
-    assert parse_config({"windows": {"sequence_length": 12}}).baselines == ["persistence", "seasonal_persistence", "mean"]
+    assert parse_config({"windows": {"sequence_length": 12}}).baselines == [
+        "persistence",
+        "seasonal_persistence",
+        "mean",
+    ]
 
 
 # --- the shipped config on the station data --------------------------------------------------------
@@ -285,7 +363,9 @@ def test_shipped_config_direct_gru_beats_repeat_last_day_on_the_station(tmp_path
     assert gru <= 0.85 * day
     assert models["direct GRU"]["skill_test"] >= 0.30
     # 24 h ahead, the value a day before the target is the last input itself: step 24 equals persistence's
-    assert models["repeat_last_day"]["mae_test_by_step"][-1] == pytest.approx(models["persistence"]["mae_test_by_step"][-1])
+    assert models["repeat_last_day"]["mae_test_by_step"][-1] == pytest.approx(
+        models["persistence"]["mae_test_by_step"][-1]
+    )
 
 
 def test_describe_windows_names_the_first_and_last_target_step(tmp_path):
@@ -295,5 +375,7 @@ def test_describe_windows_names_the_first_and_last_target_step(tmp_path):
     raw = tiny_config(csv, windows={"sequence_length": 24, "horizon": 2, "target_length": 3})
     text = describe_windows(parse_config({**raw, "baselines": ["persistence"]}))
     # window 0: inputs rows 0..23 (01:00 to 00:00 next day); targets rows 25, 26, 27
-    assert ("window 0: inputs 2020-01-01 01:00 to 2020-01-02 00:00 (24 rows), "
-            "target 2020-01-02 02:00 to 2020-01-02 04:00 (3 steps)") in text
+    assert (
+        "window 0: inputs 2020-01-01 01:00 to 2020-01-02 00:00 (24 rows), "
+        "target 2020-01-02 02:00 to 2020-01-02 04:00 (3 steps)"
+    ) in text

@@ -27,8 +27,10 @@ EXERCISES = {
 
 def printed(cell) -> list[str]:
     """What a code cell printed and returned, as text (streams and each result's text/plain)."""
-    return [out.text if out.output_type == "stream" else out.get("data", {}).get("text/plain", "")
-            for out in cell.get("outputs", [])]
+    return [
+        out.text if out.output_type == "stream" else out.get("data", {}).get("text/plain", "")
+        for out in cell.get("outputs", [])
+    ]
 
 
 def execute(name: str, extra: str, monkeypatch) -> tuple[dict, str, float]:
@@ -43,8 +45,9 @@ def execute(name: str, extra: str, monkeypatch) -> tuple[dict, str, float]:
     source = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
     nb.cells.append(nbformat.v4.new_code_cell(f"import json\nprint('RESULT:' + json.dumps({extra}))"))
     started = time.perf_counter()
-    nbclient.NotebookClient(nb, timeout=900, kernel_name="python3",
-                            resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+    nbclient.NotebookClient(
+        nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}
+    ).execute()
     seconds = time.perf_counter() - started
     for cell in nb.cells:
         for out in cell.get("outputs", []):
@@ -73,8 +76,9 @@ def test_exercise_notebook_gives_the_command_lines_numbers(name, tmp_path, monke
 
 
 def test_vanishing_gradient_notebook_reads_as_the_command_line(tmp_path, monkeypatch, capsys):
-    (reading, train_epochs), source, seconds = execute("vanishing_gradient.ipynb", "[picture.reading, TRAIN_EPOCHS]",
-                                                       monkeypatch)
+    (reading, train_epochs), source, seconds = execute(
+        "vanishing_gradient.ipynb", "[picture.reading, TRAIN_EPOCHS]", monkeypatch
+    )
     print(f"vanishing_gradient.ipynb: executed in {seconds:.1f} s")
     capsys.readouterr()
     assert main(["gradients", "--train-epochs", str(train_epochs), "--output", str(tmp_path / "g.png")]) == 0

@@ -30,7 +30,11 @@ def test_plot_history_writes_a_png_with_the_curves(tmp_path):
 
 def test_plot_history_of_several_models_draws_more(tmp_path):
     one = pd.DataFrame({"epoch": [1, 2, 3], "loss": [1.0, 0.5, 0.4], "val_loss": [1.1, 0.7, 0.6]})
-    two = [{"epoch": 1, "loss": 0.9, "val_loss": 0.2}, {"epoch": 2, "loss": 0.3, "val_loss": 1.0}, {"epoch": 3, "loss": 0.1, "val_loss": 0.1}]
+    two = [
+        {"epoch": 1, "loss": 0.9, "val_loss": 0.2},
+        {"epoch": 2, "loss": 0.3, "val_loss": 1.0},
+        {"epoch": 3, "loss": 0.1, "val_loss": 0.1},
+    ]
     a = plot_history({"GRU": one}, tmp_path / "a.png")
     b = plot_history({"GRU": one, "LSTM": two}, tmp_path / "b.png")
     assert colored_pixels(b) > colored_pixels(a) > 0
@@ -39,7 +43,9 @@ def test_plot_history_of_several_models_draws_more(tmp_path):
 def test_plot_history_input_is_checked(tmp_path):
     with pytest.raises(ValueError, match="history must hold at least one epoch, got none"):
         plot_history(History(), tmp_path / "x.png")
-    with pytest.raises(ValueError, match="history must be a History, a list of per-epoch dicts or a DataFrame, got int"):
+    with pytest.raises(
+        ValueError, match="history must be a History, a list of per-epoch dicts or a DataFrame, got int"
+    ):
         plot_history(3, tmp_path / "x.png")
 
 

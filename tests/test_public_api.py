@@ -20,8 +20,10 @@ def test_every_name_in_all_exists_and_is_public():
         assert not name.startswith("_") or name == "__version__"
 
 
-@pytest.mark.parametrize("module", [m for m in rk.__all__ if hasattr(getattr(rk, m), "__path__")
-                                    or m in ("baselines", "diagnostics", "config")])
+@pytest.mark.parametrize(
+    "module",
+    [m for m in rk.__all__ if hasattr(getattr(rk, m), "__path__") or m in ("baselines", "diagnostics", "config")],
+)
 def test_each_public_module_lists_its_api(module):
     mod = getattr(rk, module)
     names = getattr(mod, "__all__", None)

@@ -53,7 +53,9 @@ def test_course_05a_has_the_courses_2916_windows_split_as_the_course_splits_them
     # The last test window ends at the record's last row by position: 2,916 windows of shift 24.
     t = pd.read_csv(EMBEDDED_JENA)["T (degC)"].to_numpy()
     y = prepared.to_units(prepared.windows["test"].y)
-    assert y[-1] == pytest.approx(t[2915 * 24 + 95 + 24], abs=1e-4) and y[0] == pytest.approx(t[2332 * 24 + 119], abs=1e-4)
+    assert y[-1] == pytest.approx(t[2915 * 24 + 95 + 24], abs=1e-4) and y[0] == pytest.approx(
+        t[2332 * 24 + 119], abs=1e-4
+    )
     ref = {r.run_as: r for r in config.published.rows}["GRU(16)"]
     assert (ref.mae_val, ref.mae_test) == ([3.55, 3.58], [3.40, 3.50])
 
@@ -70,10 +72,20 @@ def test_course_05b_weekly_rows_are_every_1008th_ten_minute_row():
 
 
 def test_published_numbers_are_validated():
-    base = {"windows": {"sequence_length": 4}, "baselines": ["persistence"],
-            "models": [{"name": "GRU", "layers": [{"type": "GRU", "units": 2}, {"type": "Dense", "units": 1}]}]}
-    ok = parse_config({**base, "published": {"source": "x", "rows": [{"model": "m", "run_as": "GRU",
-                                                                     "mae_val": [3.4, 3.5], "mae_test": 3}]}})
+    base = {
+        "windows": {"sequence_length": 4},
+        "baselines": ["persistence"],
+        "models": [{"name": "GRU", "layers": [{"type": "GRU", "units": 2}, {"type": "Dense", "units": 1}]}],
+    }
+    ok = parse_config(
+        {
+            **base,
+            "published": {
+                "source": "x",
+                "rows": [{"model": "m", "run_as": "GRU", "mae_val": [3.4, 3.5], "mae_test": 3}],
+            },
+        }
+    )
     assert ok.published.rows[0].mae_val == [3.4, 3.5] and ok.published.rows[0].mae_test == 3.0
     for row, message in [
         ({"model": "m", "run_as": "LSTM"}, "published.rows[0].run_as must name a model or baseline"),
@@ -89,18 +101,31 @@ def test_the_table_prints_the_published_numbers_beside_rnnkits():
     metrics = {
         "units": "degC",
         "models": {
-            "persistence": {"params": 0, "mae_val": 2.4406, "mae_test": 2.6185, "skill_test": 0.0, "train_seconds": 0.0},
+            "persistence": {
+                "params": 0,
+                "mae_val": 2.4406,
+                "mae_test": 2.6185,
+                "skill_test": 0.0,
+                "train_seconds": 0.0,
+            },
             "GRU": {"params": 10, "mae_val": 2.2, "mae_test": 2.3, "skill_test": 0.12, "train_seconds": 5.0},
         },
-        "published": {"source": "the book", "units": "degC", "rows": [
-            {"model": "persistence", "run_as": "persistence", "mae_val": 2.44, "mae_test": 2.62, "note": ""},
-            {"model": "convnet", "run_as": None, "mae_val": 2.9, "mae_test": None, "note": "approximate"}]},
+        "published": {
+            "source": "the book",
+            "units": "degC",
+            "rows": [
+                {"model": "persistence", "run_as": "persistence", "mae_val": 2.44, "mae_test": 2.62, "note": ""},
+                {"model": "convnet", "run_as": None, "mae_val": 2.9, "mae_test": None, "note": "approximate"},
+            ],
+        },
     }
     lines = metrics_table(metrics).splitlines()
     assert lines[0].split()[-4:] == ["published", "val", "published", "test"]
     assert lines[1].split()[0] == "persistence" and lines[1].split()[-2:] == ["2.44", "2.62"]
     assert lines[1].split()[2:4] == ["2.441", "2.619"]
-    assert lines[2].split()[0] == "GRU" and lines[2].split()[-1] == "5.0"  # no published value: blank; seconds one decimal
+    assert (
+        lines[2].split()[0] == "GRU" and lines[2].split()[-1] == "5.0"
+    )  # no published value: blank; seconds one decimal
     assert lines[3] == "published (degC): the book"
     assert lines[5] == "  convnet: val 2.90, test - (not run here; approximate)"
 

@@ -29,18 +29,21 @@ def write_noisy_cycle(path: Path, days: int = 60, sigma: float = 1.0, seed: int 
     rng = np.random.default_rng(seed)
     n = days * 24
     t = np.arange(n)
-    frame = pd.DataFrame({
-        "Date Time": pd.date_range("2024-01-01 01:00", periods=n, freq="h").strftime("%d.%m.%Y %H:%M:%S"),
-        "p (mbar)": 1000 + rng.normal(0, 2, n),
-        "T (degC)": 10 + 5 * np.sin(2 * np.pi * t / 24) + rng.normal(0, sigma, n),
-    })
+    frame = pd.DataFrame(
+        {
+            "Date Time": pd.date_range("2024-01-01 01:00", periods=n, freq="h").strftime("%d.%m.%Y %H:%M:%S"),
+            "p (mbar)": 1000 + rng.normal(0, 2, n),
+            "T (degC)": 10 + 5 * np.sin(2 * np.pi * t / 24) + rng.normal(0, sigma, n),
+        }
+    )
     frame.to_csv(path, index=False, float_format="%.3f")
     return path
 
 
 def quantile_config(csv: Path, **overrides) -> dict:
     config = {
-        "name": "quantile", "task": "quantile",
+        "name": "quantile",
+        "task": "quantile",
         "data": {"paths": [str(csv)], "split": [0.6, 0.2, 0.2]},
         "windows": {"sequence_length": 24, "horizon": 6},
         "quantile": {"levels": [0.1, 0.5, 0.9]},
@@ -52,6 +55,7 @@ def quantile_config(csv: Path, **overrides) -> dict:
 
 
 # --- pieces by hand ------------------------------------------------------------------------------------
+
 
 def test_pinball_by_hand_and_its_minimum_is_the_quantile():
     pred = torch.tensor([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]])
@@ -94,13 +98,16 @@ def test_quantile_scores_by_hand():
     assert s["pinball"] == pytest.approx(2 * float(pinball(out, y, [0.1, 0.5, 0.9])))
 
 
-@pytest.mark.parametrize(("raw", "message"), [
-    ({"quantile": {"levels": [0.1, 0.9]}}, "'quantile.levels': must be at least 3 increasing levels"),
-    ({"quantile": {"levels": [0.1, 0.4, 0.9]}}, "with 0.5 among them"),
-    ({"training": {"loss": "mae"}}, "training.loss must be 'pinball' when task = 'quantile', got 'mae'"),
-    ({"baselines": ["mean"]}, r"baselines for task = 'quantile' must be among \['persistence'\]"),
-    ({"windows": {"sequence_length": 24, "target_length": 3}}, "task = 'quantile' forecasts one value per window"),
-])
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"quantile": {"levels": [0.1, 0.9]}}, "'quantile.levels': must be at least 3 increasing levels"),
+        ({"quantile": {"levels": [0.1, 0.4, 0.9]}}, "with 0.5 among them"),
+        ({"training": {"loss": "mae"}}, "training.loss must be 'pinball' when task = 'quantile', got 'mae'"),
+        ({"baselines": ["mean"]}, r"baselines for task = 'quantile' must be among \['persistence'\]"),
+        ({"windows": {"sequence_length": 24, "target_length": 3}}, "task = 'quantile' forecasts one value per window"),
+    ],
+)
 def test_invalid_quantile_settings(raw, message):
     from rnnkit.tasks import parse_config as parse
 
@@ -114,6 +121,7 @@ def test_pinball_needs_the_quantile_task():
 
 
 # --- a run -------------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def quantile_run(tmp_path_factory):
@@ -132,7 +140,7 @@ def test_the_run_scores_median_and_interval_and_persistence_by_hand(quantile_run
     # persistence's interval by hand: training errors' 10%/90% quantiles around the last value (data units)
     frame = pd.read_csv(csv)["T (degC)"].to_numpy()
     n = len(frame)
-    train, test = frame[: int(0.6 * n)], frame[int(0.8 * n):]
+    train, test = frame[: int(0.6 * n)], frame[int(0.8 * n) :]
 
     def errors(part):
         last = np.arange(23, len(part) - 6)
@@ -175,9 +183,11 @@ def test_evaluate_predict_and_the_rebuilt_model(quantile_run, tmp_path):
 def test_cli_train_evaluate_predict(quantile_run, tmp_path, capsys):
     csv, _, _ = quantile_run
     config = tmp_path / "q.toml"
-    config.write_text(f'''name = "q"\ntask = "quantile"\n[data]\npaths = ["{csv}"]\nsplit = [0.6, 0.2, 0.2]\n'''
-                      '''[windows]\nsequence_length = 24\nhorizon = 6\nresidual = true\n[training]\nepochs = 2\n'''
-                      '''[[models]]\nname = "GRU"\nlayers = [{type = "GRU", units = 4}, {type = "Dense", units = 3}]\n''')
+    config.write_text(
+        f'''name = "q"\ntask = "quantile"\n[data]\npaths = ["{csv}"]\nsplit = [0.6, 0.2, 0.2]\n'''
+        """[windows]\nsequence_length = 24\nhorizon = 6\nresidual = true\n[training]\nepochs = 2\n"""
+        """[[models]]\nname = "GRU"\nlayers = [{type = "GRU", units = 4}, {type = "Dense", units = 3}]\n"""
+    )
     assert main(["train", str(config), "--output", str(tmp_path / "run"), "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "80% coverage test" in out and "best by validation median MAE: GRU" in out

@@ -14,14 +14,22 @@ from rnnkit.experiment import evaluate_run, load_run, run_experiment, run_report
 
 WEEKLY = {
     "name": "weekly_record",
-    "data": {"source": "record", "step": 1008, "gaps": "ignore", "split": [0.64, 0.16, 0.2],
-             "split_per_segment": False, "features": ["T (degC)", "p (mbar)"]},
+    "data": {
+        "source": "record",
+        "step": 1008,
+        "gaps": "ignore",
+        "split": [0.64, 0.16, 0.2],
+        "split_per_segment": False,
+        "features": ["T (degC)", "p (mbar)"],
+    },
     "windows": {"sequence_length": 8, "horizon": 2},
     "training": {"epochs": 2, "batch_size": 16},
     "baselines": ["persistence", "mean"],
     "models": [{"name": "GRU(4)", "layers": [{"type": "GRU", "units": 4}, {"type": "Dense", "units": 1}]}],
-    "published": {"source": "a made-up reference", "rows": [{"model": "GRU(4), 2 epochs", "run_as": "GRU(4)",
-                                                              "mae_val": [4.7, 4.9], "mae_test": 5.1}]},
+    "published": {
+        "source": "a made-up reference",
+        "rows": [{"model": "GRU(4), 2 epochs", "run_as": "GRU(4)", "mae_val": [4.7, 4.9], "mae_test": 5.1}],
+    },
 }
 
 
@@ -32,8 +40,11 @@ def test_a_run_with_nothing_local_reads_the_embedded_record_and_names_it(nothing
     used = {"files": [str(EMBEDDED_JENA)], "embedded_record": True, "file_resolution": "1 h", "resolution": "7 days"}
     assert json.loads((out / "config.json").read_text())["data_used"] == used
     assert metrics["data_used"] == used and metrics["rows"] == 418
-    assert any(line.startswith("file: jena_climate_2009_2016_hourly.csv.gz (the 2009-2016 record embedded")
-               and "rows used every 7 days" in line for line in lines)
+    assert any(
+        line.startswith("file: jena_climate_2009_2016_hourly.csv.gz (the 2009-2016 record embedded")
+        and "rows used every 7 days" in line
+        for line in lines
+    )
     # Persistence by hand on the weekly rows (every 168th hourly row, by position), test part.
     import pandas as pd
 

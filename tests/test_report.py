@@ -26,13 +26,20 @@ def runs(tmp_path_factory):
     """A one-step run (two models) and a multi-step run, on the same synthetic hourly series."""
     tmp = tmp_path_factory.mktemp("report")
     csv = write_jena_csv(tmp / "hourly.csv")
-    models = [{"name": "GRU(4)", "layers": [{"type": "GRU", "units": 4}, {"type": "Dense", "units": 1}]},
-              {"name": "LSTM(3)", "layers": [{"type": "LSTM", "units": 3}, {"type": "Dense", "units": 1}]}]
+    models = [
+        {"name": "GRU(4)", "layers": [{"type": "GRU", "units": 4}, {"type": "Dense", "units": 1}]},
+        {"name": "LSTM(3)", "layers": [{"type": "LSTM", "units": 3}, {"type": "Dense", "units": 1}]},
+    ]
     one = parse_config(tiny_config(csv, models=models))
     run_experiment(one, tmp / "one", log=quiet)
-    multi = parse_config(tiny_config(
-        csv, windows={"sequence_length": 24, "horizon": 1, "target_length": 4}, baselines=["persistence", "mean"],
-        models=[{"name": "GRU direct", "layers": [{"type": "GRU", "units": 4}, {"type": "Dense", "units": 4}]}]))
+    multi = parse_config(
+        tiny_config(
+            csv,
+            windows={"sequence_length": 24, "horizon": 1, "target_length": 4},
+            baselines=["persistence", "mean"],
+            models=[{"name": "GRU direct", "layers": [{"type": "GRU", "units": 4}, {"type": "Dense", "units": 4}]}],
+        )
+    )
     run_experiment(multi, tmp / "multi", log=quiet)
     return tmp, csv
 
@@ -57,8 +64,9 @@ def test_every_run_writes_its_report_with_the_runs_numbers(runs):
         assert cells[6] == f"{m['train_seconds']:.1f}"  # seconds as the console prints them
     assert f"<tr class='best'><td>{best} (best by validation)</td>" in text
     # the exact config as TOML, folded: it reads back to the run's config
-    block = re.search(r"<section id='config'><h2>Config</h2><details><summary>.*?</summary><pre>(.*?)</pre></details>",
-                      text, re.S).group(1)
+    block = re.search(
+        r"<section id='config'><h2>Config</h2><details><summary>.*?</summary><pre>(.*?)</pre></details>", text, re.S
+    ).group(1)
     import html
     import tomllib
 
@@ -79,10 +87,13 @@ def test_window_rows_and_times_are_those_of_rnnkit_windows(runs):
     config, _, _ = load_run(tmp / "one")
     described = describe_windows(config)
     # "window 1: inputs 2020-01-01 02:00 to 2020-01-02 01:00 (24 rows), target 2020-01-02 07:00" in training
-    first, last, target = re.search(r"window 1: inputs (\S+ \S+) to (\S+ \S+) \(24 rows\), target (\S+ \S+)",
-                                    described).groups()
-    assert (f"<td>training</td><td>1</td><td>1–24</td><td>{first}</td><td>{last}</td><td>30</td><td>{target}</td>"
-            in page(tmp / "one"))
+    first, last, target = re.search(
+        r"window 1: inputs (\S+ \S+) to (\S+ \S+) \(24 rows\), target (\S+ \S+)", described
+    ).groups()
+    assert (
+        f"<td>training</td><td>1</td><td>1–24</td><td>{first}</td><td>{last}</td><td>30</td><td>{target}</td>"
+        in page(tmp / "one")
+    )
 
 
 def test_multistep_report_draws_the_error_per_step(runs):
@@ -137,13 +148,27 @@ def test_report_off_from_the_config(runs, tmp_path):
 
 # --- a real browser --------------------------------------------------------------------------------
 
+
 def browse(page_path: Path, screenshot: Path) -> list[str]:
     """Load a page in headless Chromium with the network cut off; returns its console messages."""
     done = subprocess.run(
-        [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0",
-         "--host-resolver-rules=MAP * ~NOTFOUND", "--window-size=1200,2600", "--hide-scrollbars",
-         f"--screenshot={screenshot}", page_path.resolve().as_uri()],
-        capture_output=True, text=True, timeout=120)
+        [
+            chromium(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--host-resolver-rules=MAP * ~NOTFOUND",
+            "--window-size=1200,2600",
+            "--hide-scrollbars",
+            f"--screenshot={screenshot}",
+            page_path.resolve().as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert screenshot.is_file(), done.stderr[-2000:]
     return [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
 
@@ -178,17 +203,34 @@ def test_published_numbers_sit_beside_the_runs_rows():
 
     from rnnkit.report import scores_section
 
-    rows = [SimpleNamespace(model="LSTM(16)", run_as="LSTM", mae_val=None, mae_test=2.55),
-            SimpleNamespace(model="GRU(16)", run_as=None, mae_val=[3.55, 3.58], mae_test=None)]
+    rows = [
+        SimpleNamespace(model="LSTM(16)", run_as="LSTM", mae_val=None, mae_test=2.55),
+        SimpleNamespace(model="GRU(16)", run_as=None, mae_val=[3.55, 3.58], mae_test=None),
+    ]
     config = SimpleNamespace(published=SimpleNamespace(source="Chollet 2021", rows=rows))
-    metrics = {"units": "degC", "best": "LSTM", "models": {"LSTM": {
-        "kind": "model", "params": 10, "mae_val": 2.5, "mae_test": 2.6, "rmse_test": 3.0, "skill_test": 0.01,
-        "train_seconds": 1.0}}}
+    metrics = {
+        "units": "degC",
+        "best": "LSTM",
+        "models": {
+            "LSTM": {
+                "kind": "model",
+                "params": 10,
+                "mae_val": 2.5,
+                "mae_test": 2.6,
+                "rmse_test": 3.0,
+                "skill_test": 0.01,
+                "train_seconds": 1.0,
+            }
+        },
+    }
     text = scores_section(config, metrics)
-    assert ("<tr class='best'><td>LSTM (best by validation)</td><td>model</td><td>10</td><td>2.500</td>"
-            "<td>2.600</td>") in text
-    assert ("<tr class='published'><td>LSTM(16) [1]</td><td>published</td><td></td>"
-            "<td>–</td><td>2.55</td><td>–</td><td>–</td><td>compare: LSTM</td></tr>") in text
+    assert (
+        "<tr class='best'><td>LSTM (best by validation)</td><td>model</td><td>10</td><td>2.500</td><td>2.600</td>"
+    ) in text
+    assert (
+        "<tr class='published'><td>LSTM(16) [1]</td><td>published</td><td></td>"
+        "<td>–</td><td>2.55</td><td>–</td><td>–</td><td>compare: LSTM</td></tr>"
+    ) in text
     assert "<td>GRU(16) [1]</td><td>published</td><td></td><td>3.55–3.58</td><td>–</td>" in text
     assert text.count("Chollet 2021") == 1 and "Published numbers: [1] Chollet 2021." in text
 
@@ -212,6 +254,7 @@ def test_chosen_weeks_and_a_bad_week(runs, tmp_path, capsys):
 
 
 # --- the report for a reader (issue 20, part 8) ------------------------------------------------------
+
 
 def test_each_published_source_appears_once_and_each_row_names_its_own():
     from types import SimpleNamespace
@@ -241,8 +284,10 @@ def test_learning_curves_are_wide_with_the_legend_below_and_the_first_epoch_off_
     from rnnkit.plots import history_figure
 
     long = "recipe: GRU(64, dropout 0.1, recurrent_dropout 0.1), LR halved on plateaus"
-    histories = {name: [{"epoch": e, "loss": 0.2 + k / e ** 2, "val_loss": 0.25 + k / e ** 2} for e in range(1, 11)]
-                 for name, k in ((long, 3.0), ("LSTM(16)", 0.3), ("GRU(16)", 0.2))}
+    histories = {
+        name: [{"epoch": e, "loss": 0.2 + k / e**2, "val_loss": 0.25 + k / e**2} for e in range(1, 11)]
+        for name, k in ((long, 3.0), ("LSTM(16)", 0.3), ("GRU(16)", 0.2))
+    }
     fig = history_figure(histories)
     fig.canvas.draw()
     ax = fig.axes[0]
@@ -255,8 +300,12 @@ def test_learning_curves_are_wide_with_the_legend_below_and_the_first_epoch_off_
     assert any(t.get_text() == "epoch 1 off the scale (up to 3.25)" for t in ax.texts)  # ... and says so
     flat = history_figure({"a": [{"epoch": e, "loss": 1.0 - 0.01 * e} for e in range(1, 6)]})
     assert flat.axes[0].get_ylim()[1] > 0.99 and not flat.axes[0].texts  # nothing squashed: nothing clipped
-    two = history_figure({"a": [{"epoch": 1, "loss": 5.0}, {"epoch": 2, "loss": 0.3}], "b": [
-        {"epoch": 1, "loss": 4.0}, {"epoch": 2, "loss": 0.2}]})
+    two = history_figure(
+        {
+            "a": [{"epoch": 1, "loss": 5.0}, {"epoch": 2, "loss": 0.3}],
+            "b": [{"epoch": 1, "loss": 4.0}, {"epoch": 2, "loss": 0.2}],
+        }
+    )
     assert two.axes[0].get_ylim()[1] > 5.0  # two epochs: clipping the first would leave single points
 
 
@@ -272,19 +321,27 @@ def test_persistence_winning_a_week_gets_a_sentence_and_errors_by_hour_and_month
 
     text = page(tmp / "one")
     metrics = json.loads((tmp / "one" / "metrics.json").read_text())
-    weeks = re.findall(r"Test targets of the week from (\S+) \(\d+ windows\): (\S+) MAE ([\d.]+), persistence MAE "
-                       r"([\d.]+)</figcaption></figure>(<p class='note'>Persistence wins this week[^<]*</p>)?", text)
+    weeks = re.findall(
+        r"Test targets of the week from (\S+) \(\d+ windows\): (\S+) MAE ([\d.]+), persistence MAE "
+        r"([\d.]+)</figcaption></figure>(<p class='note'>Persistence wins this week[^<]*</p>)?",
+        text,
+    )
     assert weeks
     for _, name, model, base, sentence in weeks:
         assert bool(sentence) == (float(base) < float(model))
         if sentence:
             assert f"MAE {base} against {model} for {name}." in sentence
-    line = persistence_wins("GRU", 2.35, 1.77, {"models": {"GRU": {"mae_test": 2.5, "skill_test": -0.04},
-                                                           "persistence": {"mae_test": 2.4}}})
+    line = persistence_wins(
+        "GRU", 2.35, 1.77, {"models": {"GRU": {"mae_test": 2.5, "skill_test": -0.04}, "persistence": {"mae_test": 2.4}}}
+    )
     assert line.endswith("(skill -4.0%): persistence wins on the whole test split too.")
     # by hour of day: 24 columns of the best model's and persistence's test MAE; each hour's windows add up
-    hours = re.search(r"Test error by the target's hour of day</h3><div class='wide'><table><thead><tr><th></th>(.*?)</tr></thead>"
-                      r"<tbody>(.*?)</tbody>", text, re.S)
+    hours = re.search(
+        r"Test error by the target's hour of day</h3><div class='wide'><table><thead><tr><th></th>(.*?)</tr></thead>"
+        r"<tbody>(.*?)</tbody>",
+        text,
+        re.S,
+    )
     assert re.findall(r"<th>(\d\d)</th>", hours.group(1)) == [f"{h:02d}" for h in range(24)]
     counts = re.search(r"<td>test windows</td>(.*?)</tr>", hours.group(2)).group(1)
     assert sum(int(c.replace(",", "")) for c in re.findall(r"<td>([\d,]+)</td>", counts)) == metrics["windows"]["test"]
@@ -300,8 +357,10 @@ def test_the_data_section_in_words_and_links_to_the_runs_files(runs):
     assert "embedded_record" not in text and "file_resolution" not in text
     assert "Read hourly.csv, whose rows are 1 h apart; the run uses every row." in text
     assert data_in_words({"files": ["a.csv", "b.csv"], "file_resolution": "10 min", "resolution": "1 h"}) == (
-        "Read a.csv, b.csv, whose rows are 10 min apart; the run uses one row every 1 h.")
-    links = re.findall(r"<li><a href='([^']+)'>\1</a></li>", re.search(r"<section id='files'>(.*?)</section>",
-                                                                       text, re.S).group(1))
+        "Read a.csv, b.csv, whose rows are 10 min apart; the run uses one row every 1 h."
+    )
+    links = re.findall(
+        r"<li><a href='([^']+)'>\1</a></li>", re.search(r"<section id='files'>(.*?)</section>", text, re.S).group(1)
+    )
     assert {"config.json", "metrics.json", "scaler.json", "history.csv", "models/gru_4/model.safetensors"} <= set(links)
     assert all((tmp / "one" / link).is_file() for link in links) and "report.html" not in links

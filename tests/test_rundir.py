@@ -62,19 +62,27 @@ def test_identity_is_written_first_and_holds_the_config_hash(tmp_path):
 def test_a_second_run_into_a_folder_is_refused_and_overwrite_replaces_it(tmp_path, csv, capsys):
     run = tmp_path / "run"
     a = config_file(tmp_path, csv, "a")
-    b = config_file(tmp_path, csv, "b", models=[{"name": "LSTM(3)", "layers": [{"type": "LSTM", "units": 3},
-                                                                           {"type": "Dense", "units": 1}]}])
+    b = config_file(
+        tmp_path,
+        csv,
+        "b",
+        models=[{"name": "LSTM(3)", "layers": [{"type": "LSTM", "units": 3}, {"type": "Dense", "units": 1}]}],
+    )
     assert main(["train", str(a), "--output", str(run), "--quiet"]) == 0
     first = json.loads((run / "run.json").read_text())
     capsys.readouterr()
-    one_line(capsys, ["train", b, "--output", run, "--quiet"], f"already holds run {first['run_id']} (a, config hash",
-             "--overwrite replaces it")
+    one_line(
+        capsys,
+        ["train", b, "--output", run, "--quiet"],
+        f"already holds run {first['run_id']} (a, config hash",
+        "--overwrite replaces it",
+    )
     assert (run / "models" / "gru_4" / "model.safetensors").is_file()  # untouched
     assert main(["train", str(b), "--output", str(run), "--overwrite", "--quiet"]) == 0
     second = json.loads((run / "run.json").read_text())
     assert second["run_id"] != first["run_id"] and second["name"] == "b"
     assert sorted(p.name for p in (run / "models").iterdir()) == ["lstm_3"]  # the old run's model is gone
-    assert list(json.loads((run / "metrics.json").read_text())["models"]) .count("GRU(4)") == 0
+    assert list(json.loads((run / "metrics.json").read_text())["models"]).count("GRU(4)") == 0
 
 
 def test_resume_continues_only_the_run_the_folder_holds(tmp_path, csv, capsys):
@@ -83,7 +91,9 @@ def test_resume_continues_only_the_run_the_folder_holds(tmp_path, csv, capsys):
     b = parse_config(tiny_config(csv, name="b", training={"epochs": 1, "seed": 3}))
     run_experiment(a, run, **quiet)
     held = rundir.read_identity(run)
-    with pytest.raises(RnnkitError, match=f"holds run {held.run_id} of another config .*--resume continues only that run"):
+    with pytest.raises(
+        RnnkitError, match=f"holds run {held.run_id} of another config .*--resume continues only that run"
+    ):
         run_experiment(b, run, resume=True, **quiet)
     assert rundir.read_identity(run) == held
     (run / "run.json").rename(tmp_path / "run.json")  # a folder without an identity (older rnnkit)
@@ -96,8 +106,11 @@ def test_overwrite_never_empties_a_folder_that_is_not_a_run(tmp_path, csv, capsy
     folder = tmp_path / "photos"
     folder.mkdir()
     (folder / "holiday.jpg").write_bytes(b"\xff\xd8")
-    one_line(capsys, ["train", config_file(tmp_path, csv, "a"), "--output", folder, "--overwrite", "--quiet"],
-             "is not an rnnkit run folder")
+    one_line(
+        capsys,
+        ["train", config_file(tmp_path, csv, "a"), "--output", folder, "--overwrite", "--quiet"],
+        "is not an rnnkit run folder",
+    )
     assert (folder / "holiday.jpg").read_bytes() == b"\xff\xd8"
 
 
@@ -120,8 +133,11 @@ def test_a_second_writer_fails_at_once_and_a_dead_holders_lock_is_taken_over(tmp
     run = tmp_path / "run"
     proc = _holder(run)
     try:
-        one_line(capsys, ["train", config_file(tmp_path, csv, "a"), "--output", run, "--quiet"],
-                 f"in use by another rnnkit run (pid {proc.pid} on host {socket.gethostname()}")
+        one_line(
+            capsys,
+            ["train", config_file(tmp_path, csv, "a"), "--output", run, "--quiet"],
+            f"in use by another rnnkit run (pid {proc.pid} on host {socket.gethostname()}",
+        )
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -130,8 +146,10 @@ def test_a_second_writer_fails_at_once_and_a_dead_holders_lock_is_taken_over(tmp
     said = []
     identity = rundir.claim(run, {"name": "holder"}, resume=True, log=said.append)
     try:
-        assert said == [f"{run}: took over the lock left by pid {proc.pid} on host {socket.gethostname()}, "
-                        "which is no longer running"]
+        assert said == [
+            f"{run}: took over the lock left by pid {proc.pid} on host {socket.gethostname()}, "
+            "which is no longer running"
+        ]
         assert identity.name == "holder"
         assert json.loads((run / ".lock").read_text())["pid"] == os.getpid()
     finally:
@@ -144,8 +162,11 @@ def test_run_files_follow_the_umask_not_0600(tmp_path, csv):
         run_experiment(parse_config(tiny_config(csv, training={"epochs": 1})), tmp_path / "run", **quiet)
     finally:
         os.umask(old)
-    modes = {p.relative_to(tmp_path / "run").as_posix(): p.stat().st_mode & 0o777
-             for p in (tmp_path / "run").rglob("*") if p.is_file()}
+    modes = {
+        p.relative_to(tmp_path / "run").as_posix(): p.stat().st_mode & 0o777
+        for p in (tmp_path / "run").rglob("*")
+        if p.is_file()
+    }
     assert modes["metrics.json"] == modes["run.json"] == modes["models/gru_4/model.safetensors"] == 0o664
     assert set(modes.values()) == {0o664}, modes
 

@@ -35,15 +35,24 @@ optuna = pytest.importorskip("optuna", reason="rnnkit sweep needs optuna (pip in
 TINY = {
     "name": "tiny",
     "baselines": ["persistence"],
-    "data": {"source": "record", "step": 6, "columns": ["T (degC)", "p (mbar)"], "split": [0.025, 0.01, 0.965],
-             "split_per_segment": False},
+    "data": {
+        "source": "record",
+        "step": 6,
+        "columns": ["T (degC)", "p (mbar)"],
+        "split": [0.025, 0.01, 0.965],
+        "split_per_segment": False,
+    },
     "windows": {"sequence_length": 12, "horizon": 6},
     "training": {"epochs": 2, "batch_size": 64},
     "models": [{"name": "GRU", "layers": [{"type": "GRU", "units": 4}, {"type": "Dense", "units": 1}]}],
     "output": {"report": False},
-    "search": {"trials": 3, "params": {
-        "training.learning_rate": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True},
-        "models[0].layers[0].units": {"type": "int", "low": 2, "high": 8, "step": 2}}},
+    "search": {
+        "trials": 3,
+        "params": {
+            "training.learning_rate": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True},
+            "models[0].layers[0].units": {"type": "int", "low": 2, "high": 8, "step": 2},
+        },
+    },
 }
 
 
@@ -74,33 +83,56 @@ def _quiet():
 
 # --- [search] checks -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("params, message", [
-    ({"training.learnig_rate": {"type": "float", "low": 1e-3, "high": 1e-2}},
-     "search.params.'training.learnig_rate': unknown parameter: no key 'learnig_rate' there (did you mean 'learning_rate'?)"),
-    ({"models[0].layers[0].unit": {"type": "int", "low": 2, "high": 8}},
-     "search.params.'models[0].layers[0].unit': the value 2 does not fit: models[0].layers[0]: unknown argument "
-     "'unit' for GRU (did you mean 'units'?)"),
-    ({"models[1].layers[0].units": {"type": "int", "low": 2, "high": 8}},
-     "search.params.'models[1].layers[0].units': 'models[1]' is not in the config (models is a list of 1)"),
-    ({"training.learning_rate": {"type": "float", "low": 1e-2, "high": 1e-3}},
-     "'search.params.training.learning_rate': empty range: low must be <= high, got low = 0.01, high = 0.001"),
-    ({"models[0].layers[0].units": {"type": "float", "low": 2.0, "high": 8.0}},
-     "search.params.'models[0].layers[0].units': a float distribution does not fit an integer value (now 4)"),
-    ({"models[0].layers[0].recurrent_dropout": {"type": "int", "low": 0, "high": 2}},
-     "search.params.'models[0].layers[0].recurrent_dropout': the value 2 does not fit: models[0].layers[0] (GRU): "
-     "recurrent_dropout"),
-    ({"training.epochs": {"type": "float", "low": 1.0, "high": 4.0}},
-     "search.params.'training.epochs': a float distribution does not fit an integer value (now 2): use type = 'int'"),
-    ({"windows.residual": {"type": "int", "low": 0, "high": 1}},
-     "search.params.'windows.residual': type = 'int' does not fit a true/false value"),
-    ({"training.optimizer": {"type": "categorical", "choices": ["adam", "adamw"]}},
-     "search.params.'training.optimizer': the value 'adamw' does not fit: 'training.optimizer' must be one of "
-     "'adam', 'rmsprop', 'sgd', got 'adamw'"),
-    ({"training.learning_rate": {"type": "float", "low": 0.0, "high": 1e-2, "log": True}},
-     "log = true needs low > 0, got low = 0.0"),
-    ({"windows": {"type": "int", "low": 1, "high": 2}},
-     "search.params.'windows': names a whole table or list"),
-])
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        (
+            {"training.learnig_rate": {"type": "float", "low": 1e-3, "high": 1e-2}},
+            "search.params.'training.learnig_rate': unknown parameter: no key 'learnig_rate' there (did you mean 'learning_rate'?)",
+        ),
+        (
+            {"models[0].layers[0].unit": {"type": "int", "low": 2, "high": 8}},
+            "search.params.'models[0].layers[0].unit': the value 2 does not fit: models[0].layers[0]: unknown argument "
+            "'unit' for GRU (did you mean 'units'?)",
+        ),
+        (
+            {"models[1].layers[0].units": {"type": "int", "low": 2, "high": 8}},
+            "search.params.'models[1].layers[0].units': 'models[1]' is not in the config (models is a list of 1)",
+        ),
+        (
+            {"training.learning_rate": {"type": "float", "low": 1e-2, "high": 1e-3}},
+            "'search.params.training.learning_rate': empty range: low must be <= high, got low = 0.01, high = 0.001",
+        ),
+        (
+            {"models[0].layers[0].units": {"type": "float", "low": 2.0, "high": 8.0}},
+            "search.params.'models[0].layers[0].units': a float distribution does not fit an integer value (now 4)",
+        ),
+        (
+            {"models[0].layers[0].recurrent_dropout": {"type": "int", "low": 0, "high": 2}},
+            "search.params.'models[0].layers[0].recurrent_dropout': the value 2 does not fit: models[0].layers[0] (GRU): "
+            "recurrent_dropout",
+        ),
+        (
+            {"training.epochs": {"type": "float", "low": 1.0, "high": 4.0}},
+            "search.params.'training.epochs': a float distribution does not fit an integer value (now 2): use type = 'int'",
+        ),
+        (
+            {"windows.residual": {"type": "int", "low": 0, "high": 1}},
+            "search.params.'windows.residual': type = 'int' does not fit a true/false value",
+        ),
+        (
+            {"training.optimizer": {"type": "categorical", "choices": ["adam", "adamw"]}},
+            "search.params.'training.optimizer': the value 'adamw' does not fit: 'training.optimizer' must be one of "
+            "'adam', 'rmsprop', 'sgd', got 'adamw'",
+        ),
+        (
+            {"training.learning_rate": {"type": "float", "low": 0.0, "high": 1e-2, "log": True}},
+            "log = true needs low > 0, got low = 0.0",
+        ),
+        ({"windows": {"type": "int", "low": 1, "high": 2}}, "search.params.'windows': names a whole table or list"),
+    ],
+)
 def test_search_space_errors_name_the_parameter(params, message):
     raw = tiny()
     raw["search"]["params"] = params
@@ -119,7 +151,7 @@ def test_bad_search_at_the_command_line_is_one_line_exit_2(tmp_path, capsys):
     raw = tiny()
     raw["search"]["params"] = {"models[0].layers[0].units": {"type": "int", "low": 8, "high": 2}}
     path = tmp_path / "bad.toml"
-    text = config_toml(parse_config(TINY)).replace('low = 2, high = 8', 'low = 8, high = 2')
+    text = config_toml(parse_config(TINY)).replace("low = 2, high = 8", "low = 8, high = 2")
     path.write_text(text, encoding="utf-8")
     assert main(["sweep", str(path), "--output", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip()
@@ -147,6 +179,7 @@ def test_every_shipped_config_survives_the_toml_round_trip():
 
 
 # --- one worker: the table, best.toml, plots -------------------------------------------------------
+
 
 def test_sweep_writes_the_table_and_a_best_config_that_train_reproduces_exactly(tmp_path, capsys):
     config = write(tmp_path, TINY)
@@ -204,8 +237,9 @@ def test_a_journal_file_holds_the_study_too(tmp_path):
     from rnnkit.search import run_sweep
 
     lines: list[str] = []
-    summary = run_sweep(parse_config(tiny(trials=2)), tmp_path / "sweep", storage=f"journal:{tmp_path / 'study.log'}",
-                        log=lines.append)
+    summary = run_sweep(
+        parse_config(tiny(trials=2)), tmp_path / "sweep", storage=f"journal:{tmp_path / 'study.log'}", log=lines.append
+    )
     assert summary["counts"]["COMPLETE"] == 2 and (tmp_path / "study.log").stat().st_size > 0
     assert not (tmp_path / "sweep" / "study.db").exists()
     assert [t.state.name for t in study_trials(None, url=f"journal:{tmp_path / 'study.log'}")] == ["COMPLETE"] * 2
@@ -217,12 +251,43 @@ def test_a_journal_file_holds_the_study_too(tmp_path):
 # 0 and 2 join after it (the old seed, seed + worker + trials done, was 1 for both workers 0 and 1),
 # ask together on the same history and tell; worker 3 joins late; worker 2 leaves and joins again
 # (a --resume); then pairs of workers ask on the same history, past TPE's startup trials.
-JOIN_ORDER = [("join", 1), ("ask", 1), ("tell", 1),
-              ("join", 0), ("join", 2), ("ask", 0), ("ask", 2), ("tell", 2), ("tell", 0),
-              ("join", 3), ("ask", 3), ("ask", 1), ("ask", 0), ("tell", 1), ("tell", 3), ("tell", 0),
-              ("join", 2), ("ask", 2), ("ask", 3), ("tell", 3), ("tell", 2),
-              ("ask", 0), ("ask", 1), ("ask", 2), ("ask", 3), ("tell", 0), ("tell", 1), ("tell", 2), ("tell", 3),
-              ("ask", 3), ("ask", 2), ("tell", 2), ("tell", 3), ("ask", 1), ("tell", 1)]
+JOIN_ORDER = [
+    ("join", 1),
+    ("ask", 1),
+    ("tell", 1),
+    ("join", 0),
+    ("join", 2),
+    ("ask", 0),
+    ("ask", 2),
+    ("tell", 2),
+    ("tell", 0),
+    ("join", 3),
+    ("ask", 3),
+    ("ask", 1),
+    ("ask", 0),
+    ("tell", 1),
+    ("tell", 3),
+    ("tell", 0),
+    ("join", 2),
+    ("ask", 2),
+    ("ask", 3),
+    ("tell", 3),
+    ("tell", 2),
+    ("ask", 0),
+    ("ask", 1),
+    ("ask", 2),
+    ("ask", 3),
+    ("tell", 0),
+    ("tell", 1),
+    ("tell", 2),
+    ("tell", 3),
+    ("ask", 3),
+    ("ask", 2),
+    ("tell", 2),
+    ("tell", 3),
+    ("ask", 1),
+    ("tell", 1),
+]
 
 
 @pytest.mark.parametrize("sampler", ["tpe", "random"])
@@ -230,8 +295,10 @@ def test_workers_never_draw_the_same_trial_in_any_join_order(tmp_path, sampler):
     from rnnkit.search import Sweep, ask_trial, opened, sample, sampler_of
 
     raw = tiny(sampler=sampler, seed=0, startup_trials=2)
-    raw["search"]["params"] = {"training.learning_rate": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
-                               "models[0].layers[0].dropout": {"type": "float", "low": 0.0, "high": 0.3}}
+    raw["search"]["params"] = {
+        "training.learning_rate": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
+        "models[0].layers[0].dropout": {"type": "float", "low": 0.0, "high": 0.3},
+    }
     config = parse_config(raw)
     url = f"sqlite:///{tmp_path / 'study.db'}"
     trials = sum(op == "ask" for op, _ in JOIN_ORDER)
@@ -261,6 +328,7 @@ def test_workers_never_draw_the_same_trial_in_any_join_order(tmp_path, sampler):
 
 # --- workers ---------------------------------------------------------------------------------------
 
+
 def _runs_per_trial(folder: Path) -> dict[int, int]:
     """How often each trial number was started, from the workers' logs."""
     counts: dict[int, int] = {}
@@ -289,7 +357,8 @@ def test_a_killed_worker_loses_only_its_running_trial(tmp_path):
                 with sqlite3.connect(out / "study.db", timeout=30) as db:
                     rows = db.execute(
                         "select t.number, a.value_json from trials t join trial_user_attributes a "
-                        "on a.trial_id = t.trial_id where t.state = 'RUNNING' and a.key = 'worker'").fetchall()
+                        "on a.trial_id = t.trial_id where t.state = 'RUNNING' and a.key = 'worker'"
+                    ).fetchall()
             except sqlite3.OperationalError:
                 continue
             if rows:
@@ -320,7 +389,6 @@ def test_a_killed_worker_loses_only_its_running_trial(tmp_path):
     assert {n for n, state in trials.items() if state == "COMPLETE"} <= folders <= set(trials)
 
 
-
 def test_a_worker_stops_when_its_sweep_is_gone_and_never_mid_storage_call():
     from rnnkit.search import ParentGone, WorkerStop
 
@@ -338,6 +406,7 @@ def test_a_worker_stops_when_its_sweep_is_gone_and_never_mid_storage_call():
 
 
 # --- pruning ---------------------------------------------------------------------------------------
+
 
 def test_the_median_pruner_stops_trials_that_learn_nothing(tmp_path):
     # A learning rate of 1e-6 leaves the GRU where it started: after the first trials, its epochs'
@@ -369,6 +438,7 @@ def test_the_median_pruner_stops_trials_that_learn_nothing(tmp_path):
 
 
 # --- PostgreSQL ------------------------------------------------------------------------------------
+
 
 def _postgres_bin() -> Path | None:
     found = shutil.which("initdb")
@@ -406,22 +476,39 @@ def postgres():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    init = subprocess.run([*prefix, str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "sweeper"],
-                          capture_output=True, text=True)
+    init = subprocess.run(
+        [*prefix, str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "sweeper"],
+        capture_output=True,
+        text=True,
+    )
     if init.returncode != 0:
         shutil.rmtree(folder, ignore_errors=True)
         pytest.skip(f"initdb failed, no PostgreSQL server can start here: {init.stderr.strip()[:200]}")
-    start = subprocess.run([*prefix, str(bin_dir / "pg_ctl"), "-D", str(data), "-w", "-l", str(folder / "log"),
-                            "-o", f"-p {port} -k {folder} -c listen_addresses=127.0.0.1", "start"],
-                           capture_output=True, text=True)
+    start = subprocess.run(
+        [
+            *prefix,
+            str(bin_dir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-w",
+            "-l",
+            str(folder / "log"),
+            "-o",
+            f"-p {port} -k {folder} -c listen_addresses=127.0.0.1",
+            "start",
+        ],
+        capture_output=True,
+        text=True,
+    )
     if start.returncode != 0:
         shutil.rmtree(folder, ignore_errors=True)
         pytest.skip(f"pg_ctl start failed, no PostgreSQL server here: {start.stderr.strip()[:200]}")
     try:
         yield f"postgresql://sweeper@127.0.0.1:{port}/postgres"
     finally:
-        subprocess.run([*prefix, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True)
+        subprocess.run(
+            [*prefix, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True
+        )
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -434,12 +521,37 @@ def test_two_workers_share_a_study_on_a_real_postgresql_server(tmp_path, postgre
 
     def join_from_another_folder(pids: list[int]) -> None:
         # a second sweep in its own folder (another machine: another file lock) joins the study at once
-        joined.append(subprocess.Popen(
-            [sys.executable, "-m", "rnnkit", "sweep", str(config), "--output", str(other), "--storage", postgres,
-             "--study", "pg-tiny", "--resume"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        joined.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "rnnkit",
+                    "sweep",
+                    str(config),
+                    "--output",
+                    str(other),
+                    "--storage",
+                    postgres,
+                    "--study",
+                    "pg-tiny",
+                    "--resume",
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
 
-    summary = run_sweep(load_config(config), out, workers=2, storage=postgres, study="pg-tiny",
-                        on_start=join_from_another_folder, log=lambda line: None)
+    summary = run_sweep(
+        load_config(config),
+        out,
+        workers=2,
+        storage=postgres,
+        study="pg-tiny",
+        on_start=join_from_another_folder,
+        log=lambda line: None,
+    )
     printed = joined[0].communicate(timeout=300)[0]
     assert joined[0].returncode == 0, printed
     trials = study_trials(None, "pg-tiny", postgres)

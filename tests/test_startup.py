@@ -54,7 +54,14 @@ def test_data_reads_a_file_without_torch_and_the_config_schema_needs_none():
     assert done.returncode == 0, done.stderr
     assert "70,068" in done.stdout  # it did read the file (its rows once the duplicated stamps are dropped)
     assert [line for line in done.stdout.splitlines() if line.startswith("LOADED")] == ["LOADED pandas"]
-    schema = subprocess.run([sys.executable, "-c", "import sys, rnnkit.config, rnnkit.training.settings, "
-                             "rnnkit.datasets; print('torch' in sys.modules)"], capture_output=True, text=True,
-                            timeout=120)
+    schema = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, rnnkit.config, rnnkit.training.settings, rnnkit.datasets; print('torch' in sys.modules)",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert schema.stdout.split() == ["False"], schema.stderr

@@ -20,9 +20,13 @@ CONFIG = Path(__file__).resolve().parents[1] / "configs" / "teddy_tagging.toml"
 EMBED = {"type": "Embedding", "input_dim": "vocabulary", "output_dim": 4, "mask_zero": True}
 GRU = {"type": "GRU", "units": 4, "return_sequences": True}
 TAGS = {"type": "Dense", "units": "tags"}
-BASE = {"task": "tagging", "data": {"dataset": "teddy", "split": [0.6, 0.2, 0.2]},
-        "tagging": {"sentences": 30}, "training": {"epochs": 1},
-        "models": [{"name": "tagger", "layers": [EMBED, GRU, TAGS]}]}
+BASE = {
+    "task": "tagging",
+    "data": {"dataset": "teddy", "split": [0.6, 0.2, 0.2]},
+    "tagging": {"sentences": 30},
+    "training": {"epochs": 1},
+    "models": [{"name": "tagger", "layers": [EMBED, GRU, TAGS]}],
+}
 quiet = {"progress": False, "log": lambda _: None}
 
 
@@ -75,11 +79,21 @@ def test_shipped_config_bidirectional_beats_forwards_only(teddy_run, capsys):
     assert models["Bidirectional GRU"]["token_accuracy_test"] >= 0.98
     assert models["forward GRU"]["ambiguous_accuracy_test"] <= 0.65
     assert models["majority_per_word"]["ambiguous_accuracy_test"] <= 0.65
-    assert models["Bidirectional GRU"]["ambiguous_accuracy_test"] - models["forward GRU"]["ambiguous_accuracy_test"] >= 0.3
-    assert models["forward GRU"]["token_accuracy_test"] >= 0.9 and models["majority_per_word"]["token_accuracy_test"] >= 0.9
+    assert (
+        models["Bidirectional GRU"]["ambiguous_accuracy_test"] - models["forward GRU"]["ambiguous_accuracy_test"] >= 0.3
+    )
+    assert (
+        models["forward GRU"]["token_accuracy_test"] >= 0.9
+        and models["majority_per_word"]["token_accuracy_test"] >= 0.9
+    )
     assert metrics["best"] == "Bidirectional GRU"
-    for name in ("config.json", "history.csv", "learning_curves.png", "models/bidirectional_gru/model.safetensors",
-                 "models/forward_gru/model.json"):
+    for name in (
+        "config.json",
+        "history.csv",
+        "learning_curves.png",
+        "models/bidirectional_gru/model.safetensors",
+        "models/forward_gru/model.json",
+    ):
         assert (teddy_run / name).is_file(), name
 
 
@@ -101,14 +115,18 @@ def test_tagging_run_evaluates_again_and_refuses_predict(teddy_run, capsys):
     stored = json.loads((teddy_run / "metrics.json").read_text())
     again = evaluate_run(teddy_run)
     for name in stored["models"]:
-        assert again["models"][name]["ambiguous_accuracy_test"] == pytest.approx(stored["models"][name]["ambiguous_accuracy_test"])
+        assert again["models"][name]["ambiguous_accuracy_test"] == pytest.approx(
+            stored["models"][name]["ambiguous_accuracy_test"]
+        )
     with pytest.raises(RnnkitError, match="is a tagging run: its models tag sentences, not a series file"):
         predict_file(teddy_run, ["x.csv"])
 
 
 def test_cli_prints_the_tagging_table(tmp_path, capsys):
     config = tmp_path / "t.toml"
-    config.write_text(CONFIG.read_text().replace("sentences = 500", "sentences = 30").replace("epochs = 20", "epochs = 1"))
+    config.write_text(
+        CONFIG.read_text().replace("sentences = 500", "sentences = 30").replace("epochs = 20", "epochs = 1")
+    )
     assert main(["train", str(config), "--output", str(tmp_path / "run"), "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "ambiguous acc. test" in out and "majority_per_word" in out and "best by validation token accuracy" in out
@@ -124,23 +142,56 @@ def test_summary_fills_in_the_sizes():
 
 # --- refused settings: one line naming the key ------------------------------------------------------
 
-@pytest.mark.parametrize("extra, message", [
-    ({"data": {"dataset": "jena"}}, "config: data.dataset must be 'teddy' (a tagged corpus) when task = 'tagging', got 'jena'"),
-    ({"task": "regression", "windows": {"sequence_length": 4}, "tagging": None, "models": []},
-     "config: data.dataset 'teddy' is a tagged corpus: it needs task = 'tagging', got task = 'regression'"),
-    ({"windows": {"sequence_length": 4}},
-     "config: windows: task = 'tagging' tags every token of whole sentences (horizon 0) and takes no [windows] table, got one"),
-    ({"training": {"loss": "mae"}}, "config: training.loss must be 'cross_entropy' when task = 'tagging', got 'mae'"),
-    ({"baselines": ["persistence"]},
-     "config: baselines for task = 'tagging' must be among ['majority_per_word'], got ['persistence']"),
-    ({"tagging": {"sentences": 2}}, "config: 'tagging.sentences': Input should be greater than or equal to 3, got 2"),
-    ({"tagging": {"sentence": 20}}, "config: unknown key 'tagging.sentence' (did you mean 'sentences'?)"),
-    ({"training": {"stateful": True}}, "config: training.stateful: stateful training has no tagging path yet, got true"),
-    ({"models": [{"name": "t", "layers": [{**EMBED, "input_dim": "vocab"}, GRU, TAGS]}]},
-     "config: models[0].layers[0].input_dim must be an integer or \"vocabulary\", got 'vocab'"),
-    ({"models": [{"name": "t", "layers": [EMBED, {"type": "Bidirectional", "layer": GRU}, {"type": "Dense", "units": "tag"}]}]},
-     "config: models[0].layers[2].units must be an integer or \"tags\", got 'tag'"),
-])
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (
+            {"data": {"dataset": "jena"}},
+            "config: data.dataset must be 'teddy' (a tagged corpus) when task = 'tagging', got 'jena'",
+        ),
+        (
+            {"task": "regression", "windows": {"sequence_length": 4}, "tagging": None, "models": []},
+            "config: data.dataset 'teddy' is a tagged corpus: it needs task = 'tagging', got task = 'regression'",
+        ),
+        (
+            {"windows": {"sequence_length": 4}},
+            "config: windows: task = 'tagging' tags every token of whole sentences (horizon 0) and takes no [windows] table, got one",
+        ),
+        (
+            {"training": {"loss": "mae"}},
+            "config: training.loss must be 'cross_entropy' when task = 'tagging', got 'mae'",
+        ),
+        (
+            {"baselines": ["persistence"]},
+            "config: baselines for task = 'tagging' must be among ['majority_per_word'], got ['persistence']",
+        ),
+        (
+            {"tagging": {"sentences": 2}},
+            "config: 'tagging.sentences': Input should be greater than or equal to 3, got 2",
+        ),
+        ({"tagging": {"sentence": 20}}, "config: unknown key 'tagging.sentence' (did you mean 'sentences'?)"),
+        (
+            {"training": {"stateful": True}},
+            "config: training.stateful: stateful training has no tagging path yet, got true",
+        ),
+        (
+            {"models": [{"name": "t", "layers": [{**EMBED, "input_dim": "vocab"}, GRU, TAGS]}]},
+            "config: models[0].layers[0].input_dim must be an integer or \"vocabulary\", got 'vocab'",
+        ),
+        (
+            {
+                "models": [
+                    {
+                        "name": "t",
+                        "layers": [EMBED, {"type": "Bidirectional", "layer": GRU}, {"type": "Dense", "units": "tag"}],
+                    }
+                ]
+            },
+            "config: models[0].layers[2].units must be an integer or \"tags\", got 'tag'",
+        ),
+    ],
+)
 def test_invalid_tagging_settings(extra, message):
     raw = {**BASE, **{k: v for k, v in extra.items() if v is not None}}
     if extra.get("tagging", 0) is None:
@@ -154,17 +205,24 @@ def test_placeholders_need_task_tagging():
     raw = {"windows": {"sequence_length": 4}, "models": [{"name": "m", "layers": [{"type": "GRU", "units": 4}, TAGS]}]}
     with pytest.raises(RnnkitError) as info:
         parse_config(raw)
-    assert str(info.value) == ("config: models[0].layers[1].units = \"tags\" is filled in from a tagged corpus: "
-                               "it needs task = 'tagging', got task = 'regression'")
+    assert str(info.value) == (
+        'config: models[0].layers[1].units = "tags" is filled in from a tagged corpus: '
+        "it needs task = 'tagging', got task = 'regression'"
+    )
 
 
-@pytest.mark.parametrize("layers, message", [
-    ([GRU, TAGS], "model 'm': task = 'tagging' reads token ids, so its first layer must be Embedding "
-                  "(input_dim = \"vocabulary\", mask_zero = true), got GRU"),
-    ([EMBED, {"type": "GRU", "units": 4}, TAGS],
-     "model 'm' outputs shape (2,) per sentence of"),
-    ([{**EMBED, "input_dim": 5}, GRU, TAGS], "model 'm': Embedding input_dim must be >= the vocabulary size"),
-])
+@pytest.mark.parametrize(
+    "layers, message",
+    [
+        (
+            [GRU, TAGS],
+            "model 'm': task = 'tagging' reads token ids, so its first layer must be Embedding "
+            '(input_dim = "vocabulary", mask_zero = true), got GRU',
+        ),
+        ([EMBED, {"type": "GRU", "units": 4}, TAGS], "model 'm' outputs shape (2,) per sentence of"),
+        ([{**EMBED, "input_dim": 5}, GRU, TAGS], "model 'm': Embedding input_dim must be >= the vocabulary size"),
+    ],
+)
 def test_models_that_do_not_fit_the_corpus(tmp_path, layers, message):
     config = parse_config({**BASE, "models": [{"name": "m", "layers": layers}]})
     with pytest.raises(RnnkitError) as info:
@@ -176,5 +234,7 @@ def test_models_that_do_not_fit_the_corpus(tmp_path, layers, message):
 def test_the_teddy_corpus_is_no_series(tmp_path, capsys):
     # commands that read a series (e.g. rnnkit gradients CONFIG) get one line, not the sunspots file
     assert main(["gradients", str(CONFIG), "--train-epochs", "0", "--output", str(tmp_path / "g.png")]) == 2
-    assert capsys.readouterr().err == ("rnnkit: error: data.dataset 'teddy' is a corpus of tagged sentences, not a "
-                                       "series: it has no rows or windows (task = 'tagging' reads it through rnnkit.models.taggers)\n")
+    assert capsys.readouterr().err == (
+        "rnnkit: error: data.dataset 'teddy' is a corpus of tagged sentences, not a "
+        "series: it has no rows or windows (task = 'tagging' reads it through rnnkit.models.taggers)\n"
+    )

@@ -55,8 +55,14 @@ def test_the_two_studies_run_end_to_end_and_score_their_baselines(monkeypatch):
     monkeypatch.setenv("RNNKIT_DATA_DIR", str(_data_dir()))
     parts = studies.weather_parts()
     multi = studies.multistep_comparison(parts, sequence_length=24, units=4, epochs=1)
-    assert list(multi.index) == ["repeat the last day", "repeat the last value", "mean daily change from now",
-                                 "direct GRU", "autoregressive GRU", "seq2seq GRU"]
+    assert list(multi.index) == [
+        "repeat the last day",
+        "repeat the last value",
+        "mean daily change from now",
+        "direct GRU",
+        "autoregressive GRU",
+        "seq2seq GRU",
+    ]
     assert multi.loc["repeat the last day", "skill"] == 0.0  # the reference
     last = multi.loc["repeat the last value"]
     # persistence drifts away over the first hours, and comes back at 24 h: the same hour of the next day

@@ -26,14 +26,31 @@ from rnnkit.models.wrapper import Wrapper
 from rnnkit.training.batches import as_data, iter_batches
 
 
-__all__ = ["LinearBaseline", "MajorityClass", "MeanBaseline", "MeanDailyCurve", "MultiStepResidualTarget", "Persistence",
-           "RepeatLastDay", "RepeatLastPeriod", "ResidualTarget", "SameAsNow", "SeasonalPersistence", "StepMean",
-           "StepPersistence", "StepResidualTarget", "naive_dense"]
+__all__ = [
+    "LinearBaseline",
+    "MajorityClass",
+    "MeanBaseline",
+    "MeanDailyCurve",
+    "MultiStepResidualTarget",
+    "Persistence",
+    "RepeatLastDay",
+    "RepeatLastPeriod",
+    "ResidualTarget",
+    "SameAsNow",
+    "SeasonalPersistence",
+    "StepMean",
+    "StepPersistence",
+    "StepResidualTarget",
+    "naive_dense",
+]
+
 
 def _target_indices(target_index: int | Sequence[int]) -> list[int]:
     indices = [target_index] if isinstance(target_index, int) and not isinstance(target_index, bool) else target_index
-    if not isinstance(indices, (list, tuple)) or not indices or not all(
-        isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in indices
+    if (
+        not isinstance(indices, (list, tuple))
+        or not indices
+        or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in indices)
     ):
         raise RnnkitError(f"target_index must be an integer >= 0 or a non-empty list of them, got {target_index!r}")
     return list(indices)
@@ -233,7 +250,12 @@ class LinearBaseline(nn.Module):
         return self.linear(x.reshape(x.shape[0], -1))
 
     def get_config(self) -> dict[str, Any]:
-        return {"sequence_length": self.sequence_length, "features": self.features, "outputs": self.outputs, "ridge": self.ridge}
+        return {
+            "sequence_length": self.sequence_length,
+            "features": self.features,
+            "outputs": self.outputs,
+            "ridge": self.ridge,
+        }
 
 
 def naive_dense(sequence_length: int, features: int, units: int = 12, outputs: int = 1) -> nn.Sequential:
@@ -246,7 +268,12 @@ def naive_dense(sequence_length: int, features: int, units: int = 12, outputs: i
         >>> sum(p.numel() for p in naive_dense(240, 14).parameters())
         40345
     """
-    for name, value in (("sequence_length", sequence_length), ("features", features), ("units", units), ("outputs", outputs)):
+    for name, value in (
+        ("sequence_length", sequence_length),
+        ("features", features),
+        ("units", units),
+        ("outputs", outputs),
+    ):
         check_positive_int(name, value)
     return nn.Sequential(
         nn.Flatten(),
@@ -291,8 +318,9 @@ class ResidualTarget(Wrapper):
         change = self.model(x)
         now = self.added(x)
         if change.shape != now.shape:
-            raise RnnkitError(f"{name}: model output {tuple(change.shape)} does not fit the {self.fits} "
-                              f"{tuple(now.shape)}")
+            raise RnnkitError(
+                f"{name}: model output {tuple(change.shape)} does not fit the {self.fits} {tuple(now.shape)}"
+            )
         return change + now
 
     def get_config(self) -> dict[str, Any]:
@@ -301,6 +329,7 @@ class ResidualTarget(Wrapper):
 
 # --- forecasts of several steps: the next K rows (``(batch, K, 1)``), or a value at every input
 # --- step (``(batch, T, targets)``, many-to-many) -------------------------------------------------
+
 
 class RepeatLastPeriod(nn.Module):
     """Baseline "repeat the last day": step k predicts the value ``period`` rows before it.
@@ -324,7 +353,11 @@ class RepeatLastPeriod(nn.Module):
 
     def __init__(self, target_index: int | Sequence[int], period: int, target_length: int) -> None:
         super().__init__()
-        items = [target_index] if isinstance(target_index, (int, np.integer)) and not isinstance(target_index, bool) else list(target_index)
+        items = (
+            [target_index]
+            if isinstance(target_index, (int, np.integer)) and not isinstance(target_index, bool)
+            else list(target_index)
+        )
         if not items or any(isinstance(i, bool) or not isinstance(i, (int, np.integer)) or i < 0 for i in items):
             raise ValueError(f"target_index must be column positions >= 0, got {target_index!r}")
         self.target_index = [int(i) for i in items]
@@ -374,11 +407,15 @@ class RepeatLastDay(nn.Module):
         return self.repeat.period
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.repeat(x)[:, self.horizon - 1:]
+        return self.repeat(x)[:, self.horizon - 1 :]
 
     def get_config(self) -> dict[str, Any]:
-        return {"target_index": self.repeat.target_index[0], "period": self.period, "target_length": self.target_length,
-                "horizon": self.horizon}
+        return {
+            "target_index": self.repeat.target_index[0],
+            "period": self.period,
+            "target_length": self.target_length,
+            "horizon": self.horizon,
+        }
 
 
 class MeanDailyCurve(nn.Module):
@@ -406,7 +443,13 @@ class MeanDailyCurve(nn.Module):
     """
 
     def __init__(
-        self, target_index: int, sin_index: int, cos_index: int, target_length: int, period: int = 24, anchored: bool = False
+        self,
+        target_index: int,
+        sin_index: int,
+        cos_index: int,
+        target_length: int,
+        period: int = 24,
+        anchored: bool = False,
     ) -> None:
         super().__init__()
         for name, value in (("target_index", target_index), ("sin_index", sin_index), ("cos_index", cos_index)):
@@ -429,7 +472,9 @@ class MeanDailyCurve(nn.Module):
         bins = self.phase_bin(rows)
         counts = torch.bincount(bins, minlength=self.period)
         if bool((counts == 0).any()):
-            raise ValueError(f"rows must fill every one of the {self.period} bins, got empty bins {torch.nonzero(counts == 0).flatten().tolist()}")
+            raise ValueError(
+                f"rows must fill every one of the {self.period} bins, got empty bins {torch.nonzero(counts == 0).flatten().tolist()}"
+            )
         sums = torch.zeros(self.period, dtype=torch.float64).index_add_(0, bins, rows[:, self.target_index])
         self.curve = (sums / counts).to(self.curve.dtype)
         return self
@@ -438,7 +483,9 @@ class MeanDailyCurve(nn.Module):
         if bool(self.curve.isnan().any()):
             raise ValueError("MeanDailyCurve must be fitted before use: call fit(rows)")
         now = self.phase_bin(x[:, -1])  # (batch,)
-        ahead = (now[:, None] + 1 + torch.arange(self.target_length, device=x.device)) % self.period  # (batch, target_length)
+        ahead = (
+            now[:, None] + 1 + torch.arange(self.target_length, device=x.device)
+        ) % self.period  # (batch, target_length)
         curve = self.curve.to(x.dtype)
         out = curve[ahead]
         if self.anchored:
@@ -472,9 +519,14 @@ class MultiStepResidualTarget(ResidualTarget):
     def __init__(self, model: nn.Module, target_index: int | Sequence[int], output_shape: Sequence[int]) -> None:
         super().__init__(model, target_index)
         shape = tuple(output_shape) if isinstance(output_shape, (list, tuple)) else ()
-        if len(shape) not in (1, 2) or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in shape) \
-                or (len(shape) == 2 and shape[1] != len(self.target_index)):
-            raise RnnkitError(f"output_shape must be (steps,) or (steps, targets) with positive sizes, got {output_shape!r}")
+        if (
+            len(shape) not in (1, 2)
+            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in shape)
+            or (len(shape) == 2 and shape[1] != len(self.target_index))
+        ):
+            raise RnnkitError(
+                f"output_shape must be (steps,) or (steps, targets) with positive sizes, got {output_shape!r}"
+            )
         self.output_shape = shape
 
     def added(self, x: torch.Tensor) -> torch.Tensor:
@@ -565,6 +617,7 @@ class StepResidualTarget(ResidualTarget):
 
 # --- classification baselines: they output one score per class (1 for the chosen class, else 0) ---
 
+
 def _one_hot(labels: torch.Tensor, classes: int, dtype: torch.dtype) -> torch.Tensor:
     return torch.nn.functional.one_hot(labels.long(), classes).to(dtype)  # (batch, classes)
 
@@ -591,8 +644,14 @@ class SameAsNow(nn.Module):
                 [1., 0.]])
     """
 
-    def __init__(self, target_index: int, classes: int = 2, threshold: float | None = None,
-                 scale: float = 1.0, offset: float = 0.0) -> None:
+    def __init__(
+        self,
+        target_index: int,
+        classes: int = 2,
+        threshold: float | None = None,
+        scale: float = 1.0,
+        offset: float = 0.0,
+    ) -> None:
         super().__init__()
         self.target_index = _target_indices(target_index)
         if not isinstance(classes, int) or isinstance(classes, bool) or classes < 2:
@@ -613,8 +672,13 @@ class SameAsNow(nn.Module):
         return _one_hot(self.labels(x), self.classes, x.dtype)
 
     def get_config(self) -> dict[str, Any]:
-        return {"target_index": self.target_index[0], "classes": self.classes, "threshold": self.threshold,
-                "scale": self.scale, "offset": self.offset}
+        return {
+            "target_index": self.target_index[0],
+            "classes": self.classes,
+            "threshold": self.threshold,
+            "scale": self.scale,
+            "offset": self.offset,
+        }
 
 
 class MajorityClass(nn.Module):

@@ -25,8 +25,7 @@ from rnnkit.errors import RnnkitError, RnnkitWarning
 # Errors that mean "bad input": reported as one line, exit code 2. rnnkit raises RnnkitError for
 # everything it checks; the OS errors are a path the user gave that is missing, unreadable or not
 # what it should be. Any other exception (a bare ValueError, KeyError, IndexError ...) is a bug.
-INPUT_ERRORS = (RnnkitError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError,
-                FileExistsError)
+INPUT_ERRORS = (RnnkitError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError, FileExistsError)
 # A full disk or a file-size limit is not a bug either: the user frees space and resumes.
 NO_SPACE = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
@@ -48,8 +47,13 @@ def app(debug: bool) -> None:
 
 @app.command("data")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
-@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=str), default=None,
-              help="Also draw the series to this PNG.")
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(dir_okay=False, path_type=str),
+    default=None,
+    help="Also draw the series to this PNG.",
+)
 @click.option("--column", "columns", multiple=True, help="Column to plot (repeatable; default T (degC)).")
 def data_command(paths: tuple[str, ...], plot_path: str | None, columns: tuple[str, ...]) -> None:
     """What data file(s) hold: rows, period, step, columns with units, gaps, -9999 codes."""
@@ -71,12 +75,23 @@ def _progress(quiet: bool) -> bool | None:
     return False if quiet else None  # None: a bar on a terminal, tqdm.auto in a notebook, else a line per epoch
 
 
-_DEVICE_HELP = ("Train on auto (CUDA where present, else the CPU), cpu or cuda, instead of the config's "
-                "[training] device (a run resumes on any device).")
+_DEVICE_HELP = (
+    "Train on auto (CUDA where present, else the CPU), cpu or cuda, instead of the config's "
+    "[training] device (a run resumes on any device)."
+)
 
 
-def _train_and_report(config, output: Path, data: tuple[str, ...], epochs: int | None, resume: bool, quiet: bool,
-                      overwrite: bool = False, threads: int | None = None, device: str | None = None) -> None:
+def _train_and_report(
+    config,
+    output: Path,
+    data: tuple[str, ...],
+    epochs: int | None,
+    resume: bool,
+    quiet: bool,
+    overwrite: bool = False,
+    threads: int | None = None,
+    device: str | None = None,
+) -> None:
     from rnnkit.experiment import check_devices, run_report, run_experiment
     from rnnkit.training import distributed
 
@@ -91,8 +106,17 @@ def _train_and_report(config, output: Path, data: tuple[str, ...], epochs: int |
     _use_run_folder(output)
     if main:
         click.echo(f"run folder: {output}" + (f" ({distributed.world()[1]} ranks)" if distributed.active() else ""))
-    metrics = run_experiment(config, output, data_paths=list(data) or None, epochs=epochs, resume=resume,
-                             overwrite=overwrite, progress=_progress(quiet), log=click.echo, device=device)
+    metrics = run_experiment(
+        config,
+        output,
+        data_paths=list(data) or None,
+        epochs=epochs,
+        resume=resume,
+        overwrite=overwrite,
+        progress=_progress(quiet),
+        log=click.echo,
+        device=device,
+    )
     if main:
         click.echo("")
         click.echo(run_report(metrics, output))
@@ -100,19 +124,37 @@ def _train_and_report(config, output: Path, data: tuple[str, ...], epochs: int |
 
 
 @app.command("demo")
-@click.option("--output", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Run folder (default runs/demo-TIMESTAMP).")
-@click.option("--data", multiple=True, type=click.Path(path_type=str),
-              help="Jena file(s) to use instead of the 2009-2016 record (10-minute file, else the embedded one).")
+@click.option(
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Run folder (default runs/demo-TIMESTAMP).",
+)
+@click.option(
+    "--data",
+    multiple=True,
+    type=click.Path(path_type=str),
+    help="Jena file(s) to use instead of the 2009-2016 record (10-minute file, else the embedded one).",
+)
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override the number of epochs.")
 @click.option("--overwrite", is_flag=True, help="Replace the run that --output holds (its files are removed first).")
 @click.option("--quiet", is_flag=True, help="No progress output (bar or line per epoch).")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="Torch threads for training (default: one per CPU that other processes leave idle, or "
-                   "OMP_NUM_THREADS).")
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Torch threads for training (default: one per CPU that other processes leave idle, or OMP_NUM_THREADS).",
+)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help=_DEVICE_HELP)
-def demo_command(output: Path | None, data: tuple[str, ...], epochs: int | None, overwrite: bool, quiet: bool,
-                 threads: int | None, device: str | None) -> None:
+def demo_command(
+    output: Path | None,
+    data: tuple[str, ...],
+    epochs: int | None,
+    overwrite: bool,
+    quiet: bool,
+    threads: int | None,
+    device: str | None,
+) -> None:
     """The main job: Chollet's Jena protocol on the embedded 2009-2016 record, beside the published numbers."""
     from rnnkit.demo import demo_config, use_demo_threads
 
@@ -120,50 +162,76 @@ def demo_command(output: Path | None, data: tuple[str, ...], epochs: int | None,
     if chosen and not quiet:
         click.echo(f"training on {chosen}; --threads N chooses")
     config = demo_config()
-    _train_and_report(config, output or _default_output("demo"), data, epochs, False, quiet, overwrite, threads,
-                      device)
+    _train_and_report(config, output or _default_output("demo"), data, epochs, False, quiet, overwrite, threads, device)
 
 
 @app.command("train")
 @click.argument("config_path", required=False, type=click.Path(path_type=str))
-@click.option("--output", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Run folder (default runs/NAME-TIMESTAMP).")
+@click.option(
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Run folder (default runs/NAME-TIMESTAMP).",
+)
 @click.option("--data", multiple=True, type=click.Path(path_type=str), help="Data file(s) instead of the config's.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override the number of epochs.")
-@click.option("--resume", "resume_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Continue the interrupted run in this folder from its last checkpoint (only that run).")
+@click.option(
+    "--resume",
+    "resume_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Continue the interrupted run in this folder from its last checkpoint (only that run).",
+)
 @click.option("--overwrite", is_flag=True, help="Replace the run that --output holds (its files are removed first).")
 @click.option("--quiet", is_flag=True, help="No progress output (bar or line per epoch).")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="Torch threads for training (default: torch's own, all cores; under torchrun one a rank). "
-                   "On a busy machine 1 is often much faster: a recurrent step's threads wait for each other "
-                   "at every time step.")
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Torch threads for training (default: torch's own, all cores; under torchrun one a rank). "
+    "On a busy machine 1 is often much faster: a recurrent step's threads wait for each other "
+    "at every time step.",
+)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help=_DEVICE_HELP)
-def train_command(config_path: str | None, output: Path | None, data: tuple[str, ...], epochs: int | None,
-                  resume_dir: Path | None, overwrite: bool, quiet: bool, threads: int | None,
-                  device: str | None) -> None:
+def train_command(
+    config_path: str | None,
+    output: Path | None,
+    data: tuple[str, ...],
+    epochs: int | None,
+    resume_dir: Path | None,
+    overwrite: bool,
+    quiet: bool,
+    threads: int | None,
+    device: str | None,
+) -> None:
     """Train and compare the models of a TOML config; write a run folder."""
     from rnnkit.tasks import load_config
     from rnnkit.experiment import load_run
 
     if resume_dir is not None:
         if overwrite or config_path is not None or output is not None:
-            raise click.UsageError("--resume RUN continues that run with its own config: give no CONFIG, "
-                                   "--output or --overwrite with it")
+            raise click.UsageError(
+                "--resume RUN continues that run with its own config: give no CONFIG, --output or --overwrite with it"
+            )
         config, _, _ = load_run(resume_dir)  # the run's own resolved config
         _train_and_report(config, resume_dir, data, epochs, True, quiet, threads=threads, device=device)
         return
     if config_path is None:
         raise click.UsageError("give a CONFIG file, or --resume RUN")
     config = load_config(config_path)
-    _train_and_report(config, output or _default_output(config.name), data, epochs, False, quiet, overwrite, threads,
-                      device)
+    _train_and_report(
+        config, output or _default_output(config.name), data, epochs, False, quiet, overwrite, threads, device
+    )
 
 
 @app.command("evaluate")
 @click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option("--data", multiple=True, type=click.Path(path_type=str),
-              help="Score on these files instead (each alone, every window, against persistence on the same windows).")
+@click.option(
+    "--data",
+    multiple=True,
+    type=click.Path(path_type=str),
+    help="Score on these files instead (each alone, every window, against persistence on the same windows).",
+)
 def evaluate_command(run_dir: Path, data: tuple[str, ...]) -> None:
     """Score every model of a run again on its validation and test data (or on --data files) and print the table."""
     from rnnkit.experiment import evaluate_report, evaluate_run
@@ -179,10 +247,17 @@ def evaluate_command(run_dir: Path, data: tuple[str, ...]) -> None:
 
 @app.command("predict")
 @click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option("--data", multiple=True, required=True, type=click.Path(path_type=str),
-              help="Data file(s) to predict on (a generation run: text files of prompts, one a line).")
+@click.option(
+    "--data",
+    multiple=True,
+    required=True,
+    type=click.Path(path_type=str),
+    help="Data file(s) to predict on (a generation run: text files of prompts, one a line).",
+)
 @click.option("--model", "model_name", default=None, help="Model of the run (default: the best on validation).")
-@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write the predictions to this CSV.")
+@click.option(
+    "--output", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write the predictions to this CSV."
+)
 def predict_command(run_dir: Path, data: tuple[str, ...], model_name: str | None, output: Path | None) -> None:
     """Predict with a trained model of a run on new data."""
     from rnnkit.experiment import predict_file
@@ -204,8 +279,12 @@ def predict_command(run_dir: Path, data: tuple[str, ...], model_name: str | None
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--onnx", "as_onnx", is_flag=True, help="Write an ONNX file (dynamic batch and sequence length).")
 @click.option("--model", "model_name", default=None, help="Model of the run (default: the best by validation MAE).")
-@click.option("--output", type=click.Path(path_type=Path), default=None,
-              help="The file to write (default RUN/models/MODEL/model.onnx).")
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The file to write (default RUN/models/MODEL/model.onnx).",
+)
 def export_command(run_dir: Path, as_onnx: bool, model_name: str | None, output: Path | None) -> None:
     """Export a trained model of a run for other tools (ONNX)."""
     from rnnkit.export import export_run, usage_path
@@ -221,8 +300,12 @@ def export_command(run_dir: Path, as_onnx: bool, model_name: str | None, output:
 
 @app.command("report")
 @click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="The page to write (default RUN/report.html).")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The page to write (default RUN/report.html).",
+)
 def report_command(run_dir: Path, output: Path | None) -> None:
     """Write a run's report: one self-contained HTML page (data, windows, models, scores, plots, config)."""
     from rnnkit.report import write_report
@@ -241,8 +324,12 @@ def doctor_command(measure: bool) -> None:
 
 @app.command("summary")
 @click.argument("config_path", type=click.Path(path_type=str))
-@click.option("--features", type=click.IntRange(min=1), default=None,
-              help="Input features (default: read the data to find out; 14 when no data is found).")
+@click.option(
+    "--features",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Input features (default: read the data to find out; 14 when no data is found).",
+)
 def summary_command(config_path: str, features: int | None) -> None:
     """Print each model of a config: layers, output shapes, parameters and their formulas."""
     from rnnkit.tasks import load_config, task_for  # not rnnkit.experiment: the runner's imports are not needed
@@ -263,17 +350,42 @@ def windows_command(config_path: str, data: tuple[str, ...]) -> None:
 
 @app.command("gradients")
 @click.argument("config_path", required=False, type=click.Path(path_type=str))
-@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("gradients.png"),
-              show_default=True, help="The PNG to write.")
-@click.option("--steps", type=click.IntRange(min=2), default=None,
-              help="Sequence length (default 100 for the synthetic task, the config's sequence_length with CONFIG).")
-@click.option("--units", type=click.IntRange(min=1), default=32, show_default=True, help="Units of each recurrent layer.")
-@click.option("--train-epochs", type=click.IntRange(min=0), default=20, show_default=True,
-              help="Epochs of training before measuring (0: at initialisation).")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of data, weights and training.")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("gradients.png"),
+    show_default=True,
+    help="The PNG to write.",
+)
+@click.option(
+    "--steps",
+    type=click.IntRange(min=2),
+    default=None,
+    help="Sequence length (default 100 for the synthetic task, the config's sequence_length with CONFIG).",
+)
+@click.option(
+    "--units", type=click.IntRange(min=1), default=32, show_default=True, help="Units of each recurrent layer."
+)
+@click.option(
+    "--train-epochs",
+    type=click.IntRange(min=0),
+    default=20,
+    show_default=True,
+    help="Epochs of training before measuring (0: at initialisation).",
+)
+@click.option(
+    "--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of data, weights and training."
+)
 @click.option("--data", multiple=True, type=click.Path(path_type=str), help="Data file(s) instead of the config's.")
-def gradients_command(config_path: str | None, output: Path, steps: int | None, units: int, train_epochs: int,
-                      seed: int, data: tuple[str, ...]) -> None:
+def gradients_command(
+    config_path: str | None,
+    output: Path,
+    steps: int | None,
+    units: int,
+    train_epochs: int,
+    seed: int,
+    data: tuple[str, ...],
+) -> None:
     """The vanishing-gradient picture: ‖∂L/∂x_t‖ per step for SimpleRNN, LSTM and GRU on the same data."""
     from rnnkit.diagnostics import config_windows, gradient_picture
     from rnnkit.plots import plot_gradient_flow
@@ -292,25 +404,46 @@ def gradients_command(config_path: str | None, output: Path, steps: int | None, 
         about = f"{config.name}, {picture.steps} steps"
     click.echo(picture.reading)
     trained = f"after {picture.train_epochs} epochs" if picture.train_epochs else "at initialisation"
-    written = plot_gradient_flow(picture.relative(), output, title=f"Gradient reaching each input step ({about}, {trained})")
+    written = plot_gradient_flow(
+        picture.relative(), output, title=f"Gradient reaching each input step ({about}, {trained})"
+    )
     click.echo(f"plot: {written}")
 
 
 @app.command("sweep")
 @click.argument("config_path", type=click.Path(path_type=str))
-@click.option("--output", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Sweep folder (default runs/NAME-sweep-TIMESTAMP; with --resume, the folder to continue).")
-@click.option("--trials", type=click.IntRange(min=1), default=None,
-              help="Trials the study holds at the end, every state counted (default: search.trials).")
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Worker processes on this machine.")
-@click.option("--storage", default=None,
-              help="Optuna storage: sqlite:///FILE (default: study.db in the folder), postgresql://USER@HOST/DB, "
-                   "or journal:FILE.")
+@click.option(
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Sweep folder (default runs/NAME-sweep-TIMESTAMP; with --resume, the folder to continue).",
+)
+@click.option(
+    "--trials",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Trials the study holds at the end, every state counted (default: search.trials).",
+)
+@click.option(
+    "--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Worker processes on this machine."
+)
+@click.option(
+    "--storage",
+    default=None,
+    help="Optuna storage: sqlite:///FILE (default: study.db in the folder), postgresql://USER@HOST/DB, "
+    "or journal:FILE.",
+)
 @click.option("--study", "study_name", default=None, help="The study's name (default: the config's name).")
 @click.option("--resume", is_flag=True, help="Continue (or join) the study the storage holds under that name.")
-def sweep_command(config_path: str, output: Path | None, trials: int | None, workers: int, storage: str | None,
-                  study_name: str | None, resume: bool) -> None:
+def sweep_command(
+    config_path: str,
+    output: Path | None,
+    trials: int | None,
+    workers: int,
+    storage: str | None,
+    study_name: str | None,
+    resume: bool,
+) -> None:
     """Search the config's [search] space with Optuna: trials table, best config as TOML, plots."""
     from rnnkit.tasks import load_config
     from rnnkit.search import run_sweep
@@ -322,8 +455,9 @@ def sweep_command(config_path: str, output: Path | None, trials: int | None, wor
         output = _default_output(f"{config.name}-sweep")
     _use_run_folder(output)
     click.echo(f"sweep folder: {output}")
-    run_sweep(config, output, trials=trials, workers=workers, storage=storage, study=study_name, resume=resume,
-              log=click.echo)
+    run_sweep(
+        config, output, trials=trials, workers=workers, storage=storage, study=study_name, resume=resume, log=click.echo
+    )
 
 
 def one_line(message: object) -> str:
@@ -356,7 +490,11 @@ def write_traceback(e: BaseException) -> Path | None:
     text = "".join(traceback.format_exception(type(e), e, e.__traceback__))
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
     folder = _log_folder()
-    name = "error.log" if folder == _state["run_folder"] else f"rnnkit-error-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+    name = (
+        "error.log"
+        if folder == _state["run_folder"]
+        else f"rnnkit-error-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+    )
     try:
         with open(folder / name, "a", encoding="utf-8") as f:
             f.write(f"--- {stamp} rnnkit {' '.join(sys.argv[1:])}\n{text}")
@@ -396,11 +534,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def _show_warning(shown):
     """rnnkit's own warnings as one line, ``rnnkit: warning: ...`` (rank 0 alone under torchrun); others as Python shows them."""
+
     def show(message, category, filename, lineno, file=None, line=None):
         if issubclass(category, RnnkitWarning):
             _say(f"rnnkit: warning: {one_line(message)}")
         else:
             shown(message, category, filename, lineno, file, line)
+
     return show
 
 
@@ -424,8 +564,11 @@ def _say(line: str) -> None:
 def _bug(e: BaseException) -> int:
     written = write_traceback(e)
     where = f"traceback in {written}" if written else "the traceback could not be written"
-    click.echo(f"rnnkit: internal error (a bug, not your input): {type(e).__name__}: {one_line(e)[:200]}; "
-               f"{where}; run with --debug to print it", err=True)
+    click.echo(
+        f"rnnkit: internal error (a bug, not your input): {type(e).__name__}: {one_line(e)[:200]}; "
+        f"{where}; run with --debug to print it",
+        err=True,
+    )
     if _state["debug"]:
         traceback.print_exception(type(e), e, e.__traceback__, file=sys.stderr)
     return 1

@@ -57,9 +57,22 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 
-__all__ = ["ClassificationConfig", "DataConfig", "ExperimentConfig", "IntervalsConfig", "ModelConfig", "QuantileConfig",
-           "TaggingConfig",
-           "SearchConfig", "TrainingConfig", "WindowConfig", "override", "parse_schema", "read_toml"]
+__all__ = [
+    "ClassificationConfig",
+    "DataConfig",
+    "ExperimentConfig",
+    "IntervalsConfig",
+    "ModelConfig",
+    "QuantileConfig",
+    "TaggingConfig",
+    "SearchConfig",
+    "TrainingConfig",
+    "WindowConfig",
+    "override",
+    "parse_schema",
+    "read_toml",
+]
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)  # inf/NaN named at the key
@@ -170,17 +183,23 @@ class ModelConfig(_Strict):
     @model_validator(mode="after")
     def _layers_or_members(self) -> ModelConfig:
         if bool(self.layers) == bool(self.members):
-            raise ValueError(f"model {self.name!r} needs either layers (a model to train) or members (an ensemble "
-                             f"of models listed before it), got {'both' if self.layers else 'neither'}")
+            raise ValueError(
+                f"model {self.name!r} needs either layers (a model to train) or members (an ensemble "
+                f"of models listed before it), got {'both' if self.layers else 'neither'}"
+            )
         if self.members:
             if len(self.members) < 2 or len(set(self.members)) < len(self.members):
-                raise ValueError(f"members of the ensemble {self.name!r} must be at least two different model names, "
-                                 f"got {self.members}")
+                raise ValueError(
+                    f"members of the ensemble {self.name!r} must be at least two different model names, "
+                    f"got {self.members}"
+                )
             set_ = [k for k in ("residual",) if getattr(self, k) is not None]
             set_ += [f"training.{k}" for k in self.training.model_dump(exclude_none=True)]
             if set_:
-                raise ValueError(f"the ensemble {self.name!r} trains nothing (it averages its members): "
-                                 f"{', '.join(set_)} does nothing there")
+                raise ValueError(
+                    f"the ensemble {self.name!r} trains nothing (it averages its members): "
+                    f"{', '.join(set_)} does nothing there"
+                )
         return self
 
 
@@ -293,8 +312,10 @@ class SearchParam(_Strict):
         if self.low is None or self.high is None:
             raise ValueError(f"type = {self.type!r} needs low and high")
         if self.type == "int" and any(isinstance(v, float) for v in (self.low, self.high, self.step)):
-            raise ValueError(f"type = 'int' needs whole numbers for low, high and step, got low = {self.low!r}, "
-                             f"high = {self.high!r}, step = {self.step!r}")
+            raise ValueError(
+                f"type = 'int' needs whole numbers for low, high and step, got low = {self.low!r}, "
+                f"high = {self.high!r}, step = {self.step!r}"
+            )
         if self.low > self.high:
             raise ValueError(f"empty range: low must be <= high, got low = {self.low!r}, high = {self.high!r}")
         if self.log and self.low <= 0:
@@ -306,8 +327,10 @@ class SearchParam(_Strict):
                 raise ValueError("step and log = true exclude each other (Optuna samples one or the other)")
             spans = (self.high - self.low) / self.step
             if abs(spans - round(spans)) > 1e-9:
-                raise ValueError(f"high - low must be a multiple of step, got low = {self.low!r}, high = {self.high!r}, "
-                                 f"step = {self.step!r}")
+                raise ValueError(
+                    f"high - low must be a multiple of step, got low = {self.low!r}, high = {self.high!r}, "
+                    f"step = {self.step!r}"
+                )
         return self
 
     def ends(self) -> list[Any]:
@@ -341,8 +364,10 @@ class SearchConfig(_Strict):
     @classmethod
     def _validation_only(cls, v: str | None) -> str | None:
         if v is not None and not v.endswith("_val"):
-            raise ValueError(f"must be a validation score (a name ending in '_val', e.g. 'mae_val'): settings are "
-                             f"chosen on the validation part only, got {v!r}")
+            raise ValueError(
+                f"must be a validation score (a name ending in '_val', e.g. 'mae_val'): settings are "
+                f"chosen on the validation part only, got {v!r}"
+            )
         return v
 
 
@@ -375,7 +400,9 @@ class QuantileConfig(_Strict):
         return v
 
 
-ROLLING_WINDOW = 2160  # [intervals] update = "rolling": errors kept by default (hourly rows: 90 days; chosen on validation)
+ROLLING_WINDOW = (
+    2160  # [intervals] update = "rolling": errors kept by default (hourly rows: 90 days; chosen on validation)
+)
 
 
 class IntervalsConfig(_Strict):
@@ -406,15 +433,21 @@ class IntervalsConfig(_Strict):
     def _window(self) -> "IntervalsConfig":
         if self.update == "static":
             if self.window is not None:
-                warnings.warn(f"intervals.window = {self.window} does nothing with update = 'static' (it is the "
-                              "rolling update's number of recent errors)", UserWarning, stacklevel=2)
+                warnings.warn(
+                    f"intervals.window = {self.window} does nothing with update = 'static' (it is the "
+                    "rolling update's number of recent errors)",
+                    UserWarning,
+                    stacklevel=2,
+                )
             return self
         if self.window is None:
             self.window = ROLLING_WINDOW
         need = max(math.ceil(a / (1 - a) - 1e-9) for a in self.levels)
         if self.window < need:
-            raise ValueError(f"window must be at least {need} errors for the levels {self.levels} "
-                             f"(ceil((window + 1) a) <= window), got {self.window}")
+            raise ValueError(
+                f"window must be at least {need} errors for the levels {self.levels} "
+                f"(ceil((window + 1) a) <= window), got {self.window}"
+            )
         return self
 
 
@@ -429,9 +462,7 @@ class ExperimentConfig(_Strict):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     # the task's own baselines when left out (regression's default here)
     # names the task offers (its baseline_names), checked by the task (rnnkit.tasks.check_config)
-    baselines: list[str] = Field(
-        default_factory=lambda: ["persistence", "seasonal_persistence", "mean"]
-    )
+    baselines: list[str] = Field(default_factory=lambda: ["persistence", "seasonal_persistence", "mean"])
     classification: ClassificationConfig | None = None  # task = "classification": its defaults when left out
     tagging: TaggingConfig | None = None  # task = "tagging": its defaults when left out
     quantile: QuantileConfig | None = None  # task = "quantile": its defaults when left out
@@ -446,12 +477,17 @@ class ExperimentConfig(_Strict):
     @model_validator(mode="after")
     def _published_rows_name_rows_of_the_run(self) -> ExperimentConfig:
         if self.published is not None:
-            names = [*self.baselines, *(["naive_dense"] if "naive_dense" in self.baselines else []),
-                     *(m.name for m in self.models)]
+            names = [
+                *self.baselines,
+                *(["naive_dense"] if "naive_dense" in self.baselines else []),
+                *(m.name for m in self.models),
+            ]
             for i, row in enumerate(self.published.rows):
                 if row.run_as is not None and row.run_as not in names:
-                    raise ValueError(f"published.rows[{i}].run_as must name a model or baseline of this config "
-                                     f"({names}), got {row.run_as!r}")
+                    raise ValueError(
+                        f"published.rows[{i}].run_as must name a model or baseline of this config "
+                        f"({names}), got {row.run_as!r}"
+                    )
         return self
 
     @model_validator(mode="after")
@@ -468,13 +504,17 @@ class ExperimentConfig(_Strict):
         for i, model in enumerate(self.models):
             for member in model.members:
                 if member not in seen:
-                    raise ValueError(f"models[{i}].members: {member!r} is not a model listed before the ensemble "
-                                     f"{model.name!r} (those are {list(seen)}){closest(member, seen)}")
+                    raise ValueError(
+                        f"models[{i}].members: {member!r} is not a model listed before the ensemble "
+                        f"{model.name!r} (those are {list(seen)}){closest(member, seen)}"
+                    )
                 if seen[member].members:
                     raise ValueError(f"models[{i}].members: {member!r} is an ensemble itself; list its members instead")
                 if self.training_for(seen[member]).stateful:
-                    raise ValueError(f"models[{i}].members: {member!r} is stateful (it reads contiguous streams, not "
-                                     f"windows): an ensemble averages window models")
+                    raise ValueError(
+                        f"models[{i}].members: {member!r} is stateful (it reads contiguous streams, not "
+                        f"windows): an ensemble averages window models"
+                    )
             seen[model.name] = model
         return self
 
@@ -485,17 +525,26 @@ class ExperimentConfig(_Strict):
         w = self.windows
         reads_target = self.data.features is None or self.data.target in self.data.features
         if w is not None and w.horizon == 0 and reads_target:
-            raise ValueError(f"windows.horizon = 0 makes the target ({self.data.target!r}) the last input row, which "
-                             f"the model reads: a leak, not a forecast; use horizon >= 1 (or leave the target out "
-                             f"of data.features)")
+            raise ValueError(
+                f"windows.horizon = 0 makes the target ({self.data.target!r}) the last input row, which "
+                f"the model reads: a leak, not a forecast; use horizon >= 1 (or leave the target out "
+                f"of data.features)"
+            )
         if w is not None and self.data.target in w.known_future:
-            raise ValueError(f"windows.known_future must not hold the target ({self.data.target!r}): it is what is "
-                             f"forecast, not known in advance")
-        missing = [c for c in (w.known_future if w is not None else []) if self.data.features is not None
-                   and c not in self.data.features]
+            raise ValueError(
+                f"windows.known_future must not hold the target ({self.data.target!r}): it is what is "
+                f"forecast, not known in advance"
+            )
+        missing = [
+            c
+            for c in (w.known_future if w is not None else [])
+            if self.data.features is not None and c not in self.data.features
+        ]
         if missing:
-            raise ValueError(f"windows.known_future names columns that are not among data.features: {missing} "
-                             f"(a known-future column is an input too)")
+            raise ValueError(
+                f"windows.known_future names columns that are not among data.features: {missing} "
+                f"(a known-future column is an input too)"
+            )
         return self
 
     def training_for(self, model: ModelConfig) -> TrainingConfig:
@@ -508,6 +557,7 @@ class ExperimentConfig(_Strict):
 
 
 # --- loading and error messages ----------------------------------------------------------------
+
 
 def _type_name(annotation: Any) -> str:
     origin = typing.get_origin(annotation)
@@ -649,6 +699,7 @@ def save_resolved(config: ExperimentConfig, path: Path) -> None:
 
 # --- layer specs -------------------------------------------------------------------------------
 
+
 def layer_classes() -> dict[str, type]:
     from rnnkit import layers
 
@@ -663,8 +714,11 @@ def constructor_arguments(cls: type) -> list[str]:
         if "__init__" not in vars(klass):
             continue
         params = inspect.signature(vars(klass)["__init__"]).parameters.values()
-        names += [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-                  and p.name != "self" and p.name not in names]
+        names += [
+            p.name
+            for p in params
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self" and p.name not in names
+        ]
         if not any(p.kind is p.VAR_KEYWORD for p in params):
             break
     return names
@@ -686,7 +740,7 @@ def check_layer_spec(spec: dict[str, Any], where: str) -> None:
             raise RnnkitError(f"{where}: unknown argument '{key}' for {kind}{closest(key, accepted)}")
         if key == "layer":
             if not isinstance(value, dict):
-                raise RnnkitError(f"{where}.layer must be a table such as {{type = \"GRU\", units = 16}}")
+                raise RnnkitError(f'{where}.layer must be a table such as {{type = "GRU", units = 16}}')
             check_layer_spec(value, f"{where}.layer")
 
 
@@ -704,10 +758,12 @@ def check_placeholders(spec: dict[str, Any], where: str, task: str, filling: lis
         if kind != layer or not isinstance(value, str):
             continue
         if value != word:
-            raise RnnkitError(f"{where}.{key} must be an integer or \"{word}\", got {value!r}")
+            raise RnnkitError(f'{where}.{key} must be an integer or "{word}", got {value!r}')
         if filling is not None and task not in filling:
-            raise RnnkitError(f"{where}.{key} = \"{word}\" is filled in from a tagged corpus: it needs "
-                              f"task = {' or '.join(repr(name) for name in filling)}, got task = {task!r}")
+            raise RnnkitError(
+                f'{where}.{key} = "{word}" is filled in from a tagged corpus: it needs '
+                f"task = {' or '.join(repr(name) for name in filling)}, got task = {task!r}"
+            )
     if isinstance(spec.get("layer"), dict):
         check_placeholders(spec["layer"], f"{where}.layer", task, filling)
 
@@ -742,6 +798,7 @@ def build_layer(spec: dict[str, Any]):
 
 # --- any value by its dotted path (sweeps) ---------------------------------------------------------
 
+
 def parse_path(path: str) -> list[str | int]:
     """The keys of a dotted path: ``"models[0].layers[1].units"`` -> ``["models", 0, "layers", 1, "units"]``.
 
@@ -753,16 +810,21 @@ def parse_path(path: str) -> list[str | int]:
     for part in path.split("."):
         name, *indices = part.split("[")
         if not name and not keys:
-            raise RnnkitError(f"'{path}' is not a dotted path such as 'training.learning_rate' or 'models[0].layers[0].units'")
+            raise RnnkitError(
+                f"'{path}' is not a dotted path such as 'training.learning_rate' or 'models[0].layers[0].units'"
+            )
         if name:
             keys.append(name)
         for index in indices:
             if not index.endswith("]") or not index[:-1].isdigit():
-                raise RnnkitError(f"'{path}' is not a dotted path such as 'training.learning_rate' or "
-                                  "'models[0].layers[0].units'")
+                raise RnnkitError(
+                    f"'{path}' is not a dotted path such as 'training.learning_rate' or 'models[0].layers[0].units'"
+                )
             keys.append(int(index[:-1]))
     if not keys or any(k == "" for k in keys):
-        raise RnnkitError(f"'{path}' is not a dotted path such as 'training.learning_rate' or 'models[0].layers[0].units'")
+        raise RnnkitError(
+            f"'{path}' is not a dotted path such as 'training.learning_rate' or 'models[0].layers[0].units'"
+        )
     return keys
 
 
@@ -775,7 +837,7 @@ def set_value(raw: dict[str, Any], path: str, value: Any) -> None:
     keys = parse_path(path)
     node: Any = raw
     for depth, key in enumerate(keys[:-1]):
-        where = _dotted(tuple(keys[:depth + 1]))
+        where = _dotted(tuple(keys[: depth + 1]))
         if isinstance(key, int):
             if not isinstance(node, list) or key >= len(node):
                 size = f"a list of {len(node)}" if isinstance(node, list) else "not a list"
@@ -795,8 +857,12 @@ def set_value(raw: dict[str, Any], path: str, value: Any) -> None:
     node[last] = value
 
 
-def override(config: ExperimentConfig, values: dict[str, Any], source: str = "config",
-             parse: Callable[[dict[str, Any], str], ExperimentConfig] = parse_schema) -> ExperimentConfig:
+def override(
+    config: ExperimentConfig,
+    values: dict[str, Any],
+    source: str = "config",
+    parse: Callable[[dict[str, Any], str], ExperimentConfig] = parse_schema,
+) -> ExperimentConfig:
     """A copy of ``config`` with each dotted path of ``values`` set, validated again by ``parse``
     (the schema's; :func:`rnnkit.tasks.parse_config` adds the task's checks), its [search] kept.
 
@@ -814,8 +880,9 @@ def override(config: ExperimentConfig, values: dict[str, Any], source: str = "co
     return parse(raw, source)
 
 
-def check_search(config: ExperimentConfig, source: str,
-                 parse: Callable[[dict[str, Any], str], ExperimentConfig] = parse_schema) -> None:
+def check_search(
+    config: ExperimentConfig, source: str, parse: Callable[[dict[str, Any], str], ExperimentConfig] = parse_schema
+) -> None:
     """Refuse a [search] whose paths name nothing, or whose ranges give values the config cannot take.
 
     Each path must name a value of the resolved config (or an argument of a layer), and the ends of
@@ -831,22 +898,29 @@ def check_search(config: ExperimentConfig, source: str,
         where = f"{source}: search.params.'{path}'"
         current = _current(base, path, where)
         if param.type != "categorical" and isinstance(current, bool):
-            raise RnnkitError(f"{where}: type = {param.type!r} does not fit a true/false value "
-                              f"(use type = 'categorical', choices = [true, false])")
+            raise RnnkitError(
+                f"{where}: type = {param.type!r} does not fit a true/false value "
+                f"(use type = 'categorical', choices = [true, false])"
+            )
         if param.type == "float" and isinstance(current, int) and not isinstance(current, bool):
-            raise RnnkitError(f"{where}: a float distribution does not fit an integer value (now {current!r}): "
-                              f"use type = 'int'")
+            raise RnnkitError(
+                f"{where}: a float distribution does not fit an integer value (now {current!r}): use type = 'int'"
+            )
         for value in param.ends():
             raw = json.loads(json.dumps(base))
             set_value(raw, path, value)
             try:
                 parse(raw, f"{value!r}")
             except RnnkitError as e:
-                raise RnnkitError(f"{where}: the value {value!r} does not fit: {str(e).removeprefix(f'{value!r}: ')}") from None
+                raise RnnkitError(
+                    f"{where}: the value {value!r} does not fit: {str(e).removeprefix(f'{value!r}: ')}"
+                ) from None
     names = [m.name for m in config.models]
     if search.model is not None and search.model not in names:
-        raise RnnkitError(f"{source}: search.model must name a model of the config ({names}), got {search.model!r}"
-                          f"{closest(search.model, names)}")
+        raise RnnkitError(
+            f"{source}: search.model must name a model of the config ({names}), got {search.model!r}"
+            f"{closest(search.model, names)}"
+        )
     if not names:
         raise RnnkitError(f"{source}: [search] needs at least one [[models]] to train")
     if search.pruner != "none" and search.model is None and len(names) > 1:
@@ -870,12 +944,14 @@ def _current(raw: dict[str, Any], path: str, where: str) -> Any:
         else:
             return None  # a layer's argument left at its default
     if isinstance(node, (dict, list)):
-        raise RnnkitError(f"{where}: names a whole table or list; a search sets one value (a number, a string, "
-                          "true or false)")
+        raise RnnkitError(
+            f"{where}: names a whole table or list; a search sets one value (a number, a string, true or false)"
+        )
     return node
 
 
 # --- a config as TOML (a sweep's best config) ------------------------------------------------------
+
 
 def _toml_key(key: str) -> str:
     bare = key and all(c.isalnum() or c in "_-" for c in key) and key.isascii()
@@ -913,8 +989,11 @@ def config_toml(config: ExperimentConfig) -> str:
         True
     """
     raw = {k: v for k, v in config.to_dict().items() if v is not None}
-    lines = [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in raw.items()
-             if not isinstance(v, dict) and not (isinstance(v, list) and v and all(isinstance(i, dict) for i in v))]
+    lines = [
+        f"{_toml_key(k)} = {_toml_value(v)}"
+        for k, v in raw.items()
+        if not isinstance(v, dict) and not (isinstance(v, list) and v and all(isinstance(i, dict) for i in v))
+    ]
     for key, value in raw.items():
         if isinstance(value, dict):
             lines += ["", f"[{_toml_key(key)}]"]
@@ -922,6 +1001,5 @@ def config_toml(config: ExperimentConfig) -> str:
         elif isinstance(value, list) and value and all(isinstance(i, dict) for i in value):
             for item in value:
                 lines += ["", f"[[{_toml_key(key)}]]"]
-                lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in item.items()
-                          if v is not None and v != {}]
+                lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in item.items() if v is not None and v != {}]
     return "\n".join(lines) + "\n"

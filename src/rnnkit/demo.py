@@ -27,7 +27,7 @@ from rnnkit.tasks import parse_config
 DEMO: dict = {
     "name": "demo",
     "description": "Chollet's Jena protocol (24 h ahead, 120 hourly steps in, 50/25/25) on the embedded "
-                   "2009-2016 record: baselines, SimpleRNN, LSTM, GRU and rnnkit's recipe, beside the book",
+    "2009-2016 record: baselines, SimpleRNN, LSTM, GRU and rnnkit's recipe, beside the book",
     "data": {
         "dataset": "jena",
         "source": "record",  # the 2009-2016 record, never the station exports in RNNKIT_DATA_DIR
@@ -56,23 +56,39 @@ DEMO: dict = {
         {"name": "GRU(16)", "layers": [{"type": "GRU", "units": 16}, {"type": "Dense", "units": 1}]},
         # The recipe: the best on validation of examples/jena_recipe_sweep.py (seeds 0-2, README "Beating the book").
         # Halving the learning rate after an epoch without improvement gave 2.158 against 2.176 (validation).
-        {"name": "recipe: GRU(64, dropout 0.1, recurrent_dropout 0.1), LR halved on plateaus",
-         "layers": [{"type": "GRU", "units": 64, "dropout": 0.1, "recurrent_dropout": 0.1,
-                     "recurrent_dropout_mode": "batch"}, {"type": "Dense", "units": 1}],
-         "training": {"epochs": 20, "early_stopping_patience": 4, "lr_plateau_patience": 1}},
+        {
+            "name": "recipe: GRU(64, dropout 0.1, recurrent_dropout 0.1), LR halved on plateaus",
+            "layers": [
+                {
+                    "type": "GRU",
+                    "units": 64,
+                    "dropout": 0.1,
+                    "recurrent_dropout": 0.1,
+                    "recurrent_dropout_mode": "batch",
+                },
+                {"type": "Dense", "units": 1},
+            ],
+            "training": {"epochs": 20, "early_stopping_patience": 4, "lr_plateau_patience": 1},
+        },
     ],
     "published": {
         "source": "Chollet, Deep Learning with Python, 2nd ed., ch. 10 (raw 14 columns, T itself as the target, "
-                  "windows every 10 minutes)",
+        "windows every 10 minutes)",
         "rows": [
             {"model": "persistence", "run_as": "persistence", "mae_val": 2.44, "mae_test": 2.62},
             {"model": "LSTM(16)", "run_as": "LSTM(16)", "mae_test": 2.55},
             {"model": "LSTM(32, recurrent_dropout 0.25) + Dropout(0.5), 50 epochs", "mae_val": 2.27, "mae_test": 2.45},
-            {"model": "2 x GRU(32, recurrent_dropout 0.5) + Dropout(0.5), 50 epochs (the book's best)",
-             "mae_test": 2.39},
-            {"model": "course 05a GRU(16)", "mae_val": [3.55, 3.58], "mae_test": [3.40, 3.50],
-             "source": "course notebook 05a (04b-rnns), sara-nl/ML_Erasmus, R keras, last epoch; another protocol "
-                       "(96 h in, windows every 24 h)"},
+            {
+                "model": "2 x GRU(32, recurrent_dropout 0.5) + Dropout(0.5), 50 epochs (the book's best)",
+                "mae_test": 2.39,
+            },
+            {
+                "model": "course 05a GRU(16)",
+                "mae_val": [3.55, 3.58],
+                "mae_test": [3.40, 3.50],
+                "source": "course notebook 05a (04b-rnns), sara-nl/ML_Erasmus, R keras, last epoch; another protocol "
+                "(96 h in, windows every 24 h)",
+            },
         ],
     },
 }

@@ -26,6 +26,7 @@ RECURRENT_LAYERS = ("SimpleRNN", "LSTM", "GRU")
 
 # --- the gradient per step ----------------------------------------------------------------------
 
+
 def _output_tensor(out: Any) -> torch.Tensor:
     # A layer with return_state gives (output, *states): the output comes first.
     if isinstance(out, (tuple, list)):
@@ -56,7 +57,8 @@ def _scalar_loss(out: torch.Tensor, y: torch.Tensor | None, loss: LossArg) -> to
         if out.dim() < 2 or y.shape != out.shape[:-1]:
             raise ValueError(
                 f"y must hold one class index per logit vector for cross_entropy: shape {tuple(out.shape[:-1])}, "
-                f"got {tuple(y.shape)}")
+                f"got {tuple(y.shape)}"
+            )
         logits = out.movedim(-1, 1) if out.dim() > 2 else out  # class axis second, as F.cross_entropy wants
         return _per_example_sum(F.cross_entropy(logits, y.long(), reduction="none"))
     target = y.to(out.dtype)
@@ -68,8 +70,16 @@ def _scalar_loss(out: torch.Tensor, y: torch.Tensor | None, loss: LossArg) -> to
     return _per_example_sum(error.square() if loss == "mse" else error.abs())
 
 
-__all__ = ["GradientPicture", "config_windows", "describe_gradients", "gradient_flow", "gradient_picture",
-           "long_dependency_task", "set_remember_bias"]
+__all__ = [
+    "GradientPicture",
+    "config_windows",
+    "describe_gradients",
+    "gradient_flow",
+    "gradient_picture",
+    "long_dependency_task",
+    "set_remember_bias",
+]
+
 
 def gradient_flow(
     model: nn.Module,
@@ -147,6 +157,7 @@ def gradient_flow(
 
 
 # --- the picture: SimpleRNN, LSTM and GRU on the same data --------------------------------------
+
 
 def long_dependency_task(examples: int, steps: int = 100, *, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Sequences whose label is decided by their first step alone; every later step is noise.
@@ -254,8 +265,9 @@ def _ratio(curve: np.ndarray) -> float:
     return float(curve[0] / curve[-1]) if curve[-1] > 0 else math.inf
 
 
-def describe_gradients(ratios: dict[str, float], steps: int, scores: dict[str, float] | None = None,
-                       score_name: str = "accuracy") -> str:
+def describe_gradients(
+    ratios: dict[str, float], steps: int, scores: dict[str, float] | None = None, score_name: str = "accuracy"
+) -> str:
     """The one-line reading of a gradient picture.
 
     Example:
@@ -264,8 +276,9 @@ def describe_gradients(ratios: dict[str, float], steps: int, scores: dict[str, f
     """
     parts = ", ".join(f"{name} {r:.0e}" for name, r in ratios.items())
     if scores:
-        shown = ", ".join(f"{name} {100 * s:.0f}%" if score_name == "accuracy" else f"{name} {s:.3g}"
-                          for name, s in scores.items())
+        shown = ", ".join(
+            f"{name} {100 * s:.0f}%" if score_name == "accuracy" else f"{name} {s:.3g}" for name, s in scores.items()
+        )
         parts += f" ({score_name} {shown})"
     line = f"‖∂L/∂x_1‖ / ‖∂L/∂x_{steps}‖: {parts}"
     finite = {n: r for n, r in ratios.items() if math.isfinite(r)}
@@ -275,12 +288,16 @@ def describe_gradients(ratios: dict[str, float], steps: int, scores: dict[str, f
     strongest = max(finite, key=finite.__getitem__)
     factor = finite[strongest] / finite[weakest] if finite[weakest] > 0 else math.inf
     if factor >= 100:
-        return (f"{line}: the gradient from step 1 is {factor:.0e} times weaker in {weakest} than in {strongest}: "
-                f"{weakest} barely learns from the early steps")
+        return (
+            f"{line}: the gradient from step 1 is {factor:.0e} times weaker in {weakest} than in {strongest}: "
+            f"{weakest} barely learns from the early steps"
+        )
     return f"{line}: the gradient reaches step 1 alike in all of them (within a factor {factor:.0f})"
 
 
-def config_windows(config: Any, paths: list[str] | None = None, examples: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+def config_windows(
+    config: Any, paths: list[str] | None = None, examples: int = 1024
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Up to ``examples`` training windows of an experiment config, evenly spread: ``(x, y)``.
 
     ``x`` is ``(examples, sequence_length, features)`` (scaled as in a run), ``y`` ``(examples, 1)``.
@@ -356,7 +373,9 @@ def gradient_picture(
     else:
         classification = False
         if not isinstance(x, torch.Tensor) or x.dim() != 3 or len(x) < 5:
-            raise ValueError(f"x must be a tensor (examples >= 5, time, features), got {getattr(x, 'shape', type(x).__name__)}")
+            raise ValueError(
+                f"x must be a tensor (examples >= 5, time, features), got {getattr(x, 'shape', type(x).__name__)}"
+            )
         y = torch.as_tensor(y).float().reshape(len(y), -1)
         if len(y) != len(x):
             raise ValueError(f"y must have one row per example of x ({len(x)}), got {len(y)}")
@@ -374,9 +393,16 @@ def gradient_picture(
             set_remember_bias(layer, remember_bias)
         model = Sequential(layer, rl.Dense(outputs), input_shape=tuple(x_train.shape[1:]))
         if train_epochs > 0:
-            Trainer(loss=loss, epochs=train_epochs, batch_size=32, learning_rate=learning_rate, clip_grad_norm=1.0,
-                    seed=seed, progress=False,
-                    device="cpu").fit(model, (x_train, y_train), (x_held, y_held))  # the picture is read on the host
+            Trainer(
+                loss=loss,
+                epochs=train_epochs,
+                batch_size=32,
+                learning_rate=learning_rate,
+                clip_grad_norm=1.0,
+                seed=seed,
+                progress=False,
+                device="cpu",
+            ).fit(model, (x_train, y_train), (x_held, y_held))  # the picture is read on the host
         model.eval()
         with torch.no_grad():
             out = model(x_held)

@@ -68,7 +68,9 @@ def runnable_levels() -> list[str]:
 def build_lines() -> list[str]:
     """The kernel build in force: level, flags, tiles, cache folder, load or build time."""
     mode = kernel.kernel_mode()
-    lines = [f"kernel mode: {mode} ({kernel.ENVIRONMENT_VARIABLE}={os.environ.get(kernel.ENVIRONMENT_VARIABLE, '') or 'unset'})"]
+    lines = [
+        f"kernel mode: {mode} ({kernel.ENVIRONMENT_VARIABLE}={os.environ.get(kernel.ENVIRONMENT_VARIABLE, '') or 'unset'})"
+    ]
     try:
         level, flags = kernel.isa_level(), kernel.compile_flags()
     except RuntimeError as error:

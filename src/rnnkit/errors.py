@@ -43,7 +43,9 @@ def check_bool(name: str, value: Any) -> bool:
         return value
     if type(value).__name__ == "bool_":  # numpy.bool_, without importing numpy here
         return bool(value)
-    raise RnnkitError(f"{name} must be True or False, got {value!r} ({type(value).__name__}; no truthy strings or numbers)")
+    raise RnnkitError(
+        f"{name} must be True or False, got {value!r} ({type(value).__name__}; no truthy strings or numbers)"
+    )
 
 
 def check_int(name: str, value: Any, *, low: int | None = None, high: int | None = None) -> int:
@@ -71,8 +73,15 @@ def check_positive_int(name: str, value: Any) -> int:
     return int(value)
 
 
-def check_number(name: str, value: Any, *, low: float | None = None, high: float | None = None,
-                 low_open: bool = False, high_open: bool = False) -> float:
+def check_number(
+    name: str,
+    value: Any,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
     """``value`` as a float when it is a finite real number in the interval; bools and NaN are refused."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise RnnkitError(f"{name} must be a number, got {value!r} ({type(value).__name__})")

@@ -30,7 +30,14 @@ from rnnkit.report import write_if_configured
 from rnnkit.results import best_baseline
 from rnnkit.rundir import release
 from rnnkit.runs import (  # load_run, load_trained: read a run folder back (the CLI and export use them here)
-    Log, baseline_results, finish_run, load_run, load_trained, saved_model_results, start_run, train_models,
+    Log,
+    baseline_results,
+    finish_run,
+    load_run,
+    load_trained,
+    saved_model_results,
+    start_run,
+    train_models,
 )
 from rnnkit.tasks import task_class, task_for
 from rnnkit.training import distributed
@@ -73,17 +80,34 @@ def run_experiment(
     if not main:
         log, progress = _silent, False
     # the other ranks wait for rank 0's claim (and its removal of an old run) before they read a checkpoint
-    distributed.on_main(lambda: start_run(output, task.config, task.scaler, task.data_used(), resume=resume,
-                                          overwrite=overwrite, log=log))
+    distributed.on_main(
+        lambda: start_run(
+            output, task.config, task.scaler, task.data_used(), resume=resume, overwrite=overwrite, log=log
+        )
+    )
     out = Path(output)
     log(task.describe())
     baselines = task.baselines()
     results = baseline_results(baselines, task.score)
     trained = train_models(
-        task.config, task.specs(), out, build=task.build, data=task.train_data, score=task.score,
-        metadata=task.metadata, summary=task.summary, trainer_options=task.trainer_options() or None,
+        task.config,
+        task.specs(),
+        out,
+        build=task.build,
+        data=task.train_data,
+        score=task.score,
+        metadata=task.metadata,
+        summary=task.summary,
+        trainer_options=task.trainer_options() or None,
         describe_epoch=task.describe_epoch,
-        epochs=epochs, resume=resume, progress=progress, log=log, write=main, model_hooks=model_hooks, device=device)
+        epochs=epochs,
+        resume=resume,
+        progress=progress,
+        log=log,
+        write=main,
+        model_hooks=model_hooks,
+        device=device,
+    )
     metrics = with_best_baseline(task, task.document({**results, **trained.results}))
     if main:
         finish_run(out, metrics, trained.histories, loss_name=task.loss_name)
@@ -112,8 +136,9 @@ def evaluate_run(run: str | Path) -> dict[str, Any]:
     if scaler is not None:
         task.check_same_data(scaler, run)
     results = baseline_results(task.baselines(), task.score)
-    results.update(saved_model_results(task.config, task.specs(), stored, task.score,
-                                       load=lambda name: load_trained(run, name)[1]))
+    results.update(
+        saved_model_results(task.config, task.specs(), stored, task.score, load=lambda name: load_trained(run, name)[1])
+    )
     return with_best_baseline(task, task.document(results))
 
 
@@ -134,8 +159,13 @@ def evaluate_report(metrics: dict[str, Any]) -> str:
     """What ``rnnkit evaluate`` prints: the table scored again, the best model and baseline, and which
     numbers are the training's (the seconds and parameters are read from the run, not measured again)."""
     task = task_class(metrics.get("task", "regression"))
-    return "\n".join([task.table(metrics), *task.report(metrics),
-                      "scores computed again now; 'seconds' is each model's training time, read from the run"])
+    return "\n".join(
+        [
+            task.table(metrics),
+            *task.report(metrics),
+            "scores computed again now; 'seconds' is each model's training time, read from the run",
+        ]
+    )
 
 
 def run_report(metrics: dict[str, Any], output: str | Path) -> str:
@@ -167,13 +197,16 @@ def written_lines(folder: str | Path) -> str:
         listings = {n: names(folder / sub / n) for n in inner if n.endswith("/")}
         parts = kept[:]
         if listings and len({tuple(v) for v in listings.values()}) == 1:
-            parts.append(", ".join(listings) + f" ({'each: ' if len(listings) > 1 else ''}"
-                         + ", ".join(next(iter(listings.values()))) + ")")
+            parts.append(
+                ", ".join(listings)
+                + f" ({'each: ' if len(listings) > 1 else ''}"
+                + ", ".join(next(iter(listings.values())))
+                + ")"
+            )
         else:
             parts += [f"{n} ({', '.join(v)})" if v else n for n, v in listings.items()]
         lines.append(f"  {sub}: " + (", ".join(parts) or "(empty)"))
     return "\n".join(lines)
-
 
 
 def trained_model_names(config: ExperimentConfig) -> list[str]:

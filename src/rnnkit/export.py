@@ -37,8 +37,14 @@ from rnnkit import baselines as bl
 from rnnkit.errors import RnnkitError
 from rnnkit.layers import GRU, LSTM, Bidirectional, Dense, Dropout, Flatten, SimpleRNN
 from rnnkit.layers.recurrent import RNN
-from rnnkit.baselines import (MultiStepResidualTarget, RepeatLastDay, RepeatLastPeriod, StepMean, StepPersistence,
-                              StepResidualTarget)
+from rnnkit.baselines import (
+    MultiStepResidualTarget,
+    RepeatLastDay,
+    RepeatLastPeriod,
+    StepMean,
+    StepPersistence,
+    StepResidualTarget,
+)
 from rnnkit.models import Sequential
 from rnnkit.models.ensemble import Ensemble
 
@@ -116,8 +122,10 @@ def convert(graph: Graph, module: nn.Module, x: str) -> str:
     for cls in type(module).__mro__:
         if cls in CONVERTERS:
             return CONVERTERS[cls](graph, module, x)
-    raise RnnkitError(f"cannot export a {type(module).__name__} to ONNX: no converter for it "
-                      f"(supported: {', '.join(sorted(c.__name__ for c in CONVERTERS))})")
+    raise RnnkitError(
+        f"cannot export a {type(module).__name__} to ONNX: no converter for it "
+        f"(supported: {', '.join(sorted(c.__name__ for c in CONVERTERS))})"
+    )
 
 
 # --- activations -----------------------------------------------------------------------------------
@@ -139,8 +147,15 @@ def _activation(graph: Graph, name: str | None, x: str) -> str:
     """An elementwise activation by Keras name (Dense's)."""
     if name is None or name == "linear":
         return x
-    simple = {"tanh": "Tanh", "sigmoid": "Sigmoid", "relu": "Relu", "elu": "Elu", "selu": "Selu",
-              "softsign": "Softsign", "softplus": "Softplus"}
+    simple = {
+        "tanh": "Tanh",
+        "sigmoid": "Sigmoid",
+        "relu": "Relu",
+        "elu": "Elu",
+        "selu": "Selu",
+        "softsign": "Softsign",
+        "softplus": "Softplus",
+    }
     if name in simple:
         return graph.op(simple[name], [x])
     if name == "hard_sigmoid":
@@ -156,14 +171,18 @@ def _activation(graph: Graph, name: str | None, x: str) -> str:
 
 def _rnn_activations(layer: RNN) -> dict[str, list[Any]]:
     """The ``activations`` (and alphas/betas) attributes of an ONNX recurrent node for ``layer``."""
-    names = {SimpleRNN: [layer.activation],
-             GRU: [getattr(layer, "recurrent_activation", "sigmoid"), layer.activation],
-             LSTM: [getattr(layer, "recurrent_activation", "sigmoid"), layer.activation, layer.activation]}
+    names = {
+        SimpleRNN: [layer.activation],
+        GRU: [getattr(layer, "recurrent_activation", "sigmoid"), layer.activation],
+        LSTM: [getattr(layer, "recurrent_activation", "sigmoid"), layer.activation, layer.activation],
+    }
     wanted = next(v for k, v in names.items() if isinstance(layer, k))
     for n in wanted:
         if n not in RNN_ACTIVATIONS:
-            raise RnnkitError(f"cannot export {type(layer).__name__} with activation {n!r} to ONNX: its recurrent "
-                              f"operators take {sorted(RNN_ACTIVATIONS)}")
+            raise RnnkitError(
+                f"cannot export {type(layer).__name__} with activation {n!r} to ONNX: its recurrent "
+                f"operators take {sorted(RNN_ACTIVATIONS)}"
+            )
     acts = [RNN_ACTIVATIONS[n] for n in wanted]
     attributes: dict[str, list[Any]] = {"activations": [a[0] for a in acts]}
     if any(a[1] is not None for a in acts):
@@ -177,10 +196,11 @@ def _rnn_activations(layer: RNN) -> dict[str, list[Any]]:
 
 # --- layers ----------------------------------------------------------------------------------------
 
+
 def _onnx_gates(array: np.ndarray, kind: type, n: int) -> np.ndarray:
     """Keras's gate blocks along the last axis (i, f, c, o for LSTM) in ONNX's order (i, o, f, c)."""
     if kind is LSTM:
-        i, f, c, o = (array[..., k * n:(k + 1) * n] for k in range(4))
+        i, f, c, o = (array[..., k * n : (k + 1) * n] for k in range(4))
         return np.concatenate([i, o, f, c], axis=-1)
     return array  # SimpleRNN: one block; GRU: z, r, h in both
 
@@ -254,8 +274,10 @@ def _fix_time(graph: Graph, steps: int, what: str) -> None:
 @converts(Flatten, nn.Flatten)
 def _flatten(graph: Graph, layer: nn.Module, x: str) -> str:
     if graph.steps is None:
-        raise RnnkitError("cannot export a model that flattens its window without knowing its sequence length: "
-                          "build it with input_shape=(sequence_length, features)")
+        raise RnnkitError(
+            "cannot export a model that flattens its window without knowing its sequence length: "
+            "build it with input_shape=(sequence_length, features)"
+        )
     _fix_time(graph, graph.steps, "Flatten")
     return graph.op("Reshape", [x, graph.ints([0, -1])])  # (batch, time · features)
 
@@ -279,6 +301,7 @@ def _sequential(graph: Graph, model: nn.Module, x: str) -> str:
 
 
 # --- baselines and target wrappers -----------------------------------------------------------------
+
 
 @converts(bl.Persistence)
 def _persistence(graph: Graph, model: bl.Persistence, x: str) -> str:
@@ -359,6 +382,7 @@ def _ensemble(graph: Graph, model: Ensemble, x: str) -> str:
 
 # --- the model -------------------------------------------------------------------------------------
 
+
 def _features(model: nn.Module) -> int | None:
     """The input features the model was built for, when it says."""
     shape = getattr(model, "input_shape", None)
@@ -387,8 +411,7 @@ def _steps(model: nn.Module, features: int) -> int | None:
     return None
 
 
-def to_model_proto(model: nn.Module, features: int | None = None, *, opset: int = OPSET,
-                   doc: str = "") -> Any:
+def to_model_proto(model: nn.Module, features: int | None = None, *, opset: int = OPSET, doc: str = "") -> Any:
     """The ONNX ``ModelProto`` of ``model``: input ``x`` (batch, time, features) float32, output ``y``.
 
     Args:
@@ -410,13 +433,16 @@ def to_model_proto(model: nn.Module, features: int | None = None, *, opset: int 
 
     def make(y_info: Any) -> Any:
         body = onnx.helper.make_graph(graph.nodes, "rnnkit", [x_info], [y_info], graph.initializers, doc_string=doc)
-        proto = onnx.helper.make_model(body, opset_imports=[onnx.helper.make_opsetid("", opset)],
-                                       producer_name="rnnkit")
+        proto = onnx.helper.make_model(
+            body, opset_imports=[onnx.helper.make_opsetid("", opset)], producer_name="rnnkit"
+        )
         proto.ir_version = min(proto.ir_version, 9)  # what the pinned onnxruntime reads
         return proto
 
     # the output's shape as ONNX's shape inference finds it (symbolic batch and time carried through)
-    inferred = onnx.shape_inference.infer_shapes(make(onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)))
+    inferred = onnx.shape_inference.infer_shapes(
+        make(onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None))
+    )
     known = {v.name: v for v in inferred.graph.value_info}
     y_info = onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)
     if y in known:
@@ -428,8 +454,15 @@ def to_model_proto(model: nn.Module, features: int | None = None, *, opset: int 
     return proto
 
 
-def onnx(model: nn.Module, path: str | Path, features: int | None = None, *, opset: int = OPSET,
-         doc: str = "", metadata: dict[str, str] | None = None) -> Path:
+def onnx(
+    model: nn.Module,
+    path: str | Path,
+    features: int | None = None,
+    *,
+    opset: int = OPSET,
+    doc: str = "",
+    metadata: dict[str, str] | None = None,
+) -> Path:
     """Write ``model`` as an ONNX file at ``path``; returns the path.
 
     The graph has one input ``x`` (batch, time, features) float32, with the batch and (unless
@@ -461,6 +494,7 @@ def onnx(model: nn.Module, path: str | Path, features: int | None = None, *, ops
 
 # --- a run's model ---------------------------------------------------------------------------------
 
+
 def torch_kernel() -> Any:
     """A context in which rnnkit layers run PyTorch's own kernels (the reference the export matches)."""
     from contextlib import nullcontext
@@ -490,11 +524,19 @@ def max_difference(model: nn.Module, path: str | Path, x: torch.Tensor) -> float
 # Task kinds whose models are no window-in, forecast-out graph, and why.
 NOT_EXPORTED = {
     "generation": "they generate text one character at a time, each step fed the character sampled from "
-                  "the step before (a sampling loop around the network, not one graph from a window to an output)",
+    "the step before (a sampling loop around the network, not one graph from a window to an output)",
 }
 # The columns the loader derives from others (rk.datasets.jena_climate(derived=...)).
-DERIVED_COLUMNS = {"Wx": "wind", "Wy": "wind", "max Wx": "wind", "max Wy": "wind", "Day sin": "time",
-                   "Day cos": "time", "Year sin": "time", "Year cos": "time"}
+DERIVED_COLUMNS = {
+    "Wx": "wind",
+    "Wy": "wind",
+    "max Wx": "wind",
+    "max Wy": "wind",
+    "Day sin": "time",
+    "Day cos": "time",
+    "Year sin": "time",
+    "Year cos": "time",
+}
 
 
 def run_metadata(name: str, meta: dict[str, Any], scaler: Any) -> dict[str, str]:
@@ -503,12 +545,16 @@ def run_metadata(name: str, meta: dict[str, Any], scaler: Any) -> dict[str, str]
 
     features = list(meta.get("features") or (scaler.columns if scaler is not None else []))
     windows = meta.get("windows", {})
-    out = {"rnnkit_model": name, "input_columns": json.dumps(features),
-           "derived_columns": json.dumps([c for c in features if c in DERIVED_COLUMNS]),
-           "target": str(meta.get("target", "")), "horizon_rows": str(windows.get("horizon", "")),
-           "sequence_length": str(windows.get("sequence_length", "")),
-           "sampling_rate": str(windows.get("sampling_rate", "")),
-           "residual": json.dumps(bool(windows.get("residual", False)))}
+    out = {
+        "rnnkit_model": name,
+        "input_columns": json.dumps(features),
+        "derived_columns": json.dumps([c for c in features if c in DERIVED_COLUMNS]),
+        "target": str(meta.get("target", "")),
+        "horizon_rows": str(windows.get("horizon", "")),
+        "sequence_length": str(windows.get("sequence_length", "")),
+        "sampling_rate": str(windows.get("sampling_rate", "")),
+        "residual": json.dumps(bool(windows.get("residual", False))),
+    }
     if scaler is not None:
         index = {c: i for i, c in enumerate(scaler.columns)}
         out["scaler_mean"] = json.dumps([float(scaler.mean[index[c]]) for c in features if c in index])
@@ -528,24 +574,35 @@ def usage_note(file: str, meta: dict[str, str]) -> str:
     derived = json.loads(meta["derived_columns"])
     residual = json.loads(meta["residual"])
     target = meta["target"]
-    return "\n".join([
-        f"{file}: rnnkit model {meta['rnnkit_model']!r} (the same facts are in the file's metadata_props)",
-        f"input x: float32 (batch, {meta['sequence_length']}, {len(json.loads(meta['input_columns']))}): "
-        f"{meta['sequence_length']} rows, every {meta['sampling_rate']} row(s) of the data, columns in the order "
-        "of input_columns",
-        "scale each column first: (value - scaler_mean[i]) / scaler_std[i] (the run's scaler.json, training split)",
-        (f"derived columns, computed from others before scaling: {', '.join(derived)} "
-         "(wind vector from wv/wd; sin/cos of the time of day and year)") if derived else "no derived columns",
-        f"output y: {target} at {meta['horizon_rows']} rows after the last input row, scaled: "
-        f"y * std({target}) + mean({target})"
-        + (f" (residual: the network predicts the change from the last input row's {target} and the graph "
-           "adds that value back, so y is the value itself)" if residual else " (the value itself, not a change)"),
-        "",
-    ])
+    return "\n".join(
+        [
+            f"{file}: rnnkit model {meta['rnnkit_model']!r} (the same facts are in the file's metadata_props)",
+            f"input x: float32 (batch, {meta['sequence_length']}, {len(json.loads(meta['input_columns']))}): "
+            f"{meta['sequence_length']} rows, every {meta['sampling_rate']} row(s) of the data, columns in the order "
+            "of input_columns",
+            "scale each column first: (value - scaler_mean[i]) / scaler_std[i] (the run's scaler.json, training split)",
+            (
+                f"derived columns, computed from others before scaling: {', '.join(derived)} "
+                "(wind vector from wv/wd; sin/cos of the time of day and year)"
+            )
+            if derived
+            else "no derived columns",
+            f"output y: {target} at {meta['horizon_rows']} rows after the last input row, scaled: "
+            f"y * std({target}) + mean({target})"
+            + (
+                f" (residual: the network predicts the change from the last input row's {target} and the graph "
+                "adds that value back, so y is the value itself)"
+                if residual
+                else " (the value itself, not a change)"
+            ),
+            "",
+        ]
+    )
 
 
-def export_run(run: str | Path, name: str | None = None, path: str | Path | None = None,
-               check: int = 64) -> tuple[str, Path, float | None]:
+def export_run(
+    run: str | Path, name: str | None = None, path: str | Path | None = None, check: int = 64
+) -> tuple[str, Path, float | None]:
     """Export a trained model of a run folder (the best by validation MAE by default) as ONNX.
 
     Args:
@@ -566,8 +623,10 @@ def export_run(run: str | Path, name: str | None = None, path: str | Path | None
 
     config, scaler, _ = load_run(run)
     if config.task in NOT_EXPORTED:
-        raise RnnkitError(f"a {config.task} run's models cannot be exported as ONNX: {NOT_EXPORTED[config.task]}; "
-                          "export covers the window models (a window of rows in, a forecast out)")
+        raise RnnkitError(
+            f"a {config.task} run's models cannot be exported as ONNX: {NOT_EXPORTED[config.task]}; "
+            "export covers the window models (a window of rows in, a forecast out)"
+        )
     name, model, description = load_trained(run, name)
     shape = description.get("metadata", {}).get("input_shape") or getattr(model, "input_shape", None)
     if not shape:

@@ -66,27 +66,36 @@ class Calibration:
     window: int | None = None
     residuals: np.ndarray | None = None  # rolling: (<= window, positions), data units
 
-    def radii(self, point: np.ndarray, truth: np.ndarray | None = None,
-              clock: tuple[Any, Any] | None = None) -> np.ndarray:
+    def radii(
+        self, point: np.ndarray, truth: np.ndarray | None = None, clock: tuple[Any, Any] | None = None
+    ) -> np.ndarray:
         """The radius of each forecast, ``(levels, windows, positions)``, around ``point`` ``(windows, positions)``
         (fewer positions than calibrated: the last ones). Rolling: from ``truth`` (NaN where unknown) and
         ``clock = (last_rows, target_rows)`` of the same windows (``clock_of``), errors known at forecast time only."""
         point = np.asarray(point, dtype=float).reshape(len(point), -1)
         positions = point.shape[1]
         if self.update == "static":
-            return np.broadcast_to(self.radius[:, -positions:][:, None, :],
-                                   (len(self.levels), len(point), positions))
+            return np.broadcast_to(self.radius[:, -positions:][:, None, :], (len(self.levels), len(point), positions))
         if truth is None or clock is None:
-            raise RnnkitError("intervals: rolling intervals need the windows' truth and rows (the errors known "
-                              "when each forecast is made)")
+            raise RnnkitError(
+                "intervals: rolling intervals need the windows' truth and rows (the errors known "
+                "when each forecast is made)"
+            )
         truth = np.asarray(truth, dtype=float).reshape(point.shape)
         last_rows, target_rows = clock
         target_rows = np.asarray(target_rows).reshape(len(point), -1)[:, -positions:]
-        return rolling_radius(self.levels, self.window, self.residuals[:, -positions:], np.abs(truth - point),
-                              target_rows, np.asarray(last_rows).reshape(-1))
+        return rolling_radius(
+            self.levels,
+            self.window,
+            self.residuals[:, -positions:],
+            np.abs(truth - point),
+            target_rows,
+            np.asarray(last_rows).reshape(-1),
+        )
 
-    def bounds(self, point: np.ndarray, truth: np.ndarray | None = None,
-               clock: tuple[Any, Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def bounds(
+        self, point: np.ndarray, truth: np.ndarray | None = None, clock: tuple[Any, Any] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """``(lower, upper)``, each ``(levels, windows, positions)``, around ``point`` ``(windows, positions)``
         (fewer positions than calibrated: the last ones, e.g. a per-step model's last step); rolling: ``radii``."""
         point = np.asarray(point, dtype=float).reshape(len(point), -1)
@@ -115,10 +124,16 @@ class Calibration:
             raise RnnkitError(f"{where}: the radii must be finite, one row per level, got shape {radius.shape}")
         if update not in UPDATES:
             raise RnnkitError(f"{where}: update must be one of {list(UPDATES)}, got {update!r}")
-        if rolling and (residuals.ndim != 2 or residuals.shape[1] != radius.shape[1] or len(residuals) == 0
-                        or not np.isfinite(residuals).all() or window < 1):
-            raise RnnkitError(f"{where}: the rolling residuals must be finite, one column per position, got "
-                              f"shape {residuals.shape}")
+        if rolling and (
+            residuals.ndim != 2
+            or residuals.shape[1] != radius.shape[1]
+            or len(residuals) == 0
+            or not np.isfinite(residuals).all()
+            or window < 1
+        ):
+            raise RnnkitError(
+                f"{where}: the rolling residuals must be finite, one column per position, got shape {residuals.shape}"
+            )
         return cls(levels, radius, n, update, window, residuals)
 
 
@@ -128,13 +143,16 @@ def _ranks(levels: list[float], n: int) -> list[int]:
     for a, k in zip(levels, ks):
         if k > n or n == 0:
             need = math.ceil(a / (1 - a) - 1e-9)
-            raise RnnkitError(f"intervals.levels: a {percent(a)}% conformal interval needs at least {need} "
-                              f"calibration windows, got {n}")
+            raise RnnkitError(
+                f"intervals.levels: a {percent(a)}% conformal interval needs at least {need} "
+                f"calibration windows, got {n}"
+            )
     return ks
 
 
-def rolling_radius(levels: list[float], window: int, past: np.ndarray, errors: np.ndarray, known_at: np.ndarray,
-                   made_at: np.ndarray) -> np.ndarray:
+def rolling_radius(
+    levels: list[float], window: int, past: np.ndarray, errors: np.ndarray, known_at: np.ndarray, made_at: np.ndarray
+) -> np.ndarray:
     """Online conformal radii, ``(levels, forecasts, positions)``: the ``ceil((w + 1) a)``-th smallest of the last
     ``w <= window`` absolute errors known when each forecast is made.
 
@@ -167,7 +185,7 @@ def rolling_radius(levels: list[float], window: int, past: np.ndarray, errors: n
         counts, which = np.unique(known, return_inverse=True)
         values = np.empty((len(levels), len(counts)))
         for j, c in enumerate(counts):
-            recent = pool[max(0, c - window):c]
+            recent = pool[max(0, c - window) : c]
             ks = _ranks(levels, len(recent))
             values[:, j] = np.partition(recent, [k - 1 for k in ks])[[k - 1 for k in ks]]
         out[:, :, p] = values[:, which.reshape(-1)]
@@ -181,8 +199,14 @@ def clock_of(windows: Any) -> tuple[np.ndarray, np.ndarray]:
     return last, windows.target_rows.numpy().reshape(len(last), -1)
 
 
-def calibrate(point: np.ndarray, truth: np.ndarray, levels: list[float], update: str = "static",
-              window: int | None = None, known_at: np.ndarray | None = None) -> Calibration:
+def calibrate(
+    point: np.ndarray,
+    truth: np.ndarray,
+    levels: list[float],
+    update: str = "static",
+    window: int | None = None,
+    known_at: np.ndarray | None = None,
+) -> Calibration:
     """Split-conformal radii from calibration forecasts and truths (data units, ``(n, positions)``).
 
     A level needs ``n >= ceil(a / (1 − a))`` windows (else ``ceil((n + 1) a) > n``): refused as bad input.
@@ -198,16 +222,18 @@ def calibrate(point: np.ndarray, truth: np.ndarray, levels: list[float], update:
     if update == "static":
         return Calibration(list(levels), radius, n)
     if update != "rolling" or window is None or window < 1:
-        raise RnnkitError(f"intervals: update must be 'static', or 'rolling' with a window >= 1, got {update!r} "
-                          f"(window {window})")
+        raise RnnkitError(
+            f"intervals: update must be 'static', or 'rolling' with a window >= 1, got {update!r} (window {window})"
+        )
     if known_at is not None:
         order = np.argsort(np.asarray(known_at).reshape(errors.shape), axis=0, kind="stable")
         errors = np.take_along_axis(errors, order, axis=0)
     return Calibration(list(levels), radius, n, "rolling", window, errors[-window:])
 
 
-def interval_scores(cal: Calibration, point: np.ndarray, truth: np.ndarray,
-                    clock: tuple[Any, Any] | None = None) -> dict[str, float]:
+def interval_scores(
+    cal: Calibration, point: np.ndarray, truth: np.ndarray, clock: tuple[Any, Any] | None = None
+) -> dict[str, float]:
     """Coverage (share of targets inside, over every window and step) and mean width (data units) per level.
     ``clock``: the windows' ``(last_rows, target_rows)`` (``clock_of``), which rolling intervals need."""
     point = np.asarray(point, dtype=float).reshape(len(point), -1)
@@ -221,8 +247,9 @@ def interval_scores(cal: Calibration, point: np.ndarray, truth: np.ndarray,
     return out
 
 
-def forecasts(model: Any, windows: Any, *, scale: float, offset: float,
-              point: Callable[[Any], Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def forecasts(
+    model: Any, windows: Any, *, scale: float, offset: float, point: Callable[[Any], Any] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """``(forecast, truth)`` of ``model`` on ``windows`` in data units, ``(windows, positions)`` each.
     ``point``: the point forecast of the model's output (default: the output itself; a quantile model's median)."""
     from rnnkit.training import predict
@@ -235,9 +262,18 @@ def forecasts(model: Any, windows: Any, *, scale: float, offset: float,
     return pred, truth
 
 
-def conformal_scores(model: Any, calibration: Any, test: Any, levels: list[float], *, scale: float, offset: float,
-                     point: Callable[[Any], Any] | None = None, update: str = "static",
-                     window: int | None = None) -> tuple[Calibration, dict[str, float]]:
+def conformal_scores(
+    model: Any,
+    calibration: Any,
+    test: Any,
+    levels: list[float],
+    *,
+    scale: float,
+    offset: float,
+    point: Callable[[Any], Any] | None = None,
+    update: str = "static",
+    window: int | None = None,
+) -> tuple[Calibration, dict[str, float]]:
     """Calibrate ``model`` on the windows ``calibration`` and score its intervals on the windows ``test``.
 
     The function a backtest calls per fold (its calibration part, its test part); a run calls it with
@@ -251,8 +287,13 @@ def conformal_scores(model: Any, calibration: Any, test: Any, levels: list[float
                                        scale=fold.scale, offset=fold.offset)
         scores["conformal_80_coverage"]
     """
-    cal = calibrate(*forecasts(model, calibration, scale=scale, offset=offset, point=point), levels, update, window,
-                    clock_of(calibration)[1])
+    cal = calibrate(
+        *forecasts(model, calibration, scale=scale, offset=offset, point=point),
+        levels,
+        update,
+        window,
+        clock_of(calibration)[1],
+    )
     return cal, interval_scores(cal, *forecasts(model, test, scale=scale, offset=offset, point=point), clock_of(test))
 
 
@@ -262,9 +303,17 @@ def run_scores(config: Any, model: Any, prepared: Any, point: Callable[[Any], An
     if getattr(config, "intervals", None) is None:
         return {}
     spec = config.intervals
-    cal, scores = conformal_scores(model, prepared.windows["val"], prepared.windows["test"], spec.levels,
-                                   scale=prepared.scale, offset=prepared.offset, point=point, update=spec.update,
-                                   window=spec.window)
+    cal, scores = conformal_scores(
+        model,
+        prepared.windows["val"],
+        prepared.windows["test"],
+        spec.levels,
+        scale=prepared.scale,
+        offset=prepared.offset,
+        point=point,
+        update=spec.update,
+        window=spec.window,
+    )
     return {**{f"{k}_test": v for k, v in scores.items()}, "conformal": cal.to_dict()}
 
 
@@ -278,9 +327,16 @@ def document(config: Any) -> dict[str, Any]:
     if getattr(config, "intervals", None) is None:
         return {}
     spec = config.intervals
-    return {"intervals": {"method": spec.method, "levels": list(spec.levels), "update": spec.update,
-                          **({"window": spec.window} if spec.update == "rolling" else {}),
-                          "calibrated_on": "validation", "scored_on": "test"}}
+    return {
+        "intervals": {
+            "method": spec.method,
+            "levels": list(spec.levels),
+            "update": spec.update,
+            **({"window": spec.window} if spec.update == "rolling" else {}),
+            "calibrated_on": "validation",
+            "scored_on": "test",
+        }
+    }
 
 
 def table_columns(m: dict[str, Any], units: str) -> dict[str, Any]:
@@ -301,11 +357,15 @@ def notes(metrics: dict[str, Any]) -> list[str]:
         return []
     levels = ", ".join(f"{percent(a)}%" for a in spec["levels"])
     if spec.get("update") == "rolling":
-        return [f"intervals: conformal ({levels}), recalibrated online: each forecast's radius from the last "
-                f"{spec['window']:,} errors known when it is made (validation's, then test's own), per forecast "
-                f"step; coverage and width on test; the starting errors in {FILE}"]
-    return [f"intervals: split conformal ({levels}), calibrated on the validation windows (per forecast step), "
-            f"coverage and width on test; radii in {FILE}"]
+        return [
+            f"intervals: conformal ({levels}), recalibrated online: each forecast's radius from the last "
+            f"{spec['window']:,} errors known when it is made (validation's, then test's own), per forecast "
+            f"step; coverage and width on test; the starting errors in {FILE}"
+        ]
+    return [
+        f"intervals: split conformal ({levels}), calibrated on the validation windows (per forecast step), "
+        f"coverage and width on test; radii in {FILE}"
+    ]
 
 
 def write(folder: str | Path, metrics: dict[str, Any]) -> Path | None:
@@ -316,8 +376,9 @@ def write(folder: str | Path, metrics: dict[str, Any]) -> Path | None:
         return None
     models = {name: m["conformal"] for name, m in metrics.get("models", {}).items() if "conformal" in m}
     path = Path(folder) / FILE
-    write_json_atomic(path, {**metrics["intervals"], "target": metrics.get("target"), "units": metrics.get("units"),
-                             "models": models})
+    write_json_atomic(
+        path, {**metrics["intervals"], "target": metrics.get("target"), "units": metrics.get("units"), "models": models}
+    )
     return path
 
 
@@ -335,8 +396,13 @@ def read(folder: str | Path, name: str) -> Calibration | None:
     return Calibration.from_dict(models[name], str(path))
 
 
-def add_columns(table: Any, cal: Calibration | None, predicted: dict[str, np.ndarray],
-                truth: np.ndarray | None = None, clock: tuple[Any, Any] | None = None) -> Any:
+def add_columns(
+    table: Any,
+    cal: Calibration | None,
+    predicted: dict[str, np.ndarray],
+    truth: np.ndarray | None = None,
+    clock: tuple[Any, Any] | None = None,
+) -> Any:
     """``table`` with ``lower``/``upper`` columns per level beside each predicted column (``rnnkit predict``).
     Rolling: ``truth`` ``(windows, columns)`` (NaN where the file does not hold it) and the windows' ``clock``."""
     if cal is None:
@@ -351,5 +417,14 @@ def add_columns(table: Any, cal: Calibration | None, predicted: dict[str, np.nda
     return table
 
 
-__all__ = ["Calibration", "add_columns", "calibrate", "clock_of", "conformal_scores", "interval_scores", "read",
-           "rolling_radius", "write"]
+__all__ = [
+    "Calibration",
+    "add_columns",
+    "calibrate",
+    "clock_of",
+    "conformal_scores",
+    "interval_scores",
+    "read",
+    "rolling_radius",
+    "write",
+]

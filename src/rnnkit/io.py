@@ -149,12 +149,16 @@ def read_json(path: str | os.PathLike[str], what: str = "file", *, kind: type = 
     except UnicodeDecodeError:
         raise RnnkitError(f"{path}: the {what} is not UTF-8 text (damaged? write it again)") from None
     except json.JSONDecodeError as e:
-        raise RnnkitError(f"{path}: the {what} is not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+        raise RnnkitError(
+            f"{path}: the {what} is not valid JSON ({e.msg} at line {e.lineno} column {e.colno})"
+        ) from None
     except RecursionError:
         raise RnnkitError(f"{path}: the {what} is nested too deeply to be an rnnkit file") from None
     if not isinstance(document, kind):
-        raise RnnkitError(f"{path}: the {what} must hold a JSON {'object' if kind is dict else kind.__name__}, "
-                          f"got {type(document).__name__}")
+        raise RnnkitError(
+            f"{path}: the {what} must hold a JSON {'object' if kind is dict else kind.__name__}, "
+            f"got {type(document).__name__}"
+        )
     return document
 
 
@@ -219,7 +223,9 @@ def _stem(path_stem: str | os.PathLike[str]) -> Path:
     return p.with_suffix("") if p.suffix in (".safetensors", ".json") else p
 
 
-def save_model(model: nn.Module, path_stem: str | os.PathLike[str], metadata: dict[str, Any] | None = None) -> tuple[Path, Path]:
+def save_model(
+    model: nn.Module, path_stem: str | os.PathLike[str], metadata: dict[str, Any] | None = None
+) -> tuple[Path, Path]:
     """Save ``model`` as ``<stem>.safetensors`` (weights) and ``<stem>.json`` (architecture), atomically.
 
     The JSON holds the model's class, ``model.get_config()`` when the model has it (else
@@ -247,10 +253,14 @@ def save_model(model: nn.Module, path_stem: str | os.PathLike[str], metadata: di
         "class": f"{type(model).__module__}.{type(model).__qualname__}",
         "config": config,
         "params": int(sum(p.numel() for p in model.parameters())),
-        "tensors": {k: {"shape": list(v.shape), "dtype": str(v.dtype).removeprefix("torch.")} for k, v in state.items()},
+        "tensors": {
+            k: {"shape": list(v.shape), "dtype": str(v.dtype).removeprefix("torch.")} for k, v in state.items()
+        },
         "metadata": metadata or {},
     }
-    weights_path = write_bytes_atomic(stem.with_suffix(".safetensors"), tensors_to_bytes(dict(state), {"format": MODEL_FORMAT}))
+    weights_path = write_bytes_atomic(
+        stem.with_suffix(".safetensors"), tensors_to_bytes(dict(state), {"format": MODEL_FORMAT})
+    )
     json_path = write_json_atomic(stem.with_suffix(".json"), description)
     return weights_path, json_path
 
@@ -297,7 +307,11 @@ def load_state_into(model: nn.Module, tensors: dict[str, torch.Tensor], source: 
     own = model.state_dict()
     missing = sorted(set(own) - set(tensors))
     unexpected = sorted(set(tensors) - set(own))
-    wrong = [f"{k} {tuple(tensors[k].shape)} != {tuple(own[k].shape)}" for k in own if k in tensors and tensors[k].shape != own[k].shape]
+    wrong = [
+        f"{k} {tuple(tensors[k].shape)} != {tuple(own[k].shape)}"
+        for k in own
+        if k in tensors and tensors[k].shape != own[k].shape
+    ]
     if missing or unexpected or wrong:
         parts = []
         if missing:

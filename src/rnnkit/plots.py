@@ -46,7 +46,9 @@ def _history_columns(history: Any) -> dict[str, list[float]]:
     elif isinstance(history, Sequence):
         records = list(history)
     else:
-        raise ValueError(f"history must be a History, a list of per-epoch dicts or a DataFrame, got {type(history).__name__}")
+        raise ValueError(
+            f"history must be a History, a list of per-epoch dicts or a DataFrame, got {type(history).__name__}"
+        )
     if not records:
         raise ValueError("history must hold at least one epoch, got none")
     keys = [k for k in ("loss", "val_loss") if any(r.get(k) is not None for r in records)]
@@ -56,7 +58,9 @@ def _history_columns(history: Any) -> dict[str, list[float]]:
     return {"epoch": epochs, **{k: [np.nan if r.get(k) is None else r[k] for r in records] for k in keys}}
 
 
-def plot_history(history: Any, path: str | os.PathLike[str] | None, *, title: str = "Learning curves", loss_name: str = "loss") -> Path:
+def plot_history(
+    history: Any, path: str | os.PathLike[str] | None, *, title: str = "Learning curves", loss_name: str = "loss"
+) -> Path:
     """Learning curves: training and validation loss per epoch, for one model or several.
 
     Args:
@@ -110,16 +114,30 @@ def history_figure(history: Any, *, title: str = "Learning curves", loss_name: s
         spread = high - low if high > low else abs(high) * 0.1 or 1.0
         if max(first) > high + spread:  # the first epoch would squash the later ones into the bottom of the axes
             ax.set_ylim(low - 0.08 * spread, high + 0.15 * spread)
-            ax.text(0.01, 0.98, f"epoch 1 off the scale (up to {max(first):.4g})", transform=ax.transAxes,
-                    va="top", ha="left", fontsize="small", color="#57606a",
-                    bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.85, "pad": 2})
+            ax.text(
+                0.01,
+                0.98,
+                f"epoch 1 off the scale (up to {max(first):.4g})",
+                transform=ax.transAxes,
+                va="top",
+                ha="left",
+                fontsize="small",
+                color="#57606a",
+                bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.85, "pad": 2},
+            )
     if len(histories) == 1:
         ax.legend(fontsize="small", loc="upper right")
     else:  # below the axes, in as many columns as fit their width
         longest = max(len(label) for label in ax.get_legend_handles_labels()[1])
         columns = max(1, min(len(histories) * 2, int(110 // max(longest + 6, 1))))
-        ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=columns,
-                  borderaxespad=0, frameon=False)
+        ax.legend(
+            fontsize="small",
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.2),
+            ncol=columns,
+            borderaxespad=0,
+            frameon=False,
+        )
     fig.tight_layout()
     return fig
 
@@ -168,12 +186,16 @@ def plot_predictions(
     for i, (label, (low, high)) in enumerate((bands or {}).items()):
         low, high = np.asarray(low, dtype=float).reshape(-1), np.asarray(high, dtype=float).reshape(-1)
         if low.shape != y.shape or high.shape != y.shape:
-            raise ValueError(f"bands[{label!r}] must be two arrays of {y.shape[0]} values like truth, got "
-                             f"{low.shape[0]} and {high.shape[0]}")
+            raise ValueError(
+                f"bands[{label!r}] must be two arrays of {y.shape[0]} values like truth, got "
+                f"{low.shape[0]} and {high.shape[0]}"
+            )
         ax.fill_between(x, low, high, color="tab:blue", alpha=0.12 + 0.1 * i, linewidth=0, label=label)
     ax.plot(x, y, color="black", linewidth=1.6, label="truth")
     if persistence is not None:
-        ax.plot(x, np.asarray(persistence, dtype=float).reshape(-1), ":", color="gray", linewidth=1.2, label="persistence")
+        ax.plot(
+            x, np.asarray(persistence, dtype=float).reshape(-1), ":", color="gray", linewidth=1.2, label="persistence"
+        )
     for name, values in series.items():
         ax.plot(x, np.asarray(values, dtype=float).reshape(-1), linewidth=1.0, label=name)
     ax.set_title(title)
@@ -219,9 +241,13 @@ def plot_series(df: Any, columns: Sequence[str] | None, path: str | os.PathLike[
     return _save(fig, path)
 
 
-def plot_gradient_flow(curves: Mapping[str, Any], path: str | os.PathLike[str] | None, *,
-                       title: str = "Gradient reaching each input step",
-                       ylabel: str = "‖∂L/∂x_t‖ / ‖∂L/∂x_T‖") -> Path:
+def plot_gradient_flow(
+    curves: Mapping[str, Any],
+    path: str | os.PathLike[str] | None,
+    *,
+    title: str = "Gradient reaching each input step",
+    ylabel: str = "‖∂L/∂x_t‖ / ‖∂L/∂x_T‖",
+) -> Path:
     """The vanishing-gradient picture: one curve per model of ‖∂L/∂x_t‖ against the step t, log scale.
 
     Args:
@@ -257,8 +283,13 @@ def plot_gradient_flow(curves: Mapping[str, Any], path: str | os.PathLike[str] |
     return _save(fig, path)
 
 
-def plot_step_errors(errors: Mapping[str, Sequence[float]], path: str | os.PathLike[str] | None, *,
-                     title: str = "Error per forecast step", units: str = "") -> Any:
+def plot_step_errors(
+    errors: Mapping[str, Sequence[float]],
+    path: str | os.PathLike[str] | None,
+    *,
+    title: str = "Error per forecast step",
+    units: str = "",
+) -> Any:
     """MAE of each forecast step (step 1 first), one line per model.
 
     Args:

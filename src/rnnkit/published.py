@@ -34,8 +34,13 @@ def add_columns(rows: list[dict[str, Any]], published: dict[str, Any] | None) ->
     out = []
     for row in rows:
         ref = by_name.get(row["model"])
-        out.append({**row, PUBLISHED_VAL: format_value(ref["mae_val"]) if ref else "",
-                    PUBLISHED_TEST: format_value(ref["mae_test"]) if ref else ""})
+        out.append(
+            {
+                **row,
+                PUBLISHED_VAL: format_value(ref["mae_val"]) if ref else "",
+                PUBLISHED_TEST: format_value(ref["mae_test"]) if ref else "",
+            }
+        )
     return out
 
 
@@ -49,8 +54,10 @@ def notes(published: dict[str, Any] | None) -> list[str]:
         note = f"; {ref['note']}" if ref.get("note") else ""
         if ref.get("source") and ref["source"] != published["source"]:  # a row from another source says which
             note += f"; source: {ref['source']}"
-        lines.append(f"  {ref['model']}: val {format_value(ref['mae_val'])}, test {format_value(ref['mae_test'])} "
-                     f"({where}{note})")
+        lines.append(
+            f"  {ref['model']}: val {format_value(ref['mae_val'])}, test {format_value(ref['mae_test'])} "
+            f"({where}{note})"
+        )
     return lines
 
 
@@ -59,8 +66,12 @@ def check_range(value: Any) -> Any:
     if value is None:
         return value
     if isinstance(value, list):
-        if len(value) != 2 or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value) \
-                or not 0 < value[0] <= value[1] or not all(math.isfinite(v) for v in value):
+        if (
+            len(value) != 2
+            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+            or not 0 < value[0] <= value[1]
+            or not all(math.isfinite(v) for v in value)
+        ):
             raise ValueError(f"must be a number or a range [low, high] with 0 < low <= high, got {value}")
         return [float(v) for v in value]
     if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < math.inf:

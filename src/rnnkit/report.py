@@ -49,8 +49,16 @@ figure { margin: 10px 0 18px; } figure svg, figure img { max-width: 100%; height
 figcaption { color: #57606a; font-size: 13px; } .note { color: #57606a; } nav a { margin-right: 12px; }
 """
 
-SECTIONS = [("data", "Data"), ("windows", "Windowing"), ("models", "Models"), ("scores", "Scores"),
-            ("curves", "Learning curves"), ("forecasts", "Forecasts"), ("config", "Config"), ("files", "Files")]
+SECTIONS = [
+    ("data", "Data"),
+    ("windows", "Windowing"),
+    ("models", "Models"),
+    ("scores", "Scores"),
+    ("curves", "Learning curves"),
+    ("forecasts", "Forecasts"),
+    ("config", "Config"),
+    ("files", "Files"),
+]
 
 
 def _e(value: Any) -> str:
@@ -91,6 +99,7 @@ def png_figure(path: Path, caption: str) -> str:
 
 # --- the sections ----------------------------------------------------------------------------------
 
+
 def data_section(config: Any, prepared: Any, metrics: dict[str, Any]) -> str:
     from rnnkit.tasks.series import describe_prepared, units_of
 
@@ -98,8 +107,10 @@ def data_section(config: Any, prepared: Any, metrics: dict[str, Any]) -> str:
     if config.data.paths:
         facts = [f"Dataset <b>{_e(config.data.dataset)}</b>, from the file(s) the config names."]
     else:
-        facts = [f"Dataset <b>{_e(config.data.dataset)}</b>; the config names no file, so rnnkit looked in "
-                 "RNNKIT_DATA_DIR, then its cache, then took the record embedded in the package."]
+        facts = [
+            f"Dataset <b>{_e(config.data.dataset)}</b>; the config names no file, so rnnkit looked in "
+            "RNNKIT_DATA_DIR, then its cache, then took the record embedded in the package."
+        ]
     used = metrics.get("data_used") or {}  # what the run read: files and resolution, where it records them
     if used:
         facts.append(_e(data_in_words(used)))
@@ -107,11 +118,26 @@ def data_section(config: Any, prepared: Any, metrics: dict[str, Any]) -> str:
     if step is not None and pd.notna(step):
         every = f"{step / pd.Timedelta(hours=1):g} h" if step < pd.Timedelta(days=2) else f"{step.days} days"
         facts.append(f"{len(frame):,} rows, one every {every}, from {frame.index[0]} to {frame.index[-1]}")
-    columns = [{"column": c, "units": units_of(str(c)), "mean": float(frame[c].mean()), "std": float(frame[c].std()),
-                "min": float(frame[c].min()), "max": float(frame[c].max()),
-                "role": "target" if c == config.data.target else "feature"} for c in frame.columns]
-    return ("<p>" + "<br>".join(facts) + "</p>" + f"<pre>{_e(describe_prepared(prepared))}</pre>"
-            + "<h3>Columns (data units, whole series)</h3>" + table(columns))
+    columns = [
+        {
+            "column": c,
+            "units": units_of(str(c)),
+            "mean": float(frame[c].mean()),
+            "std": float(frame[c].std()),
+            "min": float(frame[c].min()),
+            "max": float(frame[c].max()),
+            "role": "target" if c == config.data.target else "feature",
+        }
+        for c in frame.columns
+    ]
+    return (
+        "<p>"
+        + "<br>".join(facts)
+        + "</p>"
+        + f"<pre>{_e(describe_prepared(prepared))}</pre>"
+        + "<h3>Columns (data units, whole series)</h3>"
+        + table(columns)
+    )
 
 
 def data_in_words(used: dict[str, Any]) -> str:
@@ -140,34 +166,58 @@ def windows_section(prepared: Any) -> str:
     from rnnkit.tasks.series import PART_NAMES, PARTS
 
     w_config = prepared.config.windows
-    out = [f"<p>sequence_length {w_config.sequence_length}, shift {w_config.shift}, sampling_rate "
-           f"{w_config.sampling_rate}, horizon {w_config.horizon}, target_length {w_config.target_length}"
-           + (", residual target" if w_config.residual else "") + "</p>"]
+    out = [
+        f"<p>sequence_length {w_config.sequence_length}, shift {w_config.shift}, sampling_rate "
+        f"{w_config.sampling_rate}, horizon {w_config.horizon}, target_length {w_config.target_length}"
+        + (", residual target" if w_config.residual else "")
+        + "</p>"
+    ]
     rows = []
     for part in PARTS:
         w = prepared.windows[part]
         index = pd.Index(np.concatenate([p.index.to_numpy() for p in prepared.parts[part]]))
         for i in sorted({0, 1, 2, len(w) - 1} & set(range(len(w)))):
             inputs, targets = w.rows(i)
-            rows.append({"part": PART_NAMES[part], "window": i, "input rows": f"{inputs[0]}–{inputs[-1]}",
-                         "first input": f"{pd.Timestamp(index[inputs[0]]):%Y-%m-%d %H:%M}",
-                         "last input": f"{pd.Timestamp(index[inputs[-1]]):%Y-%m-%d %H:%M}",
-                         "target rows": f"{targets[0]}" + (f"–{targets[-1]}" if len(targets) > 1 else ""),
-                         "target time": f"{pd.Timestamp(index[targets[0]]):%Y-%m-%d %H:%M}"
-                                        + (f" – {pd.Timestamp(index[targets[-1]]):%Y-%m-%d %H:%M}"
-                                           if len(targets) > 1 else "")})
-    out.append("<p class='note'>Rows count within each part (training, validation, test); the last window of "
-               "each part is shown too.</p>" + table(rows))
+            rows.append(
+                {
+                    "part": PART_NAMES[part],
+                    "window": i,
+                    "input rows": f"{inputs[0]}–{inputs[-1]}",
+                    "first input": f"{pd.Timestamp(index[inputs[0]]):%Y-%m-%d %H:%M}",
+                    "last input": f"{pd.Timestamp(index[inputs[-1]]):%Y-%m-%d %H:%M}",
+                    "target rows": f"{targets[0]}" + (f"–{targets[-1]}" if len(targets) > 1 else ""),
+                    "target time": f"{pd.Timestamp(index[targets[0]]):%Y-%m-%d %H:%M}"
+                    + (f" – {pd.Timestamp(index[targets[-1]]):%Y-%m-%d %H:%M}" if len(targets) > 1 else ""),
+                }
+            )
+    out.append(
+        "<p class='note'>Rows count within each part (training, validation, test); the last window of "
+        "each part is shown too.</p>" + table(rows)
+    )
     # the first training window's values, in data units: its first rows, its last row and its target
     train = prepared.parts["train"][0]
     inputs, targets = prepared.windows["train"].rows(0)
     values = prepared.scaler.inverse_transform(train) if hasattr(prepared.scaler, "inverse_transform") else None
     if values is not None:
         shown = inputs[:3] + inputs[-1:]
-        sample = [{"row": r, "time": f"{train.index[r]:%Y-%m-%d %H:%M}", "is": "input",
-                   **{c: float(values.iloc[r][c]) for c in list(values.columns)[:6]}} for r in shown]
-        sample += [{"row": r, "time": f"{train.index[r]:%Y-%m-%d %H:%M}", "is": "target",
-                    **{c: float(values.iloc[r][c]) for c in list(values.columns)[:6]}} for r in targets[:1]]
+        sample = [
+            {
+                "row": r,
+                "time": f"{train.index[r]:%Y-%m-%d %H:%M}",
+                "is": "input",
+                **{c: float(values.iloc[r][c]) for c in list(values.columns)[:6]},
+            }
+            for r in shown
+        ]
+        sample += [
+            {
+                "row": r,
+                "time": f"{train.index[r]:%Y-%m-%d %H:%M}",
+                "is": "target",
+                **{c: float(values.iloc[r][c]) for c in list(values.columns)[:6]},
+            }
+            for r in targets[:1]
+        ]
         out.append("<h3>The first training window (data units; first 6 columns)</h3>" + table(sample))
     return "".join(out)
 
@@ -189,28 +239,50 @@ def scores_section(config: Any, metrics: dict[str, Any]) -> str:
     best = metrics.get("best")
     rows, classes = [], []
     for name, m in metrics.get("models", {}).items():
-        row = {"model": name + (" (best by validation)" if name == best else ""), "kind": m.get("kind", ""),
-               "params": m.get("params", ""), f"MAE val ({units})": m.get("mae_val", float("nan")),
-               f"MAE test ({units})": m.get("mae_test", float("nan")),
-               f"RMSE test ({units})": m.get("rmse_test", float("nan")),
-               "skill test": f"{100 * m['skill_test']:+.1f}%" if "skill_test" in m else "–",
-               "seconds": seconds(m.get("train_seconds"))}
+        row = {
+            "model": name + (" (best by validation)" if name == best else ""),
+            "kind": m.get("kind", ""),
+            "params": m.get("params", ""),
+            f"MAE val ({units})": m.get("mae_val", float("nan")),
+            f"MAE test ({units})": m.get("mae_test", float("nan")),
+            f"RMSE test ({units})": m.get("rmse_test", float("nan")),
+            "skill test": f"{100 * m['skill_test']:+.1f}%" if "skill_test" in m else "–",
+            "seconds": seconds(m.get("train_seconds")),
+        }
         rows.append(row)
         classes.append("best" if name == best else "baseline" if m.get("kind") == "baseline" else "")
     entries = _published(config)
     sources = list(dict.fromkeys(entry["source"] for entry in entries))  # each source once, numbered in order
     for entry in entries:
-        rows.append({"model": f"{entry['model']} [{sources.index(entry['source']) + 1}]", "kind": "published",
-                     "params": "", f"MAE val ({units})": entry["mae_val"], f"MAE test ({units})": entry["mae_test"],
-                     f"RMSE test ({units})": "–", "skill test": "–",
-                     "seconds": f"compare: {entry['run_as']}" if entry["run_as"] else "–"})
+        rows.append(
+            {
+                "model": f"{entry['model']} [{sources.index(entry['source']) + 1}]",
+                "kind": "published",
+                "params": "",
+                f"MAE val ({units})": entry["mae_val"],
+                f"MAE test ({units})": entry["mae_test"],
+                f"RMSE test ({units})": "–",
+                "skill test": "–",
+                "seconds": f"compare: {entry['run_as']}" if entry["run_as"] else "–",
+            }
+        )
         classes.append("published")
-    legend = ("<p class='note'>Published numbers: " + "; ".join(f"[{i}] {_e(source)}" for i, source
-                                                                 in enumerate(sources, 1)) + ".</p>") if sources else ""
-    note = ("<p class='note'>Skill: 1 − MAE / MAE of persistence on the same windows. The best model is chosen on "
-            "the validation split; the test split is only reported.</p>")
-    beside = "".join(f"<p class='note'>{_e(line)}</p>" for line in best_lines(metrics, task.best_key,
-                                                                               lowest=task.lowest))
+    legend = (
+        (
+            "<p class='note'>Published numbers: "
+            + "; ".join(f"[{i}] {_e(source)}" for i, source in enumerate(sources, 1))
+            + ".</p>"
+        )
+        if sources
+        else ""
+    )
+    note = (
+        "<p class='note'>Skill: 1 − MAE / MAE of persistence on the same windows. The best model is chosen on "
+        "the validation split; the test split is only reported.</p>"
+    )
+    beside = "".join(
+        f"<p class='note'>{_e(line)}</p>" for line in best_lines(metrics, task.best_key, lowest=task.lowest)
+    )
     return table(rows, classes) + legend + note + beside
 
 
@@ -232,10 +304,16 @@ def _published(config: Any) -> list[dict[str, Any]]:
             return "–".join(f"{v:.2f}" for v in value)
         return f"{value:.2f}"
 
-    return [{"model": row.model, "source": getattr(row, "source", None) or published.source,
-             "run_as": getattr(row, "run_as", None),
-             "mae_val": mae(getattr(row, "mae_val", None)), "mae_test": mae(getattr(row, "mae_test", None))}
-            for row in published.rows]
+    return [
+        {
+            "model": row.model,
+            "source": getattr(row, "source", None) or published.source,
+            "run_as": getattr(row, "run_as", None),
+            "mae_val": mae(getattr(row, "mae_val", None)),
+            "mae_test": mae(getattr(row, "mae_test", None)),
+        }
+        for row in published.rows
+    ]
 
 
 def curves_section(run: Path, metrics: dict[str, Any]) -> str:
@@ -281,16 +359,26 @@ def forecasts_section(run: Path, config: Any, prepared: Any, metrics: dict[str, 
             parts.append(f"<p class='note'>No test target in the week from {start:%Y-%m-%d}.</p>")
             continue
         bands = {label: (low[shown], high[shown]) for label, (low, high) in interval_bands.items()}
-        svg = plots.plot_predictions(times[shown], truth[shown], {n: v[shown] for n, v in series.items()}, None,
-                                     persistence=base[shown], units=config.data.target, bands=bands,
-                                     title=f"{config.data.target}, {_ahead(prepared)} ahead: the week from "
-                                           f"{start:%Y-%m-%d}")
+        svg = plots.plot_predictions(
+            times[shown],
+            truth[shown],
+            {n: v[shown] for n, v in series.items()},
+            None,
+            persistence=base[shown],
+            units=config.data.target,
+            bands=bands,
+            title=f"{config.data.target}, {_ahead(prepared)} ahead: the week from {start:%Y-%m-%d}",
+        )
         errors = ", ".join(f"{n} MAE {np.abs(v[shown] - truth[shown]).mean():.2f}" for n, v in series.items())
         week_persistence = float(np.abs(base[shown] - truth[shown]).mean())
-        parts.append(figure(svg, f"Test targets of the week from {start:%Y-%m-%d} ({int(shown.sum())} windows): "
-                                 f"{errors + ', ' if errors else ''}persistence MAE {week_persistence:.2f}"
-                                 + intervals_caption(truth[shown], bands,
-                                                     (metrics.get("intervals") or {}).get("update", "static"))))
+        parts.append(
+            figure(
+                svg,
+                f"Test targets of the week from {start:%Y-%m-%d} ({int(shown.sum())} windows): "
+                f"{errors + ', ' if errors else ''}persistence MAE {week_persistence:.2f}"
+                + intervals_caption(truth[shown], bands, (metrics.get("intervals") or {}).get("update", "static")),
+            )
+        )
         for name, values in series.items():
             week_model = float(np.abs(values[shown] - truth[shown]).mean())
             if week_persistence < week_model:
@@ -299,9 +387,13 @@ def forecasts_section(run: Path, config: Any, prepared: Any, metrics: dict[str, 
         parts.append(error_by_time(times, truth, series[chosen], base, chosen))
     by_step = {n: m["mae_test_by_step"] for n, m in metrics.get("models", {}).items() if "mae_test_by_step" in m}
     if by_step:
-        parts.append("<h3>Error per forecast step (test)</h3>"
-                     + figure(plots.plot_step_errors(by_step, None, units=metrics.get("units") or ""),
-                              "MAE of each forecast step on the test windows, every model and baseline."))
+        parts.append(
+            "<h3>Error per forecast step (test)</h3>"
+            + figure(
+                plots.plot_step_errors(by_step, None, units=metrics.get("units") or ""),
+                "MAE of each forecast step on the test windows, every model and baseline.",
+            )
+        )
     return "".join(parts)
 
 
@@ -313,8 +405,13 @@ def intervals_clock(windows: Any) -> tuple[np.ndarray, np.ndarray]:
     return last_rows, target_rows[:, -1:]
 
 
-def conformal_bands(run: Path, name: str | None, point: np.ndarray | None, truth: np.ndarray | None = None,
-                    clock: tuple[Any, Any] | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def conformal_bands(
+    run: Path,
+    name: str | None,
+    point: np.ndarray | None,
+    truth: np.ndarray | None = None,
+    clock: tuple[Any, Any] | None = None,
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """The conformal intervals of model ``name`` around its test forecasts ``point`` (its last step), widest
     first, from the run's ``intervals.json``; none when the run has no intervals. Rolling intervals: from
     ``truth`` and the windows' ``clock`` (each radius from the errors known when its forecast is made)."""
@@ -324,18 +421,26 @@ def conformal_bands(run: Path, name: str | None, point: np.ndarray | None, truth
     if cal is None:
         return {}
     lower, upper = cal.bounds(point.reshape(-1, 1), None if truth is None else truth.reshape(-1, 1), clock)
-    return {f"{name}: {intervals.percent(a)}% conformal interval": (lower[i, :, 0], upper[i, :, 0])
-            for i, a in reversed(list(enumerate(cal.levels)))}
+    return {
+        f"{name}: {intervals.percent(a)}% conformal interval": (lower[i, :, 0], upper[i, :, 0])
+        for i, a in reversed(list(enumerate(cal.levels)))
+    }
 
 
 def intervals_caption(truth: np.ndarray, bands: dict[str, Any], update: str = "static") -> str:
     """The caption's words on the shaded intervals: how they were made, the share of the week's targets inside each."""
     if not bands:
         return ""
-    covered = [f"{label.rsplit(': ', 1)[-1].removesuffix(' conformal interval')} "
-               f"{np.mean((truth >= low) & (truth <= high)):.0%}" for label, (low, high) in bands.items()]
-    how = ("recalibrated online from the errors known at each forecast" if update == "rolling"
-           else "calibrated on validation")
+    covered = [
+        f"{label.rsplit(': ', 1)[-1].removesuffix(' conformal interval')} "
+        f"{np.mean((truth >= low) & (truth <= high)):.0%}"
+        for label, (low, high) in bands.items()
+    ]
+    how = (
+        "recalibrated online from the errors known at each forecast"
+        if update == "rolling"
+        else "calibrated on validation"
+    )
     return f"; shaded: the conformal intervals ({how}), the week's targets inside: " + ", ".join(covered)
 
 
@@ -351,11 +456,15 @@ def persistence_wins(name: str, week_model: float, week_persistence: float, metr
     models = metrics.get("models", {})
     model, base = models.get(name, {}), models.get("persistence", {})
     if "mae_test" in model and "mae_test" in base:
-        text += (f" Over the whole test split {name} scores {model['mae_test']:.2f} against persistence "
-                 f"{base['mae_test']:.2f}" + (f" (skill {100 * model['skill_test']:+.1f}%)" if "skill_test" in model else ""))
+        text += (
+            f" Over the whole test split {name} scores {model['mae_test']:.2f} against persistence "
+            f"{base['mae_test']:.2f}" + (f" (skill {100 * model['skill_test']:+.1f}%)" if "skill_test" in model else "")
+        )
         if model["mae_test"] < base["mae_test"]:
-            text += (": a model that is better on average still loses the weeks in which the weather holds "
-                     "from one day to the next.")
+            text += (
+                ": a model that is better on average still loses the weeks in which the weather holds "
+                "from one day to the next."
+            )
         else:
             text += ": persistence wins on the whole test split too."
     return text
@@ -364,34 +473,47 @@ def persistence_wins(name: str, week_model: float, week_persistence: float, metr
 MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
 
-def error_by_time(times: pd.DatetimeIndex, truth: np.ndarray, model: np.ndarray, persistence: np.ndarray,
-                  name: str) -> str:
+def error_by_time(
+    times: pd.DatetimeIndex, truth: np.ndarray, model: np.ndarray, persistence: np.ndarray, name: str
+) -> str:
     """Tables of the test MAE by the target's hour of day and by its month, the model against persistence
     (a table only where the test targets fall on more than one hour, or month)."""
     times = pd.DatetimeIndex(times)
     error, base = np.abs(model - truth), np.abs(persistence - truth)
     out = []
-    for title, keys, label in (("hour of day", times.hour, lambda k: f"{k:02d}"),
-                               ("month", times.month, lambda k: MONTHS[k - 1])):
+    for title, keys, label in (
+        ("hour of day", times.hour, lambda k: f"{k:02d}"),
+        ("month", times.month, lambda k: MONTHS[k - 1]),
+    ):
         groups = sorted(set(int(k) for k in keys))
         if len(groups) < 2:
             continue
-        rows = [{"": "best model MAE", **{label(k): f"{error[keys == k].mean():.2f}" for k in groups}},
-                {"": "persistence MAE", **{label(k): f"{base[keys == k].mean():.2f}" for k in groups}},
-                {"": "test windows", **{label(k): int((keys == k).sum()) for k in groups}}]
-        out.append(f"<h3>Test error by the target's {title}</h3><div class='wide'>"
-                   + table(rows, ["best", "baseline", ""]) + "</div>")
+        rows = [
+            {"": "best model MAE", **{label(k): f"{error[keys == k].mean():.2f}" for k in groups}},
+            {"": "persistence MAE", **{label(k): f"{base[keys == k].mean():.2f}" for k in groups}},
+            {"": "test windows", **{label(k): int((keys == k).sum()) for k in groups}},
+        ]
+        out.append(
+            f"<h3>Test error by the target's {title}</h3><div class='wide'>"
+            + table(rows, ["best", "baseline", ""])
+            + "</div>"
+        )
     if out:
-        out.insert(0, f"<p class='note'>The best model by validation ({_e(name)}) against persistence, on every "
-                      "test window, grouped by the time of its target (the station's local time).</p>")
+        out.insert(
+            0,
+            f"<p class='note'>The best model by validation ({_e(name)}) against persistence, on every "
+            "test window, grouped by the time of its target (the station's local time).</p>",
+        )
     return "".join(out)
 
 
 def files_section(folder: Path) -> str:
     """Links to the run's files (paths relative to the run folder; a model's checkpoint folder is left out)."""
-    names = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
-                   if p.is_file() and not any(part.startswith(".") or part == "checkpoint"
-                                              for part in p.relative_to(folder).parts))
+    names = sorted(
+        p.relative_to(folder).as_posix()
+        for p in folder.rglob("*")
+        if p.is_file() and not any(part.startswith(".") or part == "checkpoint" for part in p.relative_to(folder).parts)
+    )
     items = "".join(f"<li><a href='{_e(n)}'>{_e(n)}</a></li>" for n in names if n != "report.html")
     return f"<p class='note'>Links relative to the run folder.</p><ul>{items}</ul>"
 
@@ -416,6 +538,7 @@ def _weeks(config: Any, times: pd.DatetimeIndex, week: int) -> list[pd.Timestamp
 
 
 # --- the page --------------------------------------------------------------------------------------
+
 
 def build_report(run: str | Path) -> str:
     """The HTML text of the report of the run folder ``run``."""
@@ -442,24 +565,33 @@ def build_report(run: str | Path) -> str:
         sections["forecasts"] = forecasts_section(folder, config, prepared, metrics)
     gradients = folder / "gradients.png"
     if gradients.is_file():
-        sections["forecasts"] = sections.get("forecasts", "") + "<h3>Gradient flow</h3>" + png_figure(
-            gradients, "The gradient reaching each input step (rnnkit gradients).")
+        sections["forecasts"] = (
+            sections.get("forecasts", "")
+            + "<h3>Gradient flow</h3>"
+            + png_figure(gradients, "The gradient reaching each input step (rnnkit gradients).")
+        )
     # the exact config as TOML, folded: every default filled in; rnnkit train reads it back
     from rnnkit.config import config_toml
 
-    sections["config"] = ("<details><summary>The resolved config as TOML (every default filled in; "
-                          "<code>rnnkit train</code> reads it back)</summary><pre>" + _e(config_toml(config))
-                          + "</pre></details>")
+    sections["config"] = (
+        "<details><summary>The resolved config as TOML (every default filled in; "
+        "<code>rnnkit train</code> reads it back)</summary><pre>" + _e(config_toml(config)) + "</pre></details>"
+    )
     sections["files"] = files_section(folder)
     nav = " ".join(f"<a href='#{key}'>{_e(title)}</a>" for key, title in SECTIONS if key in sections)
-    body = "".join(f"<section id='{key}'><h2>{_e(title)}</h2>{sections[key]}</section>"
-                   for key, title in SECTIONS if key in sections)
+    body = "".join(
+        f"<section id='{key}'><h2>{_e(title)}</h2>{sections[key]}</section>"
+        for key, title in SECTIONS
+        if key in sections
+    )
     description = f"<p>{_e(config.description)}</p>" if config.description else ""
-    return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-            f"<title>rnnkit run {_e(config.name)}</title><style>{CSS}</style></head><body>"
-            f"<h1>rnnkit run: {_e(config.name)}</h1><p class='note'>task {_e(config.task)}, folder {_e(folder.name)}"
-            f"</p>{description}<nav>{nav}</nav>{body}</body></html>\n")
+    return (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<title>rnnkit run {_e(config.name)}</title><style>{CSS}</style></head><body>"
+        f"<h1>rnnkit run: {_e(config.name)}</h1><p class='note'>task {_e(config.task)}, folder {_e(folder.name)}"
+        f"</p>{description}<nav>{nav}</nav>{body}</body></html>\n"
+    )
 
 
 def write_report(run: str | Path, path: str | Path | None = None) -> Path:

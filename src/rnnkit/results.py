@@ -83,8 +83,9 @@ def best_lines(metrics: dict[str, Any], key: str, *, lowest: bool = False) -> li
     model_value = models[best][key]
     lines = [f"best baseline by validation {what}: {name} ({value:.3f}, best model {best} {model_value:.3f})"]
     if (value < model_value) if lowest else (value > model_value):
-        lines.append(f"a baseline wins: {name} scores better on validation than every trained model "
-                     f"({best} is the best of them)")
+        lines.append(
+            f"a baseline wins: {name} scores better on validation than every trained model ({best} is the best of them)"
+        )
     return lines
 
 

@@ -57,8 +57,13 @@ class RunIdentity:
     created: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": RUN_FORMAT, "run_id": self.run_id, "config_hash": self.config_hash, "name": self.name,
-                "created": self.created}
+        return {
+            "format": RUN_FORMAT,
+            "run_id": self.run_id,
+            "config_hash": self.config_hash,
+            "name": self.name,
+            "created": self.created,
+        }
 
 
 def config_hash(config: dict[str, Any]) -> str:
@@ -81,8 +86,9 @@ def read_identity(folder: str | Path) -> RunIdentity | None:
     try:
         if raw.get("format") != RUN_FORMAT:
             raise KeyError("format")
-        return RunIdentity(str(raw["run_id"]), str(raw["config_hash"]), str(raw.get("name", "")),
-                           str(raw.get("created", "")))
+        return RunIdentity(
+            str(raw["run_id"]), str(raw["config_hash"]), str(raw.get("name", "")), str(raw.get("created", ""))
+        )
     except KeyError as e:
         raise RnnkitError(f"{path}: not an rnnkit run identity (no {e.args[0]!r})") from None
 
@@ -124,8 +130,10 @@ def _acquire(folder: Path) -> tuple[int, str | None]:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
                 os.close(fd)
-                raise RnnkitError(f"{folder}: in use by another rnnkit run ({_holder(lock)}); wait for it to end, "
-                                  "or choose another --output") from None
+                raise RnnkitError(
+                    f"{folder}: in use by another rnnkit run ({_holder(lock)}); wait for it to end, "
+                    "or choose another --output"
+                ) from None
         try:
             same = os.fstat(fd).st_ino == os.stat(lock).st_ino
         except FileNotFoundError:
@@ -143,11 +151,14 @@ def _acquire(folder: Path) -> tuple[int, str | None]:
                 pid, host = -1, ""
             if fcntl is None and host == socket.gethostname() and pid != os.getpid() and pid_alive(pid):
                 os.close(fd)
-                raise RnnkitError(f"{folder}: in use by another rnnkit run ({_holder(lock)}); wait for it to end, "
-                                  "or choose another --output")
+                raise RnnkitError(
+                    f"{folder}: in use by another rnnkit run ({_holder(lock)}); wait for it to end, "
+                    "or choose another --output"
+                )
             stale = f"pid {pid} on host {host}" if pid >= 0 else "an unreadable lock"
-        record = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                             "since": time.strftime("%Y-%m-%dT%H:%M:%S")}).encode("utf-8")
+        record = json.dumps(
+            {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        ).encode("utf-8")
         os.lseek(fd, 0, os.SEEK_SET)
         os.ftruncate(fd, 0)
         os.write(fd, record)
@@ -195,8 +206,9 @@ def _contents(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.name != LOCK_FILE)
 
 
-def claim(folder: str | Path, config: dict[str, Any], *, resume: bool = False, overwrite: bool = False,
-          log=None) -> RunIdentity:
+def claim(
+    folder: str | Path, config: dict[str, Any], *, resume: bool = False, overwrite: bool = False, log=None
+) -> RunIdentity:
     """Make ``folder`` this run's: take its lock, check or write its identity (see the module docstring).
 
     Args:
@@ -252,28 +264,40 @@ def _check_or_write(folder: Path, config: dict[str, Any], *, resume: bool, overw
             path.unlink(missing_ok=True)
     if resume:
         if existing is None:
-            raise RnnkitError(f"{folder}: nothing to resume: it holds no run identity ({RUN_FILE}); start the run "
-                              "with rnnkit train CONFIG --output FOLDER")
+            raise RnnkitError(
+                f"{folder}: nothing to resume: it holds no run identity ({RUN_FILE}); start the run "
+                "with rnnkit train CONFIG --output FOLDER"
+            )
         if existing.config_hash != digest:
-            raise RnnkitError(f"{folder} holds run {existing.run_id} of another config (config hash "
-                              f"{existing.config_hash}, this config {digest}); --resume continues only that run")
+            raise RnnkitError(
+                f"{folder} holds run {existing.run_id} of another config (config hash "
+                f"{existing.config_hash}, this config {digest}); --resume continues only that run"
+            )
         return existing
     contents = _contents(folder)
     if contents:
-        what = (f"run {existing.run_id} ({existing.name}, config hash {existing.config_hash})" if existing
-                else f"{len(contents)} other file(s), e.g. {contents[0].name}")
+        what = (
+            f"run {existing.run_id} ({existing.name}, config hash {existing.config_hash})"
+            if existing
+            else f"{len(contents)} other file(s), e.g. {contents[0].name}"
+        )
         if not overwrite:
-            raise RnnkitError(f"{folder} already holds {what}; --resume continues that run, --overwrite replaces it, "
-                              "or choose another --output")
+            raise RnnkitError(
+                f"{folder} already holds {what}; --resume continues that run, --overwrite replaces it, "
+                "or choose another --output"
+            )
         if existing is None and not (folder / "config.json").is_file():
-            raise RnnkitError(f"{folder} is not an rnnkit run folder ({what}); --overwrite removes only a run's "
-                              "files: choose another --output")
+            raise RnnkitError(
+                f"{folder} is not an rnnkit run folder ({what}); --overwrite removes only a run's "
+                "files: choose another --output"
+            )
         for path in contents:
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path)
             else:
                 path.unlink()
-    identity = RunIdentity(uuid.uuid4().hex[:12], digest, str(config.get("name", "")),
-                           time.strftime("%Y-%m-%dT%H:%M:%S"))
+    identity = RunIdentity(
+        uuid.uuid4().hex[:12], digest, str(config.get("name", "")), time.strftime("%Y-%m-%dT%H:%M:%S")
+    )
     write_json_atomic(folder / RUN_FILE, identity.to_dict())
     return identity

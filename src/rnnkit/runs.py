@@ -51,9 +51,16 @@ def count_values(model: nn.Module) -> int:
     return int(sum(t.numel() for t in model.state_dict().values()))
 
 
-def start_run(output: str | Path, config: ExperimentConfig, scaler: Any = None,
-              data_used: dict[str, Any] | None = None, *, resume: bool = False, overwrite: bool = False,
-              log: Log | None = None) -> Path:
+def start_run(
+    output: str | Path,
+    config: ExperimentConfig,
+    scaler: Any = None,
+    data_used: dict[str, Any] | None = None,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    log: Log | None = None,
+) -> Path:
     """Claim the run folder (:func:`rnnkit.rundir.claim`: identity first, lock), then write the
     resolved ``config.json`` (and ``scaler.json`` when given).
 
@@ -69,11 +76,14 @@ def start_run(output: str | Path, config: ExperimentConfig, scaler: Any = None,
     return out
 
 
-def baseline_results(baselines: dict[str, nn.Module],
-                     score: Callable[[nn.Module], dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def baseline_results(
+    baselines: dict[str, nn.Module], score: Callable[[nn.Module], dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
     """The result of each fitted baseline: ``{params, **score(model), train_seconds: 0.0, kind: "baseline"}``."""
-    return {name: {"params": count_values(model), **score(model), "train_seconds": 0.0, "kind": "baseline"}
-            for name, model in baselines.items()}
+    return {
+        name: {"params": count_values(model), **score(model), "train_seconds": 0.0, "kind": "baseline"}
+        for name, model in baselines.items()
+    }
 
 
 @dataclass
@@ -139,8 +149,17 @@ def train_models(
         model_dir = out / "models" / slug(spec.name)
         training = config.training_for(spec)
         if spec.members:  # an ensemble of models trained above: nothing to train
-            trained.results[spec.name] = ensemble_result(spec, trained, model_dir, training, score=score,
-                                                         metadata=metadata, summary=summary, log=log, write=write)
+            trained.results[spec.name] = ensemble_result(
+                spec,
+                trained,
+                model_dir,
+                training,
+                score=score,
+                metadata=metadata,
+                summary=summary,
+                log=log,
+                write=write,
+            )
             trained.training[spec.name] = training
             continue
         settings = training.model_dump()
@@ -152,15 +171,22 @@ def train_models(
             settings["device"] = device
         events = out / "tensorboard" / slug(spec.name)
         hooks = []
-        if config.output.tensorboard and write:  # each epoch's record as it ends (a resumed fit writes the folder again)
+        if (
+            config.output.tensorboard and write
+        ):  # each epoch's record as it ends (a resumed fit writes the folder again)
             from rnnkit.training.tensorboard import TensorBoardHook
 
             hooks.append(TensorBoardHook(events))
         if model_hooks is not None:
             hooks += model_hooks(spec)
-        trainer = Trainer.from_config(TrainingConfig.model_validate(settings), **(trainer_options or {}), progress=progress,
-                          describe_epoch=describe_epoch(training) if describe_epoch is not None else None,
-                          hooks=hooks, checkpoint_dir=model_dir / "checkpoint")
+        trainer = Trainer.from_config(
+            TrainingConfig.model_validate(settings),
+            **(trainer_options or {}),
+            progress=progress,
+            describe_epoch=describe_epoch(training) if describe_epoch is not None else None,
+            hooks=hooks,
+            checkpoint_dir=model_dir / "checkpoint",
+        )
         torch.manual_seed(trainer.seed)  # the initial weights repeat too, not only the training
         model = build(spec)
         result_file = model_dir / "result.json"
@@ -184,8 +210,13 @@ def train_models(
             history = trainer.fit(model, train=train, val=val, resume=resume_this)
             seconds = time.perf_counter() - started
             model.to("cpu")  # scored and written on the host (a no-op after CPU training)
-            result = {"params": count_values(model), **score(model, training), "train_seconds": seconds,
-                      "kind": "model", "epochs_run": len(history)}
+            result = {
+                "params": count_values(model),
+                **score(model, training),
+                "train_seconds": seconds,
+                "kind": "model",
+                "epochs_run": len(history),
+            }
             if write:
                 save_model(model, model_dir / "model", metadata=metadata(spec))
                 write_text_atomic(model_dir / "history.csv", history.to_csv())
@@ -198,9 +229,18 @@ def train_models(
     return trained
 
 
-def ensemble_result(spec: ModelConfig, trained: Trained, model_dir: Path, training: TrainingConfig, *,
-                    score: Score, metadata: Callable[[ModelConfig], dict[str, Any]],
-                    summary: Callable[[dict[str, Any]], str], log: Log, write: bool) -> dict[str, Any]:
+def ensemble_result(
+    spec: ModelConfig,
+    trained: Trained,
+    model_dir: Path,
+    training: TrainingConfig,
+    *,
+    score: Score,
+    metadata: Callable[[ModelConfig], dict[str, Any]],
+    summary: Callable[[dict[str, Any]], str],
+    log: Log,
+    write: bool,
+) -> dict[str, Any]:
     """Build the ensemble ``spec`` from its trained members (``trained.models``), score and save it like a model.
 
     Its ``train_seconds`` is the sum of its members'; ``members`` lists them; it has no history.
@@ -209,8 +249,14 @@ def ensemble_result(spec: ModelConfig, trained: Trained, model_dir: Path, traini
 
     model = Ensemble([trained.models[m] for m in spec.members], names=spec.members)
     seconds = sum(trained.results[m]["train_seconds"] for m in spec.members)
-    result = {"params": count_values(model), **score(model, training), "train_seconds": seconds, "kind": "model",
-              "epochs_run": 0, "members": list(spec.members)}
+    result = {
+        "params": count_values(model),
+        **score(model, training),
+        "train_seconds": seconds,
+        "kind": "model",
+        "epochs_run": 0,
+        "members": list(spec.members),
+    }
     if write:
         model_dir.mkdir(parents=True, exist_ok=True)
         save_model(model, model_dir / "model", metadata={**metadata(spec), "members": list(spec.members)})
@@ -220,15 +266,24 @@ def ensemble_result(spec: ModelConfig, trained: Trained, model_dir: Path, traini
     return result
 
 
-def saved_model_results(config: ExperimentConfig, specs: Iterable[ModelConfig], stored: dict[str, Any],
-                        score: Score, load: Callable[[str], nn.Module]) -> dict[str, dict[str, Any]]:
+def saved_model_results(
+    config: ExperimentConfig,
+    specs: Iterable[ModelConfig],
+    stored: dict[str, Any],
+    score: Score,
+    load: Callable[[str], nn.Module],
+) -> dict[str, dict[str, Any]]:
     """Score the saved models of a run again (``load(name)`` reads one back); ``train_seconds`` from ``stored``."""
     results: dict[str, dict[str, Any]] = {}
     for spec in specs:
         model = load(spec.name)
         seconds = stored.get("models", {}).get(spec.name, {}).get("train_seconds", float("nan"))
-        results[spec.name] = {"params": count_values(model), **score(model, config.training_for(spec)),
-                              "train_seconds": seconds, "kind": "model"}
+        results[spec.name] = {
+            "params": count_values(model),
+            **score(model, config.training_for(spec)),
+            "train_seconds": seconds,
+            "kind": "model",
+        }
     return results
 
 
@@ -252,6 +307,7 @@ def finish_run(out: Path, metrics: dict[str, Any], histories: dict[str, History]
 
 
 # --- reading a run folder back --------------------------------------------------------------------
+
 
 def load_run(run: str | Path) -> tuple[ExperimentConfig, Standardizer | None, dict[str, Any]]:
     """The config, scaler and metrics of a run folder (no scaler for a task that scales nothing, e.g. tagging)."""
@@ -281,4 +337,3 @@ def load_trained(run: str | Path, name: str | None = None) -> tuple[str, nn.Modu
     """A trained model of a run (the best on validation when ``name`` is None), rebuilt by the run's task."""
     config, _, _ = load_run(run)
     return read_trained(run, task_for(config), name)
-

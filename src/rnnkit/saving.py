@@ -40,7 +40,8 @@ BUILDERS: dict[str, Callable[[dict[str, Any]], nn.Module]] = {
     "rnnkit.baselines.ResidualTarget": lambda c: bl.ResidualTarget(_inner(c), c["target_index"]),
     "rnnkit.baselines.StepResidualTarget": lambda c: bl.StepResidualTarget(_inner(c), c["target_index"]),
     "rnnkit.baselines.MultiStepResidualTarget": lambda c: bl.MultiStepResidualTarget(
-        _inner(c), c["target_index"], c["output_shape"]),
+        _inner(c), c["target_index"], c["output_shape"]
+    ),
     "rnnkit.models.series_embedding.SeriesEmbedding": lambda c: SeriesEmbedding(_inner(c), c["series"], c["dim"]),
     "rnnkit.models.ensemble.Ensemble": lambda c: Ensemble.from_config(c, _member),
 }
@@ -71,9 +72,11 @@ def load_model(filepath: str | Path) -> nn.Module:
     cls = str(description.get("class", ""))
     config = description.get("config")
     if cls not in BUILDERS:
-        raise RnnkitError(f"load_model cannot rebuild a model of class {cls!r} (it rebuilds "
-                          f"{', '.join(sorted(c.rsplit('.', 1)[1] for c in BUILDERS))}); "
-                          "a run's models read back with rk.load_run(RUN)")
+        raise RnnkitError(
+            f"load_model cannot rebuild a model of class {cls!r} (it rebuilds "
+            f"{', '.join(sorted(c.rsplit('.', 1)[1] for c in BUILDERS))}); "
+            "a run's models read back with rk.load_run(RUN)"
+        )
     if not isinstance(config, dict):
         raise RnnkitError(f"{filepath}: the model description holds no architecture (config)")
     try:
@@ -85,7 +88,9 @@ def load_model(filepath: str | Path) -> nn.Module:
     load_weights(stem.with_suffix(".safetensors"), model)
     compiled = (description.get("metadata") or {}).get("compile")
     if isinstance(compiled, dict) and callable(getattr(model, "compile", None)):
-        model.compile(**compiled["training"], metrics=compiled.get("metrics") or None, quantiles=compiled.get("quantiles"))
+        model.compile(
+            **compiled["training"], metrics=compiled.get("metrics") or None, quantiles=compiled.get("quantiles")
+        )
     model.eval()
     return model
 
@@ -127,5 +132,6 @@ def load_run(run: str | Path) -> Run:
             quantiles = task.trainer_options().get("quantiles") if training.loss == "pinball" else None
             model.compile(**training.model_dump(), quantiles=quantiles)
         models[name] = model
-    return Run(models=models, best=metrics.get("best"), scaler=scaler, windows=config.windows, config=config,
-               metrics=metrics)
+    return Run(
+        models=models, best=metrics.get("best"), scaler=scaler, windows=config.windows, config=config, metrics=metrics
+    )

@@ -59,6 +59,7 @@ LOCK_FILE = ".ask.lock"
 
 # --- storage and study --------------------------------------------------------------------------
 
+
 def default_storage(folder: str | Path) -> str:
     """The study's storage when --storage is not given: SQLite in the sweep folder."""
     return f"sqlite:///{Path(folder).resolve() / 'study.db'}"
@@ -93,14 +94,19 @@ def open_storage(url: str):
         return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
     scheme = url.partition("://")[0].partition("+")[0]
     if scheme not in ("sqlite", "postgresql"):
-        raise RnnkitError(f"--storage must be sqlite:///FILE, postgresql://USER@HOST/DATABASE or journal:FILE, "
-                          f"got {shown(url)!r}")
-    engine: dict[str, Any] = {"connect_args": {"timeout": 60}} if scheme == "sqlite" else {
-        "connect_args": {"connect_timeout": 10}, "pool_pre_ping": True}
+        raise RnnkitError(
+            f"--storage must be sqlite:///FILE, postgresql://USER@HOST/DATABASE or journal:FILE, got {shown(url)!r}"
+        )
+    engine: dict[str, Any] = (
+        {"connect_args": {"timeout": 60}}
+        if scheme == "sqlite"
+        else {"connect_args": {"connect_timeout": 10}, "pool_pre_ping": True}
+    )
     try:
         with _quiet_optuna():
-            return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_SECONDS,
-                                              grace_period=GRACE_SECONDS)
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS
+            )
     except (SQLAlchemyError, ArgumentError, ImportError, ValueError) as e:
         reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
         raise RnnkitError(f"--storage {shown(url)}: cannot open the study's database: {reason}") from None
@@ -141,8 +147,10 @@ def direction_of(config: ExperimentConfig) -> tuple[str, str]:
     if search.direction is not None:
         return metric, search.direction
     if metric != task.best_key:
-        raise RnnkitError(f"search.direction: say 'minimize' or 'maximize' for search.metric = {metric!r} "
-                          f"(only the task's own {task.best_key!r} has a known direction)")
+        raise RnnkitError(
+            f"search.direction: say 'minimize' or 'maximize' for search.metric = {metric!r} "
+            f"(only the task's own {task.best_key!r} has a known direction)"
+        )
     return metric, "minimize" if task.lowest else "maximize"
 
 
@@ -191,6 +199,7 @@ def pruner_of(search: SearchConfig):
 
 # --- one trial ----------------------------------------------------------------------------------
 
+
 def suggest(trial, path: str, param: SearchParam) -> Any:
     """The value of one dimension for this trial, drawn by the study's sampler."""
     if param.type == "categorical":
@@ -229,8 +238,9 @@ class Pruning(Hook):
             raise optuna.TrialPruned(f"pruned after epoch {loop.epoch} (val_loss {record['val_loss']:.4g})")
 
 
-def trial_value(metrics: dict[str, Any], search: SearchConfig, chosen: ExperimentConfig, metric: str,
-                direction: str) -> float:
+def trial_value(
+    metrics: dict[str, Any], search: SearchConfig, chosen: ExperimentConfig, metric: str, direction: str
+) -> float:
     """A trial's value: ``metric`` of ``search.model``, or the best of the trial's models by it."""
     models = metrics.get("models", {})
     names = [search.model] if search.model else [m.name for m in chosen.models]
@@ -239,13 +249,15 @@ def trial_value(metrics: dict[str, Any], search: SearchConfig, chosen: Experimen
         result = models.get(name, {})
         if metric not in result:
             known = sorted(k for k in result if k.endswith("_val"))
-            raise RnnkitError(f"search.metric {metric!r} is not a score of model {name!r}; its validation scores "
-                              f"are {known}")
+            raise RnnkitError(
+                f"search.metric {metric!r} is not a score of model {name!r}; its validation scores are {known}"
+            )
         scores[name] = float(result[metric])
     return (min if direction == "minimize" else max)(scores.values())
 
 
 # --- the study's trials and its locks ------------------------------------------------------------
+
 
 @dataclass
 class Sweep:
@@ -283,8 +295,9 @@ def fail_orphans(study, log: Callable[[str], None] | None = None) -> list[int]:
                 failed.append(t.number)
     before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))}
     optuna.storages.fail_stale_trials(study)  # heartbeat-based (database storages only)
-    failed += sorted({t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))} - before
-                     - set(failed))
+    failed += sorted(
+        {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))} - before - set(failed)
+    )
     if log is not None:
         for number in failed:
             log(f"trial {number}: its worker is gone; marked FAIL")
@@ -446,6 +459,7 @@ class WorkerStop:
 
 # --- workers ------------------------------------------------------------------------------------
 
+
 def ask_trial(sweep: Sweep, study, storage, log: Callable[[str], None]):
     """The study's next trial for this worker, or None once the study holds ``sweep.trials``.
 
@@ -470,8 +484,9 @@ def sample(trial, search: SearchConfig) -> dict[str, Any]:
     return {path: suggest(trial, path, param) for path, param in search.params.items()}
 
 
-def trial_line(number: int, state: str, seconds: float, values: dict[str, Any], detail: str = "",
-               reason: str = "") -> str:
+def trial_line(
+    number: int, state: str, seconds: float, values: dict[str, Any], detail: str = "", reason: str = ""
+) -> str:
     """The console's line for a finished trial.
 
     Example:
@@ -479,8 +494,9 @@ def trial_line(number: int, state: str, seconds: float, values: dict[str, Any], 
         'trial 3: COMPLETE, mae_val 2.345, 12.3 s, {"training.learning_rate": 0.003123, "units": 16}'
     """
     shown_values = {k: float(f"{v:.4g}") if isinstance(v, float) else v for k, v in values.items()}
-    return (f"trial {number}: {state}{detail}, {seconds:.1f} s, {json.dumps(shown_values)}"
-            + (f": {reason}" if reason else ""))
+    return f"trial {number}: {state}{detail}, {seconds:.1f} s, {json.dumps(shown_values)}" + (
+        f": {reason}" if reason else ""
+    )
 
 
 def work(sweep: Sweep, worker: int, report: Callable[[str], None] = print, stop: WorkerStop | None = None) -> int:
@@ -510,18 +526,22 @@ def work(sweep: Sweep, worker: int, report: Callable[[str], None] = print, stop:
 
     with _quiet_optuna(), opened(sweep.storage) as storage:
         # each trial draws with its own sampler, set at its ask (ask_trial): this one is replaced before it draws
-        study = optuna.load_study(study_name=sweep.study, storage=storage, sampler=sampler_of(search, 0),
-                                  pruner=pruner_of(search))
+        study = optuna.load_study(
+            study_name=sweep.study, storage=storage, sampler=sampler_of(search, 0), pruner=pruner_of(search)
+        )
         done = len(study.get_trials(deepcopy=False))
 
         def hooks_of(trial, chosen: ExperimentConfig) -> Callable[[Any], list[Hook]]:
             """Each model's epoch hooks: the parent watch, and pruning on the model that the trial's value scores."""
             pruned = search.model or chosen.models[0].name
-            return lambda spec: [ParentWatch(stop), *([Pruning(trial, sign)] if search.pruner != "none"
-                                                      and spec.name == pruned else [])]
+            return lambda spec: [
+                ParentWatch(stop),
+                *([Pruning(trial, sign)] if search.pruner != "none" and spec.name == pruned else []),
+            ]
 
-        def finished(trial, started: float, values: dict[str, Any], state: str, detail: str = "",
-                     reason: str = "") -> None:
+        def finished(
+            trial, started: float, values: dict[str, Any], state: str, detail: str = "", reason: str = ""
+        ) -> None:
             """The trial's line on the log and the console; trials.csv rewritten (it follows the study, trial by trial)."""
             line = trial_line(trial.number, state, time.perf_counter() - started, values, detail, reason)
             log(line)
@@ -547,8 +567,9 @@ def work(sweep: Sweep, worker: int, report: Callable[[str], None] = print, stop:
                     chosen = trial_config(config, values, f"trial {trial.number}")
                     trial.set_user_attr("run", str(out.relative_to(sweep.folder)))
                     try:
-                        metrics = run_experiment(chosen, out, progress=False, log=lambda line: None,
-                                                 model_hooks=hooks_of(trial, chosen))
+                        metrics = run_experiment(
+                            chosen, out, progress=False, log=lambda line: None, model_hooks=hooks_of(trial, chosen)
+                        )
                     finally:
                         release(out)
                     value = trial_value(metrics, search, chosen, metric, direction)
@@ -605,16 +626,27 @@ def _worker_main(sweep: Sweep, worker: int, parent: int, lines) -> None:
         (sweep.folder / f"worker-{worker}.error").write_text(str(e), encoding="utf-8")
         raise SystemExit(2) from None
     except BaseException as e:
-        (sweep.folder / f"worker-{worker}.error").write_text(f"{type(e).__name__}: {e} (see worker-{worker}.log)",
-                                                            encoding="utf-8")
+        (sweep.folder / f"worker-{worker}.error").write_text(
+            f"{type(e).__name__}: {e} (see worker-{worker}.log)", encoding="utf-8"
+        )
         raise SystemExit(1) from None
 
 
 # --- the sweep ----------------------------------------------------------------------------------
 
-def run_sweep(config: ExperimentConfig, folder: str | Path, *, trials: int | None = None, workers: int = 1,
-              storage: str | None = None, study: str | None = None, resume: bool = False,
-              log: Callable[[str], None] = print, on_start: Callable[[list[int]], None] | None = None) -> dict[str, Any]:
+
+def run_sweep(
+    config: ExperimentConfig,
+    folder: str | Path,
+    *,
+    trials: int | None = None,
+    workers: int = 1,
+    storage: str | None = None,
+    study: str | None = None,
+    resume: bool = False,
+    log: Callable[[str], None] = print,
+    on_start: Callable[[list[int]], None] | None = None,
+) -> dict[str, Any]:
     """Run the sweep of ``config`` (which must have a [search]) into ``folder``; returns its summary.
 
     Args:
@@ -648,8 +680,9 @@ def run_sweep(config: ExperimentConfig, folder: str | Path, *, trials: int | Non
             except KeyError:
                 existing = None
             if existing is not None and not resume:
-                raise RnnkitError(f"study {name!r} already exists in {shown(url)}; --resume continues it, or give "
-                                  "another --study")
+                raise RnnkitError(
+                    f"study {name!r} already exists in {shown(url)}; --resume continues it, or give another --study"
+                )
             if existing is None and resume:
                 raise RnnkitError(f"nothing to resume: no study {name!r} in {shown(url)}")
             if existing is None:
@@ -658,8 +691,9 @@ def run_sweep(config: ExperimentConfig, folder: str | Path, *, trials: int | Non
                 created.set_user_attr("metric", metric)
             else:
                 if existing.direction.name.lower() != direction:
-                    raise RnnkitError(f"study {name!r} {existing.direction.name.lower()}s; this config's "
-                                      f"{metric} would {direction}")
+                    raise RnnkitError(
+                        f"study {name!r} {existing.direction.name.lower()}s; this config's {metric} would {direction}"
+                    )
                 fail_orphans(existing, log)
         log(f"study {name!r} in {shown(url)}: {metric} ({direction}), {trials} trials, {workers} worker(s)")
         sweep = Sweep(config, folder, url, name, trials)
@@ -678,15 +712,18 @@ def run_sweep(config: ExperimentConfig, folder: str | Path, *, trials: int | Non
                 raise RnnkitError("; ".join(sorted(messages)))
             summary = write_results(final, config, folder, metric, log)
         if summary.get("all_bad_input"):  # nothing to show: say so, as bad input (exit 2)
-            raise RnnkitError(f"every trial of the sweep failed on bad input ({summary['trials']} FAIL; each one's "
-                              f"reason in {folder}/trials.csv): {summary['first_error']}")
+            raise RnnkitError(
+                f"every trial of the sweep failed on bad input ({summary['trials']} FAIL; each one's "
+                f"reason in {folder}/trials.csv): {summary['first_error']}"
+            )
         return summary
     finally:
         release(folder)
 
 
-def _run_workers(sweep: Sweep, workers: int, log: Callable[[str], None],
-                 on_start: Callable[[list[int]], None] | None) -> None:
+def _run_workers(
+    sweep: Sweep, workers: int, log: Callable[[str], None], on_start: Callable[[list[int]], None] | None
+) -> None:
     """Start ``workers`` worker processes, print their trials' lines as they come and reap each one as it ends.
 
     Each worker sends its lines through its own pipe and this process alone prints them, whole: the
@@ -697,8 +734,10 @@ def _run_workers(sweep: Sweep, workers: int, log: Callable[[str], None],
 
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch threads or open databases
     pipes = [context.Pipe(duplex=False) for _ in range(workers)]
-    processes = [context.Process(target=_worker_main, args=(sweep, k, os.getpid(), pipes[k][1]),
-                                 name=f"rnnkit-sweep-{k}") for k in range(workers)]
+    processes = [
+        context.Process(target=_worker_main, args=(sweep, k, os.getpid(), pipes[k][1]), name=f"rnnkit-sweep-{k}")
+        for k in range(workers)
+    ]
     for p in processes:
         p.start()
     readers = {}
@@ -786,12 +825,15 @@ def failure_lines(rows: list[dict[str, Any]]) -> list[str]:
     for row in rows:
         if row["state"] == "FAIL":
             reasons.setdefault(row.get("error") or NO_REASON, []).append(row["number"])
-    return [f"FAIL trial{'s' if len(numbers) > 1 else ''} {', '.join(map(str, numbers))}: {reason}"
-            for reason, numbers in reasons.items()]
+    return [
+        f"FAIL trial{'s' if len(numbers) > 1 else ''} {', '.join(map(str, numbers))}: {reason}"
+        for reason, numbers in reasons.items()
+    ]
 
 
-def write_results(study, config: ExperimentConfig, folder: Path, metric: str,
-                  log: Callable[[str], None]) -> dict[str, Any]:
+def write_results(
+    study, config: ExperimentConfig, folder: Path, metric: str, log: Callable[[str], None]
+) -> dict[str, Any]:
     """trials.csv, best.toml, the plots; the table, the counts of each state and each failure's reason on the log.
 
     The summary's ``all_bad_input`` is true when every trial of the study FAILed on bad input (its
@@ -819,15 +861,19 @@ def write_results(study, config: ExperimentConfig, folder: Path, metric: str,
         best = study.best_trial
         chosen = trial_config(config, best.params, f"trial {best.number}")
         threads = config.search.threads
-        header = (f"# The best trial of sweep {study.study_name!r}: trial {best.number}, {metric} {best.value:.6g} "
-                  f"(its run: {best.user_attrs.get('run', '?')}).\n"
-                  f"# Train it again: OMP_NUM_THREADS={threads} rnnkit train best.toml (the worker's {threads} torch "
-                  f"thread(s): the same bits; other thread counts change the last digits)\n")
+        header = (
+            f"# The best trial of sweep {study.study_name!r}: trial {best.number}, {metric} {best.value:.6g} "
+            f"(its run: {best.user_attrs.get('run', '?')}).\n"
+            f"# Train it again: OMP_NUM_THREADS={threads} rnnkit train best.toml (the worker's {threads} torch "
+            f"thread(s): the same bits; other thread counts change the last digits)\n"
+        )
         write_text_atomic(folder / "best.toml", header + config_toml(chosen))
         summary.update(best_trial=best.number, best_value=best.value, best_params=best.params)
         log(f"best: trial {best.number}, {metric} {best.value:.6g}: {json.dumps(best.params)}")
-        log(f"written: {folder}/best.toml (OMP_NUM_THREADS={config.search.threads} rnnkit train {folder}/best.toml "
-            "trains it again), trials.csv")
+        log(
+            f"written: {folder}/best.toml (OMP_NUM_THREADS={config.search.threads} rnnkit train {folder}/best.toml "
+            "trains it again), trials.csv"
+        )
         from rnnkit.plots import plot_sweep
 
         with _quiet_optuna():

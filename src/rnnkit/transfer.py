@@ -51,8 +51,11 @@ def evaluate_on_files(run: str | Path, data_paths: list[str]) -> list[dict[str, 
     specs = ([NAIVE_DENSE] if "naive_dense" in config.baselines else []) + list(config.models)
     names = [s.name for s in specs if not config.training_for(s).stateful]
     models = {name: load_trained(run, name)[1] for name in names}
-    calibrations = {name: intervals.read(run, name) for name in ["persistence", *names]} if (
-        Path(run) / intervals.FILE).is_file() else {}
+    calibrations = (
+        {name: intervals.read(run, name) for name in ["persistence", *names]}
+        if (Path(run) / intervals.FILE).is_file()
+        else {}
+    )
     w = config.windows
     ti = scaler.column_index(config.data.target)
     out = []
@@ -63,9 +66,16 @@ def evaluate_on_files(run: str | Path, data_paths: list[str]) -> list[dict[str, 
             raise RnnkitError(f"{path}: the run's models need the columns {missing}, which the file does not have")
         frame = frame[list(scaler.columns)]
         try:
-            windows = make_windows(scaler.transform(frame), w.sequence_length, shift=1, sampling_rate=w.sampling_rate,
-                                   horizon=w.horizon, target_length=w.target_length, targets=config.data.target,
-                                   known_future=w.known_future)
+            windows = make_windows(
+                scaler.transform(frame),
+                w.sequence_length,
+                shift=1,
+                sampling_rate=w.sampling_rate,
+                horizon=w.horizon,
+                target_length=w.target_length,
+                targets=config.data.target,
+                known_future=w.known_future,
+            )
         except ValueError as e:
             raise RnnkitError(f"{path}: no window fits ({e})") from None
         truth = _last(windows.y).numpy() * scaler.std[ti] + scaler.mean[ti]
@@ -75,21 +85,40 @@ def evaluate_on_files(run: str | Path, data_paths: list[str]) -> list[dict[str, 
             pred = _last(predict(model, windows, 1024)).detach().numpy() * scaler.std[ti] + scaler.mean[ti]
             scores[name] = _scores(pred, truth, persistence)
         for name, cal in calibrations.items():  # the run's radii, around the forecasts made here
-            point = persistence if name == "persistence" else _last(
-                predict(models[name], windows, 1024)).detach().numpy() * scaler.std[ti] + scaler.mean[ti]
+            point = (
+                persistence
+                if name == "persistence"
+                else _last(predict(models[name], windows, 1024)).detach().numpy() * scaler.std[ti] + scaler.mean[ti]
+            )
             last_rows, target_rows = intervals.clock_of(windows)  # rolling: the file's own errors known by then
-            scores[name].update(intervals.interval_scores(cal, point.reshape(-1, 1), truth.reshape(-1, 1),
-                                                          (last_rows, target_rows[:, -1:])))
-        out.append({"file": Path(path).name, "rows": len(frame), "first": str(frame.index[0]),
-                    "last": str(frame.index[-1]), "windows": len(windows), "units": units_of(config.data.target),
-                    "resolution": frame.attrs.get("resolution"), "models": scores})
+            scores[name].update(
+                intervals.interval_scores(
+                    cal, point.reshape(-1, 1), truth.reshape(-1, 1), (last_rows, target_rows[:, -1:])
+                )
+            )
+        out.append(
+            {
+                "file": Path(path).name,
+                "rows": len(frame),
+                "first": str(frame.index[0]),
+                "last": str(frame.index[-1]),
+                "windows": len(windows),
+                "units": units_of(config.data.target),
+                "resolution": frame.attrs.get("resolution"),
+                "models": scores,
+            }
+        )
     return out
 
 
 def _scores(pred: np.ndarray, truth: np.ndarray, persistence: np.ndarray) -> dict[str, float]:
     mae = float(np.abs(pred - truth).mean())
     base = float(np.abs(persistence - truth).mean())
-    return {"mae": mae, "rmse": float(np.sqrt(((pred - truth) ** 2).mean())), "skill": 1.0 - mae / base if base else 0.0}
+    return {
+        "mae": mae,
+        "rmse": float(np.sqrt(((pred - truth) ** 2).mean())),
+        "skill": 1.0 - mae / base if base else 0.0,
+    }
 
 
 def transfer_table(results: list[dict[str, Any]]) -> str:
@@ -97,12 +126,20 @@ def transfer_table(results: list[dict[str, Any]]) -> str:
     blocks = []
     for r in results:
         units = r["units"] or "units"
-        rows = [{"model": name, f"MAE ({units})": s["mae"], f"RMSE ({units})": s["rmse"],
-                 "skill": f"{100 * s['skill']:+.1f}%",
-                 **{_interval_column(k, units): v for k, v in s.items() if k.startswith("conformal_")}}
-                for name, s in r["models"].items()]
-        blocks.append(f"{r['file']}: {r['rows']:,} rows ({r['first']} to {r['last']}, every {r['resolution']}), "
-                      f"{r['windows']:,} windows\n{format_table(rows)}")
+        rows = [
+            {
+                "model": name,
+                f"MAE ({units})": s["mae"],
+                f"RMSE ({units})": s["rmse"],
+                "skill": f"{100 * s['skill']:+.1f}%",
+                **{_interval_column(k, units): v for k, v in s.items() if k.startswith("conformal_")},
+            }
+            for name, s in r["models"].items()
+        ]
+        blocks.append(
+            f"{r['file']}: {r['rows']:,} rows ({r['first']} to {r['last']}, every {r['resolution']}), "
+            f"{r['windows']:,} windows\n{format_table(rows)}"
+        )
     return "\n\n".join(blocks)
 
 

@@ -53,8 +53,9 @@ def reference(table, per_series: bool):
         xs, ys = [], []
         for s in ids:
             scaler = Standardizer().fit(parts[s][0]) if per_series else pooled
-            w = make_windows(scaler.transform(parts[s][k]), L, shift=SHIFT, sampling_rate=RATE, horizon=HORIZON,
-                             targets="T (degC)")
+            w = make_windows(
+                scaler.transform(parts[s][k]), L, shift=SHIFT, sampling_rate=RATE, horizon=HORIZON, targets="T (degC)"
+            )
             xs.append(w.x.clone())
             ys.append(w.y.clone())
         out[part] = (torch.cat(xs), torch.cat(ys))
@@ -65,9 +66,19 @@ def streamed(path, per_series: bool, batch_rows: int = 777):
     store = read_parquet_series(path, id_column="id", time_column="time", columns=COLUMNS, batch_rows=batch_rows)
     bounds = np.array([part_bounds(int(n), FRACTIONS) for n in store.lengths])
     scaler = SeriesScaler.fit(store, bounds[:, 0:2], per_series=per_series)
-    windows = {part: SeriesWindows(store, scaler, bounds[:, k : k + 2], sequence_length=L, shift=SHIFT,
-                                   sampling_rate=RATE, horizon=HORIZON, target_index=[0])
-               for k, part in enumerate(("train", "val", "test"))}
+    windows = {
+        part: SeriesWindows(
+            store,
+            scaler,
+            bounds[:, k : k + 2],
+            sequence_length=L,
+            shift=SHIFT,
+            sampling_rate=RATE,
+            horizon=HORIZON,
+            target_index=[0],
+        )
+        for k, part in enumerate(("train", "val", "test"))
+    }
     return store, windows
 
 
@@ -125,7 +136,9 @@ def test_global_and_per_series_statistics_match_numpy(table, parquet):
     pooled = SeriesScaler.fit(store, bounds[:, 0:2], per_series=False)
     trains = [table[table["id"] == s][COLUMNS].to_numpy()[: bounds[i, 1]] for i, s in enumerate(store.ids)]
     for i, rows in enumerate(trains):
-        assert np.allclose(per.mean[i], rows.mean(axis=0), rtol=1e-12) and np.allclose(per.std[i], rows.std(axis=0), rtol=1e-12)
+        assert np.allclose(per.mean[i], rows.mean(axis=0), rtol=1e-12) and np.allclose(
+            per.std[i], rows.std(axis=0), rtol=1e-12
+        )
     joined = np.concatenate(trains)
     assert np.allclose(pooled.mean[0], joined.mean(axis=0), rtol=1e-12)
     assert np.allclose(pooled.std[0], joined.std(axis=0), rtol=1e-12)

@@ -61,7 +61,9 @@ def test_unfitted_and_mismatched_use_is_refused():
     with pytest.raises(ValueError, match="Standardizer is not fitted; call fit"):
         Standardizer().transform(np.zeros((2, 2)))
     s = Standardizer().fit(pd.DataFrame({"a": [1.0, 2.0], "b": [3.0, 5.0]}))
-    with pytest.raises(ValueError, match=re.escape("data has columns ['b', 'a'], but the Standardizer was fit on ['a', 'b']")):
+    with pytest.raises(
+        ValueError, match=re.escape("data has columns ['b', 'a'], but the Standardizer was fit on ['a', 'b']")
+    ):
         s.transform(pd.DataFrame({"b": [1.0], "a": [2.0]}))
     with pytest.raises(ValueError, match="data has 3 features, but the Standardizer was fit on 2"):
         s.transform(np.zeros((4, 3)))

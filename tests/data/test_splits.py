@@ -72,8 +72,9 @@ def test_dates_must_increase():
     sampling_rate=st.integers(1, 3),
     horizon=st.integers(0, 8),
 )
-def test_property_no_leak_and_target_is_last_plus_horizon(n, train_frac, val_share, sequence_length, shift,
-                                                         sampling_rate, horizon):
+def test_property_no_leak_and_target_is_last_plus_horizon(
+    n, train_frac, val_share, sequence_length, shift, sampling_rate, horizon
+):
     rest = 1.0 - train_frac
     fractions = (train_frac, rest * val_share, 1.0 - train_frac - rest * val_share)
     data = np.arange(n, dtype=np.float32)  # each value is its global row number
@@ -108,18 +109,25 @@ def test_split_per_segment_gives_each_part_a_piece_of_every_segment():
 
 
 def test_split_per_segment_names_a_segment_too_short_to_split():
-    frame = pd.DataFrame({"T": np.arange(12.0)},
-                         index=pd.date_range("2024-06-01", periods=10, freq="h").append(
-                             pd.date_range("2025-01-01", periods=2, freq="h")))
-    with pytest.raises(ValueError, match=r"cannot split the segment 2025-01-01 00:00:00 to 2025-01-01 01:00:00 \(2 rows\)"):
+    frame = pd.DataFrame(
+        {"T": np.arange(12.0)},
+        index=pd.date_range("2024-06-01", periods=10, freq="h").append(
+            pd.date_range("2025-01-01", periods=2, freq="h")
+        ),
+    )
+    with pytest.raises(
+        ValueError, match=r"cannot split the segment 2025-01-01 00:00:00 to 2025-01-01 01:00:00 \(2 rows\)"
+    ):
         split_per_segment(frame, (0.6, 0.2, 0.2))
 
 
 def test_split_per_segment_leaves_out_segments_shorter_than_min_rows():
     # The hourly record's half-hour steps of 2014-03-20 make 1-row segments: too short for any window.
-    times = (pd.date_range("2024-06-01", periods=10, freq="h")
-             .append(pd.DatetimeIndex(["2024-06-01 12:30"]))
-             .append(pd.date_range("2024-06-02", periods=20, freq="h")))
+    times = (
+        pd.date_range("2024-06-01", periods=10, freq="h")
+        .append(pd.DatetimeIndex(["2024-06-01 12:30"]))
+        .append(pd.date_range("2024-06-02", periods=20, freq="h"))
+    )
     frame = pd.DataFrame({"T": np.arange(31.0)}, index=times)
     train, val, test = split_per_segment(frame, (0.6, 0.2, 0.2), min_rows=5)
     assert [p["T"].tolist() for p in train] == [list(range(0, 6)), list(range(11, 23))]

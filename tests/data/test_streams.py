@@ -43,8 +43,11 @@ def test_many_to_many_targets():
         ({"batch_size": 0}, "batch_size must be positive (>= 1), got 0"),
         ({"sequence_length": 0}, "sequence_length must be positive (>= 1), got 0"),
         ({"horizon": -1}, "horizon must be >= 0, got -1"),
-        ({"sequence_length": 6}, "sequence_length 6 is too long for the data: 10 rows with horizon 1 give "
-                                 "2 streams of 4 rows, fewer than one chunk"),
+        (
+            {"sequence_length": 6},
+            "sequence_length 6 is too long for the data: 10 rows with horizon 1 give "
+            "2 streams of 4 rows, fewer than one chunk",
+        ),
         ({"targets": "x"}, "targets: column 'x' is not in the data"),
     ],
 )

@@ -47,5 +47,7 @@ def test_pad_sequences_length_shorter_than_longest():
 
 
 def test_pad_sequences_empty_sequence():
-    with pytest.raises(ValueError, match=r"sequences must be a non-empty list of non-empty id lists, got lengths \[2, 0\]"):
+    with pytest.raises(
+        ValueError, match=r"sequences must be a non-empty list of non-empty id lists, got lengths \[2, 0\]"
+    ):
         pad_sequences([[1, 2], []])

@@ -100,14 +100,22 @@ def test_matches_keras_timeseries_dataset_from_array_chollet_setup(monkeypatch, 
     tsu = pytest.importorskip("keras.src.utils.timeseries_dataset_utils")
     from keras.utils import timeseries_dataset_from_array
 
-    monkeypatch.setattr(tsu, "grain", types.SimpleNamespace(
-        MapDataset=_FakeMapDataset, experimental=types.SimpleNamespace(ZipMapDataset=_FakeZip)))
+    monkeypatch.setattr(
+        tsu,
+        "grain",
+        types.SimpleNamespace(MapDataset=_FakeMapDataset, experimental=types.SimpleNamespace(ZipMapDataset=_FakeZip)),
+    )
     sampling_rate, sequence_length, delay = 6, 120, 6 * (120 + 24 - 1)
     data = seed.normal(size=(1800, 4)).astype(np.float32)
     temperature = data[:, 1]
     batches = timeseries_dataset_from_array(
-        data[:-delay], targets=temperature[delay:], sampling_rate=sampling_rate,
-        sequence_length=sequence_length, batch_size=64, format="grain")
+        data[:-delay],
+        targets=temperature[delay:],
+        sampling_rate=sampling_rate,
+        sequence_length=sequence_length,
+        batch_size=64,
+        format="grain",
+    )
     kx = np.concatenate([np.asarray(b[0]) for b in batches])
     ky = np.concatenate([np.asarray(b[1]) for b in batches])
 
@@ -159,13 +167,14 @@ def test_torch_tensor_input_and_batch_matches_views(seed):
     bx, by = w.batch(idx)
     torch.testing.assert_close(bx, w.x[idx], rtol=0, atol=0)
     torch.testing.assert_close(by, w.y[idx], rtol=0, atol=0)
-    torch.testing.assert_close(w.x[17], data[51:51 + 23:2], rtol=0, atol=0)
+    torch.testing.assert_close(w.x[17], data[51 : 51 + 23 : 2], rtol=0, atol=0)
     assert w.y[17].tolist() == data[51 + 22 + 7, 3:5].tolist()
 
 
 def test_gaps_in_timestamps_give_windows_inside_segments_only():
     index = pd.date_range("2024-01-01", periods=10, freq="10min").append(
-        pd.date_range("2024-01-02", periods=8, freq="10min"))
+        pd.date_range("2024-01-02", periods=8, freq="10min")
+    )
     df = pd.DataFrame({"v": np.arange(18.0)}, index=index)
     w = make_windows(df, 3, horizon=1)
     # segment 1: rows 0-9 → starts 0..6; segment 2: rows 10-17 → starts 10..14
@@ -207,8 +216,10 @@ def test_windows_are_views_and_memory_is_o_rows():
         ({"sampling_rate": 0}, re.escape("sampling_rate must be positive (>= 1), got 0")),
         ({"horizon": -1}, re.escape("horizon must be >= 0, got -1")),
         ({"target_length": 0}, re.escape("target_length must be positive (>= 1), got 0")),
-        ({"return_sequences": True, "target_length": 2},
-         re.escape("target_length must be 1 with return_sequences=True (one target per input step), got 2")),
+        (
+            {"return_sequences": True, "target_length": 2},
+            re.escape("target_length must be 1 with return_sequences=True (one target per input step), got 2"),
+        ),
         ({"return_sequences": "yes"}, re.escape("return_sequences must be True or False, got 'yes'")),
         ({"sequence_length": 10}, r"sequence_length 10 is too long for the data: .* needs 11 rows, .* has 8 rows"),
         ({"targets": 5}, re.escape("targets: column index 5 is out of range for 2 features")),
@@ -243,7 +254,9 @@ def test_timestamps_out_of_order_or_duplicated_are_refused():
 
 
 def test_wrong_data_types_are_refused():
-    with pytest.raises(ValueError, match=r"data must have shape \(rows,\) or \(rows, features\), got shape \(2, 3, 4\)"):
+    with pytest.raises(
+        ValueError, match=r"data must have shape \(rows,\) or \(rows, features\), got shape \(2, 3, 4\)"
+    ):
         make_windows(np.zeros((2, 3, 4)), 1)
     with pytest.raises(ValueError, match="data must be a numpy array, torch tensor, pandas DataFrame"):
         make_windows("abc", 1)

@@ -168,7 +168,10 @@ def test_a_download_with_the_wrong_content_is_rejected_and_not_kept(monkeypatch,
         ({"step": 0}, "step must be a positive integer, got 0"),
         ({"how": "median"}, "how must be one of ['every', 'mean', 'position'], got 'median'"),
         ({"source": "station"}, "source must be one of ['auto', 'record'], got 'station'"),
-        ({"derived": ["wind", "moon"]}, "derived must be True, False or a list from ['wind', 'time'], got ['wind', 'moon']"),
+        (
+            {"derived": ["wind", "moon"]},
+            "derived must be True, False or a list from ['wind', 'time'], got ['wind', 'moon']",
+        ),
         ({"columns": ["T (degC)", "X"]}, "columns (data.columns) ['X'] are not in "),
     ],
 )
@@ -178,7 +181,9 @@ def test_invalid_arguments(data_dir, kwargs, message):
 
 
 def test_wind_features_need_wind_columns(data_dir):
-    with pytest.raises(RnnkitError, match=re.escape("derived 'wind' needs columns ['wv (m/s)', 'max. wv (m/s)', 'wd (deg)']")):
+    with pytest.raises(
+        RnnkitError, match=re.escape("derived 'wind' needs columns ['wv (m/s)', 'max. wv (m/s)', 'wd (deg)']")
+    ):
         jena_climate(data_dir / F1, derived=["wind"])
 
 

@@ -37,8 +37,11 @@ def test_env_dir_then_download_to_cache_with_sidecar(monkeypatch, tmp_path, data
 
     monkeypatch.setattr(_files, "fetch", fake_fetch)
     assert len(sunspots()) == 3_243 and calls == [SILSO_URL]
-    assert (tmp_path / "cache" / "SN_m_tot_V2.0.csv.sha256").read_text().startswith(
-        "407fa462b2a10043362067253bdb92a5bde5a67891eb838cb255daac6ec71513")
+    assert (
+        (tmp_path / "cache" / "SN_m_tot_V2.0.csv.sha256")
+        .read_text()
+        .startswith("407fa462b2a10043362067253bdb92a5bde5a67891eb838cb255daac6ec71513")
+    )
     assert len(sunspots()) == 3_243 and calls == [SILSO_URL]  # second call: from the cache
     with open(tmp_path / "cache" / "SN_m_tot_V2.0.csv", "a") as f:
         f.write("2019;04;2019.287;   0.0;  0.0;    0;0\n")

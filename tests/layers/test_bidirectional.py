@@ -25,7 +25,9 @@ def _keras_bidirectional(name, merge_mode, **options):
 @pytest.mark.parametrize("merge_mode", ["concat", "sum", "mul", "ave", None])
 @pytest.mark.parametrize("name", ["SimpleRNN", "LSTM", "GRU"])
 @pytest.mark.parametrize(
-    "options", [{}, {"return_sequences": True}, {"return_sequences": True, "return_state": True}], ids=["last", "seq", "state"]
+    "options",
+    [{}, {"return_sequences": True}, {"return_sequences": True, "return_state": True}],
+    ids=["last", "seq", "state"],
 )
 def test_keras_parity(seed, merge_mode, name, options):
     x = seed.normal(size=(3, 5, 2)).astype(np.float32)
@@ -120,7 +122,9 @@ def test_compute_output_shape():
 
 
 def test_invalid_merge_mode():
-    with pytest.raises(ValueError, match=r"merge_mode must be one of \['concat', 'sum', 'mul', 'ave', None\], got 'max'"):
+    with pytest.raises(
+        ValueError, match=r"merge_mode must be one of \['concat', 'sum', 'mul', 'ave', None\], got 'max'"
+    ):
         Bidirectional(GRU(4), merge_mode="max")
 
 

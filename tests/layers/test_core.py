@@ -157,7 +157,9 @@ def test_dense_features_must_match_built_layer():
 
 
 def test_dense_input_needs_batch_axis():
-    with pytest.raises(ValueError, match=r"Dense expects inputs of shape \(batch, \.\.\., features\), got shape \(3,\)"):
+    with pytest.raises(
+        ValueError, match=r"Dense expects inputs of shape \(batch, \.\.\., features\), got shape \(3,\)"
+    ):
         Dense(2)(torch.zeros(3))
 
 
@@ -254,10 +256,13 @@ def test_embedding_config_round_trip():
     assert copy.get_config() == {"input_dim": 7, "output_dim": 3, "embeddings_regularizer": None, "mask_zero": True}
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"input_dim": 0, "output_dim": 3}, "input_dim must be a positive integer, got 0"),
-    ({"input_dim": 5, "output_dim": -2}, "output_dim must be a positive integer, got -2"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"input_dim": 0, "output_dim": 3}, "input_dim must be a positive integer, got 0"),
+        ({"input_dim": 5, "output_dim": -2}, "output_dim must be a positive integer, got -2"),
+    ],
+)
 def test_embedding_invalid_sizes(kwargs, message):
     with pytest.raises(ValueError) as e:
         Embedding(**kwargs)
@@ -270,7 +275,9 @@ def test_embedding_rejects_float_inputs():
 
 
 def test_embedding_rejects_ids_out_of_range():
-    with pytest.raises(ValueError, match=r"Embedding inputs must be ids in \[0, 5\) \(input_dim\), got values in \[0, 5\]"):
+    with pytest.raises(
+        ValueError, match=r"Embedding inputs must be ids in \[0, 5\) \(input_dim\), got values in \[0, 5\]"
+    ):
         Embedding(5, 2)(torch.tensor([[0, 5]]))
 
 
@@ -305,7 +312,10 @@ def test_deserialize_bad_config_key():
 
 
 def test_deserialize_needs_class_name_and_config():
-    with pytest.raises(ValueError, match=r"deserialize: spec must be a dict with keys 'class_name' and 'config', got \{'class_name': 'Dense'\}"):
+    with pytest.raises(
+        ValueError,
+        match=r"deserialize: spec must be a dict with keys 'class_name' and 'config', got \{'class_name': 'Dense'\}",
+    ):
         deserialize({"class_name": "Dense"})
 
 

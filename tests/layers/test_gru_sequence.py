@@ -27,7 +27,9 @@ def test_gru_masked_sequence_matches_cell_loop_and_gradcheck(seed, use_bias, ste
     hs = GRUSequenceWithRecurrentMask.apply(xp, h0, kernel, bias, mask)
     torch.testing.assert_close(hs, torch.stack(outputs), atol=1e-12, rtol=0)
     inputs = (xp, h0, kernel) + ((bias,) if use_bias else ())
-    run = (lambda x, h, k, b: GRUSequenceWithRecurrentMask.apply(x, h, k, b, mask)) if use_bias else (
-        lambda x, h, k: GRUSequenceWithRecurrentMask.apply(x, h, k, None, mask)
+    run = (
+        (lambda x, h, k, b: GRUSequenceWithRecurrentMask.apply(x, h, k, b, mask))
+        if use_bias
+        else (lambda x, h, k: GRUSequenceWithRecurrentMask.apply(x, h, k, None, mask))
     )
     assert torch.autograd.gradcheck(run, inputs)

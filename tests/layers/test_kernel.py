@@ -92,7 +92,9 @@ def test_gradients_equal_pytorch_modules(compiled, name, go_backwards, dtype):
     # a loss on every output and every final state
     weights = [torch.randn_like(t) for t in (y, *final)]
     inputs = [x, *states]
-    ours = torch.autograd.grad(sum((w * t).sum() for w, t in zip(weights, (y, *final))), inputs + list(layer.parameters()))
+    ours = torch.autograd.grad(
+        sum((w * t).sum() for w, t in zip(weights, (y, *final))), inputs + list(layer.parameters())
+    )
     theirs = torch.autograd.grad(
         sum((w * t).sum() for w, t in zip(weights, (y_ref, *final_ref))), inputs + list(module.parameters())
     )
@@ -335,7 +337,10 @@ def test_failed_build_falls_back_with_one_notice(monkeypatch, capsys):
         "rnnkit: the compiled CPU kernel is not available (Error building extension 'rnnkit_kernel'); "
         "using PyTorch's operators\n"
     )
-    with use_kernel("compiled"), pytest.raises(RuntimeError, match=r"use_kernel\('compiled'\): the CPU kernel could not be built"):
+    with (
+        use_kernel("compiled"),
+        pytest.raises(RuntimeError, match=r"use_kernel\('compiled'\): the CPU kernel could not be built"),
+    ):
         layer(x)
 
 
@@ -348,7 +353,10 @@ def test_cold_build_prints_a_notice_and_uses_the_named_cache(monkeypatch, tmp_pa
     assert kernel._build() == "module"
     name, options = loads[0]
     assert name == kernel.build_name() and "-fno-math-errno" in options["extra_cflags"]
-    assert capsys.readouterr().err == f"rnnkit: compiling the CPU kernel once (about half a minute), cached in {tmp_path}\n"
+    assert (
+        capsys.readouterr().err
+        == f"rnnkit: compiling the CPU kernel once (about half a minute), cached in {tmp_path}\n"
+    )
     # a build under way elsewhere (its lock file): wait for it through cpp_extension, no notice
     (tmp_path / name).mkdir()
     (tmp_path / name / f"{name}.so").write_bytes(b"")

@@ -25,7 +25,10 @@ pytestmark = pytest.mark.skipif(
 
 def test_a_level_is_checked_and_named_in_the_build(monkeypatch):
     monkeypatch.setenv(kernel.ISA_VARIABLE, "avx9000")
-    with pytest.raises(RnnkitError, match=r"RNNKIT_KERNEL_ISA must be one of \['generic', 'sse4', 'avx', 'avx2', 'avx512', 'native'\], got 'avx9000'"):
+    with pytest.raises(
+        RnnkitError,
+        match=r"RNNKIT_KERNEL_ISA must be one of \['generic', 'sse4', 'avx', 'avx2', 'avx512', 'native'\], got 'avx9000'",
+    ):
         kernel.isa_level()
     names = {}
     for level in ("generic", "native"):
@@ -42,8 +45,11 @@ def test_a_level_the_cpu_cannot_run_is_refused_with_the_missing_flags(monkeypatc
         pytest.skip("the x86 levels")
     monkeypatch.setattr(kernel, "_cpu_flags", lambda: {"sse2", "ssse3", "sse4_1", "sse4_2", "popcnt", "avx"})
     assert "-mavx" in kernel.isa_flags("avx") and "-mfma" not in kernel.isa_flags("avx")  # Sandy Bridge: no FMA
-    with pytest.raises(RuntimeError, match=r"^RNNKIT_KERNEL_ISA=avx2: this CPU lacks avx2, fma, bmi1, bmi2, f16c, movbe, "
-                                           r"so it cannot run that build$"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"^RNNKIT_KERNEL_ISA=avx2: this CPU lacks avx2, fma, bmi1, bmi2, f16c, movbe, "
+        r"so it cannot run that build$",
+    ):
         kernel.isa_flags("avx2")
     monkeypatch.setattr(kernel, "_cpu_flags", lambda: {"ssse3", "sse4_1", "sse4_2", "popcnt", "avx", "fma", "f16c"})
     assert kernel.isa_flags("avx")[-2:] == ["-mfma", "-mf16c"]
@@ -82,7 +88,7 @@ def test_auto_runs_the_path_measured_faster_and_caches_the_verdict(verdicts, mon
     layer(x)
     assert calls == ["gru", "gru"] and measured == ["fast kernel"]  # measured once for the class
     saved = json.loads((folder / kernel.AUTO_FILE).read_text())
-    (key, verdict), = saved.items()
+    ((key, verdict),) = saved.items()
     assert key == "GRU/gru float32 training batch~4 steps~4 units~8 features~4 threads=1 vs fused operator"
     assert verdict["path"] == "kernel" and verdict["speedup"] == 2.0 and verdict["kernel_ms"] == 1000.0
     which[0] = "slow kernel"
@@ -90,7 +96,11 @@ def test_auto_runs_the_path_measured_faster_and_caches_the_verdict(verdicts, mon
     with torch.no_grad():
         layer(x)  # inference is its own class
     assert measured == ["fast kernel", "slow kernel", "slow kernel"] and calls == ["gru", "gru"]
-    assert sorted(v["path"] for v in json.loads((folder / kernel.AUTO_FILE).read_text()).values()) == ["kernel", "torch", "torch"]
+    assert sorted(v["path"] for v in json.loads((folder / kernel.AUTO_FILE).read_text()).values()) == [
+        "kernel",
+        "torch",
+        "torch",
+    ]
     # a later process reads the file: nothing is measured again
     monkeypatch.setattr(kernel, "_verdicts", None)
     layer(x)
@@ -191,6 +201,7 @@ def test_close_calls_get_more_rounds():
             mode = kernel.kernel_mode()
             calls.append(mode)
             time.sleep(kernel_s if mode == "compiled" else torch_s)
+
         return call
 
     kernel_s, torch_s = kernel.time_paths(sleeper(0.001, 0.006), repeats=3, close=1.15, extra=6)

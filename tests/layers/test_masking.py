@@ -38,7 +38,11 @@ def _mask(name):
 @pytest.mark.parametrize("mask_name", list(MASKS))
 @pytest.mark.parametrize(
     "options",
-    [{}, {"return_sequences": True, "return_state": True}, {"go_backwards": True, "return_sequences": True, "return_state": True}],
+    [
+        {},
+        {"return_sequences": True, "return_state": True},
+        {"go_backwards": True, "return_sequences": True, "return_state": True},
+    ],
     ids=["last", "sequences", "backwards"],
 )
 def test_keras_parity_with_mask(seed, name, cls, kw, mask_name, options):
@@ -160,7 +164,9 @@ def test_stateful_state_is_the_last_real_steps(seed, name, cls, kw):
 @pytest.mark.parametrize("go_backwards", [False, True], ids=["forwards", "backwards"])
 @pytest.mark.parametrize("return_state", [False, True], ids=["h_only", "states"])
 @pytest.mark.parametrize("pack", [None, True], ids=["auto", "packed"])
-def test_fused_runs_equal_loop_values_and_gradients(seed, monkeypatch, name, cls, kw, mask_name, go_backwards, return_state, pack):
+def test_fused_runs_equal_loop_values_and_gradients(
+    seed, monkeypatch, name, cls, kw, mask_name, go_backwards, return_state, pack
+):
     x = torch.from_numpy(seed.normal(size=(4, 6, 3)).astype(np.float32))
     mask = _mask(mask_name)
     options = {"return_sequences": True, "return_state": return_state, "go_backwards": go_backwards}
@@ -260,7 +266,9 @@ def test_recurrent_compute_mask_ends_without_return_sequences():
 
 # --- invalid arguments -----------------------------------------------------------------------------
 def test_mask_must_be_bool():
-    with pytest.raises(ValueError, match=r"mask must be a bool tensor \(batch, time\), True for real steps, got tensor"):
+    with pytest.raises(
+        ValueError, match=r"mask must be a bool tensor \(batch, time\), True for real steps, got tensor"
+    ):
         GRU(2)(torch.zeros(1, 3, 2), mask=torch.ones(1, 3))
 
 

@@ -43,7 +43,12 @@ def test_count_params_equals_keras(name, cls, kw):
 @pytest.mark.parametrize("name,cls,kw", KINDS, ids=IDS)
 @pytest.mark.parametrize(
     "options",
-    [{}, {"return_sequences": True}, {"return_state": True}, {"go_backwards": True, "return_sequences": True, "return_state": True}],
+    [
+        {},
+        {"return_sequences": True},
+        {"return_state": True},
+        {"go_backwards": True, "return_sequences": True, "return_state": True},
+    ],
     ids=["last", "sequences", "state", "backwards"],
 )
 def test_keras_parity(seed, name, cls, kw, options):
@@ -344,9 +349,7 @@ def test_features_differ_from_built_layer():
 
 def test_wrong_weight_shapes():
     with pytest.raises(ValueError, match=r"weights\[1\] must have shape \(4, 12\), got \(4, 4\)"):
-        GRU(4, reset_after=False, input_size=3).set_weights(
-            [np.zeros((3, 12)), np.zeros((4, 4)), np.zeros(12)]
-        )
+        GRU(4, reset_after=False, input_size=3).set_weights([np.zeros((3, 12)), np.zeros((4, 4)), np.zeros(12)])
 
 
 def test_batch_mode_without_recurrent_dropout_warns():

@@ -88,7 +88,9 @@ def test_get_rejects_unknown_dict_keys():
 
 
 def test_get_rejects_other_types():
-    with pytest.raises(ValueError, match=r"bias_regularizer must be None, rk.regularizers.l1/l2/l1_l2\(...\) or a dict, got 'l2'"):
+    with pytest.raises(
+        ValueError, match=r"bias_regularizer must be None, rk.regularizers.l1/l2/l1_l2\(...\) or a dict, got 'l2'"
+    ):
         regularizers.get("l2", "bias_regularizer")
 
 

@@ -36,10 +36,12 @@ def ensemble_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("ensemble")
     csv = write_jena_csv(folder / "a.csv", days=40)
     raw = tiny_config(csv, windows={"residual": True})
-    raw["models"] = [{"name": "GRU a", "layers": GRU4},
-                     {"name": "GRU b", "layers": GRU4, "training": {"seed": 1}},
-                     {"name": "LSTM c", "layers": [{"type": "LSTM", "units": 3}, {"type": "Dense", "units": 1}]},
-                     {"name": "mean of 3", "members": ["GRU a", "GRU b", "LSTM c"]}]
+    raw["models"] = [
+        {"name": "GRU a", "layers": GRU4},
+        {"name": "GRU b", "layers": GRU4, "training": {"seed": 1}},
+        {"name": "LSTM c", "layers": [{"type": "LSTM", "units": 3}, {"type": "Dense", "units": 1}]},
+        {"name": "mean of 3", "members": ["GRU a", "GRU b", "LSTM c"]},
+    ]
     run = folder / "run"
     metrics = run_experiment(parse_config(raw), run, **quiet)
     return run, csv, metrics
@@ -85,32 +87,66 @@ def test_export_writes_the_ensemble_as_one_graph(ensemble_run, tmp_path):
     assert name == "mean of 3" and path.is_file() and difference is not None and difference < 1e-5
 
 
-@pytest.mark.parametrize(("models", "fragments"), [
-    ([{"name": "e", "members": ["GRU a", "GRU b"]}], ("models[0].members", "'GRU a' is not a model listed before")),
-    ([{"name": "GRU a", "layers": GRU4}, {"name": "e", "members": ["GRU a"]}],
-     ("at least two different model names", "['GRU a']")),
-    ([{"name": "GRU a", "layers": GRU4}, {"name": "e", "members": ["GRU a", "GRU a"]}],
-     ("at least two different model names",)),
-    ([{"name": "GRU a", "layers": GRU4}, {"name": "GRU b", "layers": GRU4},
-      {"name": "e", "members": ["GRU a", "GRU b"], "layers": GRU4}], ("either layers", "or members", "got both")),
-    ([{"name": "x"}], ("model 'x' needs either layers", "got neither")),
-    ([{"name": "GRU a", "layers": GRU4}, {"name": "GRU b", "layers": GRU4},
-      {"name": "e", "members": ["GRU a", "GRU b"], "training": {"epochs": 3}}], ("trains nothing", "training.epochs")),
-    ([{"name": "GRU a", "layers": GRU4}, {"name": "GRU b", "layers": GRU4}, {"name": "e", "members": ["GRU a", "GRU b"]},
-      {"name": "f", "members": ["e", "GRU a"]}], ("'e' is an ensemble itself",)),
-])
+@pytest.mark.parametrize(
+    ("models", "fragments"),
+    [
+        ([{"name": "e", "members": ["GRU a", "GRU b"]}], ("models[0].members", "'GRU a' is not a model listed before")),
+        (
+            [{"name": "GRU a", "layers": GRU4}, {"name": "e", "members": ["GRU a"]}],
+            ("at least two different model names", "['GRU a']"),
+        ),
+        (
+            [{"name": "GRU a", "layers": GRU4}, {"name": "e", "members": ["GRU a", "GRU a"]}],
+            ("at least two different model names",),
+        ),
+        (
+            [
+                {"name": "GRU a", "layers": GRU4},
+                {"name": "GRU b", "layers": GRU4},
+                {"name": "e", "members": ["GRU a", "GRU b"], "layers": GRU4},
+            ],
+            ("either layers", "or members", "got both"),
+        ),
+        ([{"name": "x"}], ("model 'x' needs either layers", "got neither")),
+        (
+            [
+                {"name": "GRU a", "layers": GRU4},
+                {"name": "GRU b", "layers": GRU4},
+                {"name": "e", "members": ["GRU a", "GRU b"], "training": {"epochs": 3}},
+            ],
+            ("trains nothing", "training.epochs"),
+        ),
+        (
+            [
+                {"name": "GRU a", "layers": GRU4},
+                {"name": "GRU b", "layers": GRU4},
+                {"name": "e", "members": ["GRU a", "GRU b"]},
+                {"name": "f", "members": ["e", "GRU a"]},
+            ],
+            ("'e' is an ensemble itself",),
+        ),
+    ],
+)
 def test_bad_ensembles_are_one_line_errors(tmp_path, capsys, models, fragments):
     from rnnkit.config import config_toml, parse_schema
 
     raw = tiny_config(write_jena_csv(tmp_path / "a.csv", days=10))
-    base = "".join(line for line in config_toml(parse_schema({**raw, "models": []})).splitlines(keepends=True)
-                   if not line.startswith("models = "))
+    base = "".join(
+        line
+        for line in config_toml(parse_schema({**raw, "models": []})).splitlines(keepends=True)
+        if not line.startswith("models = ")
+    )
     blocks = []
     for model in models:
         lines = ["", "[[models]]"] + [f"{k} = {json.dumps(v)}" for k, v in model.items() if k in ("name", "members")]
         if "layers" in model:
-            lines.append("layers = [" + ", ".join("{" + ", ".join(f"{k} = {json.dumps(v)}" for k, v in spec.items())
-                                                   + "}" for spec in model["layers"]) + "]")
+            lines.append(
+                "layers = ["
+                + ", ".join(
+                    "{" + ", ".join(f"{k} = {json.dumps(v)}" for k, v in spec.items()) + "}" for spec in model["layers"]
+                )
+                + "]"
+            )
         if "training" in model:
             lines.append("training = {" + ", ".join(f"{k} = {v}" for k, v in model["training"].items()) + "}")
         blocks += lines

@@ -22,6 +22,7 @@ def _sum_of_sines(rows: int) -> np.ndarray:
 
 # --- known answers -------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     "make",
     [
@@ -47,6 +48,7 @@ def test_forecasters_learn_the_next_four_values_of_a_sum_of_sines(make, seed):
 
 
 # --- the feedback loops, by hand -----------------------------------------------------------------
+
 
 def _constant_head(head, value: float) -> None:
     with torch.no_grad():
@@ -116,10 +118,13 @@ def test_clock_advances_sin_cos_exactly():
 
 # --- baselines and scores, by hand ---------------------------------------------------------------
 
+
 def test_repeat_last_day_by_hand():
     # Window of 6 rows, period 3, 5 steps: rows 3, 4, 5, 3, 4 of column 1.
     x = torch.arange(12.0).view(1, 6, 2)  # column 1 holds 1, 3, 5, 7, 9, 11
-    torch.testing.assert_close(RepeatLastPeriod(1, period=3, target_length=5)(x).flatten(), torch.tensor([7.0, 9.0, 11.0, 7.0, 9.0]))
+    torch.testing.assert_close(
+        RepeatLastPeriod(1, period=3, target_length=5)(x).flatten(), torch.tensor([7.0, 9.0, 11.0, 7.0, 9.0])
+    )
     torch.testing.assert_close(RepeatLastPeriod(1, period=1, target_length=2)(x).flatten(), torch.tensor([11.0, 11.0]))
 
 
@@ -158,6 +163,7 @@ def test_forecast_scores_by_hand_in_data_units():
 
 # --- invalid arguments ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     "make, message",
     [
@@ -169,11 +175,19 @@ def test_forecast_scores_by_hand_in_data_units():
         (lambda: Seq2SeqForecaster(2, 3, target_index=2), "target_index must be column positions in [0, 2), got 2"),
         (lambda: Seq2SeqForecaster(2, 3, target_index=[0, 0]), "target_index must not repeat a column, got [0, 0]"),
         (lambda: Seq2SeqForecaster(2, 3, 0, clock="day"), "clock must be a Clock or None, got str"),
-        (lambda: AutoregressiveForecaster(2, 3, clock=Clock([(0, 1, 24)])),
-         "at least one column must be fed back (not a clock column), got clock columns [0, 1]"),
-        (lambda: AutoregressiveForecaster(3, 3, clock=Clock([(2, 3, 24)])), "clock columns must be < features=3, got [2, 3]"),
+        (
+            lambda: AutoregressiveForecaster(2, 3, clock=Clock([(0, 1, 24)])),
+            "at least one column must be fed back (not a clock column), got clock columns [0, 1]",
+        ),
+        (
+            lambda: AutoregressiveForecaster(3, 3, clock=Clock([(2, 3, 24)])),
+            "clock columns must be < features=3, got [2, 3]",
+        ),
         (lambda: Clock([]), "pairs must hold at least one (sin_index, cos_index, period), got []"),
-        (lambda: Clock([(0, 1, 0)]), "pairs must be (sin_index >= 0, cos_index >= 0, period > 0) triples, got (0, 1, 0)"),
+        (
+            lambda: Clock([(0, 1, 0)]),
+            "pairs must be (sin_index >= 0, cos_index >= 0, period > 0) triples, got (0, 1, 0)",
+        ),
         (lambda: Clock([(0, 1, 24), (1, 2, 7)]), "pairs must not share a column"),
         (lambda: RepeatLastPeriod(-1, 24, 3), "target_index must be column positions >= 0, got -1"),
         (lambda: RepeatLastPeriod(0, 0, 3), "period must be a positive integer, got 0"),
@@ -202,5 +216,7 @@ def test_mean_daily_curve_must_be_fitted_and_fill_every_bin():
 
 
 def test_forecast_scores_rejects_mismatched_shapes():
-    with pytest.raises(ValueError, match=r"y_true and y_pred must both be \(examples, steps\[, 1\]\), got \(2, 3\) and \(2, 4\)"):
+    with pytest.raises(
+        ValueError, match=r"y_true and y_pred must both be \(examples, steps\[, 1\]\), got \(2, 3\) and \(2, 4\)"
+    ):
         forecast_scores(torch.zeros(2, 3), torch.zeros(2, 4))

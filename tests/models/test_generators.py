@@ -15,6 +15,7 @@ from rnnkit.training import Trainer
 
 # --- known answers -------------------------------------------------------------------------------
 
+
 def test_one_to_many_generates_a_sine_from_its_phase(seed):
     # Start vector (sin φ, cos φ) → sin(φ + 2πk/12), k = 1 … 12: the whole curve is fixed by the
     # start. Measured MAE 0.008 after 30 epochs; tolerance 0.03 (1.5% of the peak-to-peak 2).
@@ -52,6 +53,7 @@ def test_char_rnn_learns_abc_exactly_from_one_seed_character(seed):
 
 
 # --- the loop, by hand ---------------------------------------------------------------------------
+
 
 def test_one_to_many_feeds_each_value_back():
     # A head that always adds 1: from a start temperature of 4, the values 5, 6, 7, ...
@@ -99,25 +101,39 @@ def test_text_windows_and_codes():
 
 # --- invalid arguments ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     "call, message",
     [
         (lambda: CharRNN("aab"), "vocabulary must be a non-empty string of distinct characters, got 'aab'"),
         (lambda: CharRNN("ab", units=0), "units must be a positive integer, got 0"),
         (lambda: CharRNN("ab").encode("abc"), "text holds characters outside the vocabulary: ['c']"),
-        (lambda: text_windows("ab", CharRNN("ab"), 2), "text must hold at least sequence_length + 1 = 3 characters, got 2"),
+        (
+            lambda: text_windows("ab", CharRNN("ab"), 2),
+            "text must hold at least sequence_length + 1 = 3 characters, got 2",
+        ),
         (lambda: text_windows("abab", CharRNN("ab"), 2, shift=0), "shift must be a positive integer, got 0"),
         (lambda: OneToMany(3, target_length=0), "target_length must be a positive integer, got 0"),
         (lambda: OneToMany(3, outputs=2, target_index=0), "target_index must name outputs=2 columns, got 0"),
-        (lambda: OneToMany(3, residual=True), "residual=True needs target_index (the start values to add changes to), got None"),
+        (
+            lambda: OneToMany(3, residual=True),
+            "residual=True needs target_index (the start values to add changes to), got None",
+        ),
         (lambda: OneToMany(3)(torch.zeros(2, 4)), "start must be (batch, 3) or (batch, 1, 3), got (2, 4)"),
         (lambda: generate(CharRNN("ab"), "a", 0), "length must be a positive integer, got 0"),
-        (lambda: generate(CharRNN("ab"), "a", 3, temperature=-1.0), "temperature must be a finite number >= 0, got -1.0"),
-        (lambda: generate(OneToMany(2), torch.zeros(2), 3, temperature=0.5),
-         "temperature applies to token models only (discrete=True), got 0.5 for OneToMany"),
+        (
+            lambda: generate(CharRNN("ab"), "a", 3, temperature=-1.0),
+            "temperature must be a finite number >= 0, got -1.0",
+        ),
+        (
+            lambda: generate(OneToMany(2), torch.zeros(2), 3, temperature=0.5),
+            "temperature applies to token models only (discrete=True), got 0.5 for OneToMany",
+        ),
         (lambda: generate(CharRNN("ab"), "", 3), "start must hold at least one character, got ''"),
-        (lambda: generate(CharRNN("ab"), torch.zeros(1, 1, 1, dtype=torch.long), 3),
-         "start ids must be (s,) or (batch, s) with s >= 1, got shape (1, 1, 1)"),
+        (
+            lambda: generate(CharRNN("ab"), torch.zeros(1, 1, 1, dtype=torch.long), 3),
+            "start ids must be (s,) or (batch, s) with s >= 1, got shape (1, 1, 1)",
+        ),
     ],
 )
 def test_invalid_arguments(call, message):

@@ -78,7 +78,9 @@ def test_rnn_uses_context_that_a_bigram_cannot(seed):
     assert next_word_accuracy(bigram, x_test, y_test, after=after) <= majority
 
     model = next_word_model(len(vocab), units=32)
-    Trainer(loss="cross_entropy", epochs=20, batch_size=64, learning_rate=1e-2, progress=False, seed=0).fit(model, (x, y))
+    Trainer(loss="cross_entropy", epochs=20, batch_size=64, learning_rate=1e-2, progress=False, seed=0).fit(
+        model, (x, y)
+    )
     assert next_word_accuracy(model, x_test, y_test, after=after) >= 0.9
     assert predict_next(model, vocab, "in the cartoon once again donald") == "duck"
     assert predict_next(model, vocab, "the president said that once again donald") == "trump"

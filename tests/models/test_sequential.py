@@ -121,9 +121,7 @@ def test_summary_rows_formulas_and_total():
 
 
 def test_summary_of_a_stack_shows_sequence_shapes_and_names():
-    text = rk.Sequential(
-        GRU(32, return_sequences=True), GRU(32), Dense(1), input_shape=(120, 14)
-    ).summary()
+    text = rk.Sequential(GRU(32, return_sequences=True), GRU(32), Dense(1), input_shape=(120, 14)).summary()
     assert "gru (GRU)" in text and "gru_1 (GRU)" in text
     assert "(None, 120, 32)" in text
     assert "3·(32·14 + 32·32 + 2·32)" in text and "3·(32·32 + 32·32 + 2·32)" in text
@@ -217,8 +215,13 @@ def _l2(a):
 
 def test_regularization_loss_is_the_hand_computed_sum():
     model = rk.Sequential(
-        GRU(4, return_sequences=True, kernel_regularizer=regularizers.l2(1e-2),
-            recurrent_regularizer=regularizers.l1(3e-3), bias_regularizer=regularizers.l1_l2(0.1, 0.2)),
+        GRU(
+            4,
+            return_sequences=True,
+            kernel_regularizer=regularizers.l2(1e-2),
+            recurrent_regularizer=regularizers.l1(3e-3),
+            bias_regularizer=regularizers.l1_l2(0.1, 0.2),
+        ),
         LSTM(3, kernel_regularizer=regularizers.l1(0.05)),
         Dense(2, kernel_regularizer=regularizers.l1(0.5), bias_regularizer=regularizers.l2(0.25)),
         input_shape=(6, 3),
@@ -227,9 +230,13 @@ def test_regularization_loss_is_the_hand_computed_sum():
     model.set_weights([rng.standard_normal(w.shape).astype("float32") for w in model.get_weights()])
     w = model.get_weights()  # GRU kernel, recurrent, bias (2, 12); LSTM kernel, recurrent, bias; Dense kernel, bias
     expected = (
-        1e-2 * _l2(w[0]) + 3e-3 * _l1(w[1]) + 0.1 * _l1(w[2]) + 0.2 * _l2(w[2])
+        1e-2 * _l2(w[0])
+        + 3e-3 * _l1(w[1])
+        + 0.1 * _l1(w[2])
+        + 0.2 * _l2(w[2])
         + 0.05 * _l1(w[3])
-        + 0.5 * _l1(w[6]) + 0.25 * _l2(w[7])
+        + 0.5 * _l1(w[6])
+        + 0.25 * _l2(w[7])
     )
     loss = model.regularization_loss()
     assert loss.dim() == 0
@@ -262,8 +269,13 @@ class CountingL2(regularizers.Regularizer):
 def test_one_regularisation_term_per_regularised_weight():
     regs = [CountingL2() for _ in range(8)]
     model = rk.Sequential(
-        SimpleRNN(4, kernel_regularizer=regs[0], recurrent_regularizer=regs[1], bias_regularizer=regs[2],
-                  return_sequences=True),
+        SimpleRNN(
+            4,
+            kernel_regularizer=regs[0],
+            recurrent_regularizer=regs[1],
+            bias_regularizer=regs[2],
+            return_sequences=True,
+        ),
         LSTM(3, kernel_regularizer=regs[3], recurrent_regularizer=regs[4], bias_regularizer=regs[5]),
         Dense(2, kernel_regularizer=regs[6], bias_regularizer=regs[7]),
         input_shape=(6, 5),
@@ -327,7 +339,9 @@ def test_state_dict_round_trip(seed):
 
 
 # --- invalid arguments -------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("input_shape", [(0, 14), (120, -1), (120, None), (120, 14, 3), (), (120.0, 14), "120,14", (True, 2)])
+@pytest.mark.parametrize(
+    "input_shape", [(0, 14), (120, -1), (120, None), (120, 14, 3), (), (120.0, 14), "120,14", (True, 2)]
+)
 def test_bad_input_shape(input_shape):
     with pytest.raises(ValueError) as e:
         rk.Sequential(SimpleRNN(4), input_shape=input_shape)
@@ -348,13 +362,18 @@ def test_first_layer_input_size_must_agree_with_input_shape():
 
 
 def test_return_state_layer_cannot_feed_the_next_layer():
-    with pytest.raises(ValueError, match=r"layer 1 \(Dense\) follows a layer with several outputs .*use return_state=False"):
+    with pytest.raises(
+        ValueError, match=r"layer 1 \(Dense\) follows a layer with several outputs .*use return_state=False"
+    ):
         rk.Sequential(LSTM(4, return_state=True), Dense(1), input_shape=(10, 3))
 
 
 @pytest.mark.parametrize("method", ["count_params", "summary", "get_weights"])
 def test_unbuilt_model_says_how_to_build_it(method):
-    with pytest.raises(ValueError, match=rf"{method} needs a built model: pass input_shape=\(sequence_length, features\) or call the model once"):
+    with pytest.raises(
+        ValueError,
+        match=rf"{method} needs a built model: pass input_shape=\(sequence_length, features\) or call the model once",
+    ):
         getattr(rk.Sequential(SimpleRNN(4), Dense(1)), method)()
 
 
@@ -373,7 +392,9 @@ def test_set_weights_wrong_shape_names_the_expected_shape():
     model = rk.Sequential(SimpleRNN(16), Dense(1), input_shape=(120, 14))
     weights = model.get_weights()
     weights[3] = np.zeros((16, 2), dtype="float32")
-    with pytest.raises(ValueError, match=r"set_weights: array 3 \(layer dense, weight 0\) must have shape \(16, 1\), got \(16, 2\)"):
+    with pytest.raises(
+        ValueError, match=r"set_weights: array 3 \(layer dense, weight 0\) must have shape \(16, 1\), got \(16, 2\)"
+    ):
         model.set_weights(weights)
 
 
@@ -388,10 +409,15 @@ def test_from_config_needs_layers():
 
 
 def test_layers_are_separate_arguments_not_a_list():
-    with pytest.raises(ValueError, match=r"Sequential takes the layers as separate arguments, Sequential\(layer1, layer2, \.\.\.\), got a list"):
+    with pytest.raises(
+        ValueError,
+        match=r"Sequential takes the layers as separate arguments, Sequential\(layer1, layer2, \.\.\.\), got a list",
+    ):
         rk.Sequential([SimpleRNN(4), Dense(1)])
 
 
 def test_dense_after_flatten_needs_a_known_sequence_length():
-    with pytest.raises(ValueError, match=r"Dense needs a known number of input features on the last axis, got input shape \(None,\)"):
+    with pytest.raises(
+        ValueError, match=r"Dense needs a known number of input features on the last axis, got input shape \(None,\)"
+    ):
         rk.Sequential(Flatten(), Dense(1), input_shape=(None, 14))

@@ -53,7 +53,10 @@ def test_best_tracker_keeps_a_copy_of_the_best_weights():
     ("build", "message"),
     [
         (lambda opt: EarlyStopping(patience=0), "early_stopping_patience must be None or an integer >= 1, got 0"),
-        (lambda opt: ReduceLROnPlateau(opt, patience=1.5), "lr_plateau_patience must be None or an integer >= 1, got 1.5"),
+        (
+            lambda opt: ReduceLROnPlateau(opt, patience=1.5),
+            "lr_plateau_patience must be None or an integer >= 1, got 1.5",
+        ),
         (lambda opt: ReduceLROnPlateau(opt, patience=1, factor=0.0), r"lr_factor must be in \(0, 1\), got 0.0"),
         (lambda opt: ReduceLROnPlateau(opt, patience=1, min_lr=-1), "min_lr must be >= 0, got -1"),
     ],

@@ -24,7 +24,11 @@ def _stepped(opt_cls, **kw):
 
 @pytest.mark.parametrize(
     ("opt_cls", "kw"),
-    [(torch.optim.Adam, {"lr": 0.01, "eps": 1e-7}), (torch.optim.RMSprop, {"lr": 0.01, "alpha": 0.9}), (torch.optim.SGD, {"lr": 0.1, "momentum": 0.9})],
+    [
+        (torch.optim.Adam, {"lr": 0.01, "eps": 1e-7}),
+        (torch.optim.RMSprop, {"lr": 0.01, "alpha": 0.9}),
+        (torch.optim.SGD, {"lr": 0.1, "momentum": 0.9}),
+    ],
 )
 def test_optimizer_state_round_trips_through_a_checkpoint(tmp_path, opt_cls, kw):
     model, opt = _stepped(opt_cls, **kw)

@@ -13,6 +13,7 @@ from rnnkit.training.losses import balanced_class_weight, check_class_weight, cr
 
 # --- metrics ---------------------------------------------------------------------------------------
 
+
 def test_binary_metrics_equal_hand_counts():
     # true:  0 0 0 0 0 0 1 1 1 1;  predicted: 0 0 0 0 1 1 1 1 1 0
     # tn = 4, fp = 2, fn = 1, tp = 3
@@ -68,10 +69,13 @@ def test_no_labels_are_rejected():
 
 # --- class weights -----------------------------------------------------------------------------------
 
+
 def test_balanced_class_weight_is_n_over_classes_times_count():
     w = balanced_class_weight(torch.tensor([0, 0, 0, 0, 0, 0, 1, 1]), 2)
     assert w.tolist() == pytest.approx([8 / (2 * 6), 8 / (2 * 2)])
-    assert balanced_class_weight([0, 0, 2], 3).tolist() == pytest.approx([3 / (3 * 2), 0.0, 3 / (3 * 1)])  # class 1 absent
+    assert balanced_class_weight([0, 0, 2], 3).tolist() == pytest.approx(
+        [3 / (3 * 2), 0.0, 3 / (3 * 1)]
+    )  # class 1 absent
 
 
 def test_balanced_class_weight_rejects_labels_outside_the_classes():
@@ -101,13 +105,16 @@ def test_weighted_cross_entropy_per_time_step():
     assert float(cross_entropy(logits, target, class_weight=[0.5, 2.0])) == pytest.approx(expected, rel=1e-6)
 
 
-@pytest.mark.parametrize("weight, message", [
-    ([1.0, -1.0], r"class_weight must hold finite numbers >= 0, not all 0, got \[1.0, -1.0\]"),
-    ([0.0, 0.0], r"class_weight must hold finite numbers >= 0, not all 0, got \[0.0, 0.0\]"),
-    ([1.0, float("nan")], r"class_weight must hold finite numbers >= 0, not all 0, got \[1.0, nan\]"),
-    ([2.0], r"class_weight must be a list of at least 2 numbers, one per class, got \[2.0\]"),
-    ("ab", r"class_weight must be a list of numbers, one per class, got 'ab'"),
-])
+@pytest.mark.parametrize(
+    "weight, message",
+    [
+        ([1.0, -1.0], r"class_weight must hold finite numbers >= 0, not all 0, got \[1.0, -1.0\]"),
+        ([0.0, 0.0], r"class_weight must hold finite numbers >= 0, not all 0, got \[0.0, 0.0\]"),
+        ([1.0, float("nan")], r"class_weight must hold finite numbers >= 0, not all 0, got \[1.0, nan\]"),
+        ([2.0], r"class_weight must be a list of at least 2 numbers, one per class, got \[2.0\]"),
+        ("ab", r"class_weight must be a list of numbers, one per class, got 'ab'"),
+    ],
+)
 def test_invalid_class_weight(weight, message):
     with pytest.raises(ValueError, match=message):
         check_class_weight(weight)
@@ -119,6 +126,7 @@ def test_class_weight_must_match_the_logits():
 
 
 # --- the Trainer -------------------------------------------------------------------------------------
+
 
 def test_trainer_evaluates_the_weighted_loss_and_records_the_weights():
     model = torch.nn.Identity()  # the inputs are the logits
@@ -146,8 +154,9 @@ def test_balanced_weights_raise_the_recall_of_the_rare_class(seed):
     for name, weight in (("none", None), ("balanced", balanced_class_weight(y, 2))):
         torch.manual_seed(0)
         model = torch.nn.Linear(1, 2)
-        Trainer(loss="cross_entropy", class_weight=weight, learning_rate=0.05, epochs=20, batch_size=100,
-                progress=False).fit(model, (x, y))
+        Trainer(
+            loss="cross_entropy", class_weight=weight, learning_rate=0.05, epochs=20, batch_size=100, progress=False
+        ).fit(model, (x, y))
         with torch.no_grad():
             recalls[name] = classification_metrics(y, model(x))["recall"]
     # Balanced weights move the decision point to about x = 0.5 (recall ≈ 0.7); none keeps it near x = 2.7.

@@ -40,12 +40,14 @@ def gru_model(seed: int = 3):
 
 def fit(device="auto", precision="fp32", epochs=3, **kw):
     model = gru_model()
-    history = Trainer(epochs=epochs, batch_size=32, progress=False, device=device, precision=precision,
-                      **kw).fit(model, sine_data(), sine_data(48, seed=1))
+    history = Trainer(epochs=epochs, batch_size=32, progress=False, device=device, precision=precision, **kw).fit(
+        model, sine_data(), sine_data(48, seed=1)
+    )
     return model, history
 
 
 # --- choosing the device ----------------------------------------------------------------------------
+
 
 def test_cpu_is_the_cpu_and_auto_is_cuda_where_present():
     assert resolve_device("cpu") == torch.device("cpu")
@@ -86,6 +88,7 @@ def test_torchrun_uses_gloo_for_cpus_and_nccl_for_gpus():
 
 
 # --- precision ------------------------------------------------------------------------------------
+
 
 def test_bf16_autocast_runs_the_forward_pass_in_bfloat16_on_a_cpu():
     model = gru_model()
@@ -128,16 +131,27 @@ def test_keras_compile_takes_device_and_precision():
 
 # --- the command line -------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def config_file(tmp_path):
     csv = write_jena_csv(tmp_path / "hourly.csv")
 
     def write(**training):
         settings = {"epochs": 1, "batch_size": 64, "seed": 0, **training}
-        lines = ['name = "tiny"', "[data]", f"paths = [{json.dumps(str(csv))}]", "split = [0.6, 0.2, 0.2]",
-                 "[windows]", "sequence_length = 24", "horizon = 6", "[training]",
-                 *(f"{k} = {json.dumps(v)}" for k, v in settings.items()),
-                 "[[models]]", 'name = "GRU(4)"', 'layers = [{type = "GRU", units = 4}, {type = "Dense", units = 1}]']
+        lines = [
+            'name = "tiny"',
+            "[data]",
+            f"paths = [{json.dumps(str(csv))}]",
+            "split = [0.6, 0.2, 0.2]",
+            "[windows]",
+            "sequence_length = 24",
+            "horizon = 6",
+            "[training]",
+            *(f"{k} = {json.dumps(v)}" for k, v in settings.items()),
+            "[[models]]",
+            'name = "GRU(4)"',
+            'layers = [{type = "GRU", units = 4}, {type = "Dense", units = 1}]',
+        ]
         path = tmp_path / f"tiny-{len(list(tmp_path.glob('tiny-*.toml')))}.toml"
         path.write_text("\n".join(lines) + "\n")
         return path
@@ -150,19 +164,27 @@ def config_file(tmp_path):
 def test_cuda_without_a_gpu_is_one_line_and_exit_2_before_the_run_folder(config_file, tmp_path, capsys, where):
     config = config_file(device="cuda") if where == "config" else config_file()
     argv = ["train", str(config), "--output", str(tmp_path / "run"), "--quiet"]
-    one_line_error(capsys, argv + (["--device", "cuda"] if where == "--device" else []),
-                    "device = 'cuda' but torch sees no CUDA GPU", "use device = 'auto' or 'cpu'")
+    one_line_error(
+        capsys,
+        argv + (["--device", "cuda"] if where == "--device" else []),
+        "device = 'cuda' but torch sees no CUDA GPU",
+        "use device = 'auto' or 'cpu'",
+    )
     assert not (tmp_path / "run").exists()
 
 
 def test_fp16_on_the_cpu_at_the_command_line_is_one_line_and_exit_2(config_file, tmp_path, capsys):
-    one_line_error(capsys, ["train", str(config_file(precision="fp16")), "--output", str(tmp_path / "run"),
-                             "--device", "cpu", "--quiet"], "precision = 'fp16' needs device = 'cuda'")
+    one_line_error(
+        capsys,
+        ["train", str(config_file(precision="fp16")), "--output", str(tmp_path / "run"), "--device", "cpu", "--quiet"],
+        "precision = 'fp16' needs device = 'cuda'",
+    )
 
 
 def test_a_bad_device_name_in_the_config_is_one_line_and_exit_2(config_file, tmp_path, capsys):
-    one_line_error(capsys, ["train", str(config_file(device="gpu")), "--output", str(tmp_path / "run"), "--quiet"],
-                    "device")
+    one_line_error(
+        capsys, ["train", str(config_file(device="gpu")), "--output", str(tmp_path / "run"), "--quiet"], "device"
+    )
 
 
 @without_cuda
@@ -187,6 +209,7 @@ def test_a_run_resumes_with_another_device_given(config_file, tmp_path, capsys):
 
 # --- on a GPU -------------------------------------------------------------------------------------
 
+
 @needs_cuda
 def test_cuda_training_leaves_the_model_on_the_gpu_and_matches_the_cpu_closely():
     gpu, h_gpu = fit("cuda")
@@ -209,9 +232,11 @@ def test_mixed_precision_on_cuda_learns(precision):
 def test_a_checkpoint_resumes_across_devices_to_the_same_run(tmp_path, first, then):
     whole, _ = fit(first, epochs=4)
     model = gru_model()
-    Trainer(epochs=2, batch_size=32, progress=False, device=first,
-            checkpoint_dir=tmp_path).fit(model, sine_data(), sine_data(48, seed=1))
-    Trainer(epochs=4, batch_size=32, progress=False, device=then,
-            checkpoint_dir=tmp_path).fit(model, sine_data(), sine_data(48, seed=1), resume=True)
+    Trainer(epochs=2, batch_size=32, progress=False, device=first, checkpoint_dir=tmp_path).fit(
+        model, sine_data(), sine_data(48, seed=1)
+    )
+    Trainer(epochs=4, batch_size=32, progress=False, device=then, checkpoint_dir=tmp_path).fit(
+        model, sine_data(), sine_data(48, seed=1), resume=True
+    )
     for a, b in zip(model.state_dict().values(), whole.state_dict().values()):
         assert torch.allclose(a.cpu(), b.cpu(), atol=1e-4)

@@ -14,7 +14,7 @@ from rnnkit.training.distributed import piece
 # One script for both runs: under torchrun (2 ranks) and as a plain process (1 rank). Each rank writes its
 # final weights and history; uneven pieces on purpose: 251 training windows, batch 10, so the last batch has
 # 1 row and rank 1 an empty piece.
-SCRIPT = textwrap.dedent('''
+SCRIPT = textwrap.dedent("""
     import json, os, sys
     import torch
     import rnnkit as rk
@@ -56,7 +56,7 @@ SCRIPT = textwrap.dedent('''
     with open(os.path.join(out, f"rank{rank}_of{ranks}.json"), "w") as f:
         json.dump(history.epochs, f)
     finish()
-''')
+""")
 
 
 def _run(tmp_path, mode: str, ranks: int) -> None:
@@ -66,8 +66,16 @@ def _run(tmp_path, mode: str, ranks: int) -> None:
     if ranks == 1:
         cmd = [sys.executable, str(script), str(tmp_path), mode]
     else:
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={ranks}",
-               str(script), str(tmp_path), mode]
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc-per-node={ranks}",
+            str(script),
+            str(tmp_path),
+            mode,
+        ]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
 

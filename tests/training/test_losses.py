@@ -52,7 +52,10 @@ def test_cross_entropy_refuses_wrong_shapes():
         get_loss("cross_entropy")(torch.zeros(2, 3), torch.tensor([0, 1, 2]))
 
 
-@pytest.mark.parametrize(("alias", "name"), [("mean_squared_error", "mse"), ("MAE", "mae"), ("sparse_categorical_crossentropy", "cross_entropy")])
+@pytest.mark.parametrize(
+    ("alias", "name"),
+    [("mean_squared_error", "mse"), ("MAE", "mae"), ("sparse_categorical_crossentropy", "cross_entropy")],
+)
 def test_keras_long_names(alias, name):
     assert get_loss(alias) is get_loss(name)
 

@@ -32,7 +32,8 @@ def test_a_fits_events_equal_its_history_and_hold_weight_histograms(tmp_path, se
     x, y = torch.randn(200, 4), torch.randn(200, 1)
     model = torch.nn.Linear(4, 1)
     history = Trainer(epochs=4, batch_size=32, learning_rate=0.05, lr_plateau_patience=1).fit(
-        model, (x[:150], y[:150]), (x[150:], y[150:]))
+        model, (x[:150], y[:150]), (x[150:], y[150:])
+    )
     folder = write_history(history, tmp_path / "tb", model)
     assert_events_equal_history(folder, history.to_csv())
     lrs = [v for _, v in read_scalars(folder)["lr"]]
@@ -46,7 +47,10 @@ def test_a_fits_events_equal_its_history_and_hold_weight_histograms(tmp_path, se
 
 
 def test_writing_again_replaces_the_events(tmp_path):
-    records = [{"epoch": 1, "loss": 2.0, "lr": 0.1, "seconds": 0.5}, {"epoch": 2, "loss": 1.0, "lr": 0.1, "seconds": 0.5}]
+    records = [
+        {"epoch": 1, "loss": 2.0, "lr": 0.1, "seconds": 0.5},
+        {"epoch": 2, "loss": 1.0, "lr": 0.1, "seconds": 0.5},
+    ]
     write_history(records, tmp_path / "tb")
     write_history(records[:1], tmp_path / "tb")  # a resumed run writes its folder again
     assert read_scalars(tmp_path / "tb")["loss"] == [(1, 2.0)]
@@ -59,8 +63,10 @@ def test_a_run_writes_events_per_model_only_when_the_config_asks(tmp_path):
     from rnnkit.experiment import run_experiment
 
     csv = write_jena_csv(tmp_path / "hourly.csv")
-    models = [{"name": "GRU(4)", "layers": [{"type": "GRU", "units": 4}, {"type": "Dense", "units": 1}]},
-              {"name": "LSTM 3", "layers": [{"type": "LSTM", "units": 3}, {"type": "Dense", "units": 1}]}]
+    models = [
+        {"name": "GRU(4)", "layers": [{"type": "GRU", "units": 4}, {"type": "Dense", "units": 1}]},
+        {"name": "LSTM 3", "layers": [{"type": "LSTM", "units": 3}, {"type": "Dense", "units": 1}]},
+    ]
     config = parse_config({**tiny_config(csv, models=models, training={"epochs": 3}), "output": {"tensorboard": True}})
     run_experiment(config, tmp_path / "run", log=lambda _: None)
     for slug in ("gru_4", "lstm_3"):
@@ -85,7 +91,8 @@ def test_the_hook_writes_each_epoch_while_the_fit_runs(tmp_path, seed):
 
     x, y = torch.randn(120, 3), torch.randn(120, 1)
     model = torch.nn.Linear(3, 1)
-    history = Trainer(epochs=3, batch_size=40, progress=False,
-                      hooks=[TensorBoardHook(tmp_path / "tb"), Look()]).fit(model, (x[:80], y[:80]), (x[80:], y[80:]))
+    history = Trainer(epochs=3, batch_size=40, progress=False, hooks=[TensorBoardHook(tmp_path / "tb"), Look()]).fit(
+        model, (x[:80], y[:80]), (x[80:], y[80:])
+    )
     assert seen == [[1], [1, 2], [1, 2, 3]]
     assert_events_equal_history(tmp_path / "tb", history.to_csv())

@@ -188,7 +188,9 @@ def test_early_stopping_restores_the_best_epoch_weights():
 
     model = mlp(dropout=0.0)
     model.load_state_dict(init)
-    history = Trainer(epochs=30, batch_size=16, early_stopping_patience=2, learning_rate=1e-2, seed=0).fit(model, (x, y), (xv, yv))
+    history = Trainer(epochs=30, batch_size=16, early_stopping_patience=2, learning_rate=1e-2, seed=0).fit(
+        model, (x, y), (xv, yv)
+    )
     assert history.stopped_early
     best = min(range(len(history)), key=lambda i: history["val_loss"][i]) + 1
     assert history.best_epoch == best
@@ -202,7 +204,9 @@ def test_early_stopping_restores_the_best_epoch_weights():
 
     last = mlp(dropout=0.0)
     last.load_state_dict(init)
-    h = Trainer(epochs=30, batch_size=16, early_stopping_patience=2, learning_rate=1e-2, seed=0, restore_best=False).fit(last, (x, y), (xv, yv))
+    h = Trainer(
+        epochs=30, batch_size=16, early_stopping_patience=2, learning_rate=1e-2, seed=0, restore_best=False
+    ).fit(last, (x, y), (xv, yv))
     assert h.best_epoch == len(h)
     assert not torch.equal(weights(last)["1.weight"], weights(model)["1.weight"])
 
@@ -211,7 +215,9 @@ def test_plateau_halves_the_learning_rate_after_patience_epochs():
     x, y = linear_data()
     # val targets that no model can fit better over time: random and unrelated.
     xv, yv = x[:32], torch.randn(32, 1, generator=torch.Generator().manual_seed(5)) * 10
-    history = Trainer(loss="mse", epochs=6, lr_plateau_patience=1, lr_factor=0.5, learning_rate=0.01, seed=0).fit(mlp(0.0), (x, y), (xv, yv))
+    history = Trainer(loss="mse", epochs=6, lr_plateau_patience=1, lr_factor=0.5, learning_rate=0.01, seed=0).fit(
+        mlp(0.0), (x, y), (xv, yv)
+    )
     lrs, vals = history["lr"], history["val_loss"]
     # Replay the rule on the recorded validation losses.
     expected, best, wait, lr = [], math.inf, 0, 0.01
@@ -235,7 +241,9 @@ def test_gradient_clipping_bounds_the_norm_of_the_step():
         torch.manual_seed(0)
         model = nn.Linear(3, 1)
         before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
-        Trainer(optimizer="sgd", loss="mse", learning_rate=1.0, epochs=1, batch_size=1, clip_grad_norm=clip).fit(model, (x, y))
+        Trainer(optimizer="sgd", loss="mse", learning_rate=1.0, epochs=1, batch_size=1, clip_grad_norm=clip).fit(
+            model, (x, y)
+        )
         after = torch.cat([p.detach().flatten() for p in model.parameters()])
         step = (after - before).norm().item()
         if bounded:
@@ -287,7 +295,9 @@ def test_nan_in_the_data_names_the_split_and_first_window(split):
     bad[6, 2, 1] = float("nan")
     bad[8, 0, 0] = float("inf")
     train, val = ((bad, y), (x, y)) if split == "train" else ((x, y), (bad, y))
-    with pytest.raises(RnnkitError, match=f"^{split} inputs hold NaN or inf: first in window 6 \\(step 2, feature 1\\)"):
+    with pytest.raises(
+        RnnkitError, match=f"^{split} inputs hold NaN or inf: first in window 6 \\(step 2, feature 1\\)"
+    ):
         Trainer(epochs=1).fit(nn.Sequential(nn.Flatten(), nn.Linear(8, 1)), train, val)
 
 
@@ -402,8 +412,12 @@ class TTY(io.StringIO):
 def test_progress_is_a_bar_on_a_terminal_a_line_per_epoch_elsewhere_and_nothing_when_off():
     data = (torch.zeros(8, 1), torch.zeros(8, 1))
     shown = {}
-    for name, stream, progress in (("tty", TTY(), None), ("log", io.StringIO(), None), ("off", TTY(), False),
-                                   ("forced", io.StringIO(), True)):
+    for name, stream, progress in (
+        ("tty", TTY(), None),
+        ("log", io.StringIO(), None),
+        ("off", TTY(), False),
+        ("forced", io.StringIO(), True),
+    ):
         Trainer(epochs=3, progress=progress, progress_stream=stream).fit(nn.Linear(1, 1), data, data)
         shown[name] = stream.getvalue()
     assert shown["off"] == ""
@@ -411,8 +425,9 @@ def test_progress_is_a_bar_on_a_terminal_a_line_per_epoch_elsewhere_and_nothing_
     lines = shown["log"].splitlines()
     assert len(lines) == 3 and "\r" not in shown["log"]
     assert [line.split(":")[0] for line in lines] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
-    assert all(re.fullmatch(r"epoch \d/3: loss [-\d.e+]+, val_loss [-\d.e+]+; \d+\.\d s(, ETA \d+ s)?", line)
-               for line in lines), lines
+    assert all(
+        re.fullmatch(r"epoch \d/3: loss [-\d.e+]+, val_loss [-\d.e+]+; \d+\.\d s(, ETA \d+ s)?", line) for line in lines
+    ), lines
     assert "ETA" in lines[0] and "ETA" in lines[1] and "ETA" not in lines[2]  # nothing left after the last
     # a terminal (or forced): tqdm's bar over the batches ("\r" redraws), then the same epoch lines
     for name in ("tty", "forced"):
@@ -438,8 +453,14 @@ def test_describe_epoch_adds_the_tasks_reading_and_hooks_see_every_epoch():
 
     stream, count = io.StringIO(), Count()
     x, y = torch.ones(8, 1), torch.full((8, 1), 2.0)
-    history = Trainer(loss="mae", epochs=2, progress=None, progress_stream=stream, hooks=[count],
-                      describe_epoch=lambda r: f"val MAE {r['val_loss'] * 10:.3f} degC").fit(nn.Linear(1, 1), (x, y), (x, y))
+    history = Trainer(
+        loss="mae",
+        epochs=2,
+        progress=None,
+        progress_stream=stream,
+        hooks=[count],
+        describe_epoch=lambda r: f"val MAE {r['val_loss'] * 10:.3f} degC",
+    ).fit(nn.Linear(1, 1), (x, y), (x, y))
     lines = stream.getvalue().splitlines()
     for line, record in zip(lines, history.epochs, strict=True):
         assert f", val MAE {record['val_loss'] * 10:.3f} degC; " in line
@@ -450,8 +471,12 @@ def test_epoch_line_reads_the_record_and_the_eta():
     from rnnkit.training.hooks import Loop, duration, epoch_line
 
     loop = Loop(None, None, None, epochs=10, epoch=4)
-    line = epoch_line(loop, {"loss": 0.123456, "val_loss": 0.5, "seconds": 30.0}, lambda r: "val MAE 4.2 degC",
-                      seconds=[30.0, 30.0, 30.0, 30.0])
+    line = epoch_line(
+        loop,
+        {"loss": 0.123456, "val_loss": 0.5, "seconds": 30.0},
+        lambda r: "val MAE 4.2 degC",
+        seconds=[30.0, 30.0, 30.0, 30.0],
+    )
     assert line == "epoch 4/10: loss 0.1235, val_loss 0.5, val MAE 4.2 degC; 30.0 s, ETA 3 min 00 s"
     assert duration(59.4) == "59 s" and duration(3600) == "1 h 00 min"
 
@@ -555,8 +580,9 @@ def test_a_long_epoch_prints_a_line_every_interval_off_a_terminal_and_none_on_on
 
     x, y = torch.ones(40, 1), torch.full((40, 1), 2.0)
     log, tty = io.StringIO(), TTY()
-    history = Trainer(loss="mae", epochs=2, batch_size=2, progress_stream=log, progress_interval=0.1,
-                      hooks=[Slow()]).fit(nn.Linear(1, 1), (x, y), (x, y))
+    history = Trainer(
+        loss="mae", epochs=2, batch_size=2, progress_stream=log, progress_interval=0.1, hooks=[Slow()]
+    ).fit(nn.Linear(1, 1), (x, y), (x, y))
     lines = log.getvalue().splitlines()
     within = [line for line in lines if ": batch " in line]
     pattern = r"epoch (\d)/2: batch (\d+)/20 \((\d+)%\), loss ([\d.]+) so far; \d+ s, epoch ETA \d+ s"
@@ -573,8 +599,9 @@ def test_a_long_epoch_prints_a_line_every_interval_off_a_terminal_and_none_on_on
     assert lines.index(next(line for line in lines if line.startswith("epoch 1/2: loss"))) > lines.index(within[0])
     assert abs(float(matches[-1][4]) - history.epochs[-1]["loss"]) < 0.5
     # on a terminal: the bar, no batch lines
-    Trainer(loss="mae", epochs=1, batch_size=2, progress_stream=tty, progress_interval=0.1,
-            hooks=[Slow()]).fit(nn.Linear(1, 1), (x, y))
+    Trainer(loss="mae", epochs=1, batch_size=2, progress_stream=tty, progress_interval=0.1, hooks=[Slow()]).fit(
+        nn.Linear(1, 1), (x, y)
+    )
     assert ": batch " not in tty.getvalue() and "\r" in tty.getvalue()
 
 

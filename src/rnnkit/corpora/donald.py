@@ -12,13 +12,22 @@ from __future__ import annotations
 import random
 
 POLITICS = (
-    "the president said that", "at the white house", "during the election campaign",
-    "the senate voted and", "the republican candidate", "reporters at the press conference saw",
+    "the president said that",
+    "at the white house",
+    "during the election campaign",
+    "the senate voted and",
+    "the republican candidate",
+    "reporters at the press conference saw",
     "in the presidential debate",
 )
 CARTOON = (
-    "in the cartoon", "the disney film showed how", "the children watched how",
-    "on the comic page", "at the theme park", "mickey mouse said that", "in the animated short",
+    "in the cartoon",
+    "the disney film showed how",
+    "the children watched how",
+    "on the comic page",
+    "at the theme park",
+    "mickey mouse said that",
+    "in the animated short",
 )
 MIDDLE = ("", "yesterday", "once again", "as usual", "to everyone's surprise", "that morning", "after a long pause")
 ENDINGS = ("smiled", "waved at the crowd", "spoke loudly", "walked away", "got angry", "laughed", "made a speech")

@@ -16,13 +16,29 @@ AMBIGUOUS = ("teddy", "franklin", "victoria", "georgia", "jordan", "florence", "
 SURNAMES = ("roosevelt", "smith", "jones", "brown", "miller", "clark", "lewis", "walker", "hall", "young")
 THINGS = ("bears", "stoves", "sponges", "peaches", "rivers", "paintings", "flowers", "boots", "buns", "maps")
 LEFT = (
-    "yesterday i met", "we talked about", "the children loved", "everyone saw", "she wrote about",
-    "they photographed", "nobody mentioned", "look at", "my sister liked", "the paper praised",
-    "i remember", "",
+    "yesterday i met",
+    "we talked about",
+    "the children loved",
+    "everyone saw",
+    "she wrote about",
+    "they photographed",
+    "nobody mentioned",
+    "look at",
+    "my sister liked",
+    "the paper praised",
+    "i remember",
+    "",
 )
 RIGHT = (
-    "at the fair", "in the old photo", "last summer", "again", "", "near the river",
-    "on television", "with great care", "every day",
+    "at the fair",
+    "in the old photo",
+    "last summer",
+    "again",
+    "",
+    "near the river",
+    "on television",
+    "with great care",
+    "every day",
 )
 
 

@@ -28,7 +28,17 @@ if TYPE_CHECKING:
     from rnnkit.data.windows import Windows, make_windows
 
 
-__getattr__, __dir__ = _lazy_names('rnnkit.data', _NAMES, globals())
+__getattr__, __dir__ = _lazy_names("rnnkit.data", _NAMES, globals())
 
-__all__ = ["Standardizer", "StreamBatches", "Vocabulary", "Windows", "make_windows", "pad_sequences", "segments", "split",
-           "split_per_segment", "stream_batches"]
+__all__ = [
+    "Standardizer",
+    "StreamBatches",
+    "Vocabulary",
+    "Windows",
+    "make_windows",
+    "pad_sequences",
+    "segments",
+    "split",
+    "split_per_segment",
+    "stream_batches",
+]

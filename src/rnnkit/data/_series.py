@@ -60,7 +60,8 @@ def segments(data: pd.DataFrame | pd.DatetimeIndex) -> list[tuple[int, int]]:
         # Monthly data: calendar months differ in length, so count the step in months.
         months = np.asarray(index.year * 12 + index.month)
         same_day = (np.asarray(index.day)[1:] == np.asarray(index.day)[:-1]) & (
-            np.asarray(index.time)[1:] == np.asarray(index.time)[:-1])
+            np.asarray(index.time)[1:] == np.asarray(index.time)[:-1]
+        )
         steps = np.where(same_day, np.diff(months), 0)
         modal = 1
     # A row starts a new segment when the step into it is not the modal step (a gap or a jitter).
@@ -98,8 +99,7 @@ def _to_numpy(part, what: str) -> tuple[np.ndarray, list[str] | None, pd.Index |
         arr = part
     else:
         raise RnnkitError(
-            f"{what} must be a numpy array, torch tensor, pandas DataFrame or a list of them, "
-            f"got {type(part).__name__}"
+            f"{what} must be a numpy array, torch tensor, pandas DataFrame or a list of them, got {type(part).__name__}"
         )
     if arr.ndim == 1:
         arr = arr[:, None]

@@ -54,8 +54,12 @@ class SeriesScaler:
         return self.mean[k], self.std[k]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"per_series": self.per_series, "columns": self.columns, "mean": self.mean.tolist(),
-                "std": self.std.tolist()}
+        return {
+            "per_series": self.per_series,
+            "columns": self.columns,
+            "mean": self.mean.tolist(),
+            "std": self.std.tolist(),
+        }
 
     @classmethod
     def fit(cls, store, parts: np.ndarray, per_series: bool, ids: list[str] | None = None) -> SeriesScaler:
@@ -89,8 +93,10 @@ class SeriesScaler:
         if len(zero):
             s, c = (int(v) for v in zero[0])
             where = f"series {ids[s]!r}" if per_series and ids else "the training rows"
-            raise RnnkitError(f"column {store.columns[c]!r} is constant (std 0) in {where}: it cannot be scaled "
-                              + ("(scaling = 'global' pools every series)" if per_series else "; drop it"))
+            raise RnnkitError(
+                f"column {store.columns[c]!r} is constant (std 0) in {where}: it cannot be scaled "
+                + ("(scaling = 'global' pools every series)" if per_series else "; drop it")
+            )
         return cls(mean, std, list(store.columns), per_series)
 
 
@@ -102,12 +108,28 @@ class SeriesWindows:
     ordered by series (in the store's order), then by time.
     """
 
-    def __init__(self, store, scaler: SeriesScaler, ranges: np.ndarray, *, sequence_length: int, shift: int = 1,
-                 sampling_rate: int = 1, horizon: int = 1, target_index: list[int], part: str = "data",
-                 with_series: bool = False) -> None:
+    def __init__(
+        self,
+        store,
+        scaler: SeriesScaler,
+        ranges: np.ndarray,
+        *,
+        sequence_length: int,
+        shift: int = 1,
+        sampling_rate: int = 1,
+        horizon: int = 1,
+        target_index: list[int],
+        part: str = "data",
+        with_series: bool = False,
+    ) -> None:
         self.store, self.scaler = store, scaler
         self.with_series = with_series  # x gets one more column: the window's series index (for an id embedding)
-        self.sequence_length, self.shift, self.sampling_rate, self.horizon = sequence_length, shift, sampling_rate, horizon
+        self.sequence_length, self.shift, self.sampling_rate, self.horizon = (
+            sequence_length,
+            shift,
+            sampling_rate,
+            horizon,
+        )
         self.target_index = list(target_index)
         self.span = (sequence_length - 1) * sampling_rate + horizon + 1  # rows from a window's start to its target
         seg_series, seg_start, seg_count = [], [], []
@@ -119,8 +141,10 @@ class SeriesWindows:
                     seg_start.append(lo)
                     seg_count.append((hi - lo - self.span) // shift + 1)
         if not seg_count:
-            raise RnnkitError(f"the {part} part of the series yields no window: a window needs {self.span} rows "
-                              "without a gap (sequence_length, sampling_rate and horizon); the series are too short")
+            raise RnnkitError(
+                f"the {part} part of the series yields no window: a window needs {self.span} rows "
+                "without a gap (sequence_length, sampling_rate and horizon); the series are too short"
+            )
         self.seg_series = np.asarray(seg_series, dtype=np.int64)
         self.seg_start = np.asarray(seg_start, dtype=np.int64)  # local row within the series
         self.first = np.concatenate(([0], np.cumsum(seg_count))).astype(np.int64)  # first window of each segment

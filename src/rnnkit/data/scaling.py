@@ -108,11 +108,20 @@ class Standardizer:
         try:
             columns, mean, std = list(d["columns"]), np.asarray(d["mean"], float), np.asarray(d["std"], float)
         except (KeyError, TypeError, ValueError) as e:
-            raise RnnkitError(f"a scaler needs 'columns' (names), 'mean' and 'std' (numbers), got {_short(d)} ({e})") from None
-        if (mean.ndim != 1 or not (len(columns) == len(mean) == len(std)) or not np.isfinite(mean).all()
-                or not np.isfinite(std).all() or (std <= 0).any()):
-            raise RnnkitError(f"a scaler's 'columns', 'mean' and 'std' must be lists of one length, the numbers "
-                              f"finite and std > 0, got {_short(d)}")
+            raise RnnkitError(
+                f"a scaler needs 'columns' (names), 'mean' and 'std' (numbers), got {_short(d)} ({e})"
+            ) from None
+        if (
+            mean.ndim != 1
+            or not (len(columns) == len(mean) == len(std))
+            or not np.isfinite(mean).all()
+            or not np.isfinite(std).all()
+            or (std <= 0).any()
+        ):
+            raise RnnkitError(
+                f"a scaler's 'columns', 'mean' and 'std' must be lists of one length, the numbers "
+                f"finite and std > 0, got {_short(d)}"
+            )
         s = cls()
         s.columns, s.mean, s.std = [str(c) for c in columns], mean, std
         return s

@@ -80,8 +80,9 @@ def _date_bounds(data, dates) -> list[int]:
     return [0, *cuts, len(data)]
 
 
-def split_per_segment(frame: pd.DataFrame, fractions=(0.7, 0.2, 0.1),
-                      min_rows: int = 1) -> tuple[list[pd.DataFrame], ...]:
+def split_per_segment(
+    frame: pd.DataFrame, fractions=(0.7, 0.2, 0.1), min_rows: int = 1
+) -> tuple[list[pd.DataFrame], ...]:
     """Split every contiguous segment of a DataFrame in time, so each part sees every segment.
 
     A series with gaps (say a summer export and a winter export) split as a whole would train
@@ -118,8 +119,10 @@ def split_per_segment(frame: pd.DataFrame, fractions=(0.7, 0.2, 0.1),
         try:
             pieces = split(chunk, fractions)
         except ValueError as e:
-            raise RnnkitError(f"cannot split the segment {chunk.index[0]} to {chunk.index[-1]} "
-                             f"({len(chunk)} rows) by {list(fractions)}: {e}") from None
+            raise RnnkitError(
+                f"cannot split the segment {chunk.index[0]} to {chunk.index[-1]} "
+                f"({len(chunk)} rows) by {list(fractions)}: {e}"
+            ) from None
         for part, piece in zip(parts, pieces):
             part.append(piece)
     return tuple(parts)

@@ -25,8 +25,17 @@ class StreamBatches:
     ``target_rows`` matches ``y``'s leading shape, for inspection.
     """
 
-    def __init__(self, values: torch.Tensor, stream_length: int, n_batches: int, batch_size: int,
-                 sequence_length: int, horizon: int, target_index: list[int], return_sequences: bool) -> None:
+    def __init__(
+        self,
+        values: torch.Tensor,
+        stream_length: int,
+        n_batches: int,
+        batch_size: int,
+        sequence_length: int,
+        horizon: int,
+        target_index: list[int],
+        return_sequences: bool,
+    ) -> None:
         self.data = values
         self.stream_length = stream_length
         self.batch_size = batch_size
@@ -122,5 +131,6 @@ def stream_batches(
             f"sequence_length {sequence_length} is too long for the data: {len(series.values)} rows with "
             f"horizon {horizon} give {batch_size} streams of {max(stream_length, 0)} rows, fewer than one chunk"
         )
-    return StreamBatches(series.values, stream_length, n_batches, batch_size, sequence_length, horizon,
-                         target_index, return_sequences)
+    return StreamBatches(
+        series.values, stream_length, n_batches, batch_size, sequence_length, horizon, target_index, return_sequences
+    )

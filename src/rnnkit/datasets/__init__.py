@@ -6,5 +6,15 @@ from rnnkit.datasets.jena import jena_climate, read_jena_file
 from rnnkit.datasets.sunspots import read_silso_file, sunspots
 from rnnkit.datasets.text import read_corpus, read_prompts
 
-__all__ = ["DataReport", "describe", "jena_climate", "load", "read_corpus", "read_jena_file", "read_prompts",
-           "read_silso_file", "segments", "sunspots"]
+__all__ = [
+    "DataReport",
+    "describe",
+    "jena_climate",
+    "load",
+    "read_corpus",
+    "read_jena_file",
+    "read_prompts",
+    "read_silso_file",
+    "segments",
+    "sunspots",
+]

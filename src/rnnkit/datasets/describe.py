@@ -89,11 +89,13 @@ class DataReport:
     duplicates_removed: int = 0
 
     def __str__(self) -> str:
-        lines = [f"files: {', '.join(self.files)}",
-                 f"rows: {self.rows:,}",
-                 f"period: {self.first} to {self.last}",
-                 f"sampling step: {self.step}",
-                 f"columns ({len(self.columns)}):"]
+        lines = [
+            f"files: {', '.join(self.files)}",
+            f"rows: {self.rows:,}",
+            f"period: {self.first} to {self.last}",
+            f"sampling step: {self.step}",
+            f"columns ({len(self.columns)}):",
+        ]
         lines += [f"  {name}" + (f" [{unit}]" if unit else "") for name, unit in self.columns]
         lines.append(f"segments: {len(self.segments)}")
         lines += [f"  {a} to {b} ({n:,} rows)" for a, b, n in self.segments[:MAX_LISTED]]

@@ -22,8 +22,20 @@ TIME_COLUMN = "Date Time"
 TIME_FORMAT = "%d.%m.%Y %H:%M:%S"
 # The 14 weather columns of the benchmark file, in its order.
 BENCHMARK_COLUMNS = [
-    "p (mbar)", "T (degC)", "Tpot (K)", "Tdew (degC)", "rh (%)", "VPmax (mbar)", "VPact (mbar)",
-    "VPdef (mbar)", "sh (g/kg)", "H2OC (mmol/mol)", "rho (g/m**3)", "wv (m/s)", "max. wv (m/s)", "wd (deg)",
+    "p (mbar)",
+    "T (degC)",
+    "Tpot (K)",
+    "Tdew (degC)",
+    "rh (%)",
+    "VPmax (mbar)",
+    "VPact (mbar)",
+    "VPdef (mbar)",
+    "sh (g/kg)",
+    "H2OC (mmol/mol)",
+    "rho (g/m**3)",
+    "wv (m/s)",
+    "max. wv (m/s)",
+    "wd (deg)",
 ]
 WIND_SPEEDS = ["wv (m/s)", "max. wv (m/s)"]
 WIND_DIRECTION = "wd (deg)"
@@ -60,8 +72,9 @@ def read_jena_file(path: str | Path) -> pd.DataFrame:
     index = pd.to_datetime(stamps, format=TIME_FORMAT, errors="coerce")
     if index.isna().any():
         row = int(np.flatnonzero(index.isna().to_numpy())[0])
-        raise RnnkitError(f"{path}: {TIME_COLUMN!r} must be dd.mm.yyyy HH:MM:SS; data row {row + 1} holds "
-                          f"{stamps.iloc[row]!r}")
+        raise RnnkitError(
+            f"{path}: {TIME_COLUMN!r} must be dd.mm.yyyy HH:MM:SS; data row {row + 1} holds {stamps.iloc[row]!r}"
+        )
     for col in df.columns:
         if not pd.api.types.is_numeric_dtype(df[col]):
             bad = pd.to_numeric(df[col], errors="coerce").isna() & df[col].notna()
@@ -85,10 +98,16 @@ def _without_truncated_last_row(text: str, path: Path) -> str:
         return text
     n, line = short[0]
     if n != numbered[-1][0]:
-        raise RnnkitError(f"{path}: line {n} has {line.count(',') + 1} fields, the header {fields + 1}: "
-                          f"{line[:60]!r}; the file is damaged")
-    warnings.warn(f"{path}: line {n}, the last row, has {line.count(',') + 1} of the header's {fields + 1} fields "
-                  f"(the file was cut short?): dropped, not read as data", RnnkitWarning, stacklevel=3)
+        raise RnnkitError(
+            f"{path}: line {n} has {line.count(',') + 1} fields, the header {fields + 1}: "
+            f"{line[:60]!r}; the file is damaged"
+        )
+    warnings.warn(
+        f"{path}: line {n}, the last row, has {line.count(',') + 1} of the header's {fields + 1} fields "
+        f"(the file was cut short?): dropped, not read as data",
+        RnnkitWarning,
+        stacklevel=3,
+    )
     return "\n".join(lines[: n - 1]) + "\n"
 
 
@@ -127,8 +146,10 @@ def _check_steps_within(index: pd.DatetimeIndex, path: Path) -> None:
     for i, (is_other, step) in enumerate(zip(other, steps, strict=True)):
         run = run + 1 if is_other and i > 0 and steps[i - 1] == step else (1 if is_other else 0)
         if run >= max(MIXED_RUN, MIXED_SHARE * len(steps)):
-            raise RnnkitError(f"{path}: rows at two sampling steps: {modal} for most, {pd.Timedelta(int(step), unit='ns')} "
-                              f"from {index.sort_values().unique()[i + 1 - run]} on; resample the file to one step first")
+            raise RnnkitError(
+                f"{path}: rows at two sampling steps: {modal} for most, {pd.Timedelta(int(step), unit='ns')} "
+                f"from {index.sort_values().unique()[i + 1 - run]} on; resample the file to one step first"
+            )
 
 
 def check_one_step(frames: list[pd.DataFrame], paths: list[Path]) -> None:
@@ -140,9 +161,11 @@ def check_one_step(frames: list[pd.DataFrame], paths: list[Path]) -> None:
     known = {s for s in steps if s is not None}
     if len(known) > 1:
         listed = ", ".join(f"{p.name}: {s}" for p, s in zip(paths, steps, strict=True) if s is not None)
-        raise RnnkitError(f"the data files have different sampling steps ({listed}); load files of one step "
-                          f"together (resample the finer ones first, e.g. jena_climate(path, step=6) for "
-                          f"10-minute rows to hourly)")
+        raise RnnkitError(
+            f"the data files have different sampling steps ({listed}); load files of one step "
+            f"together (resample the finer ones first, e.g. jena_climate(path, step=6) for "
+            f"10-minute rows to hourly)"
+        )
 
 
 def jena_climate(
@@ -276,8 +299,10 @@ def _rows_per_step(step: int, file_step: pd.Timedelta | None, paths: list[Path])
     ratio = file_step / NATIVE_STEP
     if not float(ratio).is_integer() or step % int(ratio):
         names = ", ".join(p.name for p in paths)
-        raise RnnkitError(f"step {step} (in 10-minute rows) is not a whole number of the rows of {names}, "
-                          f"which come every {_duration(file_step)}: use a multiple of {ratio:g}")
+        raise RnnkitError(
+            f"step {step} (in 10-minute rows) is not a whole number of the rows of {names}, "
+            f"which come every {_duration(file_step)}: use a multiple of {ratio:g}"
+        )
     return step // int(ratio)
 
 
@@ -298,8 +323,10 @@ def describe_source(df: pd.DataFrame) -> str:
     files = df.attrs.get("files") or []
     names = ", ".join(Path(f).name for f in files) or "unknown"
     what = " (the 2009-2016 record embedded in rnnkit, every 6th 10-minute row)" if df.attrs.get("embedded") else ""
-    return (f"file: {names}{what}; file resolution {df.attrs.get('file_resolution', 'unknown')}, "
-            f"rows used every {df.attrs.get('resolution', 'unknown')}")
+    return (
+        f"file: {names}{what}; file resolution {df.attrs.get('file_resolution', 'unknown')}, "
+        f"rows used every {df.attrs.get('resolution', 'unknown')}"
+    )
 
 
 def _derived_set(derived) -> set[str]:
@@ -316,10 +343,14 @@ def _derived_set(derived) -> set[str]:
 
 def _jena_paths(path_or_paths, *, source: str = "auto", download: bool = False) -> list[Path]:
     if path_or_paths is None:
-        return _files.resolve([JENA_FILE, JENA_FILE + ".zip"], JENA_URL, _verify_benchmark_zip,
-                              download_as=JENA_FILE + ".zip",
-                              patterns=[STATION_PATTERN] if source == "auto" else [],
-                              fallback=None if download else EMBEDDED_JENA)
+        return _files.resolve(
+            [JENA_FILE, JENA_FILE + ".zip"],
+            JENA_URL,
+            _verify_benchmark_zip,
+            download_as=JENA_FILE + ".zip",
+            patterns=[STATION_PATTERN] if source == "auto" else [],
+            fallback=None if download else EMBEDDED_JENA,
+        )
     items = [path_or_paths] if isinstance(path_or_paths, str | Path) else list(path_or_paths)
     if not items:
         raise RnnkitError("path_or_paths must name at least one file, got an empty list")
@@ -350,8 +381,9 @@ def _verify_benchmark_zip(path: Path) -> None:
     except zipfile.BadZipFile as e:
         raise RnnkitError(f"downloaded {JENA_FILE}.zip is not a zip file ({e})") from None
     if header != [TIME_COLUMN, *BENCHMARK_COLUMNS] or rows != JENA_ROWS:
-        raise RnnkitError(f"downloaded {JENA_FILE}.zip has {len(header)} columns and {rows} rows, "
-                          f"expected 15 and {JENA_ROWS}")
+        raise RnnkitError(
+            f"downloaded {JENA_FILE}.zip has {len(header)} columns and {rows} rows, expected 15 and {JENA_ROWS}"
+        )
 
 
 def _select_columns(df: pd.DataFrame, columns, paths: list[Path]) -> list[str]:

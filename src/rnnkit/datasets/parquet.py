@@ -113,7 +113,8 @@ class SeriesStore:
         out = np.empty((len(starts), length, len(self.columns)), dtype=np.float64)
         for i, s in enumerate(starts.tolist()):
             out[i] = np.frombuffer(os.pread(self._fd, length * width, s * width), dtype=np.float64).reshape(
-                length, len(self.columns))
+                length, len(self.columns)
+            )
         return out
 
     def close(self) -> None:
@@ -161,7 +162,9 @@ def _batches(files: list[Path], columns: list[str], id_column: str, batch_rows: 
         # One row group at a time: pyarrow's iter_batches reads ahead without bound when the reader is
         # slower than the disk (measured: +400 MiB over 19.5 million rows), so memory would follow the data.
         for group in range(pf.num_row_groups):
-            for batch in pf.read_row_group(group, columns=wanted, use_threads=False).to_batches(max_chunksize=batch_rows):
+            for batch in pf.read_row_group(group, columns=wanted, use_threads=False).to_batches(
+                max_chunksize=batch_rows
+            ):
                 yield f, _ids(f, batch, id_column, has_id), batch
 
 
@@ -226,8 +229,10 @@ def read_parquet_series(
         if unit is None:
             unit = u
         elif u != unit:
-            raise RnnkitError(f"{f}: the time column holds {'timestamps' if u else 'numbers'}, the first file's "
-                              f"{'timestamps' if unit else 'numbers'}")
+            raise RnnkitError(
+                f"{f}: the time column holds {'timestamps' if u else 'numbers'}, the first file's "
+                f"{'timestamps' if unit else 'numbers'}"
+            )
         for sid, rows in _groups(ids):
             k = order.setdefault(sid, len(order))
             t = times[rows]
@@ -239,12 +244,16 @@ def read_parquet_series(
                 i = int(np.argmax(steps <= 0))
                 if sid == f.stem and id_column not in _pyarrow().ParquetFile(f).schema_arrow.names:
                     # most likely the id column under another name, not one file per series
-                    raise RnnkitError(f"{f}: no id column {id_column!r} (data.id_column); its columns are "
-                                      f"{_pyarrow().ParquetFile(f).schema_arrow.names}. Read as one series "
-                                      f"(a file without the id column is one), its times repeat ({int(before[i + 1])} "
-                                      f"follows {int(before[i])}): name the id column in id_column")
-                raise RnnkitError(f"{f}: series {sid!r}: times must increase within a series, but {int(before[i + 1])} "
-                                  f"follows {int(before[i])}; sort the table by id and time")
+                    raise RnnkitError(
+                        f"{f}: no id column {id_column!r} (data.id_column); its columns are "
+                        f"{_pyarrow().ParquetFile(f).schema_arrow.names}. Read as one series "
+                        f"(a file without the id column is one), its times repeat ({int(before[i + 1])} "
+                        f"follows {int(before[i])}): name the id column in id_column"
+                    )
+                raise RnnkitError(
+                    f"{f}: series {sid!r}: times must increase within a series, but {int(before[i + 1])} "
+                    f"follows {int(before[i])}; sort the table by id and time"
+                )
             values, counts = np.unique(steps, return_counts=True)
             step_counts[k].update(dict(zip(values.tolist(), counts.tolist())))
             lengths[k] += len(t)
@@ -289,9 +298,18 @@ def read_parquet_series(
             written[k] += len(t)
             prev[k] = int(t[-1])
     segs = [list(zip(b, b[1:] + [int(n)])) for b, n in zip(breaks, lens.tolist())]
-    return SeriesStore(ids=list(order), columns=list(columns), lengths=lens, offsets=offsets, segments=segs,
-                       steps=modal, time_unit=unit or "", first_times=np.asarray(first, dtype=np.int64),
-                       files=[str(f) for f in files], _fd=fd)
+    return SeriesStore(
+        ids=list(order),
+        columns=list(columns),
+        lengths=lens,
+        offsets=offsets,
+        segments=segs,
+        steps=modal,
+        time_unit=unit or "",
+        first_times=np.asarray(first, dtype=np.int64),
+        files=[str(f) for f in files],
+        _fd=fd,
+    )
 
 
 def _groups(ids: np.ndarray):

@@ -26,8 +26,22 @@ from rnnkit.datasets.jena import jena_climate
 from rnnkit.errors import RnnkitError
 
 # the columns of the record that the exports share (the record has no rain or radiation columns)
-COLUMNS = ["p (mbar)", "T (degC)", "Tpot (K)", "Tdew (degC)", "rh (%)", "VPmax (mbar)", "VPact (mbar)",
-           "VPdef (mbar)", "sh (g/kg)", "H2OC (mmol/mol)", "rho (g/m**3)", "wv (m/s)", "max. wv (m/s)", "wd (deg)"]
+COLUMNS = [
+    "p (mbar)",
+    "T (degC)",
+    "Tpot (K)",
+    "Tdew (degC)",
+    "rh (%)",
+    "VPmax (mbar)",
+    "VPact (mbar)",
+    "VPdef (mbar)",
+    "sh (g/kg)",
+    "H2OC (mmol/mol)",
+    "rho (g/m**3)",
+    "wv (m/s)",
+    "max. wv (m/s)",
+    "wd (deg)",
+]
 
 
 def station_files(folder: str | os.PathLike[str] | None = None) -> list[Path]:
@@ -41,7 +55,9 @@ def station_files(folder: str | os.PathLike[str] | None = None) -> list[Path]:
     return found
 
 
-def station_years_table(files: list[str | os.PathLike[str]] | None = None, columns: list[str] | None = None) -> pd.DataFrame:
+def station_years_table(
+    files: list[str | os.PathLike[str]] | None = None, columns: list[str] | None = None
+) -> pd.DataFrame:
     """The long table: ``id``, ``time`` and ``columns`` (default :data:`COLUMNS`), one series per file and year.
 
     Rows of each series are hourly, in time order; the record's years are whole (2009 ... 2016),
@@ -56,8 +72,11 @@ def station_years_table(files: list[str | os.PathLike[str]] | None = None, colum
             frame = frame[frame.index.minute == 10]
         for year, rows in frame.groupby(frame.index.year):
             label = str(year) if name.startswith("jena_climate") else f"{year} export"
-            frames.append(pd.DataFrame({"id": label, "time": rows.index.as_unit("ns"),
-                                        **{c: rows[c].to_numpy() for c in columns}}))
+            frames.append(
+                pd.DataFrame(
+                    {"id": label, "time": rows.index.as_unit("ns"), **{c: rows[c].to_numpy() for c in columns}}
+                )
+            )
     return pd.concat(frames, ignore_index=True)
 
 

@@ -40,8 +40,10 @@ class Layer(nn.Module):
         if not isinstance(x, torch.Tensor):
             raise RnnkitError(f"{type(self).__name__} input must be a torch.Tensor, got {type(x).__name__}")
         if not x.is_floating_point():
-            raise RnnkitError(f"{type(self).__name__} input must be floating point, got {x.dtype}"
-                              " (token ids go through an Embedding layer first)")
+            raise RnnkitError(
+                f"{type(self).__name__} input must be floating point, got {x.dtype}"
+                " (token ids go through an Embedding layer first)"
+            )
         dtype = self._weight_dtype()
         return x if dtype is None or x.dtype == dtype else x.to(dtype)
 

@@ -125,7 +125,9 @@ class Bidirectional(Layer):
 
     def set_weights(self, weights: list[np.ndarray]) -> None:
         if len(weights) % 2:
-            raise ValueError(f"weights must hold the forward then the backward arrays (an even count), got {len(weights)}")
+            raise ValueError(
+                f"weights must hold the forward then the backward arrays (an even count), got {len(weights)}"
+            )
         half = len(weights) // 2
         self.forward_layer.set_weights(weights[:half])
         self.backward_layer.set_weights(weights[half:])

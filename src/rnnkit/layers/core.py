@@ -22,7 +22,9 @@ from rnnkit.layers.base import Layer
 Shape = tuple[int | None, ...]
 
 
-def _check_weights(layer: Layer, weights: Sequence[Any], expected: list[tuple[str, tuple[int, ...]]]) -> list[np.ndarray]:
+def _check_weights(
+    layer: Layer, weights: Sequence[Any], expected: list[tuple[str, tuple[int, ...]]]
+) -> list[np.ndarray]:
     """Check a ``set_weights`` argument against ``[(name, shape), ...]``; returns float arrays."""
     cls = type(layer).__name__
     if len(weights) != len(expected):
@@ -89,7 +91,9 @@ class Dense(Layer):
 
     def build(self, input_shape: Shape) -> None:
         if len(input_shape) < 1 or input_shape[-1] is None:
-            raise ValueError(f"Dense needs a known number of input features on the last axis, got input shape {input_shape}")
+            raise ValueError(
+                f"Dense needs a known number of input features on the last axis, got input shape {input_shape}"
+            )
         m = check_positive_int("Dense input features", input_shape[-1])
         self.input_size = m
         self.kernel = nn.Parameter(torch.empty(m, self.units))
@@ -110,7 +114,9 @@ class Dense(Layer):
         self.maybe_build(x)
         x = self.cast_input(x)
         if x.shape[-1] != self.input_size:
-            raise ValueError(f"Dense was built for {self.input_size} input features, got {x.shape[-1]} (input shape {tuple(x.shape)})")
+            raise ValueError(
+                f"Dense was built for {self.input_size} input features, got {x.shape[-1]} (input shape {tuple(x.shape)})"
+            )
         # F.linear wants (out, in); the transpose is a view, addmm reads it without a copy
         return self.activation(F.linear(x, self.kernel.t(), self.bias))
 

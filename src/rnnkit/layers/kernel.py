@@ -78,8 +78,10 @@ _X86_LEVELS: dict[str, tuple[list[str], tuple[str, ...]]] = {
     "sse4": (["-march=x86-64-v2", "-mtune=generic"], ("ssse3", "sse4_1", "sse4_2", "popcnt")),
     "avx": (["-march=x86-64-v2", "-mtune=generic", "-mavx"], ("ssse3", "sse4_1", "sse4_2", "popcnt", "avx")),
     "avx2": (["-march=x86-64-v3", "-mtune=generic"], ("avx", "avx2", "fma", "bmi1", "bmi2", "f16c", "movbe")),
-    "avx512": (["-march=x86-64-v4", "-mtune=generic", "-mprefer-vector-width=512"],
-               ("avx2", "fma", "avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl")),  # fmt: skip
+    "avx512": (
+        ["-march=x86-64-v4", "-mtune=generic", "-mprefer-vector-width=512"],
+        ("avx2", "fma", "avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"),
+    ),  # fmt: skip
     "native": (["-march=native", "-mprefer-vector-width=512"], ()),
 }
 _ARM_LEVELS: dict[str, tuple[list[str], tuple[str, ...]]] = {
@@ -142,7 +144,9 @@ def _cpu_key() -> str:
     """The CPU's model and instruction-set flags: a build with -march=native runs only there."""
     try:
         lines = Path("/proc/cpuinfo").read_text().splitlines()
-        wanted = [line for line in lines if line.split(":")[0].strip() in ("vendor_id", "model name", "flags", "Features")]
+        wanted = [
+            line for line in lines if line.split(":")[0].strip() in ("vendor_id", "model name", "flags", "Features")
+        ]
         seen: list[str] = []
         for line in wanted:
             if line not in seen:
@@ -250,7 +254,9 @@ def _build() -> ModuleType:
             _notice(f"compiling the CPU kernel once (about half a minute), cached in {folder.parent}")
         start = time.perf_counter()
         # copies: cpp_extension.load appends its own flags to the lists it is given
-        module = cpp_extension.load(name, [str(SOURCE)], extra_cflags=compile_flags(), extra_ldflags=list(LDFLAGS), verbose=False)
+        module = cpp_extension.load(
+            name, [str(SOURCE)], extra_cflags=compile_flags(), extra_ldflags=list(LDFLAGS), verbose=False
+        )
         load_seconds[("cold" if cold else "warm")] = time.perf_counter() - start
         return module
     finally:
@@ -374,7 +380,7 @@ def time_paths(call: Any, repeats: int = 3, close: float = 1.15, extra: int = 6)
     for i in range(repeats + extra + 1):
         if i > repeats and max(best.values()) > close * min(best.values()):
             break
-        for mode in (("compiled", "torch") if i % 2 == 0 else ("torch", "compiled")):
+        for mode in ("compiled", "torch") if i % 2 == 0 else ("torch", "compiled"):
             with use_kernel(mode):
                 start = time.perf_counter()
                 call()

@@ -75,7 +75,9 @@ def _check_mask(mask: Any, x: torch.Tensor) -> torch.Tensor | None:
     if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
         raise ValueError(f"mask must be a bool tensor (batch, time), True for real steps, got {mask!r:.80}")
     if tuple(mask.shape) != tuple(x.shape[:2]):
-        raise ValueError(f"mask must have the input's (batch, time) shape {tuple(x.shape[:2])}, got {tuple(mask.shape)}")
+        raise ValueError(
+            f"mask must have the input's (batch, time) shape {tuple(x.shape[:2])}, got {tuple(mask.shape)}"
+        )
     mask = mask.to(x.device)
     return None if bool(mask.all()) else mask
 
@@ -220,7 +222,9 @@ class RNN(Layer):
         """Load Keras's arrays (e.g. ``keras_layer.get_weights()``); builds the layer if needed."""
         if not self.built:
             if not weights:
-                raise ValueError(f"weights must hold a kernel of shape (features, units·gates), got {len(weights)} arrays")
+                raise ValueError(
+                    f"weights must hold a kernel of shape (features, units·gates), got {len(weights)} arrays"
+                )
             self.build((None, int(np.shape(weights[0])[0])))
         self.cell.set_keras_weights(weights)
 
@@ -337,7 +341,9 @@ class RNN(Layer):
         """
         raise NotImplementedError
 
-    def _run_op(self, op: Any, x: torch.Tensor, hx: Any, params: list[torch.Tensor], batch_sizes: torch.Tensor | None) -> Any:
+    def _run_op(
+        self, op: Any, x: torch.Tensor, hx: Any, params: list[torch.Tensor], batch_sizes: torch.Tensor | None
+    ) -> Any:
         """Call a fused operator (``torch.gru``, ...) on a padded batch or on packed data."""
         if batch_sizes is None:
             return op(x, hx, params, self.use_bias, 1, 0.0, self.training, False, True)
@@ -417,7 +423,9 @@ class RNN(Layer):
                 raise ValueError(f"initial_state must hold {self.state_count} tensors, got {len(states)}")
             for s in states:
                 if tuple(s.shape) != (batch, self.units):
-                    raise ValueError(f"initial_state tensors must have shape {(batch, self.units)}, got {tuple(s.shape)}")
+                    raise ValueError(
+                        f"initial_state tensors must have shape {(batch, self.units)}, got {tuple(s.shape)}"
+                    )
             return tuple(s.to(dtype=x.dtype) for s in states)
         if self.stateful and self._states is not None:
             held = self._states[0].shape[0]
@@ -633,7 +641,11 @@ class LSTM(RNN):
         return "lstm" if self._fused_ok() else None
 
     def get_config(self):
-        return {**super().get_config(), "recurrent_activation": self.recurrent_activation, "unit_forget_bias": self.unit_forget_bias}
+        return {
+            **super().get_config(),
+            "recurrent_activation": self.recurrent_activation,
+            "unit_forget_bias": self.unit_forget_bias,
+        }
 
     def count_params(self) -> int:
         n, m = self.units, self._require_input_size()
@@ -698,7 +710,11 @@ class GRU(RNN):
         return (self.cell.bias_ih, self.cell.bias_hh) if self.use_bias else (None, None)
 
     def get_config(self):
-        return {**super().get_config(), "recurrent_activation": self.recurrent_activation, "reset_after": self.reset_after}
+        return {
+            **super().get_config(),
+            "recurrent_activation": self.recurrent_activation,
+            "reset_after": self.reset_after,
+        }
 
     def _bias_count(self) -> int:
         if not self.use_bias:
@@ -744,4 +760,3 @@ def recurrent_layer_class(name: str) -> type[RNN]:
     if name not in RECURRENT_LAYERS:
         raise RnnkitError(f"layer must be one of {list(RECURRENT_LAYERS)}, got {name!r}")
     return RECURRENT_LAYERS[name]
-

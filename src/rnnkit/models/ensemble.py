@@ -57,8 +57,9 @@ class Ensemble(nn.Module):
         for member in self.members:
             if not callable(getattr(member, "get_config", None)):
                 raise ValueError(f"the ensemble's member {type(member).__name__} has no config to save")
-            members.append({"class": f"{type(member).__module__}.{type(member).__qualname__}",
-                            "config": member.get_config()})
+            members.append(
+                {"class": f"{type(member).__module__}.{type(member).__qualname__}", "config": member.get_config()}
+            )
         return {"names": self.names, "members": members}
 
     @classmethod

@@ -43,6 +43,7 @@ State = tuple[torch.Tensor, ...]
 
 # --- small pieces --------------------------------------------------------------------------------
 
+
 def recurrent_layer(layer: str, units: int, input_size: int, **options: Any) -> nn.Module:
     """``SimpleRNN``/``LSTM``/``GRU`` by name, built for ``input_size`` features, returning its state."""
     return recurrent_layer_class(layer)(units, return_state=True, input_size=input_size, **options)
@@ -56,7 +57,9 @@ def run_recurrent(layer: nn.Module, x: torch.Tensor, state: State | None = None)
 
 def _column_list(name: str, value: int | Sequence[int], features: int) -> list[int]:
     items = [value] if isinstance(value, (int, np.integer)) and not isinstance(value, bool) else list(value)
-    if not items or any(isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not 0 <= i < features for i in items):
+    if not items or any(
+        isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not 0 <= i < features for i in items
+    ):
         raise ValueError(f"{name} must be column positions in [0, {features}), got {value!r}")
     if len(set(items)) != len(items):
         raise ValueError(f"{name} must not repeat a column, got {value!r}")
@@ -91,14 +94,21 @@ class Clock:
         True
     """
 
-    def __init__(self, pairs: Sequence[tuple[int, int, float]], mean: Sequence[float] | None = None,
-                 std: Sequence[float] | None = None) -> None:
+    def __init__(
+        self,
+        pairs: Sequence[tuple[int, int, float]],
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+    ) -> None:
         pairs = list(pairs)
         if not pairs:
             raise ValueError("pairs must hold at least one (sin_index, cos_index, period), got []")
         for p in pairs:
-            ok = (isinstance(p, (tuple, list)) and len(p) == 3 and all(isinstance(i, (int, np.integer)) and not isinstance(i, bool)
-                                                                       and i >= 0 for i in p[:2]))
+            ok = (
+                isinstance(p, (tuple, list))
+                and len(p) == 3
+                and all(isinstance(i, (int, np.integer)) and not isinstance(i, bool) and i >= 0 for i in p[:2])
+            )
             if not ok or not isinstance(p[2], (int, float, np.integer, np.floating)) or not p[2] > 0:
                 raise ValueError(f"pairs must be (sin_index >= 0, cos_index >= 0, period > 0) triples, got {p!r}")
         self.pairs = [(int(s), int(c), float(t)) for s, c, t in pairs]
@@ -111,8 +121,10 @@ class Clock:
         if mean is not None:
             mean, std = [float(m) for m in mean], [float(s) for s in std]
             if len(mean) != len(self.indices) or len(std) != len(self.indices) or not all(s > 0 for s in std):
-                raise ValueError(f"mean and std must hold {len(self.indices)} numbers (std > 0), one per clock column, "
-                                 f"got {mean!r} and {std!r}")
+                raise ValueError(
+                    f"mean and std must hold {len(self.indices)} numbers (std > 0), one per clock column, "
+                    f"got {mean!r} and {std!r}"
+                )
             self.mean, self.std = mean, std
 
     def future(self, row: torch.Tensor, target_length: int) -> torch.Tensor:
@@ -145,7 +157,9 @@ class Clock:
     @classmethod
     def from_config(cls, config: dict[str, Any] | None) -> Clock | None:
         """The clock of :meth:`get_config` (None for None: a model without a clock)."""
-        return None if config is None else cls([tuple(p) for p in config["pairs"]], config.get("mean"), config.get("std"))
+        return (
+            None if config is None else cls([tuple(p) for p in config["pairs"]], config.get("mean"), config.get("std"))
+        )
 
     def __repr__(self) -> str:
         return f"Clock({self.pairs})"
@@ -162,6 +176,7 @@ def _check_clock(clock: Clock | None, features: int) -> list[int]:
 
 
 # --- forecasters ---------------------------------------------------------------------------------
+
 
 class DirectForecaster(KerasModel):
     """Every step at once: a recurrent encoder, then ``Dense(target_length · outputs)``.
@@ -181,7 +196,9 @@ class DirectForecaster(KerasModel):
         Trainer(epochs=10).fit(model, make_windows(z, 120, target_length=24, targets="T (degC)"))
     """
 
-    def __init__(self, features: int, target_length: int, outputs: int = 1, units: int = 32, layer: str = "GRU") -> None:
+    def __init__(
+        self, features: int, target_length: int, outputs: int = 1, units: int = 32, layer: str = "GRU"
+    ) -> None:
         super().__init__()
         self.features = check_positive_int("features", features)
         self.target_length = check_positive_int("target_length", target_length)
@@ -225,7 +242,13 @@ class AutoregressiveForecaster(KerasModel):
     """
 
     def __init__(
-        self, features: int, target_length: int, units: int = 32, layer: str = "GRU", clock: Clock | None = None, residual: bool = True
+        self,
+        features: int,
+        target_length: int,
+        units: int = 32,
+        layer: str = "GRU",
+        clock: Clock | None = None,
+        residual: bool = True,
     ) -> None:
         super().__init__()
         self.features = check_positive_int("features", features)
@@ -234,7 +257,9 @@ class AutoregressiveForecaster(KerasModel):
         self.clock = clock
         self.fed_back = [i for i in range(self.features) if i not in clock_columns]
         if not self.fed_back:
-            raise ValueError(f"at least one column must be fed back (not a clock column), got clock columns {clock_columns}")
+            raise ValueError(
+                f"at least one column must be fed back (not a clock column), got clock columns {clock_columns}"
+            )
         # cat([fed-back values, clock values])[:, order] puts every column back in its place.
         self._column_order = torch.argsort(torch.tensor(self.fed_back + clock_columns)).tolist()
         self.residual = bool(residual)
@@ -244,9 +269,14 @@ class AutoregressiveForecaster(KerasModel):
 
     def get_config(self) -> dict[str, Any]:
         """The constructor's arguments, as JSON (the clock's too): :meth:`from_config` builds the same model."""
-        return {"features": self.features, "target_length": self.target_length, "units": self.units,
-                "layer": self.layer, "clock": self.clock.get_config() if self.clock is not None else None,
-                "residual": self.residual}
+        return {
+            "features": self.features,
+            "target_length": self.target_length,
+            "units": self.units,
+            "layer": self.layer,
+            "clock": self.clock.get_config() if self.clock is not None else None,
+            "residual": self.residual,
+        }
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> AutoregressiveForecaster:
@@ -330,10 +360,16 @@ class Seq2SeqForecaster(KerasModel):
 
     def get_config(self) -> dict[str, Any]:
         """The constructor's arguments, as JSON (the clock's too): :meth:`from_config` builds the same model."""
-        return {"features": self.features, "target_length": self.target_length, "target_index": list(self.target_index),
-                "units": self.units, "layer": self.layer,
-                "clock": self.clock.get_config() if self.clock is not None else None, "residual": self.residual,
-                "known_future": self.known_future}
+        return {
+            "features": self.features,
+            "target_length": self.target_length,
+            "target_index": list(self.target_index),
+            "units": self.units,
+            "layer": self.layer,
+            "clock": self.clock.get_config() if self.clock is not None else None,
+            "residual": self.residual,
+            "known_future": self.known_future,
+        }
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Seq2SeqForecaster:
@@ -344,8 +380,10 @@ class Seq2SeqForecaster(KerasModel):
         F, C = self.features, self.known_future
         if C:
             if x.shape[-1] != F + C * self.target_length:
-                raise ValueError(f"x must have {F + C * self.target_length} columns ({F} features + {C} known-future "
-                                 f"columns x {self.target_length} steps), got {x.shape[-1]}")
+                raise ValueError(
+                    f"x must have {F + C * self.target_length} columns ({F} features + {C} known-future "
+                    f"columns x {self.target_length} steps), got {x.shape[-1]}"
+                )
             known = x[:, -1, F:].unflatten(-1, (self.target_length, C))  # (batch, K, C): each step's known values
             x = x[..., :F]
         _, state = run_recurrent(self.encoder, x)

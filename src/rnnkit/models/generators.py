@@ -105,9 +105,13 @@ class OneToMany(KerasModel):
         if start.dim() == 3 and start.shape[1] == 1:
             start = start[:, 0]
         if start.dim() != 2 or start.shape[1] != self.features:
-            raise ValueError(f"start must be (batch, {self.features}) or (batch, 1, {self.features}), got {tuple(start.shape)}")
+            raise ValueError(
+                f"start must be (batch, {self.features}) or (batch, 1, {self.features}), got {tuple(start.shape)}"
+            )
         state = tuple(self.initial(start).chunk(self.state_count, -1))
-        previous = start[:, self.target_index] if self.target_index is not None else start.new_zeros(len(start), self.outputs)
+        previous = (
+            start[:, self.target_index] if self.target_index is not None else start.new_zeros(len(start), self.outputs)
+        )
         return previous, (state, start)
 
     def step(self, previous: torch.Tensor, state: tuple[Any, torch.Tensor], k: int) -> tuple[torch.Tensor, Any]:
@@ -162,8 +166,12 @@ class CharRNN(KerasModel):
 
     def get_config(self) -> dict[str, Any]:
         """The constructor's arguments, as JSON: :meth:`from_config` builds the same model."""
-        return {"vocabulary": self.vocabulary, "embedding_dim": self.embedding_dim, "units": self.units,
-                "layer": self.layer}
+        return {
+            "vocabulary": self.vocabulary,
+            "embedding_dim": self.embedding_dim,
+            "units": self.units,
+            "layer": self.layer,
+        }
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> CharRNN:
@@ -277,7 +285,9 @@ def text_windows(text: str, model: CharRNN, sequence_length: int, shift: int = 1
     shift = check_positive_int("shift", shift)
     ids = model.encode(text)
     if len(ids) < sequence_length + 1:
-        raise ValueError(f"text must hold at least sequence_length + 1 = {sequence_length + 1} characters, got {len(ids)}")
+        raise ValueError(
+            f"text must hold at least sequence_length + 1 = {sequence_length + 1} characters, got {len(ids)}"
+        )
     windows = ids.unfold(0, sequence_length + 1, shift)  # (windows, L + 1), a view
     return windows[:, :-1].clone(), windows[:, 1:].clone()
 
@@ -305,11 +315,17 @@ def generate(model: nn.Module, start: Any, length: int, *, temperature: float = 
         generate(char_model, "a", 6, temperature=0.8, seed=1)  # sampled, repeatable
     """
     length = check_positive_int("length", length)
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 <= temperature < float("inf"):
+    if (
+        isinstance(temperature, bool)
+        or not isinstance(temperature, (int, float))
+        or not 0 <= temperature < float("inf")
+    ):
         raise ValueError(f"temperature must be a finite number >= 0, got {temperature!r}")
     discrete = bool(getattr(model, "discrete", False))
     if not discrete and temperature:
-        raise ValueError(f"temperature applies to token models only (discrete=True), got {temperature} for {type(model).__name__}")
+        raise ValueError(
+            f"temperature applies to token models only (discrete=True), got {temperature} for {type(model).__name__}"
+        )
     was_training = model.training
     model.eval()
     try:

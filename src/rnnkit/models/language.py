@@ -32,7 +32,6 @@ from rnnkit.layers.recurrent import recurrent_layer_class
 from rnnkit.models.sequential import Sequential
 
 
-
 def next_word_windows(
     sentences: Sequence[Sequence[str]], vocab: Vocabulary, sequence_length: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -75,7 +74,9 @@ def next_word_model(vocab_size: int, *, embedding_dim: int = 16, units: int = 32
     )
 
 
-def predict_next(model: nn.Module, vocab: Vocabulary, context: str | Sequence[str], sequence_length: int | None = None) -> str:
+def predict_next(
+    model: nn.Module, vocab: Vocabulary, context: str | Sequence[str], sequence_length: int | None = None
+) -> str:
     """The most likely next word after ``context`` (a string of words or a token list).
 
     ``sequence_length``: keep only the last that many words (default None: all).

@@ -59,7 +59,9 @@ def _takes_mask(layer: nn.Module) -> bool:
     return "mask" in inspect.signature(layer.forward).parameters
 
 
-def _next_mask(layer: nn.Module, x: torch.Tensor, output: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor | None:
+def _next_mask(
+    layer: nn.Module, x: torch.Tensor, output: torch.Tensor, mask: torch.Tensor | None
+) -> torch.Tensor | None:
     """The mask after ``layer``: its ``compute_mask(x, mask)`` when it has one; otherwise the
     mask goes on while the output keeps the (batch, time) axes (Dense, Dropout per step)."""
     if hasattr(layer, "compute_mask"):
@@ -234,16 +236,19 @@ class Sequential(KerasModel):
         self._require_built("summary")
         header = ("Layer (type)", "Output Shape", "Param #", "Formula")
         rows = [
-            (f"{name} ({type(layer).__name__})", _format_shape(shape), f"{layer.count_params():,}", layer.param_formula())
+            (
+                f"{name} ({type(layer).__name__})",
+                _format_shape(shape),
+                f"{layer.count_params():,}",
+                layer.param_formula(),
+            )
             for name, layer, shape in zip(self.layer_names(), self.layers, self.output_shapes)
         ]
         widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
 
         def line(row: tuple[str, str, str, str]) -> str:
             name, shape, count, formula = row
-            return "  ".join(
-                [name.ljust(widths[0]), shape.ljust(widths[1]), count.rjust(widths[2]), formula]
-            ).rstrip()
+            return "  ".join([name.ljust(widths[0]), shape.ljust(widths[1]), count.rjust(widths[2]), formula]).rstrip()
 
         rule_width = sum(widths) + 6
         total = self.count_params()

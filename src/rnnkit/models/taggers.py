@@ -154,6 +154,7 @@ def tag_accuracy(model: nn.Module, data: TaggingData, tokens: Iterable[str] | No
 
 # --- the "majority tag per word" baseline -----------------------------------------------------------
 
+
 class MajorityTagPerWord(nn.Module):
     """Each word's commonest training tag, whatever its context: the best a context-free tagger can do.
 

@@ -67,8 +67,9 @@ def check_config(config: ExperimentConfig, source: str = "config") -> Experiment
     offered = list(dict.fromkeys(n for name in TASKS for n in task_class(name).baseline_names))
     for i, baseline in enumerate(config.baselines):
         if baseline not in offered:
-            raise RnnkitError(f"{source}: 'baselines[{i}]' must be one of {', '.join(repr(n) for n in offered)}, "
-                              f"got {baseline!r}")
+            raise RnnkitError(
+                f"{source}: 'baselines[{i}]' must be one of {', '.join(repr(n) for n in offered)}, got {baseline!r}"
+            )
     filling = [name for name in TASKS if task_class(name).fills_placeholders]
     for i, model in enumerate(config.models):
         for j, spec in enumerate(model.layers):
@@ -76,17 +77,23 @@ def check_config(config: ExperimentConfig, source: str = "config") -> Experiment
     known = config.windows.known_future if config.windows is not None else []
     if known and not task_class(config.task).reads_known_future:
         readers = [name for name in TASKS if task_class(name).reads_known_future]
-        raise RnnkitError(f"{source}: windows.known_future: task = {config.task!r} takes no known-future inputs "
-                          f"(task = {' or '.join(repr(n) for n in readers)} does), got {known}")
+        raise RnnkitError(
+            f"{source}: windows.known_future: task = {config.task!r} takes no known-future inputs "
+            f"(task = {' or '.join(repr(n) for n in readers)} does), got {known}"
+        )
     if not task_class(config.task).point_forecasts:  # conformal intervals and ensembles need point forecasts
         takers = " or ".join(repr(name) for name in TASKS if task_class(name).point_forecasts)
         if config.intervals is not None:
-            raise RnnkitError(f"{source}: intervals: task = {config.task!r} has no point forecast to put intervals "
-                              f"around (task = {takers} has)")
+            raise RnnkitError(
+                f"{source}: intervals: task = {config.task!r} has no point forecast to put intervals "
+                f"around (task = {takers} has)"
+            )
         ensembles = [m.name for m in config.models if m.members]
         if ensembles:
-            raise RnnkitError(f"{source}: models {ensembles}: an ensemble averages point forecasts; task = "
-                              f"{config.task!r} has none (task = {takers} has)")
+            raise RnnkitError(
+                f"{source}: models {ensembles}: an ensemble averages point forecasts; task = "
+                f"{config.task!r} has none (task = {takers} has)"
+            )
     try:
         for name in TASKS:
             if name != config.task:

@@ -50,8 +50,9 @@ class Autoregressive(Forecaster):
 
     def make(self, layer: str, units: int, residual: bool) -> nn.Module:
         L, F = self.prepared.input_shape
-        return AutoregressiveForecaster(F, self.prepared.target_length, units=units, layer=layer, clock=self.clock(),
-                                        residual=residual)
+        return AutoregressiveForecaster(
+            F, self.prepared.target_length, units=units, layer=layer, clock=self.clock(), residual=residual
+        )
 
     @property
     def fed_back(self) -> list[str]:
@@ -79,9 +80,11 @@ class Autoregressive(Forecaster):
         return f"{self.config.training.loss} over the fed-back columns (scaled units)"
 
     def describe_model(self, model: nn.Module) -> str:
-        return (f"{model.layer}({model.units}) reads {model.features} features a row and feeds back "
-                f"{len(model.fed_back)} ({', '.join(self.fed_back)}), {model.target_length} times"
-                + (", each step the change from the row before" if model.residual else ""))
+        return (
+            f"{model.layer}({model.units}) reads {model.features} features a row and feeds back "
+            f"{len(model.fed_back)} ({', '.join(self.fed_back)}), {model.target_length} times"
+            + (", each step the change from the row before" if model.residual else "")
+        )
 
     def describe(self) -> str:
         return super().describe() + f"\nfed back and predicted every step: {', '.join(self.fed_back)}"

@@ -36,7 +36,10 @@ from rnnkit.results import best_lines
 def losses_of(config: ExperimentConfig) -> list[tuple[str, str]]:
     """``(key, loss)`` of [training] and of every model that sets its own loss."""
     return [("training.loss", config.training.loss)] + [
-        (f"models[{i}].training.loss", m.training.loss) for i, m in enumerate(config.models) if m.training.loss is not None]
+        (f"models[{i}].training.loss", m.training.loss)
+        for i, m in enumerate(config.models)
+        if m.training.loss is not None
+    ]
 
 
 def check_one_recurrent_layer(config: ExperimentConfig, builds: str, example_units: int) -> None:
@@ -46,12 +49,18 @@ def check_one_recurrent_layer(config: ExperimentConfig, builds: str, example_uni
         layers = model.layers
         layer = layers[0] if len(layers) == 1 else {}
         units = layer.get("units")
-        if (layer.get("type") not in RECURRENT_LAYERS or set(layer) != {"type", "units"}
-                or isinstance(units, bool) or not isinstance(units, int) or units < 1):
+        if (
+            layer.get("type") not in RECURRENT_LAYERS
+            or set(layer) != {"type", "units"}
+            or isinstance(units, bool)
+            or not isinstance(units, int)
+            or units < 1
+        ):
             raise ValueError(
                 f"models[{i}].layers: {builds} around one recurrent layer, given as "
-                f"[{{type = \"GRU\", units = {example_units}}}] (type {', '.join(RECURRENT_LAYERS)}; units only), "
-                f"got {layers}")
+                f'[{{type = "GRU", units = {example_units}}}] (type {", ".join(RECURRENT_LAYERS)}; units only), '
+                f"got {layers}"
+            )
 
 
 def stateful_anywhere(config: ExperimentConfig) -> bool:
@@ -82,8 +91,10 @@ def refuse_residual_and_stateful(config: ExperimentConfig) -> None:
     """Tasks with no residual target (a change from the last input) and no stateful path."""
     residual = (config.windows is not None and config.windows.residual) or any(m.residual for m in config.models)
     if residual:
-        raise ValueError(f"residual: a residual target (change from the last input) needs task = 'regression', "
-                         f"got residual = true with task = {config.task!r}")
+        raise ValueError(
+            f"residual: a residual target (change from the last input) needs task = 'regression', "
+            f"got residual = true with task = {config.task!r}"
+        )
     if stateful_anywhere(config):
         raise ValueError(f"training.stateful: stateful training has no {config.task} path yet, got true")
 
@@ -242,8 +253,15 @@ class Task:
         """The report's line on the model chosen on validation (``scores``: its metrics)."""
         return f"\nbest by validation: {name}"
 
-    def predict_table(self, run: str | Path, scaler: Any, name: str, model: nn.Module,
-                      description: dict[str, Any], data_paths: list[str]) -> pd.DataFrame:
+    def predict_table(
+        self,
+        run: str | Path,
+        scaler: Any,
+        name: str,
+        model: nn.Module,
+        description: dict[str, Any],
+        data_paths: list[str],
+    ) -> pd.DataFrame:
         """A trained model's predictions on new data files, one row per window."""
         raise RnnkitError(f"{run} is a {self.name} run: it has no predictions on a data file")
 

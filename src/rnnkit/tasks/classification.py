@@ -36,10 +36,27 @@ from rnnkit.data import Windows
 from rnnkit.errors import RnnkitError
 from rnnkit.models import Sequential
 from rnnkit.results import best_model, format_table, seconds
-from rnnkit.tasks.base import Task, check_baselines, default_loss_and_baselines, refuse_residual_and_stateful, require_loss
+from rnnkit.tasks.base import (
+    Task,
+    check_baselines,
+    default_loss_and_baselines,
+    refuse_residual_and_stateful,
+    require_loss,
+)
 from rnnkit.tasks.series import (
-    PART_NAMES, PARTS, Prepared, data_counts, data_used, describe_prepared, describe_windows, load_frame, new_windows,
-    prepare, require_windows, window_summaries, with_data_paths,
+    PART_NAMES,
+    PARTS,
+    Prepared,
+    data_counts,
+    data_used,
+    describe_prepared,
+    describe_windows,
+    load_frame,
+    new_windows,
+    prepare,
+    require_windows,
+    window_summaries,
+    with_data_paths,
 )
 from rnnkit.training import classification_metrics, predict
 from rnnkit.training.losses import balanced_class_weight
@@ -75,6 +92,7 @@ class LabelledWindows:
 
 # --- labels ---------------------------------------------------------------------------------------
 
+
 def target_values(prepared: Prepared, part: str) -> np.ndarray:
     """The target column of ``part`` in data units (unscaled), row for row as its windows index it."""
     column = prepared.frame[prepared.target]
@@ -105,8 +123,10 @@ def window_labels(prepared: Prepared) -> tuple[dict[str, torch.Tensor], int]:
     classes = settings.classes or (2 if settings.threshold is not None else max(2, int(labels["train"].max()) + 1))
     for part in PARTS:
         if len(labels[part]) and int(labels[part].max()) >= classes:
-            raise RnnkitError(f"the {PART_NAMES[part]} part holds label {int(labels[part].max())}, but "
-                              f"classification.classes is {classes} (labels 0 to {classes - 1})")
+            raise RnnkitError(
+                f"the {PART_NAMES[part]} part holds label {int(labels[part].max())}, but "
+                f"classification.classes is {classes} (labels 0 to {classes - 1})"
+            )
     return labels, classes
 
 
@@ -120,6 +140,7 @@ def label_text(config: ExperimentConfig) -> str:
 
 # --- models and baselines -------------------------------------------------------------------------
 
+
 def build_classifier(spec: ModelConfig, prepared: Prepared, classes: int) -> nn.Module:
     """The model of ``spec``; its last layer must give ``classes`` logits per window."""
     try:
@@ -128,8 +149,10 @@ def build_classifier(spec: ModelConfig, prepared: Prepared, classes: int) -> nn.
         raise RnnkitError(f"model '{spec.name}': {e}") from None
     out = tuple(net.output_shapes[-1])
     if out != (classes,):
-        raise RnnkitError(f"model '{spec.name}' outputs shape {out} per example; {classes} classes need "
-                          f"({classes},) logits: end with Dense({classes}) and no activation")
+        raise RnnkitError(
+            f"model '{spec.name}' outputs shape {out} per example; {classes} classes need "
+            f"({classes},) logits: end with Dense({classes}) and no activation"
+        )
     return net
 
 
@@ -144,8 +167,9 @@ def classification_baselines(prepared: Prepared, labels: dict[str, torch.Tensor]
             if settings.threshold is not None:
                 # The threshold goes through the scaler's own formula (float64, then float32 like
                 # the windows), so a value equal to it in data units stays equal after scaling.
-                scaled = float(np.float32(prepared.scaler.transform_column(np.float64(settings.threshold),
-                                                                           prepared.target)))
+                scaled = float(
+                    np.float32(prepared.scaler.transform_column(np.float64(settings.threshold), prepared.target))
+                )
                 out[name] = bl.SameAsNow(prepared.target_index, classes, threshold=scaled)
             else:
                 out[name] = bl.SameAsNow(prepared.target_index, classes, scale=prepared.scale, offset=prepared.offset)
@@ -170,8 +194,9 @@ def class_weight_of(config: ExperimentConfig, train_labels: torch.Tensor, classe
     return balanced_class_weight(train_labels, classes).tolist()
 
 
-def describe_balance(config: ExperimentConfig, labels: dict[str, torch.Tensor], classes: int,
-                     weight: list[float] | None) -> str:
+def describe_balance(
+    config: ExperimentConfig, labels: dict[str, torch.Tensor], classes: int, weight: list[float] | None
+) -> str:
     """One line per part: how many windows fall in each class."""
     lines = [f"classes: {classes}; class 1 = {label_text(config)}"]
     for part in PARTS:
@@ -184,8 +209,14 @@ def describe_balance(config: ExperimentConfig, labels: dict[str, torch.Tensor], 
     return "\n".join(lines)
 
 
-def classification_document(config: ExperimentConfig, prepared: Prepared, labels: dict[str, torch.Tensor],
-                            classes: int, weight: list[float] | None, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def classification_document(
+    config: ExperimentConfig,
+    prepared: Prepared,
+    labels: dict[str, torch.Tensor],
+    classes: int,
+    weight: list[float] | None,
+    results: dict[str, dict[str, Any]],
+) -> dict[str, Any]:
     """The content of ``metrics.json`` for a classification run."""
     models = {name: {k: v for k, v in r.items() if k != "epochs_run"} for name, r in results.items()}
     return {
@@ -207,18 +238,20 @@ def classification_table(metrics: dict[str, Any]) -> str:
     rows = []
     for name, m in metrics["models"].items():
         cm = m["confusion_matrix_test"]
-        rows.append({
-            "model": name,
-            "params": m["params"],
-            "bal. acc. val": m["balanced_accuracy_val"],
-            "accuracy test": m["accuracy_test"],
-            "bal. acc. test": m["balanced_accuracy_test"],
-            "precision test": m["precision_test"],
-            "recall test": m["recall_test"],
-            "F1 test": m["f1_test"],
-            "confusion test [[tn fp] [fn tp]]" if len(cm) == 2 else "confusion test (rows: true)": str(cm),
-            "seconds": seconds(m["train_seconds"]),
-        })
+        rows.append(
+            {
+                "model": name,
+                "params": m["params"],
+                "bal. acc. val": m["balanced_accuracy_val"],
+                "accuracy test": m["accuracy_test"],
+                "bal. acc. test": m["balanced_accuracy_test"],
+                "precision test": m["precision_test"],
+                "recall test": m["recall_test"],
+                "F1 test": m["f1_test"],
+                "confusion test [[tn fp] [fn tp]]" if len(cm) == 2 else "confusion test (rows: true)": str(cm),
+                "seconds": seconds(m["train_seconds"]),
+            }
+        )
     table = format_table(rows)
     balance = metrics.get("class_balance", {}).get("test")
     note = f"class 1 = {metrics.get('label', '?')}"
@@ -228,6 +261,7 @@ def classification_table(metrics: dict[str, Any]) -> str:
 
 
 # --- the task ---------------------------------------------------------------------------------------
+
 
 class Classification(Task):
     """``task = "classification"``: a class label per window, logits, cross-entropy, balanced accuracy."""
@@ -248,11 +282,15 @@ class Classification(Task):
         default_loss_and_baselines(config, "cross_entropy", cls.baseline_names)
         w = config.windows
         if w.return_sequences:
-            raise ValueError("windows.return_sequences: a label per step is task = 'tagging'; task = 'classification' "
-                             "labels whole windows, got return_sequences = true")
+            raise ValueError(
+                "windows.return_sequences: a label per step is task = 'tagging'; task = 'classification' "
+                "labels whole windows, got return_sequences = true"
+            )
         if w.target_length > 1:
-            raise ValueError(f"windows.target_length: a forecast of several steps needs task = 'regression', "
-                             f"got target_length = {w.target_length} with task = 'classification'")
+            raise ValueError(
+                f"windows.target_length: a forecast of several steps needs task = 'regression', "
+                f"got target_length = {w.target_length} with task = 'classification'"
+            )
         require_loss(config, "cross_entropy")
         check_baselines(config, cls.baseline_names)
         refuse_residual_and_stateful(config)
@@ -269,8 +307,9 @@ class Classification(Task):
         return data_used(self.prepared.frame)
 
     def describe(self) -> str:
-        return "\n".join([describe_prepared(self.prepared),
-                          describe_balance(self.config, self.labels, self.classes, self.weight)])
+        return "\n".join(
+            [describe_prepared(self.prepared), describe_balance(self.config, self.labels, self.classes, self.weight)]
+        )
 
     def check_same_data(self, scaler: Any, run: str | Path) -> None:
         mine = self.prepared.scaler
@@ -291,9 +330,16 @@ class Classification(Task):
 
     def metadata(self, spec: ModelConfig) -> dict[str, Any]:
         p = self.prepared
-        return {"name": spec.name, "task": "classification", "classes": self.classes, "label": label_text(self.config),
-                "features": p.features, "target": p.target, "input_shape": list(p.input_shape),
-                "windows": self.config.windows.model_dump()}
+        return {
+            "name": spec.name,
+            "task": "classification",
+            "classes": self.classes,
+            "label": label_text(self.config),
+            "features": p.features,
+            "target": p.target,
+            "input_shape": list(p.input_shape),
+            "windows": self.config.windows.model_dump(),
+        }
 
     def score(self, model: nn.Module, training: TrainingConfig | None = None) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -303,8 +349,10 @@ class Classification(Task):
         return out
 
     def summary(self, result: dict[str, Any]) -> str:
-        return (f"balanced accuracy val {result['balanced_accuracy_val']:.3f}, "
-                f"test {result['balanced_accuracy_test']:.3f}; F1 test {result['f1_test']:.3f}")
+        return (
+            f"balanced accuracy val {result['balanced_accuracy_val']:.3f}, "
+            f"test {result['balanced_accuracy_test']:.3f}; F1 test {result['f1_test']:.3f}"
+        )
 
     @property
     def loss_name(self) -> str:
@@ -319,18 +367,32 @@ class Classification(Task):
 
     @classmethod
     def best_line(cls, name: str, scores: dict[str, Any]) -> str:
-        return (f"\nbest by validation balanced accuracy: {name} (test: balanced accuracy "
-                f"{scores['balanced_accuracy_test']:.3f}, F1 {scores['f1_test']:.3f})")
+        return (
+            f"\nbest by validation balanced accuracy: {name} (test: balanced accuracy "
+            f"{scores['balanced_accuracy_test']:.3f}, F1 {scores['f1_test']:.3f})"
+        )
 
-    def predict_table(self, run: str | Path, scaler: Any, name: str, model: nn.Module,
-                      description: dict[str, Any], data_paths: list[str]) -> pd.DataFrame:
+    def predict_table(
+        self,
+        run: str | Path,
+        scaler: Any,
+        name: str,
+        model: nn.Module,
+        description: dict[str, Any],
+        data_paths: list[str],
+    ) -> pd.DataFrame:
         """One row per window: the predicted class and the probability of each class."""
         frame, windows = new_windows(self.config, scaler, name, description, data_paths)
         last = frame.index[windows.last_rows.numpy()]
         step = pd.Series(frame.index).diff().median()
         probabilities = torch.softmax(predict(model, windows.x, 1024).double(), dim=-1).numpy()  # (windows, classes)
-        table = pd.DataFrame({"last_input_time": last, "target_time": last + self.config.windows.horizon * step,
-                              "predicted class": probabilities.argmax(1)})
+        table = pd.DataFrame(
+            {
+                "last_input_time": last,
+                "target_time": last + self.config.windows.horizon * step,
+                "predicted class": probabilities.argmax(1),
+            }
+        )
         for c in range(probabilities.shape[1]):
             table[f"P(class {c})"] = probabilities[:, c]
         return table

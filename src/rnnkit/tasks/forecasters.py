@@ -98,12 +98,16 @@ class Forecaster(Regression):
         where = f"task = {cls.name!r}"
         w = config.windows
         if w.target_length < 2:
-            raise ValueError(f"windows.target_length: {where} forecasts several steps, each fed back; it needs "
-                             f"target_length >= 2, got {w.target_length}")
+            raise ValueError(
+                f"windows.target_length: {where} forecasts several steps, each fed back; it needs "
+                f"target_length >= 2, got {w.target_length}"
+            )
         if w.horizon != w.sampling_rate:
-            raise ValueError(f"windows.horizon must equal windows.sampling_rate with {where}: the first forecast "
-                             f"is the window's next row, which the forecaster feeds back (got horizon {w.horizon}, "
-                             f"sampling_rate {w.sampling_rate})")
+            raise ValueError(
+                f"windows.horizon must equal windows.sampling_rate with {where}: the first forecast "
+                f"is the window's next row, which the forecaster feeds back (got horizon {w.horizon}, "
+                f"sampling_rate {w.sampling_rate})"
+            )
         check_one_recurrent_layer(config, f"{where} builds the forecaster", 32)
         super().check_config(config)
 
@@ -124,8 +128,10 @@ class Forecaster(Regression):
         config = description.get("config")
         cls = str(description.get("class", ""))
         if not isinstance(config, dict) or cls.rsplit(".", 1)[-1] != self.forecaster.__name__:
-            raise RnnkitError(f"cannot rebuild a model of class {cls} for task = {self.name!r} "
-                              f"(its models are {self.forecaster.__name__})")
+            raise RnnkitError(
+                f"cannot rebuild a model of class {cls} for task = {self.name!r} "
+                f"(its models are {self.forecaster.__name__})"
+            )
         try:
             return self.forecaster.from_config(config)
         except (TypeError, ValueError, KeyError) as e:
@@ -139,7 +145,9 @@ class Forecaster(Regression):
 
     # --- scores and documents
     def score(self, model: nn.Module, training: TrainingConfig | None = None) -> dict[str, Any]:
-        return super().score(self.scored(model, self.prepared.target_index), None)  # never stateful (the config refuses it)
+        return super().score(
+            self.scored(model, self.prepared.target_index), None
+        )  # never stateful (the config refuses it)
 
     def document(self, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
         return {"task": self.name, **super().document(results)}
@@ -148,8 +156,15 @@ class Forecaster(Regression):
         models = {name: self.scored(model, self.prepared.target_index) for name, model in trained.models.items()}
         super().finish(out, baselines, replace(trained, models=models), metrics)
 
-    def predict_table(self, run: str | Path, scaler: Any, name: str, model: nn.Module,
-                      description: dict[str, Any], data_paths: list[str]) -> pd.DataFrame:
+    def predict_table(
+        self,
+        run: str | Path,
+        scaler: Any,
+        name: str,
+        model: nn.Module,
+        description: dict[str, Any],
+        data_paths: list[str],
+    ) -> pd.DataFrame:
         features = list(description.get("metadata", {}).get("features", scaler.columns))
         scored = self.scored(model, features.index(self.config.data.target))
         return super().predict_table(run, scaler, name, scored, description, data_paths)
@@ -159,8 +174,9 @@ class Forecaster(Regression):
         self.prepared = prepare(self.config, load_frame(self.config))
         self.scaler = self.prepared.scaler
         p = self.prepared
-        blocks = [f"{self.config.name}: input_shape {p.input_shape} ({', '.join(p.features)}), "
-                  f"{p.target_length} steps ahead"]
+        blocks = [
+            f"{self.config.name}: input_shape {p.input_shape} ({', '.join(p.features)}), {p.target_length} steps ahead"
+        ]
         for spec in self.config.models:
             model = self.build(spec)
             params = sum(t.numel() for t in model.parameters())
@@ -174,7 +190,10 @@ class Forecaster(Regression):
     def describe(self) -> str:
         clock = self.clock()
         names = self.prepared.features
-        known = ("; known future inputs (advanced, never predicted): "
-                 + ", ".join(f"{names[s]}/{names[c]} (period {period:g} rows)" for s, c, period in clock.pairs)
-                 if clock is not None else "; no clock columns (Day sin/cos, Year sin/cos) among the features")
+        known = (
+            "; known future inputs (advanced, never predicted): "
+            + ", ".join(f"{names[s]}/{names[c]} (period {period:g} rows)" for s, c, period in clock.pairs)
+            if clock is not None
+            else "; no clock columns (Day sin/cos, Year sin/cos) among the features"
+        )
         return super().describe() + f"\nforecaster: {self.name}{known}"

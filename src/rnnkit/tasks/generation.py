@@ -55,8 +55,14 @@ from rnnkit.config import ExperimentConfig, ModelConfig, TrainingConfig, describ
 from rnnkit.errors import RnnkitError
 from rnnkit.models.generators import CharBigram, CharRNN, CharUnigram, generate, text_windows
 from rnnkit.results import best_model, format_table, read_trained, seconds
-from rnnkit.tasks.base import (Task, check_baselines, check_one_recurrent_layer, default_loss_and_baselines, require_loss,
-                               stateful_anywhere)
+from rnnkit.tasks.base import (
+    Task,
+    check_baselines,
+    check_one_recurrent_layer,
+    default_loss_and_baselines,
+    require_loss,
+    stateful_anywhere,
+)
 from rnnkit.tasks.series import require_windows, with_data_paths
 
 PARTS = ("train", "val", "test")
@@ -92,14 +98,18 @@ def corpus_text(config: ExperimentConfig) -> tuple[str, str]:
         from rnnkit.corpora import weather_text
 
         if data.paths:
-            raise RnnkitError("data.dataset 'weather_text' is rnnkit's own corpus: it reads no file; for a text file "
-                              "write data.dataset = 'text' with data.paths (or --data)")
+            raise RnnkitError(
+                "data.dataset 'weather_text' is rnnkit's own corpus: it reads no file; for a text file "
+                "write data.dataset = 'text' with data.paths (or --data)"
+            )
         return weather_text.TEXT, weather_text.VOCABULARY
     if data.dataset == "text":
         from rnnkit.datasets import read_corpus
 
         if not data.paths:
-            raise RnnkitError("data.dataset 'text' trains on text files: give data.paths = [\"file.txt\"] or --data FILE")
+            raise RnnkitError(
+                "data.dataset 'text' trains on text files: give data.paths = [\"file.txt\"] or --data FILE"
+            )
         text = "".join(read_corpus(path) for path in data.paths)
         return text, "".join(sorted(set(text)))
     raise RnnkitError(f"data.dataset must be one of {list(CORPORA)} with task = 'generation', got {data.dataset!r}")
@@ -137,7 +147,11 @@ def text_scores(model: nn.Module, ids: torch.Tensor) -> dict[str, float]:
         model.train(was_training)
     target = ids[1:]
     loss = float(torch.nn.functional.cross_entropy(logits, target))
-    return {"loss": loss, "perplexity": math.exp(loss), "accuracy": float((logits.argmax(-1) == target).double().mean())}
+    return {
+        "loss": loss,
+        "perplexity": math.exp(loss),
+        "accuracy": float((logits.argmax(-1) == target).double().mean()),
+    }
 
 
 class Generation(Task):
@@ -165,30 +179,38 @@ class Generation(Task):
         except ValidationError as e:
             raise ValueError(describe_validation_error(e, GenerationConfig, "generation")) from None
         if config.data.dataset not in CORPORA:
-            raise ValueError(f"data.dataset must be a character corpus ({', '.join(repr(c) for c in CORPORA)}) with "
-                             f"task = 'generation', got {config.data.dataset!r}")
+            raise ValueError(
+                f"data.dataset must be a character corpus ({', '.join(repr(c) for c in CORPORA)}) with "
+                f"task = 'generation', got {config.data.dataset!r}"
+            )
         w = config.windows
         if w is not None:
             fixed = {"sampling_rate": 1, "horizon": 1, "target_length": 1, "return_sequences": False, "residual": False}
             changed = {k: getattr(w, k) for k, value in fixed.items() if getattr(w, k) != value}
             if changed:
-                raise ValueError(f"windows: task = 'generation' reads sequence_length characters (a window every "
-                                 f"shift) and learns the next character at every step; only sequence_length and "
-                                 f"shift apply, got {changed}")
-        check_one_recurrent_layer(config, "task = 'generation' builds Embedding -> the recurrent layer -> "
-                                          "Dense(vocabulary)", 64)
+                raise ValueError(
+                    f"windows: task = 'generation' reads sequence_length characters (a window every "
+                    f"shift) and learns the next character at every step; only sequence_length and "
+                    f"shift apply, got {changed}"
+                )
+        check_one_recurrent_layer(
+            config, "task = 'generation' builds Embedding -> the recurrent layer -> Dense(vocabulary)", 64
+        )
         for i, model in enumerate(config.models):
             if model.residual:
-                raise ValueError(f"models[{i}].residual: task = 'generation' predicts characters, not a change, "
-                                 f"got true")
+                raise ValueError(
+                    f"models[{i}].residual: task = 'generation' predicts characters, not a change, got true"
+                )
 
     @classmethod
     def check_absent(cls, config: ExperimentConfig) -> None:
         """[generation] and the character corpora under any other task."""
         super().check_absent(config)
         if config.data.dataset in CORPORA:
-            raise ValueError(f"data.dataset {config.data.dataset!r} is a character corpus: it needs "
-                             f"task = 'generation', got task = {config.task!r}")
+            raise ValueError(
+                f"data.dataset {config.data.dataset!r} is a character corpus: it needs "
+                f"task = 'generation', got task = {config.task!r}"
+            )
 
     # --- the data
     def prepare(self, data_paths: list[str] | None = None) -> None:
@@ -197,8 +219,10 @@ class Generation(Task):
         self.parts = split_text(text, self.config.data.split)
         empty = [PART_NAMES[p] for p in PARTS if len(self.parts[p]) < 2]
         if empty:
-            raise RnnkitError(f"data.split {self.config.data.split} leaves the {', '.join(empty)} part of the "
-                              f"{len(text)}-character corpus under 2 characters")
+            raise RnnkitError(
+                f"data.split {self.config.data.split} leaves the {', '.join(empty)} part of the "
+                f"{len(text)}-character corpus under 2 characters"
+            )
         self.encoder = CharRNN(self.vocabulary, 1, 1)  # its encode(): text -> ids over the corpus's alphabet
 
     def ids(self, part: str) -> torch.Tensor:
@@ -206,15 +230,21 @@ class Generation(Task):
 
     def describe(self) -> str:
         w = self.config.windows
-        lines = [f"corpus: {self.config.data.dataset}, {sum(len(t) for t in self.parts.values()):,} characters, "
-                 f"alphabet of {len(self.vocabulary)}: {self.vocabulary!r}"
-                 + (f" (files: {', '.join(Path(p).name for p in self.config.data.paths)})" if self.config.data.paths else ""),
-                 f"windows: sequence_length {w.sequence_length} characters, shift {w.shift}; the next character "
-                 f"at every step"]
+        lines = [
+            f"corpus: {self.config.data.dataset}, {sum(len(t) for t in self.parts.values()):,} characters, "
+            f"alphabet of {len(self.vocabulary)}: {self.vocabulary!r}"
+            + (
+                f" (files: {', '.join(Path(p).name for p in self.config.data.paths)})" if self.config.data.paths else ""
+            ),
+            f"windows: sequence_length {w.sequence_length} characters, shift {w.shift}; the next character "
+            f"at every step",
+        ]
         for part in PARTS:
             text = self.parts[part]
-            lines.append(f"  {PART_NAMES[part]:<10} {len(text):>7,} characters, {self.windows(part):>6,} windows, "
-                         f"from {text[:24]!r}")
+            lines.append(
+                f"  {PART_NAMES[part]:<10} {len(text):>7,} characters, {self.windows(part):>6,} windows, "
+                f"from {text[:24]!r}"
+            )
         return "\n".join(lines)
 
     def windows(self, part: str) -> int:
@@ -229,8 +259,9 @@ class Generation(Task):
 
     def build(self, spec: ModelConfig) -> nn.Module:
         layer = spec.layers[0]
-        return CharRNN(self.vocabulary, settings(self.config).embedding_dim, units=int(layer["units"]),
-                       layer=str(layer["type"]))
+        return CharRNN(
+            self.vocabulary, settings(self.config).embedding_dim, units=int(layer["units"]), layer=str(layer["type"])
+        )
 
     def rebuild(self, description: dict[str, Any]) -> nn.Module:
         config = description.get("config")
@@ -250,35 +281,54 @@ class Generation(Task):
             try:
                 out.append(text_windows(self.parts[part], self.encoder, w.sequence_length, w.shift))
             except ValueError as e:
-                raise RnnkitError(f"windows.sequence_length: the {PART_NAMES[part]} part ({len(self.parts[part])} "
-                                  f"characters) yields no window: {e}") from None
+                raise RnnkitError(
+                    f"windows.sequence_length: the {PART_NAMES[part]} part ({len(self.parts[part])} "
+                    f"characters) yields no window: {e}"
+                ) from None
         return out[0], out[1]
 
     def metadata(self, spec: ModelConfig) -> dict[str, Any]:
-        return {"name": spec.name, "task": self.name, "corpus": self.config.data.dataset,
-                "generation": settings(self.config).model_dump()}
+        return {
+            "name": spec.name,
+            "task": self.name,
+            "corpus": self.config.data.dataset,
+            "generation": settings(self.config).model_dump(),
+        }
 
     # --- scores and documents
     def score(self, model: nn.Module, training: TrainingConfig | None = None) -> dict[str, Any]:
         if getattr(model, "vocabulary", self.vocabulary) != self.vocabulary:  # ids would mean other characters
-            raise RnnkitError(f"the corpus read now has another alphabet than the model's: {self.vocabulary!r} "
-                              f"against {model.vocabulary!r} (the text files changed since the run)")
+            raise RnnkitError(
+                f"the corpus read now has another alphabet than the model's: {self.vocabulary!r} "
+                f"against {model.vocabulary!r} (the text files changed since the run)"
+            )
         out: dict[str, Any] = {}
         for part in ("val", "test"):
             out.update({f"{k}_{part}": v for k, v in text_scores(model, self.ids(part)).items()})
         return out
 
     def summary(self, result: dict[str, Any]) -> str:
-        return (f"loss val {result['loss_val']:.3f}, test {result['loss_test']:.3f} nats per character (perplexity "
-                f"test {result['perplexity_test']:.2f}, accuracy {result['accuracy_test']:.3f})")
+        return (
+            f"loss val {result['loss_val']:.3f}, test {result['loss_test']:.3f} nats per character (perplexity "
+            f"test {result['perplexity_test']:.2f}, accuracy {result['accuracy_test']:.3f})"
+        )
 
     @property
     def loss_name(self) -> str:
         return "cross-entropy per character (nats)"
 
     def document(self, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
-        kept = ("params", "loss_val", "loss_test", "perplexity_val", "perplexity_test", "accuracy_val",
-                "accuracy_test", "train_seconds", "kind")
+        kept = (
+            "params",
+            "loss_val",
+            "loss_test",
+            "perplexity_val",
+            "perplexity_test",
+            "accuracy_val",
+            "accuracy_test",
+            "train_seconds",
+            "kind",
+        )
         models = {name: {k: r[k] for k in kept if k in r} for name, r in results.items()}
         return {
             "task": self.name,
@@ -293,20 +343,37 @@ class Generation(Task):
 
     @classmethod
     def table(cls, metrics: dict[str, Any]) -> str:
-        rows = [{"model": name, "params": m["params"], "loss val (nats/char)": m["loss_val"],
-                 "loss test (nats/char)": m["loss_test"], "perplexity test": m["perplexity_test"],
-                 "accuracy test": m["accuracy_test"], "seconds": seconds(m["train_seconds"])}
-                for name, m in metrics["models"].items()]
+        rows = [
+            {
+                "model": name,
+                "params": m["params"],
+                "loss val (nats/char)": m["loss_val"],
+                "loss test (nats/char)": m["loss_test"],
+                "perplexity test": m["perplexity_test"],
+                "accuracy test": m["accuracy_test"],
+                "seconds": seconds(m["train_seconds"]),
+            }
+            for name, m in metrics["models"].items()
+        ]
         return format_table(rows)
 
     @classmethod
     def best_line(cls, name: str, scores: dict[str, Any]) -> str:
-        return (f"\nbest by validation loss: {name} (test: {scores['loss_test']:.3f} nats per character, "
-                f"perplexity {scores['perplexity_test']:.2f})")
+        return (
+            f"\nbest by validation loss: {name} (test: {scores['loss_test']:.3f} nats per character, "
+            f"perplexity {scores['perplexity_test']:.2f})"
+        )
 
     # --- reading runs back
-    def predict_table(self, run: str | Path, scaler: Any, name: str, model: nn.Module,
-                      description: dict[str, Any], data_paths: list[str]) -> pd.DataFrame:
+    def predict_table(
+        self,
+        run: str | Path,
+        scaler: Any,
+        name: str,
+        model: nn.Module,
+        description: dict[str, Any],
+        data_paths: list[str],
+    ) -> pd.DataFrame:
         """One row per prompt of the files (one prompt a line): the prompt and the text generated after it."""
         from rnnkit.datasets import read_prompts
 
@@ -317,8 +384,10 @@ class Generation(Task):
         for prompt in prompts:
             unknown = sorted(set(prompt) - set(model.vocabulary))
             if unknown:
-                raise RnnkitError(f"the prompt {prompt!r} holds characters the model {name!r} does not know: "
-                                  f"{unknown}; its alphabet is {model.vocabulary!r}")
+                raise RnnkitError(
+                    f"the prompt {prompt!r} holds characters the model {name!r} does not know: "
+                    f"{unknown}; its alphabet is {model.vocabulary!r}"
+                )
             text = generate(model, prompt, g.length, temperature=g.temperature, seed=g.seed)
             rows.append({"prompt": prompt, "generated": text})
         return pd.DataFrame(rows, columns=["prompt", "generated"])
@@ -326,24 +395,31 @@ class Generation(Task):
     def summaries(self, features: int | None = None) -> str:
         self.prepare()
         g = settings(self.config)
-        blocks = [f"{self.config.name}: character ids, alphabet of {len(self.vocabulary)}, windows of "
-                  f"{self.config.windows.sequence_length} characters"]
+        blocks = [
+            f"{self.config.name}: character ids, alphabet of {len(self.vocabulary)}, windows of "
+            f"{self.config.windows.sequence_length} characters"
+        ]
         for spec in self.config.models:
             model = self.build(spec)
             params = sum(t.numel() for t in model.parameters())
-            blocks.append(f"\n{spec.name}: Embedding({len(self.vocabulary)}, {g.embedding_dim}) -> "
-                          f"{model.layer}({model.units}, return_sequences) -> Dense({len(self.vocabulary)}) logits; "
-                          f"{params:,} parameters")
+            blocks.append(
+                f"\n{spec.name}: Embedding({len(self.vocabulary)}, {g.embedding_dim}) -> "
+                f"{model.layer}({model.units}, return_sequences) -> Dense({len(self.vocabulary)}) logits; "
+                f"{params:,} parameters"
+            )
         return "\n".join(blocks)
 
     def describe_windows(self, data_paths: list[str] | None = None) -> str:
         self.prepare(data_paths)
-        x, y = text_windows(self.parts["train"], self.encoder, self.config.windows.sequence_length,
-                            self.config.windows.shift)
+        x, y = text_windows(
+            self.parts["train"], self.encoder, self.config.windows.sequence_length, self.config.windows.shift
+        )
         lines = [self.describe()]
         for i in sorted({0, 1, len(x) - 1}):
-            lines.append(f"  training window {i}: reads {self.encoder.decode(x[i])!r}\n"
-                         f"  {'':>{len(str(i)) + 18}}targets {self.encoder.decode(y[i])!r}")
+            lines.append(
+                f"  training window {i}: reads {self.encoder.decode(x[i])!r}\n"
+                f"  {'':>{len(str(i)) + 18}}targets {self.encoder.decode(y[i])!r}"
+            )
         return "\n".join(lines)
 
 

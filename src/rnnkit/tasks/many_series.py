@@ -65,16 +65,20 @@ class ManySeries(Task):
         if w is None:
             raise ValueError("missing key 'windows' (task = 'many_series' cuts each series into windows)")
         if w.return_sequences or w.target_length != 1:
-            raise ValueError("windows: task = 'many_series' forecasts one value per window: return_sequences = false "
-                             "and target_length = 1")
+            raise ValueError(
+                "windows: task = 'many_series' forecasts one value per window: return_sequences = false "
+                "and target_length = 1"
+            )
         if data.split_by != "rows":
             raise ValueError("data.split_by: task = 'many_series' splits each series' rows in time: it must be 'rows'")
         if "baselines" not in config.model_fields_set:
             config.baselines = list(cls.baseline_names)
         check_baselines(config, cls.baseline_names)
         if stateful_anywhere(config):
-            raise ValueError("training.stateful: task = 'many_series' trains on shuffled windows of many series; "
-                             "stateful streams are not made for it, got true")
+            raise ValueError(
+                "training.stateful: task = 'many_series' trains on shuffled windows of many series; "
+                "stateful streams are not made for it, got true"
+            )
         if data.scaling is None:
             data.scaling = "global"
 
@@ -96,19 +100,31 @@ class ManySeries(Task):
             self.config = self.config.model_copy(update={"data": data.model_copy(update={"paths": resolved})})
             data = self.config.data
         columns = list(dict.fromkeys([*(data.features or [data.target]), data.target]))
-        self.store = read_parquet_series(paths, id_column=data.id_column or "id",
-                                         time_column=data.time_column or "time", columns=columns)
+        self.store = read_parquet_series(
+            paths, id_column=data.id_column or "id", time_column=data.time_column or "time", columns=columns
+        )
         self.target_index = columns.index(data.target)
         bounds = np.array([part_bounds(int(n), data.split) for n in self.store.lengths], dtype=np.int64)
         ranges = {part: bounds[:, k : k + 2] for k, part in enumerate(PARTS)}
-        self.series_scaler = SeriesScaler.fit(self.store, ranges["train"], per_series=data.scaling == "series",
-                                              ids=self.store.ids)
+        self.series_scaler = SeriesScaler.fit(
+            self.store, ranges["train"], per_series=data.scaling == "series", ids=self.store.ids
+        )
         w = self.config.windows
-        self.windows = {part: SeriesWindows(self.store, self.series_scaler, ranges[part], sequence_length=w.sequence_length,
-                                            shift=w.shift, sampling_rate=w.sampling_rate, horizon=w.horizon,
-                                            target_index=[self.target_index], part=PART_NAMES[part],
-                                            with_series=data.id_embedding is not None)
-                        for part in PARTS}
+        self.windows = {
+            part: SeriesWindows(
+                self.store,
+                self.series_scaler,
+                ranges[part],
+                sequence_length=w.sequence_length,
+                shift=w.shift,
+                sampling_rate=w.sampling_rate,
+                horizon=w.horizon,
+                target_index=[self.target_index],
+                part=PART_NAMES[part],
+                with_series=data.id_embedding is not None,
+            )
+            for part in PARTS
+        }
 
     @property
     def input_shape(self) -> tuple[int, int]:
@@ -126,10 +142,12 @@ class ManySeries(Task):
 
     def describe(self) -> str:
         s, w = self.store, self.config.windows
-        lines = [f"data: {len(s.files)} Parquet file(s), {len(s):,} series, {s.n_rows:,} rows x {len(s.columns)} "
-                 f"columns {s.columns}; target {self.config.data.target!r}; scaling {self.config.data.scaling}",
-                 f"windows: sequence_length {w.sequence_length}, shift {w.shift}, sampling_rate {w.sampling_rate}, "
-                 f"horizon {w.horizon}" + (", residual target (change from the last input)" if w.residual else "")]
+        lines = [
+            f"data: {len(s.files)} Parquet file(s), {len(s):,} series, {s.n_rows:,} rows x {len(s.columns)} "
+            f"columns {s.columns}; target {self.config.data.target!r}; scaling {self.config.data.scaling}",
+            f"windows: sequence_length {w.sequence_length}, shift {w.shift}, sampling_rate {w.sampling_rate}, "
+            f"horizon {w.horizon}" + (", residual target (change from the last input)" if w.residual else ""),
+        ]
         for part in PARTS:
             lines.append(f"  {PART_NAMES[part]:<10} {len(self.windows[part]):>9,} windows")
         return "\n".join(lines)
@@ -146,7 +164,9 @@ class ManySeries(Task):
             raise RnnkitError(f"model '{spec.name}': {e}") from None
         out = tuple(net.output_shapes[-1])
         if out != (1,):
-            raise RnnkitError(f"model '{spec.name}' outputs shape {out} per example; the target needs (1,): end with Dense(1)")
+            raise RnnkitError(
+                f"model '{spec.name}' outputs shape {out} per example; the target needs (1,): end with Dense(1)"
+            )
         dim = self.config.data.id_embedding
         model: nn.Module = SeriesEmbedding(net, len(self.store), dim) if dim else net
         residual = self.config.windows.residual if spec.residual is None else spec.residual
@@ -165,10 +185,15 @@ class ManySeries(Task):
         return self.windows["train"], self.windows["val"]
 
     def metadata(self, spec: ModelConfig) -> dict[str, Any]:
-        return {"name": spec.name, "task": self.name,
-                "features": list(self.store.columns) + (["series index"] if self.config.data.id_embedding else []),
-                "target": self.config.data.target, "input_shape": list(self.input_shape),
-                "windows": self.config.windows.model_dump(), "scaling": self.config.data.scaling}
+        return {
+            "name": spec.name,
+            "task": self.name,
+            "features": list(self.store.columns) + (["series index"] if self.config.data.id_embedding else []),
+            "target": self.config.data.target,
+            "input_shape": list(self.input_shape),
+            "windows": self.config.windows.model_dump(),
+            "scaling": self.config.data.scaling,
+        }
 
     # --- scores
     def score(self, model: nn.Module, training: TrainingConfig | None = None) -> dict[str, Any]:
@@ -201,7 +226,11 @@ class ManySeries(Task):
                 sums += [np.abs(pred - truth).sum(), ((pred - truth) ** 2).sum(), np.abs(last - truth).sum()]
                 n += len(idx)
         mae, rmse, base = sums[0] / n, float(np.sqrt(sums[1] / n)), sums[2] / n
-        return {f"mae_{part}": float(mae), f"rmse_{part}": rmse, f"skill_{part}": float(1 - mae / base) if base else 0.0}
+        return {
+            f"mae_{part}": float(mae),
+            f"rmse_{part}": rmse,
+            f"skill_{part}": float(1 - mae / base) if base else 0.0,
+        }
 
     def summary(self, result: dict[str, Any]) -> str:
         return f"MAE val {result['mae_val']:.3f}, test {result['mae_test']:.3f} {units_of(self.config.data.target)}"
@@ -235,9 +264,17 @@ class ManySeries(Task):
     @classmethod
     def table(cls, metrics: dict[str, Any]) -> str:
         units = metrics.get("units") or "units"
-        rows = [{"model": name, "params": m["params"], f"MAE val ({units})": m["mae_val"],
-                 f"MAE test ({units})": m["mae_test"], "skill test": f"{100 * m['skill_test']:+.1f}%",
-                 "seconds": seconds(m["train_seconds"])} for name, m in metrics["models"].items()]
+        rows = [
+            {
+                "model": name,
+                "params": m["params"],
+                f"MAE val ({units})": m["mae_val"],
+                f"MAE test ({units})": m["mae_test"],
+                "skill test": f"{100 * m['skill_test']:+.1f}%",
+                "seconds": seconds(m["train_seconds"]),
+            }
+            for name, m in metrics["models"].items()
+        ]
         return format_table(rows)
 
     @classmethod
@@ -249,7 +286,10 @@ class ManySeries(Task):
         shape = (self.config.windows.sequence_length, columns + (self.config.data.id_embedding or 0))
         blocks = [f"{self.config.name}: input_shape {shape}"]
         for spec in self.config.models:
-            blocks += [f"\n{spec.name}", Sequential(*[build_layer(s) for s in spec.layers], input_shape=shape).summary()]
+            blocks += [
+                f"\n{spec.name}",
+                Sequential(*[build_layer(s) for s in spec.layers], input_shape=shape).summary(),
+            ]
         return "\n".join(blocks)
 
     def describe_windows(self, data_paths: list[str] | None = None) -> str:

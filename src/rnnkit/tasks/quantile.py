@@ -70,8 +70,15 @@ class EmpiricalInterval(nn.Module):
         return self.point(x).reshape(x.shape[0], 1) + self.offsets.to(x.dtype)
 
 
-def quantile_scores(output: torch.Tensor, target: torch.Tensor, levels: list[float], *, scale: float,
-                    offset: float, persistence: torch.Tensor) -> dict[str, float]:
+def quantile_scores(
+    output: torch.Tensor,
+    target: torch.Tensor,
+    levels: list[float],
+    *,
+    scale: float,
+    offset: float,
+    persistence: torch.Tensor,
+) -> dict[str, float]:
     """The median's MAE/RMSE/skill, the outer interval's coverage and width, and the pinball loss (data units).
 
     Example:
@@ -84,8 +91,9 @@ def quantile_scores(output: torch.Tensor, target: torch.Tensor, levels: list[flo
     median = levels.index(0.5)
     out = output.double().reshape(len(output), len(levels))
     y = target.double().reshape(-1)
-    point = regression_metrics(y, out[:, median], persistence=persistence.double().reshape(-1), scale=scale,
-                               offset=offset)
+    point = regression_metrics(
+        y, out[:, median], persistence=persistence.double().reshape(-1), scale=scale, offset=offset
+    )
     low, high = out[:, 0], out[:, -1]
     return {
         **point,
@@ -113,12 +121,16 @@ class Quantile(Regression):
         require_loss(config, "pinball")
         wrong = [b for b in config.baselines if b not in cls.baseline_names]
         if wrong:
-            raise ValueError(f"baselines for task = 'quantile' must be among ['persistence'] (it has an empirical "
-                             f"interval), got {wrong}")
+            raise ValueError(
+                f"baselines for task = 'quantile' must be among ['persistence'] (it has an empirical "
+                f"interval), got {wrong}"
+            )
         w = config.windows
         if w.return_sequences or w.target_length > 1:
-            raise ValueError("windows: task = 'quantile' forecasts one value per window (target_length = 1, "
-                             "return_sequences = false)")
+            raise ValueError(
+                "windows: task = 'quantile' forecasts one value per window (target_length = 1, "
+                "return_sequences = false)"
+            )
         if stateful_anywhere(config):
             raise ValueError("training.stateful: stateful training has no quantile path yet, got true")
 
@@ -137,8 +149,9 @@ class Quantile(Regression):
     def baselines(self) -> dict[str, nn.Module]:
         persistence = bl.Persistence(self.prepared.target_index)
         self._persistence = persistence
-        self._baselines = {"persistence": EmpiricalInterval.fit(persistence, self.prepared.windows["train"],
-                                                                self.levels)}
+        self._baselines = {
+            "persistence": EmpiricalInterval.fit(persistence, self.prepared.windows["train"], self.levels)
+        }
         return self._baselines
 
     def build(self, spec: ModelConfig) -> nn.Module:
@@ -146,16 +159,19 @@ class Quantile(Regression):
         q = len(self.levels)
         out = tuple(net.output_shapes[-1])
         if out != (q,):
-            raise RnnkitError(f"model '{spec.name}' outputs shape {out} per example; {q} quantile levels need "
-                              f"({q},): end with Dense({q})")
+            raise RnnkitError(
+                f"model '{spec.name}' outputs shape {out} per example; {q} quantile levels need "
+                f"({q},): end with Dense({q})"
+            )
         residual = self.config.windows.residual if spec.residual is None else spec.residual
         return bl.MultiStepResidualTarget(net, self.prepared.target_index, (q,)) if residual else net
 
     def rebuild(self, description: dict[str, Any]) -> nn.Module:
         config = description.get("config")
         if isinstance(config, dict) and str(description.get("class", "")).endswith(".MultiStepResidualTarget"):
-            return bl.MultiStepResidualTarget(Sequential.from_config(config["model"]), config["target_index"],
-                                                     tuple(config["output_shape"]))
+            return bl.MultiStepResidualTarget(
+                Sequential.from_config(config["model"]), config["target_index"], tuple(config["output_shape"])
+            )
         return super().rebuild(description)
 
     def trainer_options(self) -> dict[str, Any]:
@@ -171,17 +187,25 @@ class Quantile(Regression):
         out: dict[str, Any] = {}
         for part in ("val", "test"):
             windows = prepared.windows[part]
-            s = quantile_scores(predict(model, windows, 1024), windows.y, self.levels, scale=prepared.scale,
-                                offset=prepared.offset, persistence=predict(self._persistence, windows, 1024))
+            s = quantile_scores(
+                predict(model, windows, 1024),
+                windows.y,
+                self.levels,
+                scale=prepared.scale,
+                offset=prepared.offset,
+                persistence=predict(self._persistence, windows, 1024),
+            )
             out.update({f"{k}_{part}": v for k, v in s.items()})
         median = self.levels.index(0.5)  # conformal intervals around the median, beside the quantile interval
-        out.update(intervals.run_scores(self.config, model, prepared, point=lambda o: o[:, median:median + 1]))
+        out.update(intervals.run_scores(self.config, model, prepared, point=lambda o: o[:, median : median + 1]))
         return out
 
     def summary(self, result: dict[str, Any]) -> str:
         units = units_of(self.config.data.target)
-        return (f"median MAE val {result['mae_val']:.3f}, test {result['mae_test']:.3f} {units}; interval coverage "
-                f"val {result['coverage_val']:.3f}, test {result['coverage_test']:.3f}")
+        return (
+            f"median MAE val {result['mae_val']:.3f}, test {result['mae_test']:.3f} {units}; interval coverage "
+            f"val {result['coverage_val']:.3f}, test {result['coverage_test']:.3f}"
+        )
 
     @property
     def loss_name(self) -> str:
@@ -189,8 +213,22 @@ class Quantile(Regression):
 
     def document(self, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
         config = self.config
-        kept = ("params", "mae_val", "mae_test", "rmse_test", "skill_test", "coverage_val", "coverage_test",
-                "width_val", "width_test", "pinball_val", "pinball_test", "train_seconds", "kind", "members")
+        kept = (
+            "params",
+            "mae_val",
+            "mae_test",
+            "rmse_test",
+            "skill_test",
+            "coverage_val",
+            "coverage_test",
+            "width_val",
+            "width_test",
+            "pinball_val",
+            "pinball_test",
+            "train_seconds",
+            "kind",
+            "members",
+        )
         models = {name: {**{k: r[k] for k in kept if k in r}, **intervals.kept(r)} for name, r in results.items()}
         used = data_used(self.prepared.frame)
         return {
@@ -216,24 +254,46 @@ class Quantile(Regression):
         units = metrics.get("units") or "units"
         low, high = metrics["interval"]
         share = f"{100 * (high - low):g}%"
-        rows = [{"model": name, "params": m["params"], f"median MAE val ({units})": m["mae_val"],
-                 f"median MAE test ({units})": m["mae_test"], "skill test": f"{100 * m['skill_test']:+.1f}%",
-                 f"{share} coverage val": m["coverage_val"], f"{share} coverage test": m["coverage_test"],
-                 f"width test ({units})": m["width_test"], **intervals.table_columns(m, units),
-                 "seconds": seconds(m["train_seconds"])}
-                for name, m in metrics["models"].items()]
-        return "\n".join([format_table(rows) + f"\ninterval: levels {low:g} to {high:g} ({share} if calibrated)",
-                          *(f"conformal {line} (around the median)" for line in intervals.notes(metrics))])
+        rows = [
+            {
+                "model": name,
+                "params": m["params"],
+                f"median MAE val ({units})": m["mae_val"],
+                f"median MAE test ({units})": m["mae_test"],
+                "skill test": f"{100 * m['skill_test']:+.1f}%",
+                f"{share} coverage val": m["coverage_val"],
+                f"{share} coverage test": m["coverage_test"],
+                f"width test ({units})": m["width_test"],
+                **intervals.table_columns(m, units),
+                "seconds": seconds(m["train_seconds"]),
+            }
+            for name, m in metrics["models"].items()
+        ]
+        return "\n".join(
+            [
+                format_table(rows) + f"\ninterval: levels {low:g} to {high:g} ({share} if calibrated)",
+                *(f"conformal {line} (around the median)" for line in intervals.notes(metrics)),
+            ]
+        )
 
     @classmethod
     def best_line(cls, name: str, scores: dict[str, Any]) -> str:
-        return (f"\nbest by validation median MAE: {name} (test skill {100 * scores['skill_test']:+.1f}%, "
-                f"interval coverage {scores['coverage_test']:.3f})")
+        return (
+            f"\nbest by validation median MAE: {name} (test skill {100 * scores['skill_test']:+.1f}%, "
+            f"interval coverage {scores['coverage_test']:.3f})"
+        )
 
     draws_forecasts = False  # the report draws forecast weeks of point forecasts only
 
-    def predict_table(self, run: str | Path, scaler: Any, name: str, model: nn.Module,
-                      description: dict[str, Any], data_paths: list[str]) -> pd.DataFrame:
+    def predict_table(
+        self,
+        run: str | Path,
+        scaler: Any,
+        name: str,
+        model: nn.Module,
+        description: dict[str, Any],
+        data_paths: list[str],
+    ) -> pd.DataFrame:
         """One row per window: model, last input time, target time, a column per level (sorted: they never
         cross), the truth and persistence; ``attrs["score"]`` scores the median, ``attrs["note"]`` the sort."""
         table, output, std, mean = self.predictions_on(scaler, name, model, description, data_paths)
@@ -248,11 +308,16 @@ class Quantile(Regression):
             table[f"predicted {self.config.data.target} q{level:g}"] = ordered[:, k]
         median = min(range(len(levels)), key=lambda k: abs(levels[k] - 0.5))
         column = f"predicted {self.config.data.target} q{levels[median]:g}"
-        intervals.add_columns(table, intervals.read(run, name), {column: table[column].to_numpy()},  # around the median
-                              *step_truth(table, 1, self.config.windows))
+        intervals.add_columns(
+            table,
+            intervals.read(run, name),
+            {column: table[column].to_numpy()},  # around the median
+            *step_truth(table, 1, self.config.windows),
+        )
         table = with_truth(table, column, self.config.data.target, name)
-        table.attrs["note"] = (f"quantiles sorted in each row so that they never cross ({crossed:,} of "
-                               f"{len(table):,} rows had crossed)")
+        table.attrs["note"] = (
+            f"quantiles sorted in each row so that they never cross ({crossed:,} of {len(table):,} rows had crossed)"
+        )
         return table
 
 

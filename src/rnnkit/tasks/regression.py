@@ -36,8 +36,20 @@ from rnnkit.models import Sequential
 from rnnkit.results import best_model, format_table, seconds
 from rnnkit.tasks.base import Task, check_baselines, losses_of, stateful_anywhere
 from rnnkit.tasks.series import (
-    Prepared, ahead, data_counts, data_used, describe_prepared, describe_windows, load_frame, new_windows, prepare,
-    require_windows, rows_per_day, units_of, window_summaries, with_data_paths,
+    Prepared,
+    ahead,
+    data_counts,
+    data_used,
+    describe_prepared,
+    describe_windows,
+    load_frame,
+    new_windows,
+    prepare,
+    require_windows,
+    rows_per_day,
+    units_of,
+    window_summaries,
+    with_data_paths,
 )
 from rnnkit.training import predict, score
 from rnnkit.training.metrics import last_step_scores, multistep_scores
@@ -45,8 +57,10 @@ from rnnkit.training.metrics import last_step_scores, multistep_scores
 BASELINES = ("persistence", "seasonal_persistence", "mean", "linear", "naive_dense", "repeat_last_day")
 
 # The course's "naive" fully connected network on the flattened window (a baseline that trains).
-NAIVE_DENSE = ModelConfig(name="naive_dense", layers=[
-    {"type": "Flatten"}, {"type": "Dense", "units": 12, "activation": "relu"}, {"type": "Dense", "units": 1}])
+NAIVE_DENSE = ModelConfig(
+    name="naive_dense",
+    layers=[{"type": "Flatten"}, {"type": "Dense", "units": 12, "activation": "relu"}, {"type": "Dense", "units": 1}],
+)
 
 
 # --- a model's output against the target shape ----------------------------------------------------
@@ -80,12 +94,15 @@ def check_output(shape: Sequence[int], target_length: int, where: str) -> tuple[
     out = tuple(int(s) for s in shape)
     k = target_length
     if out not in ((k,), (k, 1)):
-        raise RnnkitError(f"{where} outputs shape {out} per example; windows.target_length = {k} needs "
-                          f"({k},) or ({k}, 1), a value per forecast step: end with Dense({k})")
+        raise RnnkitError(
+            f"{where} outputs shape {out} per example; windows.target_length = {k} needs "
+            f"({k},) or ({k}, 1), a value per forecast step: end with Dense({k})"
+        )
     return out
 
 
 # --- target shapes ----------------------------------------------------------------------------------
+
 
 class OneStep:
     """One value per window, ``horizon`` rows after its last input: outputs ``(1,)``."""
@@ -105,14 +122,17 @@ class OneStep:
     def check_config(cls, config: ExperimentConfig) -> None:
         """This shape's part of a regression config: its baselines, what it cannot train yet."""
         if "repeat_last_day" in config.baselines:
-            raise ValueError("baselines: 'repeat_last_day' forecasts several steps: it needs windows.target_length > 1 "
-                             "(one step: 'seasonal_persistence'), got target_length = 1")
+            raise ValueError(
+                "baselines: 'repeat_last_day' forecasts several steps: it needs windows.target_length > 1 "
+                "(one step: 'seasonal_persistence'), got target_length = 1"
+            )
 
     def wrap(self, net: nn.Module, spec: ModelConfig, prepared: Prepared, residual: bool) -> nn.Module:
         out = tuple(net.output_shapes[-1])
         if out != (1,):
-            raise RnnkitError(f"model '{spec.name}' outputs shape {out} per example; the target needs (1,): "
-                              f"end with Dense(1)")
+            raise RnnkitError(
+                f"model '{spec.name}' outputs shape {out} per example; the target needs (1,): end with Dense(1)"
+            )
         return bl.ResidualTarget(net, prepared.target_index) if residual else net
 
     def rebuild(self, net: nn.Module, config: dict[str, Any]) -> nn.Module:
@@ -153,18 +173,23 @@ class PerStep(OneStep):
     @classmethod
     def check_windows(cls, windows: WindowConfig) -> None:
         if windows.target_length > 1:
-            raise ValueError(f"windows.target_length must be 1 with windows.return_sequences = true (one target "
-                             f"per input step), got {windows.target_length}")
+            raise ValueError(
+                f"windows.target_length must be 1 with windows.return_sequences = true (one target "
+                f"per input step), got {windows.target_length}"
+            )
 
     @classmethod
     def check_config(cls, config: ExperimentConfig) -> None:
         wrong = [b for b in config.baselines if b not in cls.baseline_names]
         if wrong:
-            raise ValueError(f"baselines with windows.return_sequences = true (a target per step) must be among "
-                             f"{list(cls.baseline_names)} (they have a per-step version), got {wrong}")
+            raise ValueError(
+                f"baselines with windows.return_sequences = true (a target per step) must be among "
+                f"{list(cls.baseline_names)} (they have a per-step version), got {wrong}"
+            )
         if stateful_anywhere(config):
-            raise ValueError("training.stateful: stateful training has no per-step (windows.return_sequences) path "
-                             "yet, got true")
+            raise ValueError(
+                "training.stateful: stateful training has no per-step (windows.return_sequences) path yet, got true"
+            )
 
     def wrap(self, net: nn.Module, spec: ModelConfig, prepared: Prepared, residual: bool) -> nn.Module:
         out = tuple(net.output_shapes[-1])
@@ -172,7 +197,8 @@ class PerStep(OneStep):
         if out != (steps, 1):
             raise RnnkitError(
                 f"model '{spec.name}' outputs shape {out} per example; windows.return_sequences = true needs a value "
-                f"per step, ({steps}, 1): give its last recurrent layer return_sequences = true and end with Dense(1)")
+                f"per step, ({steps}, 1): give its last recurrent layer return_sequences = true and end with Dense(1)"
+            )
         check_causal(spec.layers, f"model '{spec.name}'")
         return bl.StepResidualTarget(net, prepared.target_index) if residual else net
 
@@ -188,8 +214,11 @@ class PerStep(OneStep):
 
     def extra_scores(self, model: nn.Module, prepared: Prepared, part: str) -> dict[str, Any]:
         # the scores are over every step; here the last step alone, as many-to-one would predict
-        return {f"mae_last_{part}": last_step_scores(model, prepared.windows[part], scale=prepared.scale,
-                                                     offset=prepared.offset)["mae"]}
+        return {
+            f"mae_last_{part}": last_step_scores(
+                model, prepared.windows[part], scale=prepared.scale, offset=prepared.offset
+            )["mae"]
+        }
 
     def table_columns(self, m: dict[str, Any], units: str) -> dict[str, Any]:
         return {f"MAE last step test ({units})": m["mae_last_test"]}
@@ -216,11 +245,14 @@ class MultiStep(OneStep):
         k = config.windows.target_length
         wrong = [b for b in config.baselines if b not in cls.baseline_names]
         if wrong:
-            raise ValueError(f"baselines with windows.target_length > 1 (a forecast of {k} steps) must be "
-                             f"among {list(cls.baseline_names)} (they forecast every step), got {wrong}")
+            raise ValueError(
+                f"baselines with windows.target_length > 1 (a forecast of {k} steps) must be "
+                f"among {list(cls.baseline_names)} (they forecast every step), got {wrong}"
+            )
         if stateful_anywhere(config):
-            raise ValueError("training.stateful: stateful training has no multi-step (windows.target_length > 1) "
-                             "path yet, got true")
+            raise ValueError(
+                "training.stateful: stateful training has no multi-step (windows.target_length > 1) path yet, got true"
+            )
 
     def wrap(self, net: nn.Module, spec: ModelConfig, prepared: Prepared, residual: bool) -> nn.Module:
         shape = check_output(tuple(net.output_shapes[-1]), prepared.target_length, f"model '{spec.name}'")
@@ -244,8 +276,11 @@ class MultiStep(OneStep):
 
     def extra_scores(self, model: nn.Module, prepared: Prepared, part: str) -> dict[str, Any]:
         # the scores are over every forecast step; here step by step
-        return {f"mae_{part}_by_step": multistep_scores(
-            model, prepared.windows[part], scale=prepared.scale, offset=prepared.offset)["mae_by_step"]}
+        return {
+            f"mae_{part}_by_step": multistep_scores(
+                model, prepared.windows[part], scale=prepared.scale, offset=prepared.offset
+            )["mae_by_step"]
+        }
 
     def table_columns(self, m: dict[str, Any], units: str) -> dict[str, Any]:
         by_step = m["mae_test_by_step"]
@@ -266,6 +301,7 @@ def shape_of(windows: WindowConfig) -> OneStep:
 
 
 # --- baselines that need the data's clock -------------------------------------------------------------
+
 
 def seasonal_persistence(prepared: Prepared) -> nn.Module:
     """Same time of day, on the latest day that the window holds before the target."""
@@ -291,11 +327,14 @@ def repeat_last_day(prepared: Prepared) -> nn.Module:
         raise RnnkitError(
             f"baselines 'repeat_last_day' needs a whole number of window rows per day and a windows.horizon >= 1 "
             f"that is a multiple of sampling_rate; got {rows_per_day_:g} rows per day, horizon {w.horizon}, "
-            f"sampling_rate {w.sampling_rate}")
+            f"sampling_rate {w.sampling_rate}"
+        )
     period = int(rows_per_day_)
     if w.sequence_length < period:
-        raise RnnkitError(f"baselines 'repeat_last_day' needs windows.sequence_length >= {period} (one day of window "
-                          f"rows at this data's step), got {w.sequence_length}")
+        raise RnnkitError(
+            f"baselines 'repeat_last_day' needs windows.sequence_length >= {period} (one day of window "
+            f"rows at this data's step), got {w.sequence_length}"
+        )
     return bl.RepeatLastDay(prepared.target_index, period, w.target_length, horizon=w.horizon // w.sampling_rate)
 
 
@@ -305,6 +344,7 @@ def make_baselines(config: ExperimentConfig, prepared: Prepared) -> dict[str, nn
 
 
 # --- the task ---------------------------------------------------------------------------------------
+
 
 class Regression(Task):
     """``task = "regression"``: forecast the target column, in data units, against persistence and the rest."""
@@ -329,11 +369,15 @@ class Regression(Task):
                 raise ValueError(f"{key} 'cross_entropy' needs task = 'classification', got task = {config.task!r}")
         check_baselines(config, BASELINES)
         if config.intervals is not None and stateful_anywhere(config):
-            raise ValueError("intervals: conformal intervals are calibrated on windows; a stateful model forecasts "
-                             "contiguous streams, got [intervals] with training.stateful = true")
+            raise ValueError(
+                "intervals: conformal intervals are calibrated on windows; a stateful model forecasts "
+                "contiguous streams, got [intervals] with training.stateful = true"
+            )
         if config.windows.known_future and stateful_anywhere(config):
-            raise ValueError(f"windows.known_future: stateful training reads contiguous streams, which carry no "
-                             f"known-future columns, got {config.windows.known_future} with training.stateful = true")
+            raise ValueError(
+                f"windows.known_future: stateful training reads contiguous streams, which carry no "
+                f"known-future columns, got {config.windows.known_future} with training.stateful = true"
+            )
         shape.check_config(config)
 
     def __init__(self, config: ExperimentConfig) -> None:
@@ -390,7 +434,9 @@ class Regression(Task):
 
     def train_data(self, training: TrainingConfig) -> tuple[Any, Any]:
         if training.stateful:
-            return self.prepared.streams("train", training.batch_size), self.prepared.streams("val", training.batch_size)
+            return self.prepared.streams("train", training.batch_size), self.prepared.streams(
+                "val", training.batch_size
+            )
         return self.prepared.windows["train"], self.prepared.windows["val"]
 
     def describe_epoch(self, training: TrainingConfig) -> Any:
@@ -406,8 +452,13 @@ class Regression(Task):
 
     def metadata(self, spec: ModelConfig) -> dict[str, Any]:
         p = self.prepared
-        return {"name": spec.name, "features": p.features, "target": p.target,
-                "input_shape": list(p.input_shape), "windows": self.config.windows.model_dump()}
+        return {
+            "name": spec.name,
+            "features": p.features,
+            "target": p.target,
+            "input_shape": list(p.input_shape),
+            "windows": self.config.windows.model_dump(),
+        }
 
     # --- scores and documents
     def score(self, model: nn.Module, training: TrainingConfig | None = None) -> dict[str, Any]:
@@ -421,8 +472,15 @@ class Regression(Task):
         out: dict[str, Any] = {}
         for part in ("val", "test"):
             data = prepared.streams(part, batch_size) if stateful else prepared.windows[part]
-            s = score(model, data, persistence=persistence, scale=prepared.scale, offset=prepared.offset,
-                      stateful=stateful, batch_size=batch_size)
+            s = score(
+                model,
+                data,
+                persistence=persistence,
+                scale=prepared.scale,
+                offset=prepared.offset,
+                stateful=stateful,
+                batch_size=batch_size,
+            )
             out[f"mae_{part}"] = s["mae"]
             out[f"rmse_{part}"] = s["rmse"]
             out[f"skill_{part}"] = s["skill"]
@@ -440,8 +498,20 @@ class Regression(Task):
 
     def document(self, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
         config, prepared = self.config, self.prepared
-        kept = ("params", "mae_val", "mae_test", "rmse_test", "skill_test", "train_seconds", "kind",
-                "mae_last_val", "mae_last_test", "mae_val_by_step", "mae_test_by_step", "members")
+        kept = (
+            "params",
+            "mae_val",
+            "mae_test",
+            "rmse_test",
+            "skill_test",
+            "train_seconds",
+            "kind",
+            "mae_last_val",
+            "mae_last_test",
+            "mae_val_by_step",
+            "mae_test_by_step",
+            "members",
+        )
         models = {name: {**{k: r[k] for k in kept if k in r}, **intervals.kept(r)} for name, r in results.items()}
         used = data_used(prepared.frame)
         return {
@@ -468,40 +538,66 @@ class Regression(Task):
         prepared, best = self.prepared, metrics["best"]
         chosen = {**baselines, **{n: m for n, m in trained.models.items() if not trained.training[n].stateful}}
         chosen = {n: m for n, m in chosen.items() if n in (best, "persistence")}  # one model: the plot stays readable
-        preds = {n: prepared.to_units(prepared.last_step(predict(m, prepared.windows["test"], 1024)))
-                 for n, m in chosen.items()}
+        preds = {
+            n: prepared.to_units(prepared.last_step(predict(m, prepared.windows["test"], 1024)))
+            for n, m in chosen.items()
+        }
         times = prepared.target_times("test")
         truth = prepared.to_units(prepared.last_step(prepared.windows["test"].y))
         shown = slice(0, min(len(times), 14 * rows_per_day(prepared)))  # two weeks
-        plots.plot_predictions(times[shown], truth[shown], {n: v[shown] for n, v in preds.items() if n == best},
-                               out / "predictions.png", persistence=preds["persistence"][shown],
-                               title=f"{self.config.data.target}, {ahead(prepared)} ahead: the first test weeks"
-                                     + (f" (best model by validation MAE: {best})" if best else ""),
-                               units=self.config.data.target)
+        plots.plot_predictions(
+            times[shown],
+            truth[shown],
+            {n: v[shown] for n, v in preds.items() if n == best},
+            out / "predictions.png",
+            persistence=preds["persistence"][shown],
+            title=f"{self.config.data.target}, {ahead(prepared)} ahead: the first test weeks"
+            + (f" (best model by validation MAE: {best})" if best else ""),
+            units=self.config.data.target,
+        )
 
     # --- reading runs back
     @classmethod
     def table(cls, metrics: dict[str, Any]) -> str:
         """The comparison table: model, parameters, MAE val/test, the shape's columns, skill, seconds."""
         units = metrics.get("units") or "units"
-        shape = shape_of(WindowConfig(sequence_length=1, return_sequences=metrics.get("return_sequences", False),
-                                      target_length=metrics.get("target_length", 1)))
+        shape = shape_of(
+            WindowConfig(
+                sequence_length=1,
+                return_sequences=metrics.get("return_sequences", False),
+                target_length=metrics.get("target_length", 1),
+            )
+        )
         rows = []
         for name, m in metrics["models"].items():
-            rows.append({"model": name, "params": m["params"], f"MAE val ({units})": m["mae_val"],
-                         f"MAE test ({units})": m["mae_test"], **shape.table_columns(m, units),
-                         "skill test": f"{100 * m['skill_test']:+.1f}%", **intervals.table_columns(m, units),
-                         "seconds": seconds(m["train_seconds"])})
+            rows.append(
+                {
+                    "model": name,
+                    "params": m["params"],
+                    f"MAE val ({units})": m["mae_val"],
+                    f"MAE test ({units})": m["mae_test"],
+                    **shape.table_columns(m, units),
+                    "skill test": f"{100 * m['skill_test']:+.1f}%",
+                    **intervals.table_columns(m, units),
+                    "seconds": seconds(m["train_seconds"]),
+                }
+            )
         table = format_table(published.add_columns(rows, metrics.get("published")))
         return "\n".join([table, *published.notes(metrics.get("published")), *intervals.notes(metrics)])
 
     @classmethod
     def best_line(cls, name: str, scores: dict[str, Any]) -> str:
-        return (f"\nbest by validation MAE: {name} (test skill {100 * scores['skill_test']:+.1f}% "
-                f"against persistence)")
+        return f"\nbest by validation MAE: {name} (test skill {100 * scores['skill_test']:+.1f}% against persistence)"
 
-    def predict_table(self, run: str | Path, scaler: Any, name: str, model: nn.Module,
-                      description: dict[str, Any], data_paths: list[str]) -> pd.DataFrame:
+    def predict_table(
+        self,
+        run: str | Path,
+        scaler: Any,
+        name: str,
+        model: nn.Module,
+        description: dict[str, Any],
+        data_paths: list[str],
+    ) -> pd.DataFrame:
         """One row per window: model, last input time, target time (the first step's), a column per output
         value, then the truth at the target time where the file holds it and persistence (the last input's
         value). ``table.attrs["score"]``: a one-line score against persistence when the truth is known."""
@@ -509,18 +605,25 @@ class Regression(Task):
         predicted = self.shape.predict_columns(output, std, mean, self.config.data.target)
         for column, values in predicted.items():
             table[column] = values
-        intervals.add_columns(table, intervals.read(run, name), predicted,  # lower/upper per level (intervals.json)
-                              *step_truth(table, len(predicted), self.config.windows))
+        intervals.add_columns(
+            table,
+            intervals.read(run, name),
+            predicted,  # lower/upper per level (intervals.json)
+            *step_truth(table, len(predicted), self.config.windows),
+        )
         return with_truth(table, next(iter(predicted)), self.config.data.target, name)
 
-    def predictions_on(self, scaler: Any, name: str, model: nn.Module, description: dict[str, Any],
-                       data_paths: list[str]) -> tuple[pd.DataFrame, torch.Tensor, float, float]:
+    def predictions_on(
+        self, scaler: Any, name: str, model: nn.Module, description: dict[str, Any], data_paths: list[str]
+    ) -> tuple[pd.DataFrame, torch.Tensor, float, float]:
         """The model's raw output on new data's windows, a table of their times, the target's std and mean."""
         config = self.config
         if any(getattr(m, "stateful", False) is True for m in model.modules()):
-            raise RnnkitError(f"predict: the model {name!r} is stateful (it carries its state from one batch of "
-                              "contiguous streams to the next, so a window alone is not its input); predict with "
-                              "one of the run's stateless models (--model NAME)")
+            raise RnnkitError(
+                f"predict: the model {name!r} is stateful (it carries its state from one batch of "
+                "contiguous streams to the next, so a window alone is not its input); predict with "
+                "one of the run's stateless models (--model NAME)"
+            )
         frame, windows = new_windows(config, scaler, name, description, data_paths)
         ti = scaler.column_index(config.data.target)
         last_rows = windows.last_rows.numpy()
@@ -572,9 +675,11 @@ def with_truth(table: pd.DataFrame, predicted: str, target: str, name: str) -> p
         model_mae = float(np.abs(table[predicted].to_numpy()[known] - truth[known]).mean())
         persistence_mae = float(np.abs(persistence[known] - truth[known]).mean())
         skill = 1 - model_mae / persistence_mae if persistence_mae > 0 else float("nan")
-        table.attrs["score"] = (f"score on the {int(known.sum()):,} windows whose target is in the file: {name} "
-                                f"MAE {model_mae:.3f}, persistence {persistence_mae:.3f} ({units_of(target)}), "
-                                f"skill {100 * skill:+.1f}%")
+        table.attrs["score"] = (
+            f"score on the {int(known.sum()):,} windows whose target is in the file: {name} "
+            f"MAE {model_mae:.3f}, persistence {persistence_mae:.3f} ({units_of(target)}), "
+            f"skill {100 * skill:+.1f}%"
+        )
     else:
         table.attrs["score"] = "no target time lies in the file: no score (the truth column is empty)"
     return table

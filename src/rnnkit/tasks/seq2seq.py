@@ -26,17 +26,26 @@ class Seq2Seq(Forecaster):
 
     def make(self, layer: str, units: int, residual: bool) -> nn.Module:
         F = len(self.prepared.features)
-        return Seq2SeqForecaster(F, self.prepared.target_length, self.prepared.target_index, units=units, layer=layer,
-                                 clock=self.clock(), residual=residual,
-                                 known_future=len(self.config.windows.known_future))
+        return Seq2SeqForecaster(
+            F,
+            self.prepared.target_length,
+            self.prepared.target_index,
+            units=units,
+            layer=layer,
+            clock=self.clock(),
+            residual=residual,
+            known_future=len(self.config.windows.known_future),
+        )
 
     def describe_model(self, model: nn.Module) -> str:
         clock = len(model.clock.indices) if model.clock is not None else 0
-        return (f"encoder {model.layer}({model.units}) reads {model.features} features a row; decoder "
-                f"{model.layer}({model.units}) unrolls {model.target_length} steps, fed its previous forecast"
-                + (f" and {clock} clock columns" if clock else "")
-                + (f" and {model.known_future} known-future columns of its step" if model.known_future else "")
-                + (", each step the change from the one before" if model.residual else ""))
+        return (
+            f"encoder {model.layer}({model.units}) reads {model.features} features a row; decoder "
+            f"{model.layer}({model.units}) unrolls {model.target_length} steps, fed its previous forecast"
+            + (f" and {clock} clock columns" if clock else "")
+            + (f" and {model.known_future} known-future columns of its step" if model.known_future else "")
+            + (", each step the change from the one before" if model.residual else "")
+        )
 
 
 TASK = Seq2Seq

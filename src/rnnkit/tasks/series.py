@@ -39,12 +39,19 @@ def load_frame(config: ExperimentConfig, paths: list[str] | None = None) -> pd.D
     data = config.data
     chosen = list(paths) if paths else list(data.paths)
     if data.dataset == "teddy":
-        raise RnnkitError("data.dataset 'teddy' is a corpus of tagged sentences, not a series: it has no rows "
-                          "or windows (task = 'tagging' reads it through rnnkit.models.taggers)")
+        raise RnnkitError(
+            "data.dataset 'teddy' is a corpus of tagged sentences, not a series: it has no rows "
+            "or windows (task = 'tagging' reads it through rnnkit.models.taggers)"
+        )
     if data.dataset == "jena":
-        frame = datasets.jena_climate(chosen or None, columns=data.columns, derived=data.derived, step=data.step,
-                                      how="position" if data.gaps == "ignore" and data.how == "every" else data.how,
-                                      source=data.source)
+        frame = datasets.jena_climate(
+            chosen or None,
+            columns=data.columns,
+            derived=data.derived,
+            step=data.step,
+            how="position" if data.gaps == "ignore" and data.how == "every" else data.how,
+            source=data.source,
+        )
     else:
         if len(chosen) > 1:
             raise RnnkitError(f"the sunspots dataset reads one file, got {len(chosen)}")
@@ -173,7 +180,8 @@ def prepare(config: ExperimentConfig, frame: pd.DataFrame) -> Prepared:
         raise RnnkitError(
             f"windows.sequence_length {w.sequence_length} is too long for the data: a window spans "
             f"{window_span(config)} rows (sequence_length, sampling_rate {w.sampling_rate}, horizon {w.horizon}), "
-            f"and no contiguous segment of the {len(frame)} rows is that long")
+            f"and no contiguous segment of the {len(frame)} rows is that long"
+        )
     scaler = Standardizer().fit(pd.concat(pieces["train"]))
     scaled = {p: [scaler.transform(piece) for piece in pieces[p]] for p in PARTS}
     windows: dict[str, Windows] = {}
@@ -185,8 +193,11 @@ def prepare(config: ExperimentConfig, frame: pd.DataFrame) -> Prepared:
             raise RnnkitError(
                 f"the {PART_NAMES[part]} part ({rows} rows of {len(frame)}) yields no window: {e}. "
                 f"The config '{config.name}' needs a longer series"
-                + (" (the 2009-2016 benchmark file jena_climate_2009_2016.csv in RNNKIT_DATA_DIR)"
-                   if config.data.dataset == "jena" else "")
+                + (
+                    " (the 2009-2016 benchmark file jena_climate_2009_2016.csv in RNNKIT_DATA_DIR)"
+                    if config.data.dataset == "jena"
+                    else ""
+                )
             ) from None
     target_index = scaler.column_index(config.data.target)
     return Prepared(config, frame, scaler, scaled, windows, target_index)
@@ -215,9 +226,17 @@ def part_windows(config: ExperimentConfig, pieces: list[pd.DataFrame], targets: 
     data: Any = pieces if len(pieces) > 1 else pieces[0]
     if config.data.gaps == "ignore":  # rows by position: no timestamps, one segment per piece
         data = [p.reset_index(drop=True) for p in data] if isinstance(data, list) else data.reset_index(drop=True)
-    return make_windows(data, w.sequence_length, shift=w.shift, sampling_rate=w.sampling_rate, horizon=w.horizon,
-                        targets=targets, return_sequences=w.return_sequences, target_length=w.target_length,
-                        known_future=w.known_future)
+    return make_windows(
+        data,
+        w.sequence_length,
+        shift=w.shift,
+        sampling_rate=w.sampling_rate,
+        horizon=w.horizon,
+        targets=targets,
+        return_sequences=w.return_sequences,
+        target_length=w.target_length,
+        known_future=w.known_future,
+    )
 
 
 def split_windows(frame: pd.DataFrame, config: ExperimentConfig) -> tuple[list[pd.DataFrame], ...]:
@@ -234,7 +253,9 @@ def split_windows(frame: pd.DataFrame, config: ExperimentConfig) -> tuple[list[p
     counts = [int(fractions[0] * n), int(fractions[1] * n)]
     counts.append(n - sum(counts))
     if min(counts) < 1:
-        raise RnnkitError(f"{n} windows of {span} rows cannot be split into {list(fractions)} with a window in each part")
+        raise RnnkitError(
+            f"{n} windows of {span} rows cannot be split into {list(fractions)} with a window in each part"
+        )
     parts, first = [], 0
     for count in counts:
         start, stop = first * w.shift, (first + count - 1) * w.shift + span
@@ -255,8 +276,12 @@ def data_used(frame: pd.DataFrame) -> dict[str, Any] | None:
     """The files a frame was read from and its resolution (config.json's and metrics.json's ``data_used``)."""
     if not frame.attrs.get("files"):
         return None
-    return {"files": list(frame.attrs["files"]), "embedded_record": bool(frame.attrs.get("embedded")),
-            "file_resolution": frame.attrs.get("file_resolution"), "resolution": frame.attrs.get("resolution")}
+    return {
+        "files": list(frame.attrs["files"]),
+        "embedded_record": bool(frame.attrs.get("embedded")),
+        "file_resolution": frame.attrs.get("file_resolution"),
+        "resolution": frame.attrs.get("resolution"),
+    }
 
 
 def data_counts(prepared: Prepared) -> dict[str, Any]:
@@ -288,14 +313,31 @@ def describe_prepared(prepared: Prepared) -> str:
         f"data: {len(prepared.frame):,} rows x {len(prepared.features)} features, "
         f"{prepared.frame.index[0]} to {prepared.frame.index[-1]}; target {prepared.target!r}",
         f"windows: sequence_length {w.sequence_length}, shift {w.shift}, sampling_rate {w.sampling_rate}, "
-        f"horizon {w.horizon}" + (", a target for every input step (return_sequences)" if w.return_sequences else "")
-        + (f", target_length {w.target_length} (the next {w.target_length} rows, every sampling_rate)"
-           if w.target_length > 1 else "")
-        + ((", residual target (change from the input at each step)" if w.return_sequences
-            else ", residual target (change from the last input)") if w.residual else ""),
-        *([f"known future: {', '.join(w.known_future)} at the target time (each input row also carries them "
-           f"{w.horizon} rows on{', at every target step' if w.target_length > 1 else ''}); no other column is "
-           f"read past a window's last row"] if w.known_future else []),
+        f"horizon {w.horizon}"
+        + (", a target for every input step (return_sequences)" if w.return_sequences else "")
+        + (
+            f", target_length {w.target_length} (the next {w.target_length} rows, every sampling_rate)"
+            if w.target_length > 1
+            else ""
+        )
+        + (
+            (
+                ", residual target (change from the input at each step)"
+                if w.return_sequences
+                else ", residual target (change from the last input)"
+            )
+            if w.residual
+            else ""
+        ),
+        *(
+            [
+                f"known future: {', '.join(w.known_future)} at the target time (each input row also carries them "
+                f"{w.horizon} rows on{', at every target step' if w.target_length > 1 else ''}); no other column is "
+                f"read past a window's last row"
+            ]
+            if w.known_future
+            else []
+        ),
     ]
     for part in PARTS:
         pieces = prepared.parts[part]
@@ -315,16 +357,20 @@ def describe_windows(config: ExperimentConfig, data_paths: list[str] | None = No
         lines.append(f"\n{PART_NAMES[part]}: {len(w):,} windows, x {tuple(w.x.shape)}, y {tuple(w.y.shape)}")
         for i in sorted({0, 1, len(w) - 1} & set(range(len(w)))):
             inputs, targets = w.rows(i)
-            lines.append(f"  window {i}: inputs {pd.Timestamp(index[inputs[0]]):%Y-%m-%d %H:%M} to "
-                         f"{pd.Timestamp(index[inputs[-1]]):%Y-%m-%d %H:%M} ({len(inputs)} rows), "
-                         f"target {pd.Timestamp(index[targets[0]]):%Y-%m-%d %H:%M}"
-                         + (f" to {pd.Timestamp(index[targets[-1]]):%Y-%m-%d %H:%M} ({len(targets)} steps)"
-                            if w.target_length > 1 else ""))
+            lines.append(
+                f"  window {i}: inputs {pd.Timestamp(index[inputs[0]]):%Y-%m-%d %H:%M} to "
+                f"{pd.Timestamp(index[inputs[-1]]):%Y-%m-%d %H:%M} ({len(inputs)} rows), "
+                f"target {pd.Timestamp(index[targets[0]]):%Y-%m-%d %H:%M}"
+                + (
+                    f" to {pd.Timestamp(index[targets[-1]]):%Y-%m-%d %H:%M} ({len(targets)} steps)"
+                    if w.target_length > 1
+                    else ""
+                )
+            )
     return "\n".join(lines)
 
 
-def new_windows(config: ExperimentConfig, scaler: Any, name: str, description: dict[str, Any],
-                data_paths: list[str]):
+def new_windows(config: ExperimentConfig, scaler: Any, name: str, description: dict[str, Any], data_paths: list[str]):
     """The frame of new data files (the model's features) and its windows, scaled by the run's scaler."""
     meta = description.get("metadata", {})
     features = list(meta.get("features", scaler.columns))
@@ -335,12 +381,26 @@ def new_windows(config: ExperimentConfig, scaler: Any, name: str, description: d
     frame = frame[features]
     w = config.windows
     if w.known_future:  # read at the target rows: only windows whose targets lie in the file are forecast
-        windows = make_windows(scaler.transform(frame), w.sequence_length, shift=1, sampling_rate=w.sampling_rate,
-                               horizon=w.horizon, target_length=w.target_length, targets=config.data.target,
-                               return_sequences=w.return_sequences, known_future=w.known_future)
+        windows = make_windows(
+            scaler.transform(frame),
+            w.sequence_length,
+            shift=1,
+            sampling_rate=w.sampling_rate,
+            horizon=w.horizon,
+            target_length=w.target_length,
+            targets=config.data.target,
+            return_sequences=w.return_sequences,
+            known_future=w.known_future,
+        )
     else:
-        windows = make_windows(scaler.transform(frame), w.sequence_length, shift=1, sampling_rate=w.sampling_rate,
-                               horizon=0, targets=config.data.target)
+        windows = make_windows(
+            scaler.transform(frame),
+            w.sequence_length,
+            shift=1,
+            sampling_rate=w.sampling_rate,
+            horizon=0,
+            targets=config.data.target,
+        )
     return frame, windows
 
 

@@ -18,8 +18,13 @@ from rnnkit.errors import RnnkitError
 from rnnkit.models import Sequential
 from rnnkit.models.taggers import MajorityTagPerWord, TaggingData, tag_accuracy, tagging_dataset
 from rnnkit.results import best_model, format_table, seconds
-from rnnkit.tasks.base import (Task, check_baselines, default_loss_and_baselines, refuse_residual_and_stateful,
-                               require_loss)
+from rnnkit.tasks.base import (
+    Task,
+    check_baselines,
+    default_loss_and_baselines,
+    refuse_residual_and_stateful,
+    require_loss,
+)
 
 # --- task = "tagging" through the config ---------------------------------------------------------
 # A config with task = "tagging" names the corpus ([data] dataset = "teddy", [tagging] sentences,
@@ -60,8 +65,10 @@ def tagging_corpus(config: ExperimentConfig) -> TaggingCorpus:
     bounds = {"train": (0, n_train), "val": (n_train, n_train + n_val), "test": (n_train + n_val, n)}
     empty = [p for p, (a, b) in bounds.items() if b <= a]
     if empty:
-        raise RnnkitError(f"tagging.sentences: {n} sentences split by data.split {config.data.split} leave the "
-                          f"{', '.join(empty)} part empty; give more sentences")
+        raise RnnkitError(
+            f"tagging.sentences: {n} sentences split by data.split {config.data.split} leave the "
+            f"{', '.join(empty)} part empty; give more sentences"
+        )
     train = tagging_dataset(sentences[:n_train], tag_names=teddy.TAGS)
     parts = {"train": train}
     for part in ("val", "test"):
@@ -77,12 +84,16 @@ def build_tagger(spec: ModelConfig, corpus: TaggingCorpus) -> Sequential:
     sizes = {"vocabulary": len(train.vocab), "tags": len(train.tag_names)}
     specs = [fill_placeholders(s, sizes) for s in spec.layers]
     if specs[0].get("type") != "Embedding":
-        raise RnnkitError(f"model '{spec.name}': task = 'tagging' reads token ids, so its first layer must be "
-                          f"Embedding (input_dim = \"vocabulary\", mask_zero = true), got {specs[0].get('type')}")
+        raise RnnkitError(
+            f"model '{spec.name}': task = 'tagging' reads token ids, so its first layer must be "
+            f'Embedding (input_dim = "vocabulary", mask_zero = true), got {specs[0].get("type")}'
+        )
     input_dim = specs[0].get("input_dim")
     if isinstance(input_dim, int) and input_dim < sizes["vocabulary"]:
-        raise RnnkitError(f"model '{spec.name}': Embedding input_dim must be >= the vocabulary size "
-                          f"{sizes['vocabulary']}, got {input_dim} (or write input_dim = \"vocabulary\")")
+        raise RnnkitError(
+            f"model '{spec.name}': Embedding input_dim must be >= the vocabulary size "
+            f'{sizes["vocabulary"]}, got {input_dim} (or write input_dim = "vocabulary")'
+        )
     steps = train.ids.shape[1]
     try:
         net = Sequential(*[build_layer(s) for s in specs], input_shape=(steps,))
@@ -90,9 +101,11 @@ def build_tagger(spec: ModelConfig, corpus: TaggingCorpus) -> Sequential:
         raise RnnkitError(f"model '{spec.name}': {e}") from None
     out = tuple(net.output_shapes[-1])
     if out != (steps, sizes["tags"]):
-        raise RnnkitError(f"model '{spec.name}' outputs shape {out} per sentence of {steps} tokens; a tag per token "
-                          f"needs ({steps}, {sizes['tags']}) logits: give the last recurrent layer return_sequences "
-                          f"= true and end with Dense(units = \"tags\")")
+        raise RnnkitError(
+            f"model '{spec.name}' outputs shape {out} per sentence of {steps} tokens; a tag per token "
+            f"needs ({steps}, {sizes['tags']}) logits: give the last recurrent layer return_sequences "
+            f'= true and end with Dense(units = "tags")'
+        )
     return net
 
 
@@ -126,28 +139,35 @@ def describe_corpus(corpus: TaggingCorpus) -> str:
     """Sentences, tokens and ambiguous words of each part, and the tags."""
     train = corpus.parts["train"]
     names = {"train": "training", "val": "validation", "test": "test"}
-    lines = [f"corpus: {len(train.vocab)} words in the training vocabulary; tags {list(train.tag_names)}; "
-             f"a tag per token (horizon 0)"]
+    lines = [
+        f"corpus: {len(train.vocab)} words in the training vocabulary; tags {list(train.tag_names)}; "
+        f"a tag per token (horizon 0)"
+    ]
     for part in TAGGING_PARTS:
         data = corpus.parts[part]
         ids = torch.tensor([data.vocab.index(t) for t in corpus.ambiguous], dtype=torch.long)
         ambiguous = int((torch.isin(data.ids, ids) & data.mask).sum())
-        lines.append(f"  {names[part]:<10} {data.ids.shape[0]:>5,} sentences, {int(data.mask.sum()):>6,} tokens, "
-                     f"{ambiguous:,} ambiguous")
+        lines.append(
+            f"  {names[part]:<10} {data.ids.shape[0]:>5,} sentences, {int(data.mask.sum()):>6,} tokens, "
+            f"{ambiguous:,} ambiguous"
+        )
     return "\n".join(lines)
 
 
 def tagging_table(metrics: dict[str, Any]) -> str:
     """The comparison table of a tagging run: token accuracy and accuracy on the ambiguous words."""
-    rows = [{
-        "model": name,
-        "params": m["params"],
-        "token acc. val": m["token_accuracy_val"],
-        "ambiguous acc. val": m["ambiguous_accuracy_val"],
-        "token acc. test": m["token_accuracy_test"],
-        "ambiguous acc. test": m["ambiguous_accuracy_test"],
-        "seconds": seconds(m["train_seconds"]),
-    } for name, m in metrics["models"].items()]
+    rows = [
+        {
+            "model": name,
+            "params": m["params"],
+            "token acc. val": m["token_accuracy_val"],
+            "ambiguous acc. val": m["ambiguous_accuracy_val"],
+            "token acc. test": m["token_accuracy_test"],
+            "ambiguous acc. test": m["ambiguous_accuracy_test"],
+            "seconds": seconds(m["train_seconds"]),
+        }
+        for name, m in metrics["models"].items()
+    ]
     return f"{format_table(rows)}\nambiguous words (the next word decides their tag): {', '.join(metrics.get('ambiguous', []))}"
 
 
@@ -166,11 +186,14 @@ class Tagging(Task):
     def check_config(cls, config: ExperimentConfig) -> None:
         """Whole sentences of a tagged corpus (no [windows]), logits and cross-entropy, the per-word baseline."""
         if config.data.dataset != "teddy":
-            raise ValueError(f"data.dataset must be 'teddy' (a tagged corpus) when task = 'tagging', "
-                             f"got {config.data.dataset!r}")
+            raise ValueError(
+                f"data.dataset must be 'teddy' (a tagged corpus) when task = 'tagging', got {config.data.dataset!r}"
+            )
         if config.windows is not None:
-            raise ValueError("windows: task = 'tagging' tags every token of whole sentences (horizon 0) and takes "
-                             "no [windows] table, got one")
+            raise ValueError(
+                "windows: task = 'tagging' tags every token of whole sentences (horizon 0) and takes "
+                "no [windows] table, got one"
+            )
         if config.tagging is None:
             config.tagging = TaggingConfig()
         default_loss_and_baselines(config, "cross_entropy", cls.baseline_names)
@@ -182,8 +205,9 @@ class Tagging(Task):
     def check_absent(cls, config: ExperimentConfig) -> None:
         super().check_absent(config)
         if config.data.dataset == "teddy":
-            raise ValueError(f"data.dataset 'teddy' is a tagged corpus: it needs task = 'tagging', "
-                             f"got task = {config.task!r}")
+            raise ValueError(
+                f"data.dataset 'teddy' is a tagged corpus: it needs task = 'tagging', got task = {config.task!r}"
+            )
 
     def prepare(self, data_paths: list[str] | None = None) -> None:
         self.corpus = tagging_corpus(self.config)
@@ -212,8 +236,10 @@ class Tagging(Task):
         return tagging_scores(model, self.corpus)
 
     def summary(self, result: dict[str, Any]) -> str:
-        return (f"token accuracy val {result['token_accuracy_val']:.3f}, ambiguous words val "
-                f"{result['ambiguous_accuracy_val']:.3f}")
+        return (
+            f"token accuracy val {result['token_accuracy_val']:.3f}, ambiguous words val "
+            f"{result['ambiguous_accuracy_val']:.3f}"
+        )
 
     @property
     def loss_name(self) -> str:
@@ -228,20 +254,33 @@ class Tagging(Task):
 
     @classmethod
     def best_line(cls, name: str, scores: dict[str, Any]) -> str:
-        return (f"\nbest by validation token accuracy: {name} (test: token accuracy "
-                f"{scores['token_accuracy_test']:.3f}, ambiguous words {scores['ambiguous_accuracy_test']:.3f})")
+        return (
+            f"\nbest by validation token accuracy: {name} (test: token accuracy "
+            f"{scores['token_accuracy_test']:.3f}, ambiguous words {scores['ambiguous_accuracy_test']:.3f})"
+        )
 
-    def predict_table(self, run: str | Path, scaler: Any, name: str, model: nn.Module,
-                      description: dict[str, Any], data_paths: list[str]) -> Any:
-        raise RnnkitError(f"{run} is a tagging run: its models tag sentences, not a series file "
-                          f"(use rnnkit.models.taggers.predict_tags on token ids)")
+    def predict_table(
+        self,
+        run: str | Path,
+        scaler: Any,
+        name: str,
+        model: nn.Module,
+        description: dict[str, Any],
+        data_paths: list[str],
+    ) -> Any:
+        raise RnnkitError(
+            f"{run} is a tagging run: its models tag sentences, not a series file "
+            f"(use rnnkit.models.taggers.predict_tags on token ids)"
+        )
 
     def summaries(self, features: int | None = None) -> str:
         """The summary table of every model, with the corpus's sizes filled in."""
         corpus = tagging_corpus(self.config)
         train = corpus.parts["train"]
-        blocks = [f"{self.config.name}: token ids, vocabulary {len(train.vocab)}, {len(train.tag_names)} tags, "
-                  f"longest training sentence {train.ids.shape[1]} tokens"]
+        blocks = [
+            f"{self.config.name}: token ids, vocabulary {len(train.vocab)}, {len(train.tag_names)} tags, "
+            f"longest training sentence {train.ids.shape[1]} tokens"
+        ]
         for spec in self.config.models:
             blocks += [f"\n{spec.name}", build_tagger(spec, corpus).summary()]
         return "\n".join(blocks)

@@ -34,12 +34,20 @@ if TYPE_CHECKING:
     from rnnkit.training.keras_api import KerasModel
     from rnnkit.training.losses import LOSSES, get_loss
     from rnnkit.training.metrics import (
-        accuracy, classification_metrics, confusion_matrix, mae, regression_metrics, rmse, score, skill, to_units,
+        accuracy,
+        classification_metrics,
+        confusion_matrix,
+        mae,
+        regression_metrics,
+        rmse,
+        score,
+        skill,
+        to_units,
     )
     from rnnkit.training.trainer import OPTIMIZERS, History, Trainer
 
 
-__getattr__, __dir__ = _lazy_names('rnnkit.training', _NAMES, globals())
+__getattr__, __dir__ = _lazy_names("rnnkit.training", _NAMES, globals())
 
 __all__ = [
     "LOSSES",

@@ -51,7 +51,9 @@ class BatchSequence:
 
     def __iter__(self) -> Iterator[Batch]:
         for i, item in enumerate(self.batches):
-            if not (isinstance(item, (tuple, list)) and len(item) == 2 and all(isinstance(t, torch.Tensor) for t in item)):
+            if not (
+                isinstance(item, (tuple, list)) and len(item) == 2 and all(isinstance(t, torch.Tensor) for t in item)
+            ):
                 raise ValueError(f"{self.name} batch {i} must be a pair of tensors (x, y), got {type(item).__name__}")
             yield item[0], item[1]
 
@@ -114,8 +116,9 @@ def iter_batches(
         yield data.batch(indices)
 
 
-def batch_indices(n: int, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None,
-                  drop_last: bool = False) -> Iterator[torch.Tensor]:
+def batch_indices(
+    n: int, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None, drop_last: bool = False
+) -> Iterator[torch.Tensor]:
     """The example indices of each batch of an epoch over ``n`` examples (one permutation drawn when shuffling).
 
     Example:
@@ -147,8 +150,10 @@ def check_finite(data: Any, split: str, batch_size: int = 4096) -> None:
                 detail = ""
                 if t.dim() == 3 and part == "inputs":
                     detail = f" (step {where[1]}, feature {where[2]})"
-                raise RnnkitError(f"{split} {part} hold NaN or inf: first in window {seen + where[0]}{detail}; "
-                                  "clean the data (or set check_finite = false to train anyway)")
+                raise RnnkitError(
+                    f"{split} {part} hold NaN or inf: first in window {seen + where[0]}{detail}; "
+                    "clean the data (or set check_finite = false to train anyway)"
+                )
         seen += x.shape[0]
 
 

@@ -96,8 +96,14 @@ class EarlyStopping:
         [False, False, True]
     """
 
-    def __init__(self, patience: int = 1, min_delta: float = 0.0, *, monitor: str = "val_loss",
-                 restore_best_weights: bool = False) -> None:
+    def __init__(
+        self,
+        patience: int = 1,
+        min_delta: float = 0.0,
+        *,
+        monitor: str = "val_loss",
+        restore_best_weights: bool = False,
+    ) -> None:
         _check_patience("early_stopping_patience", patience)
         if not isinstance(restore_best_weights, bool):
             raise ValueError(f"restore_best_weights must be True or False, got {restore_best_weights!r}")
@@ -144,8 +150,15 @@ class ReduceLROnPlateau:
         [1.0, 0.5, 0.5]
     """
 
-    def __init__(self, optimizer: torch.optim.Optimizer | None = None, patience: int = 10, factor: float = 0.5,
-                 min_lr: float = 0.0, *, monitor: str = "val_loss") -> None:
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer | None = None,
+        patience: int = 10,
+        factor: float = 0.5,
+        min_lr: float = 0.0,
+        *,
+        monitor: str = "val_loss",
+    ) -> None:
         _check_patience("lr_plateau_patience", patience)
         self.monitor = _check_monitor(monitor)
         if not (isinstance(factor, (int, float)) and 0.0 < factor < 1.0):

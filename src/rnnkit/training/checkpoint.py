@@ -57,7 +57,9 @@ def flatten_optimizer(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch
     return tensors, {"param_groups": _jsonable(sd["param_groups"]), "scalars": scalars}
 
 
-def unflatten_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+def unflatten_optimizer(
+    optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict[str, Any]
+) -> None:
     """Load the state split by :func:`flatten_optimizer` back into ``optimizer``."""
     state: dict[int, dict[str, Any]] = {}
     for key, value in tensors.items():
@@ -101,7 +103,9 @@ def load_checkpoint(folder: str | Path) -> tuple[dict[str, torch.Tensor], dict[s
         raise RnnkitError(f"{str(path)!r} is a safetensors file but not an rnnkit checkpoint")
     meta = json.loads(metadata[_META_KEY])
     if meta.get("format_version") != FORMAT_VERSION:
-        raise RnnkitError(f"{str(path)!r} has checkpoint format {meta.get('format_version')!r}, expected {FORMAT_VERSION}")
+        raise RnnkitError(
+            f"{str(path)!r} has checkpoint format {meta.get('format_version')!r}, expected {FORMAT_VERSION}"
+        )
     return tensors, meta
 
 

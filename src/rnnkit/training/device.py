@@ -43,8 +43,10 @@ def resolve_device(name: str) -> torch.device:
     if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")
     if not torch.cuda.is_available():
-        raise RnnkitError("device = 'cuda' but torch sees no CUDA GPU on this machine (torch.cuda.is_available() is "
-                          "False); use device = 'auto' or 'cpu'")
+        raise RnnkitError(
+            "device = 'cuda' but torch sees no CUDA GPU on this machine (torch.cuda.is_available() is "
+            "False); use device = 'auto' or 'cpu'"
+        )
     return torch.device("cuda", torch.cuda.current_device())
 
 
@@ -62,8 +64,10 @@ def check_precision(precision: str, device: torch.device) -> str:
     if precision not in PRECISIONS:
         raise RnnkitError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision == "fp16" and device.type != "cuda":
-        raise RnnkitError("precision = 'fp16' needs device = 'cuda' (float16 autocast and its gradient scaler are "
-                          "CUDA's); on a CPU use 'bf16' or 'fp32'")
+        raise RnnkitError(
+            "precision = 'fp16' needs device = 'cuda' (float16 autocast and its gradient scaler are "
+            "CUDA's); on a CPU use 'bf16' or 'fp32'"
+        )
     if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise RnnkitError(f"precision = 'bf16' but {torch.cuda.get_device_name(device)} has no bfloat16; use 'fp16'")
     return precision

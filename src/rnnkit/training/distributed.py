@@ -174,8 +174,17 @@ class Pieces:
     the piece's ``(x, y)``; :attr:`batch_rows` is then the size of the global batch it came from.
     """
 
-    def __init__(self, data: Any, batch_size: int, rank: int, size: int, *, shuffle: bool = False,
-                 generator: torch.Generator | None = None, drop_last: bool = False) -> None:
+    def __init__(
+        self,
+        data: Any,
+        batch_size: int,
+        rank: int,
+        size: int,
+        *,
+        shuffle: bool = False,
+        generator: torch.Generator | None = None,
+        drop_last: bool = False,
+    ) -> None:
         self.data, self.batch_size, self.rank, self.size = data, batch_size, rank, size
         self.shuffle, self.generator, self.drop_last = shuffle, generator, drop_last
         self.batch_rows = 0
@@ -190,7 +199,8 @@ class Pieces:
                 cut = piece(self.batch_rows, self.rank, self.size)
                 yield x[cut], y[cut]
             return
-        for indices in batch_indices(len(data), self.batch_size, shuffle=self.shuffle, generator=self.generator,
-                                     drop_last=self.drop_last):
+        for indices in batch_indices(
+            len(data), self.batch_size, shuffle=self.shuffle, generator=self.generator, drop_last=self.drop_last
+        ):
             self.batch_rows = len(indices)
             yield data.batch(indices[piece(len(indices), self.rank, self.size)])

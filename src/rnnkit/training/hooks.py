@@ -75,8 +75,12 @@ def duration(seconds: float) -> str:
     return f"{s // 3600} h {s % 3600 // 60:02d} min"
 
 
-def epoch_line(loop: Loop, record: dict[str, Any], describe: Callable[[dict[str, Any]], str] | None = None,
-               seconds: list[float] | None = None) -> str:
+def epoch_line(
+    loop: Loop,
+    record: dict[str, Any],
+    describe: Callable[[dict[str, Any]], str] | None = None,
+    seconds: list[float] | None = None,
+) -> str:
     """``"epoch 3/20: loss 0.2130, val_loss 0.2500, val MAE 1.93 degC; 4.1 s, ETA 1 min 10 s"``.
 
     ``describe(record)`` adds the task's reading (e.g. the validation MAE in data units); the ETA
@@ -130,8 +134,12 @@ class EpochLines(Hook):
     shows it is alive off a terminal; an epoch shorter than ``interval`` prints only its own line.
     """
 
-    def __init__(self, stream: IO[str] | None = None, describe: Callable[[dict[str, Any]], str] | None = None,
-                 interval: float = 10.0) -> None:
+    def __init__(
+        self,
+        stream: IO[str] | None = None,
+        describe: Callable[[dict[str, Any]], str] | None = None,
+        interval: float = 10.0,
+    ) -> None:
         if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not 0 < interval < math.inf:
             raise RnnkitError(f"progress interval must be a finite number of seconds > 0, got {interval!r}")
         self.stream = stream
@@ -160,8 +168,12 @@ class EpochLines(Hook):
 class ProgressBar(EpochLines):
     """A tqdm bar over each epoch's batches (``tqdm.auto`` in a notebook), then the epoch's line."""
 
-    def __init__(self, stream: IO[str] | None = None, describe: Callable[[dict[str, Any]], str] | None = None,
-                 notebook: bool = False) -> None:
+    def __init__(
+        self,
+        stream: IO[str] | None = None,
+        describe: Callable[[dict[str, Any]], str] | None = None,
+        notebook: bool = False,
+    ) -> None:
         super().__init__(stream, describe)
         self.notebook = notebook
 
@@ -170,8 +182,13 @@ class ProgressBar(EpochLines):
             from tqdm.auto import tqdm
         else:
             from tqdm import tqdm
-        return tqdm(batches, total=loop.n_batches, desc=f"epoch {loop.epoch}/{loop.epochs}",
-                    file=self.stream or sys.stderr, leave=False)
+        return tqdm(
+            batches,
+            total=loop.n_batches,
+            desc=f"epoch {loop.epoch}/{loop.epochs}",
+            file=self.stream or sys.stderr,
+            leave=False,
+        )
 
 
 def in_notebook() -> bool:
@@ -181,8 +198,12 @@ def in_notebook() -> bool:
     return type(shell).__name__ == "ZMQInteractiveShell"
 
 
-def progress_hook(progress: bool | None, stream: IO[str] | None = None,
-                  describe: Callable[[dict[str, Any]], str] | None = None, interval: float = 10.0) -> Hook | None:
+def progress_hook(
+    progress: bool | None,
+    stream: IO[str] | None = None,
+    describe: Callable[[dict[str, Any]], str] | None = None,
+    interval: float = 10.0,
+) -> Hook | None:
     """The progress output for where the code runs.
 
     Args:
@@ -212,5 +233,6 @@ class Checkpointing(Hook):
         if not is_main():  # rank 0 alone writes; every rank holds the same state
             return
         s = loop.state
-        loop.trainer._save_checkpoint(loop.model, loop.optimizer, s["best"], s["stopper"], s["plateau"],
-                                      s["shuffler"], s["history"], loop.epoch)
+        loop.trainer._save_checkpoint(
+            loop.model, loop.optimizer, s["best"], s["stopper"], s["plateau"], s["shuffler"], s["history"], loop.epoch
+        )

@@ -42,8 +42,16 @@ from rnnkit.training.settings import TrainingConfig, default
 from rnnkit.training.trainer import OPTIMIZERS, History, Trainer
 
 # Keras's metric names -> the Trainer.evaluate score they read
-METRICS = {"mae": "mae", "mean_absolute_error": "mae", "mse": "mse", "mean_squared_error": "mse",
-           "rmse": "rmse", "root_mean_squared_error": "rmse", "accuracy": "accuracy", "acc": "accuracy"}
+METRICS = {
+    "mae": "mae",
+    "mean_absolute_error": "mae",
+    "mse": "mse",
+    "mean_squared_error": "mse",
+    "rmse": "rmse",
+    "root_mean_squared_error": "rmse",
+    "accuracy": "accuracy",
+    "acc": "accuracy",
+}
 
 
 def _tensor(values: Any, name: str) -> torch.Tensor:
@@ -80,7 +88,9 @@ def as_fit_data(x: Any, y: Any = None, name: str = "x") -> Any:
     """
     if y is not None:
         if not (_is_array(x) or isinstance(x, list)) or not (_is_array(y) or isinstance(y, list)):
-            raise ValueError(f"{name} and y must be arrays when y is given, got {type(x).__name__} and {type(y).__name__}")
+            raise ValueError(
+                f"{name} and y must be arrays when y is given, got {type(x).__name__} and {type(y).__name__}"
+            )
         return as_data((_tensor(x, name), _tensor(y, "y")), name)
     if _is_array(x):
         raise ValueError(f"{name} is an array without targets: pass y too (fit(x, y)), or windows that hold both")
@@ -116,8 +126,10 @@ def _check_metrics(metrics: Any, loss: str) -> list[str]:
             raise ValueError(f"metrics: {m!r} is not one of {', '.join(METRICS)}")
         reads = METRICS[m]
         if loss == "pinball" or (reads == "accuracy") != (loss == "cross_entropy"):
-            raise ValueError(f"metrics: {m!r} does not go with loss={loss!r} "
-                             "(accuracy goes with cross_entropy, mae/mse/rmse with the regression losses)")
+            raise ValueError(
+                f"metrics: {m!r} does not go with loss={loss!r} "
+                "(accuracy goes with cross_entropy, mae/mse/rmse with the regression losses)"
+            )
     if len(set(metrics)) != len(metrics):
         raise ValueError(f"metrics names each metric once, got {list(metrics)}")
     return list(metrics)
@@ -203,10 +215,15 @@ class KerasModel(nn.Module):
         """What ``compile`` kept; the defaults when the model was never compiled."""
         return getattr(self, "_keras_compiled", None) or Compiled()
 
-    def compile(self, optimizer: str = default("optimizer"), loss: str = default("loss"),
-                metrics: Sequence[str] | None = None, *,
-                quantiles: Sequence[float] | None = None,
-                **settings: Any) -> None:  # type: ignore[override]  # Keras's compile, not torch.compile
+    def compile(
+        self,
+        optimizer: str = default("optimizer"),
+        loss: str = default("loss"),
+        metrics: Sequence[str] | None = None,
+        *,
+        quantiles: Sequence[float] | None = None,
+        **settings: Any,
+    ) -> None:  # type: ignore[override]  # Keras's compile, not torch.compile
         """Keep the training settings for ``fit``, ``evaluate`` and ``predict`` (Keras's ``compile``).
 
         Args:
@@ -226,12 +243,16 @@ class KerasModel(nn.Module):
         Not PyTorch's ``nn.Module.compile``: use ``torch.compile(model)`` for that.
         """
         if not isinstance(optimizer, str) or optimizer.lower() not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)} (with learning_rate= for its rate), "
-                             f"got {optimizer!r}")
+            raise ValueError(
+                f"optimizer must be one of {', '.join(OPTIMIZERS)} (with learning_rate= for its rate), "
+                f"got {optimizer!r}"
+            )
         loss = canonical_loss_name(loss)
         unknown = sorted(set(settings) - set(TrainingConfig.model_fields))
         if unknown:
-            raise ValueError(f"compile: unknown settings {unknown}; the settings are {sorted(TrainingConfig.model_fields)}")
+            raise ValueError(
+                f"compile: unknown settings {unknown}; the settings are {sorted(TrainingConfig.model_fields)}"
+            )
         config = TrainingConfig.model_validate({**settings, "optimizer": optimizer.lower(), "loss": loss})
         compiled = Compiled(config, _check_metrics(metrics, loss), None if quantiles is None else list(quantiles))
         Trainer.from_config(config, quantiles=compiled.quantiles, progress=False)  # the Trainer's own checks, now
@@ -239,14 +260,25 @@ class KerasModel(nn.Module):
 
     def _trainer(self, **overrides: Any) -> Trainer:
         compiled = self._compiled()
-        settings = {**compiled.training.model_dump(),
-                    **{k: v for k, v in overrides.pop("settings", {}).items() if v is not None}}
+        settings = {
+            **compiled.training.model_dump(),
+            **{k: v for k, v in overrides.pop("settings", {}).items() if v is not None},
+        }
         return Trainer.from_config(TrainingConfig.model_validate(settings), quantiles=compiled.quantiles, **overrides)
 
-    def fit(self, x: Any = None, y: Any = None, batch_size: int | None = None, epochs: int | None = None,
-            verbose: Any = "auto", callbacks: Sequence[Any] | None = None, validation_split: float = 0.0,
-            validation_data: Any = None, shuffle: bool | None = None,
-            class_weight: dict[int, float] | Sequence[float] | None = None) -> History:
+    def fit(
+        self,
+        x: Any = None,
+        y: Any = None,
+        batch_size: int | None = None,
+        epochs: int | None = None,
+        verbose: Any = "auto",
+        callbacks: Sequence[Any] | None = None,
+        validation_split: float = 0.0,
+        validation_data: Any = None,
+        shuffle: bool | None = None,
+        class_weight: dict[int, float] | Sequence[float] | None = None,
+    ) -> History:
         """Train the model (Keras's ``fit``); returns the :class:`History` (``history.history["val_loss"]``).
 
         Args:
@@ -285,36 +317,54 @@ class KerasModel(nn.Module):
                 hooks.append(cb)
                 continue
             if not isinstance(cb, (EarlyStopping, ReduceLROnPlateau)):
-                raise ValueError("callbacks must be rk.training.EarlyStopping, rk.training.ReduceLROnPlateau or "
-                                 f"rk.training.hooks.Hook objects, got {type(cb).__name__}")
+                raise ValueError(
+                    "callbacks must be rk.training.EarlyStopping, rk.training.ReduceLROnPlateau or "
+                    f"rk.training.hooks.Hook objects, got {type(cb).__name__}"
+                )
             if type(cb) in seen:
                 raise ValueError(f"callbacks holds two {type(cb).__name__}; give one")
             seen.add(type(cb))
             watched = "val_loss" if val is not None else "loss"
             if cb.monitor != watched:
-                raise ValueError(f"{type(cb).__name__}(monitor={cb.monitor!r}): the Trainer watches {watched!r} "
-                                 f"({'with' if val is not None else 'without'} validation data)")
+                raise ValueError(
+                    f"{type(cb).__name__}(monitor={cb.monitor!r}): the Trainer watches {watched!r} "
+                    f"({'with' if val is not None else 'without'} validation data)"
+                )
             if isinstance(cb, EarlyStopping):
                 if cb.min_delta:
-                    raise ValueError(f"EarlyStopping(min_delta={cb.min_delta}): fit's Trainer counts any decrease as an "
-                                     "improvement; min_delta must be 0")
+                    raise ValueError(
+                        f"EarlyStopping(min_delta={cb.min_delta}): fit's Trainer counts any decrease as an "
+                        "improvement; min_delta must be 0"
+                    )
                 settings.update(early_stopping_patience=cb.patience, restore_best=cb.restore_best_weights)
             else:
                 if cb.min_lr:
-                    raise ValueError(f"ReduceLROnPlateau(min_lr={cb.min_lr}): fit's Trainer has no floor on the "
-                                     "learning rate; min_lr must be 0")
+                    raise ValueError(
+                        f"ReduceLROnPlateau(min_lr={cb.min_lr}): fit's Trainer has no floor on the "
+                        "learning rate; min_lr must be 0"
+                    )
                 settings.update(lr_plateau_patience=cb.patience, lr_factor=cb.factor)
         metrics = self._compiled().metrics
         progress = _verbose(verbose)
         # the metrics join the epoch's record first, so that a line per epoch (verbose=2) shows them
-        hooks = ([_EpochMetrics(metrics, train, val)] if metrics else []) + (
-            [EpochLines(None, _describe(metrics, val is not None))] if verbose == 2 else []) + hooks
-        trainer = self._trainer(settings=settings, progress=progress, hooks=hooks,
-                                class_weight=_class_weights(class_weight))
+        hooks = (
+            ([_EpochMetrics(metrics, train, val)] if metrics else [])
+            + ([EpochLines(None, _describe(metrics, val is not None))] if verbose == 2 else [])
+            + hooks
+        )
+        trainer = self._trainer(
+            settings=settings, progress=progress, hooks=hooks, class_weight=_class_weights(class_weight)
+        )
         return trainer.fit(self, train, val)
 
-    def evaluate(self, x: Any = None, y: Any = None, batch_size: int | None = None, verbose: Any = "auto",
-                 return_dict: bool = False) -> float | list[float] | dict[str, float]:
+    def evaluate(
+        self,
+        x: Any = None,
+        y: Any = None,
+        batch_size: int | None = None,
+        verbose: Any = "auto",
+        return_dict: bool = False,
+    ) -> float | list[float] | dict[str, float]:
         """The loss (no regularisation terms) and the compiled metrics on ``x, y`` (Keras's ``evaluate``).
 
         Returns:
@@ -348,11 +398,15 @@ class KerasModel(nn.Module):
 
         path = Path(filepath)
         if path.suffix in (".keras", ".h5", ".pt", ".pth", ".pkl"):
-            raise ValueError(f"save writes <stem>.safetensors and <stem>.json; give a stem such as 'model' "
-                             f"(or 'model.safetensors'), got {str(filepath)!r}")
+            raise ValueError(
+                f"save writes <stem>.safetensors and <stem>.json; give a stem such as 'model' "
+                f"(or 'model.safetensors'), got {str(filepath)!r}"
+            )
         unbuilt = [type(m).__name__ for m in self.modules() if getattr(m, "built", True) is False]
         if unbuilt:
-            raise ValueError(f"save needs every weight: layers {unbuilt} are not built yet (give input_shape or call the model once)")
+            raise ValueError(
+                f"save needs every weight: layers {unbuilt} are not built yet (give input_shape or call the model once)"
+            )
         path.parent.mkdir(parents=True, exist_ok=True)
         compiled = getattr(self, "_keras_compiled", None)
         save_model(self, path, metadata={"compile": compiled.to_dict()} if compiled is not None else None)

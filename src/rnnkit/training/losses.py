@@ -40,9 +40,7 @@ def match_target(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor
         return target
     if target.shape[:1] == prediction.shape[:1] and target.numel() == prediction.numel():
         return target.reshape(prediction.shape)
-    raise RnnkitError(
-        f"model output shape {tuple(prediction.shape)} does not fit target shape {tuple(target.shape)}"
-    )
+    raise RnnkitError(f"model output shape {tuple(prediction.shape)} does not fit target shape {tuple(target.shape)}")
 
 
 def mse(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -66,7 +64,9 @@ def huber(prediction: torch.Tensor, target: torch.Tensor, delta: float = 1.0) ->
 IGNORE_INDEX = -100
 
 
-def cross_entropy(logits: torch.Tensor, target: torch.Tensor, class_weight: Sequence[float] | torch.Tensor | None = None) -> torch.Tensor:
+def cross_entropy(
+    logits: torch.Tensor, target: torch.Tensor, class_weight: Sequence[float] | torch.Tensor | None = None
+) -> torch.Tensor:
     """Sparse categorical cross-entropy from logits.
 
     Shapes: logits ``(batch, classes)`` with target ``(batch,)``; or logits
@@ -144,7 +144,9 @@ def balanced_class_weight(labels: Sequence[int] | torch.Tensor, classes: int) ->
     return torch.where(counts > 0, y.numel() / (classes * counts.clamp(min=1)), torch.zeros_like(counts))
 
 
-def pinball(prediction: torch.Tensor, target: torch.Tensor, quantiles: Sequence[float] | torch.Tensor = (0.5,)) -> torch.Tensor:
+def pinball(
+    prediction: torch.Tensor, target: torch.Tensor, quantiles: Sequence[float] | torch.Tensor = (0.5,)
+) -> torch.Tensor:
     """Pinball (quantile) loss over Q levels: mean of max(q·e, (q − 1)·e), e = target − prediction.
 
     Minimised by the q-quantile of the target's distribution: below it an error costs q, above
@@ -158,8 +160,9 @@ def pinball(prediction: torch.Tensor, target: torch.Tensor, quantiles: Sequence[
     """
     q = torch.as_tensor(quantiles, dtype=prediction.dtype, device=prediction.device)
     if prediction.dim() != 2 or prediction.shape[1] != q.numel():
-        raise RnnkitError(f"pinball needs predictions (batch, {q.numel()}) for {q.numel()} quantiles, "
-                          f"got {tuple(prediction.shape)}")
+        raise RnnkitError(
+            f"pinball needs predictions (batch, {q.numel()}) for {q.numel()} quantiles, got {tuple(prediction.shape)}"
+        )
     error = target.reshape(-1, 1).to(prediction.dtype) - prediction  # (batch, Q)
     return torch.maximum(q * error, (q - 1) * error).mean()
 
@@ -173,11 +176,19 @@ def check_quantiles(quantiles: Sequence[float] | torch.Tensor) -> list[float]:
     """
     values = [float(q) for q in quantiles] if not isinstance(quantiles, (str, bytes)) else []
     if not values or any(not 0 < q < 1 for q in values) or any(b <= a for a, b in zip(values, values[1:])):
-        raise ValueError(f"quantiles must be increasing levels in (0, 1), got {list(quantiles) if values else quantiles!r}")
+        raise ValueError(
+            f"quantiles must be increasing levels in (0, 1), got {list(quantiles) if values else quantiles!r}"
+        )
     return values
 
 
-_BY_NAME: dict[str, LossFn] = {"mse": mse, "mae": mae, "huber": huber, "cross_entropy": cross_entropy, "pinball": pinball}
+_BY_NAME: dict[str, LossFn] = {
+    "mse": mse,
+    "mae": mae,
+    "huber": huber,
+    "cross_entropy": cross_entropy,
+    "pinball": pinball,
+}
 
 
 def canonical_loss_name(name: str) -> str:

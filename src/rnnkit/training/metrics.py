@@ -95,11 +95,15 @@ def accuracy(y_true: Any, y_pred: Any) -> float:
 
 def _labels(y_true: Any, y_pred: Any) -> tuple[torch.Tensor, torch.Tensor]:
     # Flat (n,) true labels and predicted labels; logits (..., classes) are reduced by argmax.
-    true = (y_true if isinstance(y_true, torch.Tensor) else torch.as_tensor(np.asarray(y_true))).detach().cpu().reshape(-1)
+    true = (
+        (y_true if isinstance(y_true, torch.Tensor) else torch.as_tensor(np.asarray(y_true))).detach().cpu().reshape(-1)
+    )
     p = (y_pred if isinstance(y_pred, torch.Tensor) else torch.as_tensor(np.asarray(y_pred))).detach().cpu()
     pred = p.argmax(-1).reshape(-1) if p.dim() >= 2 and p.numel() != true.numel() else p.reshape(-1)
     if pred.numel() != true.numel():
-        raise RnnkitError(f"y_true and y_pred must hold the same number of labels, got {true.numel()} and {pred.numel()}")
+        raise RnnkitError(
+            f"y_true and y_pred must hold the same number of labels, got {true.numel()} and {pred.numel()}"
+        )
     return true.long(), pred.long()
 
 
@@ -120,10 +124,14 @@ def confusion_matrix(y_true: Any, y_pred: Any, num_classes: int | None = None) -
         raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
     if true.numel() and (min(true.min(), pred.min()) < 0 or max(true.max(), pred.max()) >= num_classes):
         raise RnnkitError(f"labels must be in [0, {num_classes}), got values outside it")
-    return torch.bincount(true * num_classes + pred, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+    return torch.bincount(true * num_classes + pred, minlength=num_classes * num_classes).reshape(
+        num_classes, num_classes
+    )
 
 
-def classification_metrics(y_true: Any, y_pred: Any, num_classes: int | None = None, positive: int | None = 1) -> dict[str, Any]:
+def classification_metrics(
+    y_true: Any, y_pred: Any, num_classes: int | None = None, positive: int | None = 1
+) -> dict[str, Any]:
     """Accuracy, balanced accuracy, precision/recall/F1 and the confusion matrix of class predictions.
 
     Args:
@@ -236,12 +244,17 @@ def score(
         >>> score(model, (x_test, y_test), persistence=Persistence(0), scale=8.4, offset=9.4)  # doctest: +SKIP
     """
     y_pred = predict(model, data, batch_size, stateful=stateful)
-    y_true = targets_of(data) if not stateful else torch.cat([y for _, y in iter_batches(as_data(data), batch_size, drop_last=True)])
+    y_true = (
+        targets_of(data)
+        if not stateful
+        else torch.cat([y for _, y in iter_batches(as_data(data), batch_size, drop_last=True)])
+    )
     pers = predict(persistence, data, batch_size, stateful=stateful) if persistence is not None else None
     return regression_metrics(y_true, y_pred, persistence=pers, inverse=inverse, scale=scale, offset=offset)
 
 
 # --- forecasts of several steps ---------------------------------------------------------------
+
 
 def forecast_scores(y_true: Any, y_pred: Any, *, scale: Any = None, offset: Any = 0.0) -> dict[str, Any]:
     """MAE and RMSE in data units, overall and per forecast step.
@@ -260,7 +273,9 @@ def forecast_scores(y_true: Any, y_pred: Any, *, scale: Any = None, offset: Any 
     t = to_units(y_true, scale=scale, offset=offset)
     p = to_units(y_pred, scale=scale, offset=offset)
     if t.numel() != p.numel() or t.shape[:2] != p.shape[:2] or t.dim() < 2:
-        raise ValueError(f"y_true and y_pred must both be (examples, steps[, 1]), got {tuple(t.shape)} and {tuple(p.shape)}")
+        raise ValueError(
+            f"y_true and y_pred must both be (examples, steps[, 1]), got {tuple(t.shape)} and {tuple(p.shape)}"
+        )
     t, p = t.reshape(t.shape[0], t.shape[1], -1), p.reshape(p.shape[0], p.shape[1], -1)
     steps = range(t.shape[1])
     return {
@@ -271,8 +286,9 @@ def forecast_scores(y_true: Any, y_pred: Any, *, scale: Any = None, offset: Any 
     }
 
 
-def multistep_scores(model: nn.Module, data: Any, *, scale: float, offset: float,
-                     batch_size: int = 1024) -> dict[str, Any]:
+def multistep_scores(
+    model: nn.Module, data: Any, *, scale: float, offset: float, batch_size: int = 1024
+) -> dict[str, Any]:
     """MAE and RMSE (data units) over all steps, and the MAE of each step.
 
     Args:
@@ -288,7 +304,9 @@ def multistep_scores(model: nn.Module, data: Any, *, scale: float, offset: float
     return {"mae": s["mae"], "rmse": s["rmse"], "mae_by_step": s["mae_by_step"]}
 
 
-def last_step_scores(model: nn.Module, data: Any, *, scale: float, offset: float, batch_size: int = 1024) -> dict[str, float]:
+def last_step_scores(
+    model: nn.Module, data: Any, *, scale: float, offset: float, batch_size: int = 1024
+) -> dict[str, float]:
     """MAE and RMSE of the last step only (data units): what a many-to-one model of the same horizon predicts.
 
     Args:
@@ -299,6 +317,8 @@ def last_step_scores(model: nn.Module, data: Any, *, scale: float, offset: float
     prediction = predict(model, data, batch_size)
     target = data.y if hasattr(data, "y") else data[1]
     if prediction.dim() != 3 or target.dim() != 3:
-        raise RnnkitError(f"last_step_scores needs per-step outputs and targets (batch, T, targets), "
-                          f"got {tuple(prediction.shape)} and {tuple(target.shape)}")
+        raise RnnkitError(
+            f"last_step_scores needs per-step outputs and targets (batch, T, targets), "
+            f"got {tuple(prediction.shape)} and {tuple(target.shape)}"
+        )
     return regression_metrics(target[:, -1], prediction[:, -1], scale=scale, offset=offset)

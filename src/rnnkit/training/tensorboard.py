@@ -39,8 +39,10 @@ def _writer(folder: Path) -> Any:
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:  # an optional extra
-        raise RnnkitError("TensorBoard logs need the 'tensorboard' package: pip install 'rnnkit[tensorboard]' "
-                          "(or set [output] tensorboard = false)") from None
+        raise RnnkitError(
+            "TensorBoard logs need the 'tensorboard' package: pip install 'rnnkit[tensorboard]' "
+            "(or set [output] tensorboard = false)"
+        ) from None
     return SummaryWriter(log_dir=str(folder))
 
 

@@ -54,4 +54,7 @@ def threads_for_load(sample: float = 0.25) -> tuple[int, str]:
     except (OSError, ValueError, AttributeError):
         return 1, "one thread (the CPUs' load cannot be read here)"
     threads = max(1, min(cpus, int(idle + 0.25)))
-    return threads, f"{threads} thread{'s' if threads > 1 else ''} ({idle:.1f} of the {cpus} CPUs this process may use were idle)"
+    return (
+        threads,
+        f"{threads} thread{'s' if threads > 1 else ''} ({idle:.1f} of the {cpus} CPUs this process may use were idle)",
+    )

@@ -30,7 +30,13 @@ from rnnkit.training.settings import TrainingConfig, default
 from rnnkit.training.hooks import Checkpointing, Hook, Loop, progress_hook
 from rnnkit.training.inference import model_device, predict, reset_states
 from rnnkit.training.losses import (
-    canonical_loss_name, check_class_weight, check_quantiles, cross_entropy, get_loss, match_target, pinball,
+    canonical_loss_name,
+    check_class_weight,
+    check_quantiles,
+    cross_entropy,
+    get_loss,
+    match_target,
+    pinball,
 )
 
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
@@ -241,9 +247,18 @@ class Trainer:
     ) -> None:
         if not isinstance(optimizer, str) or optimizer.lower() not in OPTIMIZERS:
             raise RnnkitError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
-        if not isinstance(learning_rate, (int, float)) or isinstance(learning_rate, bool) or not learning_rate > 0 or not math.isfinite(learning_rate):
+        if (
+            not isinstance(learning_rate, (int, float))
+            or isinstance(learning_rate, bool)
+            or not learning_rate > 0
+            or not math.isfinite(learning_rate)
+        ):
             raise RnnkitError(f"learning_rate must be a finite number > 0, got {learning_rate!r}")
-        if not isinstance(weight_decay, (int, float)) or isinstance(weight_decay, bool) or not 0 <= weight_decay < math.inf:
+        if (
+            not isinstance(weight_decay, (int, float))
+            or isinstance(weight_decay, bool)
+            or not 0 <= weight_decay < math.inf
+        ):
             raise RnnkitError(f"weight_decay must be a finite number >= 0, got {weight_decay!r}")
         check_positive_int("batch_size", batch_size)
         check_positive_int("epochs", epochs)
@@ -252,12 +267,19 @@ class Trainer:
         if not isinstance(stateful, bool):
             raise RnnkitError(f"stateful must be True or False, got {stateful!r}")
         if stateful and shuffle:
-            raise RnnkitError("shuffle must be False or None when stateful=True (states carry across batches in order), got True")
+            raise RnnkitError(
+                "shuffle must be False or None when stateful=True (states carry across batches in order), got True"
+            )
         if clip_grad_norm is not None and (
-            not isinstance(clip_grad_norm, (int, float)) or isinstance(clip_grad_norm, bool) or not 0 < clip_grad_norm < math.inf
+            not isinstance(clip_grad_norm, (int, float))
+            or isinstance(clip_grad_norm, bool)
+            or not 0 < clip_grad_norm < math.inf
         ):
             raise RnnkitError(f"clip_grad_norm must be None or a finite number > 0, got {clip_grad_norm!r}")
-        for name, value in (("early_stopping_patience", early_stopping_patience), ("lr_plateau_patience", lr_plateau_patience)):
+        for name, value in (
+            ("early_stopping_patience", early_stopping_patience),
+            ("lr_plateau_patience", lr_plateau_patience),
+        ):
             if value is not None:
                 check_positive_int(name, value)
         if not isinstance(lr_factor, (int, float)) or isinstance(lr_factor, bool) or not 0 < lr_factor < 1:
@@ -266,8 +288,11 @@ class Trainer:
             raise RnnkitError(f"seed must be an integer >= 0, got {seed!r}")
         if progress is not None and not isinstance(progress, bool):
             raise RnnkitError(f"progress must be True, False or None (auto), got {progress!r}")
-        if isinstance(progress_interval, bool) or not isinstance(progress_interval, (int, float)) or not (
-                0 < progress_interval < math.inf):
+        if (
+            isinstance(progress_interval, bool)
+            or not isinstance(progress_interval, (int, float))
+            or not (0 < progress_interval < math.inf)
+        ):
             raise RnnkitError(f"progress_interval must be a finite number of seconds > 0, got {progress_interval!r}")
         if not isinstance(restore_best, bool):
             raise RnnkitError(f"restore_best must be True or False, got {restore_best!r}")
@@ -294,7 +319,9 @@ class Trainer:
         self.progress_interval = float(progress_interval)
         self.describe_epoch = describe_epoch
         if not all(isinstance(h, Hook) for h in hooks):
-            raise RnnkitError(f"hooks must be rnnkit.training.hooks.Hook objects, got {[type(h).__name__ for h in hooks]}")
+            raise RnnkitError(
+                f"hooks must be rnnkit.training.hooks.Hook objects, got {[type(h).__name__ for h in hooks]}"
+            )
         self.hooks = list(hooks)
         self._loss_fn = get_loss(self.loss)
         if not isinstance(flush_denormal, bool):
@@ -310,8 +337,9 @@ class Trainer:
             self._loss_fn = functools.partial(cross_entropy, class_weight=weight)
         self.quantiles: list[float] | None = None
         if (quantiles is None) != (self.loss != "pinball"):
-            raise RnnkitError(f"quantiles go with loss='pinball' and only with it, got loss={self.loss!r} and "
-                             f"quantiles={quantiles!r}")
+            raise RnnkitError(
+                f"quantiles go with loss='pinball' and only with it, got loss={self.loss!r} and quantiles={quantiles!r}"
+            )
         if quantiles is not None:
             self.quantiles = check_quantiles(quantiles)
             self._loss_fn = functools.partial(pinball, quantiles=self.quantiles)
@@ -365,8 +393,11 @@ class Trainer:
     def _loop_hooks(self) -> list[Hook]:
         """Progress output, the caller's hooks, then the checkpoint (written once the epoch is complete)."""
         progress = progress_hook(self.progress, self.progress_stream, self.describe_epoch, self.progress_interval)
-        return ([progress] if progress is not None else []) + self.hooks + (
-            [Checkpointing()] if self.checkpoint_dir is not None else [])
+        return (
+            ([progress] if progress is not None else [])
+            + self.hooks
+            + ([Checkpointing()] if self.checkpoint_dir is not None else [])
+        )
 
     # --- the loss of one batch ------------------------------------------------------------------
     def _forward(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -415,7 +446,9 @@ class Trainer:
         if resume and self.checkpoint_dir is None:
             raise RnnkitError("resume=True needs checkpoint_dir, got checkpoint_dir=None")
         if self.shuffle and isinstance(train, BatchSequence):
-            raise RnnkitError("shuffle must be False for train given as a sequence of batches (their order is given), got True")
+            raise RnnkitError(
+                "shuffle must be False for train given as a sequence of batches (their order is given), got True"
+            )
         n_train = count_examples(train)
         if n_train == 0:
             raise RnnkitError("train holds no examples")
@@ -425,8 +458,9 @@ class Trainer:
             raise RnnkitError("val holds no examples")
         ranks = distributed.world()[1]
         if self.stateful and self.batch_size % ranks:  # each rank keeps batch_size / ranks streams
-            raise RnnkitError(f"stateful training on {ranks} ranks needs a batch_size divisible by {ranks}, "
-                              f"got {self.batch_size}")
+            raise RnnkitError(
+                f"stateful training on {ranks} ranks needs a batch_size divisible by {ranks}, got {self.batch_size}"
+            )
         if self.check_finite:  # NaN in, NaN loss out, "best epoch 3" and no word: stop here instead
             check_finite(train, "train")
             if val is not None:
@@ -439,7 +473,9 @@ class Trainer:
         self._scaler = grad_scaler(device, self.precision)
         shuffler = torch.Generator().manual_seed(self.seed)
         optimizer = self._make_optimizer(model)
-        plateau = ReduceLROnPlateau(optimizer, self.lr_plateau_patience, self.lr_factor) if self.lr_plateau_patience else None
+        plateau = (
+            ReduceLROnPlateau(optimizer, self.lr_plateau_patience, self.lr_factor) if self.lr_plateau_patience else None
+        )
         stopper = EarlyStopping(self.early_stopping_patience) if self.early_stopping_patience else None
         monitored = val is not None or stopper is not None
         best = BestTracker(keep_weights=self.restore_best and monitored)
@@ -450,9 +486,15 @@ class Trainer:
 
         net = self._parallel(model)  # DistributedDataParallel under torchrun, else the model itself
         hooks = self._loop_hooks()
-        loop = Loop(self, model, optimizer, self.epochs, start_epoch=start, n_batches=self._n_batches(train),
-                    state={"best": best, "stopper": stopper, "plateau": plateau, "shuffler": shuffler,
-                           "history": history})
+        loop = Loop(
+            self,
+            model,
+            optimizer,
+            self.epochs,
+            start_epoch=start,
+            n_batches=self._n_batches(train),
+            state={"best": best, "stopper": stopper, "plateau": plateau, "shuffler": shuffler, "history": history},
+        )
         for hook in hooks:
             hook.on_fit_start(loop)
         for epoch in range(start, self.epochs):
@@ -466,8 +508,10 @@ class Trainer:
             if val is not None:
                 record["val_loss"] = self.evaluate(model, val)["loss"]
                 if self.check_finite and not math.isfinite(record["val_loss"]):
-                    raise RnnkitError(f"the validation loss became {record['val_loss']} in epoch {epoch + 1}: "
-                                      "lower learning_rate or set clip_grad_norm (check_finite = false trains on)")
+                    raise RnnkitError(
+                        f"the validation loss became {record['val_loss']} in epoch {epoch + 1}: "
+                        "lower learning_rate or set clip_grad_norm (check_finite = false trains on)"
+                    )
             record["lr"] = lr
             record["seconds"] = time.perf_counter() - t0
             history.append(record)
@@ -509,10 +553,14 @@ class Trainer:
         rank, ranks = distributed.world()
         pieces = None
         if ranks > 1:  # this rank's piece of each global batch (rnnkit.training.distributed)
-            pieces = distributed.Pieces(train, self.batch_size, rank, ranks, shuffle=self.shuffle, generator=shuffler,
-                                        drop_last=self.stateful)
-        batches = pieces if pieces is not None else iter_batches(
-            train, self.batch_size, shuffle=self.shuffle, generator=shuffler, drop_last=self.stateful)
+            pieces = distributed.Pieces(
+                train, self.batch_size, rank, ranks, shuffle=self.shuffle, generator=shuffler, drop_last=self.stateful
+            )
+        batches = (
+            pieces
+            if pieces is not None
+            else iter_batches(train, self.batch_size, shuffle=self.shuffle, generator=shuffler, drop_last=self.stateful)
+        )
         for hook in hooks:
             batches = hook.wrap_batches(batches, loop)
         # Sums stay on the device: no host synchronisation per batch.
@@ -553,7 +601,9 @@ class Trainer:
             total, count = distributed.all_sum([float(total), count]).tolist()
             count = int(count)
         if count == 0:
-            raise RnnkitError(f"epoch {epoch + 1} had no batches (batch_size={self.batch_size} with {count_examples(train)} examples)")
+            raise RnnkitError(
+                f"epoch {epoch + 1} had no batches (batch_size={self.batch_size} with {count_examples(train)} examples)"
+            )
         mean = float(total) / count
         if self.check_finite and not math.isfinite(mean):
             raise RnnkitError(
@@ -570,8 +620,9 @@ class Trainer:
             return model
         return distributed.parallel(model)
 
-    def _piece_backward(self, net: nn.Module, model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_rows: int,
-                        ranks: int) -> torch.Tensor:
+    def _piece_backward(
+        self, net: nn.Module, model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_rows: int, ranks: int
+    ) -> torch.Tensor:
         """Backward of this rank's piece (``x.shape[0]`` of the global batch's ``batch_rows`` rows).
 
         The piece's mean loss is weighted by ``n_r · ranks / batch_rows``: DDP averages the gradients
@@ -626,12 +677,17 @@ class Trainer:
         saved = meta["settings"]
         # The epoch count may grow on resume; the rest must match or the run would not be the same run.
         now = self.settings()  # a key only one side has (precision "bf16", quantiles) differs too
-        differ = [f"{k}: checkpoint {saved.get(k)!r}, now {now.get(k)!r}" for k in {**now, **saved}
-                  if k != "epochs" and saved.get(k) != now.get(k)]
+        differ = [
+            f"{k}: checkpoint {saved.get(k)!r}, now {now.get(k)!r}"
+            for k in {**now, **saved}
+            if k != "epochs" and saved.get(k) != now.get(k)
+        ]
         if differ:
             raise RnnkitError("cannot resume with other trainer settings (" + "; ".join(differ) + ")")
         load_state_into(model, ckpt.strip_prefix(tensors, "model."), source=f"checkpoint in {self.checkpoint_dir}")
-        ckpt.unflatten_optimizer(optimizer, {k: v for k, v in tensors.items() if k.startswith("optim.")}, meta["optimizer"])
+        ckpt.unflatten_optimizer(
+            optimizer, {k: v for k, v in tensors.items() if k.startswith("optim.")}, meta["optimizer"]
+        )
         best_weights = ckpt.strip_prefix(tensors, "best.") or None
         best.load_state(meta["best"], best_weights if best.keep_weights else None)
         if stopper is not None and meta["early_stopping"] is not None:
@@ -676,8 +732,11 @@ class Trainer:
         correct = torch.zeros_like(loss_sum)
         n, n_values = 0, 0
         rank, ranks = distributed.world()
-        batches = (distributed.Pieces(data, self.batch_size, rank, ranks, drop_last=self.stateful) if ranks > 1
-                   else iter_batches(data, self.batch_size, drop_last=self.stateful))
+        batches = (
+            distributed.Pieces(data, self.batch_size, rank, ranks, drop_last=self.stateful)
+            if ranks > 1
+            else iter_batches(data, self.batch_size, drop_last=self.stateful)
+        )
         try:
             with torch.no_grad():
                 for x, y in batches:
