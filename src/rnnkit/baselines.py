@@ -153,6 +153,8 @@ class MeanBaseline(nn.Module):
                 [2.]])
     """
 
+    value: torch.Tensor  # buffer (outputs,)
+
     def __init__(self, value: float | torch.Tensor) -> None:
         super().__init__()
         v = torch.as_tensor(value, dtype=torch.float32).reshape(-1)
@@ -353,11 +355,8 @@ class RepeatLastPeriod(nn.Module):
 
     def __init__(self, target_index: int | Sequence[int], period: int, target_length: int) -> None:
         super().__init__()
-        items = (
-            [target_index]
-            if isinstance(target_index, (int, np.integer)) and not isinstance(target_index, bool)
-            else list(target_index)
-        )
+        # a bool (an int to isinstance) is refused with the message below
+        items = [target_index] if isinstance(target_index, (int, np.integer)) else list(target_index)
         if not items or any(isinstance(i, bool) or not isinstance(i, (int, np.integer)) or i < 0 for i in items):
             raise ValueError(f"target_index must be column positions >= 0, got {target_index!r}")
         self.target_index = [int(i) for i in items]
@@ -441,6 +440,8 @@ class MeanDailyCurve(nn.Module):
 
         curve = MeanDailyCurve(0, 5, 6, target_length=24).fit(train_rows)   # (rows, features)
     """
+
+    curve: torch.Tensor  # buffer (period,): the mean target per bin, NaN before fit
 
     def __init__(
         self,
@@ -689,6 +690,8 @@ class MajorityClass(nn.Module):
         tensor([[1., 0.],
                 [1., 0.]])
     """
+
+    label: torch.Tensor  # buffer, 0-dim int64
 
     def __init__(self, label: int, classes: int = 2) -> None:
         super().__init__()

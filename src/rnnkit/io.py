@@ -246,7 +246,8 @@ def save_model(
     """
     stem = _stem(path_stem)
     state = model.state_dict()
-    config = model.get_config() if callable(getattr(model, "get_config", None)) else None
+    get_config = getattr(model, "get_config", None)
+    config = get_config() if callable(get_config) else None
     description = {
         "format": MODEL_FORMAT,
         "format_version": MODEL_FORMAT_VERSION,

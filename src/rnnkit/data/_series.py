@@ -119,7 +119,8 @@ def as_series(data, what: str = "data") -> Series:
     parts = list(data) if isinstance(data, list | tuple) else [data]
     if not parts:
         raise RnnkitError(f"{what} must hold at least one row, got an empty list")
-    arrays, names, segs, offset = [], None, [], 0
+    arrays: list[np.ndarray] = []
+    names, segs, offset = None, [], 0
     for k, part in enumerate(parts):
         label = what if len(parts) == 1 else f"{what}[{k}]"
         arr, part_names, index = _to_numpy(part, label)

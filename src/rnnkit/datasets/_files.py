@@ -19,7 +19,7 @@ import tempfile
 import urllib.request
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from rnnkit.errors import RnnkitError
@@ -39,7 +39,7 @@ def cache_dir() -> Path:
     return Path.home() / ".cache" / "rnnkit"
 
 
-def find_in(folder: Path, names: list[str], patterns: list[str] = ()) -> list[Path]:
+def find_in(folder: Path, names: Sequence[str], patterns: Sequence[str] = ()) -> list[Path]:
     """The first of ``names`` present in ``folder``, else every file matching ``patterns`` (sorted)."""
     if not folder.is_dir():
         return []
@@ -151,12 +151,12 @@ def download(url: str, dest: Path, verify: Callable[[Path], None]) -> Path:
 
 
 def resolve(
-    names: list[str],
+    names: Sequence[str],
     url: str,
     verify: Callable[[Path], None],
     *,
     download_as: str,
-    patterns: list[str] = (),
+    patterns: Sequence[str] = (),
     fallback: Path | None = None,
 ) -> list[Path]:
     """Find a data file: ``RNNKIT_DATA_DIR``, then the cache, then ``fallback`` (a file shipped with

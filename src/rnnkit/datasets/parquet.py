@@ -237,7 +237,10 @@ def read_parquet_series(
             k = order.setdefault(sid, len(order))
             t = times[rows]
             if k == len(lengths):
-                lengths.append(0), last.append(int(t[0]) - 1), first.append(int(t[0])), step_counts.append(Counter())
+                lengths.append(0)
+                last.append(int(t[0]) - 1)
+                first.append(int(t[0]))
+                step_counts.append(Counter())
             before = np.concatenate(([last[k]], t)) if lengths[k] else t
             steps = np.diff(before)
             if steps.size and steps.min() <= 0:

@@ -123,7 +123,7 @@ class RecurrentCell(nn.Module):
 
     def keras_shapes(self) -> list[tuple[int, ...]]:
         g, n, m = self.gates, self.units, self.input_size
-        shapes = [(m, g * n), (n, g * n)]
+        shapes: list[tuple[int, ...]] = [(m, g * n), (n, g * n)]
         if self.use_bias:
             shapes.append((g * n,))
         return shapes

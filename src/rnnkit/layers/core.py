@@ -137,7 +137,7 @@ class Dense(Layer):
         }
 
     def _expected_weights(self) -> list[tuple[str, tuple[int, ...]]]:
-        expected = [("kernel", (self.input_size, self.units))]
+        expected: list[tuple[str, tuple[int, ...]]] = [("kernel", (self.input_size, self.units))]
         if self.use_bias:
             expected.append(("bias", (self.units,)))
         return expected

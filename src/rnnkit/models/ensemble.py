@@ -55,11 +55,10 @@ class Ensemble(nn.Module):
         """Each member as ``model.json`` describes a model: its class and its own config."""
         members = []
         for member in self.members:
-            if not callable(getattr(member, "get_config", None)):
+            get_config = getattr(member, "get_config", None)
+            if not callable(get_config):
                 raise ValueError(f"the ensemble's member {type(member).__name__} has no config to save")
-            members.append(
-                {"class": f"{type(member).__module__}.{type(member).__qualname__}", "config": member.get_config()}
-            )
+            members.append({"class": f"{type(member).__module__}.{type(member).__qualname__}", "config": get_config()})
         return {"names": self.names, "members": members}
 
     @classmethod

@@ -35,7 +35,7 @@ from torch import nn
 
 from rnnkit.errors import check_positive_int
 from rnnkit.layers import Dense
-from rnnkit.layers.recurrent import recurrent_layer_class
+from rnnkit.layers.recurrent import RNN, recurrent_layer_class
 from rnnkit.training.keras_api import KerasModel
 
 State = tuple[torch.Tensor, ...]
@@ -44,7 +44,7 @@ State = tuple[torch.Tensor, ...]
 # --- small pieces --------------------------------------------------------------------------------
 
 
-def recurrent_layer(layer: str, units: int, input_size: int, **options: Any) -> nn.Module:
+def recurrent_layer(layer: str, units: int, input_size: int, **options: Any) -> RNN:
     """``SimpleRNN``/``LSTM``/``GRU`` by name, built for ``input_size`` features, returning its state."""
     return recurrent_layer_class(layer)(units, return_state=True, input_size=input_size, **options)
 
@@ -56,7 +56,7 @@ def run_recurrent(layer: nn.Module, x: torch.Tensor, state: State | None = None)
 
 
 def _column_list(name: str, value: int | Sequence[int], features: int) -> list[int]:
-    items = [value] if isinstance(value, (int, np.integer)) and not isinstance(value, bool) else list(value)
+    items = [value] if isinstance(value, (int, np.integer)) else list(value)  # a bool is refused below
     if not items or any(
         isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not 0 <= i < features for i in items
     ):

@@ -18,18 +18,39 @@ fed back. ``OneToMany.forward`` runs the same loop, so the plain Trainer fits it
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import nn
 
-from rnnkit.errors import check_positive_int
+from rnnkit.errors import RnnkitError, check_positive_int
 from rnnkit.layers import Dense, Embedding
 from rnnkit.models.forecasters import Clock, _check_clock, _column_list, recurrent_layer, run_recurrent
 from rnnkit.training.keras_api import KerasModel
 
 
-def _unroll(model: nn.Module, start: Any, length: int, choose=None) -> torch.Tensor:
+@runtime_checkable
+class Generative(Protocol):
+    """What :func:`generate` runs: ``begin(start) -> (previous, state)``, then
+    ``step(previous, state, k) -> (output, state)`` once per generated step."""
+
+    def begin(self, start: torch.Tensor) -> tuple[torch.Tensor, Any]: ...
+
+    def step(self, previous: torch.Tensor, state: Any, k: int) -> tuple[torch.Tensor, Any]: ...
+
+
+@runtime_checkable
+class TextGenerative(Generative, Protocol):
+    """A token model that reads and writes text (:class:`CharRNN`): its ``vocabulary`` and the ids of a text."""
+
+    vocabulary: str
+
+    def encode(self, text: str) -> torch.Tensor: ...
+
+    def decode(self, ids: Any) -> str: ...
+
+
+def _unroll(model: Generative, start: Any, length: int, choose=None) -> torch.Tensor:
     """The generation loop: ``(batch, length, ...)`` values, each step fed the previous one."""
     previous, state = model.begin(start)
     values = []
@@ -217,6 +238,7 @@ class CharUnigram(nn.Module):
     """
 
     discrete = True
+    log_p: torch.Tensor  # buffer (vocabulary,)
 
     def __init__(self, vocabulary: str) -> None:
         super().__init__()
@@ -247,6 +269,7 @@ class CharBigram(nn.Module):
     """
 
     discrete = True
+    log_p: torch.Tensor  # buffer (vocabulary, vocabulary): row a, log p(b | a)
 
     def __init__(self, vocabulary: str) -> None:
         super().__init__()
@@ -326,6 +349,11 @@ def generate(model: nn.Module, start: Any, length: int, *, temperature: float = 
         raise ValueError(
             f"temperature applies to token models only (discrete=True), got {temperature} for {type(model).__name__}"
         )
+    if not isinstance(model, Generative):
+        raise RnnkitError(
+            "model must have begin(start) and step(previous, state, k) (OneToMany, CharRNN), "
+            f"got {type(model).__name__}"
+        )
     was_training = model.training
     model.eval()
     try:
@@ -340,18 +368,27 @@ def generate(model: nn.Module, start: Any, length: int, *, temperature: float = 
         model.train(was_training)
 
 
-def _generate_tokens(model: nn.Module, start: Any, length: int, temperature: float, seed: int | None) -> Any:
-    as_text = isinstance(start, str)
-    if as_text:
+def _generate_tokens(model: Generative, start: Any, length: int, temperature: float, seed: int | None) -> Any:
+    if isinstance(start, str):
         if not start:
             raise ValueError("start must hold at least one character, got ''")
-        ids = model.encode(start)[None]
-    else:
-        ids = torch.as_tensor(start, dtype=torch.long)
-        if ids.dim() not in (1, 2) or ids.shape[-1] < 1:
-            raise ValueError(f"start ids must be (s,) or (batch, s) with s >= 1, got shape {tuple(ids.shape)}")
+        if not isinstance(model, TextGenerative):
+            raise RnnkitError(
+                f"a text start needs a model with encode and decode (CharRNN), got {type(model).__name__}"
+            )
+        return model.decode(_generate_ids(model, model.encode(start)[None], length, temperature, seed)[0])
+    ids = torch.as_tensor(start, dtype=torch.long)
+    if ids.dim() not in (1, 2) or ids.shape[-1] < 1:
+        raise ValueError(f"start ids must be (s,) or (batch, s) with s >= 1, got shape {tuple(ids.shape)}")
     single = ids.dim() == 1
-    ids = ids[None] if single else ids
+    out = _generate_ids(model, ids[None] if single else ids, length, temperature, seed)
+    return out[0] if single else out
+
+
+def _generate_ids(
+    model: Generative, ids: torch.Tensor, length: int, temperature: float, seed: int | None
+) -> torch.Tensor:
+    """``(batch, length)`` ids after the seed ids ``(batch, s)``."""
     generator = None
     if seed is not None:
         generator = torch.Generator().manual_seed(seed)
@@ -362,7 +399,4 @@ def _generate_tokens(model: nn.Module, start: Any, length: int, temperature: flo
         probs = torch.softmax(logits / temperature, -1)
         return torch.multinomial(probs, 1, generator=generator)[:, 0]
 
-    out = _unroll(model, ids, length, choose)  # (batch, length)
-    if as_text:
-        return model.decode(out[0])
-    return out[0] if single else out
+    return _unroll(model, ids, length, choose)  # (batch, length)

@@ -109,6 +109,8 @@ class BigramModel(nn.Module):
         bigram(x_test).argmax(-1)
     """
 
+    counts: torch.Tensor  # buffer (vocab_size, vocab_size): counts[a, b] of b after a
+
     def __init__(self, vocab_size: int) -> None:
         super().__init__()
         self.vocab_size = check_positive_int("vocab_size", vocab_size)

@@ -174,6 +174,8 @@ class MajorityTagPerWord(nn.Module):
         MajorityTagPerWord.fit(train)(train.ids).argmax(-1)   # [[1], [1], [1]]: teddy is PERSON 2 of 3 times
     """
 
+    table: torch.Tensor  # buffer (vocab_size,) int64
+
     def __init__(self, table: torch.Tensor, num_tags: int) -> None:
         super().__init__()
         if isinstance(num_tags, bool) or not isinstance(num_tags, int) or num_tags < 1:

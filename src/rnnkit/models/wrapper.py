@@ -38,4 +38,5 @@ class Wrapper(KerasModel):
 
     def inner_config(self) -> dict[str, Any] | None:
         """The inner model's ``get_config()``, or None when it has none."""
-        return self.model.get_config() if callable(getattr(self.model, "get_config", None)) else None
+        fn = getattr(self.model, "get_config", None)
+        return fn() if callable(fn) else None
