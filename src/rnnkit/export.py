@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import torch
@@ -104,14 +104,17 @@ class Graph:
 
 Converter = Callable[[Graph, nn.Module, str], str]
 CONVERTERS: dict[type, Converter] = {}
+M = TypeVar("M", bound=nn.Module)
 
 
-def converts(*classes: type) -> Callable[[Converter], Converter]:
+def converts(*classes: type[M]) -> Callable[[Callable[[Graph, M, str], str]], Callable[[Graph, M, str], str]]:
     """Register a function ``(graph, module, input name) -> output name`` for ``classes``."""
 
-    def register(fn: Converter) -> Converter:
+    def register(fn: Callable[[Graph, M, str], str]) -> Callable[[Graph, M, str], str]:
         for cls in classes:
-            CONVERTERS[cls] = fn
+            # convert() calls it only for instances of cls, which fn takes: a map keyed by class
+            # cannot say that each value takes its own key's instances
+            CONVERTERS[cls] = cast(Converter, fn)
         return fn
 
     return register
@@ -225,7 +228,7 @@ def _recurrent(graph: Graph, layer: RNN, x: str) -> str:
         x = graph.reverse_time(x)  # Keras: process the reversed input; outputs stay in processing order
     inputs[0] = graph.op("Transpose", [x], perm=[1, 0, 2])  # (time, batch, m): ONNX's layout 0
     attributes: dict[str, Any] = {"hidden_size": n, **_rnn_activations(layer)}
-    if kind is GRU:
+    if isinstance(layer, GRU):
         attributes["linear_before_reset"] = int(layer.reset_after)
     op_type = {SimpleRNN: "RNN", LSTM: "LSTM", GRU: "GRU"}[kind]
     y, y_h = graph.op(op_type, inputs, outputs=2, **attributes)  # (time, 1, batch, n), (1, batch, n)
@@ -293,11 +296,20 @@ def _relu(graph: Graph, layer: nn.Module, x: str) -> str:
     return graph.op("Relu", [x])
 
 
-@converts(Sequential, nn.Sequential)
-def _sequential(graph: Graph, model: nn.Module, x: str) -> str:
-    for layer in model.layers if isinstance(model, Sequential) else model:
+def _in_order(graph: Graph, layers: nn.Sequential | nn.ModuleList, x: str) -> str:
+    for layer in layers:
         x = convert(graph, layer, x)
     return x
+
+
+@converts(Sequential)
+def _sequential(graph: Graph, model: Sequential, x: str) -> str:
+    return _in_order(graph, model.layers, x)
+
+
+@converts(nn.Sequential)
+def _torch_sequential(graph: Graph, model: nn.Sequential, x: str) -> str:
+    return _in_order(graph, model, x)
 
 
 # --- baselines and target wrappers -----------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 import re
-from typing import Any, Sequence
+from typing import Any, Sequence, cast
 
 import numpy as np
 import torch
@@ -31,7 +31,7 @@ def _check_input_shape(input_shape: Any) -> Shape:
     rule = "input_shape must be (sequence_length, features) with positive integers (sequence_length may be None)"
     if not isinstance(input_shape, (tuple, list)) or len(input_shape) not in (1, 2):
         raise RnnkitError(f"{rule}, got {input_shape!r}")
-    shape = []
+    shape: list[int | None] = []
     for i, d in enumerate(input_shape):
         if d is None and i == 0 and len(input_shape) == 2:
             shape.append(None)
@@ -64,8 +64,9 @@ def _next_mask(
 ) -> torch.Tensor | None:
     """The mask after ``layer``: its ``compute_mask(x, mask)`` when it has one; otherwise the
     mask goes on while the output keeps the (batch, time) axes (Dense, Dropout per step)."""
-    if hasattr(layer, "compute_mask"):
-        return layer.compute_mask(x, mask)
+    compute_mask = getattr(layer, "compute_mask", None)
+    if compute_mask is not None:
+        return compute_mask(x, mask)
     if mask is not None and output.dim() >= 3 and output.shape[:2] == mask.shape:
         return mask
     return None
@@ -111,8 +112,8 @@ class Sequential(KerasModel):
         for layer in layers:
             self._check_layer(layer)
             self.layers.append(layer)
-        if self.input_shape is None and self.layers and self.layers[0].built:
-            self.input_shape = self._first_layer_input_shape(self.layers[0])
+        if self.input_shape is None and self.layers and self._layer_list()[0].built:
+            self.input_shape = self._first_layer_input_shape(self._layer_list()[0])
         if self.input_shape is not None and self.layers:
             self.build(self.input_shape)
 
@@ -125,6 +126,11 @@ class Sequential(KerasModel):
             )
         if not isinstance(layer, Layer):
             raise ValueError(f"Sequential layers must be rnnkit layers (rk.layers.*), got {layer!r}")
+
+    def _layer_list(self) -> list[Layer]:
+        """``self.layers`` as rnnkit layers: ``nn.ModuleList`` is not generic (its items are typed
+        ``nn.Module``), and every item passed :meth:`_check_layer` on its way in."""
+        return cast("list[Layer]", list(self.layers))
 
     @staticmethod
     def _first_layer_input_shape(layer: Layer) -> Shape | None:
@@ -144,7 +150,7 @@ class Sequential(KerasModel):
         shape: Any = tuple(input_shape)
         self.input_shape = shape
         self.output_shapes = []
-        for i, layer in enumerate(self.layers):
+        for i, layer in enumerate(self._layer_list()):
             shape = self._build_layer(i, layer, shape)
             self.output_shapes.append(shape)
 
@@ -215,7 +221,7 @@ class Sequential(KerasModel):
     def count_params(self) -> int:
         """Total parameters, counted as Keras counts them."""
         self._require_built("count_params")
-        return sum(layer.count_params() for layer in self.layers)
+        return sum(layer.count_params() for layer in self._layer_list())
 
     def summary(self) -> str:
         """A table: per layer its name, output shape, parameters and the formula with numbers.
@@ -242,7 +248,7 @@ class Sequential(KerasModel):
                 f"{layer.count_params():,}",
                 layer.param_formula(),
             )
-            for name, layer, shape in zip(self.layer_names(), self.layers, self.output_shapes)
+            for name, layer, shape in zip(self.layer_names(), self._layer_list(), self.output_shapes)
         ]
         widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
 
@@ -271,32 +277,32 @@ class Sequential(KerasModel):
         """Sum of every layer's weight penalties, a 0-dim tensor (0 when none are set)."""
         device = next((p.device for p in self.parameters()), None)
         total = torch.zeros((), device=device)
-        for layer in self.layers:
+        for layer in self._layer_list():
             total = total + layer.regularization_loss()
         return total
 
     def reset_states(self) -> None:
         """Clear the carried state of every stateful layer."""
-        for layer in self.layers:
+        for layer in self._layer_list():
             layer.reset_states()
 
     # --- Keras weights ------------------------------------------------------------------------------
     def get_weights(self) -> list[np.ndarray]:
         """All layers' weights in Keras's layout and order (as ``keras_model.get_weights()``)."""
         self._require_built("get_weights")
-        return [w for layer in self.layers for w in layer.get_weights()]
+        return [w for layer in self._layer_list() for w in layer.get_weights()]
 
     def set_weights(self, weights: Sequence[Any]) -> None:
         """Load ``weights`` in Keras's order, e.g. ``model.set_weights(keras_model.get_weights())``."""
         self._require_built("set_weights")
         weights = list(weights)
-        current = [layer.get_weights() for layer in self.layers]
+        current = [layer.get_weights() for layer in self._layer_list()]
         expected = sum(len(c) for c in current)
         if len(weights) != expected:
             per_layer = ", ".join(f"{name}: {len(c)}" for name, c in zip(self.layer_names(), current))
             raise ValueError(f"set_weights expects {expected} arrays ({per_layer}), got {len(weights)}")
         start = 0
-        for name, layer, old in zip(self.layer_names(), self.layers, current):
+        for name, layer, old in zip(self.layer_names(), self._layer_list(), current):
             chunk = weights[start : start + len(old)]
             for k, (w, o) in enumerate(zip(chunk, old)):
                 shape = np.shape(w)
@@ -312,7 +318,7 @@ class Sequential(KerasModel):
         """JSON-serialisable description: ``{"input_shape": [...] or None, "layers": [...]}``."""
         return {
             "input_shape": None if self.input_shape is None else list(self.input_shape),
-            "layers": [serialize(layer) for layer in self.layers],
+            "layers": [serialize(layer) for layer in self._layer_list()],
         }
 
     @classmethod
