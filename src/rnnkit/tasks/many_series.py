@@ -27,7 +27,7 @@ from torch import nn
 from rnnkit import baselines as bl
 from rnnkit.config import ExperimentConfig, ModelConfig, TrainingConfig, build_layer
 from rnnkit.data.many_series import SeriesScaler, SeriesWindows, part_bounds
-from rnnkit.datasets.parquet import read_parquet_series
+from rnnkit.datasets.parquet import SeriesStore, read_parquet_series
 from rnnkit.errors import RnnkitError
 from rnnkit.io import write_json_atomic
 from rnnkit.models import Sequential
@@ -84,7 +84,7 @@ class ManySeries(Task):
 
     def __init__(self, config: ExperimentConfig) -> None:
         super().__init__(config)
-        self.store = None
+        self.store: SeriesStore | None = None  # after prepare()
         self.windows: dict[str, SeriesWindows] = {}
         self.series_scaler: SeriesScaler | None = None
         self._persistence: nn.Module | None = None
