@@ -86,7 +86,10 @@ def child(args: argparse.Namespace) -> None:
 def run_child(policy: str, args: argparse.Namespace) -> dict[str, dict[str, float]]:
     environment = dict(os.environ)
     environment.pop("OMP_WAIT_POLICY", None)
-    if policy != "default":
+    environment.pop("GOMP_SPINCOUNT", None)
+    if policy.startswith("spin="):  # GNU OpenMP: spin this many times (about 10 ns each), then sleep
+        environment["GOMP_SPINCOUNT"] = policy.removeprefix("spin=")
+    elif policy != "default":
         environment["OMP_WAIT_POLICY"] = policy
     command = [sys.executable, __file__, "--child", "--repeats", str(args.repeats), "--steps", str(args.steps)]
     output = subprocess.run(command, env=environment, capture_output=True, text=True, check=True).stdout
