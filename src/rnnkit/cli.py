@@ -224,6 +224,72 @@ def train_command(
     )
 
 
+@app.command("backtest")
+@click.argument("config_path", type=click.Path(path_type=str))
+@click.option(
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Backtest folder (default runs/NAME); each fold's run goes in FOLDER/fold_01, fold_02, ...",
+)
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override the number of epochs.")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue the backtest in the folder: finished folds are read back, the interrupted one continues.",
+)
+@click.option(
+    "--overwrite", is_flag=True, help="Replace the backtest that the folder holds (its files are removed first)."
+)
+@click.option("--quiet", is_flag=True, help="No progress output (bar or line per epoch).")
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Torch threads for training (default: torch's own, all cores).",
+)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help=_DEVICE_HELP)
+def backtest_command(
+    config_path: str,
+    output: Path | None,
+    epochs: int | None,
+    resume: bool,
+    overwrite: bool,
+    quiet: bool,
+    threads: int | None,
+    device: str | None,
+) -> None:
+    """Rolling-origin backtest: train and score every model and baseline on each fold of the config's [backtest]."""
+    from rnnkit.backtest import backtest_settings, backtest_table, run_backtest
+    from rnnkit.experiment import written_lines
+    from rnnkit.tasks import load_config
+
+    if resume and overwrite:
+        raise click.UsageError("--resume continues the backtest in the folder, --overwrite replaces it: give one")
+    config = load_config(config_path)
+    backtest_settings(config, config_path)
+    folder = output or Path("runs") / config.name
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    _use_run_folder(folder)
+    click.echo(f"backtest folder: {folder}")
+    document = run_backtest(
+        config,
+        folder,
+        epochs=epochs,
+        resume=resume,
+        overwrite=overwrite,
+        progress=_progress(quiet),
+        log=click.echo,
+        device=device,
+    )
+    click.echo("")
+    click.echo(backtest_table(document))
+    click.echo(written_lines(folder))
+
+
 @app.command("evaluate")
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option(

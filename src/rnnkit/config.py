@@ -58,6 +58,7 @@ else:  # pragma: no cover - Python 3.10
 
 
 __all__ = [
+    "BacktestConfig",
     "ClassificationConfig",
     "DataConfig",
     "ExperimentConfig",
@@ -76,6 +77,31 @@ __all__ = [
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)  # inf/NaN named at the key
+
+
+class RowParts(_Strict):
+    """A series' parts given by row position, each ``[start, stop)`` (``data.parts``; a backtest fold's).
+
+    Positions count the rows after reading (``data.step`` applied); the parts are in time order and do
+    not overlap (validation starts at or after training's stop, test at or after validation's).
+    """
+
+    train: list[int]
+    val: list[int]
+    test: list[int]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "RowParts":
+        for key in ("train", "val", "test"):
+            rows = getattr(self, key)
+            if len(rows) != 2 or rows[0] < 0 or rows[1] <= rows[0]:
+                raise ValueError(f"{key} must be [start, stop] row positions with 0 <= start < stop, got {rows}")
+        if self.train[1] > self.val[0] or self.val[1] > self.test[0]:
+            raise ValueError(
+                f"the parts must be in time order without overlap (train, then val, then test), got "
+                f"train {self.train}, val {self.val}, test {self.test}"
+            )
+        return self
 
 
 class DataConfig(_Strict):
@@ -108,6 +134,9 @@ class DataConfig(_Strict):
     # the course's split: windows cut from the whole series are split in order (a part's windows may reach
     # back into the part before for their inputs, never for their targets).
     split_by: Literal["rows", "windows"] = "rows"
+    # explicit parts by row position ({train = [start, stop], val = [...], test = [...]}): a backtest fold's
+    # (rnnkit.backtest writes them); split, split_per_segment and split_by are then not used
+    parts: RowParts | None = None
     # dataset = "parquet" only: the series-id and time columns (default "id", "time"), and whether each series is
     # scaled with its own training statistics ("series") or all with the pooled ones ("global", the default)
     id_column: str | None = None
@@ -451,6 +480,100 @@ class IntervalsConfig(_Strict):
         return self
 
 
+# A backtest length: a number of rows, or a duration such as "365d", "8760h" or "52w" (rnnkit.backtest).
+DURATION_UNITS = {"h": 1, "hour": 1, "hours": 1, "d": 24, "day": 24, "days": 24, "w": 168, "week": 168, "weeks": 168}
+
+
+def duration_hours(value: int | str) -> int | None:
+    """The hours of a duration such as ``"365d"`` (None for a number of rows, an int).
+
+    Example:
+        >>> duration_hours("365d"), duration_hours("36h"), duration_hours(500)
+        (8760, 36, None)
+    """
+    if isinstance(value, int):
+        return None
+    text = value.strip().lower()
+    number = text.rstrip("abcdefghijklmnopqrstuvwxyz ")
+    unit = text[len(number) :].strip()
+    if not number.isdigit() or unit not in DURATION_UNITS or int(number) < 1:
+        raise ValueError(
+            f"must be a number of rows (an integer >= 1) or a duration such as '365d', '8760h' or '52w', got {value!r}"
+        )
+    return int(number) * DURATION_UNITS[unit]
+
+
+class BacktestConfig(_Strict):
+    """A rolling-origin backtest (``[backtest]``, run by ``rnnkit backtest``; rnnkit.backtest).
+
+    The test folds: ``by = "year"`` makes each calendar year a fold (``first``/``last``: the first and last
+    test year; ``folds = N`` with it: the last N of those years); else ``folds = N`` consecutive test folds
+    of ``length`` (rows, or a duration such as ``"365d"``) that end with the data. Each fold's training span
+    lies before its test fold: every row before it (``window = "expanding"``) or the ``span`` just before it
+    (``"sliding"``); its last ``validation`` (rows or a duration; default: a test fold's length, 365 days
+    with ``by = "year"``) is the fold's validation part. ``refit = false`` trains once, on the first fold's
+    training span, and scores every fold with those models.
+    """
+
+    folds: int | None = Field(None, ge=1)
+    by: Literal["year"] | None = None
+    length: int | str | None = None  # each test fold: rows or a duration ("365d"); not with by = "year"
+    first: int | None = None  # by = "year": the first test year (default: the data's second year)
+    last: int | None = None  # by = "year": the last test year (default: the data's last year)
+    window: Literal["expanding", "sliding"] = "expanding"
+    span: int | str | None = None  # window = "sliding": the training span, its validation part included
+    validation: int | str | None = None  # the end of each training span: rows or a duration
+    refit: bool = True  # false: train once on the first fold's training span, score every fold with it
+
+    @field_validator("length", "span", "validation", mode="before")
+    @classmethod
+    def _lengths(cls, v: Any) -> Any:
+        if v is None:
+            return v
+        if isinstance(v, bool) or not isinstance(v, (int, str)) or (isinstance(v, int) and v < 1):
+            raise ValueError(
+                f"must be a number of rows (an integer >= 1) or a duration such as '365d', '8760h' or '52w', got {v!r}"
+            )
+        if isinstance(v, str):
+            duration_hours(v)
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "BacktestConfig":
+        if self.by is None:
+            if self.folds is None:
+                raise ValueError(
+                    "backtest.folds: give folds = N (with length) or by = 'year' to say what the test folds are, got neither"
+                )
+            if self.length is None:
+                raise ValueError(
+                    "backtest.length: folds = N needs each test fold's length (rows, or a duration such as "
+                    "'365d'), got none"
+                )
+            for key in ("first", "last"):
+                if getattr(self, key) is not None:
+                    raise ValueError(f"backtest.{key} names a test year: it needs by = 'year', got by unset")
+        else:
+            if self.length is not None:
+                raise ValueError(
+                    f"backtest.length: by = 'year' makes each calendar year a test fold; leave length out, "
+                    f"got {self.length!r}"
+                )
+            if self.first is not None and self.last is not None and self.first > self.last:
+                raise ValueError(f"backtest.first must be <= backtest.last, got {self.first} and {self.last}")
+        if self.window == "sliding" and self.span is None:
+            raise ValueError(
+                "backtest.span: window = 'sliding' needs the training span (rows or a duration such as "
+                "'1461d'), got none"
+            )
+        if self.window == "expanding" and self.span is not None:
+            raise ValueError(
+                f"backtest.span is the sliding window's training span: window = 'expanding' uses every "
+                f"row before the fold, got span = {self.span!r}"
+            )
+        return self
+
+
 class ExperimentConfig(_Strict):
     """A whole run: data, windows, training, baselines and the models to compare."""
 
@@ -473,6 +596,7 @@ class ExperimentConfig(_Strict):
     published: PublishedConfig | None = None  # reference numbers (the course's, Chollet's) shown beside the run's
     output: OutputConfig = Field(default_factory=OutputConfig)
     search: SearchConfig | None = None  # a sweep's space and settings (rnnkit sweep)
+    backtest: BacktestConfig | None = None  # rolling-origin folds (rnnkit backtest; rnnkit.backtest)
 
     @model_validator(mode="after")
     def _published_rows_name_rows_of_the_run(self) -> ExperimentConfig:
@@ -637,7 +761,7 @@ def describe_validation_error(err: ValidationError, root: type[BaseModel], sourc
     if annotation is not None and (kind.endswith("_type") or kind.endswith("_parsing") or kind == "literal_error"):
         return f"{source}: '{key}' must be {_type_name(annotation)}, got {value!r}"
     message = first["msg"].removeprefix("Value error, ")
-    if not key:  # a check across keys: its message names them
+    if not key or message.startswith(f"{key}."):  # a check across keys: its message names them
         return f"{source}: {message}"
     return f"{source}: '{key}': {message}" + ("" if "got" in message else f", got {value!r}")
 

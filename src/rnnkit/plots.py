@@ -317,6 +317,43 @@ def plot_step_errors(
     return _save(fig, path)
 
 
+def plot_backtest(
+    scores: Mapping[str, Sequence[float]],
+    labels: Sequence[str],
+    path: str | os.PathLike[str] | None,
+    *,
+    title: str = "Test MAE per backtest fold",
+    units: str = "",
+) -> Any:
+    """A backtest's test score of each fold (``labels``, in time order), one line per model.
+
+    Args:
+        scores: ``{model name: [score of fold 1, fold 2, ...]}``.
+        labels: each fold's name on the x axis (its test year, or ``fold 1`` ...).
+        path: the PNG to write (atomically); None: return the figure as SVG text instead.
+        title: the figure title.
+        units: the units of the score, e.g. ``"degC"``.
+
+    Example:
+        >>> plot_backtest({"persistence": [2.6, 2.5], "GRU": [2.2, 2.3]}, ["2015", "2016"], None).startswith("<?xml")
+        True
+    """
+    if not scores:
+        raise ValueError("scores must hold at least one model, got none")
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    x = np.arange(len(labels))
+    for name, values in scores.items():
+        ax.plot(x, np.asarray(values, dtype=float).reshape(-1), "-o", markersize=4, label=name)
+    ax.set_xticks(x)
+    ax.set_xticklabels(list(labels))
+    ax.set_xlabel("test fold")
+    ax.set_ylabel(f"test MAE ({units})" if units else "test MAE")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    return _save(fig, path)
+
+
 def plot_sweep(study: Any, folder: str | os.PathLike[str], metric: str) -> list[Path]:
     """A sweep's plots, drawn by Optuna's matplotlib visualisation: ``history.png`` (the value of each
     trial and the best so far), ``importances.png`` (fANOVA importance of each parameter, from two

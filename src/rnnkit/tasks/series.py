@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 
 from rnnkit import datasets
-from rnnkit.config import ExperimentConfig, ModelConfig, WindowConfig, build_layer
+from rnnkit.config import ExperimentConfig, ModelConfig, RowParts, WindowConfig, build_layer
 from rnnkit.data import Standardizer, Windows, make_windows, split, split_per_segment, stream_batches
 from rnnkit.datasets.jena import describe_source
 from rnnkit.errors import RnnkitError
@@ -162,18 +162,26 @@ class Prepared:
             raise RnnkitError(f"{PART_NAMES[part]} part: {e}") from None
 
 
-def prepare(config: ExperimentConfig, frame: pd.DataFrame) -> Prepared:
-    """Split in time, fit the scaler on the training part only, and cut each part into windows."""
+def prepare(config: ExperimentConfig, frame: pd.DataFrame, parts: RowParts | None = None) -> Prepared:
+    """Split in time, fit the scaler on the training part only, and cut each part into windows.
+
+    ``parts`` (default: ``config.data.parts``) gives the parts as row ranges instead of ``data.split``:
+    a backtest fold's (rnnkit.backtest). Each part's windows come from its own rows only.
+    """
     fractions = tuple(config.data.split)
-    try:
-        if config.data.split_by == "windows":
-            split_parts = split_windows(frame, config)
-        elif config.data.split_per_segment:
-            split_parts = split_per_segment(frame, fractions, min_rows=window_span(config))
-        else:
-            split_parts = tuple([piece] for piece in split(frame, fractions))
-    except ValueError as e:
-        raise RnnkitError(f"cannot split {len(frame)} rows by {list(fractions)}: {e}") from None
+    parts = parts if parts is not None else config.data.parts
+    if parts is not None:
+        split_parts = rows_parts(frame, parts)
+    else:
+        try:
+            if config.data.split_by == "windows":
+                split_parts = split_windows(frame, config)
+            elif config.data.split_per_segment:
+                split_parts = split_per_segment(frame, fractions, min_rows=window_span(config))
+            else:
+                split_parts = tuple([piece] for piece in split(frame, fractions))
+        except ValueError as e:
+            raise RnnkitError(f"cannot split {len(frame)} rows by {list(fractions)}: {e}") from None
     pieces = dict(zip(PARTS, split_parts))
     if not pieces["train"]:  # every segment is shorter than one window, so split_per_segment kept none
         w = config.windows
@@ -201,6 +209,15 @@ def prepare(config: ExperimentConfig, frame: pd.DataFrame) -> Prepared:
             ) from None
     target_index = scaler.column_index(config.data.target)
     return Prepared(config, frame, scaler, scaled, windows, target_index)
+
+
+def rows_parts(frame: pd.DataFrame, parts: RowParts) -> tuple[list[pd.DataFrame], ...]:
+    """The parts of ``frame`` at the row ranges of ``parts`` (``[start, stop)`` by position), one piece each."""
+    if parts.test[1] > len(frame):
+        raise RnnkitError(
+            f"data.parts: the test part ends at row {parts.test[1]}, but the data hold {len(frame)} rows"
+        )
+    return tuple([frame.iloc[start:stop]] for start, stop in (parts.train, parts.val, parts.test))
 
 
 def window_span(config: ExperimentConfig) -> int:
