@@ -105,7 +105,13 @@ def use_demo_threads() -> str | None:
 
     from rnnkit.training.threads import threads_for_load
 
+    from rnnkit.layers.kernel import kernel_mode
+
     threads, why = threads_for_load()
+    if threads > 1 and kernel_mode() == "torch" and os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE":
+        # PyTorch's step loop opens a parallel region per time step, and a passive wait wakes the other
+        # thread each time: the demo on that path took 469 s on 2 threads and 222 s on 1 (2 cores, quiet)
+        threads, why = 1, "1 thread (the PyTorch path, RNNKIT_KERNEL=torch, runs slower on 2 with passive waits)"
     torch.set_num_threads(threads)
     return why
 
