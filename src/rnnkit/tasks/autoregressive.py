@@ -80,6 +80,7 @@ class Autoregressive(Forecaster):
         return f"{self.config.training.loss} over the fed-back columns (scaled units)"
 
     def describe_model(self, model: nn.Module) -> str:
+        assert isinstance(model, AutoregressiveForecaster)  # built by make()
         return (
             f"{model.layer}({model.units}) reads {model.features} features a row and feeds back "
             f"{len(model.fed_back)} ({', '.join(self.fed_back)}), {model.target_length} times"

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import pandas as pd
 from torch import nn
@@ -81,13 +81,20 @@ def recurrent_spec(spec: ModelConfig) -> tuple[str, int]:
     return str(layer["type"]), int(layer["units"])
 
 
+class Rebuildable(Protocol):
+    """What a forecaster task needs of its model class: ``from_config``, for a run's ``model.json``."""
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> nn.Module: ...
+
+
 class Forecaster(Regression):
     """Multi-step regression whose models are one kind of feedback forecaster (see the module docstring).
 
     Subclasses name the kind (``forecaster``: its class, as ``model.json`` names it) and build it (:meth:`make`).
     """
 
-    forecaster: ClassVar[type[nn.Module]]
+    forecaster: ClassVar[type[Rebuildable]]
     reads_known_future = False  # a forecaster that feeds back whole rows must predict every input column
 
     @classmethod

@@ -378,6 +378,7 @@ class Generation(Task):
         from rnnkit.datasets import read_prompts
 
         name, model, description = read_trained(run, self, name or None)
+        assert isinstance(model, CharRNN)  # rebuild() makes CharRNN only
         g = settings(self.config)
         prompts = [p for path in data_paths for p in read_prompts(path)]
         rows = []

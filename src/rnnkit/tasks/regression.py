@@ -54,7 +54,7 @@ from rnnkit.tasks.series import (
 from rnnkit.training import predict, score
 from rnnkit.training.metrics import last_step_scores, multistep_scores
 
-BASELINES = ("persistence", "seasonal_persistence", "mean", "linear", "naive_dense", "repeat_last_day")
+BASELINES: tuple[str, ...] = ("persistence", "seasonal_persistence", "mean", "linear", "naive_dense", "repeat_last_day")
 
 # The course's "naive" fully connected network on the flattened window (a baseline that trains).
 NAIVE_DENSE = ModelConfig(
@@ -127,7 +127,7 @@ class OneStep:
                 "(one step: 'seasonal_persistence'), got target_length = 1"
             )
 
-    def wrap(self, net: nn.Module, spec: ModelConfig, prepared: Prepared, residual: bool) -> nn.Module:
+    def wrap(self, net: Sequential, spec: ModelConfig, prepared: Prepared, residual: bool) -> nn.Module:
         out = tuple(net.output_shapes[-1])
         if out != (1,):
             raise RnnkitError(
@@ -191,7 +191,7 @@ class PerStep(OneStep):
                 "training.stateful: stateful training has no per-step (windows.return_sequences) path yet, got true"
             )
 
-    def wrap(self, net: nn.Module, spec: ModelConfig, prepared: Prepared, residual: bool) -> nn.Module:
+    def wrap(self, net: Sequential, spec: ModelConfig, prepared: Prepared, residual: bool) -> nn.Module:
         out = tuple(net.output_shapes[-1])
         steps = prepared.config.windows.sequence_length
         if out != (steps, 1):
@@ -254,7 +254,7 @@ class MultiStep(OneStep):
                 "training.stateful: stateful training has no multi-step (windows.target_length > 1) path yet, got true"
             )
 
-    def wrap(self, net: nn.Module, spec: ModelConfig, prepared: Prepared, residual: bool) -> nn.Module:
+    def wrap(self, net: Sequential, spec: ModelConfig, prepared: Prepared, residual: bool) -> nn.Module:
         shape = check_output(tuple(net.output_shapes[-1]), prepared.target_length, f"model '{spec.name}'")
         return bl.MultiStepResidualTarget(net, prepared.target_index, shape) if residual else net
 

@@ -38,6 +38,7 @@ class Seq2Seq(Forecaster):
         )
 
     def describe_model(self, model: nn.Module) -> str:
+        assert isinstance(model, Seq2SeqForecaster)  # built by make()
         clock = len(model.clock.indices) if model.clock is not None else 0
         return (
             f"encoder {model.layer}({model.units}) reads {model.features} features a row; decoder "

@@ -216,7 +216,7 @@ class Tagging(Task):
         return describe_corpus(self.corpus)
 
     def baselines(self) -> dict[str, nn.Module]:
-        chosen = {}
+        chosen: dict[str, nn.Module] = {}
         if "majority_per_word" in self.config.baselines:
             chosen["majority_per_word"] = MajorityTagPerWord.fit(self.corpus.parts["train"])
         return chosen
