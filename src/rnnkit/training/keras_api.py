@@ -223,7 +223,7 @@ class KerasModel(nn.Module):
         *,
         quantiles: Sequence[float] | None = None,
         **settings: Any,
-    ) -> None:  # type: ignore[override]  # Keras's compile, not torch.compile
+    ) -> None:  # Keras's compile, not torch.compile
         """Keep the training settings for ``fit``, ``evaluate`` and ``predict`` (Keras's ``compile``).
 
         Args:

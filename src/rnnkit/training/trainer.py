@@ -12,7 +12,7 @@ import contextlib
 import functools
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 import time
 from pathlib import Path
 from typing import IO, Any, Iterator
@@ -556,7 +556,7 @@ class Trainer:
             pieces = distributed.Pieces(
                 train, self.batch_size, rank, ranks, shuffle=self.shuffle, generator=shuffler, drop_last=self.stateful
             )
-        batches = (
+        batches: Iterable[Any] = (
             pieces
             if pieces is not None
             else iter_batches(train, self.batch_size, shuffle=self.shuffle, generator=shuffler, drop_last=self.stateful)
