@@ -196,3 +196,33 @@ def test_the_issues_case_a_killed_run_b_resumes_as_b_never_reading_back_a(tmp_pa
     assert json.loads((run / "run.json").read_text())["name"] == "b"
     assert (run / "models" / "gru_4" / "model.safetensors").read_bytes() != a_weights
     assert json.loads((run / "models" / "gru_4" / "result.json").read_text())["epochs_run"] == 2
+
+
+def test_a_published_run_saved_before_rows_had_a_source_resumes_and_evaluates(tmp_path, csv, capsys):
+    """[published] rows gained ``source`` (default none): a run saved without it has another config hash."""
+    run = tmp_path / "run"
+    published = {
+        "source": "a made-up reference",
+        "rows": [{"model": "GRU(4) there", "run_as": "GRU(4)", "mae_val": 4.8}],
+    }
+    run_experiment(parse_config({**tiny_config(csv, training={"epochs": 1}), "published": published}), run, **quiet)
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["published"]["rows"][0]["source"] is None
+    del saved["published"]["rows"][0]["source"]  # as the older rnnkit wrote it, with its hash in run.json
+    (run / "config.json").write_text(json.dumps(saved))
+    old = {**json.loads((run / "run.json").read_text())}
+    as_claimed = {k: v for k, v in saved.items() if k != "data_used"}
+    old["config_hash"] = rundir.config_hash(as_claimed)
+    (run / "run.json").write_text(json.dumps(old))
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--quiet"]) == 0, capsys.readouterr().err
+    assert "finished in the earlier run, read back" in capsys.readouterr().out
+    now = json.loads((run / "run.json").read_text())
+    assert now["run_id"] == old["run_id"] and now["config_hash"] != old["config_hash"]
+    assert now["config_hash"] == rundir.config_hash(parse_config(as_claimed).to_dict())  # today's hash from now on
+    assert main(["train", "--resume", str(run), "--quiet"]) == 0  # and again, on the config.json it wrote
+    assert main(["evaluate", str(run)]) == 0
+    assert "GRU(4) there" in capsys.readouterr().out
+    saved["training"]["seed"] = 7  # a saved config that is not the run's own is still refused
+    (run / "config.json").write_text(json.dumps(saved))
+    one_line(capsys, ["train", "--resume", run], "of another config")

@@ -207,7 +207,13 @@ def _contents(folder: Path) -> list[Path]:
 
 
 def claim(
-    folder: str | Path, config: dict[str, Any], *, resume: bool = False, overwrite: bool = False, log=None
+    folder: str | Path,
+    config: dict[str, Any],
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    log=None,
+    saved: dict[str, Any] | None = None,
 ) -> RunIdentity:
     """Make ``folder`` this run's: take its lock, check or write its identity (see the module docstring).
 
@@ -217,6 +223,11 @@ def claim(
         resume: continue the run the folder holds; refused when it holds none, or one of another config.
         overwrite: a folder that holds another run is emptied first (refused for a non-run folder).
         log: default None: where to say that a dead process's lock was taken over.
+        saved: default None: when resuming, the run's config as its ``config.json`` holds it, where
+            the caller has checked that it resolves to ``config``. A run written before a setting
+            existed saved its config without that setting's default, so its hash is another: the
+            run resumes when ``saved`` has the folder's hash, and ``run.json`` then takes ``config``'s
+            (the same run id).
 
     Returns:
         The run's identity (the folder's own when resuming). A folder this process already holds
@@ -238,7 +249,7 @@ def claim(
     try:
         if stale and log is not None:
             log(f"{folder}: took over the lock left by {stale}, which is no longer running")
-        identity = _check_or_write(folder, config, resume=resume, overwrite=overwrite)
+        identity = _check_or_write(folder, config, resume=resume, overwrite=overwrite, saved=saved)
     except BaseException:
         release(folder)
         raise
@@ -254,7 +265,9 @@ def _remove_torn_temp_files(folder: Path) -> None:
             path.unlink(missing_ok=True)
 
 
-def _check_or_write(folder: Path, config: dict[str, Any], *, resume: bool, overwrite: bool) -> RunIdentity:
+def _check_or_write(
+    folder: Path, config: dict[str, Any], *, resume: bool, overwrite: bool, saved: dict[str, Any] | None = None
+) -> RunIdentity:
     digest = config_hash(config)
     existing = read_identity(folder)
     if existing is not None:
@@ -268,6 +281,10 @@ def _check_or_write(folder: Path, config: dict[str, Any], *, resume: bool, overw
                 f"{folder}: nothing to resume: it holds no run identity ({RUN_FILE}); start the run "
                 "with rnnkit train CONFIG --output FOLDER"
             )
+        if existing.config_hash != digest and saved is not None and config_hash(saved) == existing.config_hash:
+            # the same config, saved before a setting with a default existed: today's hash from now on
+            existing = RunIdentity(existing.run_id, digest, existing.name, existing.created)
+            write_json_atomic(folder / RUN_FILE, existing.to_dict())
         if existing.config_hash != digest:
             raise RnnkitError(
                 f"{folder} holds run {existing.run_id} of another config (config hash "

@@ -69,11 +69,29 @@ def start_run(
     only the run the folder holds; ``overwrite`` replaces the run a folder holds.
     """
     out = Path(output)
-    rundir.claim(out, config.to_dict(), resume=resume, overwrite=overwrite, log=log)
+    resolved = config.to_dict()
+    saved = _saved_config(out, resolved) if resume else None
+    rundir.claim(out, resolved, resume=resume, overwrite=overwrite, log=log, saved=saved)
     write_json_atomic(out / "config.json", {**config.to_dict(), **({"data_used": data_used} if data_used else {})})
     if scaler is not None:
         write_json_atomic(out / "scaler.json", scaler.to_dict())
     return out
+
+
+def _saved_config(folder: Path, resolved: dict[str, Any]) -> dict[str, Any] | None:
+    """The run's ``config.json`` as saved (without ``data_used``) when it resolves to ``resolved``:
+    a run saved before a setting existed lacks that setting's default, and so has another hash
+    (:func:`rnnkit.rundir.claim`'s ``saved``). None when there is no such file or it differs."""
+    path = folder / "config.json"
+    if not path.is_file():
+        return None
+    try:
+        raw = read_json(path, "run config")
+        raw.pop("data_used", None)
+        same = parse_config(dict(raw), source=str(path)).to_dict() == resolved
+    except (RnnkitError, OSError, ValueError, AttributeError):
+        return None  # not a config of ours: the identity check refuses the folder as before
+    return raw if same else None
 
 
 def baseline_results(
