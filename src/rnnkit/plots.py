@@ -10,7 +10,7 @@ import os
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, overload
 
 import matplotlib
 
@@ -23,7 +23,14 @@ import numpy as np  # noqa: E402
 from rnnkit.io import write_bytes_atomic  # noqa: E402
 
 
-def _save(fig: Any, path: str | os.PathLike[str] | None, dpi: int = 110) -> Any:
+PathLike = str | os.PathLike[str]
+
+
+@overload
+def _save(fig: Any, path: None, dpi: int = 110) -> str: ...
+@overload
+def _save(fig: Any, path: PathLike, dpi: int = 110) -> Path: ...
+def _save(fig: Any, path: PathLike | None, dpi: int = 110) -> Path | str:
     if path is None:  # the figure as SVG text, for pages that inline it (rnnkit.report)
         text = io.StringIO()
         with matplotlib.rc_context({"svg.hashsalt": "rnnkit", "svg.fonttype": "path"}):
@@ -58,9 +65,13 @@ def _history_columns(history: Any) -> dict[str, list[float]]:
     return {"epoch": epochs, **{k: [np.nan if r.get(k) is None else r[k] for r in records] for k in keys}}
 
 
+@overload
+def plot_history(history: Any, path: None, *, title: str = ..., loss_name: str = ...) -> str: ...
+@overload
+def plot_history(history: Any, path: PathLike, *, title: str = ..., loss_name: str = ...) -> Path: ...
 def plot_history(
-    history: Any, path: str | os.PathLike[str] | None, *, title: str = "Learning curves", loss_name: str = "loss"
-) -> Path:
+    history: Any, path: PathLike | None, *, title: str = "Learning curves", loss_name: str = "loss"
+) -> Path | str:
     """Learning curves: training and validation loss per epoch, for one model or several.
 
     Args:
@@ -142,17 +153,41 @@ def history_figure(history: Any, *, title: str = "Learning curves", loss_name: s
     return fig
 
 
+@overload
 def plot_predictions(
     times: Any,
     truth: Any,
     predictions: Mapping[str, Any],
-    path: str | os.PathLike[str] | None,
+    path: None,
+    *,
+    persistence: Any = ...,
+    title: str = ...,
+    units: str = ...,
+    bands: Mapping[str, Any] | None = ...,
+) -> str: ...
+@overload
+def plot_predictions(
+    times: Any,
+    truth: Any,
+    predictions: Mapping[str, Any],
+    path: PathLike,
+    *,
+    persistence: Any = ...,
+    title: str = ...,
+    units: str = ...,
+    bands: Mapping[str, Any] | None = ...,
+) -> Path: ...
+def plot_predictions(
+    times: Any,
+    truth: Any,
+    predictions: Mapping[str, Any],
+    path: PathLike | None,
     *,
     persistence: Any = None,
     title: str = "Predictions against the truth",
     units: str = "",
     bands: Mapping[str, Any] | None = None,
-) -> Path:
+) -> Path | str:
     """The truth and each model's predictions over a test period, with persistence drawn too.
 
     Args:
@@ -241,13 +276,17 @@ def plot_series(df: Any, columns: Sequence[str] | None, path: str | os.PathLike[
     return _save(fig, path)
 
 
+@overload
+def plot_gradient_flow(curves: Mapping[str, Any], path: None, *, title: str = ..., ylabel: str = ...) -> str: ...
+@overload
+def plot_gradient_flow(curves: Mapping[str, Any], path: PathLike, *, title: str = ..., ylabel: str = ...) -> Path: ...
 def plot_gradient_flow(
     curves: Mapping[str, Any],
-    path: str | os.PathLike[str] | None,
+    path: PathLike | None,
     *,
     title: str = "Gradient reaching each input step",
     ylabel: str = "‖∂L/∂x_t‖ / ‖∂L/∂x_T‖",
-) -> Path:
+) -> Path | str:
     """The vanishing-gradient picture: one curve per model of ‖∂L/∂x_t‖ against the step t, log scale.
 
     Args:
@@ -257,7 +296,7 @@ def plot_gradient_flow(
         ylabel: the y-axis label.
 
     Returns:
-        The path written.
+        The path written (the SVG text when ``path`` is None).
 
     Example:
         >>> plot_gradient_flow({"SimpleRNN": g_rnn, "LSTM": g_lstm}, "gradients.png")  # doctest: +SKIP
@@ -283,13 +322,21 @@ def plot_gradient_flow(
     return _save(fig, path)
 
 
+@overload
+def plot_step_errors(
+    errors: Mapping[str, Sequence[float]], path: None, *, title: str = ..., units: str = ...
+) -> str: ...
+@overload
+def plot_step_errors(
+    errors: Mapping[str, Sequence[float]], path: PathLike, *, title: str = ..., units: str = ...
+) -> Path: ...
 def plot_step_errors(
     errors: Mapping[str, Sequence[float]],
-    path: str | os.PathLike[str] | None,
+    path: PathLike | None,
     *,
     title: str = "Error per forecast step",
     units: str = "",
-) -> Any:
+) -> Path | str:
     """MAE of each forecast step (step 1 first), one line per model.
 
     Args:
@@ -305,8 +352,8 @@ def plot_step_errors(
     if not errors:
         raise ValueError("errors must hold at least one model, got none")
     fig, ax = plt.subplots(figsize=(8, 3.6))
-    for name, values in errors.items():
-        values = np.asarray(values, dtype=float).reshape(-1)
+    for name, per_step in errors.items():
+        values = np.asarray(per_step, dtype=float).reshape(-1)
         ax.plot(np.arange(1, len(values) + 1), values, "-o", markersize=3, label=name)
     ax.set_xlabel("forecast step")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -365,7 +412,7 @@ def plot_sweep(study: Any, folder: str | os.PathLike[str], metric: str) -> list[
     folder = Path(folder)
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     names = {name for t in complete for name in t.params}
-    drawings = [("history.png", views.plot_optimization_history)]
+    drawings: list[tuple[str, Callable[..., Any]]] = [("history.png", views.plot_optimization_history)]
     if len(complete) >= 2 and len(names) >= 2:
         drawings.append(("importances.png", views.plot_param_importances))
     if complete and names:
