@@ -122,8 +122,9 @@ def test_report_command_and_its_bad_input(runs, tmp_path, capsys):
     out = tmp_path / "page.html"
     assert main(["report", str(tmp / "one"), "--output", str(out)]) == 0
     assert capsys.readouterr().out.strip() == f"report: {out}"
-    # the same page apart from nothing: the report is a function of the run folder
-    assert out.read_text() == page(tmp / "one")
+    # the same page apart from where its links start: the report is a function of the run folder
+    files = re.compile(r"<section id='files'>.*?</section>", re.S)
+    assert files.sub("", out.read_text()) == files.sub("", page(tmp / "one"))
 
     def one_line_error(argv, fragment):
         assert main(argv) == 2
@@ -364,3 +365,38 @@ def test_the_data_section_in_words_and_links_to_the_runs_files(runs):
     )
     assert {"config.json", "metrics.json", "scaler.json", "history.csv", "models/gru_4/model.safetensors"} <= set(links)
     assert all((tmp / "one" / link).is_file() for link in links) and "report.html" not in links
+
+
+def file_links(page_path: Path) -> dict[str, Path]:
+    """The files section's links: shown name -> the file each leads to from the page's folder."""
+    from urllib.parse import unquote
+
+    section = re.search(r"<section id='files'>(.*?)</section>", page_path.read_text(encoding="utf-8"), re.S).group(1)
+    return {
+        name: page_path.parent / unquote(href) for href, name in re.findall(r"<a href='([^']+)'>([^<]+)</a>", section)
+    }
+
+
+def test_the_links_to_the_runs_files_hold_when_the_folder_moves_and_from_a_page_written_elsewhere(runs, tmp_path):
+    tmp, _ = runs
+    moved = tmp_path / "somewhere" / "else" / "one"  # the run folder moved, the page inside it
+    shutil.copytree(tmp / "one", moved)
+    links = file_links(moved / "report.html")
+    assert {"config.json", "metrics.json", "models/gru_4/model.safetensors"} <= set(links)
+    assert all(path.is_file() and path.resolve().is_relative_to(moved.resolve()) for path in links.values()), links
+    # a page written to another folder leads back into the run folder, relative to itself
+    away = tmp_path / "pages" / "deeper"
+    away.mkdir(parents=True)
+    assert main(["report", str(moved), "--output", str(away / "page.html")]) == 0
+    text = (away / "page.html").read_text()
+    assert "href='../../somewhere/else/one/config.json'" in text and str(tmp_path) not in text
+    elsewhere = file_links(away / "page.html")
+    assert set(elsewhere) == set(links)
+    assert all(elsewhere[n].resolve() == links[n].resolve() for n in links)
+    # and still hold once the page's folder and the run move together
+    (tmp_path / "all").mkdir()
+    for name in ("pages", "somewhere"):
+        shutil.move(str(tmp_path / name), str(tmp_path / "all" / name))
+    again = file_links(tmp_path / "all" / "pages" / "deeper" / "page.html")
+    assert set(again) == set(links)
+    assert all(path.is_file() for path in again.values()), again

@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import base64
 import html
+import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
@@ -507,15 +509,24 @@ def error_by_time(
     return "".join(out)
 
 
-def files_section(folder: Path) -> str:
-    """Links to the run's files (paths relative to the run folder; a model's checkpoint folder is left out)."""
+def files_section(folder: Path, at: Path | None = None) -> str:
+    """Links to the run's files (a model's checkpoint folder is left out), relative to ``at``, the
+    folder the page lies in (default the run folder): the links hold when both are moved together,
+    and from a page written elsewhere (``rnnkit report RUN --output PAGE``) they lead back into the run."""
     names = sorted(
         p.relative_to(folder).as_posix()
         for p in folder.rglob("*")
         if p.is_file() and not any(part.startswith(".") or part == "checkpoint" for part in p.relative_to(folder).parts)
     )
-    items = "".join(f"<li><a href='{_e(n)}'>{_e(n)}</a></li>" for n in names if n != "report.html")
-    return f"<p class='note'>Links relative to the run folder.</p><ul>{items}</ul>"
+    try:
+        base = "" if at is None else Path(os.path.relpath(folder.resolve(), Path(at).resolve())).as_posix() + "/"
+    except ValueError:  # another drive (Windows): no relative path, the run folder's address
+        base = folder.resolve().as_uri() + "/"
+    base = "" if base == "./" else base
+    href = (lambda n: base + quote(n)) if base.startswith("file:") else (lambda n: quote(base + n))
+    items = "".join(f"<li><a href='{_e(href(n))}'>{_e(n)}</a></li>" for n in names if n != "report.html")
+    where = "the run folder" if not base else f"this page ({_e(base)} is the run folder)"
+    return f"<p class='note'>Links relative to {where}.</p><ul>{items}</ul>"
 
 
 def _forecast_model(config: Any, metrics: dict[str, Any]) -> str | None:
@@ -540,8 +551,9 @@ def _weeks(config: Any, times: pd.DatetimeIndex, week: int) -> list[pd.Timestamp
 # --- the page --------------------------------------------------------------------------------------
 
 
-def build_report(run: str | Path) -> str:
-    """The HTML text of the report of the run folder ``run``."""
+def build_report(run: str | Path, at: str | Path | None = None) -> str:
+    """The HTML text of the report of the run folder ``run``, whose links to the run's files lead
+    there from ``at``, the folder the page is written to (default the run folder)."""
     from rnnkit.runs import load_run
     from rnnkit.tasks import task_class
     from rnnkit.tasks.series import load_frame, prepare
@@ -577,7 +589,7 @@ def build_report(run: str | Path) -> str:
         "<details><summary>The resolved config as TOML (every default filled in; "
         "<code>rnnkit train</code> reads it back)</summary><pre>" + _e(config_toml(config)) + "</pre></details>"
     )
-    sections["files"] = files_section(folder)
+    sections["files"] = files_section(folder, None if at is None else Path(at))
     nav = " ".join(f"<a href='#{key}'>{_e(title)}</a>" for key, title in SECTIONS if key in sections)
     body = "".join(
         f"<section id='{key}'><h2>{_e(title)}</h2>{sections[key]}</section>"
@@ -599,7 +611,7 @@ def write_report(run: str | Path, path: str | Path | None = None) -> Path:
     from rnnkit.io import write_text_atomic
 
     target = Path(path) if path is not None else Path(run) / "report.html"
-    text = build_report(run)
+    text = build_report(run, at=target.parent)
     if not target.parent.is_dir():
         raise RnnkitError(f"cannot write the report {target}: its folder does not exist")
     return write_text_atomic(target, text)
