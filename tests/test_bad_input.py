@@ -8,6 +8,7 @@ is exit code 1 with one line saying where the traceback was written.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import math
 import re
@@ -505,6 +506,74 @@ def test_sweep_resumed_after_a_kill_agrees_with_its_study(tmp_path, csv, capsys)
     reasons = set(table["error"])
     assert reasons == {f"its worker (pid {pid}) ended while the trial ran: killed, or its sweep was" for pid in pids}
     assert "trials: 0 COMPLETE, 0 PRUNED, 2 FAIL" in printed and "FAIL trial 0: its worker (pid " in printed
+
+
+@pytest.mark.parametrize(
+    "workers,who",
+    [(2, "group"), (2, "parent"), (1, "group")],
+    ids=["Ctrl-C, 2 workers", "SIGINT to the sweep alone, 2 workers", "Ctrl-C, 1 worker"],
+)
+def test_ctrl_c_in_a_sweep_stops_it_in_one_line_and_keeps_the_finished_trials(tmp_path, csv, capsys, workers, who):
+    """Ctrl-C (SIGINT to the process group, as a terminal sends it; or to the sweep's process alone): exit 130,
+    one line saying how many trials finished and how to resume; trials.csv and the study agree and keep
+    them; the trials stopped mid-run are FAIL "interrupted", no worker says "a bug"; --resume goes on."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import optuna
+
+    from rnnkit.search import INTERRUPTED, opened
+
+    config = write_sweep(
+        tmp_path, csv, {"training.learning_rate": {"type": "float", "low": 1e-3, "high": 1e-2}}, trials=40
+    )
+    out = tmp_path / "sweep"
+    with open(tmp_path / "stdout", "w") as stdout, open(tmp_path / "stderr", "w") as stderr:
+        sweep = subprocess.Popen(
+            [sys.executable, "-m", "rnnkit", "sweep", str(config), "--output", str(out), "--workers", str(workers)],
+            stdout=stdout,
+            stderr=stderr,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "trials.csv").is_file() or (pd.read_csv(out / "trials.csv")["state"] == "COMPLETE").sum() < 2:
+            assert time.monotonic() < deadline and sweep.poll() is None, "the sweep finished no 2 trials"
+            time.sleep(0.1)
+        (os.killpg if who == "group" else os.kill)(sweep.pid, signal.SIGINT)
+        code = sweep.wait(timeout=60)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(sweep.pid, signal.SIGKILL)
+    err = (tmp_path / "stderr").read_text()
+    assert code == 130, err
+    assert err.count("\n") == 1 and "Traceback" not in err and "bug" not in err, err
+    table = pd.read_csv(out / "trials.csv").set_index("number")
+    with opened(f"sqlite:///{out / 'study.db'}") as storage:
+        study = optuna.load_study(study_name="tiny", storage=storage).get_trials()
+    assert {t.number: t.state.name for t in study} == table["state"].to_dict()  # the file agrees with the study
+    complete = {t.number: t.value for t in study if t.state.name == "COMPLETE"}
+    assert len(complete) >= 2 and set(table["state"]) <= {"COMPLETE", "FAIL"}  # none left RUNNING
+    stopped = table.index[table["state"] == "FAIL"].tolist()
+    assert all(table.loc[n, "error"] == INTERRUPTED for n in stopped), table
+    assert err == (
+        f"rnnkit: interrupted: {len(complete)} of 40 trials finished"
+        + (f", {len(stopped)} stopped while running (FAIL)" if stopped else "")
+        + f"; {out}/trials.csv and the study keep them; resume with: rnnkit sweep CONFIG --output {out} --resume\n"
+    )
+    assert not any("a bug" in p.read_text() for p in out.glob("worker-*.log"))
+    assert not list(out.glob("worker-*.error"))
+    if workers == 1:
+        return
+    more = len(table) + 1
+    assert main(["sweep", str(config), "--output", str(out), "--resume", "--trials", str(more)]) == 0
+    with opened(f"sqlite:///{out / 'study.db'}") as storage:
+        after = optuna.load_study(study_name="tiny", storage=storage).get_trials()
+    assert len(after) == more and after[-1].state.name == "COMPLETE"
+    assert {t.number: t.value for t in after if t.number in complete} == complete  # kept, to the last bit
 
 
 def test_sweep_whose_every_trial_fails_on_bad_input_says_why(tmp_path, csv, capsys):

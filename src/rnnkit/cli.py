@@ -20,7 +20,7 @@ from pathlib import Path
 
 import click
 
-from rnnkit.errors import RnnkitError, RnnkitWarning
+from rnnkit.errors import Interrupted, RnnkitError, RnnkitWarning
 
 # Errors that mean "bad input": reported as one line, exit code 2. rnnkit raises RnnkitError for
 # everything it checks; the OS errors are a path the user gave that is missing, unreadable or not
@@ -579,6 +579,9 @@ def main(argv: list[str] | None = None) -> int:
             warnings.showwarning = _show_warning(shown)
             warnings.simplefilter("always", RnnkitWarning)  # said at the command line, whatever the filters
             app.main(args=argv, prog_name="rnnkit", standalone_mode=False)
+    except Interrupted as e:  # Ctrl-C after the command kept its work (a sweep's finished trials)
+        _say(f"rnnkit: interrupted: {one_line(e)}")
+        return 130
     except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("rnnkit: aborted", err=True)
         return 130

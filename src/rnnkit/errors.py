@@ -32,6 +32,14 @@ class RnnkitError(ValueError):
     """Bad input: a file, a config or data that rnnkit cannot use. The message names the problem."""
 
 
+class Interrupted(Exception):
+    """Ctrl-C, after rnnkit kept what was done: the message says what was kept and how to go on.
+
+    The command line prints it as one line, ``rnnkit: interrupted: ...``, and exits with 130. Not a
+    KeyboardInterrupt: click would turn that into its bare "Aborted!", and the message would be lost.
+    """
+
+
 class RnnkitWarning(UserWarning):
     """Input that rnnkit can use after a stated change (e.g. a truncated last row dropped); the command
     line prints it as one line, ``rnnkit: warning: ...``."""

@@ -47,13 +47,15 @@ from pathlib import Path
 from typing import Any
 
 from rnnkit.config import ExperimentConfig, SearchConfig, SearchParam, set_value
-from rnnkit.errors import RnnkitError
+from rnnkit.errors import Interrupted, RnnkitError
 from rnnkit.rundir import pid_alive
 from rnnkit.tasks import parse_config
 from rnnkit.training.hooks import Hook
 
 HEARTBEAT_SECONDS = 5  # a worker's heartbeat on a database storage
 GRACE_SECONDS = 30  # a RUNNING trial without a heartbeat for this long is marked FAIL
+STOP_SECONDS = 20  # after Ctrl-C, how long the workers have to tell their trials FAIL before SIGTERM, then SIGKILL
+INTERRUPTED = "interrupted (Ctrl-C) while the trial ran"
 LOCK_FILE = ".ask.lock"
 
 
@@ -291,7 +293,12 @@ def fail_orphans(study, log: Callable[[str], None] | None = None) -> list[int]:
         pid = int(worker.get("pid", -1))
         if worker.get("host") == host and not pid_alive(pid):
             with contextlib.suppress(RuntimeError, ValueError):  # another worker failed it first
-                fail_trial(study, t, f"its worker (pid {pid}) ended while the trial ran: killed, or its sweep was")
+                fail_trial(
+                    study,
+                    t,
+                    f"its worker (pid {pid}) ended while the trial ran: killed, or its sweep was",
+                    stopped=True,
+                )
                 failed.append(t.number)
     before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))}
     optuna.storages.fail_stale_trials(study)  # heartbeat-based (database storages only)
@@ -304,10 +311,11 @@ def fail_orphans(study, log: Callable[[str], None] | None = None) -> list[int]:
     return failed
 
 
-def fail_trial(study, trial, reason: str, *, bad_input: bool = False) -> None:
+def fail_trial(study, trial, reason: str, *, bad_input: bool = False, stopped: bool = False) -> None:
     """Tell the study that ``trial`` (a Trial or a RUNNING FrozenTrial) FAILed, with its reason as the ``error`` attribute.
 
     ``bad_input``: the reason is the trial's config or data (an RnnkitError), not a bug or a kill.
+    ``stopped``: the trial did not finish: it was stopped while it ran (Ctrl-C, or its sweep ended).
     """
     from optuna.trial import TrialState
 
@@ -315,6 +323,8 @@ def fail_trial(study, trial, reason: str, *, bad_input: bool = False) -> None:
     storage.set_trial_user_attr(trial._trial_id, "error", _one_line(reason))
     if bad_input:
         storage.set_trial_user_attr(trial._trial_id, "bad_input", True)
+    if stopped:
+        storage.set_trial_user_attr(trial._trial_id, "stopped", True)
     study.tell(trial.number, state=TrialState.FAIL)
 
 
@@ -405,10 +415,11 @@ class ParentWatch(Hook):
 
 
 class WorkerStop:
-    """How a worker process stops when its parent, the ``rnnkit sweep`` process, ends.
+    """How a worker process stops when its parent, the ``rnnkit sweep`` process, ends or is interrupted.
 
     :meth:`arm` asks Linux for a SIGTERM at the parent's death (``prctl(PR_SET_PDEATHSIG)``) and turns
-    the signal into :class:`ParentGone`, except inside :meth:`storage_call` (a trial's ask or tell),
+    the signal, or a SIGINT (Ctrl-C reaches every process of the terminal's group; the sweep's
+    process passes it on too), into :class:`ParentGone`, except inside :meth:`storage_call` (a trial's ask or tell),
     where it waits for the call's end: the study is never left half-told. :meth:`check`, each trial
     and each epoch, is the fallback where no signal comes (not Linux; the parent gone before the
     request took hold): the worker's parent pid is then no longer the sweep's.
@@ -419,6 +430,7 @@ class WorkerStop:
         self.parent = parent
         self.critical = 0
         self.pending = False
+        self.interrupted = False
 
     def arm(self) -> None:
         if self.parent is None:
@@ -426,6 +438,7 @@ class WorkerStop:
         import signal
 
         signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
         with contextlib.suppress(OSError, AttributeError):  # no prctl (not Linux): the liveness check alone
             import ctypes
 
@@ -433,12 +446,17 @@ class WorkerStop:
         self.check()  # the parent ended before the request took hold: no signal will come
 
     def reason(self) -> str:
+        if self.interrupted:
+            return INTERRUPTED
         return f"stopped: the sweep's process (pid {self.parent}) ended or stopped its workers"
 
     def _on_signal(self, signum, frame) -> None:
         if self.pending:  # once: the signal can come twice (measured), and the first one's stop must finish
             return
+        import signal
+
         self.pending = True
+        self.interrupted = signum == signal.SIGINT
         if not self.critical:
             raise ParentGone(self.reason())
 
@@ -552,8 +570,18 @@ def work(sweep: Sweep, worker: int, report: Callable[[str], None] = print, stop:
         log(f"worker {worker} (pid {os.getpid()}) joins study {sweep.study!r}: {done} trials so far")
         while True:
             stop.check()
-            with stop.storage_call():
-                trial = ask_trial(sweep, study, storage, log)
+            trial = None
+            try:
+                with stop.storage_call():
+                    trial = ask_trial(sweep, study, storage, log)
+            except ParentGone as e:  # the signal came during the ask: its stop waited for the ask's end
+                if trial is not None:
+                    log(f"trial {trial.number}: FAIL: {e}")
+                    with contextlib.suppress(Exception):  # else fail_orphans marks it, here or at --resume
+                        fail_trial(study, trial, str(e), stopped=True)
+                        with _ask_lock(sweep, storage):
+                            write_table(study, sweep.folder)
+                raise
             if trial is None:
                 break
             ran += 1
@@ -591,11 +619,16 @@ def work(sweep: Sweep, worker: int, report: Callable[[str], None] = print, stop:
             except ParentGone as e:  # the signal has come (WorkerStop ignores another): no storage_call needed
                 log(f"trial {trial.number}: FAIL: {e}")
                 try:
-                    fail_trial(study, trial, str(e))
+                    fail_trial(study, trial, str(e), stopped=True)
                     with _ask_lock(sweep, storage):
                         write_table(study, sweep.folder)
                 except Exception as failed:  # left RUNNING: fail_orphans marks it at the next ask or --resume
                     log(f"trial {trial.number}: could not be told FAIL: {type(failed).__name__}: {failed}")
+                raise
+            except KeyboardInterrupt:  # Ctrl-C in the sweep's own process (one worker): not a bug
+                log(f"trial {trial.number}: FAIL: {INTERRUPTED}")
+                with contextlib.suppress(Exception):  # already told (the Ctrl-C came after its tell): kept as it is
+                    fail_trial(study, trial, INTERRUPTED, stopped=True)
                 raise
             except BaseException as e:
                 with contextlib.suppress(Exception):
@@ -699,10 +732,13 @@ def run_sweep(
         sweep = Sweep(config, folder, url, name, trials)
         for stale in folder.glob("worker-*.error"):
             stale.unlink()
-        if workers == 1 and on_start is None:
-            work(sweep, 0, report=log)
-        else:
-            _run_workers(sweep, workers, log, on_start)
+        try:
+            if workers == 1 and on_start is None:
+                work(sweep, 0, report=log)
+            else:
+                _run_workers(sweep, workers, log, on_start)
+        except KeyboardInterrupt:
+            raise interrupted(sweep, resume_hint=storage is not None) from None
         with _quiet_optuna(), opened(url) as store:
             final = optuna.load_study(study_name=name, storage=store)
             fail_orphans(final, log)
@@ -719,6 +755,38 @@ def run_sweep(
         return summary
     finally:
         release(folder)
+
+
+def interrupted(sweep: Sweep, resume_hint: bool = False) -> Interrupted:
+    """After Ctrl-C (the workers stopped): the study's RUNNING trials of this process, or of a worker
+    gone, told FAIL (interrupted); trials.csv written; the error that says what was kept.
+
+    ``resume_hint``: the storage was given (--storage): the resume command must name it too.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    host, me = socket.gethostname(), os.getpid()
+    with _quiet_optuna(), opened(sweep.storage) as store:
+        study = optuna.load_study(study_name=sweep.study, storage=store)
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            worker = t.user_attrs.get("worker") or {}
+            pid = int(worker.get("pid", -1))
+            if worker.get("host") == host and (pid == me or not pid_alive(pid)):  # stopped by this Ctrl-C
+                with contextlib.suppress(RuntimeError, ValueError):
+                    fail_trial(study, t, INTERRUPTED, stopped=True)
+        fail_orphans(study)
+        write_table(study, sweep.folder)
+        trials = study.get_trials(deepcopy=False)
+    finished = [t for t in trials if t.state.is_finished() and not t.user_attrs.get("stopped")]
+    stopped = [t for t in trials if t.user_attrs.get("stopped")]
+    storage = f" --storage {shown(sweep.storage)}" if resume_hint else ""
+    return Interrupted(
+        f"{len(finished)} of {sweep.trials} trials finished"
+        + (f", {len(stopped)} stopped while running (FAIL)" if stopped else "")
+        + f"; {sweep.folder}/trials.csv and the study keep them; resume with: rnnkit sweep CONFIG "
+        f"--output {sweep.folder}{storage} --resume"
+    )
 
 
 def _run_workers(
@@ -738,8 +806,16 @@ def _run_workers(
         context.Process(target=_worker_main, args=(sweep, k, os.getpid(), pipes[k][1]), name=f"rnnkit-sweep-{k}")
         for k in range(workers)
     ]
-    for p in processes:
-        p.start()
+    import signal
+
+    # Started with Ctrl-C ignored, until WorkerStop.arm takes it over: a Ctrl-C while a worker's
+    # interpreter starts would print multiprocessing's traceback, and stop nothing it could tell.
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        for p in processes:
+            p.start()
+    finally:
+        signal.signal(signal.SIGINT, before)
     readers = {}
     for k, (reader, sender) in enumerate(pipes):
         sender.close()  # the worker holds the only sending end: its reader sees EOF when the worker ends
@@ -749,9 +825,16 @@ def _run_workers(
         on_start([p.pid for p in processes])
 
     running = dict(enumerate(processes))
-    try:
+    interrupted = False
+
+    def reap(timeout: float | None) -> None:
+        """Print the workers' lines and reap each worker as it ends, until all have or ``timeout`` s have passed."""
+        end = None if timeout is None else time.monotonic() + timeout
         while running or readers:  # reap each worker as it ends, so that a killed one is no zombie that looks alive
-            ready = wait([*readers, *(p.sentinel for p in running.values())])
+            left = None if end is None else end - time.monotonic()
+            if left is not None and left <= 0:
+                return
+            ready = wait([*readers, *(p.sentinel for p in running.values())], timeout=left)
             for reader in [r for r in readers if r in ready]:
                 try:
                     log(reader.recv())
@@ -763,10 +846,27 @@ def _run_workers(
                     continue
                 p.join()
                 del running[k]
+                if interrupted:  # each one stopped as asked; the summary says what was kept
+                    continue
                 if p.exitcode and p.exitcode < 0:
                     log(f"worker {k} (pid {p.pid}) was ended by signal {-p.exitcode}; its running trial is marked FAIL")
                 elif p.exitcode:
                     log(f"worker {k} (pid {p.pid}) stopped with exit code {p.exitcode} (see worker-{k}.log)")
+
+    try:
+        reap(None)
+    except KeyboardInterrupt:
+        # Ctrl-C: each worker tells its running trial FAIL (interrupted) and stops; a worker that has
+        # not yet armed WorkerStop ignores SIGINT, so SIGTERM, then SIGKILL, follow after STOP_SECONDS.
+        interrupted = True
+        for ask in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+            for p in running.values():
+                with contextlib.suppress(OSError):
+                    os.kill(p.pid, ask)
+            reap(STOP_SECONDS)
+            if not running:
+                break
+        raise
     except BaseException:
         for p in processes:
             p.terminate()
