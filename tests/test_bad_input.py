@@ -402,6 +402,14 @@ def test_every_encoding_gives_the_same_column_names(tmp_path, encoding):
     assert frame["SWDR (W/m²)"].tolist() == [1.5, 2.5]
 
 
+@pytest.mark.parametrize("command", ["windows", "train"])
+def test_data_columns_naming_a_column_not_in_the_file(tmp_path, csv, capsys, command):
+    config = write_config(tmp_path, csv, data={"columns": ["T (degC)", "rh (%)"]})  # the file: p and T only
+    argv = [command, config] + (["--output", tmp_path / "run", "--quiet"] if command == "train" else [])
+    one_line(capsys, argv, "columns (data.columns) ['rh (%)'] are not in hourly.csv; it has ['p (mbar)', 'T (degC)']")
+    assert not (tmp_path / "run").exists()  # nothing written for a config that cannot run
+
+
 def test_a_constant_feature_in_the_training_part_is_bad_input_not_a_bug(tmp_path, csv, capsys):
     lines = csv.read_text().splitlines()
     flat = tmp_path / "flat.csv"
