@@ -88,8 +88,8 @@ def backtest_settings(config: ExperimentConfig, source: str = "config") -> Backt
     """The config's ``[backtest]``; a config without one, or of a task the backtest cannot score, is refused."""
     if config.backtest is None:
         raise RnnkitError(
-            f"{source} has no [backtest] table: add one, e.g. [backtest] by = \"year\" (each calendar year a test "
-            "fold) or folds = 4 with length = \"365d\" (docs/guides/backtest.md)"
+            f'{source} has no [backtest] table: add one, e.g. [backtest] by = "year" (each calendar year a test '
+            'fold) or folds = 4 with length = "365d" (docs/guides/backtest.md)'
         )
     if config.task != "regression":
         raise RnnkitError(
@@ -140,7 +140,9 @@ def plan_folds(config: ExperimentConfig, frame: pd.DataFrame) -> list[Fold]:
     if b.by == "year":
         years = index.year.to_numpy()
         if (np.diff(years) < 0).any():
-            raise RnnkitError("backtest: by = 'year' needs the rows in time order, but a year comes back after the next")
+            raise RnnkitError(
+                "backtest: by = 'year' needs the rows in time order, but a year comes back after the next"
+            )
         available = sorted({int(y) for y in years})
         for key in ("first", "last"):
             year = getattr(b, key)
@@ -178,7 +180,8 @@ def plan_folds(config: ExperimentConfig, frame: pd.DataFrame) -> list[Fold]:
     need = window_span(config)
     folds: list[Fold] = []
     for number, (label, start, stop) in enumerate(tests, 1):
-        where = f"backtest fold {number} (test {label}, from {pd.Timestamp(index[start]):{DATE}})"
+        year = f"year {label}, " if b.by == "year" else ""
+        where = f"backtest fold {number} (test {year}from {pd.Timestamp(index[start]):{DATE}})"
         if b.validation is not None:
             val_start = _rows_before(index, start, b.validation)
         elif b.by == "year":

@@ -214,9 +214,7 @@ def prepare(config: ExperimentConfig, frame: pd.DataFrame, parts: RowParts | Non
 def rows_parts(frame: pd.DataFrame, parts: RowParts) -> tuple[list[pd.DataFrame], ...]:
     """The parts of ``frame`` at the row ranges of ``parts`` (``[start, stop)`` by position), one piece each."""
     if parts.test[1] > len(frame):
-        raise RnnkitError(
-            f"data.parts: the test part ends at row {parts.test[1]}, but the data hold {len(frame)} rows"
-        )
+        raise RnnkitError(f"data.parts: the test part ends at row {parts.test[1]}, but the data hold {len(frame)} rows")
     return tuple([frame.iloc[start:stop]] for start, stop in (parts.train, parts.val, parts.test))
 
 
