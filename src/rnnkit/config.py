@@ -44,7 +44,7 @@ import types
 import typing
 from pathlib import Path
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
@@ -188,11 +188,18 @@ class WindowConfig(_Strict):
         return v
 
 
-TrainingOverrides = create_model(
-    "TrainingOverrides",
-    __base__=_Strict,
-    **{name: (field.annotation | None, None) for name, field in TrainingConfig.model_fields.items()},
-)
+if TYPE_CHECKING:
+    # create_model's fields are invisible to the type checker: each one reads as Any
+
+    class TrainingOverrides(_Strict):
+        def __getattr__(self, name: str) -> Any: ...
+
+else:
+    TrainingOverrides = create_model(
+        "TrainingOverrides",
+        __base__=_Strict,
+        **{name: (field.annotation | None, None) for name, field in TrainingConfig.model_fields.items()},
+    )
 TrainingOverrides.__doc__ = "Any [training] key, set for one model only."
 
 
@@ -1061,7 +1068,9 @@ def _current(raw: dict[str, Any], path: str, where: str) -> Any:
         raise RnnkitError(f"{where}: {e}") from None
     node: Any = raw
     for key in keys:
-        if isinstance(node, dict) and key in node or isinstance(node, list) and isinstance(key, int):
+        if isinstance(node, dict) and key in node:
+            node = node[key]
+        elif isinstance(node, list) and isinstance(key, int):
             node = node[key]
         elif isinstance(node, dict) and "type" not in node:  # a table of the resolved config holds every key
             raise RnnkitError(f"{where}: unknown parameter: no key '{key}' there{closest(str(key), node)}")

@@ -490,7 +490,7 @@ def error_by_time(
         groups = sorted(set(int(k) for k in keys))
         if len(groups) < 2:
             continue
-        rows = [
+        rows: list[dict[str, Any]] = [
             {"": "best model MAE", **{label(k): f"{error[keys == k].mean():.2f}" for k in groups}},
             {"": "persistence MAE", **{label(k): f"{base[keys == k].mean():.2f}" for k in groups}},
             {"": "test windows", **{label(k): int((keys == k).sum()) for k in groups}},

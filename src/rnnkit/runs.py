@@ -188,7 +188,7 @@ def train_models(
         if device is not None:
             settings["device"] = device
         events = out / "tensorboard" / slug(spec.name)
-        hooks = []
+        hooks: list[Hook] = []
         if (
             config.output.tensorboard and write
         ):  # each epoch's record as it ends (a resumed fit writes the folder again)
