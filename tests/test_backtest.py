@@ -285,6 +285,8 @@ def test_a_config_without_backtest_and_a_folder_of_another_run_are_one_line(tmp_
     plain = write_toml(tmp_path / "plain.toml", raw)
     one_line_error(capsys, ["backtest", plain], "has no [backtest] table")
     config = write_toml(tmp_path / "bt.toml", tiny(csv))
+    one_line_error(capsys, ["backtest", config, "--output", tmp_path / "none", "--resume"], "nothing to resume")
+    config = write_toml(tmp_path / "bt.toml", tiny(csv))
     out = tmp_path / "out"
     from rnnkit.cli import main
 

@@ -294,6 +294,11 @@ def run_backtest(
     folds = plan_folds(config, frame)
     configs = [fold_config(config, fold, len(folds)) for fold in folds]
     out = Path(output)
+    if resume and not overwrite and rundir.read_identity(out) is None:
+        raise RnnkitError(
+            f"{out}: nothing to resume: it holds no backtest (no {rundir.RUN_FILE}); start it with "
+            f"rnnkit backtest CONFIG --output {out}"
+        )
     rundir.claim(out, config.to_dict(), resume=resume, overwrite=overwrite, log=log)
     write_json_atomic(out / "config.json", config.to_dict())
     log(describe_folds(config, folds, frame.index))
