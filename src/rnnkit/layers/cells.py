@@ -156,7 +156,7 @@ class RecurrentCell(nn.Module):
     def _set_keras_bias(self, bias: np.ndarray) -> None:
         self.bias.copy_(torch.as_tensor(self._from_keras_gates(bias)))
 
-    def bias_parameters(self) -> list[torch.Tensor]:
+    def bias_parameters(self) -> list[nn.Parameter]:
         return [p for name, p in self.named_parameters() if name.startswith("bias")]
 
 
