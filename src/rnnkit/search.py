@@ -44,7 +44,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from rnnkit.config import ExperimentConfig, SearchConfig, SearchParam, set_value
 from rnnkit.errors import Interrupted, RnnkitError
@@ -139,7 +139,7 @@ def _quiet_optuna() -> Iterator[None]:
         yield
 
 
-def direction_of(config: ExperimentConfig) -> tuple[str, str]:
+def direction_of(config: ExperimentConfig) -> tuple[str, Literal["minimize", "maximize"]]:
     """The metric and its direction: ``search.metric`` (default the task's validation score) and whether lower is better."""
     from rnnkit.tasks import task_class
 
