@@ -102,6 +102,18 @@ def test_text_windows_and_codes():
 # --- invalid arguments ---------------------------------------------------------------------------
 
 
+class _IdsOnly(torch.nn.Module):
+    """A token model with begin and step but no text: no encode or decode."""
+
+    discrete = True
+
+    def begin(self, start):
+        return start[:, -1], None
+
+    def step(self, previous, state, k):
+        return torch.zeros(previous.shape[0], 2), state
+
+
 @pytest.mark.parametrize(
     "call, message",
     [
@@ -120,7 +132,16 @@ def test_text_windows_and_codes():
             "residual=True needs target_index (the start values to add changes to), got None",
         ),
         (lambda: OneToMany(3)(torch.zeros(2, 4)), "start must be (batch, 3) or (batch, 1, 3), got (2, 4)"),
+        (lambda: OneToMany(3, target_index=True), "target_index must be column positions in [0, 3), got True"),
         (lambda: generate(CharRNN("ab"), "a", 0), "length must be a positive integer, got 0"),
+        (
+            lambda: generate(torch.nn.Linear(2, 1), torch.zeros(2), 3),
+            "model must have begin(start) and step(previous, state, k) (OneToMany, CharRNN), got Linear",
+        ),
+        (
+            lambda: generate(_IdsOnly(), "a", 3),
+            "a text start needs a model with encode and decode (CharRNN), got _IdsOnly",
+        ),
         (
             lambda: generate(CharRNN("ab"), "a", 3, temperature=-1.0),
             "temperature must be a finite number >= 0, got -1.0",
