@@ -354,3 +354,29 @@ def test_load_model_refuses_a_class_it_does_not_rebuild(tmp_path):
     save_model(rk.baselines.Persistence(0), tmp_path / "p")
     with pytest.raises(RnnkitError, match="load_model cannot rebuild a model of class 'rnnkit.baselines.Persistence'"):
         rk.load_model(tmp_path / "p")
+
+
+def test_a_runs_forecasts_sit_beside_the_truth_and_persistence_at_their_target_times(tmp_path):
+    csv = write_jena_csv(tmp_path / "jena.csv", days=20)
+    config = rk.tasks.parse_config(tiny_config(csv, training={"epochs": 1}))
+    metrics = rk.run_experiment(config, tmp_path / "run", progress=False, log=lambda line: None)
+    run = rk.load_run(tmp_path / "run")
+    frame = rk.datasets.jena_climate(csv)  # the truth looked up by time, in the file's own rows
+    for part, key in (("test", "mae_test"), ("val", "mae_val")):
+        table = run.forecasts(part)
+        assert list(table.columns) == ["target_time", "true T (degC)", "persistence T (degC)", "GRU(4)"]
+        np.testing.assert_allclose(
+            table["true T (degC)"], frame.loc[table["target_time"], "T (degC)"].to_numpy(), rtol=0, atol=1e-4
+        )
+        # persistence is the value 6 rows (hours) before the target: the window's last input
+        before = frame.loc[table["target_time"] - np.timedelta64(6, "h"), "T (degC)"].to_numpy()
+        np.testing.assert_allclose(table["persistence T (degC)"], before, rtol=0, atol=1e-4)
+        for name in ("GRU(4)", "persistence"):
+            column = name if name in table else "persistence T (degC)"
+            error = float(np.abs(table[column] - table["true T (degC)"]).mean())
+            assert error == pytest.approx(metrics["models"][name][key], rel=1e-4), (part, name)
+    assert run.forecasts("test", names=[]).shape[1] == 3
+    with pytest.raises(RnnkitError, match="part must be one of 'train', 'val', 'test', got 'testing'"):
+        run.forecasts("testing")
+    with pytest.raises(RnnkitError, match="no model 'LSTM' in the run"):
+        run.forecasts(names=["LSTM"])

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from torch import nn
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from rnnkit import baselines as bl
 from rnnkit.errors import RnnkitError
@@ -105,6 +108,40 @@ class Run:
     windows: Any  # the run's [windows] settings (sequence_length, shift, horizon, ...)
     config: Any  # the whole resolved ExperimentConfig
     metrics: dict[str, Any]  # metrics.json ({} before the run finished)
+    folder: Path | None = None  # the run folder it was read from
+
+    def forecasts(self, part: str = "test", names: list[str] | None = None) -> pd.DataFrame:
+        """The run's forecasts on ``part`` (``"train"``, ``"val"`` or ``"test"``) of its own data, read
+        again as the run read them, beside the truth and persistence, in data units: ``target_time``,
+        ``true TARGET``, ``persistence TARGET`` and a column per model (a task's ``forecasts``).
+
+        Args:
+            part: default ``"test"``.
+            names: default None: every model of the run that forecasts window by window (a stateful
+                one reads contiguous streams, and is left out unless named, which is refused).
+
+        Example::
+
+            run = rk.load_run("runs/course_05a")
+            table = run.forecasts("test")
+            table.plot(x="target_time", y=["true T (degC)", "persistence T (degC)", run.best])
+        """
+        from rnnkit.tasks import task_for
+
+        task = task_for(self.config)
+        if not task.draws_forecasts:
+            raise RnnkitError(f"{self.folder}: task = {task.name!r} has no point forecasts to set beside the truth")
+        stateless = [
+            n for n, m in self.models.items() if not any(getattr(x, "stateful", False) is True for x in m.modules())
+        ]
+        chosen = stateless if names is None else list(names)
+        unknown = [n for n in chosen if n not in self.models]
+        if unknown:
+            raise RnnkitError(f"{self.folder}: no model {unknown[0]!r} in the run (it has {', '.join(self.models)})")
+        task.prepare()
+        if self.scaler is not None:
+            task.check_same_data(self.scaler, self.folder)
+        return task.forecasts({n: self.models[n] for n in chosen}, part)
 
 
 def load_run(run: str | Path) -> Run:
@@ -116,6 +153,7 @@ def load_run(run: str | Path) -> Run:
         model = run.models[run.best]
         x = run.scaler.transform(frame)      # scale new rows as the run did, then make_windows(x, **...)
         run.windows.sequence_length, model.predict(windows)
+        run.forecasts("test")                # target_time, truth, persistence, each model, in degC
     """
     from rnnkit.runs import load_run as read_run
     from rnnkit.runs import load_trained
@@ -133,5 +171,11 @@ def load_run(run: str | Path) -> Run:
             model.compile(**training.model_dump(), quantiles=quantiles)
         models[name] = model
     return Run(
-        models=models, best=metrics.get("best"), scaler=scaler, windows=config.windows, config=config, metrics=metrics
+        models=models,
+        best=metrics.get("best"),
+        scaler=scaler,
+        windows=config.windows,
+        config=config,
+        metrics=metrics,
+        folder=Path(run),
     )

@@ -265,6 +265,10 @@ class Task:
         """A trained model's predictions on new data files, one row per window."""
         raise RnnkitError(f"{run} is a {self.name} run: it has no predictions on a data file")
 
+    def forecasts(self, models: dict[str, nn.Module], part: str = "test") -> pd.DataFrame:
+        """Trained models' point forecasts on ``part`` of the prepared data, beside the truth and persistence."""
+        raise RnnkitError(f"task = {self.name!r} has no point forecasts to set beside the truth")
+
     def summaries(self, features: int | None = None) -> str:
         """The summary table of every model of the config."""
         raise NotImplementedError

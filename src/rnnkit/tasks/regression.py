@@ -343,6 +343,34 @@ def make_baselines(config: ExperimentConfig, prepared: Prepared) -> dict[str, nn
     return shape_of(config.windows).baselines(config, prepared)
 
 
+def forecast_table(task: Task, prepared: Prepared, models: dict[str, nn.Module], part: str = "test") -> pd.DataFrame:
+    """The forecasts of ``models`` (name -> trained model) on the windows of ``part`` (``"train"``,
+    ``"val"`` or ``"test"``), in data units, beside the truth and persistence: one row per window,
+    ``target_time`` (the last target step's, for per-step and multi-step targets), ``true TARGET``,
+    ``persistence TARGET`` and a column per model, named as the model. What the report draws;
+    :meth:`Regression.forecasts` and ``rk.load_run(RUN).forecasts()`` give it."""
+    if not task.draws_forecasts:
+        raise RnnkitError(f"task = {task.name!r} has no point forecasts to set beside the truth")
+    if part not in prepared.windows:
+        raise RnnkitError(f"part must be one of {', '.join(repr(p) for p in prepared.windows)}, got {part!r}")
+    windows = prepared.windows[part]
+    target = task.config.data.target
+    # persistence alone (the other baselines are fitted, and linear takes a while on a long series)
+    persistence = make_baselines(task.config.model_copy(update={"baselines": []}), prepared)["persistence"]
+    table = pd.DataFrame({"target_time": prepared.target_times(part)})
+    table[f"true {target}"] = prepared.to_units(prepared.last_step(windows.y))
+    table[f"persistence {target}"] = prepared.to_units(prepared.last_step(predict(persistence, windows, 1024)))
+    for name, model in models.items():
+        if any(getattr(m, "stateful", False) is True for m in model.modules()):
+            raise RnnkitError(
+                f"forecasts: the model {name!r} is stateful: it reads contiguous streams, not one window "
+                "at a time; give the stateless models"
+            )
+        output = predict(task.scored(model, prepared.target_index), windows, 1024)
+        table[name] = prepared.to_units(prepared.last_step(output))
+    return table
+
+
 # --- the task ---------------------------------------------------------------------------------------
 
 
@@ -612,6 +640,21 @@ class Regression(Task):
             *step_truth(table, len(predicted), self.config.windows),
         )
         return with_truth(table, next(iter(predicted)), self.config.data.target, name)
+
+    def forecasts(self, models: dict[str, nn.Module], part: str = "test") -> pd.DataFrame:
+        """The forecasts of trained ``models`` (name -> model) on ``part`` of the prepared data, beside
+        the truth and persistence, in data units: ``target_time``, ``true TARGET``, ``persistence
+        TARGET`` and a column per model (:func:`forecast_table`).
+
+        Example::
+
+            task.prepare()                         # then train gru on task.train_data(training)
+            table = task.forecasts({"GRU(16)": gru})
+            week = table[table.target_time < table.target_time[0] + pd.Timedelta(days=7)]
+        """
+        if self.prepared is None:
+            raise RnnkitError("forecasts: the task has no data yet: call task.prepare() first")
+        return forecast_table(self, self.prepared, models, part)
 
     def predictions_on(
         self, scaler: Any, name: str, model: nn.Module, description: dict[str, Any], data_paths: list[str]
