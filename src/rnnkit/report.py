@@ -335,23 +335,18 @@ def curves_section(run: Path, metrics: dict[str, Any]) -> str:
 def forecasts_section(run: Path, config: Any, prepared: Any, metrics: dict[str, Any]) -> str:
     from rnnkit import plots
     from rnnkit.runs import load_trained
-    from rnnkit.tasks.regression import make_baselines
+    from rnnkit.tasks import task_for
+    from rnnkit.tasks.regression import forecast_table
     from rnnkit.tasks.series import ahead as _ahead, rows_per_day as _rows_per_day
-    from rnnkit.training import predict
 
     test = prepared.windows["test"]
-    times = prepared.target_times("test")
-    truth = prepared.to_units(prepared.last_step(test.y))
-    persistence = make_baselines(config, prepared)["persistence"]
-    series: dict[str, np.ndarray] = {}
     chosen = _forecast_model(config, metrics)
-    if chosen is not None:
-        from rnnkit.tasks import task_for
-
-        _, model, _ = load_trained(run, chosen)
-        model = task_for(config).scored(model, prepared.target_index)  # the target's forecast
-        series[chosen] = prepared.to_units(prepared.last_step(predict(model, test, 1024)))
-    base = prepared.to_units(prepared.last_step(predict(persistence, test, 1024)))
+    models = {chosen: load_trained(run, chosen)[1]} if chosen is not None else {}
+    table = forecast_table(task_for(config), prepared, models, "test")  # what rk.load_run(RUN).forecasts() gives
+    times = pd.DatetimeIndex(table["target_time"])
+    truth = table[f"true {config.data.target}"].to_numpy()
+    base = table[f"persistence {config.data.target}"].to_numpy()
+    series: dict[str, np.ndarray] = {name: table[name].to_numpy() for name in models}
     interval_bands = conformal_bands(run, chosen, series.get(chosen), truth, intervals_clock(test))
     week = 7 * _rows_per_day(prepared)
     parts = []
