@@ -266,3 +266,53 @@ def test_written_lines_list_the_folder_as_it_is_on_disk(tmp_path):
         "  models/: gru_4/ (checkpoint/, model.json), lstm_8/ (checkpoint/, history.csv, model.json)",
         "  plots/: (empty)",
     ]
+
+
+def test_a_course_run_predicts_on_the_embedded_record_read_as_every_command_reads_it(tmp_path):
+    """A course config reads rows by position (gaps = "ignore"), so its run saw the embedded record's
+    24 repeated stamps; predict refused the file for them. It reads a new file as evaluate --data and
+    rnnkit data do: the stamps de-duplicated, no window across a gap, the same rows and scores."""
+    import rnnkit as rk
+    from rnnkit.datasets.jena import EMBEDDED_JENA
+    from rnnkit.transfer import evaluate_on_files
+
+    config = {
+        "name": "course_like",
+        "data": {
+            "source": "record",
+            "step": 6,
+            "gaps": "ignore",
+            "split": [0.64, 0.16, 0.2],
+            "split_per_segment": False,
+            "split_by": "windows",
+            "features": ["T (degC)", "p (mbar)"],
+        },
+        "windows": {"sequence_length": 24, "shift": 24, "horizon": 24},
+        "training": {"epochs": 1, "batch_size": 64, "seed": 0},
+        "baselines": ["persistence"],
+        "models": [{"name": "GRU(2)", "layers": [{"type": "GRU", "units": 2}, {"type": "Dense", "units": 1}]}],
+    }
+    out = tmp_path / "run"
+    run_experiment(parse_config(config), out, **quiet)
+    frame = rk.datasets.jena_climate(EMBEDDED_JENA)  # what rnnkit data reads: 70,068 rows
+    assert len(frame) == 70_068 and frame.index.is_unique
+    table = predict_file(out, [str(EMBEDDED_JENA)])
+    assert list(table.columns) == [
+        "model",
+        "last_input_time",
+        "target_time",
+        "predicted T (degC)",
+        "true T (degC)",
+        "persistence T (degC)",
+    ]
+    assert (table["model"] == "GRU(2)").all() and len(table) < len(frame) - 23
+    t = frame["T (degC)"]
+    np.testing.assert_allclose(table["persistence T (degC)"], t.loc[table["last_input_time"]].to_numpy(), atol=1e-4)
+    known = table["true T (degC)"].notna().to_numpy()  # the target in the window's own stretch (no gap between)
+    assert table["target_time"][known].isin(frame.index).all() and known.sum() > len(table) - 24 * 20
+    truth = t.loc[table["target_time"][known]].to_numpy()
+    np.testing.assert_allclose(table["true T (degC)"][known], truth, atol=1e-4)
+    scored = evaluate_on_files(out, [str(EMBEDDED_JENA)])[0]  # evaluate --data: the same rows and windows
+    assert scored["rows"] == len(frame) and scored["windows"] == known.sum()
+    mae = float(np.abs(table["predicted T (degC)"][known] - truth).mean())
+    assert mae == pytest.approx(scored["models"]["GRU(2)"]["mae"], rel=1e-5)

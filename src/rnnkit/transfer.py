@@ -41,13 +41,12 @@ def evaluate_on_files(run: str | Path, data_paths: list[str]) -> list[dict[str, 
     from rnnkit import intervals
     from rnnkit.runs import load_run, load_trained
     from rnnkit.tasks.regression import NAIVE_DENSE
-    from rnnkit.tasks.series import load_frame, units_of
+    from rnnkit.tasks.series import load_frame, reading_new_files, units_of
 
     config, scaler, _ = load_run(run)
     if scaler is None or config.task != "regression" or config.windows.return_sequences:
         raise RnnkitError(f"{run}: evaluating on other files needs a one-target regression run")
-    data = config.data.model_copy(update={"gaps": "respect", "source": "auto"})
-    config = config.model_copy(update={"data": data})
+    config = reading_new_files(config)
     specs = ([NAIVE_DENSE] if "naive_dense" in config.baselines else []) + list(config.models)
     names = [s.name for s in specs if not config.training_for(s).stateful]
     models = {name: load_trained(run, name)[1] for name in names}

@@ -385,19 +385,30 @@ def describe_windows(config: ExperimentConfig, data_paths: list[str] | None = No
     return "\n".join(lines)
 
 
+def reading_new_files(config: ExperimentConfig) -> ExperimentConfig:
+    """A run's config as it reads other data files (``predict``, ``evaluate --data``): the run's
+    columns, derived features and step, but the loader's time rules whatever the run's ``gaps``:
+    duplicated stamps dropped and a window never across a gap, so every command reads a file
+    alike (``rnnkit data``'s rows). A course config's ``gaps = "ignore"`` (rows by position) would
+    otherwise refuse the embedded record, whose 24 stamps repeat."""
+    return config.model_copy(update={"data": config.data.model_copy(update={"gaps": "respect", "source": "auto"})})
+
+
 def new_windows(config: ExperimentConfig, scaler: Any, name: str, description: dict[str, Any], data_paths: list[str]):
     """The frame of new data files (the model's features) and its windows, scaled by the run's scaler."""
     meta = description.get("metadata", {})
     features = list(meta.get("features", scaler.columns))
+    config = reading_new_files(config)
     frame = load_frame(config, data_paths)
     missing = [c for c in features if c not in frame.columns]
     if missing:
         raise RnnkitError(f"the data does not fit the model {name!r}: it lacks the columns {missing}")
     frame = frame[features]
     w = config.windows
+    scaled = scaler.transform(frame)
     if w.known_future:  # read at the target rows: only windows whose targets lie in the file are forecast
         windows = make_windows(
-            scaler.transform(frame),
+            scaled,
             w.sequence_length,
             shift=1,
             sampling_rate=w.sampling_rate,
@@ -409,7 +420,7 @@ def new_windows(config: ExperimentConfig, scaler: Any, name: str, description: d
         )
     else:
         windows = make_windows(
-            scaler.transform(frame),
+            scaled,
             w.sequence_length,
             shift=1,
             sampling_rate=w.sampling_rate,
