@@ -18,12 +18,17 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
 from helpers import one_line_error as one_line
 from helpers import tiny_config, write_jena_csv
-from rnnkit.cli import main
-from rnnkit.errors import RnnkitError
 from test_cli import toml_of
+
+from rnnkit import diagnostics, plots
+from rnnkit.cli import main
+from rnnkit.data.text import Vocabulary
+from rnnkit.errors import RnnkitError
+from rnnkit.models import ensemble, forecasters, generators, language, series_embedding, taggers
+from rnnkit.training import losses
+from rnnkit.training import metrics as training_metrics
 
 
 @pytest.fixture
@@ -251,6 +256,114 @@ def test_api_door_layer_arguments(make, fragment):
     with pytest.raises(RnnkitError) as caught:
         make(_layers())
     assert fragment in str(caught.value) and "\n" not in str(caught.value)
+
+
+def _rk():
+    import rnnkit
+
+    return rnnkit
+
+
+def _small_rnn():
+    rk = _rk()
+    return rk.Sequential(rk.layers.SimpleRNN(2), rk.layers.Dense(1), input_shape=(3, 1))
+
+
+def _xy():
+    return torch.zeros(4, 3, 1), torch.zeros(4, 1)
+
+
+# One case per module that the issue 22 audit turned to RnnkitError (each a bare ValueError before,
+# and so "internal error" exit 1 wherever a command reached it): the class, not only the message.
+API_AUDIT_CASES = [
+    ("fit verbose 3", lambda: _small_rnn().fit(*_xy(), verbose=3), "verbose must be 'auto', 0, 1 or 2, got 3"),
+    ("fit x without y", lambda: _small_rnn().fit(torch.zeros(4, 3, 1)), "x is an array without targets"),
+    ("compile optimizer", lambda: _small_rnn().compile(optimizer="adamw"), "optimizer must be one of"),
+    (
+        "gradient_flow 2-D x",
+        lambda: diagnostics.gradient_flow(_small_rnn(), torch.zeros(3, 4)),
+        "x must be a floating-point tensor (batch, time, features), got (3, 4)",
+    ),
+    (
+        "set_remember_bias Dense",
+        lambda: diagnostics.set_remember_bias(_rk().layers.Dense(2), 4.0),
+        "layer must be an rnnkit SimpleRNN, LSTM or GRU, got Dense",
+    ),
+    (
+        "plot_history no epoch",
+        lambda: plots.plot_history([], None),
+        "history must hold at least one epoch, got none",
+    ),
+    (
+        "get_loss hinge",
+        lambda: losses.get_loss("hinge"),
+        "loss must be one of mse, mae, huber, cross_entropy, pinball, got 'hinge'",
+    ),
+    (
+        "skill persistence 0",
+        lambda: training_metrics.skill(1.0, 0.0),
+        "mae_persistence must be > 0, got 0.0",
+    ),
+    (
+        "Ensemble of one",
+        lambda: ensemble.Ensemble([_small_rnn()]),
+        "an ensemble needs at least two members, got 1",
+    ),
+    (
+        "Clock no pairs",
+        lambda: forecasters.Clock([]),
+        "pairs must hold at least one (sin_index, cos_index, period), got []",
+    ),
+    (
+        "generate 3-D start ids",
+        lambda: generators.generate(generators.CharRNN("ab"), torch.zeros(1, 1, 1, dtype=torch.long), 3),
+        "start ids must be (s,) or (batch, s) with s >= 1, got shape (1, 1, 1)",
+    ),
+    (
+        "next_word_windows one word",
+        lambda: language.next_word_windows([["a"]], Vocabulary([["a"]]), 3),
+        "sentences must hold at least one sentence of two or more words",
+    ),
+    (
+        "Sequential of a torch layer",
+        lambda: _rk().Sequential(torch.nn.Linear(3, 2)),
+        "Sequential layers must be rnnkit layers (rk.layers.*), got Linear",
+    ),
+    (
+        "SeriesEmbedding dim 0",
+        lambda: series_embedding.SeriesEmbedding(_small_rnn(), 3, 0),
+        "series and dim must be positive integers, got series=3, dim=0",
+    ),
+    (
+        "tagging_dataset unknown tag",
+        lambda: taggers.tagging_dataset([[("paris", "LOC")]], tag_names=["O", "PERSON"]),
+        "tags must be among tag_names ['O', 'PERSON'], got ['LOC']",
+    ),
+    ("Dense on a 1-D input", lambda: _rk().layers.Dense(2)(torch.ones(3)), "Dense expects inputs of shape"),
+    (
+        "Embedding id out of range",
+        lambda: _rk().layers.Embedding(5, 2)(torch.tensor([[7]])),
+        "Embedding inputs must be ids in [0, 5) (input_dim), got values in [7, 7]",
+    ),
+    (
+        "Bidirectional of a Dense",
+        lambda: _rk().layers.Bidirectional(_rk().layers.Dense(2)),
+        "layer must be a SimpleRNN, LSTM or GRU layer",
+    ),
+    ("Dropout set_weights", lambda: _rk().layers.Dropout(0.1).set_weights([np.zeros(1)]), "Dropout has no weights"),
+    (
+        "serialize a torch layer",
+        lambda: _rk().layers.serialize(torch.nn.Linear(3, 2)),
+        "serialize: layer must be one of",
+    ),
+]
+
+
+@pytest.mark.parametrize("call,fragment", [c[1:] for c in API_AUDIT_CASES], ids=[c[0] for c in API_AUDIT_CASES])
+def test_api_door_audited_checks_raise_rnnkit_error(call, fragment):
+    with pytest.raises(RnnkitError) as caught:
+        call()
+    assert fragment in str(caught.value) and "\n" not in str(caught.value), caught.value
 
 
 TRAINER_CASES = [

@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rnnkit.errors import RnnkitError
+
 LossArg = Union[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]
 GRADIENT_LOSSES = ("mse", "mae", "cross_entropy")
 RECURRENT_LAYERS = ("SimpleRNN", "LSTM", "GRU")
@@ -32,7 +34,7 @@ def _output_tensor(out: Any) -> torch.Tensor:
     if isinstance(out, (tuple, list)):
         out = out[0]
     if not isinstance(out, torch.Tensor) or not out.is_floating_point():
-        raise ValueError(f"model must return a floating-point tensor, got {type(out).__name__}")
+        raise RnnkitError(f"model must return a floating-point tensor, got {type(out).__name__}")
     return out
 
 
@@ -51,11 +53,11 @@ def _scalar_loss(out: torch.Tensor, y: torch.Tensor | None, loss: LossArg) -> to
     if callable(loss):
         value = loss(out, y)
         if not isinstance(value, torch.Tensor):
-            raise ValueError(f"loss must return a tensor, got {type(value).__name__}")
+            raise RnnkitError(f"loss must return a tensor, got {type(value).__name__}")
         return value.sum()
     if loss == "cross_entropy":
         if out.dim() < 2 or y.shape != out.shape[:-1]:
-            raise ValueError(
+            raise RnnkitError(
                 f"y must hold one class index per logit vector for cross_entropy: shape {tuple(out.shape[:-1])}, "
                 f"got {tuple(y.shape)}"
             )
@@ -64,7 +66,7 @@ def _scalar_loss(out: torch.Tensor, y: torch.Tensor | None, loss: LossArg) -> to
     target = y.to(out.dtype)
     if target.shape != out.shape:
         if target.shape[:1] != out.shape[:1] or target.numel() != out.numel():
-            raise ValueError(f"y must have the model output's shape {tuple(out.shape)}, got {tuple(target.shape)}")
+            raise RnnkitError(f"y must have the model output's shape {tuple(out.shape)}, got {tuple(target.shape)}")
         target = target.reshape(out.shape)
     error = out - target
     return _per_example_sum(error.square() if loss == "mse" else error.abs())
@@ -124,20 +126,20 @@ def gradient_flow(
         >>> float(g[0] / g[-1])  # how much of the gradient reaches step 1  # doctest: +SKIP
     """
     if not isinstance(model, nn.Module):
-        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        raise RnnkitError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if not isinstance(x, torch.Tensor) or x.dim() != 3 or not x.is_floating_point():
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"x must be a floating-point tensor (batch, time, features), got {shape}")
+        raise RnnkitError(f"x must be a floating-point tensor (batch, time, features), got {shape}")
     if x.shape[0] == 0 or x.shape[1] == 0:
-        raise ValueError(f"x must hold at least one example and one step, got shape {tuple(x.shape)}")
+        raise RnnkitError(f"x must hold at least one example and one step, got shape {tuple(x.shape)}")
     if not callable(loss) and loss not in GRADIENT_LOSSES:
-        raise ValueError(f"loss must be one of {', '.join(GRADIENT_LOSSES)} or a callable, got {loss!r}")
+        raise RnnkitError(f"loss must be one of {', '.join(GRADIENT_LOSSES)} or a callable, got {loss!r}")
     if reduction not in ("mean", "none"):
-        raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
+        raise RnnkitError(f"reduction must be 'mean' or 'none', got {reduction!r}")
     if y is not None and not isinstance(y, torch.Tensor):
         y = torch.as_tensor(np.asarray(y))
     if y is not None and y.shape[0] != x.shape[0]:
-        raise ValueError(f"y must have one entry per example of x ({x.shape[0]}), got {y.shape[0]}")
+        raise RnnkitError(f"y must have one entry per example of x ({x.shape[0]}), got {y.shape[0]}")
 
     inputs = x.detach().clone().requires_grad_(True)
     was_training = model.training
@@ -146,7 +148,7 @@ def gradient_flow(
         with torch.enable_grad():
             total = _scalar_loss(_output_tensor(model(inputs)), y, loss)
             if total.dim() != 0:
-                raise ValueError(f"loss must reduce to a scalar, got shape {tuple(total.shape)}")
+                raise RnnkitError(f"loss must reduce to a scalar, got shape {tuple(total.shape)}")
             (grad,) = torch.autograd.grad(total, inputs, allow_unused=True)
     finally:
         model.train(was_training)
@@ -181,7 +183,7 @@ def long_dependency_task(examples: int, steps: int = 100, *, seed: int = 0) -> t
     """
     for name, value, low in (("examples", examples, 1), ("steps", steps, 2)):
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+            raise RnnkitError(f"{name} must be an integer >= {low}, got {value!r}")
     g = torch.Generator().manual_seed(seed)
     x = torch.zeros(examples, steps, 2)
     x[:, :, 0] = torch.randn(examples, steps, generator=g)
@@ -211,14 +213,14 @@ def set_remember_bias(layer: nn.Module, bias: float) -> None:
     from rnnkit import layers as rl
 
     if not isinstance(bias, (int, float)) or isinstance(bias, bool) or not math.isfinite(bias):
-        raise ValueError(f"bias must be a finite number, got {bias!r}")
+        raise RnnkitError(f"bias must be a finite number, got {bias!r}")
     if isinstance(layer, rl.SimpleRNN):
         return
     if not isinstance(layer, (rl.LSTM, rl.GRU)):
-        raise ValueError(f"layer must be an rnnkit SimpleRNN, LSTM or GRU, got {type(layer).__name__}")
+        raise RnnkitError(f"layer must be an rnnkit SimpleRNN, LSTM or GRU, got {type(layer).__name__}")
     weights = layer.get_weights()
     if not weights or len(weights) < 3:
-        raise ValueError(f"layer must be built and use a bias (use_bias=True), got {len(weights)} weight arrays")
+        raise RnnkitError(f"layer must be built and use a bias (use_bias=True), got {len(weights)} weight arrays")
     n = layer.units
     b = np.array(weights[2], copy=True)
     if isinstance(layer, rl.LSTM):
@@ -305,7 +307,7 @@ def config_windows(
     from rnnkit.tasks.series import load_frame, prepare
 
     if not isinstance(examples, int) or isinstance(examples, bool) or examples < 2:
-        raise ValueError(f"examples must be an integer >= 2, got {examples!r}")
+        raise RnnkitError(f"examples must be an integer >= 2, got {examples!r}")
     windows = prepare(config, load_frame(config, paths)).windows["train"]
     n = len(windows)
     index = torch.linspace(0, n - 1, min(n, examples)).round().long().unique()
@@ -360,12 +362,12 @@ def gradient_picture(
 
     for name, value, low in (("units", units, 1), ("train_epochs", train_epochs, 0), ("seed", seed, 0)):
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+            raise RnnkitError(f"{name} must be an integer >= {low}, got {value!r}")
     unknown = [n for n in layers if n not in RECURRENT_LAYERS]
     if not layers or unknown:
-        raise ValueError(f"layers must name some of {', '.join(RECURRENT_LAYERS)}, got {list(layers)}")
+        raise RnnkitError(f"layers must name some of {', '.join(RECURRENT_LAYERS)}, got {list(layers)}")
     if (x is None) != (y is None):
-        raise ValueError("x and y must be given together (or neither, for the synthetic task)")
+        raise RnnkitError("x and y must be given together (or neither, for the synthetic task)")
     if x is None:
         classification = True
         x_train, y_train = long_dependency_task(examples, steps, seed=seed)
@@ -373,12 +375,12 @@ def gradient_picture(
     else:
         classification = False
         if not isinstance(x, torch.Tensor) or x.dim() != 3 or len(x) < 5:
-            raise ValueError(
+            raise RnnkitError(
                 f"x must be a tensor (examples >= 5, time, features), got {getattr(x, 'shape', type(x).__name__)}"
             )
         y = torch.as_tensor(y).float().reshape(len(y), -1)
         if len(y) != len(x):
-            raise ValueError(f"y must have one row per example of x ({len(x)}), got {len(y)}")
+            raise RnnkitError(f"y must have one row per example of x ({len(x)}), got {len(y)}")
         cut = int(len(x) * 0.8)
         x_train, y_train, x_held, y_held = x[:cut].float(), y[:cut], x[cut:].float(), y[cut:]
     outputs = 2 if classification else y_train.shape[1]

@@ -17,11 +17,11 @@ import matplotlib
 matplotlib.use("Agg")  # files only: never open a window, work on machines without a display
 
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from rnnkit.errors import RnnkitError  # noqa: E402
 from rnnkit.io import write_bytes_atomic  # noqa: E402
-
 
 PathLike = str | os.PathLike[str]
 
@@ -53,14 +53,14 @@ def _history_columns(history: Any) -> dict[str, list[float]]:
     elif isinstance(history, Sequence):
         records = list(history)
     else:
-        raise ValueError(
+        raise RnnkitError(
             f"history must be a History, a list of per-epoch dicts or a DataFrame, got {type(history).__name__}"
         )
     if not records:
-        raise ValueError("history must hold at least one epoch, got none")
+        raise RnnkitError("history must hold at least one epoch, got none")
     keys = [k for k in ("loss", "val_loss") if any(r.get(k) is not None for r in records)]
     if "loss" not in keys:
-        raise ValueError("history must have a 'loss' column")
+        raise RnnkitError("history must have a 'loss' column")
     epochs = [r.get("epoch", i + 1) for i, r in enumerate(records)]
     return {"epoch": epochs, **{k: [np.nan if r.get(k) is None else r[k] for r in records] for k in keys}}
 
@@ -99,7 +99,7 @@ def history_figure(history: Any, *, title: str = "Learning curves", loss_name: s
     """
     histories = dict(history) if isinstance(history, Mapping) else {"": history}
     if not histories:
-        raise ValueError("history must hold at least one model, got an empty dict")
+        raise RnnkitError("history must hold at least one model, got an empty dict")
     fig, ax = plt.subplots(figsize=(10, 4.5))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     first, later, epochs = [], [], 0
@@ -210,18 +210,18 @@ def plot_predictions(
     x = np.asarray(times)
     y = np.asarray(truth, dtype=float).reshape(-1)
     if x.shape[0] != y.shape[0]:
-        raise ValueError(f"times and truth must have the same length, got {x.shape[0]} and {y.shape[0]}")
+        raise RnnkitError(f"times and truth must have the same length, got {x.shape[0]} and {y.shape[0]}")
     series = dict(predictions)
     checked = {**series, **({"persistence": persistence} if persistence is not None else {})}
     for name, values in checked.items():
         n = np.asarray(values).reshape(-1).shape[0]
         if n != y.shape[0]:
-            raise ValueError(f"predictions[{name!r}] must have {y.shape[0]} values like truth, got {n}")
+            raise RnnkitError(f"predictions[{name!r}] must have {y.shape[0]} values like truth, got {n}")
     fig, ax = plt.subplots(figsize=(10, 4))
     for i, (label, (low, high)) in enumerate((bands or {}).items()):
         low, high = np.asarray(low, dtype=float).reshape(-1), np.asarray(high, dtype=float).reshape(-1)
         if low.shape != y.shape or high.shape != y.shape:
-            raise ValueError(
+            raise RnnkitError(
                 f"bands[{label!r}] must be two arrays of {y.shape[0]} values like truth, got "
                 f"{low.shape[0]} and {high.shape[0]}"
             )
@@ -263,7 +263,7 @@ def plot_series(df: Any, columns: Sequence[str] | None, path: str | os.PathLike[
     columns = list(columns)
     missing = [c for c in columns if c not in df.columns]
     if not columns or missing:
-        raise ValueError(f"columns must name columns of the data {list(df.columns)}, got {columns}")
+        raise RnnkitError(f"columns must name columns of the data {list(df.columns)}, got {columns}")
     fig, axes = plt.subplots(len(columns), 1, figsize=(10, 2.4 * len(columns)), sharex=True, squeeze=False)
     for ax, col in zip(axes[:, 0], columns, strict=True):
         for a, b in segments(df):
@@ -303,10 +303,10 @@ def plot_gradient_flow(
     """
     series = {name: np.asarray(values, dtype=float).reshape(-1) for name, values in dict(curves).items()}
     if not series:
-        raise ValueError("curves must hold at least one model, got an empty dict")
+        raise RnnkitError("curves must hold at least one model, got an empty dict")
     for name, values in series.items():
         if values.size == 0 or not np.isfinite(values).all() or (values < 0).any():
-            raise ValueError(f"curves[{name!r}] must hold finite values >= 0, got {values.size} values")
+            raise RnnkitError(f"curves[{name!r}] must hold finite values >= 0, got {values.size} values")
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for name, values in series.items():
         # Exact zeros have no place on a log axis: draw them at the smallest positive value.
@@ -350,7 +350,7 @@ def plot_step_errors(
         True
     """
     if not errors:
-        raise ValueError("errors must hold at least one model, got none")
+        raise RnnkitError("errors must hold at least one model, got none")
     fig, ax = plt.subplots(figsize=(8, 3.6))
     for name, per_step in errors.items():
         values = np.asarray(per_step, dtype=float).reshape(-1)
@@ -386,7 +386,7 @@ def plot_backtest(
         True
     """
     if not scores:
-        raise ValueError("scores must hold at least one model, got none")
+        raise RnnkitError("scores must hold at least one model, got none")
     fig, ax = plt.subplots(figsize=(8, 3.6))
     x = np.arange(len(labels))
     for name, values in scores.items():

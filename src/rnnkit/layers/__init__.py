@@ -26,7 +26,7 @@ def serialize(layer: Layer) -> dict[str, Any]:
     """``{"class_name": ..., "config": layer.get_config()}`` for a registered layer."""
     name = type(layer).__name__
     if LAYER_CLASSES.get(name) is not type(layer):
-        raise ValueError(f"serialize: layer must be one of {sorted(LAYER_CLASSES)}, got {type(layer).__name__}")
+        raise RnnkitError(f"serialize: layer must be one of {sorted(LAYER_CLASSES)}, got {type(layer).__name__}")
     return {"class_name": name, "config": layer.get_config()}
 
 

@@ -75,7 +75,7 @@ class Layer(nn.Module):
 
     def set_weights(self, weights: list[np.ndarray]) -> None:
         if weights:
-            raise ValueError(f"{type(self).__name__} has no weights, got {len(weights)} arrays")
+            raise RnnkitError(f"{type(self).__name__} has no weights, got {len(weights)} arrays")
 
     # --- regularisation and state ----------------------------------------------------------
     def regularization_loss(self) -> torch.Tensor:

@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from rnnkit.errors import RnnkitError
 from rnnkit.layers.base import Layer
 from rnnkit.layers.recurrent import GRU, LSTM, RNN, SimpleRNN
-from rnnkit.errors import RnnkitError
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 RECURRENT_LAYERS: dict[str, type[RNN]] = {"SimpleRNN": SimpleRNN, "LSTM": LSTM, "GRU": GRU}
@@ -21,7 +21,7 @@ def _resolve_layer(layer: Any) -> RNN:
         return layer
     if isinstance(layer, dict) and layer.get("class_name") in RECURRENT_LAYERS:
         return RECURRENT_LAYERS[layer["class_name"]](**layer.get("config", {}))
-    raise ValueError(
+    raise RnnkitError(
         f"layer must be a SimpleRNN, LSTM or GRU layer (or its {{'class_name', 'config'}} dict), got {layer!r}"
     )
 
@@ -125,7 +125,7 @@ class Bidirectional(Layer):
 
     def set_weights(self, weights: list[np.ndarray]) -> None:
         if len(weights) % 2:
-            raise ValueError(
+            raise RnnkitError(
                 f"weights must hold the forward then the backward arrays (an even count), got {len(weights)}"
             )
         half = len(weights) // 2
@@ -147,7 +147,7 @@ class Bidirectional(Layer):
     def forward(self, x: torch.Tensor, initial_state: Any = None, mask: torch.Tensor | None = None) -> Any:
         """Run both directions over x (batch, time, features) and merge; see the class docstring."""
         if x.dim() != 3:
-            raise ValueError(f"input must be 3-D (batch, time, features), got shape {tuple(x.shape)}")
+            raise RnnkitError(f"input must be 3-D (batch, time, features), got shape {tuple(x.shape)}")
         forward_state = backward_state = None
         if initial_state is not None:
             initial_state = list(initial_state)

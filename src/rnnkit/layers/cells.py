@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rnnkit.errors import check_bool, check_positive_int
+from rnnkit.errors import RnnkitError, check_bool, check_positive_int
 from rnnkit.layers import activations
 
 State = tuple[torch.Tensor, ...]
@@ -142,11 +142,11 @@ class RecurrentCell(nn.Module):
         """Load Keras's arrays (see ``keras_weights``); shapes are checked."""
         expected = self.keras_shapes()
         if len(weights) != len(expected):
-            raise ValueError(f"weights must be {len(expected)} arrays {expected}, got {len(weights)}")
+            raise RnnkitError(f"weights must be {len(expected)} arrays {expected}, got {len(weights)}")
         arrays = [np.asarray(w) for w in weights]
         for i, (w, shape) in enumerate(zip(arrays, expected)):
             if tuple(w.shape) != shape:
-                raise ValueError(f"weights[{i}] must have shape {shape}, got {tuple(w.shape)}")
+                raise RnnkitError(f"weights[{i}] must have shape {shape}, got {tuple(w.shape)}")
         with torch.no_grad():
             self.weight_ih.copy_(torch.as_tensor(self._from_keras_gates(arrays[0].T)))
             self.weight_hh.copy_(torch.as_tensor(self._from_keras_gates(arrays[1].T)))

@@ -29,12 +29,12 @@ def _check_weights(
     cls = type(layer).__name__
     if len(weights) != len(expected):
         names = ", ".join(f"{name} {shape}" for name, shape in expected)
-        raise ValueError(f"{cls}.set_weights expects {len(expected)} arrays ({names}), got {len(weights)}")
+        raise RnnkitError(f"{cls}.set_weights expects {len(expected)} arrays ({names}), got {len(weights)}")
     arrays = []
     for w, (name, shape) in zip(weights, expected):
         a = np.asarray(w)
         if a.shape != shape:
-            raise ValueError(f"{cls}.set_weights: {name} must have shape {shape}, got {a.shape}")
+            raise RnnkitError(f"{cls}.set_weights: {name} must have shape {shape}, got {a.shape}")
         arrays.append(a)
     return arrays
 
@@ -91,7 +91,7 @@ class Dense(Layer):
 
     def build(self, input_shape: Shape) -> None:
         if len(input_shape) < 1 or input_shape[-1] is None:
-            raise ValueError(
+            raise RnnkitError(
                 f"Dense needs a known number of input features on the last axis, got input shape {input_shape}"
             )
         m = check_positive_int("Dense input features", input_shape[-1])
@@ -110,11 +110,11 @@ class Dense(Layer):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() < 2:
-            raise ValueError(f"Dense expects inputs of shape (batch, ..., features), got shape {tuple(x.shape)}")
+            raise RnnkitError(f"Dense expects inputs of shape (batch, ..., features), got shape {tuple(x.shape)}")
         self.maybe_build(x)
         x = self.cast_input(x)
         if x.shape[-1] != self.input_size:
-            raise ValueError(
+            raise RnnkitError(
                 f"Dense was built for {self.input_size} input features, got {x.shape[-1]} (input shape {tuple(x.shape)})"
             )
         # F.linear wants (out, in); the transpose is a view, addmm reads it without a copy
@@ -149,7 +149,7 @@ class Dense(Layer):
 
     def set_weights(self, weights: Sequence[Any]) -> None:
         if not self.built:
-            raise ValueError("Dense.set_weights needs a built layer: pass input_size or call the layer once")
+            raise RnnkitError("Dense.set_weights needs a built layer: pass input_size or call the layer once")
         arrays = _check_weights(self, weights, self._expected_weights())
         _copy_into(self.kernel, arrays[0])
         if self.use_bias:
@@ -252,11 +252,11 @@ class Embedding(Layer):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dtype.is_floating_point or x.dtype.is_complex or x.dtype == torch.bool:
-            raise ValueError(f"Embedding inputs must be integer token ids, got dtype {x.dtype}")
+            raise RnnkitError(f"Embedding inputs must be integer token ids, got dtype {x.dtype}")
         if x.numel():
             low, high = int(x.min()), int(x.max())
             if low < 0 or high >= self.input_dim:
-                raise ValueError(
+                raise RnnkitError(
                     f"Embedding inputs must be ids in [0, {self.input_dim}) (input_dim), got values in [{low}, {high}]"
                 )
         return F.embedding(x, self.embeddings)
@@ -314,7 +314,7 @@ class Flatten(Layer):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() < 2:
-            raise ValueError(f"Flatten expects inputs of shape (batch, ...), got shape {tuple(x.shape)}")
+            raise RnnkitError(f"Flatten expects inputs of shape (batch, ...), got shape {tuple(x.shape)}")
         return x.reshape(x.shape[0], -1)
 
     def param_formula(self) -> str:

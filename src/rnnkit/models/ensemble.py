@@ -22,6 +22,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from rnnkit.errors import RnnkitError
+
 
 class Ensemble(nn.Module):
     """The mean of its members' outputs.
@@ -34,9 +36,9 @@ class Ensemble(nn.Module):
     def __init__(self, members: Sequence[nn.Module], names: Sequence[str] | None = None) -> None:
         super().__init__()
         if len(members) < 2:
-            raise ValueError(f"an ensemble needs at least two members, got {len(members)}")
+            raise RnnkitError(f"an ensemble needs at least two members, got {len(members)}")
         if names is not None and len(names) != len(members):
-            raise ValueError(f"names must name every member: {len(members)} members, got {len(names)} names")
+            raise RnnkitError(f"names must name every member: {len(members)} members, got {len(names)} names")
         self.members = nn.ModuleList(members)
         self.names = list(names) if names is not None else [f"member {i}" for i in range(len(members))]
 
@@ -44,7 +46,7 @@ class Ensemble(nn.Module):
         outputs = [member(x) for member in self.members]
         shapes = {tuple(o.shape) for o in outputs}
         if len(shapes) > 1:
-            raise ValueError(f"the ensemble's members give outputs of different shapes: {sorted(shapes)}")
+            raise RnnkitError(f"the ensemble's members give outputs of different shapes: {sorted(shapes)}")
         return torch.stack(outputs).mean(dim=0)
 
     @property
@@ -57,7 +59,7 @@ class Ensemble(nn.Module):
         for member in self.members:
             get_config = getattr(member, "get_config", None)
             if not callable(get_config):
-                raise ValueError(f"the ensemble's member {type(member).__name__} has no config to save")
+                raise RnnkitError(f"the ensemble's member {type(member).__name__} has no config to save")
             members.append({"class": f"{type(member).__module__}.{type(member).__qualname__}", "config": get_config()})
         return {"names": self.names, "members": members}
 
@@ -67,7 +69,7 @@ class Ensemble(nn.Module):
         (a run's task rebuilds its own wrappers; ``rk.load_model`` its allow-list)."""
         members = config.get("members")
         if not isinstance(members, list) or not all(isinstance(m, dict) for m in members):
-            raise ValueError("an ensemble's config must list its members, each with its class and config")
+            raise RnnkitError("an ensemble's config must list its members, each with its class and config")
         return cls([rebuild(m) for m in members], config.get("names"))
 
 

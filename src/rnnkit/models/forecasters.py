@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from rnnkit.errors import check_positive_int
+from rnnkit.errors import RnnkitError, check_positive_int
 from rnnkit.layers import Dense
 from rnnkit.layers.recurrent import RNN, recurrent_layer_class
 from rnnkit.training.keras_api import KerasModel
@@ -60,9 +60,9 @@ def _column_list(name: str, value: int | Sequence[int], features: int) -> list[i
     if not items or any(
         isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not 0 <= i < features for i in items
     ):
-        raise ValueError(f"{name} must be column positions in [0, {features}), got {value!r}")
+        raise RnnkitError(f"{name} must be column positions in [0, {features}), got {value!r}")
     if len(set(items)) != len(items):
-        raise ValueError(f"{name} must not repeat a column, got {value!r}")
+        raise RnnkitError(f"{name} must not repeat a column, got {value!r}")
     return [int(i) for i in items]
 
 
@@ -102,7 +102,7 @@ class Clock:
     ) -> None:
         pairs = list(pairs)
         if not pairs:
-            raise ValueError("pairs must hold at least one (sin_index, cos_index, period), got []")
+            raise RnnkitError("pairs must hold at least one (sin_index, cos_index, period), got []")
         for p in pairs:
             ok = (
                 isinstance(p, (tuple, list))
@@ -110,18 +110,18 @@ class Clock:
                 and all(isinstance(i, (int, np.integer)) and not isinstance(i, bool) and i >= 0 for i in p[:2])
             )
             if not ok or not isinstance(p[2], (int, float, np.integer, np.floating)) or not p[2] > 0:
-                raise ValueError(f"pairs must be (sin_index >= 0, cos_index >= 0, period > 0) triples, got {p!r}")
+                raise RnnkitError(f"pairs must be (sin_index >= 0, cos_index >= 0, period > 0) triples, got {p!r}")
         self.pairs = [(int(s), int(c), float(t)) for s, c, t in pairs]
         self.indices = [i for s, c, _ in self.pairs for i in (s, c)]
         if len(set(self.indices)) != len(self.indices):
-            raise ValueError(f"pairs must not share a column, got {pairs!r}")
+            raise RnnkitError(f"pairs must not share a column, got {pairs!r}")
         if (mean is None) != (std is None):
-            raise ValueError("mean and std must be given together (the clock columns' scaling), got one of them")
+            raise RnnkitError("mean and std must be given together (the clock columns' scaling), got one of them")
         self.mean = self.std = None
         if mean is not None:
             mean, std = [float(m) for m in mean], [float(s) for s in std]
             if len(mean) != len(self.indices) or len(std) != len(self.indices) or not all(s > 0 for s in std):
-                raise ValueError(
+                raise RnnkitError(
                     f"mean and std must hold {len(self.indices)} numbers (std > 0), one per clock column, "
                     f"got {mean!r} and {std!r}"
                 )
@@ -169,9 +169,9 @@ def _check_clock(clock: Clock | None, features: int) -> list[int]:
     if clock is None:
         return []
     if not isinstance(clock, Clock):
-        raise ValueError(f"clock must be a Clock or None, got {type(clock).__name__}")
+        raise RnnkitError(f"clock must be a Clock or None, got {type(clock).__name__}")
     if max(clock.indices) >= features:
-        raise ValueError(f"clock columns must be < features={features}, got {clock.indices}")
+        raise RnnkitError(f"clock columns must be < features={features}, got {clock.indices}")
     return clock.indices
 
 
@@ -257,7 +257,7 @@ class AutoregressiveForecaster(KerasModel):
         self.clock = clock
         self.fed_back = [i for i in range(self.features) if i not in clock_columns]
         if not self.fed_back:
-            raise ValueError(
+            raise RnnkitError(
                 f"at least one column must be fed back (not a clock column), got clock columns {clock_columns}"
             )
         # cat([fed-back values, clock values])[:, order] puts every column back in its place.
@@ -347,7 +347,7 @@ class Seq2SeqForecaster(KerasModel):
         self.target_length = check_positive_int("target_length", target_length)
         self.target_index = _column_list("target_index", target_index, self.features)
         if isinstance(known_future, bool) or not isinstance(known_future, int) or known_future < 0:
-            raise ValueError(f"known_future must be an integer >= 0 (known columns per step), got {known_future!r}")
+            raise RnnkitError(f"known_future must be an integer >= 0 (known columns per step), got {known_future!r}")
         self.known_future = known_future
         _check_clock(clock, self.features)
         self.clock = clock
@@ -380,7 +380,7 @@ class Seq2SeqForecaster(KerasModel):
         F, C = self.features, self.known_future
         if C:
             if x.shape[-1] != F + C * self.target_length:
-                raise ValueError(
+                raise RnnkitError(
                     f"x must have {F + C * self.target_length} columns ({F} features + {C} known-future "
                     f"columns x {self.target_length} steps), got {x.shape[-1]}"
                 )

@@ -109,10 +109,10 @@ class OneToMany(KerasModel):
         units = check_positive_int("units", units)
         self.target_index = None if target_index is None else _column_list("target_index", target_index, self.features)
         if self.target_index is not None and len(self.target_index) != self.outputs:
-            raise ValueError(f"target_index must name outputs={self.outputs} columns, got {target_index!r}")
+            raise RnnkitError(f"target_index must name outputs={self.outputs} columns, got {target_index!r}")
         self.residual = self.target_index is not None if residual is None else bool(residual)
         if self.residual and self.target_index is None:
-            raise ValueError("residual=True needs target_index (the start values to add changes to), got None")
+            raise RnnkitError("residual=True needs target_index (the start values to add changes to), got None")
         _check_clock(clock, self.features)
         self.clock = clock
         decoder_inputs = self.outputs + (len(clock.indices) if clock is not None else 0)
@@ -126,7 +126,7 @@ class OneToMany(KerasModel):
         if start.dim() == 3 and start.shape[1] == 1:
             start = start[:, 0]
         if start.dim() != 2 or start.shape[1] != self.features:
-            raise ValueError(
+            raise RnnkitError(
                 f"start must be (batch, {self.features}) or (batch, 1, {self.features}), got {tuple(start.shape)}"
             )
         state = tuple(self.initial(start).chunk(self.state_count, -1))
@@ -175,7 +175,7 @@ class CharRNN(KerasModel):
     def __init__(self, vocabulary: str, embedding_dim: int = 16, units: int = 64, layer: str = "GRU") -> None:
         super().__init__()
         if not isinstance(vocabulary, str) or not vocabulary or len(set(vocabulary)) != len(vocabulary):
-            raise ValueError(f"vocabulary must be a non-empty string of distinct characters, got {vocabulary!r}")
+            raise RnnkitError(f"vocabulary must be a non-empty string of distinct characters, got {vocabulary!r}")
         self.vocabulary = vocabulary
         self._ids = {c: i for i, c in enumerate(vocabulary)}
         self.embedding_dim = embedding_dim = check_positive_int("embedding_dim", embedding_dim)
@@ -203,7 +203,7 @@ class CharRNN(KerasModel):
         """``(len(text),)`` int64 ids."""
         unknown = sorted(set(text) - set(self._ids))
         if unknown:
-            raise ValueError(f"text holds characters outside the vocabulary: {unknown}")
+            raise RnnkitError(f"text holds characters outside the vocabulary: {unknown}")
         return torch.tensor([self._ids[c] for c in text], dtype=torch.long)
 
     def decode(self, ids: Any) -> str:
@@ -308,7 +308,7 @@ def text_windows(text: str, model: CharRNN, sequence_length: int, shift: int = 1
     shift = check_positive_int("shift", shift)
     ids = model.encode(text)
     if len(ids) < sequence_length + 1:
-        raise ValueError(
+        raise RnnkitError(
             f"text must hold at least sequence_length + 1 = {sequence_length + 1} characters, got {len(ids)}"
         )
     windows = ids.unfold(0, sequence_length + 1, shift)  # (windows, L + 1), a view
@@ -343,10 +343,10 @@ def generate(model: nn.Module, start: Any, length: int, *, temperature: float = 
         or not isinstance(temperature, (int, float))
         or not 0 <= temperature < float("inf")
     ):
-        raise ValueError(f"temperature must be a finite number >= 0, got {temperature!r}")
+        raise RnnkitError(f"temperature must be a finite number >= 0, got {temperature!r}")
     discrete = bool(getattr(model, "discrete", False))
     if not discrete and temperature:
-        raise ValueError(
+        raise RnnkitError(
             f"temperature applies to token models only (discrete=True), got {temperature} for {type(model).__name__}"
         )
     if not isinstance(model, Generative):
@@ -371,7 +371,7 @@ def generate(model: nn.Module, start: Any, length: int, *, temperature: float = 
 def _generate_tokens(model: Generative, start: Any, length: int, temperature: float, seed: int | None) -> Any:
     if isinstance(start, str):
         if not start:
-            raise ValueError("start must hold at least one character, got ''")
+            raise RnnkitError("start must hold at least one character, got ''")
         if not isinstance(model, TextGenerative):
             raise RnnkitError(
                 f"a text start needs a model with encode and decode (CharRNN), got {type(model).__name__}"
@@ -379,7 +379,7 @@ def _generate_tokens(model: Generative, start: Any, length: int, temperature: fl
         return model.decode(_generate_ids(model, model.encode(start)[None], length, temperature, seed)[0])
     ids = torch.as_tensor(start, dtype=torch.long)
     if ids.dim() not in (1, 2) or ids.shape[-1] < 1:
-        raise ValueError(f"start ids must be (s,) or (batch, s) with s >= 1, got shape {tuple(ids.shape)}")
+        raise RnnkitError(f"start ids must be (s,) or (batch, s) with s >= 1, got shape {tuple(ids.shape)}")
     single = ids.dim() == 1
     out = _generate_ids(model, ids[None] if single else ids, length, temperature, seed)
     return out[0] if single else out

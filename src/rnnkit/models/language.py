@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from rnnkit.data.text import Vocabulary, pad_sequences
-from rnnkit.errors import check_positive_int
+from rnnkit.errors import RnnkitError, check_positive_int
 from rnnkit.layers.core import Dense, Embedding
 from rnnkit.layers.recurrent import recurrent_layer_class
 from rnnkit.models.sequential import Sequential
@@ -52,7 +52,7 @@ def next_word_windows(
             contexts.append(ids[max(0, i - sequence_length) : i])
             targets.append(ids[i])
     if not contexts:
-        raise ValueError("sentences must hold at least one sentence of two or more words")
+        raise RnnkitError("sentences must hold at least one sentence of two or more words")
     return pad_sequences(contexts, length=sequence_length, padding="pre"), torch.tensor(targets, dtype=torch.long)
 
 
@@ -83,7 +83,7 @@ def predict_next(
     """
     words = context.split() if isinstance(context, str) else list(context)
     if not words:
-        raise ValueError("context must hold at least one word, got none")
+        raise RnnkitError("context must hold at least one word, got none")
     if sequence_length is not None:
         words = words[-check_positive_int("sequence_length", sequence_length) :]
     was_training = model.training
@@ -130,7 +130,7 @@ def next_word_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, after
     """Share of windows whose most likely next word is y; with ``after`` (an id), only windows ending in it."""
     chosen = torch.ones(len(y), dtype=torch.bool) if after is None else x[:, -1] == after
     if not bool(chosen.any()):
-        raise ValueError(f"next_word_accuracy has no window to score: none ends in id {after}")
+        raise RnnkitError(f"next_word_accuracy has no window to score: none ends in id {after}")
     was_training = model.training
     model.eval()
     try:

@@ -121,11 +121,11 @@ class Sequential(KerasModel):
     @staticmethod
     def _check_layer(layer: Any) -> None:
         if isinstance(layer, (list, tuple)):
-            raise ValueError(
+            raise RnnkitError(
                 f"Sequential takes the layers as separate arguments, Sequential(layer1, layer2, ...), got a {type(layer).__name__}"
             )
         if not isinstance(layer, Layer):
-            raise ValueError(f"Sequential layers must be rnnkit layers (rk.layers.*), got {layer!r}")
+            raise RnnkitError(f"Sequential layers must be rnnkit layers (rk.layers.*), got {layer!r}")
 
     def _layer_list(self) -> list[Layer]:
         """``self.layers`` as rnnkit layers: ``nn.ModuleList`` is not generic (its items are typed
@@ -188,7 +188,7 @@ class Sequential(KerasModel):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.layers:
-            raise ValueError("Sequential has no layers: pass them to Sequential(...) or add() them")
+            raise RnnkitError("Sequential has no layers: pass them to Sequential(...) or add() them")
         if not self.built:
             self.build(tuple(x.shape[1:]))
             self.to(device=x.device)
@@ -202,7 +202,7 @@ class Sequential(KerasModel):
 
     def _require_built(self, what: str) -> None:
         if not self.built:
-            raise ValueError(
+            raise RnnkitError(
                 f"{what} needs a built model: pass input_shape=(sequence_length, features) or call the model once"
             )
 
@@ -300,14 +300,14 @@ class Sequential(KerasModel):
         expected = sum(len(c) for c in current)
         if len(weights) != expected:
             per_layer = ", ".join(f"{name}: {len(c)}" for name, c in zip(self.layer_names(), current))
-            raise ValueError(f"set_weights expects {expected} arrays ({per_layer}), got {len(weights)}")
+            raise RnnkitError(f"set_weights expects {expected} arrays ({per_layer}), got {len(weights)}")
         start = 0
         for name, layer, old in zip(self.layer_names(), self._layer_list(), current):
             chunk = weights[start : start + len(old)]
             for k, (w, o) in enumerate(zip(chunk, old)):
                 shape = np.shape(w)
                 if shape != o.shape:
-                    raise ValueError(
+                    raise RnnkitError(
                         f"set_weights: array {start + k} (layer {name}, weight {k}) must have shape {o.shape}, got {shape}"
                     )
             layer.set_weights(chunk)

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from rnnkit.errors import RnnkitError
 from rnnkit.models.wrapper import Wrapper
 
 
@@ -37,7 +38,7 @@ class SeriesEmbedding(Wrapper):
 
     def __init__(self, model: nn.Module, series: int, dim: int) -> None:
         if not isinstance(series, int) or series < 1 or not isinstance(dim, int) or dim < 1:
-            raise ValueError(f"series and dim must be positive integers, got series={series!r}, dim={dim!r}")
+            raise RnnkitError(f"series and dim must be positive integers, got series={series!r}, dim={dim!r}")
         super().__init__(model)
         self.series, self.dim = series, dim
         self.embedding = nn.Embedding(series, dim)

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from rnnkit.data.text import Vocabulary, pad_sequences
+from rnnkit.errors import RnnkitError
 from rnnkit.layers.bidirectional import Bidirectional
 from rnnkit.layers.core import Dense, Embedding
 from rnnkit.layers.recurrent import recurrent_layer_class
@@ -73,7 +74,7 @@ def tagging_dataset(
         data.tags   # [[1, 1], [0, -100]]   with tag_names ("O", "PERSON")
     """
     if not sentences or any(len(s) == 0 for s in sentences):
-        raise ValueError("sentences must be a non-empty list of non-empty (token, tag) lists")
+        raise RnnkitError("sentences must be a non-empty list of non-empty (token, tag) lists")
     tokens = [[t for t, _ in s] for s in sentences]
     labels = [[g for _, g in s] for s in sentences]
     if vocab is None:
@@ -82,7 +83,7 @@ def tagging_dataset(
     index = {g: i for i, g in enumerate(names)}
     unknown = sorted({g for row in labels for g in row} - set(index))
     if unknown:
-        raise ValueError(f"tags must be among tag_names {list(names)}, got {unknown}")
+        raise RnnkitError(f"tags must be among tag_names {list(names)}, got {unknown}")
     ids = pad_sequences([vocab.encode(t) for t in tokens])
     mask = ids != 0
     tags = torch.full(ids.shape, IGNORE_INDEX, dtype=torch.long)
@@ -147,7 +148,7 @@ def tag_accuracy(model: nn.Module, data: TaggingData, tokens: Iterable[str] | No
         ids = torch.tensor([data.vocab.index(t) for t in tokens if t in data.vocab], dtype=torch.long)
         chosen &= torch.isin(data.ids, ids)
     if not bool(chosen.any()):
-        raise ValueError("tag_accuracy has no token to score: tokens matched no real step")
+        raise RnnkitError("tag_accuracy has no token to score: tokens matched no real step")
     predicted = predict_tags(model, data.ids)
     return float((predicted[chosen] == data.tags[chosen]).double().mean())
 
@@ -179,10 +180,10 @@ class MajorityTagPerWord(nn.Module):
     def __init__(self, table: torch.Tensor, num_tags: int) -> None:
         super().__init__()
         if isinstance(num_tags, bool) or not isinstance(num_tags, int) or num_tags < 1:
-            raise ValueError(f"num_tags must be a positive integer, got {num_tags!r}")
+            raise RnnkitError(f"num_tags must be a positive integer, got {num_tags!r}")
         table = torch.as_tensor(table).long().reshape(-1)
         if table.numel() and (int(table.min()) < 0 or int(table.max()) >= num_tags):
-            raise ValueError(f"table must hold tag indices in [0, {num_tags}), got values outside it")
+            raise RnnkitError(f"table must hold tag indices in [0, {num_tags}), got values outside it")
         self.num_tags = num_tags
         self.register_buffer("table", table)
 

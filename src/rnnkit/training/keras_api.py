@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from rnnkit.errors import RnnkitError
 from rnnkit.training.batches import as_data
 from rnnkit.training.callbacks import EarlyStopping, ReduceLROnPlateau
 from rnnkit.training.hooks import EpochLines, Hook, Loop
@@ -62,11 +63,11 @@ def _tensor(values: Any, name: str) -> torch.Tensor:
         try:
             t = torch.as_tensor(np.asarray(values))
         except (TypeError, ValueError, RuntimeError) as e:
-            raise ValueError(f"{name} must be an array of numbers, got {type(values).__name__} ({e})") from None
+            raise RnnkitError(f"{name} must be an array of numbers, got {type(values).__name__} ({e})") from None
     if t.is_floating_point() or t.dtype == torch.bool:
         return t.to(torch.float32)
     if t.is_complex():
-        raise ValueError(f"{name} must hold real numbers, got {t.dtype}")
+        raise RnnkitError(f"{name} must hold real numbers, got {t.dtype}")
     return t.to(torch.int64)
 
 
@@ -88,31 +89,31 @@ def as_fit_data(x: Any, y: Any = None, name: str = "x") -> Any:
     """
     if y is not None:
         if not (_is_array(x) or isinstance(x, list)) or not (_is_array(y) or isinstance(y, list)):
-            raise ValueError(
+            raise RnnkitError(
                 f"{name} and y must be arrays when y is given, got {type(x).__name__} and {type(y).__name__}"
             )
         return as_data((_tensor(x, name), _tensor(y, "y")), name)
     if _is_array(x):
-        raise ValueError(f"{name} is an array without targets: pass y too (fit(x, y)), or windows that hold both")
+        raise RnnkitError(f"{name} is an array without targets: pass y too (fit(x, y)), or windows that hold both")
     if isinstance(x, (tuple, list)) and len(x) == 2 and all(_is_array(v) for v in x):
         return as_data((_tensor(x[0], f"{name}[0]"), _tensor(x[1], f"{name}[1]")), name)
     if isinstance(x, (tuple, list)) and len(x) == 3 and all(_is_array(v) for v in x):
-        raise ValueError(f"{name}: sample weights (x, y, sample_weight) are not supported, got a triple")
+        raise RnnkitError(f"{name}: sample weights (x, y, sample_weight) are not supported, got a triple")
     return as_data(x, name)
 
 
 def _split_off(data: Any, fraction: Any) -> tuple[Any, Any]:
     """Keras's ``validation_split``: the last ``fraction`` of the examples, before any shuffling."""
     if not isinstance(fraction, (int, float)) or isinstance(fraction, bool) or not 0 <= fraction < 1:
-        raise ValueError(f"validation_split must be in [0, 1), got {fraction!r}")
+        raise RnnkitError(f"validation_split must be in [0, 1), got {fraction!r}")
     if not fraction:
         return data, None
     if not hasattr(data, "x") or not hasattr(data, "y"):
-        raise ValueError("validation_split needs x and y as arrays; pass validation_data for windows or batches")
+        raise RnnkitError("validation_split needs x and y as arrays; pass validation_data for windows or batches")
     n = len(data)
     cut = int(math.floor(n * (1.0 - fraction)))  # Keras's split point
     if cut == 0 or cut == n:
-        raise ValueError(f"validation_split={fraction} of {n} examples leaves an empty part")
+        raise RnnkitError(f"validation_split={fraction} of {n} examples leaves an empty part")
     return as_data((data.x[:cut], data.y[:cut]), "x"), as_data((data.x[cut:], data.y[cut:]), "validation_split")
 
 
@@ -120,18 +121,18 @@ def _check_metrics(metrics: Any, loss: str) -> list[str]:
     if metrics is None:
         return []
     if isinstance(metrics, str) or not isinstance(metrics, (list, tuple)):
-        raise ValueError(f"metrics must be a list of names such as ['mae'], got {metrics!r}")
+        raise RnnkitError(f"metrics must be a list of names such as ['mae'], got {metrics!r}")
     for m in metrics:
         if m not in METRICS:
-            raise ValueError(f"metrics: {m!r} is not one of {', '.join(METRICS)}")
+            raise RnnkitError(f"metrics: {m!r} is not one of {', '.join(METRICS)}")
         reads = METRICS[m]
         if loss == "pinball" or (reads == "accuracy") != (loss == "cross_entropy"):
-            raise ValueError(
+            raise RnnkitError(
                 f"metrics: {m!r} does not go with loss={loss!r} "
                 "(accuracy goes with cross_entropy, mae/mse/rmse with the regression losses)"
             )
     if len(set(metrics)) != len(metrics):
-        raise ValueError(f"metrics names each metric once, got {list(metrics)}")
+        raise RnnkitError(f"metrics names each metric once, got {list(metrics)}")
     return list(metrics)
 
 
@@ -163,7 +164,7 @@ def _class_weights(class_weight: Any) -> list[float] | None:
     if not isinstance(class_weight, dict):
         return class_weight
     if not all(isinstance(k, (int, np.integer)) and not isinstance(k, bool) and k >= 0 for k in class_weight):
-        raise ValueError(f"class_weight keys must be class indices >= 0, got {sorted(class_weight, key=str)}")
+        raise RnnkitError(f"class_weight keys must be class indices >= 0, got {sorted(class_weight, key=str)}")
     return [float(class_weight.get(c, 1.0)) for c in range(max(class_weight) + 1)] if class_weight else None
 
 
@@ -180,7 +181,7 @@ def _verbose(verbose: Any) -> bool | None:
         return None
     if verbose in (0, 1, 2) and not isinstance(verbose, bool):
         return {0: False, 1: True, 2: False}[verbose]
-    raise ValueError(f"verbose must be 'auto', 0, 1 or 2, got {verbose!r}")
+    raise RnnkitError(f"verbose must be 'auto', 0, 1 or 2, got {verbose!r}")
 
 
 @dataclass
@@ -243,14 +244,14 @@ class KerasModel(nn.Module):
         Not PyTorch's ``nn.Module.compile``: use ``torch.compile(model)`` for that.
         """
         if not isinstance(optimizer, str) or optimizer.lower() not in OPTIMIZERS:
-            raise ValueError(
+            raise RnnkitError(
                 f"optimizer must be one of {', '.join(OPTIMIZERS)} (with learning_rate= for its rate), "
                 f"got {optimizer!r}"
             )
         loss = canonical_loss_name(loss)
         unknown = sorted(set(settings) - set(TrainingConfig.model_fields))
         if unknown:
-            raise ValueError(
+            raise RnnkitError(
                 f"compile: unknown settings {unknown}; the settings are {sorted(TrainingConfig.model_fields)}"
             )
         config = TrainingConfig.model_validate({**settings, "optimizer": optimizer.lower(), "loss": loss})
@@ -305,7 +306,7 @@ class KerasModel(nn.Module):
         """
         train = as_fit_data(x, y)
         if validation_data is not None and validation_split:
-            raise ValueError("give validation_data or validation_split, not both")
+            raise RnnkitError("give validation_data or validation_split, not both")
         train, val = _split_off(train, validation_split)
         if validation_data is not None:
             val = as_fit_data(validation_data, name="validation_data")
@@ -317,29 +318,29 @@ class KerasModel(nn.Module):
                 hooks.append(cb)
                 continue
             if not isinstance(cb, (EarlyStopping, ReduceLROnPlateau)):
-                raise ValueError(
+                raise RnnkitError(
                     "callbacks must be rk.training.EarlyStopping, rk.training.ReduceLROnPlateau or "
                     f"rk.training.hooks.Hook objects, got {type(cb).__name__}"
                 )
             if type(cb) in seen:
-                raise ValueError(f"callbacks holds two {type(cb).__name__}; give one")
+                raise RnnkitError(f"callbacks holds two {type(cb).__name__}; give one")
             seen.add(type(cb))
             watched = "val_loss" if val is not None else "loss"
             if cb.monitor != watched:
-                raise ValueError(
+                raise RnnkitError(
                     f"{type(cb).__name__}(monitor={cb.monitor!r}): the Trainer watches {watched!r} "
                     f"({'with' if val is not None else 'without'} validation data)"
                 )
             if isinstance(cb, EarlyStopping):
                 if cb.min_delta:
-                    raise ValueError(
+                    raise RnnkitError(
                         f"EarlyStopping(min_delta={cb.min_delta}): fit's Trainer counts any decrease as an "
                         "improvement; min_delta must be 0"
                     )
                 settings.update(early_stopping_patience=cb.patience, restore_best=cb.restore_best_weights)
             else:
                 if cb.min_lr:
-                    raise ValueError(
+                    raise RnnkitError(
                         f"ReduceLROnPlateau(min_lr={cb.min_lr}): fit's Trainer has no floor on the "
                         "learning rate; min_lr must be 0"
                     )
@@ -398,13 +399,13 @@ class KerasModel(nn.Module):
 
         path = Path(filepath)
         if path.suffix in (".keras", ".h5", ".pt", ".pth", ".pkl"):
-            raise ValueError(
+            raise RnnkitError(
                 f"save writes <stem>.safetensors and <stem>.json; give a stem such as 'model' "
                 f"(or 'model.safetensors'), got {str(filepath)!r}"
             )
         unbuilt = [type(m).__name__ for m in self.modules() if getattr(m, "built", True) is False]
         if unbuilt:
-            raise ValueError(
+            raise RnnkitError(
                 f"save needs every weight: layers {unbuilt} are not built yet (give input_shape or call the model once)"
             )
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -114,13 +114,13 @@ def check_class_weight(class_weight: Sequence[float] | torch.Tensor, classes: in
     try:
         weight = torch.as_tensor(class_weight, dtype=torch.float64).detach().cpu()
     except (TypeError, ValueError, RuntimeError):
-        raise ValueError(f"class_weight must be a list of numbers, one per class, got {class_weight!r}") from None
+        raise RnnkitError(f"class_weight must be a list of numbers, one per class, got {class_weight!r}") from None
     if weight.dim() != 1 or weight.numel() < 2:
-        raise ValueError(f"class_weight must be a list of at least 2 numbers, one per class, got {class_weight!r}")
+        raise RnnkitError(f"class_weight must be a list of at least 2 numbers, one per class, got {class_weight!r}")
     if not bool(torch.isfinite(weight).all()) or bool((weight < 0).any()) or not bool((weight > 0).any()):
-        raise ValueError(f"class_weight must hold finite numbers >= 0, not all 0, got {weight.tolist()}")
+        raise RnnkitError(f"class_weight must hold finite numbers >= 0, not all 0, got {weight.tolist()}")
     if classes is not None and weight.numel() != classes:
-        raise ValueError(f"class_weight must hold one number per class ({classes} classes), got {weight.numel()}")
+        raise RnnkitError(f"class_weight must hold one number per class ({classes} classes), got {weight.numel()}")
     return weight
 
 
@@ -134,12 +134,12 @@ def balanced_class_weight(labels: Sequence[int] | torch.Tensor, classes: int) ->
         tensor([0.6667, 2.0000], dtype=torch.float64)
     """
     if not isinstance(classes, int) or isinstance(classes, bool) or classes < 2:
-        raise ValueError(f"classes must be an integer >= 2, got {classes!r}")
+        raise RnnkitError(f"classes must be an integer >= 2, got {classes!r}")
     y = torch.as_tensor(labels).reshape(-1).long()
     if y.numel() == 0:
-        raise ValueError("labels must hold at least one label, got none")
+        raise RnnkitError("labels must hold at least one label, got none")
     if int(y.min()) < 0 or int(y.max()) >= classes:
-        raise ValueError(f"labels must be in [0, {classes}), got values from {int(y.min())} to {int(y.max())}")
+        raise RnnkitError(f"labels must be in [0, {classes}), got values from {int(y.min())} to {int(y.max())}")
     counts = torch.bincount(y, minlength=classes).double()
     return torch.where(counts > 0, y.numel() / (classes * counts.clamp(min=1)), torch.zeros_like(counts))
 
@@ -176,7 +176,7 @@ def check_quantiles(quantiles: Sequence[float] | torch.Tensor) -> list[float]:
     """
     values = [float(q) for q in quantiles] if not isinstance(quantiles, (str, bytes)) else []
     if not values or any(not 0 < q < 1 for q in values) or any(b <= a for a, b in zip(values, values[1:])):
-        raise ValueError(
+        raise RnnkitError(
             f"quantiles must be increasing levels in (0, 1), got {list(quantiles) if values else quantiles!r}"
         )
     return values
@@ -194,11 +194,11 @@ _BY_NAME: dict[str, LossFn] = {
 def canonical_loss_name(name: str) -> str:
     """The canonical name of a loss, accepting Keras's long names; validates."""
     if not isinstance(name, str):
-        raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {name!r}")
+        raise RnnkitError(f"loss must be one of {', '.join(LOSSES)}, got {name!r}")
     key = name.strip().lower()
     key = _ALIASES.get(key, key)
     if key not in _BY_NAME:
-        raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {name!r}")
+        raise RnnkitError(f"loss must be one of {', '.join(LOSSES)}, got {name!r}")
     return key
 
 

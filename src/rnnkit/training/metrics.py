@@ -37,7 +37,7 @@ def to_units(values: Any, *, inverse: Inverse | None = None, scale: Any = None, 
         tensor([ 9.5000, 17.5000], dtype=torch.float64)
     """
     if inverse is not None and scale is not None:
-        raise ValueError("give either inverse or scale/offset, got both")
+        raise RnnkitError("give either inverse or scale/offset, got both")
     t = _tensor(values, "values")
     if inverse is not None:
         return _tensor(inverse(t), "inverse(values)")
@@ -76,7 +76,7 @@ def skill(mae_model: float, mae_persistence: float) -> float:
         0.088
     """
     if not mae_persistence > 0:
-        raise ValueError(f"mae_persistence must be > 0, got {mae_persistence}")
+        raise RnnkitError(f"mae_persistence must be > 0, got {mae_persistence}")
     return 1.0 - mae_model / mae_persistence
 
 
@@ -89,7 +89,7 @@ def accuracy(y_true: Any, y_pred: Any) -> float:
     """
     true, pred = _labels(y_true, y_pred)
     if true.numel() == 0:
-        raise ValueError("accuracy needs at least one label, got none")
+        raise RnnkitError("accuracy needs at least one label, got none")
     return float((pred == true).double().mean())
 
 
@@ -121,7 +121,7 @@ def confusion_matrix(y_true: Any, y_pred: Any, num_classes: int | None = None) -
     if num_classes is None:
         num_classes = int(max(true.max(), pred.max())) + 1 if true.numel() else 0
     if not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+        raise RnnkitError(f"num_classes must be a positive integer, got {num_classes!r}")
     if true.numel() and (min(true.min(), pred.min()) < 0 or max(true.max(), pred.max()) >= num_classes):
         raise RnnkitError(f"labels must be in [0, {num_classes}), got values outside it")
     return torch.bincount(true * num_classes + pred, minlength=num_classes * num_classes).reshape(
@@ -155,10 +155,10 @@ def classification_metrics(
     cm = confusion_matrix(y_true, y_pred, num_classes).double()
     k = cm.shape[0]
     if positive is not None and not (isinstance(positive, int) and 0 <= positive < k):
-        raise ValueError(f"positive must be a class in [0, {k}) or None, got {positive!r}")
+        raise RnnkitError(f"positive must be a class in [0, {k}) or None, got {positive!r}")
     n = float(cm.sum())
     if n == 0:
-        raise ValueError("classification_metrics needs at least one label, got none")
+        raise RnnkitError("classification_metrics needs at least one label, got none")
     tp = cm.diagonal()
     support, predicted = cm.sum(1), cm.sum(0)
     # Undefined ratios (0 / 0) count as 0, as scikit-learn's zero_division=0 does.
@@ -273,7 +273,7 @@ def forecast_scores(y_true: Any, y_pred: Any, *, scale: Any = None, offset: Any 
     t = to_units(y_true, scale=scale, offset=offset)
     p = to_units(y_pred, scale=scale, offset=offset)
     if t.numel() != p.numel() or t.shape[:2] != p.shape[:2] or t.dim() < 2:
-        raise ValueError(
+        raise RnnkitError(
             f"y_true and y_pred must both be (examples, steps[, 1]), got {tuple(t.shape)} and {tuple(p.shape)}"
         )
     t, p = t.reshape(t.shape[0], t.shape[1], -1), p.reshape(p.shape[0], p.shape[1], -1)
