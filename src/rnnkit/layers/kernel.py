@@ -412,7 +412,7 @@ class _Sequence(torch.autograd.Function):
     """The kernel's forward and backward over the whole sequence, for autograd."""
 
     @staticmethod
-    def forward(ctx, ext, kind, reverse, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, real):  # type: ignore[override]
+    def forward(ctx, ext, kind, reverse, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, real):
         H, h_last, c_last, saved = ext.forward(kind, reverse, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, real)
         ctx.ext, ctx.kind, ctx.reverse = ext, kind, reverse
         ctx.save_for_backward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, real, H, saved)
@@ -423,7 +423,7 @@ class _Sequence(torch.autograd.Function):
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, dH, dh_last, dc_last=None):  # type: ignore[override]
+    def backward(ctx, dH, dh_last, dc_last=None):
         x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, real, H, saved = ctx.saved_tensors
         empty = x.new_empty(0)
         dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh = ctx.ext.backward(

@@ -504,7 +504,7 @@ class RNN(Layer):
         if input_mask is not None:
             x = x * input_mask.unsqueeze(1)  # the same mask at every step
         cell = self.cell  # a submodule: each self.cell is a trip through nn.Module.__getattr__
-        weight_hh = cell.weight_hh
+        weight_hh: torch.Tensor = cell.weight_hh
         if recurrent_mask is not None and recurrent_mask.dim() == 1:
             # (h ⊙ m) Uᵀ == h (U diag(m))ᵀ: scale the columns of weight_hh (G·n, n)
             weight_hh = weight_hh * recurrent_mask
