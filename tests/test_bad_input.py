@@ -22,12 +22,13 @@ from helpers import one_line_error as one_line
 from helpers import tiny_config, write_jena_csv
 from test_cli import toml_of
 
-from rnnkit import diagnostics, plots
+from rnnkit import baselines, diagnostics, plots
 from rnnkit.cli import main
-from rnnkit.data.text import Vocabulary
+from rnnkit.corpora import donald
+from rnnkit.data.text import Vocabulary, pad_sequences
 from rnnkit.errors import RnnkitError
 from rnnkit.models import ensemble, forecasters, generators, language, series_embedding, taggers
-from rnnkit.training import losses
+from rnnkit.training import batches, callbacks, inference, losses
 from rnnkit.training import metrics as training_metrics
 
 
@@ -351,6 +352,28 @@ API_AUDIT_CASES = [
         "layer must be a SimpleRNN, LSTM or GRU layer",
     ),
     ("Dropout set_weights", lambda: _rk().layers.Dropout(0.1).set_weights([np.zeros(1)]), "Dropout has no weights"),
+    (
+        "EarlyStopping monitor val_mae",
+        lambda: callbacks.EarlyStopping(monitor="val_mae"),
+        "monitor must be 'val_loss' or 'loss'",
+    ),
+    (
+        "TensorPair of unequal lengths",
+        lambda: batches.TensorPair(torch.zeros(3, 2), torch.zeros(4, 1)),
+        "data x and y must have the same number of examples, got 3 and 4",
+    ),
+    (
+        "predict batch_size 0",
+        lambda: inference.predict(torch.nn.Linear(3, 1), torch.zeros(10, 3), batch_size=0),
+        "batch_size must be a positive integer, got 0",
+    ),
+    ("pad_sequences padding", lambda: pad_sequences([[1, 2]], padding="middle"), "padding must be one of"),
+    ("donald sentences 0", lambda: donald.sentences(0), "n must be a positive integer, got 0"),
+    (
+        "MeanDailyCurve not fitted",
+        lambda: baselines.MeanDailyCurve(0, 1, 2, target_length=2, period=4)(torch.zeros(1, 3, 3)),
+        "MeanDailyCurve must be fitted before use: call fit(rows)",
+    ),
     (
         "serialize a torch layer",
         lambda: _rk().layers.serialize(torch.nn.Linear(3, 2)),

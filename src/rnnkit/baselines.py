@@ -25,7 +25,6 @@ from rnnkit.errors import RnnkitError, check_positive_int
 from rnnkit.models.wrapper import Wrapper
 from rnnkit.training.batches import as_data, iter_batches
 
-
 __all__ = [
     "LinearBaseline",
     "MajorityClass",
@@ -358,7 +357,7 @@ class RepeatLastPeriod(nn.Module):
         # a bool (an int to isinstance) is refused with the message below
         items = [target_index] if isinstance(target_index, (int, np.integer)) else list(target_index)
         if not items or any(isinstance(i, bool) or not isinstance(i, (int, np.integer)) or i < 0 for i in items):
-            raise ValueError(f"target_index must be column positions >= 0, got {target_index!r}")
+            raise RnnkitError(f"target_index must be column positions >= 0, got {target_index!r}")
         self.target_index = [int(i) for i in items]
         self.period = check_positive_int("period", period)
         self.target_length = check_positive_int("target_length", target_length)
@@ -366,7 +365,7 @@ class RepeatLastPeriod(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         length = x.shape[1]
         if length < self.period:
-            raise ValueError(f"windows must hold at least period={self.period} rows, got {length}")
+            raise RnnkitError(f"windows must hold at least period={self.period} rows, got {length}")
         rows = length - self.period + torch.arange(self.target_length, device=x.device) % self.period
         return x[:, rows][:, :, self.target_index]
 
@@ -455,7 +454,7 @@ class MeanDailyCurve(nn.Module):
         super().__init__()
         for name, value in (("target_index", target_index), ("sin_index", sin_index), ("cos_index", cos_index)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-                raise ValueError(f"{name} must be a column position >= 0, got {value!r}")
+                raise RnnkitError(f"{name} must be a column position >= 0, got {value!r}")
         self.target_index, self.sin_index, self.cos_index = int(target_index), int(sin_index), int(cos_index)
         self.target_length = check_positive_int("target_length", target_length)
         self.period = check_positive_int("period", period)
@@ -473,7 +472,7 @@ class MeanDailyCurve(nn.Module):
         bins = self.phase_bin(rows)
         counts = torch.bincount(bins, minlength=self.period)
         if bool((counts == 0).any()):
-            raise ValueError(
+            raise RnnkitError(
                 f"rows must fill every one of the {self.period} bins, got empty bins {torch.nonzero(counts == 0).flatten().tolist()}"
             )
         sums = torch.zeros(self.period, dtype=torch.float64).index_add_(0, bins, rows[:, self.target_index])
@@ -482,7 +481,7 @@ class MeanDailyCurve(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if bool(self.curve.isnan().any()):
-            raise ValueError("MeanDailyCurve must be fitted before use: call fit(rows)")
+            raise RnnkitError("MeanDailyCurve must be fitted before use: call fit(rows)")
         now = self.phase_bin(x[:, -1])  # (batch,)
         ahead = (
             now[:, None] + 1 + torch.arange(self.target_length, device=x.device)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import random
 
+from rnnkit.errors import RnnkitError
+
 POLITICS = (
     "the president said that",
     "at the white house",
@@ -46,7 +48,7 @@ def sentences(n: int = 400, seed: int = 0) -> list[list[str]]:
         sentences(1, seed=2)   # [['in', 'the', 'animated', 'short', 'donald', 'duck', 'smiled']]
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
+        raise RnnkitError(f"n must be a positive integer, got {n!r}")
     rng = random.Random(seed)
     out = []
     for _ in range(n):

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import random
 
+from rnnkit.errors import RnnkitError
+
 TAGS = ("O", "PERSON")
 AMBIGUOUS = ("teddy", "franklin", "victoria", "georgia", "jordan", "florence", "chelsea", "austin")
 SURNAMES = ("roosevelt", "smith", "jones", "brown", "miller", "clark", "lewis", "walker", "hall", "young")
@@ -56,7 +58,7 @@ def sentences(n: int = 400, seed: int = 0) -> list[list[tuple[str, str]]]:
         #  ('with', 'O'), ('great', 'O'), ('care', 'O')]
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
+        raise RnnkitError(f"n must be a positive integer, got {n!r}")
     rng = random.Random(seed)
     out = []
     for _ in range(n):

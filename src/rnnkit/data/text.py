@@ -11,6 +11,8 @@ from collections.abc import Iterable, Sequence
 
 import torch
 
+from rnnkit.errors import RnnkitError
+
 PAD = "<pad>"
 UNK = "<unk>"
 PADDINGS = ("post", "pre")
@@ -33,7 +35,7 @@ class Vocabulary:
 
     def __init__(self, sentences: Iterable[Sequence[str]], min_count: int = 1) -> None:
         if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
-            raise ValueError(f"min_count must be a positive integer, got {min_count!r}")
+            raise RnnkitError(f"min_count must be a positive integer, got {min_count!r}")
         counts = Counter(token for sentence in sentences for token in sentence)
         kept = sorted((t for t, c in counts.items() if c >= min_count), key=lambda t: (-counts[t], t))
         self.tokens: list[str] = [PAD, UNK] + [t for t in kept if t not in (PAD, UNK)]
@@ -59,7 +61,7 @@ class Vocabulary:
         for i in ids:
             i = int(i)
             if not 0 <= i < len(self.tokens):
-                raise ValueError(f"ids must lie in [0, {len(self.tokens)}) (the vocabulary size), got {i}")
+                raise RnnkitError(f"ids must lie in [0, {len(self.tokens)}) (the vocabulary size), got {i}")
             if i:
                 out.append(self.tokens[i])
         return out
@@ -79,15 +81,15 @@ def pad_sequences(sequences: Sequence[Sequence[int]], length: int | None = None,
         pad_sequences([[5, 6, 7], [8]], padding="pre")    # [[5, 6, 7], [0, 0, 8]]
     """
     if padding not in PADDINGS:
-        raise ValueError(f"padding must be one of {list(PADDINGS)}, got {padding!r}")
+        raise RnnkitError(f"padding must be one of {list(PADDINGS)}, got {padding!r}")
     lengths = [len(s) for s in sequences]
     if not lengths or min(lengths) == 0:
-        raise ValueError(f"sequences must be a non-empty list of non-empty id lists, got lengths {lengths[:10]}")
+        raise RnnkitError(f"sequences must be a non-empty list of non-empty id lists, got lengths {lengths[:10]}")
     longest = max(lengths)
     if length is None:
         length = longest
     elif isinstance(length, bool) or not isinstance(length, int) or length < longest:
-        raise ValueError(f"length must be an integer >= the longest sequence ({longest}), got {length!r}")
+        raise RnnkitError(f"length must be an integer >= the longest sequence ({longest}), got {length!r}")
     out = torch.zeros(len(sequences), length, dtype=torch.long)
     for row, s in enumerate(sequences):
         ids = torch.as_tensor(list(s), dtype=torch.long)

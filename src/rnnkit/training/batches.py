@@ -30,9 +30,11 @@ class TensorPair:
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, name: str = "data") -> None:
         if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
-            raise ValueError(f"{name} must be a pair of tensors (x, y), got ({type(x).__name__}, {type(y).__name__})")
+            raise RnnkitError(f"{name} must be a pair of tensors (x, y), got ({type(x).__name__}, {type(y).__name__})")
         if x.shape[0] != y.shape[0]:
-            raise ValueError(f"{name} x and y must have the same number of examples, got {x.shape[0]} and {y.shape[0]}")
+            raise RnnkitError(
+                f"{name} x and y must have the same number of examples, got {x.shape[0]} and {y.shape[0]}"
+            )
         self.x, self.y = x, y
 
     def __len__(self) -> int:
@@ -54,7 +56,7 @@ class BatchSequence:
             if not (
                 isinstance(item, (tuple, list)) and len(item) == 2 and all(isinstance(t, torch.Tensor) for t in item)
             ):
-                raise ValueError(f"{self.name} batch {i} must be a pair of tensors (x, y), got {type(item).__name__}")
+                raise RnnkitError(f"{self.name} batch {i} must be a pair of tensors (x, y), got {type(item).__name__}")
             yield item[0], item[1]
 
     def __len__(self) -> int:
@@ -75,10 +77,10 @@ def as_data(data: Any, name: str = "data") -> TensorPair | BatchSequence | Any:
     if isinstance(data, (list, tuple)) or (hasattr(data, "__iter__") and iter(data) is not data):
         return BatchSequence(data, name)
     if hasattr(data, "__iter__"):
-        raise ValueError(
+        raise RnnkitError(
             f"{name} must be re-iterable (every epoch starts over), got a one-shot iterator {type(data).__name__}; pass a list"
         )
-    raise ValueError(
+    raise RnnkitError(
         f"{name} must be a pair of tensors (x, y), an object with __len__ and batch(indices), "
         f"or a sequence of (x, y) batches, got {type(data).__name__}"
     )
@@ -109,7 +111,7 @@ def iter_batches(
     data = as_data(data)
     if isinstance(data, BatchSequence):
         if shuffle:
-            raise ValueError("shuffle must be False for a sequence of batches (their order is given), got True")
+            raise RnnkitError("shuffle must be False for a sequence of batches (their order is given), got True")
         yield from data
         return
     for indices in batch_indices(len(data), batch_size, shuffle=shuffle, generator=generator, drop_last=drop_last):

@@ -18,19 +18,20 @@ from typing import Any
 import torch
 from torch import nn
 
+from rnnkit.errors import RnnkitError
 
 MONITORED = ("val_loss", "loss")
 
 
 def _check_patience(name: str, value: int | None) -> None:
     if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-        raise ValueError(f"{name} must be None or an integer >= 1, got {value!r}")
+        raise RnnkitError(f"{name} must be None or an integer >= 1, got {value!r}")
 
 
 def _check_monitor(monitor: str) -> str:
     # The Trainer watches val_loss when there is validation data, else loss: nothing else to watch
     if monitor not in MONITORED:
-        raise ValueError(f"monitor must be 'val_loss' or 'loss' (the Trainer watches one of them), got {monitor!r}")
+        raise RnnkitError(f"monitor must be 'val_loss' or 'loss' (the Trainer watches one of them), got {monitor!r}")
     return monitor
 
 
@@ -106,7 +107,7 @@ class EarlyStopping:
     ) -> None:
         _check_patience("early_stopping_patience", patience)
         if not isinstance(restore_best_weights, bool):
-            raise ValueError(f"restore_best_weights must be True or False, got {restore_best_weights!r}")
+            raise RnnkitError(f"restore_best_weights must be True or False, got {restore_best_weights!r}")
         self.monitor = _check_monitor(monitor)
         self.restore_best_weights = restore_best_weights
         self.patience = patience
@@ -162,9 +163,9 @@ class ReduceLROnPlateau:
         _check_patience("lr_plateau_patience", patience)
         self.monitor = _check_monitor(monitor)
         if not (isinstance(factor, (int, float)) and 0.0 < factor < 1.0):
-            raise ValueError(f"lr_factor must be in (0, 1), got {factor!r}")
+            raise RnnkitError(f"lr_factor must be in (0, 1), got {factor!r}")
         if not (isinstance(min_lr, (int, float)) and min_lr >= 0):
-            raise ValueError(f"min_lr must be >= 0, got {min_lr!r}")
+            raise RnnkitError(f"min_lr must be >= 0, got {min_lr!r}")
         self.optimizer = optimizer
         self.patience, self.factor, self.min_lr = patience, float(factor), float(min_lr)
         self.best = math.inf
@@ -173,7 +174,7 @@ class ReduceLROnPlateau:
     def step(self, value: float) -> None:
         """Record one epoch's value and reduce the learning rate when the plateau is long enough."""
         if self.optimizer is None:
-            raise ValueError("ReduceLROnPlateau.step needs an optimizer: pass it, or give the callback to model.fit")
+            raise RnnkitError("ReduceLROnPlateau.step needs an optimizer: pass it, or give the callback to model.fit")
         if value < self.best:
             self.best, self.wait = float(value), 0
             return

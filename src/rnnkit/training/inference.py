@@ -7,6 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from rnnkit.errors import RnnkitError
 from rnnkit.training.batches import BatchSequence, as_data, iter_batches
 from rnnkit.training.device import to_device
 
@@ -46,7 +47,7 @@ def predict(model: nn.Module, data: Any, batch_size: int = 256, *, stateful: boo
         torch.Size([10, 1])
     """
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        raise RnnkitError(f"batch_size must be a positive integer, got {batch_size!r}")
     if isinstance(data, torch.Tensor):
         data = (data, torch.zeros(data.shape[0], 0))
     data = as_data(data)
@@ -64,5 +65,5 @@ def predict(model: nn.Module, data: Any, batch_size: int = 256, *, stateful: boo
     finally:
         model.train(was_training)
     if not outputs:
-        raise ValueError("predict needs at least one full batch of data, got none")
+        raise RnnkitError("predict needs at least one full batch of data, got none")
     return torch.cat(outputs)
