@@ -181,6 +181,9 @@ def edit_model(description: dict, edit) -> dict:
 @given(edit=MODEL_EDITS)
 @example(edit=("class_name", 1, "Dense2"))
 @example(edit=("extra_layer", 2, {"class_name": "Dense", "config": {"units": 1, "input_size": 4}}))
+# the audit's layer checks (issue 22): an Embedding fed the float windows, a Bidirectional of a Dense
+@example(edit=("extra_layer", 0, {"class_name": "Embedding", "config": {"input_dim": 3, "output_dim": 2}}))
+@example(edit=("extra_layer", 0, {"class_name": "Bidirectional", "config": {"layer": {"class_name": "Dense"}}}))
 def test_a_mangled_model_file_is_bad_input_never_a_bug(files, tmp_path, capsys, edit):
     _, _, run = files
     copy = Path(tempfile.mkdtemp(dir=tmp_path)) / "run"
