@@ -209,5 +209,28 @@ def test_close_calls_get_more_rounds():
     assert 0.001 <= kernel_s < torch_s
     calls.clear()
     kernel.time_paths(sleeper(0.004, 0.0041), repeats=3, close=1.15, extra=6)
-    assert len(calls) == 2 * (3 + 6 + 1)
+    assert len(calls) == 2 * (3 + 6 + 1)  # 9 rounds of 8 ms: past the 50 ms budget
     assert calls.count("compiled") == calls.count("torch")
+
+
+def test_a_close_call_of_microseconds_gets_rounds_until_the_budget_is_spent(monkeypatch):
+    """A tie at 0.2 ms a call: rounds go on past ``extra`` until ``budget`` seconds of timed calls."""
+    clock = [0.0]
+    calls = []
+
+    class FakeTime:  # a clock that only the calls move: no sleep jitter in the count
+        @staticmethod
+        def perf_counter():
+            return clock[0]
+
+    def call():
+        calls.append(kernel.kernel_mode())
+        clock[0] += 0.0002
+
+    monkeypatch.setattr(kernel, "time", FakeTime)
+    kernel.time_paths(call, repeats=3, close=1.15, extra=6, budget=0.01, most=40)
+    rounds = len(calls) // 2 - 1  # less the warm-up round
+    assert rounds == 25  # 25 rounds x 2 calls x 0.2 ms = the 10 ms budget
+    calls.clear()
+    kernel.time_paths(call, repeats=3, close=1.15, extra=6, budget=1.0, most=40)
+    assert len(calls) // 2 - 1 == 40  # the budget not spent: at most `most` rounds
