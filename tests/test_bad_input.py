@@ -652,6 +652,9 @@ def test_sweep_resumed_after_a_kill_agrees_with_its_study(tmp_path, csv, capsys)
     assert "trials: 0 COMPLETE, 0 PRUNED, 2 FAIL" in printed and "FAIL trial 0: its worker (pid " in printed
 
 
+DONE = ("COMPLETE", "PRUNED")  # a finished trial's states
+
+
 @pytest.mark.parametrize(
     "workers,who",
     [(2, "group"), (2, "parent"), (1, "group")],
@@ -671,8 +674,14 @@ def test_ctrl_c_in_a_sweep_stops_it_in_one_line_and_keeps_the_finished_trials(tm
 
     from rnnkit.search import INTERRUPTED, opened
 
-    config = write_sweep(
-        tmp_path, csv, {"training.learning_rate": {"type": "float", "low": 1e-3, "high": 1e-2}}, trials=40
+    config = write_sweep(  # the median pruner: each epoch's report is a storage call too (a cut one locked SQLite)
+        tmp_path,
+        csv,
+        {"training.learning_rate": {"type": "float", "low": 1e-3, "high": 1e-2}},
+        epochs=4,
+        trials=40,
+        pruner="median",
+        startup_trials=2,
     )
     out = tmp_path / "sweep"
     with open(tmp_path / "stdout", "w") as stdout, open(tmp_path / "stderr", "w") as stderr:
@@ -684,7 +693,7 @@ def test_ctrl_c_in_a_sweep_stops_it_in_one_line_and_keeps_the_finished_trials(tm
         )
     try:
         deadline = time.monotonic() + 120
-        while not (out / "trials.csv").is_file() or (pd.read_csv(out / "trials.csv")["state"] == "COMPLETE").sum() < 2:
+        while not (out / "trials.csv").is_file() or pd.read_csv(out / "trials.csv")["state"].isin(DONE).sum() < 2:
             assert time.monotonic() < deadline and sweep.poll() is None, "the sweep finished no 2 trials"
             time.sleep(0.1)
         (os.killpg if who == "group" else os.kill)(sweep.pid, signal.SIGINT)
@@ -699,8 +708,8 @@ def test_ctrl_c_in_a_sweep_stops_it_in_one_line_and_keeps_the_finished_trials(tm
     with opened(f"sqlite:///{out / 'study.db'}") as storage:
         study = optuna.load_study(study_name="tiny", storage=storage).get_trials()
     assert {t.number: t.state.name for t in study} == table["state"].to_dict()  # the file agrees with the study
-    complete = {t.number: t.value for t in study if t.state.name == "COMPLETE"}
-    assert len(complete) >= 2 and set(table["state"]) <= {"COMPLETE", "FAIL"}  # none left RUNNING
+    complete = {t.number: t.value for t in study if t.state.name in DONE}
+    assert len(complete) >= 2 and set(table["state"]) <= {*DONE, "FAIL"}  # none left RUNNING
     stopped = table.index[table["state"] == "FAIL"].tolist()
     assert all(table.loc[n, "error"] == INTERRUPTED for n in stopped), table
     assert err == (
@@ -716,7 +725,7 @@ def test_ctrl_c_in_a_sweep_stops_it_in_one_line_and_keeps_the_finished_trials(tm
     assert main(["sweep", str(config), "--output", str(out), "--resume", "--trials", str(more)]) == 0
     with opened(f"sqlite:///{out / 'study.db'}") as storage:
         after = optuna.load_study(study_name="tiny", storage=storage).get_trials()
-    assert len(after) == more and after[-1].state.name == "COMPLETE"
+    assert len(after) == more and after[-1].state.name in DONE
     assert {t.number: t.value for t in after if t.number in complete} == complete  # kept, to the last bit
 
 

@@ -226,17 +226,20 @@ class Pruning(Hook):
     The loss is negated for a maximised metric, so that the pruner compares in the study's direction.
     """
 
-    def __init__(self, trial, sign: float = 1.0) -> None:
+    def __init__(self, trial, sign: float = 1.0, stop: WorkerStop | None = None) -> None:
         self.trial = trial
         self.sign = sign
+        self.stop = stop or WorkerStop(None)
 
     def on_epoch_end(self, loop, record: dict[str, Any]) -> None:
         if "val_loss" not in record:
             return
         import optuna
 
-        self.trial.report(self.sign * float(record["val_loss"]), loop.epoch)
-        if self.trial.should_prune():
+        with self.stop.storage_call():  # a report cut by a signal could leave the database locked
+            self.trial.report(self.sign * float(record["val_loss"]), loop.epoch)
+            prune = self.trial.should_prune()
+        if prune:
             raise optuna.TrialPruned(f"pruned after epoch {loop.epoch} (val_loss {record['val_loss']:.4g})")
 
 
@@ -423,27 +426,40 @@ class WorkerStop:
     where it waits for the call's end: the study is never left half-told. :meth:`check`, each trial
     and each epoch, is the fallback where no signal comes (not Linux; the parent gone before the
     request took hold): the worker's parent pid is then no longer the sweep's.
-    ``parent=None``: the worker is the sweep's own process, nothing to watch.
+    ``parent=None``: the worker is the sweep's own process, nothing to watch; a SIGINT still waits
+    for a storage call's end (an SQLite commit cut by Ctrl-C can leave the database locked).
+    ``interruptible=False``: SIGINT stays ignored, as the sweep's process ignores it (started with
+    ``nohup`` or ``&`` from a script): a Ctrl-C meant for others must not stop half a sweep.
     """
 
-    def __init__(self, parent: int | None) -> None:
+    def __init__(self, parent: int | None, interruptible: bool = True) -> None:
         self.parent = parent
+        self.interruptible = interruptible
         self.critical = 0
         self.pending = False
         self.interrupted = False
 
-    def arm(self) -> None:
-        if self.parent is None:
-            return
+    def arm(self) -> Callable[[], None]:
+        """Take the signals over; returns the function that gives them back (the sweep's own process needs it)."""
         import signal
 
+        before = {signal.SIGINT: signal.getsignal(signal.SIGINT), signal.SIGTERM: signal.getsignal(signal.SIGTERM)}
+        if self.interruptible:
+            signal.signal(signal.SIGINT, self._on_signal)
+
+        def disarm() -> None:
+            for signum, handler in before.items():
+                signal.signal(signum, handler)
+
+        if self.parent is None:
+            return disarm
         signal.signal(signal.SIGTERM, self._on_signal)
-        signal.signal(signal.SIGINT, self._on_signal)
         with contextlib.suppress(OSError, AttributeError):  # no prctl (not Linux): the liveness check alone
             import ctypes
 
             ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
         self.check()  # the parent ended before the request took hold: no signal will come
+        return disarm
 
     def reason(self) -> str:
         if self.interrupted:
@@ -462,7 +478,9 @@ class WorkerStop:
 
     def check(self) -> None:
         """Raise ParentGone if the sweep's process is gone (or its signal waited for a storage call's end)."""
-        if self.parent is not None and not self.critical and (self.pending or os.getppid() != self.parent):
+        if self.critical:
+            return
+        if self.pending or (self.parent is not None and os.getppid() != self.parent):
             raise ParentGone(self.reason())
 
     @contextlib.contextmanager
@@ -554,7 +572,7 @@ def work(sweep: Sweep, worker: int, report: Callable[[str], None] = print, stop:
             pruned = search.model or chosen.models[0].name
             return lambda spec: [
                 ParentWatch(stop),
-                *([Pruning(trial, sign)] if search.pruner != "none" and spec.name == pruned else []),
+                *([Pruning(trial, sign, stop)] if search.pruner != "none" and spec.name == pruned else []),
             ]
 
         def finished(
@@ -590,10 +608,11 @@ def work(sweep: Sweep, worker: int, report: Callable[[str], None] = print, stop:
             values: dict[str, Any] = {}
             try:
                 with _heartbeat(study, trial):
-                    values = sample(trial, search)
+                    with stop.storage_call():  # each suggest and attribute is a write to the storage
+                        values = sample(trial, search)
+                        trial.set_user_attr("run", str(out.relative_to(sweep.folder)))
                     log(f"trial {trial.number}: {json.dumps(values)}")
                     chosen = trial_config(config, values, f"trial {trial.number}")
-                    trial.set_user_attr("run", str(out.relative_to(sweep.folder)))
                     try:
                         metrics = run_experiment(
                             chosen, out, progress=False, log=lambda line: None, model_hooks=hooks_of(trial, chosen)
@@ -601,8 +620,8 @@ def work(sweep: Sweep, worker: int, report: Callable[[str], None] = print, stop:
                     finally:
                         release(out)
                     value = trial_value(metrics, search, chosen, metric, direction)
-                    trial.set_user_attr("seconds", time.perf_counter() - started)
                 with stop.storage_call():
+                    trial.set_user_attr("seconds", time.perf_counter() - started)
                     study.tell(trial, value)
                 finished(trial, started, values, "COMPLETE", f", {metric} {value:.6g}")
             except optuna.TrialPruned as e:
@@ -639,10 +658,10 @@ def work(sweep: Sweep, worker: int, report: Callable[[str], None] = print, stop:
     return ran
 
 
-def _worker_main(sweep: Sweep, worker: int, parent: int, lines) -> None:
+def _worker_main(sweep: Sweep, worker: int, parent: int, lines, interruptible: bool = True) -> None:
     """A worker process: its trials' lines go to the sweep's process through ``lines`` (a pipe's end);
     errors to ``worker-K.error`` (exit 2: bad input, 1: a bug); it stops when its sweep process ends."""
-    stop = WorkerStop(parent)
+    stop = WorkerStop(parent, interruptible)
 
     def report(line: str) -> None:
         try:
@@ -734,10 +753,16 @@ def run_sweep(
             stale.unlink()
         try:
             if workers == 1 and on_start is None:
-                work(sweep, 0, report=log)
+                stop = WorkerStop(None, _interruptible())
+                disarm = stop.arm() if threading.current_thread() is threading.main_thread() else None
+                try:
+                    work(sweep, 0, report=log, stop=stop)
+                finally:
+                    if disarm is not None:
+                        disarm()
             else:
                 _run_workers(sweep, workers, log, on_start)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, ParentGone):  # Ctrl-C: ParentGone where a WorkerStop took SIGINT over
             raise interrupted(sweep, resume_hint=storage is not None) from None
         with _quiet_optuna(), opened(url) as store:
             final = optuna.load_study(study_name=name, storage=store)
@@ -755,6 +780,13 @@ def run_sweep(
         return summary
     finally:
         release(folder)
+
+
+def _interruptible() -> bool:
+    """Whether Ctrl-C may stop this sweep: SIGINT is not ignored (``nohup``, or ``&`` in a script, ignore it)."""
+    import signal
+
+    return signal.getsignal(signal.SIGINT) is not signal.SIG_IGN
 
 
 def interrupted(sweep: Sweep, resume_hint: bool = False) -> Interrupted:
@@ -803,19 +835,25 @@ def _run_workers(
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch threads or open databases
     pipes = [context.Pipe(duplex=False) for _ in range(workers)]
     processes = [
-        context.Process(target=_worker_main, args=(sweep, k, os.getpid(), pipes[k][1]), name=f"rnnkit-sweep-{k}")
+        context.Process(
+            target=_worker_main,
+            args=(sweep, k, os.getpid(), pipes[k][1], _interruptible()),
+            name=f"rnnkit-sweep-{k}",
+        )
         for k in range(workers)
     ]
     import signal
 
     # Started with Ctrl-C ignored, until WorkerStop.arm takes it over: a Ctrl-C while a worker's
     # interpreter starts would print multiprocessing's traceback, and stop nothing it could tell.
-    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    main = threading.current_thread() is threading.main_thread()  # signal.signal works there only
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
     try:
         for p in processes:
             p.start()
     finally:
-        signal.signal(signal.SIGINT, before)
+        if main:
+            signal.signal(signal.SIGINT, before)
     readers = {}
     for k, (reader, sender) in enumerate(pipes):
         sender.close()  # the worker holds the only sending end: its reader sees EOF when the worker ends
