@@ -5,7 +5,7 @@
 # `make bench`: the speed benchmarks (ratios against references in the same run).
 # `make doctor`: the CPU, the kernel's build and auto's choices (`rnnkit doctor`).
 # `make docs`: the documentation site (MkDocs Material + mkdocstrings) into site/, warnings as errors.
-# `make check`: ruff (lint and format) on src and tests, mypy on src.
+# `make check`: ruff (lint and format) on src, tests, benchmarks and examples, mypy on src.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -45,8 +45,8 @@ docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 check: $(STAMP)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff format --check src tests benchmarks examples
 	$(BIN)/mypy src
 
 bench: $(STAMP)

@@ -91,7 +91,7 @@ def main() -> None:
                 f"all-reduce in the step: {(med(full) - med(local)) * 1e3:.2f} ms; bare dist.all_reduce of "
                 f"{flat.numel():,} floats: {med(bare) * 1e3:.2f} ms"
             )
-    del net  # DDP's reducer goes before its process group does (else gloo may abort at exit)
+    net = None  # DDP's reducer goes before its process group does (else gloo may abort at exit)
     finish()
 
 

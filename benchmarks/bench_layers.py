@@ -255,7 +255,7 @@ def run_threads(
         if kind == "GRU" and units == 32 and kernel.kernel_mode() != "torch":
             torch_path = make_step(RnnkitModel(GRU(units, input_size=FEATURES), units), x, y)
 
-            def torch_step() -> None:
+            def torch_step(torch_path=torch_path) -> None:
                 with use_kernel("torch"):
                     torch_path()
 

@@ -118,14 +118,14 @@ def main() -> None:
             calls = 200 if batch == 1 else 5
             modes = {"auto": nullcontext, "torch": torch_kernel}
 
-            def run_rnnkit(mode):
+            def run_rnnkit(mode, model=model, x=x, modes=modes):
                 def call():
                     with torch.no_grad(), modes[mode]():
                         model(x)
 
                 return call
 
-            def run_ort():
+            def run_ort(s=s, feed=feed):
                 s.run(None, feed)
 
             fns = {"auto": run_rnnkit("auto"), "torch": run_rnnkit("torch")}
