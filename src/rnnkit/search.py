@@ -22,7 +22,9 @@ across machines), so the study ends with exactly ``trials`` trials. A worker tha
 (``kill -9``) loses only its running trial: the others, and the sweep at its end, mark it FAIL
 (its process is gone; on a database, also when its heartbeat stops). The workers stop with the
 sweep's process, ``kill -9`` included (WorkerStop); their running trials are then FAIL, and the
-sweep's console prints one line per finished trial, whichever worker ran it.
+sweep's console prints one line per finished trial, whichever worker ran it. Ctrl-C stops the
+sweep and its workers: each running trial is told FAIL ("interrupted"), trials.csv is written, and
+the command line says in one line how many trials finished and how to ``--resume`` (exit code 130).
 
 Each trial draws its values with a sampler seeded by the study's seed and the trial's number
 (:func:`trial_seed`): never two trials with one seed, in any join order, after any ``--resume``.
