@@ -413,3 +413,26 @@ def test_no_compiler_loads_a_cached_build_or_says_why(compiled, monkeypatch, tmp
     monkeypatch.setattr(cpp_extension, "_get_build_directory", lambda name, verbose: str(tmp_path / name))
     with pytest.raises(RuntimeError, match=r"^no C\+\+ compiler \(.*\) on PATH$"):
         kernel._build()
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("go_backwards", [False, True], ids=["forwards", "backwards"])
+@pytest.mark.parametrize("name", list(ALL_CELLS))
+def test_inference_keeps_two_steps_and_equals_the_training_forward_bit_for_bit(compiled, name, go_backwards, dtype):
+    """Without a gradient the kernel keeps the backward's values for two steps only (a ring): the
+    outputs and final states equal those of the forward that keeps every step, to the bit, with
+    padding too (an LSTM's padded step carries its cell state through the ring)."""
+    layer_cls, options, _, _ = ALL_CELLS[name]
+    layer = layer_cls(6, return_sequences=True, return_state=True, go_backwards=go_backwards, input_size=4, **options)
+    layer = layer.to(dtype)
+    _randomize(layer, 3)
+    generator = torch.Generator().manual_seed(4)
+    for steps in (1, 2, 5):
+        x = torch.randn(5, steps, 4, generator=generator, dtype=dtype)
+        for mask in (None, torch.rand(5, steps, generator=generator) > 0.3):
+            training = layer(x, mask=mask)
+            with torch.no_grad():
+                inference = layer(x, mask=mask)
+            for a, b in zip(training, inference):
+                assert torch.equal(a.detach(), b)
+    assert len(compiled) == 2 * 3 * 2

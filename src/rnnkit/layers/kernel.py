@@ -477,5 +477,7 @@ def run(
         return outputs[0], tuple(outputs[1:])
     # nothing to differentiate (inference): the extension directly, without autograd's bookkeeping
     # (a third of a batch-1 call's time: GRU(32) on (1, 120, 14) took 137 µs, the kernel 34 µs)
-    H, h_last, c_last, _ = ext.forward(*arguments)
+    # (the values a backward pass needs are kept for two steps, not all: at batch 256 they are
+    # megabytes, and writing them to memory was a large part of an inference call)
+    H, h_last, c_last, _ = ext.infer(*arguments)
     return H, ((h_last, c_last) if kind == "lstm" else (h_last,))

@@ -211,6 +211,7 @@ struct Problem {
   const T* mask;       // (batch, n) recurrent dropout mask, or ones with mask_stride 0
   int64_t mask_stride;
   int64_t save;        // values saved per row and step, in units of n
+  bool ring;           // inference: S holds two steps (this one and the last), not every step
   const bool* real;    // (batch, steps) in input order: false where a step is padding; or nullptr
   T* H;                // (batch, steps, n)
   T* S;                // (steps, batch, save·n)
@@ -219,10 +220,11 @@ struct Problem {
   bool padded(int64_t b, int64_t s) const { return real && !real[b * steps + t_in(s)]; }
   const T* h_prev(int64_t b, int64_t s) const { return s == 0 ? h0 + b * n : H + (b * steps + s - 1) * n; }
   int64_t h_prev_stride(int64_t s) const { return s == 0 ? n : steps * n; }
+  int64_t slot(int64_t s) const { return ring ? (s & 1) : s; }
   const T* c_prev(int64_t b, int64_t s) const {
-    return s == 0 ? c0 + b * n : S + ((s - 1) * batch + b) * save * n + 4 * n;
+    return s == 0 ? c0 + b * n : S + (slot(s - 1) * batch + b) * save * n + 4 * n;
   }
-  T* saved(int64_t b, int64_t s) const { return S + (s * batch + b) * save * n; }
+  T* saved(int64_t b, int64_t s) const { return S + (slot(s) * batch + b) * save * n; }
 };
 
 int64_t saved_values(int64_t kind) { return kind == GRU ? 4 : (kind == LSTM ? 6 : (kind == GRU_BEFORE ? 3 : 0)); }
@@ -616,6 +618,7 @@ Problem<T> make_problem(int64_t kind, bool reverse, const at::Tensor& x, const a
   p.mask = mask.data_ptr<T>();
   p.mask_stride = mask.dim() == 2 ? p.n : 0;
   p.save = saved_values(kind);
+  p.ring = false;
   p.H = H.data_ptr<T>();
   p.S = S.numel() ? S.data_ptr<T>() : nullptr;
   p.real = nullptr;
@@ -641,11 +644,13 @@ Prepared prepare(int64_t kind, const at::Tensor& x, const at::Tensor& h0, const 
   return q;
 }
 
-// real: (batch, time) bool, false at padded steps, or empty (every step real)
-std::vector<at::Tensor> forward(int64_t kind, bool reverse, const at::Tensor& x_, const at::Tensor& h0_,
-                                const at::Tensor& c0_, const at::Tensor& w_ih, const at::Tensor& w_hh,
-                                const at::Tensor& b_ih, const at::Tensor& b_hh, const at::Tensor& mask_,
-                                const at::Tensor& real_) {
+// real: (batch, time) bool, false at padded steps, or empty (every step real). keep: whether the
+// values the backward pass needs are kept for every step (training), or only for the step before
+// (inference: a ring of two steps, which stays in cache; `saved` then holds those two steps)
+std::vector<at::Tensor> forward_impl(int64_t kind, bool reverse, const at::Tensor& x_, const at::Tensor& h0_,
+                                     const at::Tensor& c0_, const at::Tensor& w_ih, const at::Tensor& w_hh,
+                                     const at::Tensor& b_ih, const at::Tensor& b_hh, const at::Tensor& mask_,
+                                     const at::Tensor& real_, bool keep) {
   at::NoGradGuard no_grad;
   auto q = prepare(kind, x_, h0_, c0_, w_ih, b_ih, b_hh, mask_);
   const int64_t batch = q.x.size(0), steps = q.x.size(1), n = q.h0.size(1);
@@ -660,11 +665,12 @@ std::vector<at::Tensor> forward(int64_t kind, bool reverse, const at::Tensor& x_
   }
   auto H = at::empty({batch, steps, n}, q.x.options());
   auto real = real_.numel() ? real_.to(at::kBool).contiguous() : at::Tensor();
-  auto S = at::empty({steps, batch, saved_values(kind) * n}, q.x.options());
+  auto S = at::empty({keep ? steps : std::min<int64_t>(steps, 2), batch, saved_values(kind) * n}, q.x.options());
   AT_DISPATCH_FLOATING_TYPES(q.x.scalar_type(), "rnnkit_forward", [&] {
     auto p = make_problem<scalar_t>(kind, reverse, q.x, q.h0, q.c0, wihT, whhT, at::Tensor(), at::Tensor(), q.bx, q.bh,
                                     q.mask, H, S);
     p.real = real.defined() ? real.data_ptr<bool>() : nullptr;
+    p.ring = !keep;
     p.whhT_n = whhT_n.defined() ? whhT_n.data_ptr<scalar_t>() : nullptr;
     const int64_t chunks = chunk_count(batch);
     for_chunks(batch, chunks, [&](int64_t, int64_t b0, int64_t b1) {
@@ -678,8 +684,23 @@ std::vector<at::Tensor> forward(int64_t kind, bool reverse, const at::Tensor& x_
     });
   });
   auto h_last = H.select(1, steps - 1).clone();
-  at::Tensor c_last = kind == LSTM ? S.select(0, steps - 1).narrow(1, 4 * n, n).clone() : at::Tensor();
+  const int64_t last = keep ? steps - 1 : ((steps - 1) & 1);
+  at::Tensor c_last = kind == LSTM ? S.select(0, last).narrow(1, 4 * n, n).clone() : at::Tensor();
   return {H, h_last, c_last, S};
+}
+
+std::vector<at::Tensor> forward(int64_t kind, bool reverse, const at::Tensor& x, const at::Tensor& h0,
+                                const at::Tensor& c0, const at::Tensor& w_ih, const at::Tensor& w_hh,
+                                const at::Tensor& b_ih, const at::Tensor& b_hh, const at::Tensor& mask,
+                                const at::Tensor& real) {
+  return forward_impl(kind, reverse, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, real, true);
+}
+
+std::vector<at::Tensor> infer(int64_t kind, bool reverse, const at::Tensor& x, const at::Tensor& h0,
+                              const at::Tensor& c0, const at::Tensor& w_ih, const at::Tensor& w_hh,
+                              const at::Tensor& b_ih, const at::Tensor& b_hh, const at::Tensor& mask,
+                              const at::Tensor& real) {
+  return forward_impl(kind, reverse, x, h0, c0, w_ih, w_hh, b_ih, b_hh, mask, real, false);
 }
 
 // Returns dx (or undefined), dh0, dc0 (LSTM), dw_ih, dw_hh, db_ih, db_hh (GRU; else undefined).
@@ -775,5 +796,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, module) {
   module.def("peak_gflops", &peak_gflops, "float32 multiply-add GFLOP/s of this build's vectors, one thread");
   module.def("info", &build_info, "the build's vector width, register count and tile shapes");
   module.def("forward", &forward, "whole-sequence forward: [H, h_last, c_last, saved]");
+  module.def("infer", &infer, "the forward for inference, keeping two steps of saved values: [H, h_last, c_last, _]");
   module.def("backward", &backward, "whole-sequence backward: [dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh]");
 }
