@@ -405,6 +405,39 @@ def test_a_worker_stops_when_its_sweep_is_gone_and_never_mid_storage_call():
     stop._on_signal(15, None)  # a second signal while the first one's stop runs: ignored
 
 
+def test_ctrl_c_that_python_cannot_raise_prints_nothing_and_stops_at_the_next_check(capsys):
+    """A SIGINT that comes inside a ``__del__`` (or a weakref callback, as seen in a sweep's worker) cannot
+    be raised there: Python prints "Exception ignored in ..." and a traceback. WorkerStop drops that
+    print; the stop stays pending and the next check raises it. Outside a storage call, it raises at once."""
+    from rnnkit.search import INTERRUPTED, ParentGone, WorkerStop
+
+    class SignalledWhileDying:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(1000):  # the handler runs between these steps, inside __del__
+                pass
+
+    stop = WorkerStop(None)
+    disarm = stop.arm()
+    try:
+        dying = SignalledWhileDying()
+        del dying
+        assert capsys.readouterr().err == ""
+        assert stop.pending and stop.interrupted
+        with pytest.raises(ParentGone, match=re.escape(INTERRUPTED)):
+            stop.check()
+        with pytest.raises(ParentGone):  # a fresh stop: the signal raises where Python can raise it
+            fresh = WorkerStop(None)
+            disarm()
+            disarm = fresh.arm()
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(1000):
+                pass
+    finally:
+        disarm()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # given back
+
+
 # --- pruning ---------------------------------------------------------------------------------------
 
 

@@ -39,6 +39,7 @@ import math
 import multiprocessing
 import os
 import socket
+import sys
 import threading
 import time
 import traceback
@@ -419,6 +420,18 @@ class ParentWatch(Hook):
         self.stop.check()
 
 
+def _quiet_stop(hook: Callable[[Any], None]) -> Callable[[Any], None]:
+    """``sys.unraisablehook`` that drops a ParentGone raised where Python cannot raise it (a signal
+    that came in a weakref callback or a ``__del__``, which prints "Exception ignored in ..." with
+    a traceback): the stop is still pending, and the next :meth:`WorkerStop.check` raises it."""
+
+    def unraisable(args: Any) -> None:
+        if not isinstance(args.exc_value, ParentGone):
+            hook(args)
+
+    return unraisable
+
+
 class WorkerStop:
     """How a worker process stops when its parent, the ``rnnkit sweep`` process, ends or is interrupted.
 
@@ -446,12 +459,15 @@ class WorkerStop:
         import signal
 
         before = {signal.SIGINT: signal.getsignal(signal.SIGINT), signal.SIGTERM: signal.getsignal(signal.SIGTERM)}
+        unraisable = sys.unraisablehook
+        sys.unraisablehook = _quiet_stop(unraisable)
         if self.interruptible:
             signal.signal(signal.SIGINT, self._on_signal)
 
         def disarm() -> None:
             for signum, handler in before.items():
                 signal.signal(signum, handler)
+            sys.unraisablehook = unraisable
 
         if self.parent is None:
             return disarm
