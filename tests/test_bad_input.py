@@ -729,6 +729,41 @@ def test_ctrl_c_in_a_sweep_stops_it_in_one_line_and_keeps_the_finished_trials(tm
     assert {t.number: t.value for t in after if t.number in complete} == complete  # kept, to the last bit
 
 
+def test_a_sweep_that_ignores_ctrl_c_runs_to_its_end_workers_too(tmp_path, csv):
+    """Started with SIGINT ignored (``nohup``, or ``&`` in a script), a sweep and its workers ignore a Ctrl-C
+    sent to its process group: before, the workers stopped their trials while the sweep went on."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    config = write_sweep(
+        tmp_path, csv, {"training.learning_rate": {"type": "float", "low": 1e-3, "high": 1e-2}}, trials=4
+    )
+    out = tmp_path / "sweep"
+    sweep = subprocess.Popen(
+        [sys.executable, "-m", "rnnkit", "sweep", str(config), "--output", str(out), "--workers", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while sum("trial " in p.read_text() for p in out.glob("worker-*.log")) < 2:
+            assert time.monotonic() < deadline and sweep.poll() is None, "the workers ran no trial"
+            time.sleep(0.1)
+        os.killpg(sweep.pid, signal.SIGINT)
+        _, err = sweep.communicate(timeout=120)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(sweep.pid, signal.SIGKILL)
+    assert sweep.returncode == 0, err
+    assert pd.read_csv(out / "trials.csv")["state"].tolist() == ["COMPLETE"] * 4
+
+
 def test_sweep_whose_every_trial_fails_on_bad_input_says_why(tmp_path, csv, capsys):
     config = write_sweep(tmp_path, csv, {"windows.sequence_length": {"type": "int", "low": 400, "high": 800}})
     assert main(["sweep", str(config), "--output", str(tmp_path / "out")]) == 2
