@@ -73,9 +73,9 @@ def _check_mask(mask: Any, x: torch.Tensor) -> torch.Tensor | None:
     if mask is None:
         return None
     if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
-        raise ValueError(f"mask must be a bool tensor (batch, time), True for real steps, got {mask!r:.80}")
+        raise RnnkitError(f"mask must be a bool tensor (batch, time), True for real steps, got {mask!r:.80}")
     if tuple(mask.shape) != tuple(x.shape[:2]):
-        raise ValueError(
+        raise RnnkitError(
             f"mask must have the input's (batch, time) shape {tuple(x.shape[:2])}, got {tuple(mask.shape)}"
         )
     mask = mask.to(x.device)
@@ -166,7 +166,7 @@ class RNN(Layer):
     def build(self, input_shape: tuple[int | None, ...]) -> None:
         features = input_shape[-1]
         if self.input_size is not None and features != self.input_size:
-            raise ValueError(f"input features must equal input_size={self.input_size}, got {features}")
+            raise RnnkitError(f"input features must equal input_size={self.input_size}, got {features}")
         self.input_size = check_positive_int("input_size", features)
         self.cell = self.cell_class(self.input_size, self.units, **self._cell_options())
         self.built = True
@@ -189,7 +189,7 @@ class RNN(Layer):
     # --- counting, config, weights ------------------------------------------------------------
     def _require_input_size(self) -> int:
         if self.input_size is None:
-            raise ValueError(f"{type(self).__name__} is not built: pass input_size or call it on an input first")
+            raise RnnkitError(f"{type(self).__name__} is not built: pass input_size or call it on an input first")
         return self.input_size
 
     def count_params(self) -> int:
@@ -222,7 +222,7 @@ class RNN(Layer):
         """Load Keras's arrays (e.g. ``keras_layer.get_weights()``); builds the layer if needed."""
         if not self.built:
             if not weights:
-                raise ValueError(
+                raise RnnkitError(
                     f"weights must hold a kernel of shape (features, units·gates), got {len(weights)} arrays"
                 )
             self.build((None, int(np.shape(weights[0])[0])))
@@ -420,17 +420,17 @@ class RNN(Layer):
         if initial_state is not None:
             states = (initial_state,) if isinstance(initial_state, torch.Tensor) else tuple(initial_state)
             if len(states) != self.state_count:
-                raise ValueError(f"initial_state must hold {self.state_count} tensors, got {len(states)}")
+                raise RnnkitError(f"initial_state must hold {self.state_count} tensors, got {len(states)}")
             for s in states:
                 if tuple(s.shape) != (batch, self.units):
-                    raise ValueError(
+                    raise RnnkitError(
                         f"initial_state tensors must have shape {(batch, self.units)}, got {tuple(s.shape)}"
                     )
             return tuple(s.to(dtype=x.dtype) for s in states)
         if self.stateful and self._states is not None:
             held = self._states[0].shape[0]
             if held != batch:
-                raise ValueError(
+                raise RnnkitError(
                     f"stateful layer holds states for batch size {held}, got a batch of {batch}; "
                     "keep the batch size or call reset_states() first"
                 )
@@ -484,11 +484,11 @@ class RNN(Layer):
             y = GRU(5)(x, mask=mask)    # y[1] == GRU on x[1:2, :2] alone (same weights)
         """
         if x.dim() != 3:
-            raise ValueError(f"input must be 3-D (batch, time, features), got shape {tuple(x.shape)}")
+            raise RnnkitError(f"input must be 3-D (batch, time, features), got shape {tuple(x.shape)}")
         self.maybe_build(x)
         x = self.cast_input(x)
         if x.shape[-1] != self.input_size:
-            raise ValueError(f"input features must equal input_size={self.input_size}, got {x.shape[-1]}")
+            raise RnnkitError(f"input features must equal input_size={self.input_size}, got {x.shape[-1]}")
         state = self._initial_state(x, initial_state)
         mask = _check_mask(mask, x)
         compiled = self._kernel_applies(x, mask)
