@@ -57,6 +57,15 @@ def _rnn(kind: str, units: int, **kw) -> list[dict]:
 
 
 _DROP = {"dropout": 0.1, "recurrent_dropout": 0.1, "recurrent_dropout_mode": "batch"}
+# the recipe's data, window and training settings: residual target, wind and time features, <= 20 epochs
+# with the learning rate halved on plateaus
+_RECIPE = {
+    "residual": True,
+    "derived": ["wind", "time"],
+    "epochs": 20,
+    "early_stopping_patience": 4,
+    "lr_plateau_patience": 1,
+}
 # name: (data/windows/training overrides, layers)
 VARIANTS: dict[str, tuple[dict, list[dict]]] = {
     # the step-by-step ablation
@@ -65,23 +74,11 @@ VARIANTS: dict[str, tuple[dict, list[dict]]] = {
     "gru32_res_wt": ({"residual": True, "derived": ["wind", "time"]}, _rnn(GRU, 32)),
     "gru64_res_wt_drop": ({"residual": True, "derived": ["wind", "time"]}, _rnn(GRU, 64, **_DROP)),
     "gru64_res_wt_drop_plateau": (
-        {
-            "residual": True,
-            "derived": ["wind", "time"],
-            "epochs": 20,
-            "early_stopping_patience": 4,
-            "lr_plateau_patience": 1,
-        },
+        _RECIPE,
         _rnn(GRU, 64, **_DROP),
     ),
     "gru64x2_res_wt_drop_plateau": (
-        {
-            "residual": True,
-            "derived": ["wind", "time"],
-            "epochs": 20,
-            "early_stopping_patience": 4,
-            "lr_plateau_patience": 1,
-        },
+        _RECIPE,
         [
             {"type": GRU, "units": 64, "return_sequences": True, **_DROP},
             {"type": GRU, "units": 64, **_DROP},
@@ -89,56 +86,23 @@ VARIANTS: dict[str, tuple[dict, list[dict]]] = {
         ],
     ),
     "gru64_res_wt_drop_plateau_L48": (
-        {
-            "residual": True,
-            "derived": ["wind", "time"],
-            "epochs": 20,
-            "early_stopping_patience": 4,
-            "lr_plateau_patience": 1,
-            "sequence_length": 48,
-        },
+        {**_RECIPE, "sequence_length": 48},
         _rnn(GRU, 64, **_DROP),
     ),
     "gru64_res_wt_drop_plateau_L240": (
-        {
-            "residual": True,
-            "derived": ["wind", "time"],
-            "epochs": 20,
-            "early_stopping_patience": 4,
-            "lr_plateau_patience": 1,
-            "sequence_length": 240,
-        },
+        {**_RECIPE, "sequence_length": 240},
         _rnn(GRU, 64, **_DROP),
     ),
     "gru128_res_wt_drop_plateau": (
-        {
-            "residual": True,
-            "derived": ["wind", "time"],
-            "epochs": 20,
-            "early_stopping_patience": 4,
-            "lr_plateau_patience": 1,
-        },
+        _RECIPE,
         _rnn(GRU, 128, **_DROP),
     ),
     "lstm64_res_wt_drop_plateau": (
-        {
-            "residual": True,
-            "derived": ["wind", "time"],
-            "epochs": 20,
-            "early_stopping_patience": 4,
-            "lr_plateau_patience": 1,
-        },
+        _RECIPE,
         _rnn("LSTM", 64, **_DROP),
     ),
     "gru64_res_wt_drop_plateau_mse": (
-        {
-            "residual": True,
-            "derived": ["wind", "time"],
-            "epochs": 20,
-            "early_stopping_patience": 4,
-            "lr_plateau_patience": 1,
-            "loss": "mse",
-        },
+        {**_RECIPE, "loss": "mse"},
         _rnn(GRU, 64, **_DROP),
     ),
 }
@@ -147,13 +111,6 @@ _MH = {"residual": True, "derived": ["wind", "time"], "horizon": 1, "target_leng
 VARIANTS["gru64_res_wt_drop_mh24"] = (_MH, [{"type": GRU, "units": 64, **_DROP}, {"type": "Dense", "units": 24}])
 VARIANTS["gru32_res_wt_mh24"] = (_MH, [{"type": GRU, "units": 32}, {"type": "Dense", "units": 24}])
 # Issue 19, part 5: what the last ablation left untried, each on top of the recipe.
-_RECIPE = {
-    "residual": True,
-    "derived": ["wind", "time"],
-    "epochs": 20,
-    "early_stopping_patience": 4,
-    "lr_plateau_patience": 1,
-}
 # known-future inputs: the calendar of the target time (24 h after the last input) on every input row
 CALENDAR = ["Day sin", "Day cos", "Year sin", "Year cos"]
 VARIANTS["gru64_res_wt_drop_plateau_kf"] = ({**_RECIPE, "known_future": CALENDAR}, _rnn(GRU, 64, **_DROP))
