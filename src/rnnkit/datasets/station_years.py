@@ -22,26 +22,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from rnnkit.datasets.jena import jena_climate
+from rnnkit.datasets.jena import BENCHMARK_COLUMNS, jena_climate
 from rnnkit.errors import RnnkitError
 
-# the columns of the record that the exports share (the record has no rain or radiation columns)
-COLUMNS = [
-    "p (mbar)",
-    "T (degC)",
-    "Tpot (K)",
-    "Tdew (degC)",
-    "rh (%)",
-    "VPmax (mbar)",
-    "VPact (mbar)",
-    "VPdef (mbar)",
-    "sh (g/kg)",
-    "H2OC (mmol/mol)",
-    "rho (g/m**3)",
-    "wv (m/s)",
-    "max. wv (m/s)",
-    "wd (deg)",
-]
+# the columns of the record that the exports share: the benchmark's 14 (the record has no rain or radiation)
+COLUMNS = list(BENCHMARK_COLUMNS)
 
 
 def station_files(folder: str | os.PathLike[str] | None = None) -> list[Path]:
