@@ -163,6 +163,26 @@ def test_predict_on_new_data(csv, tmp_path):
     np.testing.assert_allclose(table["predicted T (degC)"], expected, rtol=1e-5)
 
 
+def test_predict_finds_the_truth_by_its_time_across_a_gap(csv, tmp_path):
+    """The truth beside a prediction is the file's row at the target time: a gap between the last input
+    and the target moves that row off `horizon` rows on (it was left blank there), and only a target
+    time the file does not hold (inside the gap, past its end) has no truth."""
+    out = tmp_path / "run"
+    run_experiment(parse_config(tiny_config(csv)), out, **quiet)
+    whole = pd.read_csv(write_jena_csv(tmp_path / "whole.csv", days=3, seed=5))
+    new = tmp_path / "gap.csv"
+    whole.drop(index=[40, 41, 42]).to_csv(new, index=False)  # rows k = 0 ... 71 at 01:00 + k h, 3 h missing
+    t = pd.Series(whole["T (degC)"].to_numpy(), index=pd.date_range("2020-01-01 01:00", periods=72, freq="h"))
+    table = predict_file(out, [str(new)])
+    k_last = [*range(23, 40), *range(66, 72)]  # windows of 24 rows never across the gap: 17 before it, 6 after
+    assert ((table["last_input_time"] - t.index[0]) // pd.Timedelta(hours=1)).tolist() == k_last
+    truth = table.set_index((table["target_time"] - t.index[0]) // pd.Timedelta(hours=1))["true T (degC)"]
+    held = [k for k in range(29, 46) if k not in (40, 41, 42)]  # targets k_last + 6 that the file holds
+    assert truth.loc[held].tolist() == t.iloc[held].tolist()  # 43, 44, 45 lie after the gap: found by time
+    assert truth.drop(index=held).isna().all() and sorted(truth.drop(index=held).index) == [40, 41, 42, *range(72, 78)]
+    assert table.attrs["score"].startswith("score on the 14 windows whose target is in the file: GRU(4) MAE ")
+
+
 def test_predict_refuses_data_without_the_models_columns(csv, tmp_path):
     out = tmp_path / "run"
     run_experiment(parse_config(tiny_config(csv)), out, **quiet)
@@ -308,11 +328,15 @@ def test_a_course_run_predicts_on_the_embedded_record_read_as_every_command_read
     assert (table["model"] == "GRU(2)").all() and len(table) < len(frame) - 23
     t = frame["T (degC)"]
     np.testing.assert_allclose(table["persistence T (degC)"], t.loc[table["last_input_time"]].to_numpy(), atol=1e-4)
-    known = table["true T (degC)"].notna().to_numpy()  # the target in the window's own stretch (no gap between)
-    assert table["target_time"][known].isin(frame.index).all() and known.sum() > len(table) - 24 * 20
+    known = table["true T (degC)"].notna().to_numpy()  # the file holds a row at the target time
+    assert (known == table["target_time"].isin(frame.index).to_numpy()).all() and known.sum() > len(table) - 24 * 20
     truth = t.loc[table["target_time"][known]].to_numpy()
     np.testing.assert_allclose(table["true T (degC)"][known], truth, atol=1e-4)
+    # evaluate --data scores the windows whose target lies in the inputs' own stretch (no gap between)
+    rows_between = frame.index.get_indexer(table["target_time"]) - frame.index.get_indexer(table["last_input_time"])
+    stretch = known & (rows_between == 24)
+    assert 0 < (known & ~stretch).sum() < 100  # across the record's few gaps: a truth too, found by its time
     scored = evaluate_on_files(out, [str(EMBEDDED_JENA)])[0]  # evaluate --data: the same rows and windows
-    assert scored["rows"] == len(frame) and scored["windows"] == known.sum()
-    mae = float(np.abs(table["predicted T (degC)"][known] - truth).mean())
+    assert scored["rows"] == len(frame) and scored["windows"] == stretch.sum()
+    mae = float(np.abs(table["predicted T (degC)"][stretch] - t.loc[table["target_time"][stretch]].to_numpy()).mean())
     assert mae == pytest.approx(scored["models"]["GRU(2)"]["mae"], rel=1e-5)

@@ -674,13 +674,11 @@ class Regression(Task):
         step = pd.Series(frame.index).diff().median()
         target_time = last + config.windows.horizon * step
         table = pd.DataFrame({"model": name, "last_input_time": last, "target_time": target_time})
-        # the truth: the file's row `horizon` rows on, where it exists and lies at the target time (no gap)
+        # the truth: the file's row at the target time, found by its timestamp (a gap between the last input
+        # and the target moves it off `horizon` rows on); NaN where the file holds no row at that time
         target = frame[config.data.target].to_numpy(dtype=float)
-        rows = last_rows + config.windows.horizon
-        inside = rows < len(frame)
-        truth = np.full(len(rows), np.nan)
-        truth[inside] = target[rows[inside]]
-        truth[inside] = np.where(frame.index[rows[inside]] == target_time[inside], truth[inside], np.nan)
+        rows = frame.index.get_indexer(target_time)
+        truth = np.where(rows >= 0, target[rows], np.nan)
         table["_truth"], table["_persistence"] = truth, target[last_rows]  # with_truth moves them to the end
         table.attrs["_rows"] = (frame.index, target, last_rows)  # step_truth: rolling intervals' errors per step
         return table, predict(model, windows.x, 1024), float(scaler.std[ti]), float(scaler.mean[ti])
@@ -693,23 +691,24 @@ class Regression(Task):
 
 
 def step_truth(table: pd.DataFrame, steps: int, windows: Any) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
-    """``(truth, (last_rows, target_rows))`` of the ``steps`` predicted columns (the last ``steps`` target steps;
-    NaN where the file ends or has a gap), which rolling intervals need; popped from ``table.attrs``."""
+    """``(truth, (last_rows, target_rows))`` of the ``steps`` predicted columns (the last ``steps`` target steps),
+    which rolling intervals need; popped from ``table.attrs``. Each step's truth is the file's row at its
+    target time, found by timestamp (a gap before it moves it off ``offset`` rows on); NaN where the file
+    holds no row at that time (it ends first, or the time falls in a gap); its target row is then the
+    one by position (never known: its error is NaN)."""
     index, target, last_rows = table.attrs.pop("_rows")
     k = max(windows.target_length, steps)
     offsets = windows.horizon + np.arange(k)[-steps:] * windows.sampling_rate
-    rows = last_rows[:, None] + offsets[None, :]  # (windows, steps)
-    times = index.to_numpy()
     step = pd.Series(index).diff().median().to_timedelta64()
-    expected = times[last_rows][:, None] + offsets[None, :] * step  # a gap moves the row off its target time
-    inside = rows < len(index)
-    truth = np.full(rows.shape, np.nan)
-    truth[inside] = np.where(times[rows[inside]] == expected[inside], target[rows[inside]], np.nan)
+    expected = index.to_numpy()[last_rows][:, None] + offsets[None, :] * step  # (windows, steps)
+    found = index.get_indexer(expected.reshape(-1)).reshape(expected.shape)
+    truth = np.where(found >= 0, target[found], np.nan)
+    rows = np.where(found >= 0, found, last_rows[:, None] + offsets[None, :])
     return truth, (last_rows, rows)
 
 
 def with_truth(table: pd.DataFrame, predicted: str, target: str, name: str) -> pd.DataFrame:
-    """``table`` with ``true TARGET`` (NaN where the file ends or has a gap) and ``persistence TARGET``
+    """``table`` with ``true TARGET`` (NaN where the file holds no row at the target time) and ``persistence TARGET``
     columns, and ``attrs["score"]``: the model's MAE against persistence's on the rows with a truth."""
     truth, persistence = table.pop("_truth").to_numpy(), table.pop("_persistence").to_numpy()
     table[f"true {target}"], table[f"persistence {target}"] = truth, persistence
