@@ -843,6 +843,50 @@ def test_a_truncated_last_row_is_dropped_with_a_warning_naming_file_and_line(tmp
     assert "rows: 299" in captured.out
 
 
+@pytest.mark.parametrize(
+    "cut,shown",
+    [("  43", "'43'"), ("  433.", "'433.'"), ("", "an empty field")],
+    ids=["433.00 cut to 43", "433.00 cut to 433.", "cut after the last comma"],
+)
+def test_a_last_row_whose_last_number_is_cut_short_is_dropped_with_a_warning(tmp_path, capsys, cut, shown):
+    """Every field there, the last one cut (the file ends without a line end): before, ``  43`` was read as
+    43.0 ppm CO2 (the export writes ``  433.00``) and an empty field as NaN, then interpolated, silently."""
+    from rnnkit.datasets import jena_climate
+    from rnnkit.errors import RnnkitWarning
+
+    path, lines = real_export_cut(tmp_path, keep_fields=22)
+    assert lines[-1].endswith(",  433.00")  # the station pads each number to one width
+    path.write_bytes("\n".join([*lines[:-1], lines[-1][: -len("  433.00")] + cut]).encode("latin-1"))
+    message = (
+        f"{path}: line 301, the last row, ends without a line end in {shown}, a number cut short "
+        "(the file was cut short?): dropped, not read as data"
+    )
+    with pytest.warns(RnnkitWarning, match=re.escape(message)):
+        frame = jena_climate(path, columns="all")
+    assert len(frame) == 299 and str(frame.index[-1]) == "2025-01-03 01:50:00"
+    assert frame["CO2 (ppm)"].iloc[-1] == float(lines[-2].split(",")[-1]) and not frame.isna().any().any()
+    assert main(["data", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == f"rnnkit: warning: {message}\n" and "rows: 299" in captured.out
+
+
+def test_a_whole_last_row_without_a_line_end_is_read(tmp_path):
+    """No line end after a whole last row (the 2009 12-column file is so) is no cut: every row read, no warning
+    (the test run turns warnings into errors)."""
+    from rnnkit.datasets import jena_climate
+
+    path, lines = real_export_cut(tmp_path, keep_fields=22)
+    path.write_bytes("\n".join(lines).encode("latin-1"))
+    frame = jena_climate(path, columns="all", clean=False)
+    assert len(frame) == 300 and frame["CO2 (ppm)"].iloc[-1] == 433.0
+    import os
+
+    record = Path(os.environ["RNNKIT_DATA_DIR"]) / "jena_climate_2009-01-01_2009-01-28_12cols.csv.gz"
+    assert not gzip.decompress(record.read_bytes()).endswith(b"\n")
+    frame = jena_climate(record, columns="all", clean=False)
+    assert len(frame) == 4_000 and frame["rho (g/m**3)"].iloc[-1] == 1277.05
+
+
 def test_a_short_row_before_the_last_is_refused(tmp_path, capsys):
     path, lines = real_export_cut(tmp_path)
     text = path.read_text(encoding="latin-1").splitlines()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import urllib.error
 
@@ -11,7 +12,7 @@ import pytest
 from rnnkit.data import make_windows
 from rnnkit.datasets import _files, sunspots
 from rnnkit.datasets.sunspots import SILSO_URL
-from rnnkit.errors import RnnkitError
+from rnnkit.errors import RnnkitError, RnnkitWarning
 
 
 def test_course_copy(data_dir):
@@ -67,3 +68,34 @@ def test_wrong_format(tmp_path):
     p.write_text("1749;01;1749.042;  96.7\n")
     with pytest.raises(RnnkitError, match="expected SILSO's monthly format"):
         sunspots(p)
+
+
+@pytest.mark.parametrize(
+    "tail,fields",
+    [("   9", 4), ("   9.5;  1.1;  8", 6), ("   9.5;  1.1;  849;", 7)],
+    ids=["9.5 cut to 9", "849 cut to 8, the flag gone", "cut after the last ';'"],
+)
+def test_a_cut_last_row_is_dropped_with_a_warning_naming_file_and_line(tmp_path, data_dir, tail, fields):
+    """The course's copy cut in its last row (2019-03: ``   9.5;  1.1;  849;0``): before, ``   9`` was read as
+    9 sunspots, and the missing fields as NaN, silently."""
+    lines = (data_dir / "SN_m_tot_V2.0.csv").read_text().splitlines()
+    assert lines[-1] == "2019;03;2019.204;   9.5;  1.1;  849;0"
+    path = tmp_path / "SN_m_tot_V2.0.csv"
+    path.write_text("\n".join([*lines[:-1], "2019;03;2019.204;" + tail]))
+    why = (
+        f"has {fields} of the first row's 7 fields"
+        if fields < 7
+        else "ends without a line end in an empty field, a number cut short"
+    )
+    with pytest.warns(RnnkitWarning, match=re.escape(f"{path}: line 3243, the last row, {why} (the file was cut")):
+        s = sunspots(path)
+    assert len(s) == 3_242 and s.index[-1] == pd.Timestamp("2019-02-01") and s["sunspots"].iloc[-1] == 0.8
+
+
+def test_a_short_row_before_the_last_is_refused(tmp_path, data_dir):
+    lines = (data_dir / "SN_m_tot_V2.0.csv").read_text().splitlines()
+    lines[99] = "1757;04;1757.288;"
+    path = tmp_path / "SN_m_tot_V2.0.csv"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(RnnkitError, match=re.escape(f"{path}: line 100 has 4 fields, the first row 7: ")):
+        sunspots(path)

@@ -15,14 +15,16 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import re
 import tempfile
+import warnings
 import urllib.request
 import zipfile
 import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from rnnkit.errors import RnnkitError
+from rnnkit.errors import RnnkitError, RnnkitWarning
 
 ENV_VAR = "RNNKIT_DATA_DIR"
 DOWNLOAD_TIMEOUT_S = 60
@@ -107,6 +109,61 @@ def read_text(path: str | Path) -> str:
     if not raw.strip():
         raise RnnkitError(f"{path}: the file is empty")
     return decode_text(raw)
+
+
+NUMBER = re.compile(r"[-+]?(\d+(\.\d+)?|\.\d+)([eE][-+]?\d+)?")  # a whole number: no "75.", "-", "1e"
+
+
+def without_cut_last_row(text: str, path: Path, *, sep: str = ",", header: bool = True) -> str:
+    """``text`` less its last row where that row was cut short (a download cut, a logger still writing),
+    with a :class:`RnnkitWarning` naming the file and the line; a damaged row elsewhere is refused.
+
+    The first line (the header, or with ``header=False`` the first row) sets the number of fields.
+    The last row is cut when it has fewer fields (``...,  87.2`` would be read as 87.2 and the
+    missing fields as NaN), or when the file ends in it without a line end and its last field is
+    not a whole number: empty (read as NaN), ``-``, ``75.`` or ``1e``, or narrower than that field in
+    every other row where the column has one width (the station pads its numbers: ``  433.00`` cut
+    to ``  43``). A cut that leaves a whole number in a column of varying width (``152.3`` cut to
+    ``15``) cannot be told from a file without a final line end, and is read. A row with fewer
+    fields before the last is refused: the file is damaged, not merely cut.
+
+    Example (a whole last row without a line end is kept; ``"3,2."`` would be dropped, with a warning):
+        >>> without_cut_last_row("a,b\\n1,2.5\\n3,2.25", Path("x.csv"))
+        'a,b\\n1,2.5\\n3,2.25'
+    """
+    lines = text.splitlines()
+    numbered = [(i + 1, line) for i, line in enumerate(lines) if line.strip()]  # 1-based lines; blank ones skipped
+    if len(numbered) < 2:
+        return text
+    fields = numbered[0][1].count(sep)  # the header's; names and numbers hold no separator
+    first = "the header" if header else "the first row"
+    rows = numbered[1:] if header else numbered
+    short = [(n, line) for n, line in rows if line.count(sep) < fields]
+    n, line = numbered[-1]
+    if short:
+        if short[0][0] != n:
+            n, line = short[0]
+            raise RnnkitError(
+                f"{path}: line {n} has {line.count(sep) + 1} fields, {first} {fields + 1}: "
+                f"{line[:60]!r}; the file is damaged"
+            )
+        why = f"has {line.count(sep) + 1} of {first}'s {fields + 1} fields"
+    elif text.endswith(("\n", "\r")):
+        return text
+    else:
+        value = line.rpartition(sep)[2]
+        widths = {len(other.rpartition(sep)[2]) for _, other in rows[:-1]}
+        narrower = len(widths) == 1 and len(value) < widths.pop()
+        if NUMBER.fullmatch(value.strip()) and not narrower:
+            return text
+        shown = repr(value.strip()) if value.strip() else "an empty field"
+        why = f"ends without a line end in {shown}, a number cut short"
+    warnings.warn(
+        f"{path}: line {n}, the last row, {why} (the file was cut short?): dropped, not read as data",
+        RnnkitWarning,
+        stacklevel=3,
+    )
+    return "\n".join(lines[: n - 1]) + "\n"
 
 
 def sha256_of(path: Path) -> str:

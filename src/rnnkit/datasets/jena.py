@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import warnings
 import zipfile
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import pandas as pd
 
 from rnnkit.data._series import segments
 from rnnkit.datasets import _files
-from rnnkit.errors import RnnkitError, RnnkitWarning
+from rnnkit.errors import RnnkitError
 
 JENA_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/jena_climate_2009_2016.csv.zip"
 JENA_FILE = "jena_climate_2009_2016.csv"
@@ -58,7 +57,7 @@ def read_jena_file(path: str | Path) -> pd.DataFrame:
     """
     path = Path(path)
     text = _files.read_text(path)  # one decoding rule (BOM, UTF-8, latin-1); corrupt compression named
-    text = _without_truncated_last_row(text, path)
+    text = _files.without_cut_last_row(text, path)  # a last row cut short: dropped, with a warning
     try:
         df = pd.read_csv(io.StringIO(text), skipinitialspace=True)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as e:
@@ -82,33 +81,6 @@ def read_jena_file(path: str | Path) -> pd.DataFrame:
             raise RnnkitError(f"{path}: column {col!r} is not numeric (row {row}: {df[col].iloc[row]!r})")
     df.index = pd.DatetimeIndex(index, name=TIME_COLUMN)
     return df.astype(np.float64)
-
-
-def _without_truncated_last_row(text: str, path: Path) -> str:
-    """``text`` less a last row with fewer fields than the header (a download cut short, a logger still
-    writing: ``...,75.`` would be read as 75.0 and the missing fields as NaN), with a warning naming the
-    file and line. A short row anywhere else is refused: the file is damaged, not merely cut."""
-    lines = text.splitlines()
-    numbered = [(i + 1, line) for i, line in enumerate(lines) if line.strip()]  # 1-based lines; blank ones skipped
-    if len(numbered) < 2:
-        return text
-    fields = numbered[0][1].count(",")  # the header's; names and numbers hold no comma
-    short = [(n, line) for n, line in numbered[1:] if line.count(",") < fields]
-    if not short:
-        return text
-    n, line = short[0]
-    if n != numbered[-1][0]:
-        raise RnnkitError(
-            f"{path}: line {n} has {line.count(',') + 1} fields, the header {fields + 1}: "
-            f"{line[:60]!r}; the file is damaged"
-        )
-    warnings.warn(
-        f"{path}: line {n}, the last row, has {line.count(',') + 1} of the header's {fields + 1} fields "
-        f"(the file was cut short?): dropped, not read as data",
-        RnnkitWarning,
-        stacklevel=3,
-    )
-    return "\n".join(lines[: n - 1]) + "\n"
 
 
 def _first_line_of(e: BaseException) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -18,13 +19,17 @@ FIELDS = ["year", "month", "decimal_date", "sunspots", "std", "observations", "d
 
 
 def read_silso_file(path: str | Path) -> pd.DataFrame:
-    """Read a SILSO monthly file (``;``-separated, no header, space-padded) with all 7 fields."""
+    """Read a SILSO monthly file (``;``-separated, no header, space-padded) with all 7 fields.
+
+    A last row cut short is dropped with a warning naming the file and line (:func:`_files.without_cut_last_row`).
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
+    text = _files.without_cut_last_row(_files.read_text(path), path, sep=";", header=False)
     try:
-        raw = pd.read_csv(path, sep=";", header=None, skipinitialspace=True)
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raw = pd.read_csv(io.StringIO(text), sep=";", header=None, skipinitialspace=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
         raise RnnkitError(f"{path}: cannot read it as SILSO's monthly sunspot file ({e})") from None
     if raw.shape[1] != len(FIELDS) or not all(pd.api.types.is_numeric_dtype(t) for t in raw.dtypes):
         raise RnnkitError(
