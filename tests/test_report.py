@@ -348,6 +348,41 @@ def test_persistence_winning_a_week_gets_a_sentence_and_errors_by_hour_and_month
     assert sum(int(c.replace(",", "")) for c in re.findall(r"<td>([\d,]+)</td>", counts)) == metrics["windows"]["test"]
     assert "<td>best model MAE</td>" in hours.group(2)
     assert f"The best model by validation ({metrics['best']}) against persistence" in text
+    assert "The test targets fall on" not in text  # every hour has its targets: no sentence on few hours
+
+
+def test_course_05a_test_targets_fall_on_hours_09_and_11_of_the_record_read_by_position(tmp_path):
+    """Course 05a's windows start every 24 hourly rows, read by position (gaps = "ignore"): every target is
+    row 24 i + 119 of the record, so its test targets keep one time of day, 09:10, until the record's missing
+    rows move it to 11:20. The report's hours are those rows' own timestamps (counted here from the file),
+    not a bug; a sentence under the table says why only two hours show."""
+    import collections
+    import tomllib
+
+    from rnnkit.datasets import jena_climate
+
+    root = Path(__file__).resolve().parents[1]
+    raw = tomllib.loads((root / "configs" / "course_05a.toml").read_text(encoding="utf-8"))
+    raw["models"] = [m for m in raw["models"] if m["name"] == "GRU(16)"]  # one model, one epoch: the windows matter
+    raw["training"]["epochs"] = 1
+    del raw["published"]  # its rows name the models left out
+    out = tmp_path / "run"
+    run_experiment(parse_config(raw), out, log=quiet)
+    record = jena_climate(source="record", step=6, how="position").index  # the rows as the config reads them
+    windows = (len(record) - 96 - 24) // 24 + 1
+    test = json.loads((out / "metrics.json").read_text())["windows"]["test"]
+    targets = record[np.arange(windows - test, windows) * 24 + 95 + 24]  # last input row + horizon 24
+    assert collections.Counter(targets.hour) == {9: 520, 11: 64} and str(targets[-1]) == "2016-12-31 11:20:00"
+    text = page(out)
+    hours = re.search(
+        r"Test error by the target's hour of day</h3>.*?<thead><tr><th></th>(.*?)</tr></thead>"
+        r".*?<td>test windows</td>(.*?)</tr>",
+        text,
+        re.S,
+    )
+    assert re.findall(r"<th>(\d\d)</th>", hours.group(1)) == ["09", "11"]
+    assert re.findall(r"<td>([\d,]+)</td>", hours.group(2)) == ["520", "64"]
+    assert "The test targets fall on 2 of the 24 hours only (09, 11): they lie 1 day apart" in text
 
 
 def test_the_data_section_in_words_and_links_to_the_runs_files(runs):

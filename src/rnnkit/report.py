@@ -499,9 +499,33 @@ def error_by_time(
         out.insert(
             0,
             f"<p class='note'>The best model by validation ({_e(name)}) against persistence, on every "
-            "test window, grouped by the time of its target (the station's local time).</p>",
+            f"test window, grouped by the time of its target (the station's local time).{few_hours(times)}</p>",
         )
     return "".join(out)
+
+
+def few_hours(times: pd.DatetimeIndex) -> str:
+    """A sentence where the test targets fall on a few hours of the day only because they lie a whole number
+    of days apart (windows that start every 24 hourly rows, as in the course's shift approach); else ``""``.
+
+    Example:
+        >>> few_hours(pd.DatetimeIndex(["2015-05-25 09:10", "2015-05-26 09:10", "2015-05-27 09:10", "2015-05-28 11:20"]))
+        ' The test targets fall on 2 of the 24 hours only (09, 11): they lie 1 day apart, so they keep one time of day, which moves only where the rows skip or repeat a time (a gap, or rows read by position where the file misses some).'
+    """
+    times = pd.DatetimeIndex(times)
+    hours = sorted(set(int(h) for h in times.hour))
+    if not 1 < len(hours) < 24 or len(times) < 3:
+        return ""
+    apart = pd.Series(times).diff().dropna().dt.round("h").median()
+    days = apart // pd.Timedelta(days=1)
+    if days < 1 or apart % pd.Timedelta(days=1):
+        return ""
+    listed = ", ".join(f"{h:02d}" for h in hours)
+    return (
+        f" The test targets fall on {len(hours)} of the 24 hours only ({listed}): they lie {days} "
+        f"day{'s' if days > 1 else ''} apart, so they keep one time of day, which moves only where the rows skip "
+        "or repeat a time (a gap, or rows read by position where the file misses some)."
+    )
 
 
 def files_section(folder: Path, at: Path | None = None) -> str:
