@@ -635,21 +635,27 @@ def test_sweep_killed_with_9_stops_its_workers(tmp_path, csv):
     assert all(reason.startswith("stopped: the sweep's process (pid ") for reason in table["error"]), table
 
 
-def test_sweep_resumed_after_a_kill_agrees_with_its_study(tmp_path, csv, capsys):
+def test_sweep_resumed_after_a_kill_agrees_with_its_study(tmp_path, csv, capsys, monkeypatch):
     import optuna
 
+    from rnnkit import search
     from rnnkit.search import opened
 
     config, out, pids = killed_sweep(tmp_path, csv, group=True)  # nobody lived to tell: both trials RUNNING
+    chosen = search.trial_config  # the two new trials of the resume train 2 epochs, not the killed ones' 100,000
+    monkeypatch.setattr(
+        search, "trial_config", lambda c, values, source: chosen(c, {**values, "training.epochs": 2}, source)
+    )
     assert main(["sweep", str(config), "--output", str(out), "--resume", "--trials", "2"]) == 0
     printed = capsys.readouterr().out
     with opened(f"sqlite:///{out / 'study.db'}") as storage:
         study = {t.number: t.state.name for t in optuna.load_study(study_name="tiny", storage=storage).get_trials()}
     table = pd.read_csv(out / "trials.csv").set_index("number")
-    assert study == table["state"].to_dict() == {0: "FAIL", 1: "FAIL"}  # no RUNNING left in either
-    reasons = set(table["error"])
+    # no RUNNING left in either; the two lost trials do not count toward --trials 2: two more ran
+    assert study == table["state"].to_dict() == {0: "FAIL", 1: "FAIL", 2: "COMPLETE", 3: "COMPLETE"}
+    reasons = set(table["error"][:2])
     assert reasons == {f"its worker (pid {pid}) ended while the trial ran: killed, or its sweep was" for pid in pids}
-    assert "trials: 0 COMPLETE, 0 PRUNED, 2 FAIL" in printed and "FAIL trial 0: its worker (pid " in printed
+    assert "trials: 2 COMPLETE, 0 PRUNED, 2 FAIL" in printed and "FAIL trial 0: its worker (pid " in printed
 
 
 DONE = ("COMPLETE", "PRUNED")  # a finished trial's states
@@ -725,7 +731,8 @@ def test_ctrl_c_in_a_sweep_stops_it_in_one_line_and_keeps_the_finished_trials(tm
     assert main(["sweep", str(config), "--output", str(out), "--resume", "--trials", str(more)]) == 0
     with opened(f"sqlite:///{out / 'study.db'}") as storage:
         after = optuna.load_study(study_name="tiny", storage=storage).get_trials()
-    assert len(after) == more and after[-1].state.name in DONE
+    ran = [t for t in after if not t.user_attrs.get("stopped")]  # the stopped ones do not count toward --trials
+    assert len(ran) == more and len(after) == more + len(stopped) and after[-1].state.name in DONE
     assert {t.number: t.value for t in after if t.number in complete} == complete  # kept, to the last bit
 
 

@@ -233,6 +233,32 @@ def test_resume_continues_the_study_to_more_trials(tmp_path, capsys):
     assert [t.state.name for t in study_trials(out)] == ["COMPLETE", "COMPLETE"]
 
 
+def test_resume_runs_new_trials_in_place_of_those_stopped_while_running(tmp_path, capsys):
+    """``--trials N`` counts the trials that ran to their end: after a Ctrl-C (FAIL "interrupted", stopped), a
+    killed worker (FAIL, its worker gone) or a lost heartbeat (FAIL with no reason, Optuna's), ``--resume`` with
+    the same N runs new trials until N count. A FAIL on the trial's own bad input ran and counts. Before, every
+    trial counted, and a resumed sweep ended with fewer than N finished trials (or ran none at all)."""
+    from rnnkit.search import INTERRUPTED, counted, fail_trial, opened
+
+    config = write(tmp_path, tiny(trials=1))
+    out = tmp_path / "sweep"
+    assert main(["sweep", str(config), "--output", str(out)]) == 0
+    with _quiet(), opened(f"sqlite:///{out / 'study.db'}") as storage:
+        study = optuna.load_study(study_name="tiny", storage=storage)
+        fail_trial(study, study.ask(), INTERRUPTED, stopped=True)  # as Ctrl-C leaves a trial
+        fail_trial(study, study.ask(), "its worker (pid 1) ended while the trial ran", stopped=True)
+        study.tell(study.ask(), state=optuna.trial.TrialState.FAIL)  # as Optuna's heartbeat check: no reason
+        fail_trial(study, study.ask(), "sequence_length 4000 is too long for the data", bad_input=True)
+        assert counted(study.get_trials()) == 2  # trial 0 (COMPLETE) and trial 4 (bad input)
+    capsys.readouterr()
+    assert main(["sweep", str(config), "--output", str(out), "--resume", "--trials", "3"]) == 0
+    states = {t.number: t.state.name for t in study_trials(out)}
+    assert states == {0: "COMPLETE", 1: "FAIL", 2: "FAIL", 3: "FAIL", 4: "FAIL", 5: "COMPLETE"}
+    assert "trials: 2 COMPLETE, 0 PRUNED, 4 FAIL" in capsys.readouterr().out
+    assert main(["sweep", str(config), "--output", str(out), "--resume", "--trials", "3"]) == 0  # 3 count: none more
+    assert len(study_trials(out)) == 6
+
+
 def test_a_journal_file_holds_the_study_too(tmp_path):
     from rnnkit.search import run_sweep
 
@@ -372,9 +398,15 @@ def test_a_killed_worker_loses_only_its_running_trial(tmp_path):
     summary = run_sweep(parse_config(raw), out, workers=2, on_start=kill_one, log=lines.append)
     trials = {t.number: t.state.name for t in study_trials(out)}
     assert len(killed) == 1 and trials[killed[0]] == "FAIL"
-    assert sorted(trials) == [0, 1, 2, 3]  # the study continued to the end with the other worker
-    assert sorted(trials.values()) == ["COMPLETE", "COMPLETE", "COMPLETE", "FAIL"]
-    assert summary["counts"] == {"COMPLETE": 3, "PRUNED": 0, "FAIL": 1, "RUNNING": 0}
+    assert sorted(trials) == [
+        0,
+        1,
+        2,
+        3,
+        4,
+    ]  # the other worker went on to 4 trials that ran, one in the lost one's place
+    assert sorted(trials.values()) == ["COMPLETE", "COMPLETE", "COMPLETE", "COMPLETE", "FAIL"]
+    assert summary["counts"] == {"COMPLETE": 4, "PRUNED": 0, "FAIL": 1, "RUNNING": 0}
     assert any("was ended by signal 9" in line for line in lines)
     for number, state in trials.items():  # each finished trial's line, printed once and whole by the sweep
         if state == "COMPLETE":

@@ -488,7 +488,8 @@ def gradients_command(
     "--trials",
     type=click.IntRange(min=1),
     default=None,
-    help="Trials the study holds at the end, every state counted (default: search.trials).",
+    help="Trials the study holds at the end that ran to their end: COMPLETE, PRUNED, or FAIL on their "
+    "own input; trials stopped while running (Ctrl-C, a killed worker) do not count (default: search.trials).",
 )
 @click.option(
     "--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Worker processes on this machine."

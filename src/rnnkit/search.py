@@ -18,9 +18,11 @@ Storage: ``sqlite:///FILE`` (the default, ``study.db`` in the folder), ``postgre
 (workers on many machines share one study) or ``journal:FILE`` (Optuna's journal file, for a
 shared file system). ``--workers K`` starts K processes on this machine; each asks the study for
 a trial under a lock (a file lock in the folder; on PostgreSQL also an advisory lock, which holds
-across machines), so the study ends with exactly ``trials`` trials. A worker that dies
-(``kill -9``) loses only its running trial: the others, and the sweep at its end, mark it FAIL
-(its process is gone; on a database, also when its heartbeat stops). The workers stop with the
+across machines), so the study ends with exactly ``trials`` trials that ran to their end
+(COMPLETE, PRUNED, or FAIL on their own input: :func:`counted`). A trial stopped while it ran (Ctrl-C,
+a killed worker or sweep) is FAIL and does not count: the sweep, or its ``--resume``, runs another in
+its place. A worker that dies (``kill -9``) loses only its running trial: the others, and the sweep
+at its end, mark it FAIL (its process is gone; on a database, also when its heartbeat stops). The workers stop with the
 sweep's process, ``kill -9`` included (WorkerStop); their running trials are then FAIL, and the
 sweep's console prints one line per finished trial, whichever worker ran it. Ctrl-C stops the
 sweep and its workers: each running trial is told FAIL ("interrupted"), trials.csv is written, and
@@ -334,6 +336,30 @@ def fail_trial(study, trial, reason: str, *, bad_input: bool = False, stopped: b
     study.tell(trial.number, state=TrialState.FAIL)
 
 
+def stopped_while_running(trial) -> bool:
+    """A FAIL trial that never reached its end: stopped (Ctrl-C, its sweep ended) or its worker gone (marked
+    by :func:`fail_orphans`, or by Optuna's heartbeat check, which records no reason). Its values were
+    never scored, so it does not count toward the sweep's trials."""
+    return trial.state.name == "FAIL" and bool(trial.user_attrs.get("stopped", "error" not in trial.user_attrs))
+
+
+def counted(trials) -> int:
+    """The trials that count toward ``--trials``: every one but those stopped while running. RUNNING ones
+    count (their workers run them to the end; orphans are failed first), and so does a FAIL on its own
+    bad input or a bug: it ran, and its values were found wanting.
+
+    Example:
+        >>> from types import SimpleNamespace as T
+        >>> from enum import Enum
+        >>> S = Enum("S", "COMPLETE PRUNED FAIL RUNNING")
+        >>> counted([T(state=S.COMPLETE, user_attrs={}), T(state=S.FAIL, user_attrs={"error": "too long"}),
+        ...          T(state=S.FAIL, user_attrs={"error": "interrupted", "stopped": True}),
+        ...          T(state=S.FAIL, user_attrs={}), T(state=S.RUNNING, user_attrs={})])
+        3
+    """
+    return sum(not stopped_while_running(t) for t in trials)
+
+
 def _one_line(message: object) -> str:
     """A message on one line, its lines joined with "; " (as the CLI's): a table cell, a console line."""
     return "; ".join(part.strip() for part in str(message).splitlines() if part.strip()) or "(no message)"
@@ -515,7 +541,8 @@ class WorkerStop:
 
 
 def ask_trial(sweep: Sweep, study, storage, log: Callable[[str], None]):
-    """The study's next trial for this worker, or None once the study holds ``sweep.trials``.
+    """The study's next trial for this worker, or None once the study holds ``sweep.trials`` that count
+    (:func:`counted`: those stopped while running do not).
 
     Under the ask lock, so that the count stays exact. The study's sampler is then replaced by the
     one of the trial's number (:func:`sampler_of`): Optuna draws a trial's values at its first
@@ -523,7 +550,7 @@ def ask_trial(sweep: Sweep, study, storage, log: Callable[[str], None]):
     """
     with _ask_lock(sweep, storage):
         fail_orphans(study, log)
-        if len(study.get_trials(deepcopy=False)) >= sweep.trials:
+        if counted(study.get_trials(deepcopy=False)) >= sweep.trials:
             return None
         trial = study.ask()
         study.sampler = sampler_of(sweep.config.search, trial.number)
@@ -720,8 +747,9 @@ def run_sweep(
     """Run the sweep of ``config`` (which must have a [search]) into ``folder``; returns its summary.
 
     Args:
-        trials: default ``search.trials``: the number of trials the study holds at the end (every
-            state counted: COMPLETE, PRUNED and FAIL).
+        trials: default ``search.trials``: the number of trials the study holds at the end that ran to
+            their end (COMPLETE, PRUNED, or FAIL on their own input); a trial stopped while it ran
+            (Ctrl-C, a killed worker or sweep, FAIL) does not count, and another runs in its place.
         workers: processes on this machine (1: this process).
         storage: an Optuna storage URL (default SQLite in the folder); see the module docstring.
         study: the study's name (default the config's name).
