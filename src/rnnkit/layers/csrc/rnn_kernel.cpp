@@ -122,10 +122,42 @@ void tile_rows(int64_t rows, int64_t K, const T* A, int64_t ars, int64_t acs, co
 
 // The column vectors of C are taken CV at a time: 3 where they divide by 3, else 4 (32 registers)
 // or 2 where those divide, else 3s and a narrower remainder.
+// One row (batch 1): its product is a chain of K dependent multiply-adds per accumulator, so the
+// row is taken in as few tiles as the registers allow (each up to 8 vectors wide, B's vectors and
+// the accumulators in registers), whose chains run side by side: at batch 1 the column groups of
+// the tiles above ran one after the other.
+constexpr int WIDE = (VREGS - 1) / 2 > 8 ? 8 : (VREGS - 1) / 2;
+
+template <typename T, bool ACC>
+void gemm_row(int64_t nv, int64_t K, const T* A, int64_t acs, const T* B, int64_t ldb, T* C) {
+  constexpr int64_t W = lanes<T>;
+  const int64_t tiles = (nv + WIDE - 1) / WIDE, width = (nv + tiles - 1) / tiles;  // 12 vectors: 6 + 6
+  for (int64_t c0 = 0; nv > 0;) {
+    const int64_t cv = std::min(nv, width);
+    const T* Bc = B + c0;
+    T* Cc = C + c0;
+    switch (cv) {
+      case 1: tile<T, 1, 1, ACC>(K, A, 0, acs, Bc, ldb, Cc, 0); break;
+      case 2: tile<T, 1, 2, ACC>(K, A, 0, acs, Bc, ldb, Cc, 0); break;
+      case 3: tile<T, 1, 3, ACC>(K, A, 0, acs, Bc, ldb, Cc, 0); break;
+      case 4: tile<T, 1, 4, ACC>(K, A, 0, acs, Bc, ldb, Cc, 0); break;
+      case 5: tile<T, 1, 5, ACC>(K, A, 0, acs, Bc, ldb, Cc, 0); break;
+      case 6: tile<T, 1, 6, ACC>(K, A, 0, acs, Bc, ldb, Cc, 0); break;
+      case 7: tile<T, 1, 7, ACC>(K, A, 0, acs, Bc, ldb, Cc, 0); break;
+      default:
+        if constexpr (WIDE >= 8) tile<T, 1, 8, ACC>(K, A, 0, acs, Bc, ldb, Cc, 0);
+        break;
+    }
+    nv -= cv;
+    c0 += cv * W;
+  }
+}
+
 template <typename T, bool ACC>
 void gemm(int64_t rows, int64_t N, int64_t K, const T* A, int64_t ars, int64_t acs, const T* B, int64_t ldb, T* C,
           int64_t ldc) {
   constexpr int64_t W = lanes<T>;
+  if (rows == 1) return gemm_row<T, ACC>(N / W, K, A, acs, B, ldb, C);
   int64_t nv = N / W, c0 = 0;
   const int64_t step = nv % 3 == 0 ? 3 : (VREGS >= 32 && nv % 4 == 0 ? 4 : (nv % 2 == 0 ? 2 : 3));
   while (nv > 0) {
@@ -192,6 +224,14 @@ inline T tanh_(T x) {
   return std::copysign(-u / (T(2) + u), x);
 }
 
+// Asks for the cache lines of [p, p + bytes) ahead of their use: the next block's rows are
+// strided over the whole sequence (a row per page), which the hardware prefetcher does not follow.
+inline void prefetch(const void* p, int64_t bytes) {
+  const uintptr_t first = reinterpret_cast<uintptr_t>(p) & ~uintptr_t(63);
+  const uintptr_t end = reinterpret_cast<uintptr_t>(p) + bytes;
+  for (uintptr_t a = first; a < end; a += 64) __builtin_prefetch(reinterpret_cast<const void*>(a));
+}
+
 // ---------------------------------------------------------------------------------------------
 template <typename T>
 struct Problem {
@@ -208,8 +248,9 @@ struct Problem {
   const T* whhP;       // (G·n, np), backward
   const T* bx;         // (G·n,) input bias (zeros without)
   const T* bh;         // (G·n,) recurrent bias, GRU (zeros otherwise)
-  const T* mask;       // (batch, n) recurrent dropout mask, or ones with mask_stride 0
+  const T* mask;       // (batch, n) recurrent dropout mask, or (n,) with mask_stride 0
   int64_t mask_stride;
+  bool masked;         // false: no recurrent dropout; the forward's product reads h_{t-1} in H
   int64_t save;        // values saved per row and step, in units of n
   bool ring;           // inference: S holds two steps (this one and the last), not every step
   const bool* real;    // (batch, steps) in input order: false where a step is padding; or nullptr
@@ -237,33 +278,39 @@ inline void forward_row(const Problem<T>& p, const T* __restrict gx, const T* __
   const T* __restrict bx = p.bx;
   const T* __restrict bh = p.bh;
   if constexpr (KIND == GRU) {
+    // Two loops, so that each has a shorter chain of dependent operations (r's sigmoid feeds the
+    // tanh): one loop of both was 8% slower (GRU(32) inference, (256, 120, 14), avx2).
 #pragma omp simd
     for (int64_t j = 0; j < n; j++) {
-      const T r = sigmoid(gx[j] + bx[j] + gh[j] + bh[j]);
-      const T z = sigmoid(gx[n + j] + bx[n + j] + gh[n + j] + bh[n + j]);
+      sv[j] = sigmoid(gx[j] + bx[j] + gh[j] + bh[j]);
+      sv[n + j] = sigmoid(gx[n + j] + bx[n + j] + gh[n + j] + bh[n + j]);
+    }
+#pragma omp simd
+    for (int64_t j = 0; j < n; j++) {
+      const T r = sv[j], z = sv[n + j];
       const T ghn = gh[2 * n + j] + bh[2 * n + j];
       const T c = tanh_(gx[2 * n + j] + bx[2 * n + j] + r * ghn);
       h[j] = c + z * (hp[j] - c);
-      sv[j] = r;
-      sv[n + j] = z;
       sv[2 * n + j] = c;
       sv[3 * n + j] = ghn;
     }
   } else if constexpr (KIND == LSTM) {
+    // two loops, as for GRU: the gates, then the cell's tanh
 #pragma omp simd
     for (int64_t j = 0; j < n; j++) {
       const T i = sigmoid(gx[j] + bx[j] + gh[j]);
       const T f = sigmoid(gx[n + j] + bx[n + j] + gh[n + j]);
       const T g = tanh_(gx[2 * n + j] + bx[2 * n + j] + gh[2 * n + j]);
-      const T o = sigmoid(gx[3 * n + j] + bx[3 * n + j] + gh[3 * n + j]);
-      const T c = f * cp[j] + i * g;
-      const T tc = tanh_(c);
-      h[j] = o * tc;
       sv[j] = i;
       sv[n + j] = f;
       sv[2 * n + j] = g;
-      sv[3 * n + j] = o;
-      sv[4 * n + j] = c;
+      sv[3 * n + j] = sigmoid(gx[3 * n + j] + bx[3 * n + j] + gh[3 * n + j]);
+      sv[4 * n + j] = f * cp[j] + i * g;
+    }
+#pragma omp simd
+    for (int64_t j = 0; j < n; j++) {
+      const T tc = tanh_(sv[4 * n + j]);
+      h[j] = sv[3 * n + j] * tc;
       sv[5 * n + j] = tc;
     }
   } else if constexpr (KIND == GRU_BEFORE) {
@@ -292,16 +339,28 @@ void forward_rows(const Problem<T>& p, int64_t b0, int64_t b1) {
     const int64_t t = p.t_in(s);
     for (int64_t r0 = b0; r0 < b1; r0 += RBLK) {
       const int64_t rows = std::min(RBLK, b1 - r0);
-      gemm<T, false>(rows, Np, m, p.x + (r0 * p.steps + t) * m, p.steps * m, 1, p.wihT, Np, gx, Np);
-      // h_{t-1} ⊙ mask, the recurrent kernel's input
-      for (int64_t i = 0; i < rows; i++) {
-        const T* __restrict hp = p.h_prev(r0 + i, s);
-        const T* __restrict mk = p.mask + (r0 + i) * p.mask_stride;
-        T* __restrict out = hm + i * n;
-#pragma omp simd
-        for (int64_t j = 0; j < n; j++) out[j] = hp[j] * mk[j];
+      {  // the next block's input rows (this step's next block, or the next step's first)
+        const int64_t nr0 = r0 + RBLK < b1 ? r0 + RBLK : b0, ns = r0 + RBLK < b1 ? s : s + 1;
+        if (ns < p.steps)
+          for (int64_t b = nr0; b < std::min(nr0 + RBLK, b1); b++)
+            prefetch(p.x + (b * p.steps + p.t_in(ns)) * m, m * sizeof(T));
       }
-      gemm<T, false>(rows, Np, n, hm, n, 1, p.whhT, Np, gh, Np);
+      gemm<T, false>(rows, Np, m, p.x + (r0 * p.steps + t) * m, p.steps * m, 1, p.wihT, Np, gx, Np);
+      // h_{t-1} ⊙ mask, the recurrent kernel's input (without a mask, h_{t-1} where it is)
+      const T* hin = p.h_prev(r0, s);
+      int64_t hin_stride = p.h_prev_stride(s);
+      if (p.masked || KIND == GRU_BEFORE) {
+        for (int64_t i = 0; i < rows; i++) {
+          const T* __restrict hp = p.h_prev(r0 + i, s);
+          const T* __restrict mk = p.mask + (r0 + i) * p.mask_stride;
+          T* __restrict out = hm + i * n;
+#pragma omp simd
+          for (int64_t j = 0; j < n; j++) out[j] = hp[j] * mk[j];
+        }
+        hin = hm;
+        hin_stride = n;
+      }
+      gemm<T, false>(rows, Np, n, hin, hin_stride, 1, p.whhT, Np, gh, Np);
       if constexpr (KIND == GRU_BEFORE) {
         // r and z first; then U_n (r ⊙ h ⊙ mask) joins the n block of gh (hm becomes r ⊙ hm)
         for (int64_t i = 0; i < rows; i++) {
@@ -438,6 +497,18 @@ void backward_rows(const Problem<T>& p, const Grads<T>& g, int64_t chunk, int64_
     const int64_t t = p.t_in(s);
     for (int64_t r0 = b0; r0 < b1; r0 += RBLK) {
       const int64_t rows = std::min(RBLK, b1 - r0);
+      {  // the next block's saved values, states, output gradients and inputs
+        const int64_t nr0 = r0 + RBLK < b1 ? r0 + RBLK : b0, ns = r0 + RBLK < b1 ? s : s - 1;
+        if (ns >= 0) {
+          const int64_t nrows = std::min(RBLK, b1 - nr0);
+          if (p.save) prefetch(p.saved(nr0, ns), nrows * p.save * n * sizeof(T));
+          for (int64_t b = nr0; b < nr0 + nrows; b++) {
+            prefetch(p.h_prev(b, ns), n * sizeof(T));
+            if (g.dH_row) prefetch(g.dH + b * g.dH_row + ns * g.dH_step, n * sizeof(T));
+            prefetch(p.x + (b * p.steps + p.t_in(ns)) * m, m * sizeof(T));
+          }
+        }
+      }
       const int64_t slot = (p.steps - 1 - s) % TB;  // TB > 1: one block of rows, TB steps side by side
       dgx = dgx_buf.data() + slot * rows * Np;
       dgh = two ? dgh_buf.data() + slot * rows * Np : dgx;
@@ -608,15 +679,16 @@ Problem<T> make_problem(int64_t kind, bool reverse, const at::Tensor& x, const a
   p.x = x.data_ptr<T>();
   p.h0 = h0.data_ptr<T>();
   p.c0 = kind == LSTM ? c0.data_ptr<T>() : nullptr;
-  p.wihT = wihT.data_ptr<T>();
-  p.whhT = whhT.data_ptr<T>();
+  p.wihT = wihT.defined() ? wihT.data_ptr<T>() : nullptr;
+  p.whhT = whhT.defined() ? whhT.data_ptr<T>() : nullptr;
   p.whhT_n = nullptr;
   p.wihP = wihP.defined() ? wihP.data_ptr<T>() : nullptr;
   p.whhP = whhP.defined() ? whhP.data_ptr<T>() : nullptr;
-  p.bx = bx.data_ptr<T>();
-  p.bh = bh.data_ptr<T>();
-  p.mask = mask.data_ptr<T>();
-  p.mask_stride = mask.dim() == 2 ? p.n : 0;
+  p.bx = bx.defined() ? bx.data_ptr<T>() : nullptr;
+  p.bh = bh.defined() ? bh.data_ptr<T>() : nullptr;
+  p.mask = mask.defined() ? mask.data_ptr<T>() : nullptr;
+  p.mask_stride = mask.defined() && mask.dim() == 2 ? p.n : 0;
+  p.masked = true;
   p.save = saved_values(kind);
   p.ring = false;
   p.H = H.data_ptr<T>();
@@ -644,6 +716,20 @@ Prepared prepare(int64_t kind, const at::Tensor& x, const at::Tensor& h0, const 
   return q;
 }
 
+// t itself where it is contiguous: no operator call (each is a dispatch, a microsecond or so)
+at::Tensor dense(const at::Tensor& t) { return t.is_contiguous() ? t : t.contiguous(); }
+
+// w (rows, cols), any strides -> out (cols, ld) = wᵀ, zeros past its rows: a loop, not ATen
+// operators, whose dispatch was a large part of a batch-1 inference call
+template <typename T>
+void transposed_padded(const at::Tensor& w, int64_t ld, T* out) {
+  const int64_t rows = w.size(0), cols = w.size(1), s0 = w.stride(0), s1 = w.stride(1);
+  const T* a = w.data_ptr<T>();
+  std::fill(out, out + cols * ld, T(0));
+  for (int64_t r = 0; r < rows; r++)
+    for (int64_t c = 0; c < cols; c++) out[c * ld + r] = a[r * s0 + c * s1];
+}
+
 // real: (batch, time) bool, false at padded steps, or empty (every step real). keep: whether the
 // values the backward pass needs are kept for every step (training), or only for the step before
 // (inference: a ring of two steps, which stays in cache; `saved` then holds those two steps)
@@ -652,40 +738,63 @@ std::vector<at::Tensor> forward_impl(int64_t kind, bool reverse, const at::Tenso
                                      const at::Tensor& b_ih, const at::Tensor& b_hh, const at::Tensor& mask_,
                                      const at::Tensor& real_, bool keep) {
   at::NoGradGuard no_grad;
-  auto q = prepare(kind, x_, h0_, c0_, w_ih, b_ih, b_hh, mask_);
-  const int64_t batch = q.x.size(0), steps = q.x.size(1), n = q.h0.size(1);
-  const int64_t W = VBYTES / q.x.element_size();
-  const int64_t Np = round_up(w_ih.size(0), W);
-  auto wihT = padded(w_ih.t(), Np), whhT = padded(w_hh.t(), Np);
-  at::Tensor whhT_n;
-  if (kind == GRU_BEFORE) {  // U (r ⊙ h) for the n block: its own product, after r
-    whhT_n = at::zeros_like(whhT);
-    whhT_n.narrow(1, 2 * n, n).copy_(whhT.narrow(1, 2 * n, n));
-    whhT.narrow(1, 2 * n, n).zero_();
-  }
-  auto H = at::empty({batch, steps, n}, q.x.options());
+  TORCH_CHECK(x_.dim() == 3 && h0_.dim() == 2, "rnnkit kernel: x must be (batch, time, m) and h0 (batch, n)");
+  TORCH_CHECK(x_.scalar_type() == at::kFloat || x_.scalar_type() == at::kDouble, "rnnkit kernel: float32 or float64 only");
+  const auto x = dense(x_), h0 = dense(h0_);
+  const auto c0 = kind == LSTM ? dense(c0_) : at::Tensor();
+  const auto bx = b_ih.numel() ? dense(b_ih) : at::Tensor(), bh = b_hh.numel() ? dense(b_hh) : at::Tensor();
+  const auto mask = mask_.numel() ? dense(mask_) : at::Tensor();
+  const int64_t batch = x.size(0), steps = x.size(1), m = x.size(2), n = h0.size(1), Gn = w_ih.size(0);
+  const int64_t W = VBYTES / x.element_size();
+  const int64_t Np = round_up(Gn, W);
+  auto H = at::empty({batch, steps, n}, x.options());
   auto real = real_.numel() ? real_.to(at::kBool).contiguous() : at::Tensor();
-  auto S = at::empty({keep ? steps : std::min<int64_t>(steps, 2), batch, saved_values(kind) * n}, q.x.options());
-  AT_DISPATCH_FLOATING_TYPES(q.x.scalar_type(), "rnnkit_forward", [&] {
-    auto p = make_problem<scalar_t>(kind, reverse, q.x, q.h0, q.c0, wihT, whhT, at::Tensor(), at::Tensor(), q.bx, q.bh,
-                                    q.mask, H, S);
+  auto S = at::empty({keep ? steps : std::min<int64_t>(steps, 2), batch, saved_values(kind) * n}, x.options());
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnnkit_forward", [&] {
+    using T = scalar_t;
+    std::vector<T> wihT(m * Np), whhT(n * Np), whhT_n(kind == GRU_BEFORE ? n * Np : 0, T(0));
+    transposed_padded<T>(w_ih, Np, wihT.data());
+    transposed_padded<T>(w_hh, Np, whhT.data());
+    if (kind == GRU_BEFORE)  // U (r ⊙ h) for the n block: its own product, after r
+      for (int64_t k = 0; k < n; k++)
+        for (int64_t j = 2 * n; j < 3 * n; j++) std::swap(whhT_n[k * Np + j], whhT[k * Np + j]);
+    const std::vector<T> zeros(bx.defined() && bh.defined() ? 0 : Gn, T(0)), ones(mask.defined() ? 0 : n, T(1));
+    auto p = make_problem<T>(kind, reverse, x, h0, c0, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), bx, bh,
+                             mask, H, S);
+    p.wihT = wihT.data();
+    p.whhT = whhT.data();
+    p.whhT_n = kind == GRU_BEFORE ? whhT_n.data() : nullptr;
+    if (!bx.defined()) p.bx = zeros.data();
+    if (!bh.defined()) p.bh = zeros.data();
+    if (!mask.defined()) {
+      p.mask = ones.data();
+      p.mask_stride = 0;
+    }
+    p.masked = mask.defined();
     p.real = real.defined() ? real.data_ptr<bool>() : nullptr;
     p.ring = !keep;
-    p.whhT_n = whhT_n.defined() ? whhT_n.data_ptr<scalar_t>() : nullptr;
     const int64_t chunks = chunk_count(batch);
     for_chunks(batch, chunks, [&](int64_t, int64_t b0, int64_t b1) {
       switch (kind) {
-        case RNN_TANH: forward_rows<scalar_t, RNN_TANH>(p, b0, b1); break;
-        case RNN_RELU: forward_rows<scalar_t, RNN_RELU>(p, b0, b1); break;
-        case GRU: forward_rows<scalar_t, GRU>(p, b0, b1); break;
-        case GRU_BEFORE: forward_rows<scalar_t, GRU_BEFORE>(p, b0, b1); break;
-        default: forward_rows<scalar_t, LSTM>(p, b0, b1); break;
+        case RNN_TANH: forward_rows<T, RNN_TANH>(p, b0, b1); break;
+        case RNN_RELU: forward_rows<T, RNN_RELU>(p, b0, b1); break;
+        case GRU: forward_rows<T, GRU>(p, b0, b1); break;
+        case GRU_BEFORE: forward_rows<T, GRU_BEFORE>(p, b0, b1); break;
+        default: forward_rows<T, LSTM>(p, b0, b1); break;
       }
     });
   });
-  auto h_last = H.select(1, steps - 1).clone();
-  const int64_t last = keep ? steps - 1 : ((steps - 1) & 1);
-  at::Tensor c_last = kind == LSTM ? S.select(0, last).narrow(1, 4 * n, n).clone() : at::Tensor();
+  // the final states, copied row by row (one allocation each, not three operators)
+  const int64_t last = keep ? steps - 1 : ((steps - 1) & 1), bytes = n * x.element_size(), save = saved_values(kind);
+  auto h_last = at::empty({batch, n}, x.options());
+  at::Tensor c_last = kind == LSTM ? at::empty({batch, n}, x.options()) : at::Tensor();
+  const char* Hp = static_cast<const char*>(H.data_ptr());
+  const char* Sp = static_cast<const char*>(S.data_ptr());
+  for (int64_t b = 0; b < batch; b++) {
+    std::memcpy(static_cast<char*>(h_last.data_ptr()) + b * bytes, Hp + (b * steps + steps - 1) * bytes, bytes);
+    if (kind == LSTM)
+      std::memcpy(static_cast<char*>(c_last.data_ptr()) + b * bytes, Sp + ((last * batch + b) * save + 4) * bytes, bytes);
+  }
   return {H, h_last, c_last, S};
 }
 
@@ -730,6 +839,7 @@ std::vector<at::Tensor> backward(int64_t kind, bool reverse, bool need_dx, const
     auto p = make_problem<scalar_t>(kind, reverse, q.x, q.h0, q.c0, wihT, whhT, wihP, whhP, q.bx, q.bh, q.mask,
                                     H, S);
     p.real = real.defined() ? real.data_ptr<bool>() : nullptr;
+    p.masked = mask_.numel() > 0;
     Grads<scalar_t> g;
     g.dH = dH.data_ptr<scalar_t>();
     g.dH_row = dH_.numel() ? steps * n : 0;
