@@ -112,13 +112,19 @@ class Dense(Layer):
         if x.dim() < 2:
             raise RnnkitError(f"Dense expects inputs of shape (batch, ..., features), got shape {tuple(x.shape)}")
         self.maybe_build(x)
-        x = self.cast_input(x)
+        # the parameters looked up once (each look-up is a trip through nn.Module.__getattr__: a
+        # batch-1 call is a few microseconds, and they add up)
+        kernel, bias = self.kernel, self.bias
+        if x.dtype != kernel.dtype:
+            x = self.cast_input(x)
         if x.shape[-1] != self.input_size:
             raise RnnkitError(
                 f"Dense was built for {self.input_size} input features, got {x.shape[-1]} (input shape {tuple(x.shape)})"
             )
         # F.linear wants (out, in); the transpose is a view, addmm reads it without a copy
-        return self.activation(F.linear(x, self.kernel.t(), self.bias))
+        y = F.linear(x, kernel.t(), bias)
+        activation = self.activation
+        return y if activation is activations.linear_function else activation(y)
 
     def param_formula(self) -> str:
         if not self.built:

@@ -259,21 +259,21 @@ class RNN(Layer):
         """The compiled kernel's name for this layer's cell (``rnnkit.layers.kernel.KINDS``), or None."""
         return None
 
-    def _kernel_biases(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    def _kernel_biases(self, cell: Any = None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """(input bias, recurrent bias) for the compiled kernel; the recurrent one for GRU only."""
-        return (self.cell.bias if self.use_bias else None), None
+        return ((self.cell if cell is None else cell).bias if self.use_bias else None), None
 
     def _weight_dtype(self) -> torch.dtype | None:
         return self.cell.weight_ih.dtype if self.built else None
 
-    def _kernel_applies(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> bool:
+    def _kernel_applies(self, x: torch.Tensor, mask: torch.Tensor | None = None, cell: Any = None) -> bool:
         """Whether the compiled kernel runs this call; in ``auto`` mode, the faster path by measurement."""
         if not self.built or self._force_loop:
             return False
         mode = kernel.kernel_mode()
         if mode == "torch":
             return False
-        weight = self.cell.weight_ih
+        weight = (self.cell if cell is None else cell).weight_ih
         backward = torch.is_grad_enabled() and weight.requires_grad
         # the layer remembers its decisions by everything they depend on: a call's overhead stays a
         # dict look-up (a batch-1 inference call is tens of microseconds)
@@ -486,12 +486,19 @@ class RNN(Layer):
         if x.dim() != 3:
             raise RnnkitError(f"input must be 3-D (batch, time, features), got shape {tuple(x.shape)}")
         self.maybe_build(x)
-        x = self.cast_input(x)
+        # a submodule: each self.cell is a trip through nn.Module.__getattr__ (a batch-1 inference
+        # call is tens of microseconds, and such look-ups were a fifth of the layer's own time)
+        cell = self.cell
+        if x.dtype != cell.weight_ih.dtype:
+            x = self.cast_input(x)
         if x.shape[-1] != self.input_size:
             raise RnnkitError(f"input features must equal input_size={self.input_size}, got {x.shape[-1]}")
-        state = self._initial_state(x, initial_state)
+        if initial_state is None and (not self.stateful or self._states is None):
+            state = cell.zero_state(x.shape[0], x)
+        else:
+            state = self._initial_state(x, initial_state)
         mask = _check_mask(mask, x)
-        compiled = self._kernel_applies(x, mask)
+        compiled = self._kernel_applies(x, mask, cell)
         if self.go_backwards and not compiled:  # the kernel walks x (and mask) backwards itself
             x = x.flip(1)
             mask = None if mask is None else mask.flip(1)
@@ -503,7 +510,6 @@ class RNN(Layer):
         self.__dict__["last_dropout_mask"], self.__dict__["last_recurrent_dropout_mask"] = input_mask, recurrent_mask
         if input_mask is not None:
             x = x * input_mask.unsqueeze(1)  # the same mask at every step
-        cell = self.cell  # a submodule: each self.cell is a trip through nn.Module.__getattr__
         weight_hh: torch.Tensor = cell.weight_hh
         if recurrent_mask is not None and recurrent_mask.dim() == 1:
             # (h ⊙ m) Uᵀ == h (U diag(m))ᵀ: scale the columns of weight_hh (G·n, n)
@@ -512,7 +518,7 @@ class RNN(Layer):
 
         runs = None if mask is None else _contiguous_runs(mask)
         if compiled:
-            b_ih, b_hh = self._kernel_biases()
+            b_ih, b_hh = self._kernel_biases(cell)
             if mask is not None:  # padded steps are skipped; zeros keep their x out of Xᵀ·dG even when not finite
                 x = torch.where(mask.unsqueeze(-1), x, torch.zeros_like(x))
             sequence, state = kernel.run(
@@ -704,10 +710,13 @@ class GRU(RNN):
             return None
         return "gru" if self.reset_after else "gru_reset_before"
 
-    def _kernel_biases(self):
+    def _kernel_biases(self, cell=None):
         if not self.reset_after:
-            return super()._kernel_biases()
-        return (self.cell.bias_ih, self.cell.bias_hh) if self.use_bias else (None, None)
+            return super()._kernel_biases(cell)
+        if not self.use_bias:
+            return None, None
+        cell = self.cell if cell is None else cell
+        return cell.bias_ih, cell.bias_hh
 
     def get_config(self):
         return {
