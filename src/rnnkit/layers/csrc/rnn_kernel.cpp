@@ -335,6 +335,11 @@ void forward_rows(const Problem<T>& p, int64_t b0, int64_t b1) {
   const int64_t n = p.n, m = p.m, Np = p.Np;
   std::vector<T> gx_buf(RBLK * Np), gh_buf(RBLK * Np), hm_buf(RBLK * n);
   T *gx = gx_buf.data(), *gh = gh_buf.data(), *hm = hm_buf.data();
+  // With a mask ("sample" recurrent dropout), h ⊙ mask for the next step's product is written as
+  // each row's h is made, while it is in cache, into next_buf (the chunk's rows): a separate pass
+  // over h_{t-1} before each product read it back from H, a row per page.
+  const bool carry_mask = p.masked && KIND != GRU_BEFORE;
+  std::vector<T> next_buf(carry_mask ? (b1 - b0) * n : 0);
   for (int64_t s = 0; s < p.steps; s++) {
     const int64_t t = p.t_in(s);
     for (int64_t r0 = b0; r0 < b1; r0 += RBLK) {
@@ -349,7 +354,18 @@ void forward_rows(const Problem<T>& p, int64_t b0, int64_t b1) {
       // h_{t-1} ⊙ mask, the recurrent kernel's input (without a mask, h_{t-1} where it is)
       const T* hin = p.h_prev(r0, s);
       int64_t hin_stride = p.h_prev_stride(s);
-      if (p.masked || KIND == GRU_BEFORE) {
+      if (carry_mask) {
+        if (s == 0)
+          for (int64_t i = 0; i < rows; i++) {
+            const T* __restrict hp = p.h0 + (r0 + i) * n;
+            const T* __restrict mk = p.mask + (r0 + i) * p.mask_stride;
+            T* __restrict out = next_buf.data() + (r0 - b0 + i) * n;
+#pragma omp simd
+            for (int64_t j = 0; j < n; j++) out[j] = hp[j] * mk[j];
+          }
+        hin = next_buf.data() + (r0 - b0) * n;
+        hin_stride = n;
+      } else if (p.masked || KIND == GRU_BEFORE) {
         for (int64_t i = 0; i < rows; i++) {
           const T* __restrict hp = p.h_prev(r0 + i, s);
           const T* __restrict mk = p.mask + (r0 + i) * p.mask_stride;
@@ -390,6 +406,12 @@ void forward_rows(const Problem<T>& p, int64_t b0, int64_t b1) {
         }
         forward_row<T, KIND>(p, gx + i * Np, gh + i * Np, p.h_prev(b, s), KIND == LSTM ? p.c_prev(b, s) : nullptr, h,
                              p.save ? p.saved(b, s) : nullptr);
+        if (carry_mask) {  // a padded row keeps its h, and so its h ⊙ mask
+          const T* __restrict mk = p.mask + b * p.mask_stride;
+          T* __restrict out = next_buf.data() + (b - b0) * n;
+#pragma omp simd
+          for (int64_t j = 0; j < n; j++) out[j] = h[j] * mk[j];
+        }
       }
     }
   }
