@@ -24,6 +24,7 @@ path's best is the lower of two noisy bests, auto's one), and prints the earlier
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import subprocess
 import sys
@@ -43,13 +44,23 @@ STEPS = 60
 
 
 def best_of(call, repeats: int, inner: int) -> float:
-    """Best seconds per call over ``repeats`` measurements of ``inner`` calls (CPU time, 1 thread)."""
+    """Best seconds per call over ``repeats`` measurements of ``inner`` calls (CPU time, 1 thread).
+
+    Python's garbage collector is off while they run, as in ``timeit``: a training call makes
+    autograd's objects, and a collection falling into one path's measurement would count against
+    that path."""
     best = float("inf")
-    for _ in range(repeats):
-        start = time.process_time()
-        for _ in range(inner):
-            call()
-        best = min(best, (time.process_time() - start) / inner)
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(repeats):
+            start = time.process_time()
+            for _ in range(inner):
+                call()
+            best = min(best, (time.process_time() - start) / inner)
+    finally:
+        if was_enabled:
+            gc.enable()
     return best
 
 

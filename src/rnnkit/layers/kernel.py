@@ -37,6 +37,7 @@ Example::
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import importlib.util
 import json
@@ -381,6 +382,21 @@ def time_paths(
     near-ties 6% the wrong way (LSTM(128), batch 1, inference, at the AVX level).
     """
     best = {"compiled": math.inf, "torch": math.inf}
+    # no garbage collection while timing (as timeit): one collection inside a sub-millisecond
+    # run would decide the verdict
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        _time_rounds(call, best, repeats, close, extra, budget, most)
+    finally:
+        if was_enabled:
+            gc.enable()
+    return best["compiled"], best["torch"]
+
+
+def _time_rounds(
+    call: Any, best: dict[str, float], repeats: int, close: float, extra: int, budget: float, most: int
+) -> None:
     spent = 0.0
     for i in range(most + 1):
         if i > repeats and max(best.values()) > close * min(best.values()):
@@ -395,7 +411,6 @@ def time_paths(
             if i > 0:  # the first round warms up (allocations, the first pass through each path)
                 best[mode] = min(best[mode], seconds)
                 spent += seconds
-    return best["compiled"], best["torch"]
 
 
 def compiler_available() -> bool:
