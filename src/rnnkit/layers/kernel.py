@@ -466,7 +466,7 @@ def run(
     kind: str,
     reverse: bool,
     x: torch.Tensor,
-    state: tuple[torch.Tensor, ...],
+    state: tuple[torch.Tensor, ...] | None,
     w_ih: torch.Tensor,
     w_hh: torch.Tensor,
     b_ih: torch.Tensor | None,
@@ -480,17 +480,22 @@ def run(
     (batch, n) multiplies h_{t-1} where it enters the recurrent kernel. ``reverse`` walks x
     from its last step. ``mask`` (batch, time) bool in x's order, False at padded steps, where
     the state is carried over unchanged. Returns (the state after every step (batch, time, n)
-    in processing order, final state).
+    in processing order, final state). ``state`` None: zeros (for inference the kernel makes
+    them itself).
     """
     ext = extension()
     empty = _EMPTY  # "none" to the extension, which reads only its size (a fresh one per call cost a microsecond)
-    c0 = state[1] if kind == "lstm" else empty
+    train = torch.is_grad_enabled() and any(t.requires_grad for t in (x, w_ih, w_hh, b_ih, b_hh) if t is not None)
+    if state is None and train:
+        state = tuple(x.new_zeros(x.shape[0], w_hh.shape[1]) for _ in range(2 if kind == "lstm" else 1))
+    h0 = empty if state is None else state[0]
+    c0 = state[1] if kind == "lstm" and state is not None else empty
     arguments = (
-        KINDS[kind], bool(reverse), x.contiguous(), state[0], c0, w_ih, w_hh,
+        KINDS[kind], bool(reverse), x if x.is_contiguous() else x.contiguous(), h0, c0, w_ih, w_hh,
         empty if b_ih is None else b_ih, empty if b_hh is None else b_hh,
         empty if recurrent_mask is None else recurrent_mask, empty if mask is None else mask,
     )  # fmt: skip
-    if torch.is_grad_enabled() and any(t.requires_grad for t in arguments[2:9]):
+    if train or (torch.is_grad_enabled() and any(t.requires_grad for t in (h0, c0))):
         outputs = _Sequence.apply(ext, *arguments)
         return outputs[0], tuple(outputs[1:])
     # nothing to differentiate (inference): the extension directly, without autograd's bookkeeping

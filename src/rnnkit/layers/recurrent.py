@@ -493,12 +493,14 @@ class RNN(Layer):
             x = self.cast_input(x)
         if x.shape[-1] != self.input_size:
             raise RnnkitError(f"input features must equal input_size={self.input_size}, got {x.shape[-1]}")
-        if initial_state is None and (not self.stateful or self._states is None):
-            state = cell.zero_state(x.shape[0], x)
-        else:
-            state = self._initial_state(x, initial_state)
         mask = _check_mask(mask, x)
         compiled = self._kernel_applies(x, mask, cell)
+        state: State | None
+        if initial_state is None and (not self.stateful or self._states is None):
+            # zeros; the kernel makes its own (None), the other paths need them as tensors
+            state = None if compiled else cell.zero_state(x.shape[0], x)
+        else:
+            state = self._initial_state(x, initial_state)
         if self.go_backwards and not compiled:  # the kernel walks x (and mask) backwards itself
             x = x.flip(1)
             mask = None if mask is None else mask.flip(1)
@@ -531,12 +533,14 @@ class RNN(Layer):
                 # the kernel returns the state at every step; Keras outputs zeros before a row's first real step
                 started = (mask.flip(1) if self.go_backwards else mask).cumsum(1) > 0
                 sequence = torch.where(started.unsqueeze(-1), sequence, torch.zeros_like(sequence))
-        elif recurrent_mask is None and self.use_fused and mask is None:
-            sequence, state = self._fused(x, state, weight_hh)  # (batch, time, units)
-        elif recurrent_mask is None and self.use_fused and runs is not None and self._runs_fit_fused(x):
-            sequence, state = self._fused_runs(x, state, weight_hh, *runs)
         else:
-            sequence, state = self._loop(x, state, weight_hh, recurrent_mask, mask)
+            assert state is not None  # the zeros are made above for every path but the kernel's
+            if recurrent_mask is None and self.use_fused and mask is None:
+                sequence, state = self._fused(x, state, weight_hh)  # (batch, time, units)
+            elif recurrent_mask is None and self.use_fused and runs is not None and self._runs_fit_fused(x):
+                sequence, state = self._fused_runs(x, state, weight_hh, *runs)
+            else:
+                sequence, state = self._loop(x, state, weight_hh, recurrent_mask, mask)
 
         if self.stateful:
             self._states = tuple(s.detach() for s in state)

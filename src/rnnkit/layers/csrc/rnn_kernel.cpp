@@ -682,9 +682,9 @@ at::Tensor padded(const at::Tensor& w, int64_t cols) {  // (rows, c) -> (rows, c
 }
 
 template <typename T>
-Problem<T> make_problem(int64_t kind, bool reverse, const at::Tensor& x, const at::Tensor& h0, const at::Tensor& c0,
-                        const at::Tensor& wihT, const at::Tensor& whhT, const at::Tensor& wihP,
-                        const at::Tensor& whhP, const at::Tensor& bx, const at::Tensor& bh, const at::Tensor& mask,
+Problem<T> make_problem(int64_t kind, bool reverse, int64_t n, const at::Tensor& x, const at::Tensor& h0,
+                        const at::Tensor& c0, const at::Tensor& wihT, const at::Tensor& whhT,
+                        const at::Tensor& wihP, const at::Tensor& whhP, const at::Tensor& bx, const at::Tensor& bh, const at::Tensor& mask,
                         const at::Tensor& H, const at::Tensor& S) {
   Problem<T> p;
   p.kind = kind;
@@ -692,15 +692,15 @@ Problem<T> make_problem(int64_t kind, bool reverse, const at::Tensor& x, const a
   p.batch = x.size(0);
   p.steps = x.size(1);
   p.m = x.size(2);
-  p.n = h0.size(1);
+  p.n = n;
   p.G = (kind == GRU || kind == GRU_BEFORE) ? 3 : (kind == LSTM ? 4 : 1);
   const int64_t W = lanes<T>;
   p.Np = round_up(p.G * p.n, W);
   p.np = round_up(p.n, W);
   p.mp = round_up(p.m, W);
   p.x = x.data_ptr<T>();
-  p.h0 = h0.data_ptr<T>();
-  p.c0 = kind == LSTM ? c0.data_ptr<T>() : nullptr;
+  p.h0 = h0.numel() ? h0.data_ptr<T>() : nullptr;
+  p.c0 = kind == LSTM && c0.numel() ? c0.data_ptr<T>() : nullptr;
   p.wihT = wihT.defined() ? wihT.data_ptr<T>() : nullptr;
   p.whhT = whhT.defined() ? whhT.data_ptr<T>() : nullptr;
   p.whhT_n = nullptr;
@@ -760,15 +760,18 @@ std::vector<at::Tensor> forward_impl(int64_t kind, bool reverse, const at::Tenso
                                      const at::Tensor& b_ih, const at::Tensor& b_hh, const at::Tensor& mask_,
                                      const at::Tensor& real_, bool keep) {
   at::NoGradGuard no_grad;
-  TORCH_CHECK(x_.dim() == 3 && h0_.dim() == 2, "rnnkit kernel: x must be (batch, time, m) and h0 (batch, n)");
+  TORCH_CHECK(x_.dim() == 3 && (h0_.dim() == 2 || h0_.numel() == 0),
+              "rnnkit kernel: x must be (batch, time, m) and h0 (batch, n), or empty for zeros");
   TORCH_CHECK(x_.scalar_type() == at::kFloat || x_.scalar_type() == at::kDouble, "rnnkit kernel: float32 or float64 only");
   const auto x = dense(x_), h0 = dense(h0_);
   const auto c0 = kind == LSTM ? dense(c0_) : at::Tensor();
   const auto bx = b_ih.numel() ? dense(b_ih) : at::Tensor(), bh = b_hh.numel() ? dense(b_hh) : at::Tensor();
   const auto mask = mask_.numel() ? dense(mask_) : at::Tensor();
-  const int64_t batch = x.size(0), steps = x.size(1), m = x.size(2), n = h0.size(1), Gn = w_ih.size(0);
+  const int64_t batch = x.size(0), steps = x.size(1), m = x.size(2), n = w_hh.size(1), Gn = w_ih.size(0);
   const int64_t W = VBYTES / x.element_size();
   const int64_t Np = round_up(Gn, W);
+  // an empty h0 (c0) is a zero state: no tensor of zeros made for it (a batch-1 call's microsecond)
+  const bool zero_h = h0.numel() == 0, zero_c = kind == LSTM && c0.numel() == 0;
   auto H = at::empty({batch, steps, n}, x.options());
   auto real = real_.numel() ? real_.to(at::kBool).contiguous() : at::Tensor();
   auto S = at::empty({keep ? steps : std::min<int64_t>(steps, 2), batch, saved_values(kind) * n}, x.options());
@@ -781,8 +784,11 @@ std::vector<at::Tensor> forward_impl(int64_t kind, bool reverse, const at::Tenso
       for (int64_t k = 0; k < n; k++)
         for (int64_t j = 2 * n; j < 3 * n; j++) std::swap(whhT_n[k * Np + j], whhT[k * Np + j]);
     const std::vector<T> zeros(bx.defined() && bh.defined() ? 0 : Gn, T(0)), ones(mask.defined() ? 0 : n, T(1));
-    auto p = make_problem<T>(kind, reverse, x, h0, c0, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), bx, bh,
+    const std::vector<T> zero_state(zero_h || zero_c ? batch * n : 0, T(0));
+    auto p = make_problem<T>(kind, reverse, n, x, h0, c0, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), bx, bh,
                              mask, H, S);
+    if (zero_h) p.h0 = zero_state.data();
+    if (zero_c) p.c0 = zero_state.data();
     p.wihT = wihT.data();
     p.whhT = whhT.data();
     p.whhT_n = kind == GRU_BEFORE ? whhT_n.data() : nullptr;
@@ -858,7 +864,7 @@ std::vector<at::Tensor> backward(int64_t kind, bool reverse, bool need_dx, const
   auto dwihT = at::zeros({chunks, m, Np}, opts), dwhhT = at::zeros({chunks, n, Np}, opts);
   auto dbx = at::zeros({chunks, Np}, opts), dbh = at::zeros({chunks, Np}, opts);
   AT_DISPATCH_FLOATING_TYPES(q.x.scalar_type(), "rnnkit_backward", [&] {
-    auto p = make_problem<scalar_t>(kind, reverse, q.x, q.h0, q.c0, wihT, whhT, wihP, whhP, q.bx, q.bh, q.mask,
+    auto p = make_problem<scalar_t>(kind, reverse, n, q.x, q.h0, q.c0, wihT, whhT, wihP, whhP, q.bx, q.bh, q.mask,
                                     H, S);
     p.real = real.defined() ? real.data_ptr<bool>() : nullptr;
     p.masked = mask_.numel() > 0;
