@@ -26,9 +26,12 @@ def seed():
 
 
 @pytest.fixture(autouse=True)
-def _single_thread():
-    # Two threads on this shared 2-core machine are noisy and gain nothing for small tests.
+def _single_thread(monkeypatch):
+    # Two threads on this shared 2-core machine are noisy and gain nothing for small tests. The
+    # commands' own default (one thread per idle CPU) stands back when OMP_NUM_THREADS is set, so
+    # they keep this one thread too; tests of that default remove it (tests/training/test_threads.py).
     torch.set_num_threads(1)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
     yield
 
 

@@ -296,3 +296,24 @@ def test_a_config_without_backtest_and_a_folder_of_another_run_are_one_line(tmp_
     one_line_error(capsys, ["backtest", config, "--output", out, "--resume", "--overwrite"], "--resume", "--overwrite")
     other = write_toml(tmp_path / "other.toml", tiny(csv, folds=2, length="10d"))
     one_line_error(capsys, ["backtest", other, "--output", out, "--resume"], "of another config")
+
+
+def test_backtest_takes_one_thread_per_idle_cpu_and_says_so_unless_threads_is_given(tmp_path, capsys, monkeypatch):
+    import torch
+
+    from rnnkit.cli import main
+    from rnnkit.training import threads as threads_module
+
+    config = write_toml(tmp_path / "bt.toml", tiny(write_jena_csv(tmp_path / "d.csv", days=60), folds=1, length="10d"))
+    monkeypatch.delenv("OMP_NUM_THREADS")  # set by conftest: here nobody chose
+    monkeypatch.setattr(threads_module, "idle_cpus", lambda sample=0.25: (1.1, 2))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert main(["backtest", str(config), "--output", str(tmp_path / "a")]) == 0
+        said = "training on 1 thread (1.1 of the 2 CPUs this process may use were idle); --threads N chooses"
+        assert capsys.readouterr().out.splitlines()[0] == said and torch.get_num_threads() == 1
+        assert main(["backtest", str(config), "--output", str(tmp_path / "b"), "--threads", "2", "--quiet"]) == 0
+        assert "training on" not in capsys.readouterr().out and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

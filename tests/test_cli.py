@@ -157,12 +157,45 @@ def test_train_threads_sets_torchs_thread_count_for_the_run_and_gives_the_same_s
         assert torch.get_num_threads() == 1
         torch.set_num_threads(2)
         assert main(["train", str(config), "--output", str(tmp / "two"), "--quiet"]) == 0
-        assert torch.get_num_threads() == 2  # no --threads: torch's own setting is left alone
+        assert torch.get_num_threads() == 2  # no --threads, OMP_NUM_THREADS set (conftest): torch's count stands
     finally:
         torch.set_num_threads(before)
     one, two = (json.loads((tmp / r / "metrics.json").read_text())["models"]["GRU(4)"] for r in ("one", "two"))
     assert one["mae_val"] == pytest.approx(two["mae_val"], rel=1e-5)
     one_line_error(capsys, ["train", str(config), "--output", str(tmp / "zero"), "--threads", "0"], "--threads")
+
+
+def test_train_and_resume_take_one_thread_per_idle_cpu_and_say_so_unless_the_user_chose(setup, capsys, monkeypatch):
+    import torch
+
+    from rnnkit.training import threads as threads_module
+
+    tmp, _, config = setup
+    said = "training on {} ({:.1f} of the 2 CPUs this process may use were idle); --threads N chooses"
+    monkeypatch.delenv("OMP_NUM_THREADS")  # set by conftest: here nobody chose
+    idle = {"cpus": 1.0}
+    monkeypatch.setattr(threads_module, "idle_cpus", lambda sample=0.25: (idle["cpus"], 2))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert main(["train", str(config), "--output", str(tmp / "busy"), "--epochs", "1"]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert lines[0] == said.format("1 thread", 1.0) and lines[1] == f"run folder: {tmp / 'busy'}"
+        assert torch.get_num_threads() == 1  # the other CPU is busy: one thread
+        idle["cpus"] = 2.0
+        assert main(["train", "--resume", str(tmp / "busy"), "--epochs", "2"]) == 0
+        assert capsys.readouterr().out.splitlines()[0] == said.format("2 threads", 2.0)
+        assert torch.get_num_threads() == 2
+        assert main(["train", str(config), "--output", str(tmp / "quiet"), "--epochs", "1", "--quiet"]) == 0
+        assert "training on" not in capsys.readouterr().out and torch.get_num_threads() == 2  # chosen, not said
+        idle["cpus"] = 1.0
+        assert main(["train", str(config), "--output", str(tmp / "mine"), "--epochs", "1", "--threads", "2"]) == 0
+        assert "training on" not in capsys.readouterr().out and torch.get_num_threads() == 2  # --threads wins
+        monkeypatch.setenv("OMP_NUM_THREADS", "2")
+        assert main(["train", str(config), "--output", str(tmp / "omp"), "--epochs", "1"]) == 0
+        assert "training on" not in capsys.readouterr().out and torch.get_num_threads() == 2  # so does OMP_NUM_THREADS
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_summary_and_windows(setup, capsys):

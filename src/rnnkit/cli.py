@@ -75,6 +75,31 @@ def _progress(quiet: bool) -> bool | None:
     return False if quiet else None  # None: a bar on a terminal, tqdm.auto in a notebook, else a line per epoch
 
 
+def _use_threads(threads: int | None, quiet: bool) -> None:
+    """Torch's thread count for training: ``--threads``, else one per idle CPU (``use_threads_for_load``).
+
+    The load's choice is said in one line (but with --quiet); it sets nothing where OMP_NUM_THREADS
+    is set or under torchrun, whose per-rank count stands.
+    """
+    import torch
+
+    from rnnkit.training.threads import use_threads_for_load
+
+    if threads is not None:  # after torchrun's per-rank choice: the user's number wins
+        torch.set_num_threads(threads)
+        return
+    chosen = use_threads_for_load()
+    if chosen and not quiet:
+        click.echo(f"training on {chosen}; --threads N chooses")
+
+
+_THREADS_HELP = (
+    "Torch threads for training (default: one per CPU that other processes leave idle, said in one line; 1 on "
+    "the PyTorch path, RNNKIT_KERNEL=torch, with passive waits; OMP_NUM_THREADS or torchrun's per-rank count "
+    "where set). A recurrent step's threads wait for each other at every time step: a busy core slows them all."
+)
+
+
 _DEVICE_HELP = (
     "Train on auto (CUDA where present, else the CPU), cpu or cuda, instead of the config's "
     "[training] device (a run resumes on any device)."
@@ -98,10 +123,7 @@ def _train_and_report(
     check_devices(config, device)  # cuda without a GPU: one line, before torchrun's ranks join
     # under torchrun: join the ranks (rank 0 alone writes and prints); NCCL when they train on GPUs
     distributed.init_from_env(device=device or config.training.device)
-    if threads is not None:  # after torchrun's per-rank choice: the user's number wins
-        import torch
-
-        torch.set_num_threads(threads)
+    _use_threads(threads, quiet)
     main = distributed.is_main()
     _use_run_folder(output)
     if main:
@@ -143,7 +165,7 @@ def _train_and_report(
     "--threads",
     type=click.IntRange(min=1),
     default=None,
-    help="Torch threads for training (default: one per CPU that other processes leave idle, or OMP_NUM_THREADS).",
+    help=_THREADS_HELP,
 )
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help=_DEVICE_HELP)
 def demo_command(
@@ -156,11 +178,8 @@ def demo_command(
     device: str | None,
 ) -> None:
     """The main job: Chollet's Jena protocol on the embedded 2009-2016 record, beside the published numbers."""
-    from rnnkit.demo import demo_config, use_demo_threads
+    from rnnkit.demo import demo_config
 
-    chosen = use_demo_threads() if threads is None else None
-    if chosen and not quiet:
-        click.echo(f"training on {chosen}; --threads N chooses")
     config = demo_config()
     _train_and_report(config, output or _default_output("demo"), data, epochs, False, quiet, overwrite, threads, device)
 
@@ -188,9 +207,7 @@ def demo_command(
     "--threads",
     type=click.IntRange(min=1),
     default=None,
-    help="Torch threads for training (default: torch's own, all cores; under torchrun one a rank). "
-    "On a busy machine 1 is often much faster: a recurrent step's threads wait for each other "
-    "at every time step.",
+    help=_THREADS_HELP,
 )
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help=_DEVICE_HELP)
 def train_command(
@@ -246,7 +263,7 @@ def train_command(
     "--threads",
     type=click.IntRange(min=1),
     default=None,
-    help="Torch threads for training (default: torch's own, all cores).",
+    help=_THREADS_HELP,
 )
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help=_DEVICE_HELP)
 def backtest_command(
@@ -269,10 +286,7 @@ def backtest_command(
     config = load_config(config_path)
     backtest_settings(config, config_path)
     folder = output or Path("runs") / config.name
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(threads)
+    _use_threads(threads, quiet)
     _use_run_folder(folder)
     click.echo(f"backtest folder: {folder}")
     document = run_backtest(

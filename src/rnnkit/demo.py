@@ -13,16 +13,15 @@ for a choice.
 
 from __future__ import annotations
 
-import os
-
 from rnnkit.config import ExperimentConfig
 from rnnkit.tasks import parse_config
 
-# The demo trains on as many threads as there are idle CPUs (rnnkit.training.threads), unless the
-# user chose (--threads, OMP_NUM_THREADS). Two threads that wait for each other at every time step
-# were far slower on a busy machine when waiting threads spun (SimpleRNN(16), 8 epochs: 615 s with
-# 2 threads against 36 s with 1 on this 2-core machine at load ~10); rnnkit now makes them sleep
-# (OMP_WAIT_POLICY=PASSIVE), and a CPU another process holds is not counted.
+# The demo, like train and backtest, trains on as many threads as there are idle CPUs
+# (rnnkit.training.threads.use_threads_for_load), unless the user chose (--threads, OMP_NUM_THREADS).
+# Two threads that wait for each other at every time step were far slower on a busy machine when
+# waiting threads spun (SimpleRNN(16), 8 epochs: 615 s with 2 threads against 36 s with 1 on this
+# 2-core machine at load ~10); rnnkit now makes them sleep (OMP_WAIT_POLICY=PASSIVE), and a CPU
+# another process holds is not counted.
 
 DEMO: dict = {
     "name": "demo",
@@ -92,28 +91,6 @@ DEMO: dict = {
         ],
     },
 }
-
-
-def use_demo_threads() -> str | None:
-    """The demo's thread count: one per idle CPU, unless the user chose one (``OMP_NUM_THREADS``).
-
-    Returns what was chosen and why, for the console (None when the user chose).
-    """
-    if os.environ.get("OMP_NUM_THREADS"):
-        return None
-    import torch
-
-    from rnnkit.training.threads import threads_for_load
-
-    from rnnkit.layers.kernel import kernel_mode
-
-    threads, why = threads_for_load()
-    if threads > 1 and kernel_mode() == "torch" and os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE":
-        # PyTorch's step loop opens a parallel region per time step, and a passive wait wakes the other
-        # thread each time: the demo on that path took 469 s on 2 threads and 222 s on 1 (2 cores, quiet)
-        threads, why = 1, "1 thread (the PyTorch path, RNNKIT_KERNEL=torch, runs slower on 2 with passive waits)"
-    torch.set_num_threads(threads)
-    return why
 
 
 def demo_config() -> ExperimentConfig:

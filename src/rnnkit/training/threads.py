@@ -5,7 +5,9 @@ another process holds slows the other one down. ``threads_for_load`` counts the 
 process's affinity (``os.sched_getaffinity``) and subtracts what other processes keep busy,
 sampled from ``/proc/stat`` over a fraction of a second; on a quiet machine that is every CPU,
 on a loaded one fewer, and never less than one. Where ``/proc/stat`` cannot be read (not Linux),
-one thread.
+one thread. ``use_threads_for_load`` makes that torch's thread count: the default of ``rnnkit demo``,
+``train`` and ``backtest`` when the user chose none (``--threads``, ``OMP_NUM_THREADS``) and no
+torchrun rank count applies.
 """
 
 from __future__ import annotations
@@ -58,3 +60,25 @@ def threads_for_load(sample: float = 0.25) -> tuple[int, str]:
         threads,
         f"{threads} thread{'s' if threads > 1 else ''} ({idle:.1f} of the {cpus} CPUs this process may use were idle)",
     )
+
+
+def use_threads_for_load() -> str | None:
+    """Set torch's thread count from the load (:func:`threads_for_load`); returns the choice and why, for the console.
+
+    None, and nothing set, when the user chose (``OMP_NUM_THREADS``) or under torchrun
+    (``WORLD_SIZE`` > 1: each rank keeps its own share, ``distributed.init_from_env``). On PyTorch's
+    own path (``RNNKIT_KERNEL=torch``) with passive OpenMP waits, one thread.
+    """
+    if os.environ.get("OMP_NUM_THREADS") or int(os.environ.get("WORLD_SIZE", "1") or "1") > 1:
+        return None
+    import torch
+
+    from rnnkit.layers.kernel import kernel_mode
+
+    threads, why = threads_for_load()
+    if threads > 1 and kernel_mode() == "torch" and os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE":
+        # PyTorch's step loop opens a parallel region per time step, and a passive wait wakes the other
+        # thread each time: the demo on that path took 469 s on 2 threads and 222 s on 1 (2 cores, quiet)
+        threads, why = 1, "1 thread (the PyTorch path, RNNKIT_KERNEL=torch, runs slower on 2 with passive waits)"
+    torch.set_num_threads(threads)
+    return why
