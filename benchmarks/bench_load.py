@@ -14,7 +14,14 @@ affinity, with rnnkit's default path (``auto``), the compiled kernel and rnnkit'
 
 In each condition 1 and 2 threads are measured alternately, ``--repeats`` times, by the wall
 clock (CPU time would add the threads up); printed: the median examples/s of each, and "2/1",
-the 2-thread speed over the 1-thread speed (goal under load: ≥ 0.95, never slower).
+the 2-thread speed over the 1-thread speed (goal under load: ≥ 0.95, never slower). Then
+"rnnkit's choice": the thread count that ``rnnkit demo``, ``train`` and ``backtest`` take when
+nobody chose (``rnnkit.training.threads.chosen_threads``: one per CPU that other processes leave
+idle, 1 on the PyTorch path with passive waits), sampled in the measuring process just before
+each case, in that condition (under "loaded" with the busy loop running); its speed, measured in
+the same alternation (the 1- or 2-thread column itself when it picks 1 or 2), and "choice/1",
+its speed over the 1-thread speed. Under a spinning wait policy the process's own idle OpenMP
+threads may still spin while it samples, and count as busy.
 
     python benchmarks/bench_load.py [--repeats 5] [--steps 3] [--isa LEVEL]
 """
@@ -34,6 +41,7 @@ import torch
 
 from rnnkit.layers import use_kernel
 from rnnkit.layers.recurrent import GRU, LSTM
+from rnnkit.training.threads import chosen_threads
 from rnnkit.training.trainer import denormals_flushed
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -56,19 +64,19 @@ def examples_per_second(step, steps: int) -> float:
     return steps * BATCH / (time.perf_counter() - start)
 
 
-def measure(layer_class, mode: str, repeats: int, steps: int) -> dict[int, float]:
-    """Median examples/s at 1 and 2 threads, measured alternately."""
+def measure(layer_class, mode: str, repeats: int, steps: int, counts: tuple[int, ...] = (1, 2)) -> dict[int, float]:
+    """Median examples/s at each thread count of ``counts``, measured alternately."""
     torch.manual_seed(0)
     x, y = torch.randn(BATCH, TIME, FEATURES), torch.randn(BATCH, 1)
     model = RnnkitModel(layer_class(32, input_size=FEATURES), 32)
     step = make_step(model, x, y)
-    speeds: dict[int, list[float]] = {1: [], 2: []}
+    speeds: dict[int, list[float]] = {threads: [] for threads in counts}
     with use_kernel(mode), denormals_flushed():
-        for threads in (1, 2):  # warm-up, and auto's measurement at each thread count
+        for threads in counts:  # warm-up, and auto's measurement at each thread count
             torch.set_num_threads(threads)
             step()
         for i in range(repeats):
-            for threads in (1, 2) if i % 2 == 0 else (2, 1):
+            for threads in counts if i % 2 == 0 else counts[::-1]:
                 torch.set_num_threads(threads)
                 speeds[threads].append(examples_per_second(step, steps))
     return {threads: statistics.median(values) for threads, values in speeds.items()}
@@ -79,8 +87,11 @@ def child(args: argparse.Namespace) -> None:
     warnings.filterwarnings("ignore")
     for name, layer_class in (("GRU(32)", GRU), ("LSTM(32)", LSTM)):
         for label, mode in PATHS.items():
-            speed = measure(layer_class, mode, args.repeats, args.steps)
-            print(json.dumps({"case": f"{name} {label}", "1": speed[1], "2": speed[2]}), flush=True)
+            with use_kernel(mode):
+                choice, _ = chosen_threads()  # the load now, as the commands sample it before training
+            speed = measure(layer_class, mode, args.repeats, args.steps, tuple(sorted({1, 2, choice})))
+            row = {"case": f"{name} {label}", "1": speed[1], "2": speed[2], "choice": choice, "chosen": speed[choice]}
+            print(json.dumps(row), flush=True)
 
 
 def run_child(policy: str, args: argparse.Namespace) -> dict[str, dict[str, float]]:
@@ -119,8 +130,10 @@ def main() -> None:
     policies = args.policies.split(",")
     print(f"CPUs {first} and {second}; input ({BATCH}, {TIME}, {FEATURES}) float32, forward + backward + Adam, "
           f"wall clock, median of {args.repeats}; load average {os.getloadavg()[0]:.2f} at the start")  # fmt: skip
-    print(f"{'case':<22}{'condition':<10}{'wait policy':<13}{'1 thread ex/s':>15}{'2 threads ex/s':>16}{'2/1':>7}")
+    print(f"{'case':<22}{'condition':<10}{'wait policy':<13}{'1 thread ex/s':>15}{'2 threads ex/s':>16}{'2/1':>7}"
+          + "rnnkit's choice".rjust(17) + f"{'its ex/s':>10}{'choice/1':>10}")  # fmt: skip
     lowest: dict[str, float] = {}
+    lowest_choice: dict[str, float] = {}
     for condition in ("as found", "loaded"):
         spinner = busy_loop(second) if condition == "loaded" else None
         try:
@@ -132,13 +145,16 @@ def main() -> None:
         for case in results[policies[0]]:
             for policy in policies:
                 row = results[policy][case]
-                ratio = row["2"] / row["1"]
+                ratio, chosen = row["2"] / row["1"], row["chosen"] / row["1"]
                 if condition == "loaded":
                     lowest[policy] = min(lowest.get(policy, ratio), ratio)
-                print(f"{case:<22}{condition:<10}{policy:<13}{row['1']:>15,.0f}{row['2']:>16,.0f}{ratio:>7.2f}",
-                      flush=True)  # fmt: skip
+                    lowest_choice[policy] = min(lowest_choice.get(policy, chosen), chosen)
+                threads = f"{row['choice']} thread{'s' if row['choice'] > 1 else ''}"
+                print(f"{case:<22}{condition:<10}{policy:<13}{row['1']:>15,.0f}{row['2']:>16,.0f}{ratio:>7.2f}"
+                      f"{threads:>17}{row['chosen']:>10,.0f}{chosen:>10.2f}", flush=True)  # fmt: skip
     for policy in policies:
-        print(f"lowest 2/1 under load, wait policy {policy}: {lowest[policy]:.2f} (goal >= 0.95)")
+        print(f"lowest 2/1 under load, wait policy {policy}: {lowest[policy]:.2f} (goal >= 0.95); "
+              f"rnnkit's choice over 1 thread: {lowest_choice[policy]:.2f}")  # fmt: skip
     print(f"load average {os.getloadavg()[0]:.2f} at the end")
 
 

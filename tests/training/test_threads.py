@@ -12,7 +12,7 @@ import torch
 
 from rnnkit.layers import use_kernel
 from rnnkit.training import threads as threads_module
-from rnnkit.training.threads import idle_cpus, threads_for_load, use_threads_for_load
+from rnnkit.training.threads import chosen_threads, idle_cpus, threads_for_load, use_threads_for_load
 
 
 def fake_stat(monkeypatch, busy: dict[int, float]) -> None:
@@ -85,9 +85,11 @@ def test_the_pytorch_path_with_passive_waits_trains_on_one_thread(monkeypatch, n
         ("ACTIVE", "torch", 2),
         ("PASSIVE", "compiled", 2),
     ):
-        fake_stat(monkeypatch, {0: 0.0, 1: 0.0})
         monkeypatch.setenv("OMP_WAIT_POLICY", policy)
         with use_kernel(mode):
+            fake_stat(monkeypatch, {0: 0.0, 1: 0.0})
+            assert chosen_threads()[0] == threads, (policy, mode)  # what benchmarks/bench_load.py measures
+            fake_stat(monkeypatch, {0: 0.0, 1: 0.0})
             why = use_threads_for_load()
         assert torch.get_num_threads() == threads, (policy, mode)
         assert why.startswith("1 thread (the PyTorch path" if threads == 1 else "2 threads (2.0 of the 2 CPUs")

@@ -62,23 +62,29 @@ def threads_for_load(sample: float = 0.25) -> tuple[int, str]:
     )
 
 
-def use_threads_for_load() -> str | None:
-    """Set torch's thread count from the load (:func:`threads_for_load`); returns the choice and why, for the console.
-
-    None, and nothing set, when the user chose (``OMP_NUM_THREADS``) or under torchrun
-    (``WORLD_SIZE`` > 1: each rank keeps its own share, ``distributed.init_from_env``). On PyTorch's
-    own path (``RNNKIT_KERNEL=torch``) with passive OpenMP waits, one thread.
-    """
-    if os.environ.get("OMP_NUM_THREADS") or int(os.environ.get("WORLD_SIZE", "1") or "1") > 1:
-        return None
-    import torch
-
+def chosen_threads() -> tuple[int, str]:
+    """(threads, why) that rnnkit trains on when nobody chose: :func:`threads_for_load`'s, or 1 on PyTorch's
+    own path (``RNNKIT_KERNEL=torch``) with passive OpenMP waits."""
     from rnnkit.layers.kernel import kernel_mode
 
     threads, why = threads_for_load()
     if threads > 1 and kernel_mode() == "torch" and os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE":
         # PyTorch's step loop opens a parallel region per time step, and a passive wait wakes the other
         # thread each time: the demo on that path took 469 s on 2 threads and 222 s on 1 (2 cores, quiet)
-        threads, why = 1, "1 thread (the PyTorch path, RNNKIT_KERNEL=torch, runs slower on 2 with passive waits)"
+        return 1, "1 thread (the PyTorch path, RNNKIT_KERNEL=torch, runs slower on 2 with passive waits)"
+    return threads, why
+
+
+def use_threads_for_load() -> str | None:
+    """Set torch's thread count to :func:`chosen_threads`'s; returns the choice and why, for the console.
+
+    None, and nothing set, when the user chose (``OMP_NUM_THREADS``) or under torchrun
+    (``WORLD_SIZE`` > 1: each rank keeps its own share, ``distributed.init_from_env``).
+    """
+    if os.environ.get("OMP_NUM_THREADS") or int(os.environ.get("WORLD_SIZE", "1") or "1") > 1:
+        return None
+    import torch
+
+    threads, why = chosen_threads()
     torch.set_num_threads(threads)
     return why
