@@ -28,6 +28,7 @@
 #include <atomic>
 #include <chrono>
 #include <map>
+#include <new>
 #include <string>
 #include <bit>
 #include <cmath>
@@ -54,6 +55,26 @@ template <typename T>
 constexpr int64_t lanes = VBYTES / sizeof(T);
 
 inline int64_t round_up(int64_t v, int64_t w) { return (v + w - 1) / w * w; }
+
+// Scratch buffers on cache-line (64-byte) boundaries. std::vector's memory is 16-byte aligned, so
+// where malloc happened to put a buffer decided how many of the products' vector loads split a
+// cache line: the same call ran up to 10% slower or faster from one process to the next.
+template <typename T>
+struct LineAligned {
+  using value_type = T;
+  LineAligned() = default;
+  template <typename U>
+  LineAligned(const LineAligned<U>&) {}
+  T* allocate(std::size_t count) {
+    void* memory = ::operator new(count * sizeof(T), std::align_val_t(64));
+    return static_cast<T*>(memory);
+  }
+  void deallocate(T* memory, std::size_t) { ::operator delete(memory, std::align_val_t(64)); }
+  template <typename U>
+  bool operator==(const LineAligned<U>&) const { return true; }
+};
+template <typename T>
+using Buffer = std::vector<T, LineAligned<T>>;
 
 // ---------------------------------------------------------------------------------------------
 // C (rows × N) (+)= A (rows × K) · B (K × N). A's element (r, k) is A[r·ars + k·acs], so that
@@ -120,8 +141,10 @@ void tile_rows(int64_t rows, int64_t K, const T* A, int64_t ars, int64_t acs, co
   if constexpr (RB > 7) if (left == 7) tile<T, 7, CV, ACC>(K, A, ars, acs, B, ldb, C, ldc);
 }
 
-// The column vectors of C are taken CV at a time: 3 where they divide by 3, else 4 (32 registers)
-// or 2 where those divide, else 3s and a narrower remainder.
+// The column vectors of C are taken CV at a time. 32 registers: 3 where they divide by 3, else 4
+// or 2 where those divide, else 3s and a narrower remainder. 16 registers: 3s (4-row tiles, 12
+// multiply-adds for 7 loads) and a remainder of 2s, never 1 (16 vectors: 3+3+3+3+2+2; LSTM(32)'s
+// training pass at avx2 on AMD Zen 3 ran 4% faster than with 6-row tiles of 2, 12 for 8 loads).
 // One row (batch 1): its product is a chain of K dependent multiply-adds per accumulator, so the
 // row is taken in as few tiles as the registers allow (each up to 8 vectors wide, B's vectors and
 // the accumulators in registers), whose chains run side by side: at batch 1 the column groups of
@@ -161,7 +184,7 @@ void gemm(int64_t rows, int64_t N, int64_t K, const T* A, int64_t ars, int64_t a
   int64_t nv = N / W, c0 = 0;
   const int64_t step = nv % 3 == 0 ? 3 : (VREGS >= 32 && nv % 4 == 0 ? 4 : (nv % 2 == 0 ? 2 : 3));
   while (nv > 0) {
-    const int64_t cv = std::min(nv, step);
+    const int64_t cv = VREGS >= 32 ? std::min(nv, step) : (nv == 4 || nv == 2 ? 2 : std::min<int64_t>(nv, 3));
     const T* Bc = B + c0;
     T* Cc = C + c0;
     switch (cv) {
@@ -333,13 +356,13 @@ inline void forward_row(const Problem<T>& p, const T* __restrict gx, const T* __
 template <typename T, int KIND>
 void forward_rows(const Problem<T>& p, int64_t b0, int64_t b1) {
   const int64_t n = p.n, m = p.m, Np = p.Np;
-  std::vector<T> gx_buf(RBLK * Np), gh_buf(RBLK * Np), hm_buf(RBLK * n);
+  Buffer<T> gx_buf(RBLK * Np), gh_buf(RBLK * Np), hm_buf(RBLK * n);
   T *gx = gx_buf.data(), *gh = gh_buf.data(), *hm = hm_buf.data();
   // With a mask ("sample" recurrent dropout), h ⊙ mask for the next step's product is written as
   // each row's h is made, while it is in cache, into next_buf (the chunk's rows): a separate pass
   // over h_{t-1} before each product read it back from H, a row per page.
   const bool carry_mask = p.masked && KIND != GRU_BEFORE;
-  std::vector<T> next_buf(carry_mask ? (b1 - b0) * n : 0);
+  Buffer<T> next_buf(carry_mask ? (b1 - b0) * n : 0);
   for (int64_t s = 0; s < p.steps; s++) {
     const int64_t t = p.t_in(s);
     for (int64_t r0 = b0; r0 < b1; r0 += RBLK) {
@@ -503,10 +526,10 @@ void backward_rows(const Problem<T>& p, const Grads<T>& g, int64_t chunk, int64_
   // summed in one product of K = TB · rows, so that dW is read and written once per TB steps, not
   // once per step (at batch 1 that traffic made LSTM(128)'s backward slower than PyTorch's).
   const int64_t TB = KIND == GRU_BEFORE || b1 - b0 >= RBLK ? 1 : std::min<int64_t>(p.steps, RBLK / (b1 - b0));
-  std::vector<T> dgx_buf(TB * RBLK * Np, T(0)), dgh_buf(two ? TB * RBLK * Np : 0, T(0)), back_buf(RBLK * np),
+  Buffer<T> dgx_buf(TB * RBLK * Np, T(0)), dgh_buf(two ? TB * RBLK * Np : 0, T(0)), back_buf(RBLK * np),
       hm_buf(TB * RBLK * n), x_buf(TB > 1 ? TB * RBLK * m : 0), dx_buf(g.dx ? RBLK * mp : 0);
   // GRU_BEFORE: dgh holds [0, 0, dpc] (with r ⊙ hm), dgr [dpr, dpz, 0] (with hm); drh = U_nᵀ dpc
-  std::vector<T> dgr_buf(KIND == GRU_BEFORE ? RBLK * Np : 0, T(0)), drh_buf(KIND == GRU_BEFORE ? RBLK * np : 0),
+  Buffer<T> dgr_buf(KIND == GRU_BEFORE ? RBLK * Np : 0, T(0)), drh_buf(KIND == GRU_BEFORE ? RBLK * np : 0),
       rh_buf(KIND == GRU_BEFORE ? RBLK * n : 0);
   T* dgx = dgx_buf.data();
   T* dgh = two ? dgh_buf.data() : dgx;
@@ -777,14 +800,14 @@ std::vector<at::Tensor> forward_impl(int64_t kind, bool reverse, const at::Tenso
   auto S = at::empty({keep ? steps : std::min<int64_t>(steps, 2), batch, saved_values(kind) * n}, x.options());
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnnkit_forward", [&] {
     using T = scalar_t;
-    std::vector<T> wihT(m * Np), whhT(n * Np), whhT_n(kind == GRU_BEFORE ? n * Np : 0, T(0));
+    Buffer<T> wihT(m * Np), whhT(n * Np), whhT_n(kind == GRU_BEFORE ? n * Np : 0, T(0));
     transposed_padded<T>(w_ih, Np, wihT.data());
     transposed_padded<T>(w_hh, Np, whhT.data());
     if (kind == GRU_BEFORE)  // U (r ⊙ h) for the n block: its own product, after r
       for (int64_t k = 0; k < n; k++)
         for (int64_t j = 2 * n; j < 3 * n; j++) std::swap(whhT_n[k * Np + j], whhT[k * Np + j]);
-    const std::vector<T> zeros(bx.defined() && bh.defined() ? 0 : Gn, T(0)), ones(mask.defined() ? 0 : n, T(1));
-    const std::vector<T> zero_state(zero_h || zero_c ? batch * n : 0, T(0));
+    const Buffer<T> zeros(bx.defined() && bh.defined() ? 0 : Gn, T(0)), ones(mask.defined() ? 0 : n, T(1));
+    const Buffer<T> zero_state(zero_h || zero_c ? batch * n : 0, T(0));
     auto p = make_problem<T>(kind, reverse, n, x, h0, c0, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), bx, bh,
                              mask, H, S);
     if (zero_h) p.h0 = zero_state.data();
