@@ -110,6 +110,41 @@ def test_linear_baseline_without_ridge_on_fewer_windows_than_weights_is_the_mini
         assert torch.allclose(lin(x), y, atol=1e-4)  # it interpolates the 5 windows
 
 
+@pytest.mark.parametrize("rate,segments,steps", [(1, 1, 1), (2, 1, 3), (3, 3, 1)])
+def test_linear_baseline_on_overlapping_windows_sums_lagged_rows_exactly(rate, segments, steps):
+    # Windows of shift 1 take AᵀA from the rows' lagged products, not from every flattened window:
+    # the same sums to float64 rounding, and the same fit as from the windows as tensors
+    from rnnkit.baselines import _windows_moments
+    from rnnkit.data import make_windows
+
+    rng = np.random.default_rng(rate)
+    parts = [rng.normal(size=(300 + 17 * k, 4)).astype(np.float32) for k in range(segments)]
+    w = make_windows(
+        parts if segments > 1 else parts[0], 12, sampling_rate=rate, horizon=5, targets=1, target_length=steps
+    )
+    gram, xty, n = _windows_moments(w, 12, 4, steps)
+    a = torch.cat([w.x.reshape(len(w), -1).double(), torch.ones(len(w), 1, dtype=torch.float64)], 1)
+    y = w.y.reshape(len(w), -1).double()
+    assert n == len(w) and gram.shape == (49, 49)
+    torch.testing.assert_close(gram, a.T @ a, rtol=1e-12, atol=1e-10)
+    torch.testing.assert_close(xty, a.T @ y, rtol=1e-12, atol=1e-10)
+    fast = LinearBaseline(12, 4, outputs=steps, ridge=1e-3).fit(w)
+    slow = LinearBaseline(12, 4, outputs=steps, ridge=1e-3).fit((w.x, w.y.reshape(len(w), -1)))
+    torch.testing.assert_close(fast.linear.weight, slow.linear.weight, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(fast.linear.bias, slow.linear.bias, rtol=1e-5, atol=1e-6)
+
+
+def test_linear_baseline_on_windows_of_another_shift_sums_batches():
+    from rnnkit.baselines import _windows_moments
+    from rnnkit.data import make_windows
+
+    w = make_windows(np.random.default_rng(0).normal(size=(400, 2)).astype(np.float32), 10, shift=10, targets=0)
+    assert _windows_moments(w, 10, 2, 1) is None  # starts 10 rows apart share no rows
+    lin = LinearBaseline(10, 2).fit(w)
+    ref = LinearBaseline(10, 2).fit((w.x, w.y))
+    torch.testing.assert_close(lin.linear.weight, ref.linear.weight, rtol=0, atol=0)
+
+
 def test_linear_baseline_checks_the_window_shape_and_arguments():
     with pytest.raises(RnnkitError, match=r"expects windows \(batch, 4, 3\), got \(5, 4, 2\)"):
         LinearBaseline(4, 3).fit((torch.zeros(5, 4, 2), torch.zeros(5, 1)))

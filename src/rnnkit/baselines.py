@@ -193,6 +193,67 @@ def _solve_normal_equations(matrix: torch.Tensor, rhs: torch.Tensor) -> torch.Te
     return torch.linalg.lstsq(matrix, rhs, driver="gelsd").solution
 
 
+def _windows_moments(
+    data: Any, sequence_length: int, features: int, outputs: int, most_runs: int = 16
+) -> tuple[torch.Tensor, torch.Tensor, int] | None:
+    """AᵀA and Aᵀy (float64) of the windows of ``data`` flattened with a column of ones (A), and their count.
+
+    For :class:`rnnkit.data.Windows` whose starts form a few runs of consecutive rows (shift 1),
+    else None (the caller sums them batch by batch). Windows that start on consecutive rows share
+    their rows: block (i, j) of XᵀX (input steps i and j, F × F) sums x[u]ᵀ x[u + (j − i)·r] over
+    the rows u = s + i·r of the window starts s, so the blocks of one lag are sums over ranges of
+    rows that slide by r rows from one step to the next. Each lag costs one (F × N) · (N × F)
+    product and the rows that enter and leave the range: on the demo's 34,903 windows of 120 × 19
+    about 3 GFLOP, against 363 for XᵀX over the flattened windows (11 s on one thread here).
+    """
+    from rnnkit.data.windows import Windows
+
+    if not isinstance(data, Windows) or data.return_sequences or len(data) < 2 * sequence_length:
+        return None
+    T, F, r = sequence_length, features, data.sampling_rate
+    if data.sequence_length != T or data.data.shape[1] != F:
+        return None
+    starts = data.start_rows
+    breaks = torch.nonzero(torch.diff(starts) != 1).flatten() + 1
+    if len(breaks) >= most_runs:
+        return None
+    y = data.y.reshape(len(data), -1).double()
+    if y.shape[1] != outputs:
+        return None
+    rows = data.data.double()
+    gram = torch.zeros(T * F + 1, T * F + 1, dtype=torch.float64)
+    xty = torch.zeros(T * F + 1, outputs, dtype=torch.float64)
+    blocks = gram[: T * F, : T * F].view(T, F, T, F)
+
+    def moved(top: int, count: int, shift: int) -> torch.Tensor:
+        """Cumulative sums of x[u]ᵀ x[u + shift] over the r rows from top + k·r, k < count."""
+        u = rows[top : top + count * r].reshape(count, r, F)
+        v = rows[top + shift : top + shift + count * r].reshape(count, r, F)
+        return torch.einsum("krf,krg->kfg", u, v).cumsum(0)
+
+    edges = [0, *breaks.tolist(), len(starts)]
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        first, N = int(starts[lo]), hi - lo  # windows starting at rows first … first + N − 1
+        for i in range(T):  # step i of every window: rows first + i·r … first + i·r + N − 1
+            step = rows[first + i * r : first + i * r + N]
+            xty[i * F : (i + 1) * F] += step.T @ y[lo:hi]
+            gram[T * F, i * F : (i + 1) * F] += step.sum(0)
+        xty[T * F] += y[lo:hi].sum(0)
+        for lag in range(T):
+            L, shift = T - lag, lag * r  # L blocks (i, i + lag), i = 0 … L − 1
+            sums = (rows[first : first + N].T @ rows[first + shift : first + shift + N]).expand(L, F, F).clone()
+            if L > 1:  # from block i − 1 to i the range of rows moves down by r: r rows leave, r enter
+                sums[1:] += moved(first + N, L - 1, shift) - moved(first, L - 1, shift)
+            upper = torch.diagonal(blocks, offset=lag, dim1=0, dim2=2)  # (F, F, L): block (i, i + lag)
+            upper += sums.permute(1, 2, 0)
+            if lag:
+                lower = torch.diagonal(blocks, offset=-lag, dim1=0, dim2=2)  # block (i + lag, i)
+                lower += sums.permute(2, 1, 0)
+    gram[: T * F, T * F] = gram[T * F, : T * F]
+    gram[T * F, T * F] = len(data)
+    return gram, xty, len(data)
+
+
 class LinearBaseline(nn.Module):
     """Linear regression on the flattened window, fit in closed form (least squares or ridge).
 
@@ -224,19 +285,25 @@ class LinearBaseline(nn.Module):
     def fit(self, data: Any, batch_size: int = 4096) -> LinearBaseline:
         """Fit on ``(x, y)`` tensors, indexable data or batches; returns ``self``."""
         d = self.sequence_length * self.features
-        gram = torch.zeros(d + 1, d + 1, dtype=torch.float64)
-        xty = torch.zeros(d + 1, self.outputs, dtype=torch.float64)
-        n = 0
-        for x, y in iter_batches(as_data(data), batch_size):
-            if tuple(x.shape[1:]) != (self.sequence_length, self.features):
-                raise RnnkitError(
-                    f"LinearBaseline expects windows (batch, {self.sequence_length}, {self.features}), got {tuple(x.shape)}"
-                )
-            # (batch, T·F + 1): the flattened window and a constant column for the bias.
-            a = torch.cat([x.reshape(x.shape[0], d).double(), torch.ones(x.shape[0], 1, dtype=torch.float64)], 1)
-            gram.addmm_(a.T, a)  # in place: no (d + 1)² temporary per batch
-            xty.addmm_(a.T, y.reshape(y.shape[0], -1).double())
-            n += x.shape[0]
+        # windows that overlap (shift 1): the sums from the rows' lagged products (rnnkit.data.Windows)
+        moments = _windows_moments(data, self.sequence_length, self.features, self.outputs)
+        if moments is not None:
+            gram, xty, n = moments
+        else:
+            gram = torch.zeros(d + 1, d + 1, dtype=torch.float64)
+            xty = torch.zeros(d + 1, self.outputs, dtype=torch.float64)
+            n = 0
+            for x, y in iter_batches(as_data(data), batch_size):
+                if tuple(x.shape[1:]) != (self.sequence_length, self.features):
+                    raise RnnkitError(
+                        f"LinearBaseline expects windows (batch, {self.sequence_length}, {self.features}), "
+                        f"got {tuple(x.shape)}"
+                    )
+                # (batch, T·F + 1): the flattened window and a constant column for the bias.
+                a = torch.cat([x.reshape(x.shape[0], d).double(), torch.ones(x.shape[0], 1, dtype=torch.float64)], 1)
+                gram.addmm_(a.T, a)  # in place: no (d + 1)² temporary per batch
+                xty.addmm_(a.T, y.reshape(y.shape[0], -1).double())
+                n += x.shape[0]
         if n == 0:
             raise RnnkitError("LinearBaseline.fit needs at least one window, got none")
         penalty = torch.full((d + 1,), self.ridge, dtype=torch.float64)

@@ -171,6 +171,40 @@ def test_torch_tensor_input_and_batch_matches_views(seed):
     assert w.y[17].tolist() == data[51 + 22 + 7, 3:5].tolist()
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"sampling_rate": 1, "horizon": 24},
+        {"sampling_rate": 3, "horizon": 5, "target_length": 4},
+        {"sampling_rate": 2, "horizon": 1, "return_sequences": True},
+        {"sampling_rate": 1, "horizon": 0, "known_future": [2]},
+    ],
+)
+def test_batch_copies_the_rows_of_each_window(seed, options):
+    # batch() copies windows whole from a view of the data: the same rows as a gather by row number
+    data = seed.normal(size=(300, 4)).astype(np.float32)
+    w = make_windows(data, 10, shift=2, targets=[1, 3] if "known_future" not in options else 1, **options)
+    idx = torch.tensor([len(w) - 1, 0, 7, 7, 40])
+    bx, by = w.batch(idx)
+    starts = w.start_rows[idx]
+    rows_in = starts[:, None] + w._input_offsets[None, :]
+    rows_out = starts[:, None] + w._target_offsets[None, :]
+    assert torch.equal(bx, w.data[rows_in]) and bx.is_contiguous()
+    expected = w.data[rows_out][:, :, w.target_index]
+    assert torch.equal(by, expected[:, 0] if by.dim() == 2 else expected)
+    torch.testing.assert_close(bx, w.x[idx], rtol=0, atol=0)
+    torch.testing.assert_close(by, w.y[idx], rtol=0, atol=0)
+
+
+def test_batch_of_windows_on_a_strided_tensor():
+    # a view that is not contiguous (every other column) still gives the right rows
+    full = torch.arange(400, dtype=torch.float32).reshape(100, 4)
+    w = make_windows(full[:, ::2], 5, horizon=1, targets=1)
+    bx, by = w.batch(torch.tensor([3, 0]))
+    assert bx[0, :, 0].tolist() == [12.0, 16.0, 20.0, 24.0, 28.0]
+    assert by[:, 0].tolist() == [34.0, 22.0]
+
+
 def test_gaps_in_timestamps_give_windows_inside_segments_only():
     index = pd.date_range("2024-01-01", periods=10, freq="10min").append(
         pd.date_range("2024-01-02", periods=8, freq="10min")

@@ -7,6 +7,7 @@ import re
 import math
 import time
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -299,6 +300,19 @@ def test_nan_in_the_data_names_the_split_and_first_window(split):
         RnnkitError, match=f"^{split} inputs hold NaN or inf: first in window 6 \\(step 2, feature 1\\)"
     ):
         Trainer(epochs=1).fit(nn.Sequential(nn.Flatten(), nn.Linear(8, 1)), train, val)
+
+
+def test_nan_in_windows_data_found_through_the_rows_check():
+    # Windows are checked row by row (each row once); a NaN put into their rows after they were made
+    # is still reported with the first window that holds it, and one that no window reads is not an error
+    from rnnkit.data import make_windows
+
+    w = make_windows(np.arange(40.0, dtype=np.float32).reshape(20, 2), 4, horizon=1, targets=0)
+    w.data[19, 1] = float("nan")  # column 1 of the last row: an input of no window, nor any target
+    Trainer(epochs=1).fit(nn.Sequential(nn.Flatten(), nn.Linear(8, 1)), w)
+    w.data[9, 1] = float("nan")  # in windows 6 to 9 (steps 3 to 0)
+    with pytest.raises(RnnkitError, match=r"^train inputs hold NaN or inf: first in window 6 \(step 3, feature 1\)"):
+        Trainer(epochs=1).fit(nn.Sequential(nn.Flatten(), nn.Linear(8, 1)), w)
 
 
 def test_check_finite_false_trains_on_nan_as_asked():

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from rnnkit.data.windows import Windows
 from rnnkit.errors import RnnkitError
 from rnnkit.training.batches import as_data, iter_batches
 from rnnkit.training.inference import predict
@@ -213,6 +214,8 @@ def regression_metrics(
 def targets_of(data: Any, batch_size: int = 4096) -> torch.Tensor:
     """All targets ``y`` of tensors, an indexable object or a batch sequence, concatenated."""
     d = as_data(data)
+    if isinstance(d, Windows):  # the targets alone, without gathering every window's inputs
+        return d.y.contiguous()
     return torch.cat([y for _, y in iter_batches(d, batch_size)])
 
 
