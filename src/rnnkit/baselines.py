@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from rnnkit.data.windows import Windows
 from rnnkit.errors import RnnkitError, check_positive_int
 from rnnkit.models.wrapper import Wrapper
 from rnnkit.training.batches import as_data, iter_batches
@@ -206,8 +207,7 @@ def _windows_moments(
     product and the rows that enter and leave the range: on the demo's 34,903 windows of 120 × 19
     about 3 GFLOP, against 363 for XᵀX over the flattened windows (11 s on one thread here).
     """
-    from rnnkit.data.windows import Windows
-
+    # fewer windows than about two lengths: the rows entering and leaving cost more than the windows
     if not isinstance(data, Windows) or data.return_sequences or len(data) < 2 * sequence_length:
         return None
     T, F, r = sequence_length, features, data.sampling_rate

@@ -134,7 +134,7 @@ class Windows:
         data, k = self.data, len(offsets)
         first, step = int(offsets[0]), int(offsets[1] - offsets[0]) if k > 1 else 0
         possible = data.shape[0] - first - (k - 1) * step  # start rows whose k rows all lie in the data
-        if not data.is_contiguous() or possible <= 0 or step < 0:
+        if not data.is_contiguous() or possible <= 0:
             return data[starts[:, None] + offsets[None, :]]
         columns = data.shape[1]
         view = data.as_strided(
