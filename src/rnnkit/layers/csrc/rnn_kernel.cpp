@@ -215,8 +215,9 @@ void gemm_row(int64_t nv, int64_t K, const T* A, int64_t acs, const T* B, int64_
 // is a load and a shuffle, made again for each group of C's columns. With 4 groups or more, A is
 // broadcast once into a scratch copy (each value W times, a vector) that the tiles read with plain
 // loads. Intel Xeon, generic and sse4, interleaved A/B of the kernel alone: the recipe's GRU(64)
-// training 1.05-1.08× as fast, GRU(64) 1.04-1.06×, GRU(128) 1.08-1.11×, LSTM(32) 0.99-1.02×; from
-// 2 groups on, SimpleRNN(16) (2 groups) ran 0.85-0.87×, and with 3 LSTM(32) 0.98×.
+// training 1.05-1.08× as fast, GRU(64) 1.04-1.08×, GRU(128) 1.08-1.11×, LSTM(32) 0.99-1.02×. Made
+// from 2 groups on, the copy ran SimpleRNN(16) (4 vectors: 2 groups) at 0.85-0.87×; from 3 on,
+// LSTM(32) at 0.98×.
 #if (defined(__x86_64__) || defined(__i386__)) && !defined(__AVX__)
 constexpr bool PREBROADCAST = true;
 #else
