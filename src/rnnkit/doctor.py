@@ -91,6 +91,8 @@ def build_lines() -> list[str]:
         lines.append(f"  vectors: {width}-bit, {info['vector_registers']} registers; register tiles (rows × vectors): "
                      f"{info['tile_rows_3']}×3, {info['tile_rows_2']}×2, {info['tile_rows_1']}×1; "
                      f"{info['rows_per_block']} rows a block")  # fmt: skip
+        if info.get("a_broadcast_copy"):
+            lines.append("  products of 4 or more column groups: A broadcast into a copy first (SSE has no broadcast from memory)")
     return lines
 
 

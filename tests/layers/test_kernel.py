@@ -4,6 +4,8 @@ switch (use_kernel, RNNKIT_KERNEL) with its fallback."""
 
 from __future__ import annotations
 
+import platform
+
 import numpy as np
 import pytest
 import torch
@@ -379,6 +381,30 @@ def test_finished_build_is_imported_without_ninja(compiled, monkeypatch, capsys)
     empty = x.new_empty(0)
     H = module.forward(1, False, x, h0, empty, w_ih, w_hh, empty, empty, empty, empty)[0]
     torch.testing.assert_close(H, torch.relu(x @ w_ih.t()), rtol=1e-12, atol=1e-12)  # relu RNN, no recurrence
+
+
+# level: (vector bytes, registers, rows of a 3-vector tile, of a 2-vector tile, A copied broadcast)
+X86_BUILDS = {
+    "generic": (16, 16, 3, 6, 1),  # no FMA: a register for the product's temporary, 3 × 3 tiles
+    "sse4": (16, 16, 3, 6, 1),
+    "avx": (32, 16, 4, 6, 0),
+    "avx2": (32, 16, 4, 6, 0),
+    "avx512": (64, 32, 8, 8, 0),
+}
+
+
+@pytest.mark.skipif(
+    platform.machine().lower() not in ("x86_64", "amd64") or kernel.isa_level() not in X86_BUILDS,
+    reason="the x86 levels' builds (not native, whose build follows the CPU)",
+)
+def test_the_build_has_its_levels_vectors_and_tiles(compiled):
+    info = kernel.extension().info()
+    got = (info["vector_bytes"], info["vector_registers"], info["tile_rows_3"], info["tile_rows_2"],
+           info["a_broadcast_copy"])  # fmt: skip
+    want = X86_BUILDS[kernel.isa_level()]
+    if kernel.isa_level() == "avx" and "-mfma" not in kernel.isa_flags():  # AVX without FMA (Sandy Bridge)
+        want = (32, 16, 3, 6, 0)
+    assert got == want
 
 
 def test_build_name_follows_the_cpu_and_the_source(monkeypatch):

@@ -1019,10 +1019,12 @@ double peak_gflops(double seconds) {
   return 2.0 * A * (VBYTES / 4) * 4096.0 * rounds / elapsed / 1e9;
 }
 
-// What this build is: its vector width and register count, and the register tiles they give.
+// What this build is: its vector width and register count, the register tiles they give, and
+// whether A is broadcast into a copy first (the SSE builds, see `gemm`).
 std::map<std::string, int64_t> build_info() {
   return {{"vector_bytes", VBYTES}, {"vector_registers", VREGS}, {"rows_per_block", RBLK},
-          {"tile_rows_3", rows_for<3>}, {"tile_rows_2", rows_for<2>}, {"tile_rows_1", rows_for<1>}};
+          {"tile_rows_3", rows_for<3>}, {"tile_rows_2", rows_for<2>}, {"tile_rows_1", rows_for<1>},
+          {"a_broadcast_copy", PREBROADCAST ? 1 : 0}};
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, module) {
