@@ -92,7 +92,9 @@ def build_lines() -> list[str]:
                      f"{info['tile_rows_3']}×3, {info['tile_rows_2']}×2, {info['tile_rows_1']}×1; "
                      f"{info['rows_per_block']} rows a block")  # fmt: skip
         if info.get("a_broadcast_copy"):
-            lines.append("  products of 4 or more column groups: A broadcast into a copy first (SSE has no broadcast from memory)")
+            lines.append(
+                "  products of 4 or more column groups: A broadcast into a copy first (SSE has no broadcast from memory)"
+            )
     return lines
 
 
