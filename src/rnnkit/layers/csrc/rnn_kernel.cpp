@@ -211,42 +211,13 @@ void gemm_row(int64_t nv, int64_t K, const T* A, int64_t acs, const T* B, int64_
   }
 }
 
-// SSE (the x86 builds without AVX: generic, sse4) has no broadcast from memory: a broadcast of A
-// is a load and a shuffle, made again for each group of C's columns. With 4 groups or more, A is
-// broadcast once into a scratch copy (each value W times, a vector) that the tiles read with plain
-// loads. Intel Xeon, generic and sse4, interleaved A/B of the kernel alone: the recipe's GRU(64)
-// training 1.05-1.08× as fast, GRU(64) 1.04-1.08×, GRU(128) 1.08-1.11×, LSTM(32) 0.99-1.02×. Made
-// from 2 groups on, the copy ran SimpleRNN(16) (4 vectors: 2 groups) at 0.85-0.87×; from 3 on,
-// LSTM(32) at 0.98×.
-#if (defined(__x86_64__) || defined(__i386__)) && !defined(__AVX__)
-constexpr bool PREBROADCAST = true;
-#else
-constexpr bool PREBROADCAST = false;
-#endif
-
-template <typename T, bool ACC, bool PB>
-void gemm_cols(int64_t rows, int64_t nv, int64_t K, const T* A, int64_t ars, int64_t acs, const T* B, int64_t ldb,
-               T* C, int64_t ldc);
-
-template <typename T, bool ACC>
-void gemm(int64_t rows, int64_t N, int64_t K, const T* A, int64_t ars, int64_t acs, const T* B, int64_t ldb, T* C,
-          int64_t ldc) {
-  constexpr int64_t W = lanes<T>;
-  if (rows == 1) return gemm_row<T, ACC>(N / W, K, A, acs, B, ldb, C);
-  if constexpr (PREBROADCAST) {
-    int64_t groups = 0;  // the groups of C's columns, as gemm_cols takes them (3s, then 2s)
-    for (int64_t left = N / W; left > 0; groups++) left -= (left == 4 || left == 2) ? 2 : std::min<int64_t>(left, 3);
-    if (groups >= 4) {
-      using V = typename Vec<T>::V;
-      thread_local Buffer<T> scratch;
-      if (scratch.size() < static_cast<std::size_t>(rows * K * W)) scratch.resize(rows * K * W);
-      T* out = scratch.data();
-      for (int64_t r = 0; r < rows; r++)
-        for (int64_t k = 0; k < K; k++) *reinterpret_cast<V*>(out + (r * K + k) * W) = A[r * ars + k * acs] - V{};
-      return gemm_cols<T, ACC, true>(rows, N / W, K, out, K * W, W, B, ldb, C, ldc);
-    }
-  }
-  gemm_cols<T, ACC, false>(rows, N / W, K, A, ars, acs, B, ldb, C, ldc);
+// The width in vectors of the next group of C's columns, `left` vectors to go (see above): 32
+// registers take `step` (column_step of the row's vectors), 16 registers 3s and a remainder of 2s.
+inline int64_t column_step(int64_t nv) {
+  return nv % 3 == 0 ? 3 : (VREGS >= 32 && nv % 4 == 0 ? 4 : (nv % 2 == 0 ? 2 : 3));
+}
+inline int64_t group_width(int64_t left, int64_t step) {
+  return VREGS >= 32 ? std::min(left, step) : (left == 4 || left == 2 ? 2 : std::min<int64_t>(left, 3));
 }
 
 template <typename T, bool ACC, bool PB>
@@ -254,9 +225,9 @@ void gemm_cols(int64_t rows, int64_t nv, int64_t K, const T* A, int64_t ars, int
                T* C, int64_t ldc) {
   constexpr int64_t W = lanes<T>;
   int64_t c0 = 0;
-  const int64_t step = nv % 3 == 0 ? 3 : (VREGS >= 32 && nv % 4 == 0 ? 4 : (nv % 2 == 0 ? 2 : 3));
+  const int64_t step = column_step(nv);
   while (nv > 0) {
-    const int64_t cv = VREGS >= 32 ? std::min(nv, step) : (nv == 4 || nv == 2 ? 2 : std::min<int64_t>(nv, 3));
+    const int64_t cv = group_width(nv, step);
     const T* Bc = B + c0;
     T* Cc = C + c0;
     switch (cv) {
@@ -270,6 +241,40 @@ void gemm_cols(int64_t rows, int64_t nv, int64_t K, const T* A, int64_t ars, int
     nv -= cv;
     c0 += cv * W;
   }
+}
+
+// SSE (the x86 builds without AVX: generic, sse4) has no broadcast from memory: a broadcast of A
+// is a load and a shuffle, made again for each group of C's columns. With 4 groups or more, A is
+// broadcast once into a scratch copy (each value W times, a vector) that the tiles read with plain
+// loads. Intel Xeon, generic and sse4, interleaved A/B of the kernel alone: the recipe's GRU(64)
+// training 1.05-1.08× as fast, GRU(64) 1.04-1.08×, GRU(128) 1.08-1.11×, LSTM(32) 0.99-1.02×. Made
+// from 2 groups on, the copy ran SimpleRNN(16) (4 vectors: 2 groups) at 0.85-0.87×; from 3 on,
+// LSTM(32) at 0.98×.
+#if (defined(__x86_64__) || defined(__i386__)) && !defined(__AVX__)
+constexpr bool PREBROADCAST = true;
+#else
+constexpr bool PREBROADCAST = false;
+#endif
+
+template <typename T, bool ACC>
+void gemm(int64_t rows, int64_t N, int64_t K, const T* A, int64_t ars, int64_t acs, const T* B, int64_t ldb, T* C,
+          int64_t ldc) {
+  constexpr int64_t W = lanes<T>;
+  if (rows == 1) return gemm_row<T, ACC>(N / W, K, A, acs, B, ldb, C);
+  if constexpr (PREBROADCAST) {
+    int64_t groups = 0;  // the groups of C's columns, as gemm_cols takes them
+    for (int64_t left = N / W, step = column_step(N / W); left > 0; groups++) left -= group_width(left, step);
+    if (groups >= 4) {
+      using V = typename Vec<T>::V;
+      thread_local Buffer<T> scratch;
+      if (scratch.size() < static_cast<std::size_t>(rows * K * W)) scratch.resize(rows * K * W);
+      T* out = scratch.data();
+      for (int64_t r = 0; r < rows; r++)
+        for (int64_t k = 0; k < K; k++) *reinterpret_cast<V*>(out + (r * K + k) * W) = A[r * ars + k * acs] - V{};
+      return gemm_cols<T, ACC, true>(rows, N / W, K, out, K * W, W, B, ldb, C, ldc);
+    }
+  }
+  gemm_cols<T, ACC, false>(rows, N / W, K, A, ars, acs, B, ldb, C, ldc);
 }
 
 // ---------------------------------------------------------------------------------------------
