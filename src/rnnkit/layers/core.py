@@ -17,7 +17,7 @@ from torch import nn
 
 from rnnkit.errors import RnnkitError, check_bool, check_positive_int
 from rnnkit.layers import activations, regularizers
-from rnnkit.layers.base import Layer
+from rnnkit.layers.base import Layer, parameter
 
 Shape = tuple[int | None, ...]
 
@@ -112,17 +112,19 @@ class Dense(Layer):
         if x.dim() < 2:
             raise RnnkitError(f"Dense expects inputs of shape (batch, ..., features), got shape {tuple(x.shape)}")
         self.maybe_build(x)
-        # the parameters looked up once (each look-up is a trip through nn.Module.__getattr__: a
-        # batch-1 call is a few microseconds, and they add up)
-        kernel, bias = self.kernel, self.bias
+        kernel, bias = parameter(self, "kernel"), parameter(self, "bias")
         if x.dtype != kernel.dtype:
             x = self.cast_input(x)
         if x.shape[-1] != self.input_size:
             raise RnnkitError(
                 f"Dense was built for {self.input_size} input features, got {x.shape[-1]} (input shape {tuple(x.shape)})"
             )
-        # F.linear wants (out, in); the transpose is a view, addmm reads it without a copy
-        y = F.linear(x, kernel.t(), bias)
+        if x.dim() == 2 and bias is not None:
+            # F.linear's own call for a 2-D input with a bias (the same values), without its two
+            # transposes: 1.5 µs against 2.7 µs at batch 1
+            y = torch.addmm(bias, x, kernel)
+        else:  # F.linear wants (out, in); the transpose is a view, addmm reads it without a copy
+            y = F.linear(x, kernel.t(), bias)
         activation = self.activation
         return y if activation is activations.linear_function else activation(y)
 

@@ -45,7 +45,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from rnnkit.errors import RnnkitError, check_bool, check_positive_int
 from rnnkit.layers import activations, kernel, regularizers
-from rnnkit.layers.base import Layer
+from rnnkit.layers.base import Layer, parameter
 from rnnkit.layers.cells import GRUCell, LSTMCell, RecurrentCell, SimpleRNNCell, State
 from rnnkit.layers.gru_sequence import GRUSequenceWithRecurrentMask
 
@@ -261,19 +261,22 @@ class RNN(Layer):
 
     def _kernel_biases(self, cell: Any = None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """(input bias, recurrent bias) for the compiled kernel; the recurrent one for GRU only."""
-        return ((self.cell if cell is None else cell).bias if self.use_bias else None), None
+        return (parameter(self.cell if cell is None else cell, "bias") if self.use_bias else None), None
 
     def _weight_dtype(self) -> torch.dtype | None:
         return self.cell.weight_ih.dtype if self.built else None
 
-    def _kernel_applies(self, x: torch.Tensor, mask: torch.Tensor | None = None, cell: Any = None) -> bool:
-        """Whether the compiled kernel runs this call; in ``auto`` mode, the faster path by measurement."""
+    def _kernel_applies(self, x: torch.Tensor, mask: torch.Tensor | None = None, weight: Any = None) -> bool:
+        """Whether the compiled kernel runs this call; in ``auto`` mode, the faster path by measurement.
+
+        ``weight``: the cell's ``weight_ih`` where the caller has it (a look-up saved)."""
         if not self.built or self._force_loop:
             return False
         mode = kernel.kernel_mode()
         if mode == "torch":
             return False
-        weight = (self.cell if cell is None else cell).weight_ih
+        if weight is None:
+            weight = self.cell.weight_ih
         backward = torch.is_grad_enabled() and weight.requires_grad
         # the layer remembers its decisions by everything they depend on: a call's overhead stays a
         # dict look-up (a batch-1 inference call is tens of microseconds)
@@ -486,15 +489,17 @@ class RNN(Layer):
         if x.dim() != 3:
             raise RnnkitError(f"input must be 3-D (batch, time, features), got shape {tuple(x.shape)}")
         self.maybe_build(x)
-        # a submodule: each self.cell is a trip through nn.Module.__getattr__ (a batch-1 inference
-        # call is tens of microseconds, and such look-ups were a fifth of the layer's own time)
-        cell = self.cell
-        if x.dtype != cell.weight_ih.dtype:
+        # a submodule and its parameters: each self.cell or cell.weight_ih is a trip through
+        # nn.Module.__getattr__ (a batch-1 inference call is tens of microseconds, and such look-ups
+        # were a fifth of the layer's own time), so each is looked up once, past it
+        cell = self._modules["cell"]
+        weight_ih = parameter(cell, "weight_ih")
+        if x.dtype != weight_ih.dtype:
             x = self.cast_input(x)
         if x.shape[-1] != self.input_size:
             raise RnnkitError(f"input features must equal input_size={self.input_size}, got {x.shape[-1]}")
         mask = _check_mask(mask, x)
-        compiled = self._kernel_applies(x, mask, cell)
+        compiled = self._kernel_applies(x, mask, weight_ih)
         state: State | None
         if initial_state is None and (not self.stateful or self._states is None):
             # zeros; the kernel makes its own (None), the other paths need them as tensors
@@ -512,7 +517,7 @@ class RNN(Layer):
         self.__dict__["last_dropout_mask"], self.__dict__["last_recurrent_dropout_mask"] = input_mask, recurrent_mask
         if input_mask is not None:
             x = x * input_mask.unsqueeze(1)  # the same mask at every step
-        weight_hh: torch.Tensor = cell.weight_hh
+        weight_hh: torch.Tensor = parameter(cell, "weight_hh")
         if recurrent_mask is not None and recurrent_mask.dim() == 1:
             # (h ⊙ m) Uᵀ == h (U diag(m))ᵀ: scale the columns of weight_hh (G·n, n)
             weight_hh = weight_hh * recurrent_mask
@@ -524,7 +529,7 @@ class RNN(Layer):
             if mask is not None:  # padded steps are skipped; zeros keep their x out of Xᵀ·dG even when not finite
                 x = torch.where(mask.unsqueeze(-1), x, torch.zeros_like(x))
             sequence, state = kernel.run(
-                self._kernel_kind(), self.go_backwards, x, state, cell.weight_ih, weight_hh, b_ih, b_hh,
+                self._kernel_kind(), self.go_backwards, x, state, weight_ih, weight_hh, b_ih, b_hh,
                 recurrent_mask, mask,
             )  # fmt: skip
             if not self.return_sequences:
@@ -720,7 +725,7 @@ class GRU(RNN):
         if not self.use_bias:
             return None, None
         cell = self.cell if cell is None else cell
-        return cell.bias_ih, cell.bias_hh
+        return parameter(cell, "bias_ih"), parameter(cell, "bias_hh")
 
     def get_config(self):
         return {
