@@ -30,3 +30,20 @@ def test_the_demo_reads_the_record_even_with_station_exports_in_the_data_dir(mon
     assert published == {"persistence": (2.44, 2.62), "LSTM(16)": (None, 2.55)}
     names = [m.name for m in config.models]
     assert [n.split("(")[0] for n in names[:3]] == ["SimpleRNN", "LSTM", "GRU"] and names[3].startswith("recipe")
+
+
+def test_the_doctors_demo_shapes_are_the_demos(monkeypatch, tmp_path):
+    """`make`'s set-up measures auto's verdicts for the demo's calls (rnnkit.doctor.measure_demo_classes)
+    from these shapes: the demo's windows, its training batches and its evaluation batches."""
+    from rnnkit import doctor
+
+    monkeypatch.setenv("RNNKIT_DATA_DIR", str(tmp_path))
+    config = demo_config()
+    prepared = prepare(config, load_frame(config))
+    train, val, test = (prepared.windows[part].x for part in ("train", "val", "test"))
+    assert train.shape == (34_903, config.windows.sequence_length, doctor.DEMO_FEATURES)
+    batch = config.training.batch_size
+    assert doctor.DEMO_TRAINING_BATCHES == (batch, len(train) % batch) == (256, 87)
+    # validation loss at the training batch size (17,380 = 67 x 256 + 228), scores at 1024 (16 x 1024 + 996):
+    # the last batches fall in the same power-of-two classes as the full ones
+    assert len(val) == len(test) == 17_380 and doctor.DEMO_INFERENCE_BATCHES == (batch, 1024)

@@ -6,6 +6,8 @@ each shape class measured so far on this machine (with the measured speed-up of 
 over PyTorch's path), and torch's threads and BLAS. ``measure=True`` first measures a
 standard set of shape classes (GRU, LSTM and SimpleRNN; batch 1, 32 and 256; 32 and 128 units;
 training and inference), a few seconds, so that the table is complete before a first run.
+``python -m rnnkit.doctor build`` (``make``'s set-up) builds the kernel and measures the demo's own
+shape classes, so that the first ``rnnkit demo`` spends none of its time on either.
 
 Example::
 
@@ -112,6 +114,42 @@ def measure_standard_classes() -> None:
                 layer(x)
 
 
+# The demo's calls (``rnnkit demo``: 34,903 training windows of (120, 19) from the embedded record,
+# batches of 256): training on full batches and on the epoch's last 87 windows; inference on the
+# validation loss's batches of 256 (and the last 228) and on the scores' batches of 1024 (and 996).
+# auto's classes round batch, steps and features to powers of two, so these four cover the rest.
+DEMO_FEATURES = 19
+DEMO_TRAINING_BATCHES = (256, 87)
+DEMO_INFERENCE_BATCHES = (256, 1024)
+
+
+def measure_demo_classes() -> int:
+    """Run the demo's models once at each of its shape classes (training and inference), on the
+    thread count the demo would choose now, so that ``auto`` measures them here and not in the
+    first ``rnnkit demo`` (its 16 classes took seconds of it). Returns how many classes were new."""
+    from rnnkit.config import build_layer
+    from rnnkit.demo import demo_config
+    from rnnkit.models import Sequential
+    from rnnkit.training.threads import use_threads_for_load
+
+    config = demo_config()
+    steps = config.windows.sequence_length
+    use_threads_for_load()
+    before = len(kernel.auto_verdicts())
+    generator = torch.Generator().manual_seed(0)
+    with torch.random.fork_rng(devices=[]):
+        for spec in config.models:
+            model = Sequential(*[build_layer(layer) for layer in spec.layers], input_shape=(steps, DEMO_FEATURES))
+            model.train()
+            for batch in DEMO_TRAINING_BATCHES:
+                model(torch.randn(batch, steps, DEMO_FEATURES, generator=generator)).sum().backward()
+            model.eval()
+            with torch.no_grad():
+                for batch in DEMO_INFERENCE_BATCHES:
+                    model(torch.randn(batch, steps, DEMO_FEATURES, generator=generator))
+    return len(kernel.auto_verdicts()) - before
+
+
 def verdict_lines() -> list[str]:
     """``auto``'s verdicts: one line per shape class measured on this machine and build."""
     if kernel.kernel_mode() == "torch" or kernel.extension() is None:
@@ -174,8 +212,20 @@ if __name__ == "__main__":  # python -m rnnkit.doctor levels: the levels this CP
 
     if sys.argv[1:] == ["levels"]:
         print(" ".join(runnable_levels()))
-    elif sys.argv[1:] == ["build"]:  # make's set-up: build (or load) the kernel now, not at a first run
+    elif sys.argv[1:] == ["build"]:
+        # make's set-up: build (or load) the kernel, and measure auto's verdicts for the demo's calls,
+        # now and not at a first run
         if kernel.kernel_mode() != "torch" and kernel.extension() is not None:
             print(f"rnnkit: CPU kernel ready ({kernel.isa_level()}): {kernel.build_folder()}")
+            if kernel.kernel_mode() == "auto":
+                start = time.perf_counter()
+                try:
+                    new = measure_demo_classes()
+                except Exception as error:  # the set-up goes on: the first demo then measures them itself
+                    print(f"rnnkit: auto's verdicts for the demo were not measured ({type(error).__name__}: {error})")
+                    new = 0
+                if new:
+                    print(f"rnnkit: auto measured the demo's {new} new shape classes in {time.perf_counter() - start:.1f} s "
+                          f"(`rnnkit doctor` lists the verdicts)")  # fmt: skip
     else:
         print(report(measure="--measure" in sys.argv[1:]))

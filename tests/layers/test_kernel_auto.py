@@ -234,3 +234,26 @@ def test_a_close_call_of_microseconds_gets_rounds_until_the_budget_is_spent(monk
     calls.clear()
     kernel.time_paths(call, repeats=3, close=1.15, extra=6, budget=1.0, most=40)
     assert len(calls) // 2 - 1 == 40  # the budget not spent: at most `most` rounds
+
+
+def test_the_setup_measures_the_demos_shape_classes(verdicts, monkeypatch):
+    """`python -m rnnkit.doctor build` (make's set-up) runs the demo's models at its 16 shape classes, so
+    that auto measures them there and not in the first `rnnkit demo`; a second run finds nothing new."""
+    from rnnkit import doctor
+
+    timed = []
+    monkeypatch.setattr(kernel, "time_paths", lambda call: timed.append(call) or (1e-3, 2e-3))
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    threads = torch.get_num_threads()
+    try:
+        assert doctor.measure_demo_classes() == 16 == len(timed)
+        chosen = torch.get_num_threads()  # the demo's own choice (one per idle CPU)
+        assert doctor.measure_demo_classes() == 0 and len(timed) == 16
+    finally:
+        torch.set_num_threads(threads)
+    keys = set(kernel.auto_verdicts())
+    for layer, units in (("SimpleRNN/rnn_tanh", 16), ("LSTM/lstm", 16), ("GRU/gru", 16), ("GRU/gru", 64)):
+        for phase, batch in (("training", 256), ("training", 64), ("inference", 256), ("inference", 1024)):
+            assert (f"{layer} float32 {phase} batch~{batch} steps~128 units~{units} features~16 threads={chosen} "
+                    "vs fused operator") in keys  # fmt: skip
+    assert all(v["path"] == "kernel" for v in kernel.auto_verdicts().values())

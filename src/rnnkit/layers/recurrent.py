@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -492,7 +492,7 @@ class RNN(Layer):
         # a submodule and its parameters: each self.cell or cell.weight_ih is a trip through
         # nn.Module.__getattr__ (a batch-1 inference call is tens of microseconds, and such look-ups
         # were a fifth of the layer's own time), so each is looked up once, past it
-        cell = self._modules["cell"]
+        cell = cast(RecurrentCell, self._modules["cell"])
         weight_ih = parameter(cell, "weight_ih")
         if x.dtype != weight_ih.dtype:
             x = self.cast_input(x)
