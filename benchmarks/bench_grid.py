@@ -109,13 +109,14 @@ def cell(layer_name: str, units: int, batch: int, features: int, training: bool,
 
 
 def low_cells(path: str, goal: float = 0.97) -> list[tuple[str, float]]:
-    """(cell name, auto/best) of an earlier output's cells under ``goal``."""
+    """(cell name, auto/best) of an earlier output's cells under ``goal`` (a recheck's output too,
+    whose lines end with "(was X)")."""
     cells = []
     for line in open(path, encoding="utf-8"):
-        words = line.split()
+        words = line.split("(was")[0].split()
         if len(words) >= 10 and words[0].split("(")[0] in RECURRENT_LAYERS and words[3] in ("train", "infer"):
-            if float(words[-1]) < goal:
-                cells.append((" ".join(words[:4]), float(words[-1])))
+            if float(words[9]) < goal:
+                cells.append((" ".join(words[:4]), float(words[9])))
     return cells
 
 
