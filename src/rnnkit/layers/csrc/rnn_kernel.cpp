@@ -855,9 +855,10 @@ Prepared prepare(int64_t kind, const at::Tensor& x, const at::Tensor& h0, const 
 at::Tensor dense(const at::Tensor& t) { return t.is_contiguous() ? t : t.contiguous(); }
 
 // w (rows, cols), any strides -> out (cols, ld) = wᵀ, zeros past its rows: a loop, not ATen
-// operators, whose dispatch was a large part of a batch-1 inference call. Written row by row of
-// out, each once (a fill of the whole of out first, then strided writes: 14% of LSTM(32)'s
-// batch-1 inference call)
+// operators, whose dispatch was a large part of a batch-1 inference call. Taken in blocks of 8 of
+// w's rows, so that each row of out gets 8 consecutive values at a time, and each value is written
+// once (a zero fill of all of out and then one value per line of out, as before, was 14% of
+// LSTM(32)'s batch-1 inference call, and LSTM(128)'s ran 1.4-2.0x as fast without it)
 template <typename T>
 void transposed_padded(const at::Tensor& w, int64_t ld, T* out) {
   const int64_t rows = w.size(0), cols = w.size(1), s0 = w.stride(0), s1 = w.stride(1);
