@@ -241,19 +241,23 @@ def test_the_setup_measures_the_demos_shape_classes(verdicts, monkeypatch):
     that auto measures them there and not in the first `rnnkit demo`; a second run finds nothing new."""
     from rnnkit import doctor
 
+    from rnnkit.training import threads as thread_choice
+
     timed = []
     monkeypatch.setattr(kernel, "time_paths", lambda call: timed.append(call) or (1e-3, 2e-3))
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    # the demo's own choice, one thread per idle CPU, fixed here: the test's own load must not move it
+    monkeypatch.setattr(thread_choice, "chosen_threads", lambda: (2, "2 idle CPUs"))
     threads = torch.get_num_threads()
     try:
         assert doctor.measure_demo_classes() == 16 == len(timed)
-        chosen = torch.get_num_threads()  # the demo's own choice (one per idle CPU)
+        assert torch.get_num_threads() == 2
         assert doctor.measure_demo_classes() == 0 and len(timed) == 16
     finally:
         torch.set_num_threads(threads)
     keys = set(kernel.auto_verdicts())
     for layer, units in (("SimpleRNN/rnn_tanh", 16), ("LSTM/lstm", 16), ("GRU/gru", 16), ("GRU/gru", 64)):
         for phase, batch in (("training", 256), ("training", 64), ("inference", 256), ("inference", 1024)):
-            assert (f"{layer} float32 {phase} batch~{batch} steps~128 units~{units} features~16 threads={chosen} "
+            assert (f"{layer} float32 {phase} batch~{batch} steps~128 units~{units} features~16 threads=2 "
                     "vs fused operator") in keys  # fmt: skip
     assert all(v["path"] == "kernel" for v in kernel.auto_verdicts().values())
