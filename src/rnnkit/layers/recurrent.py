@@ -266,17 +266,15 @@ class RNN(Layer):
     def _weight_dtype(self) -> torch.dtype | None:
         return self.cell.weight_ih.dtype if self.built else None
 
-    def _kernel_applies(self, x: torch.Tensor, mask: torch.Tensor | None = None, weight: Any = None) -> bool:
+    def _kernel_applies(self, x: torch.Tensor, mask: torch.Tensor | None, weight: torch.Tensor) -> bool:
         """Whether the compiled kernel runs this call; in ``auto`` mode, the faster path by measurement.
 
-        ``weight``: the cell's ``weight_ih`` where the caller has it (a look-up saved)."""
+        ``weight``: the cell's ``weight_ih``, which the caller has looked up already."""
         if not self.built or self._force_loop:
             return False
         mode = kernel.kernel_mode()
         if mode == "torch":
             return False
-        if weight is None:
-            weight = self.cell.weight_ih
         backward = torch.is_grad_enabled() and weight.requires_grad
         # the layer remembers its decisions by everything they depend on: a call's overhead stays a
         # dict look-up (a batch-1 inference call is tens of microseconds)
